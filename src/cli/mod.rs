@@ -1,0 +1,45 @@
+//! Command-line entry points, one file per subcommand. Parsing happens here (clap); each
+//! subcommand validates its arguments into the configuration of the layer it drives.
+
+mod log;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: a Kafka-compatible streaming platform, thread-per-core.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with a partition log directory directly: inspect it, or load it with synthetic
+    /// appends (for benchmarks and crash tests).
+    Log(log::LogArgs),
+}
+
+/// Parses the command line and runs the subcommand; errors print one line and exit non-zero.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Log(args) => log::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,76 @@
+//! Every bound in Sluice, named, with the relationships between them checked at compile time.
+//! A limit that a user may change is a flag whose default comes from here, and whose accepted
+//! range is checked against the `*_MIN`/`*_MAX` here when the configuration is validated.
+
+/// Bytes of a v2 record batch header, up to and including `recordsCount`.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before a batch's `batchLength` counts (`baseOffset` + `batchLength`), Kafka's
+/// `LOG_OVERHEAD`.
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+/// Where `batchLength` sits in the batch header.
+pub const BATCH_LENGTH_OFFSET: usize = 8;
+
+/// Longest topic name Kafka accepts (so that `<topic>-<partition>` fits a file name).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// The block size of direct I/O: buffers, file positions and write lengths are multiples of it.
+pub const BLOCK_BYTES: u64 = 4096;
+
+/// Default `segment.bytes`, as in Kafka.
+pub const SEGMENT_BYTES_DEFAULT: u32 = 1024 * 1024 * 1024;
+/// Smallest `segment.bytes` accepted (Kafka allows 14 bytes; one block is the useful floor for
+/// direct I/O, tests use it to roll often).
+pub const SEGMENT_BYTES_MIN: u32 = BLOCK_BYTES as u32;
+/// Largest `segment.bytes`: positions in the offset index are u32.
+pub const SEGMENT_BYTES_MAX: u32 = i32::MAX as u32;
+/// Default `segment.ms` (7 days, as in Kafka).
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default `index.interval.bytes`: an offset index entry every this many log bytes.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Bytes of one offset index entry: relative offset u32 + position u32.
+pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
+/// Bytes of one time index entry: timestamp i64 + relative offset u32.
+pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+
+/// Default `max.message.bytes` (Kafka's 1 MiB plus the batch overhead).
+pub const MAX_MESSAGE_BYTES_DEFAULT: u32 = 1024 * 1024 + 12;
+/// The hard cap on one batch, whatever `max.message.bytes` says: a batch must fit one segment's
+/// u32 positions and one flush buffer.
+pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
+
+/// Log files grow by preallocated extents of this size, so a flush rarely changes the file size
+/// (which would make fdatasync write metadata too).
+pub const PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
+/// The most bytes one flush writes with one `write` call; a larger backlog goes in several
+/// writes before the one fdatasync. Bounds the DMA buffer a flush allocates.
+pub const FLUSH_WRITE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Default `--flush-interval-ms` for `flush-mode interval`.
+pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
+
+/// Default per-shard budget for the in-memory cache of recently appended batches.
+pub const BATCH_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// How many bytes a read walks per direct read when it scans batch headers in a segment.
+pub const SCAN_READ_BYTES: usize = 64 * 1024;
+
+/// Default `delete.retention.ms` (one day, as in Kafka).
+pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+
+const _: () = assert!(SEGMENT_BYTES_MIN as u64 % BLOCK_BYTES == 0);
+const _: () = assert!(PREALLOCATE_BYTES % BLOCK_BYTES == 0);
+const _: () = assert!(FLUSH_WRITE_BYTES_MAX as u64 % BLOCK_BYTES == 0);
+const _: () = assert!(BATCH_BYTES_MAX as usize <= FLUSH_WRITE_BYTES_MAX * 8);
+const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX <= SEGMENT_BYTES_MAX);
+const _: () = assert!(SCAN_READ_BYTES >= BATCH_HEADER_BYTES);
+const _: () = assert!(BATCH_HEADER_BYTES > LOG_OVERHEAD_BYTES);
+
+/// The flusher writes an active segment's new index entries to its index files once this many
+/// are waiting (about 1 MiB of log at the default interval), bounding how far recovery scans.
+pub const INDEX_PERSIST_ENTRIES: usize = 256;
+/// Index files grow by preallocated extents of this size.
+pub const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
+
+const _: () = assert!(INDEX_PREALLOCATE_BYTES % BLOCK_BYTES == 0);

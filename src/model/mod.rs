@@ -1,0 +1,13 @@
+//! The shared vocabulary of Sluice as types, with no I/O: offsets, epochs, topic-partitions and the
+//! Kafka record batch v2 view. Every other module speaks in these terms; Kafka's names are kept so
+//! that a reader of Kafka's source finds the same concept here under the same name.
+
+mod batch;
+mod offset;
+pub(crate) mod records;
+mod topic_partition;
+
+pub use batch::{BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch, batch_size_from_prefix};
+pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
+pub use records::{BatchBuilder, BatchIter, Record, RecordError, RecordIter, build_batch, put_varint, put_varlong, read_varint, read_varlong};
+pub use topic_partition::{TopicPartition, TopicNameError, validate_topic_name};

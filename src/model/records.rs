@@ -1,0 +1,367 @@
+//! Records inside an uncompressed v2 batch, a builder for batches, and iteration over a run of
+//! batches. The broker never needs to look inside a batch to store it; these serve timestamp
+//! lookups, tools, tests and the client.
+//!
+//! A record (all integers zig-zag varints):
+//! `length, attributes: i8, timestampDelta, offsetDelta, keyLength, key, valueLength, value,
+//! headerCount, [headerKeyLength, headerKey, headerValueLength, headerValue]*`; a length of -1
+//! means null.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::batch::{BatchError, MAGIC_V2, RecordBatch};
+use super::{Offset, Timestamp};
+use crate::limits::BATCH_HEADER_BYTES;
+
+/// Why a record inside a batch cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The records area ended inside a record.
+    #[error("record truncated")]
+    Truncated,
+    /// A varint was longer than its type allows, or a length was negative where it cannot be.
+    #[error("malformed record field")]
+    Malformed,
+}
+
+/// One record, borrowing from its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// `base offset + offset delta`.
+    pub offset: Offset,
+    /// `base timestamp + timestamp delta` (or the batch's log-append time).
+    pub timestamp: Timestamp,
+    /// The key, or `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Header keys (UTF-8 on the wire, not checked here) and values.
+    pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+/// Iterates the records of an uncompressed batch. Yields an error once and then stops if the
+/// records area is malformed; never reads past the batch.
+pub struct RecordIter<'a> {
+    rest: &'a [u8],
+    remaining: i32,
+    base_offset: Offset,
+    base_timestamp: Timestamp,
+    failed: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    /// Records of `batch`, which must be uncompressed (a compressed batch yields nothing here).
+    pub fn new(batch: &RecordBatch<'a>) -> Self {
+        let uncompressed = matches!(batch.compression(), Ok(super::CompressionType::None));
+        Self {
+            rest: batch.records_bytes(),
+            remaining: if uncompressed { batch.records_count() } else { 0 },
+            base_offset: batch.base_offset(),
+            base_timestamp: batch.base_timestamp(),
+            failed: false,
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Record<'a>, RecordError> {
+        let length = usize::try_from(read_varint(&mut self.rest)?).map_err(|_| RecordError::Malformed)?;
+        if length > self.rest.len() {
+            return Err(RecordError::Truncated);
+        }
+        let (mut body, rest) = self.rest.split_at(length);
+        self.rest = rest;
+        let _attributes = take(&mut body, 1)?;
+        let timestamp_delta = read_varlong(&mut body)?;
+        let offset_delta = read_varint(&mut body)?;
+        let key = read_nullable(&mut body)?;
+        let value = read_nullable(&mut body)?;
+        let header_count = usize::try_from(read_varint(&mut body)?).map_err(|_| RecordError::Malformed)?;
+        // Each header needs at least two bytes, so a count beyond that is a lie; check before
+        // allocating.
+        if header_count > body.len() / 2 {
+            return Err(RecordError::Malformed);
+        }
+        let mut headers = Vec::with_capacity(header_count);
+        for _ in 0..header_count {
+            let key = read_nullable(&mut body)?.ok_or(RecordError::Malformed)?;
+            let value = read_nullable(&mut body)?;
+            headers.push((key, value));
+        }
+        Ok(Record {
+            offset: self.base_offset.plus(i64::from(offset_delta)),
+            timestamp: Timestamp(self.base_timestamp.0.wrapping_add(timestamp_delta)),
+            key,
+            value,
+            headers,
+        })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<Record<'a>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.remaining <= 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let record = self.next_record();
+        self.failed = record.is_err();
+        Some(record)
+    }
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], RecordError> {
+    if buf.len() < n {
+        return Err(RecordError::Truncated);
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(head)
+}
+
+fn read_nullable<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, RecordError> {
+    let length = read_varint(buf)?;
+    if length == -1 {
+        return Ok(None);
+    }
+    let length = usize::try_from(length).map_err(|_| RecordError::Malformed)?;
+    take(buf, length).map(Some)
+}
+
+/// Reads a zig-zag varint of at most 5 bytes.
+pub fn read_varint(buf: &mut &[u8]) -> Result<i32, RecordError> {
+    let raw = read_unsigned_varint(buf, 5)?;
+    let raw = u32::try_from(raw).map_err(|_| RecordError::Malformed)?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zig-zag varlong of at most 10 bytes.
+pub fn read_varlong(buf: &mut &[u8]) -> Result<i64, RecordError> {
+    let raw = read_unsigned_varint(buf, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn read_unsigned_varint(buf: &mut &[u8], bytes_max: usize) -> Result<u64, RecordError> {
+    let mut value = 0u64;
+    for i in 0..bytes_max {
+        let (&byte, rest) = buf.split_first().ok_or(RecordError::Truncated)?;
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(RecordError::Malformed)
+}
+
+/// Appends a zig-zag varint.
+pub fn put_varint(buf: &mut impl BufMut, value: i32) {
+    put_unsigned_varint(buf, u64::from(((value << 1) ^ (value >> 31)) as u32));
+}
+
+/// Appends a zig-zag varlong.
+pub fn put_varlong(buf: &mut impl BufMut, value: i64) {
+    put_unsigned_varint(buf, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+/// Builds an uncompressed v2 batch with base offset 0, no producer id, create-time timestamps.
+/// Used by tools, tests and benchmarks; the client grows its own producer-side builder.
+pub struct BatchBuilder {
+    records: BytesMut,
+    count: i32,
+    base_timestamp: Timestamp,
+    max_timestamp: Timestamp,
+}
+
+impl BatchBuilder {
+    /// An empty batch whose record timestamps are deltas from `base_timestamp`.
+    pub fn new(base_timestamp: Timestamp) -> Self {
+        Self { records: BytesMut::new(), count: 0, base_timestamp, max_timestamp: base_timestamp }
+    }
+
+    /// Records added so far.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.count).unwrap_or(0)
+    }
+
+    /// True before the first push.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Size the batch would have if built now.
+    pub fn size(&self) -> usize {
+        BATCH_HEADER_BYTES + self.records.len()
+    }
+
+    /// Adds a record at offset delta `len()`.
+    pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: Timestamp, headers: &[(&str, &[u8])]) {
+        let mut body = BytesMut::new();
+        body.put_u8(0);
+        put_varlong(&mut body, timestamp.0 - self.base_timestamp.0);
+        put_varint(&mut body, self.count);
+        put_nullable(&mut body, key);
+        put_nullable(&mut body, value);
+        put_varint(&mut body, i32::try_from(headers.len()).unwrap_or(i32::MAX));
+        for (k, v) in headers {
+            put_nullable(&mut body, Some(k.as_bytes()));
+            put_nullable(&mut body, Some(v));
+        }
+        put_varint(&mut self.records, i32::try_from(body.len()).unwrap_or(i32::MAX));
+        self.records.put_slice(&body);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// The finished batch, CRC computed.
+    pub fn build(self) -> BytesMut {
+        let size = self.size();
+        let mut out = BytesMut::with_capacity(size);
+        out.put_i64(0); // baseOffset
+        out.put_i32(i32::try_from(size - 12).unwrap_or(i32::MAX)); // batchLength
+        out.put_i32(-1); // partitionLeaderEpoch
+        out.put_u8(MAGIC_V2);
+        out.put_u32(0); // crc, below
+        out.put_i16(0); // attributes
+        out.put_i32(self.count - 1); // lastOffsetDelta
+        out.put_i64(self.base_timestamp.0);
+        out.put_i64(self.max_timestamp.0);
+        out.put_i64(-1); // producerId
+        out.put_i16(-1); // producerEpoch
+        out.put_i32(-1); // baseSequence
+        out.put_i32(self.count);
+        out.put_slice(&self.records);
+        let crc = crc32c::crc32c(&out[21..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
+fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, i32::try_from(b.len()).unwrap_or(i32::MAX));
+            buf.put_slice(b);
+        }
+    }
+}
+
+/// Iterates the complete batches at the front of a byte run, as a fetch response or a segment
+/// holds them. Stops (without error) at a trailing partial batch, as Kafka clients do; yields an
+/// error for a batch whose header is incoherent.
+pub struct BatchIter<'a> {
+    rest: &'a [u8],
+    size_max: usize,
+}
+
+impl<'a> BatchIter<'a> {
+    /// Batches in `bytes`, each at most `size_max` bytes.
+    pub fn new(bytes: &'a [u8], size_max: usize) -> Self {
+        Self { rest: bytes, size_max }
+    }
+
+    /// What remains unread (a trailing partial batch, if any).
+    pub fn remainder(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    type Item = Result<RecordBatch<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match RecordBatch::parse_prefix(self.rest, self.size_max) {
+            Ok(batch) => {
+                self.rest = &self.rest[batch.size()..];
+                Some(Ok(batch))
+            }
+            Err(BatchError::Truncated { .. }) => None,
+            Err(e) => {
+                self.rest = &[];
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Convenience for callers holding `Bytes`: a built batch frozen.
+pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp: Timestamp) -> Bytes {
+    let mut builder = BatchBuilder::new(timestamp);
+    for (k, v) in records {
+        builder.push(*k, *v, timestamp, &[]);
+    }
+    builder.build().freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn records_round_trip_through_the_builder() {
+        let mut builder = BatchBuilder::new(Timestamp(5_000));
+        builder.push(Some(b"key"), Some(b"value"), Timestamp(5_000), &[("trace", b"abc")]);
+        builder.push(None, None, Timestamp(4_990), &[]);
+        let bytes = builder.build();
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        batch.validate().unwrap();
+        let records: Vec<_> = RecordIter::new(&batch).collect::<Result<_, _>>().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key, Some(&b"key"[..]));
+        assert_eq!(records[0].headers, vec![(&b"trace"[..], Some(&b"abc"[..]))]);
+        assert_eq!(records[1].key, None);
+        assert_eq!(records[1].value, None);
+        assert_eq!(records[1].timestamp, Timestamp(4_990));
+        assert_eq!(records[1].offset, Offset(1));
+    }
+
+    #[test]
+    fn a_lying_record_length_is_refused() {
+        let mut builder = BatchBuilder::new(Timestamp(0));
+        builder.push(Some(b"k"), Some(b"v"), Timestamp(0), &[]);
+        let mut bytes = builder.build();
+        bytes[BATCH_HEADER_BYTES] = 0x7e; // record length 63, far past the end
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        let first = RecordIter::new(&batch).next().unwrap();
+        assert_eq!(first, Err(RecordError::Truncated));
+    }
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(v in any::<i32>(), l in any::<i64>()) {
+            let mut buf = BytesMut::new();
+            put_varint(&mut buf, v);
+            put_varlong(&mut buf, l);
+            let mut slice = &buf[..];
+            prop_assert_eq!(read_varint(&mut slice).unwrap(), v);
+            prop_assert_eq!(read_varlong(&mut slice).unwrap(), l);
+            prop_assert!(slice.is_empty());
+        }
+
+        #[test]
+        fn record_parsing_never_panics(noise in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut builder = BatchBuilder::new(Timestamp(0));
+            builder.push(Some(b"k"), Some(b"v"), Timestamp(0), &[]);
+            let mut bytes = builder.build().to_vec();
+            bytes.truncate(BATCH_HEADER_BYTES);
+            bytes.extend_from_slice(&noise);
+            let length = i32::try_from(bytes.len() - 12).unwrap();
+            bytes[8..12].copy_from_slice(&length.to_be_bytes());
+            bytes[57..61].copy_from_slice(&5i32.to_be_bytes());
+            let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+            for record in RecordIter::new(&batch) {
+                let _ = record;
+            }
+        }
+    }
+}

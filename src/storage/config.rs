@@ -1,0 +1,199 @@
+//! Per-log configuration under Kafka's topic-config names, parsed once and validated.
+
+use std::time::Duration;
+
+use crate::limits::{
+    BATCH_BYTES_MAX, DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT,
+    MAX_MESSAGE_BYTES_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+};
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    /// After fdatasync: an acknowledged record survives power loss. Appends that arrive during a
+    /// flush share the next one (group commit).
+    Sync,
+    /// After the write reaches the file (survives a process crash); fdatasync every interval.
+    Interval(Duration),
+    /// After the write reaches the file; fdatasync only when a segment is sealed or closed.
+    None,
+}
+
+impl FlushMode {
+    /// Parses `sync`, `interval` or `none`; `interval` takes `interval_ms`.
+    pub fn parse(name: &str, interval_ms: u64) -> Result<FlushMode, ConfigError> {
+        match name {
+            "sync" => Ok(FlushMode::Sync),
+            "interval" => Ok(FlushMode::Interval(Duration::from_millis(interval_ms.max(1)))),
+            "none" => Ok(FlushMode::None),
+            other => Err(ConfigError::Invalid { name: "flush.mode".into(), value: other.into(), reason: "expected sync, interval or none".into() }),
+        }
+    }
+}
+
+/// Kafka's `cleanup.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: whole segments are removed by retention.
+    pub delete: bool,
+    /// `compact`: the cleaner keeps the latest record per key.
+    pub compact: bool,
+}
+
+/// The configuration of one partition log. Field names follow Kafka's topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment past this size.
+    pub segment_bytes: u32,
+    /// `segment.ms`: roll a segment this old even if it is not full.
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: an offset index entry every this many bytes.
+    pub index_interval_bytes: u32,
+    /// `retention.ms`: delete closed segments whose newest record is older; `None` = forever.
+    pub retention_ms: Option<u64>,
+    /// `retention.bytes`: delete the oldest closed segments while the log is larger; `None` =
+    /// unbounded.
+    pub retention_bytes: Option<u64>,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: u32,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long compaction keeps tombstones.
+    pub delete_retention_ms: u64,
+    /// When appends resolve (broker-wide `--flush-mode`, per log here).
+    pub flush_mode: FlushMode,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            cleanup_policy: CleanupPolicy { delete: true, compact: false },
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            flush_mode: FlushMode::Sync,
+        }
+    }
+}
+
+/// A topic config that cannot be applied (Kafka's `INVALID_CONFIG`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The name is not a topic config Sluice knows.
+    #[error("unknown topic config {0:?}")]
+    Unknown(String),
+    /// The value does not parse or is out of range.
+    #[error("invalid value {value:?} for {name}: {reason}")]
+    Invalid {
+        /// Config name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The topic config names Sluice applies, in the order `DescribeConfigs` lists them.
+pub const TOPIC_CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "delete.retention.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+impl LogConfig {
+    /// Applies one Kafka topic config (`retention.ms=86400000`, ...) on top of `self`.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() };
+        let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
+            let v: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
+            if v < min || v > max {
+                return Err(invalid(&format!("must be in [{min}, {max}]")));
+            }
+            Ok(v)
+        };
+        match name {
+            "segment.bytes" => self.segment_bytes = int(i64::from(SEGMENT_BYTES_MIN), i64::from(SEGMENT_BYTES_MAX))? as u32,
+            "segment.ms" => self.segment_ms = int(1, i64::MAX)? as u64,
+            "index.interval.bytes" => self.index_interval_bytes = int(0, i64::from(i32::MAX))? as u32,
+            "retention.ms" => self.retention_ms = u64::try_from(int(-1, i64::MAX)?).ok(),
+            "retention.bytes" => self.retention_bytes = u64::try_from(int(-1, i64::MAX)?).ok(),
+            "max.message.bytes" => self.max_message_bytes = int(0, i64::from(BATCH_BYTES_MAX))? as u32,
+            "delete.retention.ms" => self.delete_retention_ms = int(0, i64::MAX)? as u64,
+            "cleanup.policy" => {
+                let mut policy = CleanupPolicy { delete: false, compact: false };
+                for part in value.split(',').map(str::trim) {
+                    match part {
+                        "delete" => policy.delete = true,
+                        "compact" => policy.compact = true,
+                        _ => return Err(invalid("expected delete, compact or both")),
+                    }
+                }
+                if !policy.delete && !policy.compact {
+                    return Err(invalid("empty policy"));
+                }
+                self.cleanup_policy = policy;
+            }
+            _ => return Err(ConfigError::Unknown(name.into())),
+        }
+        Ok(())
+    }
+
+    /// The current value of a config named in [`TOPIC_CONFIG_NAMES`], as Kafka prints it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let optional = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+        Some(match name {
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "retention.ms" => optional(self.retention_ms),
+            "retention.bytes" => optional(self.retention_bytes),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "cleanup.policy" => match (self.cleanup_policy.delete, self.cleanup_policy.compact) {
+                (true, true) => "compact,delete".into(),
+                (false, true) => "compact".into(),
+                _ => "delete".into(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The largest batch accepted: `max.message.bytes`, capped by the hard limit.
+    pub fn batch_bytes_max(&self) -> usize {
+        self.max_message_bytes.min(BATCH_BYTES_MAX) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_parse_and_print() {
+        let mut config = LogConfig::default();
+        config.set("retention.ms", "-1").unwrap();
+        config.set("retention.bytes", "1048576").unwrap();
+        config.set("segment.bytes", "65536").unwrap();
+        config.set("cleanup.policy", "compact,delete").unwrap();
+        assert_eq!(config.retention_ms, None);
+        assert_eq!(config.get("retention.ms").unwrap(), "-1");
+        assert_eq!(config.get("retention.bytes").unwrap(), "1048576");
+        assert_eq!(config.get("cleanup.policy").unwrap(), "compact,delete");
+        assert!(matches!(config.set("segment.bytes", "10"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(config.set("segment.bytes", "ten"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(config.set("no.such", "1"), Err(ConfigError::Unknown(_))));
+        for name in TOPIC_CONFIG_NAMES {
+            assert!(config.get(name).is_some(), "{name}");
+        }
+    }
+}

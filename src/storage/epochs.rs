@@ -1,0 +1,106 @@
+//! The leader-epoch cache of a partition: for each leader epoch, the first offset appended under
+//! it. Followers use it (OffsetForLeaderEpoch) to find where their log diverged from the leader's.
+//! Persisted as `leader-epoch-checkpoint` in Kafka's text format: a version line (0), a count
+//! line, then `epoch start_offset` per line.
+
+use std::path::{Path, PathBuf};
+
+use super::io::write_atomically;
+use crate::model::{LeaderEpoch, Offset};
+
+/// File name of the checkpoint inside the partition directory.
+pub(crate) const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+
+/// `(epoch, start offset)` pairs, both strictly increasing.
+#[derive(Debug)]
+pub(crate) struct EpochCache {
+    path: PathBuf,
+    entries: Vec<(LeaderEpoch, Offset)>,
+}
+
+impl EpochCache {
+    /// Loads the checkpoint, keeping the valid prefix of a damaged file.
+    pub(crate) fn load(dir: &Path) -> Self {
+        let path = dir.join(CHECKPOINT_FILE);
+        let mut entries: Vec<(LeaderEpoch, Offset)> = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines().skip(2) {
+                let mut parts = line.split_whitespace();
+                let (Some(Ok(epoch)), Some(Ok(offset))) =
+                    (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<i64>))
+                else {
+                    break;
+                };
+                if entries.last().is_some_and(|&(e, o)| e.0 >= epoch || o.0 > offset) {
+                    break;
+                }
+                entries.push((LeaderEpoch(epoch), Offset(offset)));
+            }
+        }
+        Self { path, entries }
+    }
+
+    /// Notes that `epoch` began at `start`, if it is newer than the latest; persists on change.
+    pub(crate) fn assign(&mut self, epoch: LeaderEpoch, start: Offset) -> std::io::Result<()> {
+        if epoch.0 < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
+            return Ok(());
+        }
+        self.entries.push((epoch, start));
+        self.persist()
+    }
+
+    /// Forgets epochs that start at or after `end` (the log was cut there).
+    pub(crate) fn truncate_from(&mut self, end: Offset) -> std::io::Result<()> {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < end);
+        if self.entries.len() != before { self.persist() } else { Ok(()) }
+    }
+
+    /// The latest epoch.
+    pub(crate) fn latest(&self) -> Option<LeaderEpoch> {
+        self.entries.last().map(|&(e, _)| e)
+    }
+
+    /// Kafka's `endOffsetFor(epoch)`: the largest epoch ≤ `epoch` and the start offset of the
+    /// epoch after it (or `log_end` if it is the latest).
+    pub(crate) fn end_offset_for(&self, epoch: LeaderEpoch, log_end: Offset) -> Option<(LeaderEpoch, Offset)> {
+        let at = self.entries.partition_point(|&(e, _)| e <= epoch);
+        if at == 0 {
+            return None;
+        }
+        let found = self.entries[at - 1].0;
+        let end = self.entries.get(at).map_or(log_end, |&(_, start)| start);
+        Some((found, end))
+    }
+
+    fn persist(&self) -> std::io::Result<()> {
+        let mut text = format!("0\n{}\n", self.entries.len());
+        for (epoch, start) in &self.entries {
+            text.push_str(&format!("{} {}\n", epoch.0, start.0));
+        }
+        write_atomically(&self.path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_persist_truncate_and_answer_end_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EpochCache::load(dir.path());
+        cache.assign(LeaderEpoch(0), Offset(0)).unwrap();
+        cache.assign(LeaderEpoch(0), Offset(5)).unwrap();
+        cache.assign(LeaderEpoch(3), Offset(10)).unwrap();
+        cache.assign(LeaderEpoch(5), Offset(20)).unwrap();
+        let reloaded = EpochCache::load(dir.path());
+        assert_eq!(reloaded.entries, cache.entries);
+        assert_eq!(cache.end_offset_for(LeaderEpoch(0), Offset(30)), Some((LeaderEpoch(0), Offset(10))));
+        assert_eq!(cache.end_offset_for(LeaderEpoch(4), Offset(30)), Some((LeaderEpoch(3), Offset(20))));
+        assert_eq!(cache.end_offset_for(LeaderEpoch(9), Offset(30)), Some((LeaderEpoch(5), Offset(30))));
+        cache.truncate_from(Offset(15)).unwrap();
+        assert_eq!(cache.latest(), Some(LeaderEpoch(3)));
+        assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)));
+    }
+}

@@ -1,0 +1,155 @@
+//! The only place storage touches glommio's file API, so that a move to another io_uring runtime
+//! changes this file (and `appender.rs`) alone, and so that tests can inject faults (a full disk,
+//! a failing fsync) into exactly the calls a real disk would fail.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+
+use crate::limits::BLOCK_BYTES;
+
+/// A segment or index file opened for direct I/O, shared between the appender and readers.
+pub type SharedFile = Rc<DmaFile>;
+
+/// Faults a test can arm on the current thread (one shard): the next matching call fails with
+/// the given errno. Checked on every write, sync and preallocation; unarmed it costs one
+/// thread-local borrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Writes fail with ENOSPC once this many more bytes have been written.
+    DiskFullAfterBytes(u64),
+    /// Every fdatasync fails with EIO.
+    SyncFails,
+}
+
+thread_local! {
+    static FAULT: RefCell<Option<Fault>> = const { RefCell::new(None) };
+}
+
+/// Arms `fault` for the calling thread's storage I/O (tests only; see [`Fault`]).
+pub fn inject_fault(fault: Option<Fault>) {
+    FAULT.with(|f| *f.borrow_mut() = fault);
+}
+
+fn check_write_fault(len: u64) -> io::Result<()> {
+    FAULT.with(|f| {
+        let mut fault = f.borrow_mut();
+        if let Some(Fault::DiskFullAfterBytes(left)) = fault.as_mut() {
+            if *left < len {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            *left -= len;
+        }
+        Ok(())
+    })
+}
+
+fn check_sync_fault() -> io::Result<()> {
+    FAULT.with(|f| match *f.borrow() {
+        Some(Fault::SyncFails) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        _ => Ok(()),
+    })
+}
+
+thread_local! {
+    static PROBED_DEVICES: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+/// glommio decides once per process and device whether reads may use the io_uring poll ring,
+/// by reading the first block of the first DMA file opened there. If that file is empty the
+/// read succeeds trivially, polling is wrongly enabled, and every later read fails with
+/// EOPNOTSUPP. So before this shard opens its first DMA file on a device, it opens a non-empty
+/// probe file there.
+async fn probe_device(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let device = std::fs::metadata(dir)?.dev();
+    if PROBED_DEVICES.with(|p| p.borrow().contains(&device)) {
+        return Ok(());
+    }
+    let probe = dir.join(format!(".sluice-dma-probe-{}", std::process::id()));
+    std::fs::write(&probe, [0u8; BLOCK_BYTES as usize])?;
+    let opened = OpenOptions::new().read(true).dma_open(&probe).await;
+    let _ = std::fs::remove_file(&probe);
+    opened?.close().await?;
+    PROBED_DEVICES.with(|p| p.borrow_mut().insert(device));
+    Ok(())
+}
+
+/// Opens (creating if asked) a file for direct reads and writes.
+pub async fn open_rw(path: &Path, create: bool) -> io::Result<DmaFile> {
+    probe_device(path).await?;
+    Ok(OpenOptions::new().read(true).write(true).create(create).dma_open(path).await?)
+}
+
+/// Opens an existing file for direct reads.
+pub async fn open_read(path: &Path) -> io::Result<DmaFile> {
+    probe_device(path).await?;
+    Ok(OpenOptions::new().read(true).dma_open(path).await?)
+}
+
+/// Writes all of `buf` at `pos` (both block-aligned). A short write is reported as an error: with
+/// O_DIRECT into a preallocated extent it only happens when the device is failing.
+pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Result<()> {
+    let len = buf.len();
+    check_write_fault(len as u64)?;
+    let written = file.write_at(buf, pos).await?;
+    if written != len {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short direct write: {written} of {len} bytes")));
+    }
+    Ok(())
+}
+
+/// fdatasync.
+pub async fn sync(file: &DmaFile) -> io::Result<()> {
+    check_sync_fault()?;
+    Ok(file.fdatasync().await?)
+}
+
+/// Grows the file's allocation (and size) to `size` bytes with fallocate.
+pub async fn pre_allocate(file: &DmaFile, size: u64) -> io::Result<()> {
+    check_write_fault(0)?;
+    Ok(file.pre_allocate(size, false).await?)
+}
+
+/// Sets the file size.
+pub async fn truncate(file: &DmaFile, size: u64) -> io::Result<()> {
+    Ok(file.truncate(size).await?)
+}
+
+/// The file size.
+pub async fn file_size(file: &DmaFile) -> io::Result<u64> {
+    Ok(file.file_size().await?)
+}
+
+/// Reads up to `len` bytes at `pos` (any alignment); fewer at the end of the file.
+pub async fn read_at(file: &DmaFile, pos: u64, len: usize) -> io::Result<glommio::io::ReadResult> {
+    Ok(file.read_at(pos, len).await?)
+}
+
+/// fsyncs a directory, so that a file created or renamed in it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes a small metadata file atomically: temp file, fsync, rename, fsync the directory.
+/// Blocking std I/O, acceptable because these files change rarely (an epoch change, a
+/// DeleteRecords call), never per append.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}

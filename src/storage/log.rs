@@ -1,0 +1,733 @@
+//! [`PartitionLog`]: one partition's log on one shard.
+//!
+//! Lifecycle: [`PartitionLog::open`] recovers the directory and starts the log's flusher task;
+//! [`PartitionLog::close`] drains it, seals the files and leaves the clean-shutdown marker.
+//! Dropping without closing is a crash as far as the files know; the next open recovers.
+//!
+//! Cores: lives on the shard that owns the partition and is never sent elsewhere (`Rc` inside).
+//! Other shards reach it by message.
+//!
+//! Appends are synchronous up to the point of durability: [`PartitionLog::append`] validates the
+//! batches, assigns offsets, stamps the leader epoch, puts them in the batch cache and the write
+//! queue, and returns a [`PendingAppend`] whose `durable()` resolves under the flush mode. The
+//! flusher takes everything queued while the previous flush was in flight and writes it with
+//! one write and one fdatasync (group commit). Offsets are assigned in call order, so callers
+//! that must keep order (pipelined produce requests) need only call `append` in order.
+//!
+//! Offsets: `log_start ≤ high_watermark ≤ ack_end ≤ log_end`, where `ack_end` is how far appends
+//! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, error, info, warn};
+
+use super::appender::SegmentAppender;
+use super::batch_cache::{BatchCache, CachedBatch, PartitionCache};
+use super::config::{FlushMode, LogConfig};
+use super::epochs::EpochCache;
+use super::io as sio;
+use super::notify::Notify;
+use super::segment::{self, Segment, parse_segment_name, segment_file};
+use super::Error;
+use crate::limits::{INDEX_PERSIST_ENTRIES, INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
+use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
+
+/// Name of the marker left by a clean close.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Name of the log start offset checkpoint.
+pub(crate) const LOG_START_FILE: &str = "log-start-offset";
+
+/// What [`PartitionLog::open`] needs.
+pub struct OpenOptions<'a> {
+    /// The partition directory (`<data-dir>/<topic>-<partition>`).
+    pub dir: PathBuf,
+    /// Which partition this is (for logs and errors).
+    pub topic_partition: TopicPartition,
+    /// The log's configuration.
+    pub config: LogConfig,
+    /// The shard's batch cache.
+    pub cache: &'a BatchCache,
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: Offset,
+    /// Offset of the last record appended.
+    pub last_offset: Offset,
+    /// The log start offset at the time of the append (Kafka returns it in Produce responses).
+    pub log_start_offset: Offset,
+}
+
+/// An append whose offsets are assigned; `durable()` resolves when the flush mode is satisfied.
+#[must_use = "an append is acknowledged only when durable() resolves"]
+pub struct PendingAppend {
+    state: Rc<RefCell<LogState>>,
+    info: AppendInfo,
+}
+
+impl PendingAppend {
+    /// Offsets assigned (not yet durable).
+    pub fn info(&self) -> AppendInfo {
+        self.info
+    }
+
+    /// Resolves once the batches are acknowledged under the flush mode, or fails if the flush
+    /// that carried them failed.
+    pub async fn durable(self) -> Result<AppendInfo, Error> {
+        let next = self.info.last_offset.plus(1);
+        let acks = self.state.borrow().acks.clone();
+        acks.wait_until(|| {
+            let state = self.state.borrow();
+            state.ack_end() >= next || state.failed.is_some()
+        })
+        .await;
+        let state = self.state.borrow();
+        match &state.failed {
+            Some(reason) if state.ack_end() < next => Err(Error::Offline(reason.clone())),
+            _ => Ok(self.info),
+        }
+    }
+}
+
+/// A batch waiting for the flusher.
+pub(crate) struct PendingWrite {
+    segment_base: Offset,
+    bytes: Bytes,
+    next_offset: Offset,
+}
+
+pub(crate) struct LogState {
+    pub(crate) topic_partition: TopicPartition,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) segments: BTreeMap<Offset, Segment>,
+    pub(crate) log_start: Offset,
+    pub(crate) log_end: Offset,
+    /// Offset after the last batch written to its file.
+    pub(crate) flushed_end: Offset,
+    /// Offset after the last batch fdatasync'd.
+    pub(crate) durable_end: Offset,
+    pub(crate) high_watermark: Offset,
+    pending: VecDeque<PendingWrite>,
+    /// Set when a flush failed: the log takes no more appends.
+    pub(crate) failed: Option<String>,
+    closing: bool,
+    pub(crate) cache: PartitionCache,
+    epochs: EpochCache,
+    acks: Rc<Notify>,
+    work: Rc<Notify>,
+}
+
+impl LogState {
+    /// How far appends are acknowledged under the flush mode.
+    pub(crate) fn ack_end(&self) -> Offset {
+        match self.config.flush_mode {
+            FlushMode::Sync => self.durable_end,
+            FlushMode::Interval(_) | FlushMode::None => self.flushed_end,
+        }
+    }
+
+    fn check_invariants(&self) {
+        assert!(self.log_start <= self.high_watermark, "log start {} > HW {}", self.log_start, self.high_watermark);
+        assert!(self.high_watermark <= self.log_end, "HW {} > LEO {}", self.high_watermark, self.log_end);
+        assert!(self.durable_end <= self.flushed_end);
+        assert!(self.flushed_end <= self.log_end);
+    }
+
+    fn active(&mut self) -> &mut Segment {
+        match self.segments.last_entry() {
+            Some(entry) => entry.into_mut(),
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    /// Places one offset-assigned, validated batch at the end of the log.
+    fn enqueue(&mut self, bytes: Bytes, now_ms: i64) -> Result<(), Error> {
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX)?;
+        let size = batch.size() as u64;
+        let (segment_bytes, segment_ms, interval) =
+            (u64::from(self.config.segment_bytes), self.config.segment_ms, self.config.index_interval_bytes);
+        let log_end = self.log_end;
+        let active = self.active();
+        let full = active.size + size > segment_bytes;
+        let old = now_ms.saturating_sub(active.rolled_at_ms) >= i64::try_from(segment_ms).unwrap_or(i64::MAX);
+        if active.size > 0 && (full || old || active.cannot_hold(batch.last_offset(), size)) {
+            debug!(tp = %self.topic_partition, base = %log_end, full, old, "rolling segment");
+            self.segments.insert(log_end, Segment::new(log_end, now_ms));
+        }
+        let active = self.active();
+        if active.size == 0 {
+            active.rolled_at_ms = now_ms;
+        }
+        let position = active.size;
+        let segment_base = active.base_offset;
+        active.track_batch(position, &batch, interval);
+        let next_offset = batch.next_offset();
+        self.cache.push(CachedBatch {
+            base_offset: batch.base_offset(),
+            next_offset,
+            segment_base,
+            position,
+            bytes: bytes.clone(),
+        });
+        self.pending.push_back(PendingWrite { segment_base, bytes, next_offset });
+        self.log_end = next_offset;
+        Ok(())
+    }
+
+    /// After a failed flush: forget everything past the acknowledged end, take no more appends.
+    fn fail(&mut self, err: &Error) {
+        let ack = self.flushed_end;
+        error!(tp = %self.topic_partition, error = %err, acknowledged_end = %ack, dropped_end = %self.log_end,
+            "log write failed; partition offline for appends, readable up to the acknowledged end");
+        self.failed = Some(err.to_string());
+        self.pending.clear();
+        self.segments.retain(|&base, _| base <= ack);
+        let active = self.active();
+        active.size = active.flushed_size;
+        active.next_offset = active.flushed_next_offset;
+        active.index.truncate_to_position(active.size);
+        if let Some(relative) = active.next_offset.relative_to(active.base_offset) {
+            active.time_index.truncate_to(relative);
+        }
+        self.log_end = ack;
+        self.durable_end = self.durable_end.min(ack);
+        self.high_watermark = self.high_watermark.min(ack);
+        self.cache.truncate_from(ack);
+        if let Err(e) = self.epochs.truncate_from(ack) {
+            warn!(tp = %self.topic_partition, error = %e, "could not rewrite the leader epoch checkpoint");
+        }
+        self.acks.notify_all();
+    }
+}
+
+/// The files of the segment being appended to, driven only by the flusher task.
+pub(crate) struct ActiveFiles {
+    base: Offset,
+    log: SegmentAppender,
+    index: SegmentAppender,
+    time_index: SegmentAppender,
+}
+
+impl ActiveFiles {
+    /// Opens (or creates, truncating the indexes) the files of segment `base`, resuming the log
+    /// at `log_size` and rewriting both index files from `segment`'s in-memory entries.
+    async fn open(dir: &Path, segment: &mut Segment, log: sio::SharedFile) -> Result<ActiveFiles, Error> {
+        let base = segment.base_offset;
+        let log = SegmentAppender::resume(log, segment.flushed_size, PREALLOCATE_BYTES)
+            .await
+            .map_err(Error::io(format!("resuming {}", segment_file(dir, base, "log").display())))?;
+        let mut index = create_index(dir, base, "index").await?;
+        let mut time_index = create_index(dir, base, "timeindex").await?;
+        let entries = segment.index.encode_all();
+        index.write(&[Bytes::from(entries)]).await.map_err(Error::io("writing offset index"))?;
+        let entries = segment.time_index.encode_all();
+        time_index.write(&[Bytes::from(entries)]).await.map_err(Error::io("writing time index"))?;
+        Ok(ActiveFiles { base, log, index, time_index })
+    }
+
+    /// Writes the index entries that point at flushed data, if enough are waiting (or `all`).
+    async fn persist_indexes(&mut self, state: &RefCell<LogState>, all: bool) -> Result<(), Error> {
+        let (index_bytes, time_bytes) = {
+            let mut state = state.borrow_mut();
+            let Some(segment) = state.segments.get_mut(&self.base) else { return Ok(()) };
+            let waiting = segment.index.entries().len() - segment.index.persisted_len();
+            if !all && waiting < INDEX_PERSIST_ENTRIES {
+                return Ok(());
+            }
+            if all {
+                segment.push_time_entry();
+            }
+            let flushed_relative = segment.flushed_next_offset.0.saturating_sub(segment.base_offset.0);
+            let flushed_relative = u64::try_from(flushed_relative).unwrap_or(0);
+            (segment.index.take_unpersisted(segment.flushed_size), segment.time_index.take_unpersisted(flushed_relative))
+        };
+        self.index.write(&[Bytes::from(index_bytes)]).await.map_err(Error::io("writing offset index"))?;
+        self.time_index.write(&[Bytes::from(time_bytes)]).await.map_err(Error::io("writing time index"))?;
+        Ok(())
+    }
+
+    /// Persists every index entry, cuts each file to its logical size and syncs all three.
+    async fn seal(mut self, state: &RefCell<LogState>) -> Result<(), Error> {
+        self.persist_indexes(state, true).await?;
+        self.log.seal().await.map_err(Error::io("sealing segment"))?;
+        self.index.seal().await.map_err(Error::io("sealing offset index"))?;
+        self.time_index.seal().await.map_err(Error::io("sealing time index"))?;
+        Ok(())
+    }
+}
+
+async fn create_index(dir: &Path, base: Offset, extension: &str) -> Result<SegmentAppender, Error> {
+    let path = segment_file(dir, base, extension);
+    let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("opening {}", path.display())))?;
+    sio::truncate(&file, 0).await.map_err(Error::io(format!("truncating {}", path.display())))?;
+    SegmentAppender::resume(Rc::new(file), 0, INDEX_PREALLOCATE_BYTES)
+        .await
+        .map_err(Error::io(format!("opening {}", path.display())))
+}
+
+/// One partition's log. See the module docs for lifecycle and concurrency.
+pub struct PartitionLog {
+    pub(crate) state: Rc<RefCell<LogState>>,
+    flusher: RefCell<Option<glommio::task::JoinHandle<()>>>,
+}
+
+impl PartitionLog {
+    /// Opens the log in `options.dir`, creating it if empty, recovering it if it was not closed
+    /// cleanly (see `segment::recover`), and starts its flusher on the current shard.
+    pub async fn open(options: OpenOptions<'_>) -> Result<PartitionLog, Error> {
+        let OpenOptions { dir, topic_partition: tp, config, cache } = options;
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let mut bases: Vec<Offset> = std::fs::read_dir(&dir)
+            .map_err(Error::io(format!("listing {}", dir.display())))?
+            .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_segment_name))
+            .collect();
+        bases.sort();
+        if !clean && !bases.is_empty() {
+            info!(tp = %tp, segments = bases.len(), "no clean-shutdown marker: recovering");
+        }
+        let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+        let now_ms = Timestamp::now().0;
+        let mut segments = BTreeMap::new();
+        let mut last_file = None;
+        let mut cut_after = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if cut_after.is_some() {
+                warn!(tp = %tp, segment = %base, "deleting segment after a damaged one");
+                remove_segment_files(&dir, base);
+                continue;
+            }
+            let path = segment_file(&dir, base, "log");
+            let file = Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
+            let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
+            let index_bytes = std::fs::read(segment_file(&dir, base, "index")).unwrap_or_default();
+            let time_bytes = std::fs::read(segment_file(&dir, base, "timeindex")).unwrap_or_default();
+            let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, config.index_interval_bytes)
+                .await
+                .map_err(Error::io(format!("recovering {}", path.display())))?;
+            let mut seg = recovered.segment;
+            seg.rolled_at_ms = if seg.size == 0 { now_ms } else { seg.rolled_at_ms.max(0) };
+            if seg.rolled_at_ms == 0 {
+                seg.rolled_at_ms = now_ms;
+            }
+            if let Some((position, why)) = &recovered.damage {
+                warn!(tp = %tp, segment = %base, position, cut_bytes = file_size - position, reason = ?why,
+                    "recovery cut the segment at its first invalid batch");
+                if i + 1 < bases.len() {
+                    cut_after = Some(base);
+                }
+            }
+            if recovered.valid_size < file_size {
+                sio::truncate(&file, recovered.valid_size).await.map_err(Error::io(format!("cutting {}", path.display())))?;
+            }
+            let is_last = i + 1 == bases.len() || cut_after.is_some();
+            if !is_last {
+                if recovered.index_rewrite {
+                    rewrite_indexes(&dir, &mut seg).await?;
+                }
+                seg.sealed = true;
+            } else {
+                last_file = Some(file);
+            }
+            segments.insert(base, seg);
+        }
+        let checkpoint_start = read_log_start(&dir);
+        let first_base = segments.keys().next().copied();
+        let log_start = match first_base {
+            Some(base) => checkpoint_start.map_or(base, |c| c.max(base)),
+            None => checkpoint_start.unwrap_or(Offset::ZERO),
+        };
+        let mut epochs = EpochCache::load(&dir);
+        if segments.is_empty() {
+            let path = segment_file(&dir, log_start, "log");
+            let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
+            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+            last_file = Some(Rc::new(file));
+            segments.insert(log_start, Segment::new(log_start, now_ms));
+        }
+        let Some(last_file) = last_file else { unreachable!("the last segment's file is open") };
+        let (log_end, log_start) = {
+            let last = segments.values().next_back().map_or(log_start, |s| s.next_offset);
+            (last, log_start.min(last))
+        };
+        epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+        if clean {
+            std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
+            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+        }
+        let mut active = None;
+        if let Some((_, seg)) = segments.iter_mut().next_back() {
+            seg.file = Some(last_file.clone());
+            active = Some(ActiveFiles::open(&dir, seg, last_file).await?);
+        }
+        let Some(active) = active else { unreachable!("segments is not empty") };
+        let state = Rc::new(RefCell::new(LogState {
+            topic_partition: tp.clone(),
+            dir,
+            config,
+            segments,
+            log_start,
+            log_end,
+            flushed_end: log_end,
+            durable_end: log_end,
+            high_watermark: log_end,
+            pending: VecDeque::new(),
+            failed: None,
+            closing: false,
+            cache: cache.partition(),
+            epochs,
+            acks: Rc::new(Notify::default()),
+            work: Rc::new(Notify::default()),
+        }));
+        state.borrow().check_invariants();
+        info!(tp = %tp, %log_start, %log_end, clean, "log opened");
+        let flusher = glommio::spawn_local(run_flusher(state.clone(), active)).detach();
+        Ok(PartitionLog { state, flusher: RefCell::new(Some(flusher)) })
+    }
+
+    /// Validates the batches in `records` (one or more, back to back), and if all are valid
+    /// assigns them the next offsets, stamps `epoch`, and queues them for the flusher. Nothing is
+    /// appended if any batch is invalid.
+    pub fn append(&self, mut records: BytesMut, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+        let mut state = self.state.borrow_mut();
+        if let Some(reason) = &state.failed {
+            return Err(Error::Offline(reason.clone()));
+        }
+        if state.closing {
+            return Err(Error::Closed);
+        }
+        let size_max = state.config.batch_bytes_max();
+        let mut sizes = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let batch = RecordBatch::parse_prefix(&records[at..], size_max)?;
+            batch.validate()?;
+            sizes.push(batch.size());
+            at += batch.size();
+        }
+        if sizes.is_empty() {
+            return Err(Error::InvalidBatch(BatchError::Truncated { have: 0, need: crate::limits::BATCH_HEADER_BYTES }));
+        }
+        let base_offset = state.log_end;
+        state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
+        let now_ms = Timestamp::now().0;
+        for size in sizes {
+            let mut batch = records.split_to(size);
+            let offset = state.log_end;
+            assign_offset_and_epoch(&mut batch, offset, epoch);
+            state.enqueue(batch.freeze(), now_ms)?;
+        }
+        let info = AppendInfo { base_offset, last_offset: state.log_end.plus(-1), log_start_offset: state.log_start };
+        state.work.notify_all();
+        Ok(PendingAppend { state: self.state.clone(), info })
+    }
+
+    /// The earliest offset readable.
+    pub fn log_start_offset(&self) -> Offset {
+        self.state.borrow().log_start
+    }
+
+    /// The offset the next record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.state.borrow().log_end
+    }
+
+    /// How far appends are acknowledged under the flush mode.
+    pub fn ack_end_offset(&self) -> Offset {
+        self.state.borrow().ack_end()
+    }
+
+    /// Offset after the last fdatasync'd batch (the recovery point).
+    pub fn durable_end_offset(&self) -> Offset {
+        self.state.borrow().durable_end
+    }
+
+    /// The high watermark: records below it are committed and visible to consumers.
+    pub fn high_watermark(&self) -> Offset {
+        self.state.borrow().high_watermark
+    }
+
+    /// Moves the high watermark (the replication layer decides where); it never passes the
+    /// acknowledged end nor goes below the log start.
+    pub fn set_high_watermark(&self, offset: Offset) {
+        let mut state = self.state.borrow_mut();
+        let bounded = offset.min(state.ack_end()).max(state.log_start);
+        state.high_watermark = bounded;
+        state.check_invariants();
+    }
+
+    /// Resolves when the acknowledged end moves past `offset` or the log fails; for long polls.
+    pub async fn wait_for_ack_beyond(&self, offset: Offset) {
+        let acks = self.state.borrow().acks.clone();
+        acks.wait_until(|| {
+            let state = self.state.borrow();
+            state.ack_end() > offset || state.failed.is_some() || state.closing
+        })
+        .await;
+    }
+
+    /// The latest leader epoch appended, if any.
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.state.borrow().epochs.latest()
+    }
+
+    /// For OffsetForLeaderEpoch: the largest epoch ≤ `epoch` and the offset where it ended.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        let state = self.state.borrow();
+        state.epochs.end_offset_for(epoch, state.log_end)
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> LogConfig {
+        self.state.borrow().config.clone()
+    }
+
+    /// Applies a new configuration (retention, segment size, ...) to future appends and
+    /// retention runs. The flush mode is fixed at open.
+    pub fn set_config(&self, mut config: LogConfig) {
+        let mut state = self.state.borrow_mut();
+        config.flush_mode = state.config.flush_mode;
+        state.config = config;
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> TopicPartition {
+        self.state.borrow().topic_partition.clone()
+    }
+
+    /// Flushes what is queued, seals the files and leaves the clean-shutdown marker (unless the
+    /// log failed, in which case the next open recovers).
+    pub async fn close(&self) -> Result<(), Error> {
+        {
+            let mut state = self.state.borrow_mut();
+            state.closing = true;
+            state.work.notify_all();
+            state.acks.notify_all();
+        }
+        let flusher = self.flusher.borrow_mut().take();
+        if let Some(flusher) = flusher {
+            flusher.await;
+        }
+        let state = self.state.borrow();
+        if let Some(reason) = &state.failed {
+            return Err(Error::Offline(reason.clone()));
+        }
+        let marker = state.dir.join(CLEAN_SHUTDOWN_FILE);
+        sio::write_atomically(&marker, b"").map_err(Error::io(format!("writing {}", marker.display())))?;
+        info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
+        Ok(())
+    }
+}
+
+fn remove_segment_files(dir: &Path, base: Offset) {
+    for extension in ["log", "index", "timeindex"] {
+        let path = segment_file(dir, base, extension);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(path = %path.display(), error = %e, "could not remove segment file");
+        }
+    }
+}
+
+pub(crate) fn remove_segment(dir: &Path, base: Offset) {
+    remove_segment_files(dir, base);
+}
+
+async fn rewrite_indexes(dir: &Path, segment: &mut Segment) -> Result<(), Error> {
+    segment.push_time_entry();
+    for (extension, bytes) in [("index", segment.index.encode_all()), ("timeindex", segment.time_index.encode_all())] {
+        let mut appender = create_index(dir, segment.base_offset, extension).await?;
+        appender.write(&[Bytes::from(bytes)]).await.map_err(Error::io("rewriting an index"))?;
+        appender.seal().await.map_err(Error::io("rewriting an index"))?;
+    }
+    Ok(())
+}
+
+fn read_log_start(dir: &Path) -> Option<Offset> {
+    let text = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok()?;
+    text.trim().parse().ok().map(Offset)
+}
+
+pub(crate) fn write_log_start(dir: &Path, offset: Offset) -> std::io::Result<()> {
+    sio::write_atomically(&dir.join(LOG_START_FILE), format!("{}\n", offset.0).as_bytes())
+}
+
+/// The flusher: one task per log, the only writer of its files.
+async fn run_flusher(state: Rc<RefCell<LogState>>, active: ActiveFiles) {
+    let (work, mode) = {
+        let state = state.borrow();
+        (state.work.clone(), state.config.flush_mode)
+    };
+    let mut active = Some(active);
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let has_work = || {
+            let state = state.borrow();
+            !state.pending.is_empty() || state.closing
+        };
+        if let (FlushMode::Interval(every), true) = (mode, unsynced) {
+            let wait = every.saturating_sub(last_sync.elapsed());
+            let woke = futures_lite::future::or(
+                async {
+                    work.wait_until(has_work).await;
+                    true
+                },
+                async {
+                    glommio::timer::sleep(wait).await;
+                    false
+                },
+            )
+            .await;
+            if !woke {
+                if let Err(e) = sync_active(&state, active.as_ref()).await {
+                    state.borrow_mut().fail(&e);
+                    return;
+                }
+                unsynced = false;
+                last_sync = Instant::now();
+                continue;
+            }
+        } else {
+            work.wait_until(has_work).await;
+        }
+        let batch: Vec<PendingWrite> = state.borrow_mut().pending.drain(..).collect();
+        if !batch.is_empty() {
+            if let Err(e) = flush(&state, &mut active, batch, mode).await {
+                state.borrow_mut().fail(&e);
+                return;
+            }
+            unsynced = mode != FlushMode::Sync;
+            if let FlushMode::Interval(every) = mode
+                && last_sync.elapsed() >= every
+            {
+                if let Err(e) = sync_active(&state, active.as_ref()).await {
+                    state.borrow_mut().fail(&e);
+                    return;
+                }
+                unsynced = false;
+                last_sync = Instant::now();
+            }
+        }
+        let closing = {
+            let state = state.borrow();
+            state.closing && state.pending.is_empty()
+        };
+        if closing {
+            if let Some(files) = active.take() {
+                if let Err(e) = files.seal(&state).await {
+                    state.borrow_mut().fail(&e);
+                    return;
+                }
+                let mut state = state.borrow_mut();
+                state.durable_end = state.flushed_end;
+                state.acks.notify_all();
+            }
+            return;
+        }
+    }
+}
+
+async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) -> Result<(), Error> {
+    if let Some(files) = active {
+        files.log.sync().await.map_err(Error::io("fdatasync of segment"))?;
+    }
+    let mut state = state.borrow_mut();
+    state.durable_end = state.flushed_end;
+    state.acks.notify_all();
+    Ok(())
+}
+
+/// Writes `batch` (in log order, possibly spanning segments), sealing the previous segment and
+/// creating the next one's files at a roll.
+async fn flush(state: &Rc<RefCell<LogState>>, active: &mut Option<ActiveFiles>, batch: Vec<PendingWrite>, mode: FlushMode) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut rest = &batch[..];
+    while let Some(first) = rest.first() {
+        let segment_base = first.segment_base;
+        let run = rest.iter().take_while(|w| w.segment_base == segment_base).count();
+        let (now, later) = rest.split_at(run);
+        rest = later;
+        if active.as_ref().is_none_or(|files| files.base != segment_base) {
+            if let Some(files) = active.take() {
+                let sealed_base = files.base;
+                files.seal(state).await?;
+                let mut state = state.borrow_mut();
+                state.durable_end = state.flushed_end;
+                if let Some(segment) = state.segments.get_mut(&sealed_base) {
+                    segment.sealed = true;
+                }
+            }
+            *active = Some(create_segment(state, segment_base).await?);
+        }
+        let Some(files) = active.as_mut() else { unreachable!("active segment files were just set") };
+        let chunks: Vec<Bytes> = now.iter().map(|w| w.bytes.clone()).collect();
+        files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;
+        if mode == FlushMode::Sync {
+            files.log.sync().await.map_err(Error::io("fdatasync of segment"))?;
+        }
+        let next = now.last().map_or(segment_base, |w| w.next_offset);
+        {
+            let mut state = state.borrow_mut();
+            if let Some(segment) = state.segments.get_mut(&segment_base) {
+                segment.flushed_size = files.log.written();
+                segment.flushed_next_offset = next;
+            }
+            state.flushed_end = next;
+            if mode == FlushMode::Sync {
+                state.durable_end = next;
+            }
+            state.cache.set_evictable_end(next);
+            state.acks.notify_all();
+        }
+        files.persist_indexes(state, false).await?;
+    }
+    let elapsed = started.elapsed();
+    if elapsed > Duration::from_millis(500) {
+        warn!(tp = %state.borrow().topic_partition, batches = batch.len(), ?elapsed, "slow flush");
+    }
+    Ok(())
+}
+
+async fn create_segment(state: &Rc<RefCell<LogState>>, base: Offset) -> Result<ActiveFiles, Error> {
+    let dir = state.borrow().dir.clone();
+    let path = segment_file(&dir, base, "log");
+    let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
+    let file = Rc::new(file);
+    let mut segment = Segment::new(base, 0);
+    let files = ActiveFiles::open(&dir, &mut segment, file.clone()).await?;
+    sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+    if let Some(segment) = state.borrow_mut().segments.get_mut(&base) {
+        segment.file = Some(file);
+    }
+    Ok(files)
+}
+
+impl Drop for PartitionLog {
+    /// Without `close`, stop the flusher where it is, as a crash would.
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.borrow_mut().take() {
+            flusher.cancel();
+        }
+    }
+}

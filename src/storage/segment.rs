@@ -1,0 +1,337 @@
+//! A segment: one `<base offset>.log` file of batches with its `.index` and `.timeindex`, the
+//! in-memory state that describes it, and the scan that walks its batches (for lookups and for
+//! recovery).
+//!
+//! Invariants (asserted where they change):
+//! - `base_offset ≤` every offset in the segment `< next_offset`;
+//! - `flushed_size ≤ size`: bytes past `flushed_size` are not in the file yet and are served
+//!   from the batch cache;
+//! - a sealed segment takes no appends and its file size is its logical size.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use super::io::{self as sio, SharedFile};
+use super::offset_index::{IndexEntry, OffsetIndex};
+use super::time_index::{TimeEntry, TimeIndex};
+use crate::limits::{BATCH_HEADER_BYTES, SCAN_READ_BYTES};
+use crate::model::{BatchError, Offset, RecordBatch, Timestamp};
+
+/// File name of a segment's log (`.log`), index (`.index`) or time index (`.timeindex`): the base
+/// offset in 20 digits, as Kafka names them.
+pub fn segment_file(dir: &Path, base: Offset, extension: &str) -> PathBuf {
+    dir.join(format!("{:020}.{extension}", base.0))
+}
+
+/// Parses a `.log` file name back to its base offset.
+pub fn parse_segment_name(name: &str) -> Option<Offset> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().map(Offset)
+}
+
+/// The in-memory description of one segment.
+pub(crate) struct Segment {
+    pub(crate) base_offset: Offset,
+    /// Offset after the last batch appended (flushed or not).
+    pub(crate) next_offset: Offset,
+    /// Logical size including batches not yet written.
+    pub(crate) size: u64,
+    /// Bytes in the file, readable from disk.
+    pub(crate) flushed_size: u64,
+    /// Offset after the last batch in the file.
+    pub(crate) flushed_next_offset: Offset,
+    /// The log file; `None` until the flusher creates it.
+    pub(crate) file: Option<SharedFile>,
+    pub(crate) index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    /// Log bytes since the last offset index entry.
+    pub(crate) bytes_since_index: u64,
+    /// Largest batch timestamp, and the base offset of the batch that carried it.
+    pub(crate) max_timestamp: Timestamp,
+    pub(crate) offset_of_max_timestamp: Offset,
+    /// When the segment began, for `segment.ms` (first batch's timestamp, or creation time).
+    pub(crate) rolled_at_ms: i64,
+    pub(crate) sealed: bool,
+}
+
+impl Segment {
+    /// A new, empty segment.
+    pub(crate) fn new(base_offset: Offset, now_ms: i64) -> Self {
+        Self {
+            base_offset,
+            next_offset: base_offset,
+            size: 0,
+            flushed_size: 0,
+            flushed_next_offset: base_offset,
+            file: None,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            max_timestamp: Timestamp::NONE,
+            offset_of_max_timestamp: base_offset,
+            rolled_at_ms: now_ms,
+            sealed: false,
+        }
+    }
+
+    /// Records a batch placed at `position`: offsets, timestamps and the index rule (an entry
+    /// when at least `index.interval.bytes` have gone by since the last one).
+    pub(crate) fn track_batch(&mut self, position: u64, batch: &RecordBatch<'_>, index_interval_bytes: u32) {
+        assert_eq!(position, self.size);
+        assert!(batch.base_offset() >= self.next_offset);
+        let relative = batch.base_offset().relative_to(self.base_offset);
+        if self.bytes_since_index >= u64::from(index_interval_bytes)
+            && position > 0
+            && let (Some(relative_offset), Ok(position)) = (relative, u32::try_from(position))
+        {
+            self.index.push(IndexEntry { relative_offset, position });
+            self.bytes_since_index = 0;
+        }
+        if batch.max_timestamp() > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp();
+            self.offset_of_max_timestamp = batch.base_offset();
+        }
+        if self.bytes_since_index == 0 && position > 0 {
+            self.push_time_entry();
+        }
+        self.bytes_since_index += batch.size() as u64;
+        self.size += batch.size() as u64;
+        self.next_offset = batch.next_offset();
+    }
+
+    /// Records the segment's largest timestamp so far in the time index.
+    pub(crate) fn push_time_entry(&mut self) {
+        if let Some(relative_offset) = self.offset_of_max_timestamp.relative_to(self.base_offset)
+            && self.max_timestamp != Timestamp::NONE
+        {
+            self.time_index.maybe_push(TimeEntry { timestamp: self.max_timestamp, relative_offset });
+        }
+    }
+
+    /// The offset after this batch would be too far from the base for u32 relative offsets, or
+    /// the position too large for u32 index positions.
+    pub(crate) fn cannot_hold(&self, last_offset: Offset, batch_bytes: u64) -> bool {
+        last_offset.relative_to(self.base_offset).is_none_or(|r| r == u32::MAX)
+            || u32::try_from(self.size + batch_bytes).is_err()
+    }
+}
+
+/// Why a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Reached the end position exactly at a batch boundary.
+    End,
+    /// The visitor asked to stop (at the returned position, before the batch it was shown).
+    Stopped,
+    /// The bytes at the returned position are not a valid batch.
+    Invalid(BatchError),
+    /// A batch's offsets go backwards or leave the segment's range.
+    BadOffset(Offset),
+}
+
+/// How much of each batch a scan checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanCheck {
+    /// Headers only (lookups over data already validated on append).
+    Headers,
+    /// Magic, CRC and counts of every batch, and offsets strictly increasing (recovery).
+    Full,
+}
+
+/// Walks the batches of `file` from `from` to `to`, showing each to `visit` with its position.
+/// Returns where it stopped and why. Reads the file in windows of [`SCAN_READ_BYTES`], or one
+/// batch at a time for batches larger than that (bounded by `size_max`).
+pub(crate) async fn scan(
+    file: &SharedFile,
+    segment_base: Offset,
+    from: u64,
+    to: u64,
+    size_max: usize,
+    check: ScanCheck,
+    mut visit: impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
+) -> std::io::Result<(u64, ScanEnd)> {
+    let mut position = from;
+    let mut expected_at_least = segment_base;
+    while position < to {
+        let want = usize::try_from((to - position).min(SCAN_READ_BYTES as u64)).unwrap_or(SCAN_READ_BYTES);
+        let window = sio::read_at(file, position, want).await?;
+        let mut at = 0usize;
+        loop {
+            if position + at as u64 >= to {
+                break;
+            }
+            let rest = &window[at..];
+            let batch = match RecordBatch::parse_prefix(rest, size_max) {
+                Ok(batch) => batch,
+                Err(BatchError::Truncated { need, .. }) if rest.len() < need.max(BATCH_HEADER_BYTES) => {
+                    let batch_end = position + at as u64 + need.max(BATCH_HEADER_BYTES) as u64;
+                    if batch_end > to {
+                        let err = BatchError::Truncated { have: usize::try_from(to - position).unwrap_or(0) - at, need };
+                        return Ok((position + at as u64, ScanEnd::Invalid(err)));
+                    }
+                    if at == 0 {
+                        // A batch larger than the window: read exactly it.
+                        let whole = sio::read_at(file, position, need.max(BATCH_HEADER_BYTES)).await?;
+                        let batch = match RecordBatch::parse_prefix(&whole, size_max) {
+                            Ok(batch) => batch,
+                            Err(e) => return Ok((position, ScanEnd::Invalid(e))),
+                        };
+                        match check_and_visit(&batch, position, segment_base, &mut expected_at_least, check, &mut visit) {
+                            Some(end) => return Ok((position, end)),
+                            None => {
+                                position += batch.size() as u64;
+                                break;
+                            }
+                        }
+                    }
+                    // Continue with a fresh window at this batch.
+                    break;
+                }
+                Err(e) => return Ok((position + at as u64, ScanEnd::Invalid(e))),
+            };
+            let here = position + at as u64;
+            if let Some(end) = check_and_visit(&batch, here, segment_base, &mut expected_at_least, check, &mut visit) {
+                return Ok((here, end));
+            }
+            at += batch.size();
+        }
+        position += at as u64;
+    }
+    Ok((position, ScanEnd::End))
+}
+
+fn check_and_visit(
+    batch: &RecordBatch<'_>,
+    position: u64,
+    segment_base: Offset,
+    expected_at_least: &mut Offset,
+    check: ScanCheck,
+    visit: &mut impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
+) -> Option<ScanEnd> {
+    if check == ScanCheck::Full {
+        if let Err(e) = batch.validate_stored() {
+            return Some(ScanEnd::Invalid(e));
+        }
+        let in_range = batch.last_offset().relative_to(segment_base).is_some();
+        if batch.base_offset() < *expected_at_least || !in_range {
+            return Some(ScanEnd::BadOffset(batch.base_offset()));
+        }
+    }
+    *expected_at_least = batch.next_offset();
+    match visit(position, batch) {
+        ControlFlow::Continue(()) => None,
+        ControlFlow::Break(()) => Some(ScanEnd::Stopped),
+    }
+}
+
+/// What recovery made of one segment's files.
+pub(crate) struct Recovered {
+    pub(crate) segment: Segment,
+    /// Where the valid batches end; the file is cut here.
+    pub(crate) valid_size: u64,
+    /// Why the scan stopped before the end of the file, if it did at a non-zero header.
+    pub(crate) damage: Option<(u64, ScanEnd)>,
+    /// The index files on disk disagreed with the log and must be rewritten.
+    pub(crate) index_rewrite: bool,
+}
+
+/// Rebuilds the in-memory state of a segment from its files, trusting the offset index up to its
+/// last entry that still points at a batch with the right offset, then validating every batch
+/// after it. `file_size` is the log file's size on disk (which may include a preallocated tail).
+pub(crate) async fn recover(
+    file: SharedFile,
+    base: Offset,
+    file_size: u64,
+    index_bytes: &[u8],
+    time_index_bytes: &[u8],
+    size_max: usize,
+    index_interval_bytes: u32,
+) -> std::io::Result<Recovered> {
+    let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
+    // Find the last index entry that really starts a batch with the offset it claims.
+    let mut start = IndexEntry { relative_offset: 0, position: 0 };
+    let mut index_rewrite = !index_clean;
+    while let Some(&entry) = index.entries().last() {
+        let mut found = None;
+        scan(&file, base, u64::from(entry.position), file_size, size_max, ScanCheck::Full, |_, batch| {
+            found = Some(batch.base_offset());
+            ControlFlow::Break(())
+        })
+        .await?;
+        if found == Some(base.plus(i64::from(entry.relative_offset))) {
+            start = entry;
+            break;
+        }
+        index.truncate_to_position(u64::from(entry.position));
+        index_rewrite = true;
+    }
+    // Keep the time index only for what lies before the scan's start.
+    let start_offset = base.plus(i64::from(start.relative_offset));
+    let (mut time_index, time_clean) = TimeIndex::parse(time_index_bytes, u64::from(start.relative_offset) + 1);
+    time_index.truncate_to(start.relative_offset);
+    index_rewrite |= !time_clean;
+
+    let mut segment = Segment::new(base, 0);
+    segment.index = index;
+    segment.time_index = time_index;
+    segment.size = u64::from(start.position);
+    segment.next_offset = start_offset;
+    if let Some(last) = segment.time_index.max_timestamp() {
+        segment.max_timestamp = last.timestamp;
+        segment.offset_of_max_timestamp = base.plus(i64::from(last.relative_offset));
+    }
+    let entries_before = segment.index.entries().len();
+    // The entry at `start` is re-created by the scan below, so drop it first.
+    segment.index.truncate_to_position(u64::from(start.position));
+    let interval = index_interval_bytes;
+    let mut first_timestamp = None;
+    let (valid_size, end) = scan(&file, base, u64::from(start.position), file_size, size_max, ScanCheck::Full, |position, batch| {
+        if segment.size == 0 {
+            first_timestamp = Some(batch.base_timestamp());
+        }
+        // The scan resumes right at an index entry: count it as just indexed.
+        if position == u64::from(start.position) && position > 0 {
+            segment.bytes_since_index = u64::from(interval);
+        }
+        segment.track_batch(position, batch, interval);
+        ControlFlow::Continue(())
+    })
+    .await?;
+    if segment.index.entries().len() < entries_before {
+        index_rewrite = true;
+    }
+    segment.flushed_size = segment.size;
+    segment.flushed_next_offset = segment.next_offset;
+    segment.file = Some(file);
+    if let Some(ts) = first_timestamp {
+        segment.rolled_at_ms = ts.0;
+    }
+    assert_eq!(valid_size, segment.size);
+    let damage = match end {
+        ScanEnd::End => None,
+        ScanEnd::Invalid(BatchError::InvalidLength(0)) => None, // preallocated, never written
+        other => Some((valid_size, other)),
+    };
+    if valid_size < file_size {
+        index_rewrite = true;
+    }
+    Ok(Recovered { segment, valid_size, damage, index_rewrite })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_twenty_digits() {
+        let dir = Path::new("/d");
+        assert_eq!(segment_file(dir, Offset(42), "log"), Path::new("/d/00000000000000000042.log"));
+        assert_eq!(parse_segment_name("00000000000000000042.log"), Some(Offset(42)));
+        assert_eq!(parse_segment_name("42.log"), None);
+        assert_eq!(parse_segment_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_segment_name("00000000000000000042.index"), None);
+    }
+}

@@ -1,0 +1,40 @@
+//! Helpers for tests and benchmarks: running a future on a glommio shard, building batches.
+//! Fault injection for storage I/O lives in `storage::io` (`inject_fault`), beside the calls it
+//! fails.
+
+use std::future::Future;
+
+use bytes::BytesMut;
+
+use crate::model::Timestamp;
+use crate::model::BatchBuilder;
+
+/// Runs the future that `make_future` builds to completion on a fresh single-shard glommio
+/// executor (on a new thread, as glommio requires), and returns its output.
+pub fn run_on_shard<T, F, G>(make_future: G) -> T
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    match glommio::LocalExecutorBuilder::default().spawn(make_future) {
+        Ok(handle) => match handle.join() {
+            Ok(out) => out,
+            Err(e) => panic!("shard failed: {e:?}"),
+        },
+        Err(e) => panic!("cannot start a glommio executor: {e}"),
+    }
+}
+
+/// A valid uncompressed batch of `records` records whose values are `value_bytes` long and
+/// carry `seed` in their first bytes, timestamped `timestamp`.
+pub fn batch_of(records: usize, value_bytes: usize, seed: u64, timestamp: Timestamp) -> BytesMut {
+    let mut builder = BatchBuilder::new(timestamp);
+    let mut value = vec![0u8; value_bytes.max(8)];
+    for i in 0..records {
+        let tag = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        value[..8].copy_from_slice(&tag.to_be_bytes());
+        builder.push(Some(&tag.to_be_bytes()), Some(&value), timestamp, &[]);
+    }
+    builder.build()
+}
