@@ -32,7 +32,7 @@ use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
 use super::io as sio;
 use super::notify::Notify;
-use super::segment::{self, Segment, parse_segment_name, segment_file};
+use super::segment::{self, RecoveryRules, Segment, parse_segment_name, segment_file};
 use super::Error;
 use crate::limits::{INDEX_PERSIST_ENTRIES, INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
@@ -123,6 +123,18 @@ pub(crate) struct LogState {
     epochs: EpochCache,
     acks: Rc<Notify>,
     work: Rc<Notify>,
+    pub(crate) stats: LogStats,
+}
+
+/// Counters of what the flusher did, for tests, tools and (later) metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Batches appended.
+    pub batches_appended: u64,
+    /// Segment writes issued (one per flush per segment).
+    pub writes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
 }
 
 impl LogState {
@@ -179,6 +191,7 @@ impl LogState {
         });
         self.pending.push_back(PendingWrite { segment_base, bytes, next_offset });
         self.log_end = next_offset;
+        self.stats.batches_appended += 1;
         Ok(())
     }
 
@@ -296,6 +309,7 @@ impl PartitionLog {
             info!(tp = %tp, segments = bases.len(), "no clean-shutdown marker: recovering");
         }
         let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+        let mut epochs = EpochCache::load(&dir);
         let now_ms = Timestamp::now().0;
         let mut segments = BTreeMap::new();
         let mut last_file = None;
@@ -311,12 +325,16 @@ impl PartitionLog {
             let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
             let index_bytes = std::fs::read(segment_file(&dir, base, "index")).unwrap_or_default();
             let time_bytes = std::fs::read(segment_file(&dir, base, "timeindex")).unwrap_or_default();
-            let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, config.index_interval_bytes)
+            let rules = RecoveryRules {
+                index_interval_bytes: config.index_interval_bytes,
+                contiguous: !config.cleanup_policy.compact,
+                epoch_max: epochs.latest(),
+            };
+            let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
                 .await
                 .map_err(Error::io(format!("recovering {}", path.display())))?;
             let mut seg = recovered.segment;
-            seg.rolled_at_ms = if seg.size == 0 { now_ms } else { seg.rolled_at_ms.max(0) };
-            if seg.rolled_at_ms == 0 {
+            if seg.size == 0 || seg.rolled_at_ms <= 0 {
                 seg.rolled_at_ms = now_ms;
             }
             if let Some((position, why)) = &recovered.damage {
@@ -346,7 +364,6 @@ impl PartitionLog {
             Some(base) => checkpoint_start.map_or(base, |c| c.max(base)),
             None => checkpoint_start.unwrap_or(Offset::ZERO),
         };
-        let mut epochs = EpochCache::load(&dir);
         if segments.is_empty() {
             let path = segment_file(&dir, log_start, "log");
             let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
@@ -387,6 +404,7 @@ impl PartitionLog {
             epochs,
             acks: Rc::new(Notify::default()),
             work: Rc::new(Notify::default()),
+            stats: LogStats::default(),
         }));
         state.borrow().check_invariants();
         info!(tp = %tp, %log_start, %log_end, clean, "log opened");
@@ -489,6 +507,11 @@ impl PartitionLog {
     /// Bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().segments.values().map(|s| s.size).sum()
+    }
+
+    /// What the flusher has done so far.
+    pub fn stats(&self) -> LogStats {
+        self.state.borrow().stats
     }
 
     /// Number of segments.
@@ -653,6 +676,7 @@ async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) ->
         files.log.sync().await.map_err(Error::io("fdatasync of segment"))?;
     }
     let mut state = state.borrow_mut();
+    state.stats.syncs += 1;
     state.durable_end = state.flushed_end;
     state.acks.notify_all();
     Ok(())
@@ -683,8 +707,10 @@ async fn flush(state: &Rc<RefCell<LogState>>, active: &mut Option<ActiveFiles>, 
         let Some(files) = active.as_mut() else { unreachable!("active segment files were just set") };
         let chunks: Vec<Bytes> = now.iter().map(|w| w.bytes.clone()).collect();
         files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;
+        state.borrow_mut().stats.writes += 1;
         if mode == FlushMode::Sync {
             files.log.sync().await.map_err(Error::io("fdatasync of segment"))?;
+            state.borrow_mut().stats.syncs += 1;
         }
         let next = now.last().map_or(segment_base, |w| w.next_offset);
         {

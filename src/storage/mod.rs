@@ -26,11 +26,14 @@ mod retention;
 mod segment;
 mod time_index;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 pub use batch_cache::BatchCache;
 pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
-pub use log::{AppendInfo, OpenOptions, PartitionLog, PendingAppend};
+pub use log::{AppendInfo, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
 pub use read::{Chunk, ReadLimits, ReadSlice};
 pub use retention::RetentionReport;

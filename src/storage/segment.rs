@@ -15,7 +15,7 @@ use super::io::{self as sio, SharedFile};
 use super::offset_index::{IndexEntry, OffsetIndex};
 use super::time_index::{TimeEntry, TimeIndex};
 use crate::limits::{BATCH_HEADER_BYTES, SCAN_READ_BYTES};
-use crate::model::{BatchError, Offset, RecordBatch, Timestamp};
+use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp};
 
 /// File name of a segment's log (`.log`), index (`.index`) or time index (`.timeindex`): the base
 /// offset in 20 digits, as Kafka names them.
@@ -128,8 +128,10 @@ pub(crate) enum ScanEnd {
     Stopped,
     /// The bytes at the returned position are not a valid batch.
     Invalid(BatchError),
-    /// A batch's offsets go backwards or leave the segment's range.
+    /// A batch's offsets do not continue the log's or leave the segment's range.
     BadOffset(Offset),
+    /// A batch's leader epoch goes backwards or is newer than any the log knows.
+    BadEpoch(LeaderEpoch),
 }
 
 /// How much of each batch a scan checks.
@@ -137,8 +139,18 @@ pub(crate) enum ScanEnd {
 pub(crate) enum ScanCheck {
     /// Headers only (lookups over data already validated on append).
     Headers,
-    /// Magic, CRC and counts of every batch, and offsets strictly increasing (recovery).
-    Full,
+    /// Everything recovery can check, since `baseOffset` and `partitionLeaderEpoch` lie outside
+    /// the CRC: magic, CRC and counts of every batch; offsets that continue from `expected`
+    /// (exactly, unless the log is compacted and may have gaps) and stay in the segment's u32
+    /// range; leader epochs that never go down and never pass `epoch_max`.
+    Full {
+        /// Base offset of the batch at the scan's start position.
+        expected: Offset,
+        /// Offsets must be dense (not a compacted log).
+        contiguous: bool,
+        /// The latest epoch the leader-epoch checkpoint knows, if any.
+        epoch_max: Option<LeaderEpoch>,
+    },
 }
 
 /// Walks the batches of `file` from `from` to `to`, showing each to `visit` with its position.
@@ -154,7 +166,7 @@ pub(crate) async fn scan(
     mut visit: impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
 ) -> std::io::Result<(u64, ScanEnd)> {
     let mut position = from;
-    let mut expected_at_least = segment_base;
+    let mut checker = Checker { segment_base, check, last_epoch: LeaderEpoch::UNKNOWN };
     while position < to {
         let want = usize::try_from((to - position).min(SCAN_READ_BYTES as u64)).unwrap_or(SCAN_READ_BYTES);
         let window = sio::read_at(file, position, want).await?;
@@ -179,7 +191,7 @@ pub(crate) async fn scan(
                             Ok(batch) => batch,
                             Err(e) => return Ok((position, ScanEnd::Invalid(e))),
                         };
-                        match check_and_visit(&batch, position, segment_base, &mut expected_at_least, check, &mut visit) {
+                        match checker.check_and_visit(&batch, position, &mut visit) {
                             Some(end) => return Ok((position, end)),
                             None => {
                                 position += batch.size() as u64;
@@ -193,7 +205,7 @@ pub(crate) async fn scan(
                 Err(e) => return Ok((position + at as u64, ScanEnd::Invalid(e))),
             };
             let here = position + at as u64;
-            if let Some(end) = check_and_visit(&batch, here, segment_base, &mut expected_at_least, check, &mut visit) {
+            if let Some(end) = checker.check_and_visit(&batch, here, &mut visit) {
                 return Ok((here, end));
             }
             at += batch.size();
@@ -203,27 +215,40 @@ pub(crate) async fn scan(
     Ok((position, ScanEnd::End))
 }
 
-fn check_and_visit(
-    batch: &RecordBatch<'_>,
-    position: u64,
+struct Checker {
     segment_base: Offset,
-    expected_at_least: &mut Offset,
     check: ScanCheck,
-    visit: &mut impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
-) -> Option<ScanEnd> {
-    if check == ScanCheck::Full {
-        if let Err(e) = batch.validate_stored() {
-            return Some(ScanEnd::Invalid(e));
+    last_epoch: LeaderEpoch,
+}
+
+impl Checker {
+    fn check_and_visit(
+        &mut self,
+        batch: &RecordBatch<'_>,
+        position: u64,
+        visit: &mut impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
+    ) -> Option<ScanEnd> {
+        if let ScanCheck::Full { expected, contiguous, epoch_max } = &mut self.check {
+            if let Err(e) = batch.validate_stored() {
+                return Some(ScanEnd::Invalid(e));
+            }
+            let base = batch.base_offset();
+            let in_range = batch.last_offset().relative_to(self.segment_base).is_some();
+            let offset_ok = if *contiguous { base == *expected } else { base >= *expected };
+            if !offset_ok || !in_range {
+                return Some(ScanEnd::BadOffset(base));
+            }
+            let epoch = batch.leader_epoch();
+            if epoch < self.last_epoch || epoch_max.is_some_and(|max| epoch > max) {
+                return Some(ScanEnd::BadEpoch(epoch));
+            }
+            self.last_epoch = epoch;
+            *expected = batch.next_offset();
         }
-        let in_range = batch.last_offset().relative_to(segment_base).is_some();
-        if batch.base_offset() < *expected_at_least || !in_range {
-            return Some(ScanEnd::BadOffset(batch.base_offset()));
+        match visit(position, batch) {
+            ControlFlow::Continue(()) => None,
+            ControlFlow::Break(()) => Some(ScanEnd::Stopped),
         }
-    }
-    *expected_at_least = batch.next_offset();
-    match visit(position, batch) {
-        ControlFlow::Continue(()) => None,
-        ControlFlow::Break(()) => Some(ScanEnd::Stopped),
     }
 }
 
@@ -238,6 +263,17 @@ pub(crate) struct Recovered {
     pub(crate) index_rewrite: bool,
 }
 
+/// What recovery may assume about a log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecoveryRules {
+    /// `index.interval.bytes`, to rebuild index entries as appends would have made them.
+    pub(crate) index_interval_bytes: u32,
+    /// Offsets are dense (the log is not compacted).
+    pub(crate) contiguous: bool,
+    /// The latest leader epoch in the checkpoint.
+    pub(crate) epoch_max: Option<LeaderEpoch>,
+}
+
 /// Rebuilds the in-memory state of a segment from its files, trusting the offset index up to its
 /// last entry that still points at a batch with the right offset, then validating every batch
 /// after it. `file_size` is the log file's size on disk (which may include a preallocated tail).
@@ -248,15 +284,18 @@ pub(crate) async fn recover(
     index_bytes: &[u8],
     time_index_bytes: &[u8],
     size_max: usize,
-    index_interval_bytes: u32,
+    rules: RecoveryRules,
 ) -> std::io::Result<Recovered> {
+    let index_interval_bytes = rules.index_interval_bytes;
+    let full = |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
     let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
     // Find the last index entry that really starts a batch with the offset it claims.
     let mut start = IndexEntry { relative_offset: 0, position: 0 };
     let mut index_rewrite = !index_clean;
     while let Some(&entry) = index.entries().last() {
         let mut found = None;
-        scan(&file, base, u64::from(entry.position), file_size, size_max, ScanCheck::Full, |_, batch| {
+        let expected = base.plus(i64::from(entry.relative_offset));
+        scan(&file, base, u64::from(entry.position), file_size, size_max, full(expected), |_, batch| {
             found = Some(batch.base_offset());
             ControlFlow::Break(())
         })
@@ -288,7 +327,7 @@ pub(crate) async fn recover(
     segment.index.truncate_to_position(u64::from(start.position));
     let interval = index_interval_bytes;
     let mut first_timestamp = None;
-    let (valid_size, end) = scan(&file, base, u64::from(start.position), file_size, size_max, ScanCheck::Full, |position, batch| {
+    let (valid_size, end) = scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
         if segment.size == 0 {
             first_timestamp = Some(batch.base_timestamp());
         }
