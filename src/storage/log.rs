@@ -329,6 +329,7 @@ impl PartitionLog {
                 index_interval_bytes: config.index_interval_bytes,
                 contiguous: !config.cleanup_policy.compact,
                 epoch_max: epochs.latest(),
+                full_scan: !clean && i + 1 == bases.len(),
             };
             let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
                 .await

@@ -272,11 +272,16 @@ pub(crate) struct RecoveryRules {
     pub(crate) contiguous: bool,
     /// The latest leader epoch in the checkpoint.
     pub(crate) epoch_max: Option<LeaderEpoch>,
+    /// Validate every batch from the start of the segment, not just those after the last index
+    /// entry. After an unclean shutdown the tail segment gets this, since a torn or damaged
+    /// batch anywhere in it (its base offset and epoch lie outside the CRC) must cut the log
+    /// there, and the index may point past the damage.
+    pub(crate) full_scan: bool,
 }
 
-/// Rebuilds the in-memory state of a segment from its files, trusting the offset index up to its
-/// last entry that still points at a batch with the right offset, then validating every batch
-/// after it. `file_size` is the log file's size on disk (which may include a preallocated tail).
+/// Rebuilds the in-memory state of a segment from its files: unless `rules.full_scan`, trusting
+/// the offset index up to its last entry that still points at a batch with the right offset,
+/// then validating every batch after it (which proves the segment ends at a batch boundary). `file_size` is the log file's size on disk (which may include a preallocated tail).
 pub(crate) async fn recover(
     file: SharedFile,
     base: Offset,
@@ -289,9 +294,12 @@ pub(crate) async fn recover(
     let index_interval_bytes = rules.index_interval_bytes;
     let full = |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
     let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
-    // Find the last index entry that really starts a batch with the offset it claims.
     let mut start = IndexEntry { relative_offset: 0, position: 0 };
     let mut index_rewrite = !index_clean;
+    if rules.full_scan {
+        index.truncate_to_position(0);
+    }
+    // Find the last index entry that really starts a batch with the offset it claims.
     while let Some(&entry) = index.entries().last() {
         let mut found = None;
         let expected = base.plus(i64::from(entry.relative_offset));
