@@ -58,9 +58,9 @@ pub const SCAN_READ_BYTES: usize = 64 * 1024;
 /// Default `delete.retention.ms` (one day, as in Kafka).
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 
-const _: () = assert!(SEGMENT_BYTES_MIN as u64 % BLOCK_BYTES == 0);
-const _: () = assert!(PREALLOCATE_BYTES % BLOCK_BYTES == 0);
-const _: () = assert!(FLUSH_WRITE_BYTES_MAX as u64 % BLOCK_BYTES == 0);
+const _: () = assert!((SEGMENT_BYTES_MIN as u64).is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));
+const _: () = assert!((FLUSH_WRITE_BYTES_MAX as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(BATCH_BYTES_MAX as usize <= FLUSH_WRITE_BYTES_MAX * 8);
 const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= BATCH_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= SEGMENT_BYTES_MAX);
@@ -73,4 +73,4 @@ pub const INDEX_PERSIST_ENTRIES: usize = 256;
 /// Index files grow by preallocated extents of this size.
 pub const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 
-const _: () = assert!(INDEX_PREALLOCATE_BYTES % BLOCK_BYTES == 0);
+const _: () = assert!(INDEX_PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));

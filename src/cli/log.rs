@@ -105,9 +105,20 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
         bail!("{} is not a directory", dir.display());
     }
     let cache = BatchCache::new(0);
-    let log = PartitionLog::open(OpenOptions { dir: dir.clone(), topic_partition: topic_partition_of(&dir), config: LogConfig::default(), cache: &cache })
-        .await?;
-    println!("log start {}  log end {}  segments {}  bytes {}", log.log_start_offset(), log.log_end_offset(), log.segment_count(), log.size_bytes());
+    let log = PartitionLog::open(OpenOptions {
+        dir: dir.clone(),
+        topic_partition: topic_partition_of(&dir),
+        config: LogConfig::default(),
+        cache: &cache,
+    })
+    .await?;
+    println!(
+        "log start {}  log end {}  segments {}  bytes {}",
+        log.log_start_offset(),
+        log.log_end_offset(),
+        log.segment_count(),
+        log.size_bytes()
+    );
     let mut next = log.log_start_offset();
     let end = log.log_end_offset();
     while next < end {
@@ -122,8 +133,13 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
             let crc = if batch.validate_stored().is_ok() { "ok" } else { "BAD" };
             println!(
                 "offsets {}..={}  records {}  bytes {}  epoch {}  max_ts {}  compression {:?}  crc {crc}",
-                batch.base_offset(), batch.last_offset(), batch.records_count(), batch.size(), batch.leader_epoch(),
-                batch.max_timestamp(), batch.compression()?,
+                batch.base_offset(),
+                batch.last_offset(),
+                batch.records_count(),
+                batch.size(),
+                batch.leader_epoch(),
+                batch.max_timestamp(),
+                batch.compression()?,
             );
             next = batch.next_offset();
         }
@@ -139,7 +155,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     config.set("max.message.bytes", &crate::limits::BATCH_BYTES_MAX.to_string())?;
     let cache = BatchCache::new(crate::limits::BATCH_CACHE_BYTES_DEFAULT);
     let log = Rc::new(
-        PartitionLog::open(OpenOptions { dir: args.dir.clone(), topic_partition: topic_partition_of(&args.dir), config, cache: &cache }).await?,
+        PartitionLog::open(OpenOptions {
+            dir: args.dir.clone(),
+            topic_partition: topic_partition_of(&args.dir),
+            config,
+            cache: &cache,
+        })
+        .await?,
     );
     let records = (args.batch_bytes / (args.record_bytes + 30)).max(1);
     let template = batch_of(records, args.record_bytes, 0, Timestamp::now());
@@ -158,11 +180,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         tasks.push(glommio::spawn_local(async move {
             loop {
                 let seed = issued.get();
-                if (limit > 0 && seed >= limit) || (limit == 0 && Instant::now() >= deadline) || failed.borrow().is_some() {
+                if (limit > 0 && seed >= limit)
+                    || (limit == 0 && Instant::now() >= deadline)
+                    || failed.borrow().is_some()
+                {
                     return;
                 }
                 issued.set(seed + 1);
-                let batch = if print_acks { batch_of(records, record_bytes, seed, Timestamp::now()) } else { template.clone() };
+                let batch =
+                    if print_acks { batch_of(records, record_bytes, seed, Timestamp::now()) } else { template.clone() };
                 let sent = Instant::now();
                 let result = match log.append(batch, LeaderEpoch(0)) {
                     Ok(pending) => pending.durable().await,
@@ -205,16 +231,47 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         histogram.value_at_quantile(0.999),
         histogram.max(),
     );
+    let summary = LoadSummary {
+        batch_bytes: batch_size,
+        appends,
+        seconds: elapsed,
+        appends_per_s,
+        mb_per_s,
+        latency_us: Latency { p50, p99, p999, max },
+        flush_mode: args.flush_mode.clone(),
+        in_flight: args.in_flight,
+        log_end: log.log_end_offset().0,
+    };
     if args.json {
-        println!(
-            "{{\"batch_bytes\":{batch_size},\"appends\":{appends},\"seconds\":{elapsed:.3},\"appends_per_s\":{appends_per_s:.1},\"mb_per_s\":{mb_per_s:.2},\"latency_us\":{{\"p50\":{p50},\"p99\":{p99},\"p999\":{p999},\"max\":{max}}},\"flush_mode\":\"{}\",\"in_flight\":{},\"log_end\":{}}}",
-            args.flush_mode, args.in_flight, log.log_end_offset()
-        );
+        println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "{appends} appends of {batch_size} B in {elapsed:.2} s: {appends_per_s:.0} appends/s, {mb_per_s:.1} MB/s; latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs (flush mode {}, {} in flight)",
+            "{appends} appends of {batch_size} B in {elapsed:.2} s: {appends_per_s:.0} appends/s, {mb_per_s:.1} MB/s; \
+             latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs, max {max} µs (flush mode {}, {} in flight)",
             args.flush_mode, args.in_flight
         );
     }
     Ok(())
+}
+
+/// The `--json` summary of `sluice log load`.
+#[derive(Debug, serde::Serialize)]
+struct LoadSummary {
+    batch_bytes: usize,
+    appends: u64,
+    seconds: f64,
+    appends_per_s: f64,
+    mb_per_s: f64,
+    latency_us: Latency,
+    flush_mode: String,
+    in_flight: usize,
+    log_end: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Latency {
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
 }

@@ -7,7 +7,12 @@ mod offset;
 pub(crate) mod records;
 mod topic_partition;
 
-pub use batch::{BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch, batch_size_from_prefix};
+pub use batch::{
+    BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
+    batch_size_from_prefix,
+};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
-pub use records::{BatchBuilder, BatchIter, Record, RecordError, RecordIter, build_batch, put_varint, put_varlong, read_varint, read_varlong};
-pub use topic_partition::{TopicPartition, TopicNameError, validate_topic_name};
+pub use records::{
+    BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
+};
+pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};

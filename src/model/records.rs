@@ -7,7 +7,7 @@
 //! headerCount, [headerKeyLength, headerKey, headerValueLength, headerValue]*`; a length of -1
 //! means null.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use super::batch::{BatchError, MAGIC_V2, RecordBatch};
 use super::{Offset, Timestamp};
@@ -291,15 +291,6 @@ impl<'a> Iterator for BatchIter<'a> {
             }
         }
     }
-}
-
-/// Convenience for callers holding `Bytes`: a built batch frozen.
-pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp: Timestamp) -> Bytes {
-    let mut builder = BatchBuilder::new(timestamp);
-    for (k, v) in records {
-        builder.push(*k, *v, timestamp, &[]);
-    }
-    builder.build().freeze()
 }
 
 #[cfg(test)]

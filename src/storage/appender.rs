@@ -42,7 +42,7 @@ fn align_up(v: u64) -> u64 {
 impl SegmentAppender {
     /// Resumes `file` at logical size `written`, reading the partial tail block back.
     pub(crate) async fn resume(file: SharedFile, written: u64, allocate_step: u64) -> io::Result<Self> {
-        assert!(allocate_step % BLOCK_BYTES == 0);
+        assert!(allocate_step.is_multiple_of(BLOCK_BYTES));
         let tail_start = align_down(written);
         let tail_len = usize::try_from(written - tail_start).unwrap_or(0);
         let tail = if tail_len == 0 {
@@ -84,11 +84,8 @@ impl SegmentAppender {
                 let take = (chunk.len() - used).min(room - staged_len);
                 staged.push(&chunk[used..used + take]);
                 staged_len += take;
-                current = if used + take == chunk.len() {
-                    chunks.next().map(|c| (c, 0))
-                } else {
-                    Some((chunk, used + take))
-                };
+                current =
+                    if used + take == chunk.len() { chunks.next().map(|c| (c, 0)) } else { Some((chunk, used + take)) };
             }
             let logical = self.tail.len() + staged_len;
             let len = align_up(logical as u64);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::limits::{
-    BATCH_BYTES_MAX, DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT,
-    MAX_MESSAGE_BYTES_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    BATCH_BYTES_MAX, DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
 };
 
 /// When an append counts as done.
@@ -26,7 +26,11 @@ impl FlushMode {
             "sync" => Ok(FlushMode::Sync),
             "interval" => Ok(FlushMode::Interval(Duration::from_millis(interval_ms.max(1)))),
             "none" => Ok(FlushMode::None),
-            other => Err(ConfigError::Invalid { name: "flush.mode".into(), value: other.into(), reason: "expected sync, interval or none".into() }),
+            other => Err(ConfigError::Invalid {
+                name: "flush.mode".into(),
+                value: other.into(),
+                reason: "expected sync, interval or none".into(),
+            }),
         }
     }
 }
@@ -113,7 +117,8 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
 impl LogConfig {
     /// Applies one Kafka topic config (`retention.ms=86400000`, ...) on top of `self`.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        let invalid = |reason: &str| ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() };
+        let invalid =
+            |reason: &str| ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() };
         let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
             let v: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
             if v < min || v > max {
@@ -122,7 +127,9 @@ impl LogConfig {
             Ok(v)
         };
         match name {
-            "segment.bytes" => self.segment_bytes = int(i64::from(SEGMENT_BYTES_MIN), i64::from(SEGMENT_BYTES_MAX))? as u32,
+            "segment.bytes" => {
+                self.segment_bytes = int(i64::from(SEGMENT_BYTES_MIN), i64::from(SEGMENT_BYTES_MAX))? as u32
+            }
             "segment.ms" => self.segment_ms = int(1, i64::MAX)? as u64,
             "index.interval.bytes" => self.index_interval_bytes = int(0, i64::from(i32::MAX))? as u32,
             "retention.ms" => self.retention_ms = u64::try_from(int(-1, i64::MAX)?).ok(),

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, error, info, warn};
 
+use super::Error;
 use super::appender::SegmentAppender;
 use super::batch_cache::{BatchCache, CachedBatch, PartitionCache};
 use super::config::{FlushMode, LogConfig};
@@ -33,7 +34,6 @@ use super::epochs::EpochCache;
 use super::io as sio;
 use super::notify::Notify;
 use super::segment::{self, RecoveryRules, Segment, parse_segment_name, segment_file};
-use super::Error;
 use crate::limits::{INDEX_PERSIST_ENTRIES, INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
 
@@ -260,7 +260,10 @@ impl ActiveFiles {
             }
             let flushed_relative = segment.flushed_next_offset.0.saturating_sub(segment.base_offset.0);
             let flushed_relative = u64::try_from(flushed_relative).unwrap_or(0);
-            (segment.index.take_unpersisted(segment.flushed_size), segment.time_index.take_unpersisted(flushed_relative))
+            (
+                segment.index.take_unpersisted(segment.flushed_size),
+                segment.time_index.take_unpersisted(flushed_relative),
+            )
         };
         self.index.write(&[Bytes::from(index_bytes)]).await.map_err(Error::io("writing offset index"))?;
         self.time_index.write(&[Bytes::from(time_bytes)]).await.map_err(Error::io("writing time index"))?;
@@ -321,7 +324,8 @@ impl PartitionLog {
                 continue;
             }
             let path = segment_file(&dir, base, "log");
-            let file = Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
+            let file =
+                Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
             let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
             let index_bytes = std::fs::read(segment_file(&dir, base, "index")).unwrap_or_default();
             let time_bytes = std::fs::read(segment_file(&dir, base, "timeindex")).unwrap_or_default();
@@ -346,7 +350,9 @@ impl PartitionLog {
                 }
             }
             if recovered.valid_size < file_size {
-                sio::truncate(&file, recovered.valid_size).await.map_err(Error::io(format!("cutting {}", path.display())))?;
+                sio::truncate(&file, recovered.valid_size)
+                    .await
+                    .map_err(Error::io(format!("cutting {}", path.display())))?;
             }
             let is_last = i + 1 == bases.len() || cut_after.is_some();
             if !is_last {
@@ -434,7 +440,10 @@ impl PartitionLog {
             at += batch.size();
         }
         if sizes.is_empty() {
-            return Err(Error::InvalidBatch(BatchError::Truncated { have: 0, need: crate::limits::BATCH_HEADER_BYTES }));
+            return Err(Error::InvalidBatch(BatchError::Truncated {
+                have: 0,
+                need: crate::limits::BATCH_HEADER_BYTES,
+            }));
         }
         let base_offset = state.log_end;
         state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
@@ -685,7 +694,12 @@ async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) ->
 
 /// Writes `batch` (in log order, possibly spanning segments), sealing the previous segment and
 /// creating the next one's files at a roll.
-async fn flush(state: &Rc<RefCell<LogState>>, active: &mut Option<ActiveFiles>, batch: Vec<PendingWrite>, mode: FlushMode) -> Result<(), Error> {
+async fn flush(
+    state: &Rc<RefCell<LogState>>,
+    active: &mut Option<ActiveFiles>,
+    batch: Vec<PendingWrite>,
+    mode: FlushMode,
+) -> Result<(), Error> {
     let started = Instant::now();
     let mut rest = &batch[..];
     while let Some(first) = rest.first() {

@@ -166,7 +166,9 @@ mod tests {
                 let target = Offset(base + t - 1000);
                 let expected = entries.iter().rev()
                     .find(|(o, _)| target.relative_to(Offset(base)).is_some_and(|r| *o <= r))
-                    .map_or(IndexEntry { relative_offset: 0, position: 0 }, |&(relative_offset, position)| IndexEntry { relative_offset, position });
+                    .map_or(IndexEntry { relative_offset: 0, position: 0 }, |&(relative_offset, position)| {
+                        IndexEntry { relative_offset, position }
+                    });
                 prop_assert_eq!(index.lookup(Offset(base), target), expected);
             }
             // The encoding round-trips.

@@ -11,10 +11,10 @@ use std::ops::ControlFlow;
 
 use bytes::Bytes;
 
+use super::Error;
 use super::io::{self as sio, SharedFile};
 use super::log::PartitionLog;
 use super::segment::{ScanCheck, scan};
-use super::Error;
 use crate::limits::BATCH_BYTES_MAX;
 use crate::model::{Offset, RecordBatch, RecordIter, Timestamp};
 
@@ -100,7 +100,11 @@ impl PartitionLog {
         {
             let state = self.state.borrow();
             if start < state.log_start || start > state.log_end {
-                return Err(Error::OffsetOutOfRange { requested: start, log_start: state.log_start, log_end: state.log_end });
+                return Err(Error::OffsetOutOfRange {
+                    requested: start,
+                    log_start: state.log_start,
+                    log_end: state.log_end,
+                });
             }
         }
         loop {
@@ -111,7 +115,8 @@ impl PartitionLog {
                     return Ok(ReadSlice::default());
                 }
                 if let Some(batches) = state.cache.read(start, limits.max_bytes, upper) {
-                    let mut slice = ReadSlice { first_offset: batches.first().map(|b| b.base_offset), ..ReadSlice::default() };
+                    let mut slice =
+                        ReadSlice { first_offset: batches.first().map(|b| b.base_offset), ..ReadSlice::default() };
                     for batch in batches {
                         slice.bytes += batch.bytes.len() as u64;
                         slice.chunks.push(Chunk::Memory(batch.bytes));
@@ -161,14 +166,22 @@ impl PartitionLog {
         let io_err = Error::io(format!("reading segment {}", plan.segment_base));
         let size_max = BATCH_BYTES_MAX as usize;
         let mut first = None;
-        scan(&plan.file, plan.segment_base, plan.scan_from, plan.flushed_size, size_max, ScanCheck::Headers, |position, batch| {
-            if batch.next_offset() > start {
-                first = Some((position, batch.size() as u64, batch.base_offset(), batch.next_offset()));
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        scan(
+            &plan.file,
+            plan.segment_base,
+            plan.scan_from,
+            plan.flushed_size,
+            size_max,
+            ScanCheck::Headers,
+            |position, batch| {
+                if batch.next_offset() > start {
+                    first = Some((position, batch.size() as u64, batch.base_offset(), batch.next_offset()));
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
         .await
         .map_err(io_err)?;
         let Some((position, first_size, first_offset, first_next)) = first else {
@@ -183,14 +196,22 @@ impl PartitionLog {
             None => {
                 let mut found = plan.flushed_size;
                 let from = plan.upper_scan_from.max(position);
-                scan(&plan.file, plan.segment_base, from, plan.flushed_size, size_max, ScanCheck::Headers, |p, batch| {
-                    if batch.next_offset() > upper {
-                        found = p;
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })
+                scan(
+                    &plan.file,
+                    plan.segment_base,
+                    from,
+                    plan.flushed_size,
+                    size_max,
+                    ScanCheck::Headers,
+                    |p, batch| {
+                        if batch.next_offset() > upper {
+                            found = p;
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    },
+                )
                 .await
                 .map_err(Error::io(format!("reading segment {}", plan.segment_base)))?;
                 found
@@ -211,13 +232,22 @@ impl PartitionLog {
     pub async fn offset_for_timestamp(&self, target: Timestamp) -> Result<Option<(Offset, Timestamp)>, Error> {
         let (file, segment_base, scan_from, start_offset, flushed_size, cached) = {
             let state = self.state.borrow();
-            let Some(segment) = state.segments.values().find(|s| s.max_timestamp >= target && s.next_offset > state.log_start) else {
+            let Some(segment) =
+                state.segments.values().find(|s| s.max_timestamp >= target && s.next_offset > state.log_start)
+            else {
                 return Ok(None);
             };
             let start_offset = segment.time_index.lookup(segment.base_offset, target).max(state.log_start);
             let entry = segment.index.lookup(segment.base_offset, start_offset);
             let cached = state.cache.segment_batches_from(segment.base_offset, start_offset);
-            (segment.file.clone(), segment.base_offset, u64::from(entry.position), start_offset, segment.flushed_size, cached)
+            (
+                segment.file.clone(),
+                segment.base_offset,
+                u64::from(entry.position),
+                start_offset,
+                segment.flushed_size,
+                cached,
+            )
         };
         // Unflushed or cached batches first if they cover the start, then the file.
         if let Some(first) = cached.first()
@@ -234,18 +264,28 @@ impl PartitionLog {
         }
         let Some(file) = file else { return Ok(None) };
         let mut found = None;
-        scan(&file, segment_base, scan_from, flushed_size, BATCH_BYTES_MAX as usize, ScanCheck::Headers, |position, batch| {
-            if batch.next_offset() > start_offset && batch.max_timestamp() >= target {
-                found = Some((position, batch.size()));
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        scan(
+            &file,
+            segment_base,
+            scan_from,
+            flushed_size,
+            BATCH_BYTES_MAX as usize,
+            ScanCheck::Headers,
+            |position, batch| {
+                if batch.next_offset() > start_offset && batch.max_timestamp() >= target {
+                    found = Some((position, batch.size()));
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
         .await
         .map_err(Error::io(format!("reading segment {segment_base}")))?;
         if let Some((position, size)) = found {
-            let bytes = sio::read_at(&file, position, size).await.map_err(Error::io(format!("reading segment {segment_base}")))?;
+            let bytes = sio::read_at(&file, position, size)
+                .await
+                .map_err(Error::io(format!("reading segment {segment_base}")))?;
             let view = RecordBatch::parse_prefix(&bytes, usize::MAX)?;
             return Ok(Some(first_record_at_or_after(&view, target, start_offset)));
         }

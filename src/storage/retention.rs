@@ -4,8 +4,8 @@
 
 use tracing::info;
 
-use super::log::{PartitionLog, remove_segment, write_log_start};
 use super::Error;
+use super::log::{PartitionLog, remove_segment, write_log_start};
 use crate::model::{Offset, Timestamp};
 
 /// What one retention pass did.
@@ -74,7 +74,11 @@ impl PartitionLog {
         {
             let mut state = self.state.borrow_mut();
             if offset > state.high_watermark || offset.0 < 0 {
-                return Err(Error::OffsetOutOfRange { requested: offset, log_start: state.log_start, log_end: state.high_watermark });
+                return Err(Error::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: state.log_start,
+                    log_end: state.high_watermark,
+                });
             }
             if offset <= state.log_start {
                 return Ok(state.log_start);

@@ -181,7 +181,8 @@ pub(crate) async fn scan(
                 Err(BatchError::Truncated { need, .. }) if rest.len() < need.max(BATCH_HEADER_BYTES) => {
                     let batch_end = position + at as u64 + need.max(BATCH_HEADER_BYTES) as u64;
                     if batch_end > to {
-                        let err = BatchError::Truncated { have: usize::try_from(to - position).unwrap_or(0) - at, need };
+                        let err =
+                            BatchError::Truncated { have: usize::try_from(to - position).unwrap_or(0) - at, need };
                         return Ok((position + at as u64, ScanEnd::Invalid(err)));
                     }
                     if at == 0 {
@@ -281,7 +282,8 @@ pub(crate) struct RecoveryRules {
 
 /// Rebuilds the in-memory state of a segment from its files: unless `rules.full_scan`, trusting
 /// the offset index up to its last entry that still points at a batch with the right offset,
-/// then validating every batch after it (which proves the segment ends at a batch boundary). `file_size` is the log file's size on disk (which may include a preallocated tail).
+/// then validating every batch after it (which proves the segment ends at a batch boundary).
+/// `file_size` is the log file's size on disk (which may include a preallocated tail).
 pub(crate) async fn recover(
     file: SharedFile,
     base: Offset,
@@ -292,7 +294,8 @@ pub(crate) async fn recover(
     rules: RecoveryRules,
 ) -> std::io::Result<Recovered> {
     let index_interval_bytes = rules.index_interval_bytes;
-    let full = |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
+    let full =
+        |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
     let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
     let mut start = IndexEntry { relative_offset: 0, position: 0 };
     let mut index_rewrite = !index_clean;
@@ -335,18 +338,19 @@ pub(crate) async fn recover(
     segment.index.truncate_to_position(u64::from(start.position));
     let interval = index_interval_bytes;
     let mut first_timestamp = None;
-    let (valid_size, end) = scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
-        if segment.size == 0 {
-            first_timestamp = Some(batch.base_timestamp());
-        }
-        // The scan resumes right at an index entry: count it as just indexed.
-        if position == u64::from(start.position) && position > 0 {
-            segment.bytes_since_index = u64::from(interval);
-        }
-        segment.track_batch(position, batch, interval);
-        ControlFlow::Continue(())
-    })
-    .await?;
+    let (valid_size, end) =
+        scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
+            if segment.size == 0 {
+                first_timestamp = Some(batch.base_timestamp());
+            }
+            // The scan resumes right at an index entry: count it as just indexed.
+            if position == u64::from(start.position) && position > 0 {
+                segment.bytes_since_index = u64::from(interval);
+            }
+            segment.track_batch(position, batch, interval);
+            ControlFlow::Continue(())
+        })
+        .await?;
     if segment.index.entries().len() < entries_before {
         index_rewrite = true;
     }

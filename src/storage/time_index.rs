@@ -37,9 +37,9 @@ impl TimeIndex {
                 timestamp: Timestamp(i64::from_be_bytes(ts)),
                 relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
             };
-            let ordered = entries.last().is_none_or(|last| {
-                entry.timestamp > last.timestamp && entry.relative_offset >= last.relative_offset
-            });
+            let ordered = entries
+                .last()
+                .is_none_or(|last| entry.timestamp > last.timestamp && entry.relative_offset >= last.relative_offset);
             let zero = entry.timestamp.0 == 0 && entry.relative_offset == 0;
             if !ordered || zero || u64::from(entry.relative_offset) >= next_relative_offset {
                 clean = false;
@@ -58,7 +58,11 @@ impl TimeIndex {
 
     /// Adds an entry if its timestamp is larger than the last one's.
     pub fn maybe_push(&mut self, entry: TimeEntry) {
-        if self.entries.last().is_none_or(|last| entry.timestamp > last.timestamp && entry.relative_offset >= last.relative_offset) {
+        if self
+            .entries
+            .last()
+            .is_none_or(|last| entry.timestamp > last.timestamp && entry.relative_offset >= last.relative_offset)
+        {
             self.entries.push(entry);
         }
     }

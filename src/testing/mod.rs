@@ -6,11 +6,13 @@ use std::future::Future;
 
 use bytes::BytesMut;
 
-use crate::model::Timestamp;
 use crate::model::BatchBuilder;
+use crate::model::Timestamp;
 
 /// Runs the future that `make_future` builds to completion on a fresh single-shard glommio
-/// executor (on a new thread, as glommio requires), and returns its output.
+/// executor (on a new thread, as glommio requires), and returns its output. For tests and
+/// benchmarks only, so a failure panics (failing the test) rather than returning an error.
+#[allow(clippy::panic)]
 pub fn run_on_shard<T, F, G>(make_future: G) -> T
 where
     G: FnOnce() -> F + Send + 'static,

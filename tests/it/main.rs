@@ -1,1 +1,8 @@
+//! The integration tests: one binary that drives the real `sluice` executable (and, from the
+//! broker on, real Kafka clients). Modules are named after what they cover.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+mod storage_crash;
 mod tidy;

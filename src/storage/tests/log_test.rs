@@ -38,8 +38,13 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
         let slice = log.read(Offset(2), ReadLimits { max_bytes: 1, upper_bound: Offset(next) }).await.unwrap();
         assert!(slice.first_offset.unwrap() <= Offset(2));
         // Past the end is an error; at the end is empty.
-        assert!(matches!(log.read(Offset(next + 1), ReadLimits { max_bytes: 100, upper_bound: Offset(next + 1) }).await, Err(Error::OffsetOutOfRange { .. })));
-        assert!(log.read(Offset(next), ReadLimits { max_bytes: 100, upper_bound: Offset(next) }).await.unwrap().is_empty());
+        assert!(matches!(
+            log.read(Offset(next + 1), ReadLimits { max_bytes: 100, upper_bound: Offset(next + 1) }).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert!(
+            log.read(Offset(next), ReadLimits { max_bytes: 100, upper_bound: Offset(next) }).await.unwrap().is_empty()
+        );
         log.close().await.unwrap();
 
         // Reopen with an empty cache: everything comes from the files now, and appends go on.
@@ -219,7 +224,9 @@ fn interval_and_none_modes_acknowledge_after_the_write() {
     let path = dir.path().to_path_buf();
     run_on_shard(move || async move {
         let cache = BatchCache::new(u64::MAX);
-        for (name, mode) in [("interval", FlushMode::Interval(std::time::Duration::from_millis(20))), ("none", FlushMode::None)] {
+        for (name, mode) in
+            [("interval", FlushMode::Interval(std::time::Duration::from_millis(20))), ("none", FlushMode::None)]
+        {
             let config = LogConfig { flush_mode: mode, ..small_config(1 << 20) };
             let log = open(&path.join(name), config, &cache).await;
             for seed in 0..20 {

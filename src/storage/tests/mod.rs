@@ -21,9 +21,14 @@ pub(super) fn small_config(segment_bytes: u32) -> LogConfig {
 }
 
 pub(super) async fn open(dir: &Path, config: LogConfig, cache: &BatchCache) -> PartitionLog {
-    PartitionLog::open(OpenOptions { dir: dir.to_path_buf(), topic_partition: TopicPartition::new("t", 0), config, cache })
-        .await
-        .unwrap()
+    PartitionLog::open(OpenOptions {
+        dir: dir.to_path_buf(),
+        topic_partition: TopicPartition::new("t", 0),
+        config,
+        cache,
+    })
+    .await
+    .unwrap()
 }
 
 /// A batch of `records` records whose content is determined by `seed`.

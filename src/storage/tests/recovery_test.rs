@@ -50,7 +50,10 @@ async fn check_recovers_to(dir: &Path, config: &LogConfig, originals: &[Vec<u8>]
     for (i, ((_, stored), original)) in got.iter().zip(originals).enumerate() {
         assert!(same_batch(stored, original), "{what}: batch {i} differs");
     }
-    let records: i64 = got.iter().map(|(_, b)| i64::from(crate::model::RecordBatch::parse_prefix(b, usize::MAX).unwrap().records_count())).sum();
+    let records: i64 = got
+        .iter()
+        .map(|(_, b)| i64::from(crate::model::RecordBatch::parse_prefix(b, usize::MAX).unwrap().records_count()))
+        .sum();
     assert_eq!(log.log_end_offset(), Offset(records), "{what}");
     let info = log.append(batch(1000, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
     assert_eq!(info.base_offset, Offset(records), "{what}");
@@ -128,21 +131,28 @@ fn damaged_or_missing_indexes_are_rebuilt_and_lose_nothing() {
         let time_index = segment_file(Path::new(""), Offset(0), "timeindex");
         let index_bytes = std::fs::read(root.join("orig").join(&index)).unwrap();
         assert!(index_bytes.len() >= 16, "the test needs a few index entries");
-        let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        type Damage = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("index deleted", Box::new(|d: &Path| std::fs::remove_file(d.join(&index)).unwrap())),
             ("time index deleted", Box::new(|d: &Path| std::fs::remove_file(d.join(&time_index)).unwrap())),
             ("index garbage", Box::new(|d: &Path| std::fs::write(d.join(&index), [0xabu8; 37]).unwrap())),
-            ("index entry flipped", Box::new(|d: &Path| {
-                let mut b = std::fs::read(d.join(&index)).unwrap();
-                let last = b.len() - 1;
-                b[last] ^= 0x01;
-                std::fs::write(d.join(&index), b).unwrap();
-            })),
-            ("index points past the log", Box::new(|d: &Path| {
-                let mut b = std::fs::read(d.join(&index)).unwrap();
-                b.extend_from_slice(&[0, 0, 1, 0, 0, 1, 0, 0]);
-                std::fs::write(d.join(&index), b).unwrap();
-            })),
+            (
+                "index entry flipped",
+                Box::new(|d: &Path| {
+                    let mut b = std::fs::read(d.join(&index)).unwrap();
+                    let last = b.len() - 1;
+                    b[last] ^= 0x01;
+                    std::fs::write(d.join(&index), b).unwrap();
+                }),
+            ),
+            (
+                "index points past the log",
+                Box::new(|d: &Path| {
+                    let mut b = std::fs::read(d.join(&index)).unwrap();
+                    b.extend_from_slice(&[0, 0, 1, 0, 0, 1, 0, 0]);
+                    std::fs::write(d.join(&index), b).unwrap();
+                }),
+            ),
         ];
         for (i, (what, damage)) in cases.iter().enumerate() {
             let copy = root.join(format!("idx-{i}"));
@@ -186,7 +196,10 @@ fn damage_in_an_older_segment_cuts_there_and_drops_the_later_segments() {
             .count()
             - 1;
         check_recovers_to(&copy, &config, &originals, kept, "older segment").await;
-        let left: Vec<_> = std::fs::read_dir(&copy).unwrap().filter_map(|e| crate::storage::parse_segment_name(e.unwrap().file_name().to_str()?)).collect();
+        let left: Vec<_> = std::fs::read_dir(&copy)
+            .unwrap()
+            .filter_map(|e| crate::storage::parse_segment_name(e.unwrap().file_name().to_str()?))
+            .collect();
         assert_eq!(left.len(), 2, "later segments were deleted");
     });
 }

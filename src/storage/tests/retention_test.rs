@@ -29,7 +29,10 @@ fn size_retention_deletes_the_oldest_sealed_segments() {
         assert_eq!(start, report.log_start_offset);
         assert!(start > Offset(0));
         let upper = log.log_end_offset();
-        assert!(matches!(log.read(Offset(0), ReadLimits { max_bytes: 100, upper_bound: upper }).await, Err(Error::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(Offset(0), ReadLimits { max_bytes: 100, upper_bound: upper }).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
         assert_eq!(read_all(&log, start, upper).await.first().map(|b| b.0), Some(start));
         // Nothing more to delete on a second pass.
         assert_eq!(log.enforce_retention(Timestamp::now()).unwrap().segments_deleted, 0);
@@ -69,7 +72,11 @@ fn time_retention_goes_by_each_segments_newest_record_and_spares_the_active_one(
         fill(&log, 60, |_| Timestamp(now - 7_200_000)).await;
         log.enforce_retention(Timestamp(now)).unwrap();
         assert_eq!(log.segment_count(), 1, "only the active segment is left");
-        assert!(log.read(log.log_start_offset(), ReadLimits { max_bytes: 1, upper_bound: log.log_end_offset() }).await.is_ok());
+        assert!(
+            log.read(log.log_start_offset(), ReadLimits { max_bytes: 1, upper_bound: log.log_end_offset() })
+                .await
+                .is_ok()
+        );
     });
 }
 
