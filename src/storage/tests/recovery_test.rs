@@ -131,7 +131,7 @@ fn damaged_or_missing_indexes_are_rebuilt_and_lose_nothing() {
         let time_index = segment_file(Path::new(""), Offset(0), "timeindex");
         let index_bytes = std::fs::read(root.join("orig").join(&index)).unwrap();
         assert!(index_bytes.len() >= 16, "the test needs a few index entries");
-        type Damage = Box<dyn Fn(&Path)>;
+        type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
         let cases: Vec<(&str, Damage)> = vec![
             ("index deleted", Box::new(|d: &Path| std::fs::remove_file(d.join(&index)).unwrap())),
             ("time index deleted", Box::new(|d: &Path| std::fs::remove_file(d.join(&time_index)).unwrap())),
