@@ -241,3 +241,62 @@ fn interval_and_none_modes_acknowledge_after_the_write() {
         }
     });
 }
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run_on_shard(move || async move {
+        let cache = BatchCache::new(u64::MAX);
+        let mut config = small_config(1 << 20);
+        config.set("segment.ms", "30").unwrap();
+        let log = open(&path, config, &cache).await;
+        log.append(batch(0, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        log.append(batch(1, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        log.append(batch(2, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        assert_eq!(log.segment_count(), 2, "a segment older than segment.ms rolls on the next append");
+        assert_eq!(read_all(&log, Offset(0), Offset(3)).await.len(), 3);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn opening_garbage_files_never_panics() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = TestRunner::new(Config::default());
+    let strategy = (
+        proptest::collection::vec(any::<u8>(), 0..3000),
+        proptest::collection::vec(any::<u8>(), 0..100),
+        proptest::collection::vec(any::<u8>(), 0..100),
+        any::<bool>(),
+    );
+    let cases: Vec<_> = (0..24).map(|_| strategy.new_tree(&mut runner).unwrap().current()).collect();
+    run_on_shard(move || async move {
+        // A valid batch followed by noise, and pure noise, as the log; noise as the indexes.
+        for (i, (noise, index, time_index, valid_prefix)) in cases.into_iter().enumerate() {
+            let path = root.join(format!("g-{i}"));
+            std::fs::create_dir_all(&path).unwrap();
+            let mut log_bytes = if valid_prefix { batch(0, 2, 50).to_vec() } else { Vec::new() };
+            log_bytes.extend_from_slice(&noise);
+            std::fs::write(crate::storage::segment_file(&path, Offset(0), "log"), &log_bytes).unwrap();
+            std::fs::write(crate::storage::segment_file(&path, Offset(0), "index"), &index).unwrap();
+            std::fs::write(crate::storage::segment_file(&path, Offset(0), "timeindex"), &time_index).unwrap();
+            std::fs::write(path.join("leader-epoch-checkpoint"), &noise[..noise.len().min(40)]).unwrap();
+            let cache = BatchCache::new(0);
+            let log = open(&path, small_config(1 << 20), &cache).await;
+            let end = log.log_end_offset();
+            if valid_prefix {
+                assert!(end >= Offset(2), "the valid batch survives");
+            }
+            let _ = read_all(&log, Offset(0), end).await;
+            log.append(batch(1, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+            log.close().await.unwrap();
+        }
+    });
+}
