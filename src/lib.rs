@@ -14,5 +14,6 @@
 pub mod cli;
 pub mod limits;
 pub mod model;
+pub mod protocol;
 pub mod storage;
 pub mod testing;
