@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 
 use crate::limits::{FLUSH_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT};
 use crate::model::{BatchIter, LeaderEpoch, Timestamp, TopicPartition};
-use crate::storage::{BatchCache, FlushMode, LogConfig, OpenOptions, PartitionLog, ReadLimits};
+use crate::storage::{BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
 use crate::testing::batch_of;
 
 #[derive(Debug, Args)]
@@ -110,6 +110,7 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
         topic_partition: topic_partition_of(&dir),
         config: LogConfig::default(),
         cache: &cache,
+        high_watermark: HighWatermark::FollowsAcks,
     })
     .await?;
     println!(
@@ -160,6 +161,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             topic_partition: topic_partition_of(&args.dir),
             config,
             cache: &cache,
+            high_watermark: HighWatermark::FollowsAcks,
         })
         .await?,
     );

@@ -52,6 +52,18 @@ pub struct OpenOptions<'a> {
     pub config: LogConfig,
     /// The shard's batch cache.
     pub cache: &'a BatchCache,
+    /// Who moves the high watermark.
+    pub high_watermark: HighWatermark,
+}
+
+/// Who moves a log's high watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HighWatermark {
+    /// The log itself, to the acknowledged end after every flush: a partition with no other
+    /// replicas, where acknowledged means committed.
+    FollowsAcks,
+    /// The replication layer, with [`PartitionLog::set_high_watermark`].
+    SetByReplication,
 }
 
 /// Where an append landed.
@@ -115,6 +127,7 @@ pub(crate) struct LogState {
     /// Offset after the last batch fdatasync'd.
     pub(crate) durable_end: Offset,
     pub(crate) high_watermark: Offset,
+    high_watermark_policy: HighWatermark,
     pending: VecDeque<PendingWrite>,
     /// Set when a flush failed: the log takes no more appends.
     pub(crate) failed: Option<String>,
@@ -138,6 +151,14 @@ pub struct LogStats {
 }
 
 impl LogState {
+    /// The acknowledged end moved: move the high watermark if it follows it, and wake waiters.
+    fn acknowledged(&mut self) {
+        if self.high_watermark_policy == HighWatermark::FollowsAcks {
+            self.high_watermark = self.ack_end().max(self.log_start);
+        }
+        self.acks.notify_all();
+    }
+
     /// How far appends are acknowledged under the flush mode.
     pub(crate) fn ack_end(&self) -> Offset {
         match self.config.flush_mode {
@@ -299,7 +320,7 @@ impl PartitionLog {
     /// Opens the log in `options.dir`, creating it if empty, recovering it if it was not closed
     /// cleanly (see `segment::recover`), and starts its flusher on the current shard.
     pub async fn open(options: OpenOptions<'_>) -> Result<PartitionLog, Error> {
-        let OpenOptions { dir, topic_partition: tp, config, cache } = options;
+        let OpenOptions { dir, topic_partition: tp, config, cache, high_watermark: high_watermark_policy } = options;
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
@@ -404,6 +425,7 @@ impl PartitionLog {
             flushed_end: log_end,
             durable_end: log_end,
             high_watermark: log_end,
+            high_watermark_policy,
             pending: VecDeque::new(),
             failed: None,
             closing: false,
@@ -491,14 +513,16 @@ impl PartitionLog {
         let bounded = offset.min(state.ack_end()).max(state.log_start);
         state.high_watermark = bounded;
         state.check_invariants();
+        state.acks.notify_all();
     }
 
-    /// Resolves when the acknowledged end moves past `offset` or the log fails; for long polls.
-    pub async fn wait_for_ack_beyond(&self, offset: Offset) {
+    /// Resolves when the high watermark moves past `offset` or the log fails or closes; for
+    /// long-poll fetches.
+    pub async fn wait_for_high_watermark_beyond(&self, offset: Offset) {
         let acks = self.state.borrow().acks.clone();
         acks.wait_until(|| {
             let state = self.state.borrow();
-            state.ack_end() > offset || state.failed.is_some() || state.closing
+            state.high_watermark > offset || state.failed.is_some() || state.closing
         })
         .await;
     }
@@ -674,7 +698,7 @@ async fn run_flusher(state: Rc<RefCell<LogState>>, active: ActiveFiles) {
                 }
                 let mut state = state.borrow_mut();
                 state.durable_end = state.flushed_end;
-                state.acks.notify_all();
+                state.acknowledged();
             }
             return;
         }
@@ -688,7 +712,7 @@ async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) ->
     let mut state = state.borrow_mut();
     state.stats.syncs += 1;
     state.durable_end = state.flushed_end;
-    state.acks.notify_all();
+    state.acknowledged();
     Ok(())
 }
 
@@ -739,7 +763,7 @@ async fn flush(
                 state.durable_end = next;
             }
             state.cache.set_evictable_end(next);
-            state.acks.notify_all();
+            state.acknowledged();
         }
         files.persist_indexes(state, false).await?;
     }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub use batch_cache::BatchCache;
 pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
-pub use log::{AppendInfo, LogStats, OpenOptions, PartitionLog, PendingAppend};
+pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
 pub use read::{Chunk, ReadLimits, ReadSlice};
 pub use retention::RetentionReport;

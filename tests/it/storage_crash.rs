@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sluice::model::{BatchIter, Offset, RecordBatch, RecordIter, TopicPartition};
-use sluice::storage::{BatchCache, LogConfig, OpenOptions, PartitionLog, ReadLimits};
+use sluice::storage::{BatchCache, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
 
 use crate::harness::{sluice_bin, temp_dir};
 
@@ -66,6 +66,7 @@ fn verify(dir: PathBuf, acks: Vec<Ack>) -> Offset {
             topic_partition: TopicPartition::new("crash", 0),
             config: LogConfig::default(),
             cache: &cache,
+            high_watermark: HighWatermark::FollowsAcks,
         })
         .await
         .expect("reopen after SIGKILL");

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::BytesMut;
 
-use super::{BatchCache, FlushMode, LogConfig, OpenOptions, PartitionLog, ReadLimits};
+use super::{BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
 use crate::model::{BatchIter, Offset, Timestamp, TopicPartition};
 
 /// A log config that rolls small segments and indexes densely, so tests cross every boundary.
@@ -26,6 +26,7 @@ pub(super) async fn open(dir: &Path, config: LogConfig, cache: &BatchCache) -> P
         topic_partition: TopicPartition::new("t", 0),
         config,
         cache,
+        high_watermark: HighWatermark::FollowsAcks,
     })
     .await
     .unwrap()
