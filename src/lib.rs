@@ -11,9 +11,11 @@
 #![warn(missing_docs)]
 #![deny(unused_must_use)]
 
+pub mod broker;
 pub mod cli;
 pub mod limits;
 pub mod model;
 pub mod protocol;
+pub mod shard;
 pub mod storage;
 pub mod testing;

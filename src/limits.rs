@@ -74,3 +74,30 @@ pub const INDEX_PERSIST_ENTRIES: usize = 256;
 pub const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 
 const _: () = assert!(INDEX_PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));
+
+/// Default `--max-request-bytes` (Kafka's `socket.request.max.bytes`): frames are refused above
+/// it before anything is allocated.
+pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
+/// Smallest request frame a client can send (api key, version, correlation id, client id len).
+pub const REQUEST_BYTES_MIN: u32 = 10;
+/// Default connections per shard.
+pub const CONNECTIONS_PER_SHARD_MAX_DEFAULT: u32 = 10_000;
+/// Requests in flight per connection before the broker stops reading from it (clients keep at
+/// most 5; the rest is headroom).
+pub const REQUESTS_IN_FLIGHT_PER_CONNECTION: usize = 64;
+/// Default idle time before a fetch session is evicted (Kafka: `min.incremental.fetch.session.
+/// eviction.ms`-like).
+pub const FETCH_SESSION_IDLE_MS_DEFAULT: u64 = 120_000;
+/// Fetch sessions kept per shard (Kafka's `max.incremental.fetch.session.cache.slots`).
+pub const FETCH_SESSIONS_PER_SHARD_MAX: usize = 1000;
+/// Default interval between retention passes.
+pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// Largest partition count of one topic.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Largest `max_wait_ms` honoured in a Fetch long poll.
+pub const FETCH_MAX_WAIT_MS_MAX: u64 = 60_000;
+/// A file range larger than this is sent by sendfile in several calls.
+pub const SENDFILE_CHUNK_BYTES: usize = 1024 * 1024;
+
+const _: () = assert!(REQUEST_BYTES_MIN < REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(BATCH_BYTES_MAX < REQUEST_BYTES_MAX_DEFAULT);

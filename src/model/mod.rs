@@ -9,7 +9,7 @@ mod topic_partition;
 
 pub use batch::{
     BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
-    batch_size_from_prefix,
+    batch_size_from_prefix, set_log_append_time,
 };
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -375,6 +376,8 @@ impl PartitionLog {
                     .await
                     .map_err(Error::io(format!("cutting {}", path.display())))?;
             }
+            seg.reader =
+                Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
             let is_last = i + 1 == bases.len() || cut_after.is_some();
             if !is_last {
                 if recovered.index_rewrite {
@@ -397,7 +400,10 @@ impl PartitionLog {
             let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
             sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
             last_file = Some(Rc::new(file));
-            segments.insert(log_start, Segment::new(log_start, now_ms));
+            let mut segment = Segment::new(log_start, now_ms);
+            segment.reader =
+                Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
+            segments.insert(log_start, segment);
         }
         let Some(last_file) = last_file else { unreachable!("the last segment's file is open") };
         let (log_end, log_start) = {
@@ -782,8 +788,10 @@ async fn create_segment(state: &Rc<RefCell<LogState>>, base: Offset) -> Result<A
     let mut segment = Segment::new(base, 0);
     let files = ActiveFiles::open(&dir, &mut segment, file.clone()).await?;
     sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+    let reader = std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?;
     if let Some(segment) = state.borrow_mut().segments.get_mut(&base) {
         segment.file = Some(file);
+        segment.reader = Some(Arc::new(reader));
     }
     Ok(files)
 }

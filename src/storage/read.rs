@@ -8,6 +8,7 @@
 //! already written to the file are ever in a range, so no reader sees a partly written batch.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -36,6 +37,8 @@ pub enum Chunk {
     File {
         /// The segment file (kept open by this handle even if retention unlinks it).
         file: SharedFile,
+        /// The same file for buffered reads: what sendfile sends from. `Send`, unlike `file`.
+        reader: Arc<std::fs::File>,
         /// Start of the range.
         position: u64,
         /// Bytes in the range.
@@ -68,7 +71,7 @@ impl ReadSlice {
         for chunk in &self.chunks {
             match chunk {
                 Chunk::Memory(bytes) => out.extend_from_slice(bytes),
-                Chunk::File { file, position, len } => {
+                Chunk::File { file, position, len, .. } => {
                     let len = usize::try_from(*len).map_err(std::io::Error::other)?;
                     let read = sio::read_at(file, *position, len).await?;
                     out.extend_from_slice(&read);
@@ -82,6 +85,7 @@ impl ReadSlice {
 /// What a file read needs from the log state, taken under a short borrow.
 struct FilePlan {
     file: SharedFile,
+    reader: Arc<std::fs::File>,
     segment_base: Offset,
     scan_from: u64,
     flushed_size: u64,
@@ -126,7 +130,9 @@ impl PartitionLog {
                 let Some((_, segment)) = state.segments.range(..=start).next_back() else {
                     return Ok(ReadSlice::default());
                 };
-                let Some(file) = segment.file.clone() else { return Ok(ReadSlice::default()) };
+                let (Some(file), Some(reader)) = (segment.file.clone(), segment.reader.clone()) else {
+                    return Ok(ReadSlice::default());
+                };
                 let next_segment = state.segments.range(segment.base_offset.plus(1)..).next().map(|(&b, _)| b);
                 let entry = segment.index.lookup(segment.base_offset, start);
                 let (upper_position, upper_scan_from) = if upper >= segment.flushed_next_offset {
@@ -139,6 +145,7 @@ impl PartitionLog {
                 };
                 FilePlan {
                     file,
+                    reader,
                     segment_base: segment.base_offset,
                     scan_from: u64::from(entry.position),
                     flushed_size: segment.flushed_size,
@@ -219,7 +226,7 @@ impl PartitionLog {
         };
         let len = upper_position.saturating_sub(position).min(limits.max_bytes.max(first_size));
         Ok(ReadSlice {
-            chunks: vec![Chunk::File { file: plan.file, position, len }],
+            chunks: vec![Chunk::File { file: plan.file, reader: plan.reader, position, len }],
             bytes: len,
             first_offset: Some(first_offset),
         })

@@ -10,6 +10,7 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::io::{self as sio, SharedFile};
 use super::offset_index::{IndexEntry, OffsetIndex};
@@ -45,6 +46,9 @@ pub(crate) struct Segment {
     pub(crate) flushed_next_offset: Offset,
     /// The log file; `None` until the flusher creates it.
     pub(crate) file: Option<SharedFile>,
+    /// The same file opened for buffered reads, for sendfile (which cannot read an O_DIRECT
+    /// descriptor); `Arc` so other shards may hold it while they send.
+    pub(crate) reader: Option<Arc<std::fs::File>>,
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
     /// Log bytes since the last offset index entry.
@@ -67,6 +71,7 @@ impl Segment {
             flushed_size: 0,
             flushed_next_offset: base_offset,
             file: None,
+            reader: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,

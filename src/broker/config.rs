@@ -1,0 +1,71 @@
+//! The broker's validated configuration, built once from the command line (`cli/broker.rs`) and
+//! shared read-only by every shard.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::storage::LogConfig;
+
+/// Everything a broker needs to start, validated.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This broker's id in the cluster (`node.id`).
+    pub node_id: i32,
+    /// Where to accept connections (every shard binds it with SO_REUSEPORT).
+    pub listen: SocketAddr,
+    /// The host and port clients are told to connect to.
+    pub advertised_host: String,
+    /// See `advertised_host`.
+    pub advertised_port: u16,
+    /// Root of all partition directories and metadata.
+    pub data_dir: PathBuf,
+    /// Number of shards (one per core).
+    pub shards: usize,
+    /// Topic config defaults (Kafka's broker-level `log.*` settings).
+    pub log_defaults: LogConfig,
+    /// Per-shard budget of the batch cache.
+    pub batch_cache_bytes: u64,
+    /// Largest request frame accepted; checked before allocating.
+    pub max_request_bytes: u32,
+    /// Create unknown topics on Metadata and Produce requests.
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created without a count (auto-creation, or -1 at CreateTopics).
+    pub default_partitions: i32,
+    /// Connections accepted at once per shard; past it new ones are closed.
+    pub max_connections_per_shard: u32,
+    /// Requests a connection may have in flight before the broker stops reading from it.
+    pub max_in_flight_per_connection: usize,
+    /// How long an idle fetch session is kept (KIP-227).
+    pub fetch_session_idle_ms: u64,
+    /// Fetch sessions kept per shard.
+    pub fetch_sessions_max: usize,
+    /// How long a shard spins before parking its thread when idle, in microseconds.
+    pub spin_before_park_us: u64,
+    /// How often retention runs on each shard, in milliseconds.
+    pub retention_check_interval_ms: u64,
+}
+
+impl BrokerConfig {
+    /// A configuration for tests and tools: one shard, everything else at its default.
+    pub fn for_data_dir(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        BrokerConfig {
+            node_id: 0,
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: listen.port(),
+            data_dir,
+            shards: 1,
+            log_defaults: LogConfig::default(),
+            batch_cache_bytes: crate::limits::BATCH_CACHE_BYTES_DEFAULT,
+            max_request_bytes: crate::limits::REQUEST_BYTES_MAX_DEFAULT,
+            auto_create_topics: false,
+            default_partitions: 1,
+            max_connections_per_shard: crate::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+            max_in_flight_per_connection: crate::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION,
+            fetch_session_idle_ms: crate::limits::FETCH_SESSION_IDLE_MS_DEFAULT,
+            fetch_sessions_max: crate::limits::FETCH_SESSIONS_PER_SHARD_MAX,
+            spin_before_park_us: 0,
+            retention_check_interval_ms: crate::limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+        }
+    }
+}

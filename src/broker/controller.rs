@@ -1,0 +1,295 @@
+//! Topic administration, done on shard 0 alone so that changes to the metadata image are
+//! serialised: create and delete topics, add partitions, change topic configs. Each change makes
+//! a new image, persists it, and installs it on every shard in two phases (open the new
+//! partitions everywhere, then swap the image and close what was removed), so no shard
+//! advertises a partition whose log is not open.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::metadata::{MetadataImage, PartitionMeta, TopicId, TopicMeta, store_image};
+use super::shard::{ShardBroker, ShardRequest};
+use super::topic_config::TopicConfig;
+use crate::limits::PARTITIONS_PER_TOPIC_MAX;
+use crate::model::validate_topic_name;
+
+/// Why a topic operation failed; each maps to Kafka's error code for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// The name breaks Kafka's rules.
+    #[error("invalid topic name: {0}")]
+    InvalidName(String),
+    /// A topic with this name exists.
+    #[error("topic '{0}' already exists")]
+    AlreadyExists(String),
+    /// No such topic.
+    #[error("unknown topic")]
+    Unknown,
+    /// A bad partition count.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// A replication factor this cluster cannot provide.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// A bad config name or value.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// Manual replica assignment names a broker or layout this cluster does not have.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// The metadata could not be persisted or installed.
+    #[error("{0}")]
+    Storage(String),
+    /// Topics whose names start with `__` are the broker's own.
+    #[error("topic '{0}' is internal")]
+    Internal(String),
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Its name.
+    pub name: String,
+    /// Partitions, or -1 for the broker default.
+    pub partitions: i32,
+    /// Replication factor, or -1 for the broker default (1 on a single broker).
+    pub replication_factor: i16,
+    /// Whether replicas were assigned by hand (only this broker is accepted).
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    /// Config overrides by Kafka name.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A created topic's facts, for the CreateTopics response.
+#[derive(Debug, Clone)]
+pub struct CreatedTopic {
+    /// Its id.
+    pub id: TopicId,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Effective configs with sources.
+    pub config: TopicConfig,
+}
+
+/// Requests for the controller (shard 0).
+#[derive(Debug)]
+pub enum ControllerRequest {
+    /// CreateTopics.
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Only check, change nothing.
+        validate_only: bool,
+    },
+    /// DeleteTopics, by name.
+    DeleteTopics(Vec<String>),
+    /// CreatePartitions: grow each topic to a new total.
+    CreatePartitions {
+        /// (topic, new total count).
+        topics: Vec<(String, i32)>,
+        /// Only check, change nothing.
+        validate_only: bool,
+    },
+}
+
+/// Answers from the controller.
+#[derive(Debug)]
+pub enum ControllerResponse {
+    /// Per topic.
+    CreateTopics(Vec<(String, Result<CreatedTopic, TopicError>)>),
+    /// Per topic.
+    DeleteTopics(Vec<(String, Result<TopicId, TopicError>)>),
+    /// Per topic.
+    CreatePartitions(Vec<(String, Result<(), TopicError>)>),
+}
+
+impl ShardBroker {
+    /// Runs a controller request; only shard 0 does this.
+    pub(crate) async fn control(&self, request: ControllerRequest) -> ControllerResponse {
+        // One change at a time: each builds on the image the previous one installed.
+        let _permit = self.controller_lock.acquire_permit(1).await;
+        match request {
+            ControllerRequest::CreateTopics { topics, validate_only } => {
+                ControllerResponse::CreateTopics(self.create_topics(topics, validate_only).await)
+            }
+            ControllerRequest::DeleteTopics(names) => ControllerResponse::DeleteTopics(self.delete_topics(names).await),
+            ControllerRequest::CreatePartitions { topics, validate_only } => {
+                ControllerResponse::CreatePartitions(self.create_partitions(topics, validate_only).await)
+            }
+        }
+    }
+
+    async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<(String, Result<CreatedTopic, TopicError>)> {
+        let mut image = (*self.image()).clone();
+        let mut results = Vec::new();
+        for topic in topics {
+            let result = self.check_new_topic(&image, &topic).and_then(|(partitions, config)| {
+                let placement = image.place_partitions(self.config.shards, partitions as usize);
+                let id = TopicId::random().map_err(|e| TopicError::Storage(e.to_string()))?;
+                if !validate_only {
+                    let meta = TopicMeta {
+                        name: topic.name.clone(),
+                        id,
+                        partitions: placement,
+                        configs: topic.configs.clone(),
+                    };
+                    image.topics.insert(topic.name.clone(), Arc::new(meta));
+                }
+                Ok(CreatedTopic { id, partitions, replication_factor: 1, config })
+            });
+            results.push((topic.name, result));
+        }
+        if !validate_only && results.iter().any(|(_, r)| r.is_ok()) {
+            if let Err(e) = self.install(image).await {
+                for (_, result) in &mut results {
+                    if result.is_ok() {
+                        *result = Err(e.clone());
+                    }
+                }
+            }
+        }
+        for (name, result) in &results {
+            if let Ok(created) = result
+                && !validate_only
+            {
+                info!(topic = %name, partitions = created.partitions, "topic created");
+            }
+        }
+        results
+    }
+
+    fn check_new_topic(&self, image: &MetadataImage, topic: &NewTopic) -> Result<(i32, TopicConfig), TopicError> {
+        validate_topic_name(&topic.name).map_err(|e| TopicError::InvalidName(e.to_string()))?;
+        if image.topics.contains_key(&topic.name) {
+            return Err(TopicError::AlreadyExists(topic.name.clone()));
+        }
+        let partitions = if !topic.assignments.is_empty() {
+            for (_, replicas) in &topic.assignments {
+                if replicas.iter().any(|&r| r != self.config.node_id) || replicas.len() != 1 {
+                    return Err(TopicError::InvalidReplicaAssignment(format!(
+                        "replicas must be exactly this broker ({})",
+                        self.config.node_id
+                    )));
+                }
+            }
+            i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
+        } else if topic.partitions == -1 {
+            self.config.default_partitions
+        } else {
+            topic.partitions
+        };
+        if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}"
+            )));
+        }
+        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                topic.replication_factor
+            )));
+        }
+        let config = TopicConfig::resolve(&self.config.log_defaults, &topic.configs)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        Ok((partitions, config))
+    }
+
+    async fn delete_topics(&self, names: Vec<String>) -> Vec<(String, Result<TopicId, TopicError>)> {
+        let mut image = (*self.image()).clone();
+        let mut results = Vec::new();
+        for name in names {
+            let result = match image.topics.remove(&name) {
+                Some(topic) => Ok(topic.id),
+                None => Err(TopicError::Unknown),
+            };
+            results.push((name, result));
+        }
+        if results.iter().any(|(_, r)| r.is_ok()) {
+            if let Err(e) = self.install(image).await {
+                for (_, result) in &mut results {
+                    if result.is_ok() {
+                        *result = Err(e.clone());
+                    }
+                }
+            }
+        }
+        for (name, result) in &results {
+            if result.is_ok() {
+                info!(topic = %name, "topic deleted");
+            }
+        }
+        results
+    }
+
+    async fn create_partitions(
+        &self,
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+    ) -> Vec<(String, Result<(), TopicError>)> {
+        let mut image = (*self.image()).clone();
+        let mut results = Vec::new();
+        for (name, count) in topics {
+            let result = match image.topics.get(&name) {
+                None => Err(TopicError::Unknown),
+                Some(topic) => {
+                    let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+                    if count <= current {
+                        Err(TopicError::InvalidPartitions(format!(
+                            "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+                        )))
+                    } else if count > PARTITIONS_PER_TOPIC_MAX {
+                        Err(TopicError::InvalidPartitions(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions")))
+                    } else {
+                        let mut grown = (**topic).clone();
+                        let added = image.place_partitions(self.config.shards, (count - current) as usize);
+                        grown.partitions.extend::<Vec<PartitionMeta>>(added);
+                        if !validate_only {
+                            image.topics.insert(name.clone(), Arc::new(grown));
+                        }
+                        Ok(())
+                    }
+                }
+            };
+            results.push((name, result));
+        }
+        if !validate_only && results.iter().any(|(_, r)| r.is_ok()) {
+            if let Err(e) = self.install(image).await {
+                for (_, result) in &mut results {
+                    if result.is_ok() {
+                        *result = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Persists `image` and installs it on every shard.
+    async fn install(&self, mut image: MetadataImage) -> Result<(), TopicError> {
+        image.version += 1;
+        store_image(&self.config.data_dir, &image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        let image = Arc::new(image);
+        let mesh = self.mesh();
+        let phases: [fn(Arc<MetadataImage>) -> ShardRequest; 2] = [ShardRequest::OpenPartitions, ShardRequest::InstallImage];
+        for phase in phases {
+            let calls: Vec<_> = (0..mesh.count())
+                .map(|shard| {
+                    let (mesh, request) = (mesh.clone(), phase(image.clone()));
+                    glommio::spawn_local(async move { mesh.call(shard, request).await })
+                })
+                .collect();
+            for call in calls {
+                call.await.map_err(|e| TopicError::Storage(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}

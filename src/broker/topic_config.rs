@@ -1,0 +1,155 @@
+//! A topic's configuration: Kafka's topic-config names, each resolved from a topic override, a
+//! broker flag, or Kafka's default, and reported with that source by DescribeConfigs.
+
+use std::collections::BTreeMap;
+
+use crate::model::TimestampType;
+use crate::storage::{ConfigError, LogConfig, TOPIC_CONFIG_NAMES};
+
+/// Where a config value came from (DescribeConfigs' `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (CreateTopics, AlterConfigs).
+    TopicOverride,
+    /// Set by a broker flag.
+    StaticBroker,
+    /// Kafka's default.
+    Default,
+}
+
+impl ConfigSource {
+    /// Kafka's numbering of config sources.
+    pub fn wire(self) -> i8 {
+        match self {
+            ConfigSource::TopicOverride => 1,
+            ConfigSource::StaticBroker => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
+/// Topic configs the broker keeps and reports but that the log does not use (yet): accepted so
+/// that tools which set them work, validated so that nonsense is refused.
+const STORED_ONLY: &[&str] = &["compression.type", "min.insync.replicas", "unclean.leader.election.enable"];
+/// `message.timestamp.type`.
+const TIMESTAMP_TYPE: &str = "message.timestamp.type";
+
+/// Every topic config name the broker accepts, sorted.
+pub fn topic_config_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = TOPIC_CONFIG_NAMES.iter().chain(STORED_ONLY).copied().collect();
+    names.push(TIMESTAMP_TYPE);
+    names.sort_unstable();
+    names
+}
+
+/// A topic's effective configuration.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    /// What the partition logs use.
+    pub log: LogConfig,
+    /// Whether the broker stamps batches with the append time.
+    pub timestamp_type: TimestampType,
+    overrides: BTreeMap<String, String>,
+    defaults: LogConfig,
+}
+
+impl TopicConfig {
+    /// Resolves `overrides` over the broker's `defaults`, refusing unknown names and bad values.
+    pub fn resolve(defaults: &LogConfig, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
+        let mut log = defaults.clone();
+        let mut timestamp_type = TimestampType::CreateTime;
+        for (name, value) in overrides {
+            let invalid =
+                |reason: &str| ConfigError::Invalid { name: name.clone(), value: value.clone(), reason: reason.into() };
+            match name.as_str() {
+                TIMESTAMP_TYPE => {
+                    timestamp_type = match value.as_str() {
+                        "CreateTime" => TimestampType::CreateTime,
+                        "LogAppendTime" => TimestampType::LogAppendTime,
+                        _ => return Err(invalid("expected CreateTime or LogAppendTime")),
+                    }
+                }
+                "compression.type" => {
+                    // The broker stores batches as producers compressed them and never
+                    // recompresses, which is Kafka's `producer` setting.
+                    if value != "producer" {
+                        return Err(invalid("only 'producer' is supported: batches are stored as compressed"));
+                    }
+                }
+                "min.insync.replicas" => {
+                    if value.parse::<i32>().map_or(true, |v| v < 1) {
+                        return Err(invalid("must be a positive integer"));
+                    }
+                }
+                "unclean.leader.election.enable" => {
+                    if value != "true" && value != "false" {
+                        return Err(invalid("must be true or false"));
+                    }
+                }
+                _ => log.set(name, value)?,
+            }
+        }
+        Ok(TopicConfig { log, timestamp_type, overrides: overrides.clone(), defaults: defaults.clone() })
+    }
+
+    /// Every config with its value and source, sorted by name.
+    pub fn describe(&self) -> Vec<(&'static str, String, ConfigSource)> {
+        topic_config_names()
+            .into_iter()
+            .map(|name| {
+                let source = if self.overrides.contains_key(name) {
+                    ConfigSource::TopicOverride
+                } else if self.defaults.get(name).is_some() && self.defaults.get(name) != LogConfig::default().get(name) {
+                    ConfigSource::StaticBroker
+                } else {
+                    ConfigSource::Default
+                };
+                let value = match name {
+                    TIMESTAMP_TYPE => match self.timestamp_type {
+                        TimestampType::CreateTime => "CreateTime".to_string(),
+                        TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+                    },
+                    "compression.type" => "producer".to_string(),
+                    "min.insync.replicas" => self.overrides.get(name).cloned().unwrap_or_else(|| "1".into()),
+                    "unclean.leader.election.enable" => {
+                        self.overrides.get(name).cloned().unwrap_or_else(|| "false".into())
+                    }
+                    _ => self.log.get(name).unwrap_or_default(),
+                };
+                (name, value, source)
+            })
+            .collect()
+    }
+
+    /// The overrides set on the topic.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_report_their_source() {
+        let mut defaults = LogConfig::default();
+        defaults.set("segment.bytes", "1048576").unwrap();
+        let overrides = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("message.timestamp.type".to_string(), "LogAppendTime".to_string()),
+        ]);
+        let config = TopicConfig::resolve(&defaults, &overrides).unwrap();
+        assert_eq!(config.log.retention_ms, Some(1000));
+        assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
+        let described = config.describe();
+        let find = |n: &str| described.iter().find(|(name, ..)| *name == n).unwrap().clone();
+        assert_eq!(find("retention.ms"), ("retention.ms", "1000".into(), ConfigSource::TopicOverride));
+        assert_eq!(find("segment.bytes"), ("segment.bytes", "1048576".into(), ConfigSource::StaticBroker));
+        assert_eq!(find("cleanup.policy"), ("cleanup.policy", "delete".into(), ConfigSource::Default));
+        let bad = BTreeMap::from([("message.timestamp.type".to_string(), "Whenever".to_string())]);
+        assert!(TopicConfig::resolve(&defaults, &bad).is_err());
+        let unknown = BTreeMap::from([("no.such.config".to_string(), "1".to_string())]);
+        assert!(matches!(TopicConfig::resolve(&defaults, &unknown), Err(ConfigError::Unknown(_))));
+    }
+}
