@@ -16,6 +16,7 @@ pub mod cli;
 pub mod limits;
 pub mod model;
 pub mod protocol;
+pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod testing;

@@ -278,7 +278,8 @@ impl ShardBroker {
         store_image(&self.config.data_dir, &image).map_err(|e| TopicError::Storage(e.to_string()))?;
         let image = Arc::new(image);
         let mesh = self.mesh();
-        let phases: [fn(Arc<MetadataImage>) -> ShardRequest; 2] = [ShardRequest::OpenPartitions, ShardRequest::InstallImage];
+        let phases: [fn(Arc<MetadataImage>) -> ShardRequest; 2] =
+            [ShardRequest::OpenPartitions, ShardRequest::InstallImage];
         for phase in phases {
             let calls: Vec<_> = (0..mesh.count())
                 .map(|shard| {

@@ -179,7 +179,12 @@ mod tests {
         assert_eq!(partitions.iter().filter(|p| p.shard == 0).count(), 3);
         image.topics.insert(
             "t".into(),
-            Arc::new(TopicMeta { name: "t".into(), id: TopicId::random().unwrap(), partitions, configs: BTreeMap::new() }),
+            Arc::new(TopicMeta {
+                name: "t".into(),
+                id: TopicId::random().unwrap(),
+                partitions,
+                configs: BTreeMap::new(),
+            }),
         );
         store_image(dir.path(), &image).unwrap();
         let (loaded, moved) = load_image(dir.path(), 2).unwrap();

@@ -130,7 +130,10 @@ impl ShardBroker {
     }
 
     /// Connects this shard to the others (every shard must call it) and opens its partitions.
-    pub async fn start(self: &Rc<Self>, mesh: crate::shard::Mesh<ShardRequest, ShardResponse>) -> Result<(), ShardError> {
+    pub async fn start(
+        self: &Rc<Self>,
+        mesh: crate::shard::Mesh<ShardRequest, ShardResponse>,
+    ) -> Result<(), ShardError> {
         let me = self.clone();
         let handler: crate::shard::Handler<ShardRequest, ShardResponse> = Rc::new(move |request| {
             let me = me.clone();

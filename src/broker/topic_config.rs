@@ -99,7 +99,8 @@ impl TopicConfig {
             .map(|name| {
                 let source = if self.overrides.contains_key(name) {
                     ConfigSource::TopicOverride
-                } else if self.defaults.get(name).is_some() && self.defaults.get(name) != LogConfig::default().get(name) {
+                } else if self.defaults.get(name).is_some() && self.defaults.get(name) != LogConfig::default().get(name)
+                {
                     ConfigSource::StaticBroker
                 } else {
                     ConfigSource::Default

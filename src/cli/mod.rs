@@ -1,6 +1,7 @@
 //! Command-line entry points, one file per subcommand. Parsing happens here (clap); each
 //! subcommand validates its arguments into the configuration of the layer it drives.
 
+mod broker;
 mod log;
 
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a Kafka-compatible broker.
+    Broker(broker::BrokerArgs),
     /// Work with a partition log directory directly: inspect it, or load it with synthetic
     /// appends (for benchmarks and crash tests).
     Log(log::LogArgs),
@@ -27,6 +30,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
+        Command::Broker(args) => broker::run(args),
         Command::Log(args) => log::run(args),
     };
     match result {
@@ -40,6 +44,10 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -122,7 +122,13 @@ async fn write_all_vectored(stream: &mut TcpStream, fd: RawFd, pending: &mut Vec
     Ok(())
 }
 
-async fn send_file(stream: &mut TcpStream, socket: RawFd, file: &std::fs::File, position: u64, len: u64) -> io::Result<()> {
+async fn send_file(
+    stream: &mut TcpStream,
+    socket: RawFd,
+    file: &std::fs::File,
+    position: u64,
+    len: u64,
+) -> io::Result<()> {
     let mut offset = libc::off_t::try_from(position).map_err(io::Error::other)?;
     let mut left = len;
     while left > 0 {

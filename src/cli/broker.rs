@@ -1,0 +1,286 @@
+//! `sluice broker`: runs a broker on embedded defaults. Every knob is a flag (and an environment
+//! variable); `--help` lists each with its default.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use tracing::{error, info};
+
+use crate::broker::metadata::{load_image, store_image};
+use crate::broker::{BrokerConfig, ShardBroker, ShardRequest, ShardResponse};
+use crate::limits;
+use crate::storage::{FlushMode, LogConfig};
+
+#[derive(Debug, Args)]
+pub(super) struct BrokerArgs {
+    /// Address to accept Kafka clients on (every core listens, SO_REUSEPORT). Port 0 picks a free
+    /// port; the chosen address is printed.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// host:port clients are told to connect to (default: the listen address).
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    /// Directory for partition logs and metadata.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    data_dir: PathBuf,
+    /// Shards (one per core, pinned). Default: all online CPUs.
+    #[arg(long, env = "SLUICE_CORES")]
+    cores: Option<usize>,
+    /// This broker's node id.
+    #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 0)]
+    node_id: i32,
+    /// segment.bytes default: roll segments at this size.
+    #[arg(long, default_value_t = limits::SEGMENT_BYTES_DEFAULT)]
+    segment_bytes: u32,
+    /// segment.ms default: roll segments this old.
+    #[arg(long, default_value_t = limits::SEGMENT_MS_DEFAULT)]
+    segment_ms: u64,
+    /// index.interval.bytes default.
+    #[arg(long, default_value_t = limits::INDEX_INTERVAL_BYTES_DEFAULT)]
+    index_interval_bytes: u32,
+    /// retention.ms default (-1: keep forever).
+    #[arg(long, default_value_t = 7 * 24 * 60 * 60 * 1000, allow_negative_numbers = true)]
+    retention_ms: i64,
+    /// retention.bytes default per partition (-1: unbounded).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    retention_bytes: i64,
+    /// max.message.bytes default: the largest batch accepted.
+    #[arg(long, default_value_t = limits::MAX_MESSAGE_BYTES_DEFAULT)]
+    max_message_bytes: u32,
+    /// When an append is acknowledged: sync (fdatasync'd), interval (written; fdatasync every
+    /// --flush-interval-ms), none (written).
+    #[arg(long, env = "SLUICE_FLUSH_MODE", default_value = "sync")]
+    flush_mode: String,
+    /// fdatasync period for --flush-mode interval.
+    #[arg(long, default_value_t = limits::FLUSH_INTERVAL_MS_DEFAULT)]
+    flush_interval_ms: u64,
+    /// Memory per core for recently appended batches served to consumers without disk reads.
+    #[arg(long, default_value_t = limits::BATCH_CACHE_BYTES_DEFAULT)]
+    batch_cache_bytes: u64,
+    /// Largest request frame accepted (checked before allocating).
+    #[arg(long, default_value_t = limits::REQUEST_BYTES_MAX_DEFAULT)]
+    max_request_bytes: u32,
+    /// Create unknown topics on Metadata and Produce requests.
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", default_value_t = false)]
+    auto_create_topics: bool,
+    /// Partitions of topics created without a count.
+    #[arg(long, default_value_t = 1)]
+    default_partitions: i32,
+    /// Connections per core.
+    #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT)]
+    max_connections_per_core: u32,
+    /// Requests one connection may have in flight.
+    #[arg(long, default_value_t = limits::REQUESTS_IN_FLIGHT_PER_CONNECTION)]
+    max_in_flight_per_connection: usize,
+    /// Idle fetch sessions are dropped after this long.
+    #[arg(long, default_value_t = limits::FETCH_SESSION_IDLE_MS_DEFAULT)]
+    fetch_session_idle_ms: u64,
+    /// Fetch sessions per core.
+    #[arg(long, default_value_t = limits::FETCH_SESSIONS_PER_SHARD_MAX)]
+    fetch_sessions_per_core: usize,
+    /// How long an idle core spins before parking (lower cross-core latency, more CPU).
+    #[arg(long, default_value_t = 0)]
+    spin_before_park_us: u64,
+    /// How often retention runs.
+    #[arg(long, default_value_t = limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT)]
+    retention_check_interval_ms: u64,
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr}"))?
+        .next()
+        .with_context(|| format!("{addr} resolves to nothing"))
+}
+
+impl BrokerArgs {
+    fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        let mut listen = resolve(&self.listen)?;
+        if listen.port() == 0 {
+            // Pick the port here, so that every shard binds the same one.
+            let probe = std::net::TcpListener::bind(listen).with_context(|| format!("cannot bind {listen}"))?;
+            listen = probe.local_addr()?;
+        }
+        let (advertised_host, advertised_port) = match &self.advertised_listener {
+            Some(text) => {
+                let (host, port) = text.rsplit_once(':').context("--advertised-listener must be host:port")?;
+                (host.to_string(), port.parse().context("--advertised-listener port")?)
+            }
+            None => (listen.ip().to_string(), listen.port()),
+        };
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = self.cores.unwrap_or(online);
+        if shards == 0 || shards > online {
+            bail!("--cores must be in 1..={online}");
+        }
+        let mut log = LogConfig {
+            flush_mode: FlushMode::parse(&self.flush_mode, self.flush_interval_ms)?,
+            ..LogConfig::default()
+        };
+        log.set("segment.bytes", &self.segment_bytes.to_string())?;
+        log.set("segment.ms", &self.segment_ms.to_string())?;
+        log.set("index.interval.bytes", &self.index_interval_bytes.to_string())?;
+        log.set("retention.ms", &self.retention_ms.to_string())?;
+        log.set("retention.bytes", &self.retention_bytes.to_string())?;
+        log.set("max.message.bytes", &self.max_message_bytes.to_string())?;
+        if self.max_request_bytes < limits::REQUEST_BYTES_MIN {
+            bail!("--max-request-bytes must be at least {}", limits::REQUEST_BYTES_MIN);
+        }
+        if self.default_partitions < 1 || self.default_partitions > limits::PARTITIONS_PER_TOPIC_MAX {
+            bail!("--default-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
+        }
+        Ok(BrokerConfig {
+            node_id: self.node_id,
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir: self.data_dir,
+            shards,
+            log_defaults: log,
+            batch_cache_bytes: self.batch_cache_bytes,
+            max_request_bytes: self.max_request_bytes,
+            auto_create_topics: self.auto_create_topics,
+            default_partitions: self.default_partitions,
+            max_connections_per_shard: self.max_connections_per_core,
+            max_in_flight_per_connection: self.max_in_flight_per_connection.max(1),
+            fetch_session_idle_ms: self.fetch_session_idle_ms,
+            fetch_sessions_max: self.fetch_sessions_per_core,
+            spin_before_park_us: self.spin_before_park_us,
+            retention_check_interval_ms: self.retention_check_interval_ms,
+        })
+    }
+}
+
+/// Holds an exclusive `flock` on `<data-dir>/.lock` for the broker's lifetime, so a second broker
+/// cannot open the same logs (glommio's listeners set SO_REUSEPORT, so a second broker on the
+/// same port would otherwise start silently).
+struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    fn acquire(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let path = data_dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!("data dir {} is in use by another broker (pid {})", data_dir.display(), holder.trim());
+        }
+        file.set_len(0)?;
+        std::fs::write(&path, std::process::id().to_string())?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+/// glommio locks I/O buffers in memory; raise the soft RLIMIT_MEMLOCK to the hard one.
+fn raise_memlock() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
+}
+
+pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = Arc::new(args.into_config()?);
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    raise_memlock();
+    let (image, moved) = load_image(&config.data_dir, config.shards).context("loading metadata")?;
+    if moved {
+        store_image(&config.data_dir, &image).context("storing metadata")?;
+    }
+    let image = Arc::new(image);
+    let mesh = crate::shard::mesh::<ShardRequest, ShardResponse>(config.shards);
+    let (shutdown_tx, shutdown_rx) = flume::unbounded::<()>();
+    let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+
+    // SIGINT/SIGTERM: tell every shard to stop accepting and close its logs.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("installing signal handlers")?;
+    let signal_shards = config.shards;
+    let signal_tx = shutdown_tx.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            info!(signal, "shutting down");
+            for _ in 0..signal_shards * 2 {
+                let _ = signal_tx.send(());
+            }
+        }
+    });
+
+    let shard_config = config.clone();
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
+        .name("sluice-shard")
+        .spin_before_park(Duration::from_micros(config.spin_before_park_us))
+        .on_all_shards(move || {
+            let (config, image, mesh) = (shard_config.clone(), image.clone(), mesh.clone());
+            let (shutdown, ready) = (shutdown_rx.clone(), ready_tx.clone());
+            async move { run_shard(config, image, mesh, shutdown, ready).await }
+        })
+        .map_err(|e| anyhow::anyhow!("starting shards (is RLIMIT_MEMLOCK at least 512 KiB?): {e}"))?;
+    let mut started = 0;
+    while started < config.shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => started += 1,
+            Ok(Err(e)) => {
+                for _ in 0..config.shards * 2 {
+                    let _ = shutdown_tx.send(());
+                }
+                let _ = handles.join_all();
+                bail!("{e}");
+            }
+            Err(_) => bail!("a shard exited during startup"),
+        }
+    }
+    println!("sluice broker listening on {} (data dir {})", config.listen, config.data_dir.display());
+    info!(listen = %config.listen, shards = config.shards, "broker started");
+    for result in handles.join_all() {
+        if let Err(e) = result {
+            error!(error = ?e, "shard failed");
+        }
+    }
+    info!("broker stopped");
+    Ok(())
+}
+
+async fn run_shard(
+    config: Arc<BrokerConfig>,
+    image: Arc<crate::broker::metadata::MetadataImage>,
+    mesh: crate::shard::Mesh<ShardRequest, ShardResponse>,
+    shutdown: flume::Receiver<()>,
+    ready: flume::Sender<Result<(), String>>,
+) {
+    let broker = ShardBroker::new(config.clone(), image);
+    if let Err(e) = broker.start(mesh).await {
+        let _ = ready.send(Err(format!("shard failed to join the mesh: {e}")));
+        return;
+    }
+    let listener = match glommio::net::TcpListener::bind(config.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot listen on {}: {e}", config.listen)));
+            broker.close_all().await;
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    crate::server::serve(broker.clone(), listener, shutdown).await;
+    broker.close_all().await;
+}
