@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, only what is missing; idempotent.
-# Rust (cargo, rustfmt, clippy) comes with the machine; the Debian and Python packages the
-# client-compatibility tests need are added here as those tests arrive.
+# - Debian: kcat (built on librdkafka 2.0.2: the oldest client we keep working).
+# - Python: a venv at .venv-tests with the pinned clients of tests/requirements.txt.
+# Rust (cargo, rustfmt, clippy) comes with the machine.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-for tool in cargo rustfmt cargo-clippy; do
+for tool in cargo rustfmt cargo-clippy python3; do
     command -v "$tool" >/dev/null || { echo "install-test-deps: $tool is missing" >&2; exit 1; }
 done
 
-packages=(${TEST_DEPS:-})
+packages=(kcat ${TEST_DEPS:-})
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
@@ -17,5 +19,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+venv=.venv-tests
+stamp="$venv/.requirements"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$stamp"; then
+    echo "install-test-deps: creating $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r tests/requirements.txt
+    cp tests/requirements.txt "$stamp"
 fi

@@ -1,6 +1,10 @@
-//! Shared helpers: where the binary is, temp dirs on the same filesystem as the build.
+//! Shared helpers: the `sluice` binary, temp dirs on a real disk, a broker process that tests
+//! start, kill and restart, and the paths of the third-party clients.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `sluice` binary cargo built for these tests.
 pub(crate) fn sluice_bin() -> PathBuf {
@@ -13,4 +17,113 @@ pub(crate) fn temp_dir() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&base).expect("target tmpdir");
     tempfile::tempdir_in(base).expect("temp dir")
+}
+
+/// The Python of the test venv (made by scripts/install-test-deps.sh).
+pub(crate) fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-tests/bin/python");
+    assert!(venv.exists(), "{} is missing: run scripts/install-test-deps.sh (scripts/test does)", venv.display());
+    venv
+}
+
+/// A client script under tests/clients/.
+pub(crate) fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
+}
+
+/// A `sluice broker` process on a free port with its own data dir. Stopped (SIGTERM) on drop.
+pub(crate) struct Broker {
+    child: Option<Child>,
+    /// host:port to bootstrap from.
+    pub(crate) addr: String,
+    /// The data dir (kept across restarts).
+    pub(crate) data_dir: PathBuf,
+    extra: Vec<String>,
+    _root: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// Starts a broker with `extra` flags on a fresh data dir.
+    pub(crate) fn start(extra: &[&str]) -> Broker {
+        let root = temp_dir();
+        let data_dir = root.path().join("data");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(&data_dir, "127.0.0.1:0", &extra);
+        Broker { child: Some(child), addr, data_dir, extra, _root: Some(root) }
+    }
+
+    /// Kills the broker with SIGKILL, as a crash would.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the broker with SIGTERM and waits for a clean exit; returns whether it was clean.
+    pub(crate) fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same data dir and port.
+    pub(crate) fn restart(&mut self) {
+        self.kill9();
+        let (child, addr) = spawn(&self.data_dir, &self.addr, &self.extra);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+    // A restart may race the old process's port release; retry a few times.
+    for attempt in 0..20 {
+        let mut child = Command::new(sluice_bin())
+            .args(["broker", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next()
+            && let Some(rest) = line.strip_prefix("sluice broker listening on ")
+        {
+            let addr = rest.split_whitespace().next().expect("address").to_string();
+            // Keep draining stdout so the broker never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+    }
+    panic!("the broker did not start");
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the perf scripts need (fio, jq), only those missing.
+# Idempotent: with everything present it does nothing (no apt-get update either).
+# Runs as root (no sudo); set PERF_DEPS to override the package list.
+set -euo pipefail
+
+packages=(${PERF_DEPS:-fio jq})
+
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-perf-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-perf-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y --no-install-recommends "${missing[@]}"
