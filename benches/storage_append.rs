@@ -12,7 +12,7 @@
 //! The log lives in a temporary directory under `$SLUICE_BENCH_DIR`, or else Cargo's
 //! `target/tmp` (on the repository's filesystem, never tmpfs), and is removed afterwards.
 //!
-//! Run: `cargo bench --bench storage_append` (about 30 s after the build).
+//! Run: `cargo bench --bench storage_append` (about 20 s after the build).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -132,7 +132,7 @@ fn storage_append(c: &mut Criterion) {
             .sample_size(10)
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(4))
+            .measurement_time(Duration::from_secs(3))
             .throughput(Throughput::Bytes(batch_bytes * APPENDS_PER_ITER));
         group.bench_function(BenchmarkId::new("16KiB", format!("in_flight_{IN_FLIGHT}")), |b| {
             b.iter_custom(|iters| run(&root, flush_mode, iters))

@@ -3,6 +3,9 @@
 
 pub mod config;
 pub mod controller;
+pub mod errors;
+pub mod fetch_session;
+pub mod handlers;
 pub mod metadata;
 pub mod partition;
 pub mod shard;

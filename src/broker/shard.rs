@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use super::config::BrokerConfig;
 use super::controller::{ControllerRequest, ControllerResponse};
+use super::fetch_session::FetchSessions;
 use super::metadata::MetadataImage;
 use super::partition::{Fetched, Partition, PartitionError};
 use super::topic_config::TopicConfig;
@@ -113,6 +114,8 @@ pub struct ShardBroker {
     cache: BatchCache,
     mesh: OnceCell<Rc<ShardMesh<ShardRequest, ShardResponse>>>,
     pub(crate) controller_lock: glommio::sync::Semaphore,
+    /// The fetch sessions of this shard's connections.
+    pub(crate) fetch_sessions: RefCell<FetchSessions>,
 }
 
 impl ShardBroker {
@@ -126,6 +129,7 @@ impl ShardBroker {
             cache,
             mesh: OnceCell::new(),
             controller_lock: glommio::sync::Semaphore::new(1),
+            fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
         })
     }
 
@@ -140,6 +144,12 @@ impl ShardBroker {
             Box::pin(async move { me.serve(request).await })
         });
         let joined = ShardMesh::join(mesh, handler).await?;
+        *self.fetch_sessions.borrow_mut() = FetchSessions::new(
+            joined.id(),
+            joined.count(),
+            self.config.fetch_sessions_max,
+            Duration::from_millis(self.config.fetch_session_idle_ms),
+        );
         let _ = self.mesh.set(joined);
         let image = self.image();
         self.open_partitions(&image).await;

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod broker_crash;
 mod harness;
+mod kafka_client_compat;
+mod malformed_frames;
 mod storage_crash;
 mod tidy;

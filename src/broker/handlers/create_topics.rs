@@ -1,0 +1,88 @@
+//! CreateTopics: validated and applied by the controller (shard 0).
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
+use crate::broker::shard::ShardRequest;
+use crate::broker::shard::ShardResponse;
+use crate::protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseConfig, CreateTopicsResponseTopic,
+};
+use crate::protocol::{ErrorCode, RequestHeader, Uuid};
+use crate::server::dispatch::{Reply, respond};
+
+/// CreateTopics.
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: CreateTopicsRequest) -> Reply {
+    let mut duplicates = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        if !seen.insert(topic.name.clone()) {
+            duplicates.push(topic.name);
+            continue;
+        }
+        let configs: BTreeMap<String, String> =
+            topic.configs.into_iter().filter_map(|c| Some((c.name, c.value?))).collect();
+        topics.push(NewTopic {
+            name: topic.name,
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments: topic.assignments.into_iter().map(|a| (a.partition_index, a.broker_ids)).collect(),
+            configs,
+        });
+    }
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let request =
+        ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: request.validate_only });
+    let results = match broker.call(0, request).await {
+        Ok(ShardResponse::Controller(ControllerResponse::CreateTopics(results))) => results,
+        _ => names.into_iter().map(|n| (n, Err(TopicError::Storage("controller unavailable".into())))).collect(),
+    };
+    let mut out: Vec<CreateTopicsResponseTopic> = results
+        .into_iter()
+        .map(|(name, result)| match result {
+            Ok(created) => CreateTopicsResponseTopic {
+                name,
+                topic_id: Uuid(created.id.0),
+                num_partitions: created.partitions,
+                replication_factor: created.replication_factor,
+                configs: Some(
+                    created
+                        .config
+                        .describe()
+                        .into_iter()
+                        .map(|(name, value, source)| CreateTopicsResponseConfig {
+                            name: name.to_string(),
+                            value: Some(value),
+                            read_only: false,
+                            config_source: source.wire(),
+                            is_sensitive: false,
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            Err(e) => CreateTopicsResponseTopic {
+                name,
+                error_code: ErrorCode::from(&e).code(),
+                error_message: Some(e.to_string()),
+                num_partitions: -1,
+                replication_factor: -1,
+                ..Default::default()
+            },
+        })
+        .collect();
+    for name in duplicates {
+        out.push(CreateTopicsResponseTopic {
+            name,
+            error_code: ErrorCode::InvalidRequest.code(),
+            error_message: Some("topic named more than once in the request".into()),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        });
+    }
+    respond(header, &CreateTopicsResponse { topics: out, ..Default::default() }, Vec::new())
+}

@@ -1,0 +1,129 @@
+//! Metadata: brokers, the controller, and topics with their partitions (every partition's
+//! leader is this broker). Creates unknown topics when `--auto-create-topics` is on and the
+//! client allows it.
+
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::controller::{ControllerRequest, ControllerResponse, NewTopic};
+use crate::broker::metadata::TopicMeta;
+use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::model::validate_topic_name;
+use crate::protocol::messages::{
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use crate::protocol::{ErrorCode, RequestHeader, Uuid};
+use crate::server::dispatch::{Reply, respond};
+
+/// Creates `names` with the broker's defaults (auto-creation), returning which failed.
+pub(crate) async fn auto_create(broker: &Rc<ShardBroker>, names: Vec<String>) {
+    if names.is_empty() {
+        return;
+    }
+    let topics = names
+        .into_iter()
+        .map(|name| NewTopic {
+            name,
+            partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: Default::default(),
+        })
+        .collect();
+    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: false });
+    if let Ok(ShardResponse::Controller(ControllerResponse::CreateTopics(results))) = broker.call(0, request).await {
+        for (name, result) in results {
+            if let Err(e) = result {
+                tracing::info!(topic = %name, error = %e, "auto-creation failed");
+            }
+        }
+    }
+}
+
+fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
+    let node = broker.config.node_id;
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(topic.name.clone()),
+        topic_id: Uuid(topic.id.0),
+        is_internal: topic.name.starts_with("__"),
+        partitions: topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(index, p)| MetadataResponsePartition {
+                error_code: 0,
+                partition_index: i32::try_from(index).unwrap_or(i32::MAX),
+                leader_id: node,
+                leader_epoch: p.leader_epoch,
+                replica_nodes: vec![node],
+                isr_nodes: vec![node],
+                offline_replicas: Vec::new(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Metadata.
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: MetadataRequest) -> Reply {
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let requested = match request.topics {
+        Some(topics) if !(header.api_version == 0 && topics.is_empty()) => Some(topics),
+        _ => None,
+    };
+    let allow_create = request.allow_auto_topic_creation || header.api_version < 4;
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let image = broker.image();
+            topics.extend(image.topics.values().map(|t| describe(broker, t)));
+        }
+        Some(wanted) => {
+            if broker.config.auto_create_topics && allow_create {
+                let image = broker.image();
+                let missing: Vec<String> = wanted
+                    .iter()
+                    .filter_map(|t| t.name.clone())
+                    .filter(|n| !image.topics.contains_key(n) && validate_topic_name(n).is_ok())
+                    .collect();
+                auto_create(broker, missing).await;
+            }
+            let image = broker.image();
+            for topic in wanted {
+                let found = match &topic.name {
+                    Some(name) => image.topics.get(name),
+                    None => image.topic_by_id(crate::broker::metadata::TopicId(topic.topic_id.0)),
+                };
+                topics.push(match found {
+                    Some(meta) => describe(broker, meta),
+                    None => {
+                        let invalid = topic.name.as_deref().is_some_and(|n| validate_topic_name(n).is_err());
+                        let error =
+                            if invalid { ErrorCode::InvalidTopicException } else { ErrorCode::UnknownTopicOrPartition };
+                        MetadataResponseTopic {
+                            error_code: error.code(),
+                            name: topic.name.clone(),
+                            topic_id: topic.topic_id,
+                            ..Default::default()
+                        }
+                    }
+                });
+            }
+        }
+    }
+    let config = &broker.config;
+    let response = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: config.node_id,
+            host: config.advertised_host.clone(),
+            port: i32::from(config.advertised_port),
+            rack: None,
+        }],
+        cluster_id: Some(broker.image().cluster_id.clone()),
+        controller_id: config.node_id,
+        topics,
+        ..Default::default()
+    };
+    respond(header, &response, Vec::new())
+}

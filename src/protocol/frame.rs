@@ -1,0 +1,235 @@
+//! Framing: every request and response is an `int32` length followed by that many bytes (the
+//! header, then the body).
+//!
+//! The length comes from the peer, so it is checked against the caller's limit
+//! (`--max-request-bytes`) before a single byte is allocated for the frame.
+
+use bytes::{Buf, BytesMut};
+
+use super::codec::{DecodeError, EncodeError, Encoder, Piece};
+use super::header::{RequestHeader, ResponseHeader, response_header_version};
+use super::messages::Message;
+
+/// Bytes of the length prefix of a frame.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// Why a frame length was refused. The connection cannot continue after either: the stream is
+/// no longer aligned on frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is negative.
+    #[error("negative frame length {0}")]
+    NegativeLength(i32),
+    /// The frame is larger than the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max_bytes} bytes")]
+    TooLarge {
+        /// The length the prefix claims.
+        len: u32,
+        /// The limit.
+        max_bytes: u32,
+    },
+}
+
+/// The length of the frame that follows a length prefix, checked against `max_bytes`.
+pub fn frame_length(prefix: [u8; LENGTH_PREFIX_BYTES], max_bytes: u32) -> Result<u32, FrameError> {
+    let len = i32::from_be_bytes(prefix);
+    let Ok(len) = u32::try_from(len) else { return Err(FrameError::NegativeLength(len)) };
+    if len > max_bytes {
+        return Err(FrameError::TooLarge { len, max_bytes });
+    }
+    Ok(len)
+}
+
+/// Splits the first complete frame (without its length prefix) off the front of `buf`, or
+/// returns `None` if `buf` does not hold one yet. In that case, once the length is known and
+/// accepted, `buf` has reserved room for the rest of the frame.
+pub fn split_frame(buf: &mut BytesMut, max_bytes: u32) -> Result<Option<BytesMut>, FrameError> {
+    let Some(prefix) = buf.get(..LENGTH_PREFIX_BYTES) else { return Ok(None) };
+    let mut raw = [0u8; LENGTH_PREFIX_BYTES];
+    raw.copy_from_slice(prefix);
+    let len = frame_length(raw, max_bytes)? as usize;
+    let total = LENGTH_PREFIX_BYTES + len;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    buf.advance(LENGTH_PREFIX_BYTES);
+    Ok(Some(buf.split_to(len)))
+}
+
+/// Finishes a frame whose encoder started with a placeholder length prefix.
+fn finish(mut enc: Encoder) -> Result<Vec<Piece>, EncodeError> {
+    let len = enc.len() - LENGTH_PREFIX_BYTES;
+    let Ok(len) = i32::try_from(len) else { return Err(EncodeError::TooLong { len }) };
+    enc.patch_i32_at_start(len);
+    Ok(enc.into_pieces())
+}
+
+/// Encodes a request frame: length, header, body. The header's API key must be the body's.
+pub fn encode_request_frame<M: Message>(header: &RequestHeader, body: &M) -> Result<Vec<Piece>, EncodeError> {
+    if header.api_key != M::API_KEY {
+        return Err(EncodeError::UnsupportedVersion { api_key: header.api_key.code(), version: header.api_version });
+    }
+    let mut enc = Encoder::pieces();
+    enc.put_i32(0);
+    header.encode(&mut enc)?;
+    body.encode_into(&mut enc, header.api_version)?;
+    finish(enc)
+}
+
+/// Encodes a response frame: length, header (in the version `version` calls for), body.
+pub fn encode_response_frame<M: Message>(
+    header: ResponseHeader,
+    version: i16,
+    body: &M,
+) -> Result<Vec<Piece>, EncodeError> {
+    let Some(header_version) = response_header_version(M::API_KEY, version) else {
+        return Err(EncodeError::UnsupportedVersion { api_key: M::API_KEY.code(), version });
+    };
+    let mut enc = Encoder::pieces();
+    enc.put_i32(0);
+    header.encode(&mut enc, header_version);
+    body.encode_into(&mut enc, version)?;
+    finish(enc)
+}
+
+/// Decodes a response frame (without its length prefix) to a request of `version`: header, then
+/// body.
+pub fn decode_response_frame<M: Message>(
+    frame: &mut BytesMut,
+    version: i16,
+) -> Result<(ResponseHeader, M), DecodeError> {
+    let Some(header_version) = response_header_version(M::API_KEY, version) else {
+        return Err(DecodeError::UnsupportedVersion { api_key: M::API_KEY.code(), version });
+    };
+    let header = ResponseHeader::decode(frame, header_version)?;
+    Ok((header, M::decode(frame, version)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{BufMut, Bytes};
+
+    use super::*;
+    use crate::protocol::header::ApiKey;
+    use crate::protocol::messages::{
+        ApiVersionsResponse, FetchResponse, FetchResponsePartition, FetchResponseTopic, MetadataRequest,
+    };
+    use crate::protocol::{RecordSet, decode_request_body};
+
+    const MAX: u32 = 100 * 1024 * 1024;
+
+    #[test]
+    fn frame_lengths_are_checked_before_anything_else() {
+        assert_eq!(frame_length([0, 0, 0, 10], MAX), Ok(10));
+        assert_eq!(frame_length([0xff, 0xff, 0xff, 0xff], MAX), Err(FrameError::NegativeLength(-1)));
+        assert_eq!(
+            frame_length([0x7f, 0xff, 0xff, 0xff], MAX),
+            Err(FrameError::TooLarge { len: i32::MAX as u32, max_bytes: MAX })
+        );
+    }
+
+    #[test]
+    fn split_frame_waits_for_complete_frames() {
+        let mut buf = BytesMut::new();
+        assert_eq!(split_frame(&mut buf, MAX), Ok(None));
+        buf.put_slice(&[0, 0, 0, 3, b'a']);
+        assert_eq!(split_frame(&mut buf, MAX), Ok(None));
+        buf.put_slice(b"bc");
+        buf.put_slice(&[0, 0]);
+        assert_eq!(split_frame(&mut buf, MAX).unwrap().unwrap(), &b"abc"[..]);
+        assert_eq!(&buf[..], &[0, 0]);
+        let mut huge = BytesMut::from(&[0x40, 0, 0, 0][..]);
+        assert!(split_frame(&mut huge, MAX).is_err());
+        // Nothing was reserved for the refused frame.
+        assert!(huge.capacity() < 1024);
+    }
+
+    fn concat(pieces: &[Piece]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for piece in pieces {
+            match piece {
+                Piece::Bytes(bytes) => out.put_slice(bytes),
+                Piece::External { .. } => panic!("external piece"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn request_frames_decode_back() {
+        let header = RequestHeader {
+            api_key: ApiKey::Metadata,
+            api_version: 12,
+            correlation_id: 77,
+            client_id: Some("sluice".into()),
+        };
+        let body = MetadataRequest { topics: None, ..MetadataRequest::default() };
+        let mut frame = concat(&encode_request_frame(&header, &body).unwrap());
+        let mut frame = split_frame(&mut frame, MAX).unwrap().unwrap();
+        let decoded = RequestHeader::decode(&mut frame).unwrap();
+        assert_eq!(decoded, header);
+        let decoded = decode_request_body(decoded.api_key, decoded.api_version, &mut frame).unwrap();
+        assert_eq!(decoded, crate::protocol::RequestBody::Metadata(body));
+        assert!(frame.is_empty());
+    }
+
+    #[test]
+    fn api_versions_responses_use_header_v0_even_when_flexible() {
+        let body = ApiVersionsResponse::default();
+        let frame = concat(&encode_response_frame(ResponseHeader { correlation_id: 5 }, 3, &body).unwrap());
+        // length, correlation id, then the body's error code: no tagged fields in the header.
+        assert_eq!(&frame[4..10], &[0, 0, 0, 5, 0, 0]);
+        let mut rest = frame.clone().split_off(4);
+        let (header, decoded) = decode_response_frame::<ApiVersionsResponse>(&mut rest, 3).unwrap();
+        assert_eq!((header.correlation_id, decoded), (5, body));
+    }
+
+    #[test]
+    fn external_and_shared_record_sets_become_their_own_pieces() {
+        let shared = Bytes::from_static(b"shared-batches");
+        let partition = |partition_index, records| FetchResponsePartition {
+            partition_index,
+            records: Some(records),
+            ..FetchResponsePartition::default()
+        };
+        let body = FetchResponse {
+            responses: vec![FetchResponseTopic {
+                topic: "t".into(),
+                partitions: vec![
+                    partition(0, RecordSet::External { len: 1000, token: 7 }),
+                    partition(1, RecordSet::Shared(shared.clone())),
+                ],
+            }],
+            ..FetchResponse::default()
+        };
+        for version in [4, 12] {
+            let pieces = encode_response_frame(ResponseHeader { correlation_id: 1 }, version, &body).unwrap();
+            // head, external, the next partition's fields, shared, and the tagged fields after it
+            // (flexible versions only).
+            assert_eq!(pieces.len(), if version >= 12 { 5 } else { 4 }, "{pieces:?}");
+            assert_eq!(pieces[1], Piece::External { token: 7, len: 1000 });
+            assert_eq!(pieces[3], Piece::Bytes(shared.clone()));
+            let Piece::Bytes(first) = &pieces[0] else { panic!() };
+            let total: usize = pieces.iter().map(Piece::len).sum();
+            assert_eq!(i32::from_be_bytes(first[..4].try_into().unwrap()) as usize, total - 4);
+            // The length prefix of the external record set precedes it.
+            let prefix: &[u8] = if version >= 12 { &[0xe9, 0x07] } else { &[0, 0, 0x03, 0xe8] };
+            assert!(first.ends_with(prefix), "{first:?}");
+        }
+        // A contiguous encoding cannot carry an external record set.
+        assert_eq!(body.encode(&mut BytesMut::new(), 12), Err(EncodeError::ExternalRecords));
+    }
+
+    #[test]
+    fn decode_error_for_unsupported_body_version() {
+        assert_eq!(
+            decode_request_body(ApiKey::Produce, 2, &mut BytesMut::new()),
+            Err(DecodeError::UnsupportedVersion { api_key: 0, version: 2 })
+        );
+        assert_eq!(
+            decode_request_body(ApiKey::SaslHandshake, 1, &mut BytesMut::new()),
+            Err(DecodeError::UnsupportedVersion { api_key: 17, version: 1 })
+        );
+    }
+}

@@ -1,0 +1,549 @@
+"""Kafka client compatibility scenarios, run against a live Sluice broker.
+
+Each scenario drives real third-party clients -- confluent-kafka (librdkafka), kafka-python and
+Debian's kcat (librdkafka 2.0.2) -- asserts what a Kafka user would expect, and prints
+"PASS <scenario>" on success. Run by tests/it/kafka_client_compat.rs, one scenario per test:
+
+    python compat.py --bootstrap 127.0.0.1:PORT SCENARIO
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+import kafka
+from kafka.errors import KafkaError as PyKafkaError
+
+TIMEOUT = 60
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create_topic(bootstrap, name, partitions=1, config=None):
+    futures = admin(bootstrap).create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+    )
+    for _, future in futures.items():
+        future.result(timeout=TIMEOUT)
+
+
+def records_equal(a, b, what):
+    assert len(a) == len(b), f"{what}: {len(a)} records vs {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x == y, f"{what}: record {i} differs:\n  {x}\n  {y}"
+
+
+# --- confluent-kafka -----------------------------------------------------------------------
+
+def ck_produce(bootstrap, topic, records, **conf):
+    """records: dicts with key, value, partition, headers (list of (str, bytes)), timestamp.
+    Returns the delivered records with their offsets, in delivery order per partition."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **conf})
+    delivered, errors = [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            delivered.append(msg_to_dict(msg))
+
+    for r in records:
+        kwargs = {"key": r.get("key"), "value": r.get("value"), "on_delivery": on_delivery}
+        if r.get("partition") is not None:
+            kwargs["partition"] = r["partition"]
+        if r.get("headers"):
+            kwargs["headers"] = r["headers"]
+        if r.get("timestamp"):
+            kwargs["timestamp"] = r["timestamp"]
+        while True:
+            try:
+                producer.produce(topic, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(TIMEOUT)
+    assert left == 0, f"{left} records not delivered"
+    assert not errors, f"delivery errors: {errors[:5]}"
+    return delivered
+
+
+def msg_to_dict(msg):
+    headers = msg.headers()
+    return {
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "key": msg.key(),
+        "value": msg.value(),
+        "headers": [(k, v) for k, v in headers] if headers else [],
+        "timestamp": msg.timestamp()[1],
+    }
+
+
+def ck_consume(bootstrap, topic, partitions, count, start=None, **conf):
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("g"),
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            **conf,
+        }
+    )
+    offset = start if start is not None else -2  # OFFSET_BEGINNING
+    consumer.assign([TopicPartition(topic, p, offset) for p in partitions])
+    out = []
+    deadline = time.time() + TIMEOUT
+    while len(out) < count and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        out.append(msg_to_dict(msg))
+    consumer.close()
+    assert len(out) == count, f"consumed {len(out)} of {count}"
+    return out
+
+
+# --- kafka-python --------------------------------------------------------------------------
+
+def kp_produce(bootstrap, topic, records, **conf):
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **conf)
+    futures = []
+    for r in records:
+        futures.append(
+            (
+                r,
+                producer.send(
+                    topic,
+                    key=r.get("key"),
+                    value=r.get("value"),
+                    partition=r.get("partition"),
+                    headers=r.get("headers") or None,
+                    timestamp_ms=r.get("timestamp"),
+                ),
+            )
+        )
+    producer.flush(TIMEOUT)
+    delivered = []
+    for r, f in futures:
+        md = f.get(timeout=TIMEOUT)
+        delivered.append(dict(r, partition=md.partition, offset=md.offset))
+    producer.close()
+    return delivered
+
+
+def kp_consume(bootstrap, topic, partitions, count, start=None):
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=TIMEOUT * 1000,
+    )
+    tps = [kafka.TopicPartition(topic, p) for p in partitions]
+    consumer.assign(tps)
+    for tp in tps:
+        if start is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, start)
+    out = []
+    for msg in consumer:
+        out.append(
+            {
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "key": msg.key,
+                "value": msg.value,
+                "headers": [(k, v) for k, v in msg.headers] if msg.headers else [],
+                "timestamp": msg.timestamp,
+            }
+        )
+        if len(out) >= count:
+            break
+    consumer.close()
+    assert len(out) == count, f"kafka-python consumed {len(out)} of {count}"
+    return out
+
+
+# --- kcat ------------------------------------------------------------------------------------
+
+def kcat(bootstrap, *args, stdin=None):
+    result = subprocess.run(
+        ["kcat", "-b", bootstrap, *args], input=stdin, capture_output=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, f"kcat {args} failed: {result.stderr.decode(errors='replace')}"
+    return result.stdout
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+def sample_records(n, partition=0):
+    base = int(time.time() * 1000) - 10_000
+    records = []
+    for i in range(n):
+        records.append(
+            {
+                "partition": partition,
+                "key": None if i % 7 == 3 else f"key-{i}".encode() + bytes([0, 255, i % 256]),
+                "value": None if i % 11 == 5 else (f"value-{i}-".encode() + bytes(range(256)) * (i % 3)),
+                "headers": [("h1", f"v{i}".encode()), ("bin", bytes([0, 1, 2, i % 256]))] if i % 2 else [],
+                "timestamp": base + i,
+            }
+        )
+    return records
+
+
+def strip(records):
+    return [{k: r[k] for k in ("partition", "offset", "key", "value", "headers", "timestamp")} for r in records]
+
+
+def scenario_roundtrip_confluent(b):
+    topic = unique("rt")
+    create_topic(b, topic)
+    sent = sample_records(200)
+    delivered = ck_produce(b, topic, sent, acks="all")
+    assert [d["offset"] for d in delivered] == list(range(200)), "offsets are dense from 0"
+    got = ck_consume(b, topic, [0], 200)
+    expected = [dict(r, offset=i) for i, r in enumerate(sent)]
+    records_equal(strip(got), strip(expected), "confluent -> confluent")
+
+
+def scenario_cross_client(b):
+    topic = unique("cross")
+    create_topic(b, topic, partitions=2)
+    sent = sample_records(50, partition=0)
+    ck_produce(b, topic, sent)
+    got = kp_consume(b, topic, [0], 50)
+    expected = [dict(r, offset=i) for i, r in enumerate(sent)]
+    records_equal(strip(got), strip(expected), "confluent -> kafka-python")
+
+    sent = sample_records(50, partition=1)
+    delivered = kp_produce(b, topic, sent)
+    assert [d["offset"] for d in delivered] == list(range(50))
+    got = ck_consume(b, topic, [1], 50)
+    expected = [dict(r, offset=i) for i, r in enumerate(sent)]
+    records_equal(strip(got), strip(expected), "kafka-python -> confluent")
+
+
+def scenario_kcat(b):
+    topic = unique("kcat")
+    create_topic(b, topic)
+    lines = "".join(f"k{i}:v{i}\n" for i in range(20)).encode()
+    kcat(b, "-P", "-t", topic, "-p", "0", "-K:", "-H", "origin=kcat", stdin=lines)
+    got = ck_consume(b, topic, [0], 20)
+    assert [(r["key"], r["value"]) for r in got] == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(20)]
+    assert all(r["headers"] == [("origin", b"kcat")] for r in got)
+    ck_produce(b, topic, [{"partition": 0, "key": b"ck", "value": b"from-confluent", "headers": [("x", b"y")]}])
+    out = kcat(b, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o|%k|%s|%h\n").decode()
+    rows = [line.split("|") for line in out.strip().split("\n")]
+    assert len(rows) == 21, out
+    assert rows[0] == ["0", "k0", "v0", "origin=kcat"], rows[0]
+    assert rows[20] == ["20", "ck", "from-confluent", "x=y"], rows[20]
+    meta = kcat(b, "-L", "-J").decode()
+    assert topic in meta, meta
+
+
+def scenario_compression(b):
+    for codec in ["gzip", "snappy", "lz4", "zstd"]:
+        topic = unique(f"z-{codec}")
+        create_topic(b, topic)
+        sent = [dict(r, value=(r["value"] or b"") * 20) for r in sample_records(100)]
+        ck_produce(b, topic, sent[:50], **{"compression.type": codec, "batch.num.messages": 10})
+        kp_produce(b, topic, sent[50:], compression_type=codec)
+        expected = [dict(r, offset=i) for i, r in enumerate(sent)]
+        got = ck_consume(b, topic, [0], 100)
+        records_equal(strip(got), strip(expected), f"{codec} via confluent")
+        got = kp_consume(b, topic, [0], 100)
+        records_equal(strip(got), strip(expected), f"{codec} via kafka-python")
+
+
+def scenario_order_100k(b):
+    topic = unique("order")
+    partitions = 6
+    create_topic(b, topic, partitions=partitions)
+    n = 100_000
+    producer = Producer({"bootstrap.servers": b, "linger.ms": 20, "acks": "all", "batch.size": 256 * 1024})
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+
+    for i in range(n):
+        key = f"k{i % 997}".encode()
+        while True:
+            try:
+                producer.produce(topic, key=key, value=str(i).encode(), on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(TIMEOUT * 2) == 0
+    assert not errors, errors[:5]
+    consumer = Consumer({"bootstrap.servers": b, "group.id": unique("g"), "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+    seen = {}
+    last_per_key = {}
+    count = 0
+    deadline = time.time() + TIMEOUT * 2
+    while count < n and time.time() < deadline:
+        batch = consumer.consume(10_000, 0.5)
+        for msg in batch:
+            if msg.error():
+                raise KafkaException(msg.error())
+            value = int(msg.value())
+            assert value not in seen, f"duplicate record {value}"
+            seen[value] = (msg.partition(), msg.offset())
+            key = msg.key()
+            # Records of one key go to one partition, in the order they were produced.
+            prev = last_per_key.get(key)
+            assert prev is None or (prev[0] == msg.partition() and prev[1] < value), (key, prev, value)
+            last_per_key[key] = (msg.partition(), value)
+            count += 1
+    consumer.close()
+    assert count == n, f"consumed {count} of {n}"
+    assert len(seen) == n
+
+
+def scenario_acks(b):
+    topic = unique("acks")
+    create_topic(b, topic)
+    total = 0
+    for acks in ["0", "1", "all"]:
+        sent = sample_records(30)
+        ck_produce(b, topic, sent, acks=acks)
+        total += 30
+    for acks in [0, 1, "all"]:
+        kp_produce(b, topic, sample_records(30), acks=acks)
+        total += 30
+    got = ck_consume(b, topic, [0], total)
+    assert [r["offset"] for r in got] == list(range(total))
+
+
+def scenario_list_offsets(b):
+    topic = unique("times")
+    create_topic(b, topic)
+    base = int(time.time() * 1000) - 100_000
+    sent = [{"partition": 0, "key": None, "value": str(i).encode(), "timestamp": base + 1000 * i} for i in range(50)]
+    ck_produce(b, topic, sent, **{"batch.num.messages": 7})
+    consumer = Consumer({"bootstrap.servers": b, "group.id": unique("g")})
+    for i, expect in [(0, 0), (10, 10), (25, 25), (49, 49)]:
+        found = consumer.offsets_for_times([TopicPartition(topic, 0, base + 1000 * i - 500)], timeout=TIMEOUT)
+        assert found[0].offset == expect, (i, found[0].offset)
+    found = consumer.offsets_for_times([TopicPartition(topic, 0, base + 1000 * 60)], timeout=TIMEOUT)
+    assert found[0].offset == -1, f"a time after every record gives -1 (end), got {found[0].offset}"
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT)
+    assert (low, high) == (0, 50), (low, high)
+    consumer.close()
+    kp = kafka.KafkaConsumer(bootstrap_servers=b, group_id=None)
+    tp = kafka.TopicPartition(topic, 0)
+    found = kp.offsets_for_times({tp: base + 20_000})
+    assert found[tp].offset == 20, found
+    assert kp.beginning_offsets([tp])[tp] == 0
+    assert kp.end_offsets([tp])[tp] == 50
+    kp.close()
+
+
+def scenario_replay(b):
+    topic = unique("replay")
+    create_topic(b, topic)
+    sent = sample_records(300)
+    ck_produce(b, topic, sent, **{"batch.num.messages": 13})
+    for start in [0, 1, 137, 250, 299]:
+        got = ck_consume(b, topic, [0], 300 - start, start=start)
+        assert got[0]["offset"] == start, (start, got[0]["offset"])
+        assert [r["offset"] for r in got] == list(range(start, 300))
+        got = kp_consume(b, topic, [0], 300 - start, start=start)
+        assert [r["offset"] for r in got] == list(range(start, 300))
+
+
+def scenario_topic_admin_errors(b):
+    client = admin(b)
+    topic = unique("dup")
+    create_topic(b, topic, partitions=3)
+    try:
+        create_topic(b, topic)
+        raise AssertionError("duplicate topic was created")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+    for bad in ["bad/name", "a" * 250, "..", "spaces here"]:
+        try:
+            create_topic(b, bad)
+            raise AssertionError(f"invalid name {bad!r} accepted")
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_TOPIC_EXCEPTION, (bad, e)
+    try:
+        create_topic(b, unique("zero"), partitions=0)
+        raise AssertionError("zero partitions accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_PARTITIONS, e
+    md = client.list_topics(timeout=TIMEOUT)
+    assert len(md.topics[topic].partitions) == 3
+    missing = unique("missing")
+    md = client.list_topics(topic=missing, timeout=TIMEOUT)
+    assert md.topics[missing].error is not None and md.topics[missing].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    # Deleting an unknown topic is refused; deleting a real one works.
+    fs = client.delete_topics([missing], operation_timeout=10)
+    try:
+        fs[missing].result(timeout=TIMEOUT)
+        raise AssertionError("deleting an unknown topic succeeded")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+    client.delete_topics([topic], operation_timeout=10)[topic].result(timeout=TIMEOUT)
+    md = client.list_topics(timeout=TIMEOUT)
+    assert topic not in md.topics
+    # kafka-python's admin sees the same errors.
+    kadmin = kafka.KafkaAdminClient(bootstrap_servers=b)
+    name = unique("kp")
+    kadmin.create_topics([kafka.admin.NewTopic(name, 2, 1)])
+    try:
+        kadmin.create_topics([kafka.admin.NewTopic(name, 2, 1)])
+        raise AssertionError("duplicate accepted by kafka-python admin")
+    except kafka.errors.TopicAlreadyExistsError:
+        pass
+    assert name in kadmin.list_topics()
+    kadmin.close()
+
+
+def scenario_configs(b):
+    client = admin(b)
+    topic = unique("cfg")
+    create_topic(b, topic, config={"retention.ms": "3600000", "message.timestamp.type": "LogAppendTime"})
+    from confluent_kafka.admin import ConfigResource
+
+    res = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+    configs = list(res.values())[0].result(timeout=TIMEOUT)
+    assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
+    assert configs["message.timestamp.type"].value == "LogAppendTime"
+    assert configs["segment.bytes"].value is not None
+    res = client.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "0")])
+    broker = list(res.values())[0].result(timeout=TIMEOUT)
+    assert len(broker) > 5, broker
+    # LogAppendTime: the broker's clock, not the producer's, stamps the records.
+    before = int(time.time() * 1000)
+    ck_produce(b, topic, [{"partition": 0, "key": b"k", "value": b"v", "timestamp": 1000}])
+    got = ck_consume(b, topic, [0], 1)
+    assert got[0]["timestamp"] >= before - 1000, got
+    try:
+        create_topic(b, unique("badcfg"), config={"retention.ms": "soon"})
+        raise AssertionError("bad config accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_CONFIG, e
+
+
+def scenario_unknown_topic_produce(b):
+    producer = Producer({"bootstrap.servers": b, "message.timeout.ms": 3000})
+    errors = []
+    producer.produce(unique("nope"), value=b"x", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(10)
+    assert errors and errors[0] is not None, errors
+    assert errors[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._MSG_TIMED_OUT, KafkaError._UNKNOWN_TOPIC), errors
+
+
+def scenario_large_batches(b):
+    topic = unique("big")
+    create_topic(b, topic, partitions=2)
+    value = bytes(range(256)) * 3000  # 768 KB
+    sent = [{"partition": i % 2, "key": str(i).encode(), "value": value} for i in range(20)]
+    ck_produce(b, topic, sent, **{"message.max.bytes": 1_000_000})
+    got = ck_consume(b, topic, [0, 1], 20, **{"fetch.max.bytes": 1_200_000, "max.partition.fetch.bytes": 1_000_000})
+    assert all(r["value"] == value for r in got)
+    try:
+        Producer({"bootstrap.servers": b})
+        too_big = bytes(2_000_000)
+        errs = []
+        p = Producer({"bootstrap.servers": b, "message.max.bytes": 3_000_000})
+        p.produce(topic, value=too_big, partition=0, on_delivery=lambda err, msg: errs.append(err))
+        p.flush(TIMEOUT)
+        assert errs and errs[0] is not None and errs[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, errs
+    except KafkaException as e:
+        raise AssertionError(f"unexpected: {e}")
+
+
+def produce_until_killed(b, topic, out_path):
+    """Produce with acks=all forever, appending 'partition offset key' for every acknowledged
+    record to out_path (flushed each time); the test kills the broker meanwhile."""
+    producer = Producer(
+        {"bootstrap.servers": b, "acks": "all", "linger.ms": 2, "message.timeout.ms": 5000, "retries": 0}
+    )
+    last_ack = [time.time()]
+    with open(out_path, "w") as out:
+
+        def on_delivery(err, msg):
+            if err is None:
+                out.write(f"{msg.partition()} {msg.offset()} {msg.key().decode()}\n")
+                out.flush()
+                last_ack[0] = time.time()
+
+        i = 0
+        deadline = time.time() + TIMEOUT
+        # Stop once the broker has been gone (no acknowledgement) for a few seconds.
+        while time.time() < deadline and time.time() - last_ack[0] < 4:
+            try:
+                producer.produce(topic, key=f"r{i}".encode(), value=f"v{i}".encode() * 10, on_delivery=on_delivery)
+                i += 1
+            except BufferError:
+                pass
+            producer.poll(0.001)
+        producer.flush(5)
+
+
+def dump_topic(b, topic, partitions):
+    """Print every record as 'partition offset key'."""
+    consumer = Consumer({"bootstrap.servers": b, "group.id": unique("g"), "enable.auto.commit": False})
+    lows = {}
+    highs = {}
+    for p in range(partitions):
+        lows[p], highs[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+    want = sum(highs[p] - lows[p] for p in range(partitions))
+    got = 0
+    deadline = time.time() + TIMEOUT
+    while got < want and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        print(f"{msg.partition()} {msg.offset()} {msg.key().decode()}")
+        got += 1
+    consumer.close()
+    assert got == want, f"dumped {got} of {want}"
+
+
+SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("scenario")
+    parser.add_argument("args", nargs="*")
+    args = parser.parse_args()
+    if args.scenario == "produce_until_killed":
+        create_topic(args.bootstrap, args.args[0], partitions=int(args.args[2]))
+        produce_until_killed(args.bootstrap, args.args[0], args.args[1])
+        return
+    if args.scenario == "dump_topic":
+        dump_topic(args.bootstrap, args.args[0], int(args.args[1]))
+        return
+    SCENARIOS[args.scenario](args.bootstrap)
+    print(f"PASS {args.scenario}")
+
+
+if __name__ == "__main__":
+    main()

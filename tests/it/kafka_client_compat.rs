@@ -1,0 +1,82 @@
+//! Real Kafka clients against the real broker: confluent-kafka (librdkafka), kafka-python and
+//! Debian's kcat, through the scenarios in tests/clients/compat.py (one test per scenario, each
+//! on its own broker).
+
+use std::process::Command;
+
+use crate::harness::{Broker, client_script, python};
+
+fn run_scenario(scenario: &str, broker_flags: &[&str]) {
+    let broker = Broker::start(broker_flags);
+    let output = Command::new(python())
+        .arg(client_script("compat.py"))
+        .args(["--bootstrap", &broker.addr, scenario])
+        .output()
+        .expect("run compat.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
+        "scenario {scenario} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
+#[test]
+fn confluent_round_trip_is_byte_exact() {
+    run_scenario("roundtrip_confluent", &["--cores", "1"]);
+}
+
+#[test]
+fn records_cross_between_clients() {
+    run_scenario("cross_client", &["--cores", "2"]);
+}
+
+#[test]
+fn kcat_produces_and_consumes() {
+    run_scenario("kcat", &["--cores", "1"]);
+}
+
+#[test]
+fn every_compression_codec_round_trips() {
+    run_scenario("compression", &["--cores", "1"]);
+}
+
+#[test]
+fn hundred_thousand_keyed_records_keep_per_partition_order() {
+    run_scenario("order_100k", &["--cores", "2"]);
+}
+
+#[test]
+fn acks_zero_one_and_all() {
+    run_scenario("acks", &["--cores", "1"]);
+}
+
+#[test]
+fn list_offsets_by_time_and_watermarks() {
+    run_scenario("list_offsets", &["--cores", "1", "--segment-bytes", "8192"]);
+}
+
+#[test]
+fn replay_from_any_offset() {
+    run_scenario("replay", &["--cores", "1", "--segment-bytes", "8192", "--batch-cache-bytes", "0"]);
+}
+
+#[test]
+fn topic_admin_errors() {
+    run_scenario("topic_admin_errors", &["--cores", "2"]);
+}
+
+#[test]
+fn topic_configs_and_log_append_time() {
+    run_scenario("configs", &["--cores", "1"]);
+}
+
+#[test]
+fn produce_to_an_unknown_topic_fails() {
+    run_scenario("unknown_topic_produce", &["--cores", "1"]);
+}
+
+#[test]
+fn large_batches_and_message_too_large() {
+    run_scenario("large_batches", &["--cores", "2"]);
+}
