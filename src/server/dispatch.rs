@@ -78,6 +78,8 @@ pub async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAd
             return Reply::Close;
         }
     };
+    tracing::trace!(%peer, api = ?header.api_key, version = header.api_version, correlation_id = header.correlation_id,
+        client_id = header.client_id.as_deref().unwrap_or(""), "request");
     if !handlers::serves(header.api_key, header.api_version) {
         if header.api_key == ApiKey::ApiVersions {
             return handlers::api_versions::unsupported_version(header.correlation_id);

@@ -31,11 +31,13 @@ def admin(bootstrap):
 
 
 def create_topic(bootstrap, name, partitions=1, config=None):
-    futures = admin(bootstrap).create_topics(
+    client = admin(bootstrap)  # must outlive the futures
+    futures = client.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
     )
     for _, future in futures.items():
         future.result(timeout=TIMEOUT)
+    del client
 
 
 def records_equal(a, b, what):
@@ -198,7 +200,7 @@ def sample_records(n, partition=0):
             {
                 "partition": partition,
                 "key": None if i % 7 == 3 else f"key-{i}".encode() + bytes([0, 255, i % 256]),
-                "value": None if i % 11 == 5 else (f"value-{i}-".encode() + bytes(range(256)) * (i % 3)),
+                "value": None if i % 11 == 5 and i % 7 != 3 else (f"value-{i}-".encode() + bytes(range(256)) * (i % 3)),
                 "headers": [("h1", f"v{i}".encode()), ("bin", bytes([0, 1, 2, i % 256]))] if i % 2 else [],
                 "timestamp": base + i,
             }
@@ -327,7 +329,10 @@ def scenario_acks(b):
         sent = sample_records(30)
         ck_produce(b, topic, sent, acks=acks)
         total += 30
-    for acks in [0, 1, "all"]:
+    # kafka-python 2.3 leaves acks=0 requests in its own send buffer until the next request
+    # on the connection (nothing reaches the socket before close), so it is checked with 1 and
+    # all; librdkafka covers acks=0 above.
+    for acks in [1, "all"]:
         kp_produce(b, topic, sample_records(30), acks=acks)
         total += 30
     got = ck_consume(b, topic, [0], total)
@@ -385,7 +390,7 @@ def scenario_topic_admin_errors(b):
             create_topic(b, bad)
             raise AssertionError(f"invalid name {bad!r} accepted")
         except KafkaException as e:
-            assert e.args[0].code() == KafkaError.INVALID_TOPIC_EXCEPTION, (bad, e)
+            assert e.args[0].code() == KafkaError.TOPIC_EXCEPTION, (bad, e)
     try:
         create_topic(b, unique("zero"), partitions=0)
         raise AssertionError("zero partitions accepted")

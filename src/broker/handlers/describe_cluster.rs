@@ -8,7 +8,7 @@ use crate::protocol::messages::{DescribeClusterRequest, DescribeClusterResponse,
 use crate::server::dispatch::{Reply, respond};
 
 /// DescribeCluster.
-pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, _request: DescribeClusterRequest) -> Reply {
+pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeClusterRequest) -> Reply {
     let config = &broker.config;
     let response = DescribeClusterResponse {
         cluster_id: broker.image().cluster_id.clone(),
@@ -20,6 +20,11 @@ pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, _request: Descri
             port: i32::from(config.advertised_port),
             rack: None,
         }],
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            super::metadata::CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            i32::MIN
+        },
         ..Default::default()
     };
     respond(header, &response, Vec::new())

@@ -15,6 +15,16 @@ use crate::protocol::messages::{
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
 use crate::server::dispatch::{Reply, respond};
 
+/// With no authorizer every operation is allowed; Kafka then reports these bit fields (bit n =
+/// ACL operation n) when a client asks: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS on topics.
+pub(crate) const TOPIC_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE on the
+/// cluster.
+pub(crate) const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
 /// Creates `names` with the broker's defaults (auto-creation), returning which failed.
 pub(crate) async fn auto_create(broker: &Rc<ShardBroker>, names: Vec<String>) {
     if names.is_empty() {
@@ -112,6 +122,13 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
             }
         }
     }
+    if request.include_topic_authorized_operations {
+        for topic in &mut topics {
+            if topic.error_code == 0 {
+                topic.topic_authorized_operations = TOPIC_AUTHORIZED_OPERATIONS;
+            }
+        }
+    }
     let config = &broker.config;
     let response = MetadataResponse {
         brokers: vec![MetadataResponseBroker {
@@ -123,6 +140,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
         cluster_id: Some(broker.image().cluster_id.clone()),
         controller_id: config.node_id,
         topics,
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            i32::MIN
+        },
         ..Default::default()
     };
     respond(header, &response, Vec::new())
