@@ -29,7 +29,7 @@ use sluice::testing::{batch_of, run_on_shard};
 const IN_FLIGHT: usize = 64;
 /// Appends per criterion iteration (about 16 MB of 16 KiB batches).
 const APPENDS_PER_ITER: u64 = 1024;
-/// Records per batch and value bytes per record: 16 records of 1000 B, a 16.4 KB batch.
+/// Records per batch and value bytes per record: 16 records of 1000 B, a 16,333 B batch.
 const RECORDS: usize = 16;
 const VALUE_BYTES: usize = 1000;
 /// The shard's batch cache budget. Smaller than the broker's default (256 MiB) so that the

@@ -4,11 +4,12 @@
 # Runs as root (no sudo); set PERF_DEPS to override the package list.
 set -euo pipefail
 
-packages=(${PERF_DEPS:-fio jq})
+read -r -a packages <<<"${PERF_DEPS:-fio jq}"
 
 missing=()
 for pkg in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
         missing+=("$pkg")
     fi
 done

@@ -243,7 +243,7 @@ impl ShardBroker {
                     let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
                     if count <= current {
                         Err(TopicError::InvalidPartitions(format!(
-                            "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+                            "topic currently has {current} partitions, which is not fewer than the requested {count}"
                         )))
                     } else if count > PARTITIONS_PER_TOPIC_MAX {
                         Err(TopicError::InvalidPartitions(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions")))

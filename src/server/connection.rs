@@ -116,13 +116,16 @@ pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketA
                 Some(Reply::Send(pieces)) => {
                     if let Err(e) = write_pieces(&mut write_stream, pieces).await {
                         debug!(%peer, error = %e, "write failed; closing");
-                        return;
+                        break;
                     }
                 }
                 Some(Reply::Nothing) => {}
-                Some(Reply::Close) | None => return,
+                Some(Reply::Close) | None => break,
             }
         }
+        // Wake the reader, which may be waiting for a frame the client will never send.
+        // SAFETY: shutdown(2) on the descriptor this task owns.
+        unsafe { libc::shutdown(write_stream.as_raw_fd(), libc::SHUT_RDWR) };
     })
     .detach();
     let mut frames = FrameReader::new(broker.config.max_request_bytes);
