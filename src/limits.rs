@@ -42,9 +42,11 @@ pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
 /// Log files grow by preallocated extents of this size, so a flush rarely changes the file size
 /// (which would make fdatasync write metadata too).
 pub const PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
-/// The most bytes one flush writes with one `write` call; a larger backlog goes in several
-/// writes before the one fdatasync. Bounds the DMA buffer a flush allocates.
-pub const FLUSH_WRITE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// The most bytes one direct write carries; a flush of more goes out in several, in flight
+/// together. Bounds each DMA buffer a flush allocates.
+pub const WRITE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Direct writes one segment has in flight at once (disjoint block ranges of one flush).
+pub const WRITES_IN_FLIGHT_MAX: usize = 8;
 
 /// Default `--flush-interval-ms` for `flush-mode interval`.
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
@@ -60,16 +62,13 @@ pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 
 const _: () = assert!((SEGMENT_BYTES_MIN as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));
-const _: () = assert!((FLUSH_WRITE_BYTES_MAX as u64).is_multiple_of(BLOCK_BYTES));
-const _: () = assert!(BATCH_BYTES_MAX as usize <= FLUSH_WRITE_BYTES_MAX * 8);
+const _: () = assert!((WRITE_CHUNK_BYTES as u64).is_multiple_of(BLOCK_BYTES));
+
 const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= BATCH_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= SEGMENT_BYTES_MAX);
 const _: () = assert!(SCAN_READ_BYTES >= BATCH_HEADER_BYTES);
 const _: () = assert!(BATCH_HEADER_BYTES > LOG_OVERHEAD_BYTES);
 
-/// The flusher writes an active segment's new index entries to its index files once this many
-/// are waiting (about 1 MiB of log at the default interval), bounding how far recovery scans.
-pub const INDEX_PERSIST_ENTRIES: usize = 256;
 /// Index files grow by preallocated extents of this size.
 pub const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 

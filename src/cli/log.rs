@@ -243,6 +243,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         flush_mode: args.flush_mode.clone(),
         in_flight: args.in_flight,
         log_end: log.log_end_offset().0,
+        writes: log.stats().writes,
+        syncs: log.stats().syncs,
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -268,6 +270,10 @@ struct LoadSummary {
     flush_mode: String,
     in_flight: usize,
     log_end: i64,
+    /// Segment writes issued: appends ÷ writes is the mean group-commit size.
+    writes: u64,
+    /// fdatasync calls.
+    syncs: u64,
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -16,7 +16,7 @@ use std::io;
 use bytes::Bytes;
 
 use super::io::{self as sio, SharedFile};
-use crate::limits::{BLOCK_BYTES, FLUSH_WRITE_BYTES_MAX};
+use crate::limits::{BLOCK_BYTES, WRITE_CHUNK_BYTES, WRITES_IN_FLIGHT_MAX};
 
 /// The writer of one append-only file.
 pub(crate) struct SegmentAppender {
@@ -63,51 +63,63 @@ impl SegmentAppender {
         self.written
     }
 
-    /// Writes `chunks` after the current end, in as many block-aligned writes of at most
-    /// [`FLUSH_WRITE_BYTES_MAX`] as needed. On error the logical size is unchanged (a failed
-    /// write may have left garbage after it, which the next write or recovery overwrites or cuts).
+    /// Writes `chunks` after the current end. The bytes (with the old tail block in front) go
+    /// out in block-aligned writes of [`WRITE_CHUNK_BYTES`], up to [`WRITES_IN_FLIGHT_MAX`] of them
+    /// in flight at once (they cover disjoint blocks), so a large group keeps the device's queue
+    /// full instead of waiting on one write at a time. Returns once all are done. On error the
+    /// logical size is unchanged (a failed write may have left bytes past it, which the next
+    /// write or recovery overwrites or cuts).
     pub(crate) async fn write(&mut self, chunks: &[Bytes]) -> io::Result<()> {
-        let mut chunks = chunks.iter().filter(|c| !c.is_empty()).peekable();
-        let mut current: Option<(&Bytes, usize)> = None;
-        loop {
-            if current.is_none() {
-                current = chunks.next().map(|c| (c, 0));
-            }
-            let Some((_, _)) = current else { return Ok(()) };
-            // Fill one DMA buffer: the old tail block, then as much new data as fits.
-            let start = align_down(self.written);
-            let room = FLUSH_WRITE_BYTES_MAX - self.tail.len();
-            let mut staged: Vec<&[u8]> = Vec::new();
-            let mut staged_len = 0usize;
-            while staged_len < room {
-                let Some((chunk, used)) = current else { break };
-                let take = (chunk.len() - used).min(room - staged_len);
-                staged.push(&chunk[used..used + take]);
-                staged_len += take;
-                current =
-                    if used + take == chunk.len() { chunks.next().map(|c| (c, 0)) } else { Some((chunk, used + take)) };
-            }
-            let logical = self.tail.len() + staged_len;
-            let len = align_up(logical as u64);
-            self.ensure_allocated(start + len).await?;
-            let mut buf = self.file.alloc_dma_buffer(usize::try_from(len).unwrap_or(usize::MAX));
-            let bytes = buf.as_bytes_mut();
-            bytes[..self.tail.len()].copy_from_slice(&self.tail);
-            let mut at = self.tail.len();
-            for piece in &staged {
-                bytes[at..at + piece.len()].copy_from_slice(piece);
-                at += piece.len();
-            }
-            bytes[at..].fill(0);
-            let new_tail_start = align_down(logical as u64) as usize;
-            let new_tail = bytes[new_tail_start..logical].to_vec();
-            sio::write_all_at(&self.file, buf, start).await?;
-            self.written = start + logical as u64;
-            self.tail = new_tail;
-            if current.is_none() && chunks.peek().is_none() {
-                return Ok(());
-            }
+        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if total == 0 {
+            return Ok(());
         }
+        let start = align_down(self.written);
+        let logical_end = self.written + total;
+        self.ensure_allocated(align_up(logical_end)).await?;
+        let mut source = std::iter::once(&self.tail[..]).chain(chunks.iter().map(|c| &c[..])).filter(|s| !s.is_empty());
+        let mut current: &[u8] = source.next().unwrap_or_default();
+        let mut position = start;
+        let mut new_tail = Vec::new();
+        let mut writes = std::collections::VecDeque::new();
+        while position < logical_end {
+            let take = usize::try_from((logical_end - position).min(WRITE_CHUNK_BYTES as u64)).unwrap_or(0);
+            let len = usize::try_from(align_up(take as u64)).unwrap_or(usize::MAX);
+            let mut buf = self.file.alloc_dma_buffer(len);
+            let bytes = buf.as_bytes_mut();
+            let mut filled = 0;
+            while filled < take {
+                if current.is_empty() {
+                    current = source.next().unwrap_or_default();
+                    if current.is_empty() {
+                        break;
+                    }
+                }
+                let n = current.len().min(take - filled);
+                bytes[filled..filled + n].copy_from_slice(&current[..n]);
+                current = &current[n..];
+                filled += n;
+            }
+            bytes[filled..].fill(0);
+            if position + take as u64 == logical_end {
+                new_tail = bytes[usize::try_from(align_down(take as u64)).unwrap_or(0)..take].to_vec();
+            }
+            let file = self.file.clone();
+            let at = position;
+            writes.push_back(glommio::spawn_local(async move { sio::write_all_at(&file, buf, at).await }).detach());
+            if writes.len() >= WRITES_IN_FLIGHT_MAX
+                && let Some(oldest) = writes.pop_front()
+            {
+                oldest.await.unwrap_or_else(|| Err(io::Error::other("write task cancelled")))?;
+            }
+            position += take as u64;
+        }
+        for write in writes {
+            write.await.unwrap_or_else(|| Err(io::Error::other("write task cancelled")))?;
+        }
+        self.written = logical_end;
+        self.tail = new_tail;
+        Ok(())
     }
 
     async fn ensure_allocated(&mut self, end: u64) -> io::Result<()> {
@@ -176,7 +188,8 @@ mod tests {
         crate::testing::run_on_shard(move || async move {
             let file = Rc::new(sio::open_rw(&path, true).await.unwrap());
             let mut appender = SegmentAppender::resume(file, 0, 1024 * 1024).await.unwrap();
-            let big: Vec<u8> = (0..FLUSH_WRITE_BYTES_MAX * 2 + 12_345).map(|b| (b % 253) as u8).collect();
+            let big: Vec<u8> =
+                (0..WRITE_CHUNK_BYTES * WRITES_IN_FLIGHT_MAX * 2 + 12_345).map(|b| (b % 253) as u8).collect();
             appender.write(&[Bytes::from_static(b"abc"), Bytes::from(big.clone())]).await.unwrap();
             let file = appender.seal().await.unwrap();
             let read = sio::read_at(&file, 0, big.len() + 3).await.unwrap();

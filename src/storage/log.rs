@@ -35,7 +35,7 @@ use super::epochs::EpochCache;
 use super::io as sio;
 use super::notify::Notify;
 use super::segment::{self, RecoveryRules, Segment, parse_segment_name, segment_file};
-use crate::limits::{INDEX_PERSIST_ENTRIES, INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
+use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
 
 /// Name of the marker left by a clean close.
@@ -268,18 +268,15 @@ impl ActiveFiles {
         Ok(ActiveFiles { base, log, index, time_index })
     }
 
-    /// Writes the index entries that point at flushed data, if enough are waiting (or `all`).
-    async fn persist_indexes(&mut self, state: &RefCell<LogState>, all: bool) -> Result<(), Error> {
+    /// Writes the index entries not yet in the index files. Done only when the segment is
+    /// sealed or the log closed: while a segment is active its indexes live in memory, and after
+    /// a crash recovery rebuilds them by validating the whole tail segment anyway, so writing
+    /// them during appends would cost extra writes per flush and buy nothing.
+    async fn persist_indexes(&mut self, state: &RefCell<LogState>) -> Result<(), Error> {
         let (index_bytes, time_bytes) = {
             let mut state = state.borrow_mut();
             let Some(segment) = state.segments.get_mut(&self.base) else { return Ok(()) };
-            let waiting = segment.index.entries().len() - segment.index.persisted_len();
-            if !all && waiting < INDEX_PERSIST_ENTRIES {
-                return Ok(());
-            }
-            if all {
-                segment.push_time_entry();
-            }
+            segment.push_time_entry();
             let flushed_relative = segment.flushed_next_offset.0.saturating_sub(segment.base_offset.0);
             let flushed_relative = u64::try_from(flushed_relative).unwrap_or(0);
             (
@@ -294,7 +291,7 @@ impl ActiveFiles {
 
     /// Persists every index entry, cuts each file to its logical size and syncs all three.
     async fn seal(mut self, state: &RefCell<LogState>) -> Result<(), Error> {
-        self.persist_indexes(state, true).await?;
+        self.persist_indexes(state).await?;
         self.log.seal().await.map_err(Error::io("sealing segment"))?;
         self.index.seal().await.map_err(Error::io("sealing offset index"))?;
         self.time_index.seal().await.map_err(Error::io("sealing time index"))?;
@@ -771,7 +768,6 @@ async fn flush(
             state.cache.set_evictable_end(next);
             state.acknowledged();
         }
-        files.persist_indexes(state, false).await?;
     }
     let elapsed = started.elapsed();
     if elapsed > Duration::from_millis(500) {
