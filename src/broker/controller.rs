@@ -147,14 +147,8 @@ impl ShardBroker {
             });
             results.push((topic.name, result));
         }
-        if !validate_only && results.iter().any(|(_, r)| r.is_ok()) {
-            if let Err(e) = self.install(image).await {
-                for (_, result) in &mut results {
-                    if result.is_ok() {
-                        *result = Err(e.clone());
-                    }
-                }
-            }
+        if !validate_only {
+            self.install_for(image, &mut results).await;
         }
         for (name, result) in &results {
             if let Ok(created) = result
@@ -186,7 +180,7 @@ impl ShardBroker {
         } else {
             topic.partitions
         };
-        if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(format!(
                 "number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}"
             )));
@@ -212,15 +206,7 @@ impl ShardBroker {
             };
             results.push((name, result));
         }
-        if results.iter().any(|(_, r)| r.is_ok()) {
-            if let Err(e) = self.install(image).await {
-                for (_, result) in &mut results {
-                    if result.is_ok() {
-                        *result = Err(e.clone());
-                    }
-                }
-            }
-        }
+        self.install_for(image, &mut results).await;
         for (name, result) in &results {
             if result.is_ok() {
                 info!(topic = %name, "topic deleted");
@@ -260,16 +246,24 @@ impl ShardBroker {
             };
             results.push((name, result));
         }
-        if !validate_only && results.iter().any(|(_, r)| r.is_ok()) {
-            if let Err(e) = self.install(image).await {
-                for (_, result) in &mut results {
-                    if result.is_ok() {
-                        *result = Err(e.clone());
-                    }
+        if !validate_only {
+            self.install_for(image, &mut results).await;
+        }
+        results
+    }
+
+    /// Installs `image` if any of `results` succeeded; if installing fails, so do they.
+    async fn install_for<T>(&self, image: MetadataImage, results: &mut [(String, Result<T, TopicError>)]) {
+        if !results.iter().any(|(_, r)| r.is_ok()) {
+            return;
+        }
+        if let Err(e) = self.install(image).await {
+            for (_, result) in results.iter_mut() {
+                if result.is_ok() {
+                    *result = Err(e.clone());
                 }
             }
         }
-        results
     }
 
     /// Persists `image` and installs it on every shard.

@@ -321,6 +321,19 @@ pub fn assign_offset_and_epoch(batch: &mut [u8], base_offset: Offset, epoch: Lea
     }
 }
 
+/// Stamps a batch with the broker's append time (topics with `message.timestamp.type =
+/// LogAppendTime`): sets the timestamp-type attribute and `maxTimestamp`, and recomputes the CRC,
+/// which covers both. The caller has validated the batch first, so a bad CRC is never made good.
+pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
+    let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
+    header.attributes = I16::new(header.attributes.get() | 0x08);
+    header.max_timestamp = I64::new(now.0);
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
+        header.crc = U32::new(crc);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,18 +400,5 @@ mod tests {
         let batch = RecordBatch::parse_prefix(&miscounted, usize::MAX).unwrap();
         assert!(matches!(batch.validate(), Err(BatchError::CountMismatch { .. })));
         assert!(batch.validate_stored().is_ok());
-    }
-}
-
-/// Stamps a batch with the broker's append time (topics with `message.timestamp.type =
-/// LogAppendTime`): sets the timestamp-type attribute and `maxTimestamp`, and recomputes the CRC,
-/// which covers both. The caller has validated the batch first, so a bad CRC is never made good.
-pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
-    let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
-    header.attributes = I16::new(header.attributes.get() | 0x08);
-    header.max_timestamp = I64::new(now.0);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
-        header.crc = U32::new(crc);
     }
 }

@@ -144,7 +144,7 @@ fn fix_crc(batch: &mut [u8]) {
 
 #[test]
 fn bad_frames_close_only_their_connection() {
-    let broker = Broker::start(&["--cores", "2"]);
+    let mut broker = Broker::start(&["--cores", "2"]);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("absurd length", vec![0x7f, 0xff, 0xff, 0xff]),
         ("negative length", vec![0xff, 0xff, 0xff, 0xfe]),
@@ -177,6 +177,7 @@ fn bad_frames_close_only_their_connection() {
         assert!(closed(&mut stream), "{what}: connection still open");
         still_serves(&broker);
     }
+    assert!(broker.is_running(), "the broker process survived every bad frame");
 }
 
 #[test]
