@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the perf scripts need (fio, jq), only those missing.
+# Installs the Debian packages the perf scripts need (fio, jq, iperf3), only those missing.
 # Idempotent: with everything present it does nothing (no apt-get update either).
 # Runs as root (no sudo); set PERF_DEPS to override the package list.
 set -euo pipefail
 
-read -r -a packages <<<"${PERF_DEPS:-fio jq}"
+read -r -a packages <<<"${PERF_DEPS:-fio jq iperf3}"
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -25,5 +25,6 @@ fi
 
 echo "install-perf-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# iperf3 asks (debconf) whether to start a daemon at boot; noninteractive takes the default (no).
 apt-get update -qq
 apt-get install -y --no-install-recommends "${missing[@]}"

@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod broker_crash;
+mod broker_lifecycle;
 mod harness;
 mod kafka_client_compat;
 mod malformed_frames;
+mod raw;
 mod storage_crash;
 mod tidy;
