@@ -62,6 +62,9 @@ pub struct RecordBatchHeader {
 
 const _: () = assert!(size_of::<RecordBatchHeader>() == BATCH_HEADER_BYTES);
 
+/// The smallest encoded record: length, attributes, timestamp delta, offset delta, key length,
+/// value length and header count, one byte each.
+const RECORD_BYTES_MIN: usize = 7;
 /// Where the CRC coverage starts (the `attributes` field).
 const CRC_START: usize = 21;
 /// The only record batch format Sluice stores.
@@ -271,6 +274,13 @@ impl<'a> RecordBatch<'a> {
         if records_count <= 0 || i64::from(last_offset_delta) + 1 != i64::from(records_count) {
             return Err(BatchError::CountMismatch { records_count, last_offset_delta });
         }
+        // An uncompressed batch cannot hold more records than its bytes allow, so a count that
+        // would make the log jump by billions of offsets is refused (compressed batches are
+        // stored as they come and checked by their consumers).
+        let uncompressed = matches!(self.compression(), Ok(CompressionType::None));
+        if uncompressed && records_count as usize > self.records_bytes().len() / RECORD_BYTES_MIN {
+            return Err(BatchError::CountMismatch { records_count, last_offset_delta });
+        }
         Ok(())
     }
 
@@ -400,5 +410,14 @@ mod tests {
         let batch = RecordBatch::parse_prefix(&miscounted, usize::MAX).unwrap();
         assert!(matches!(batch.validate(), Err(BatchError::CountMismatch { .. })));
         assert!(batch.validate_stored().is_ok());
+
+        // A count and delta that agree but that the bytes cannot hold.
+        let mut inflated = bytes.clone();
+        inflated[23..27].copy_from_slice(&999_999i32.to_be_bytes());
+        inflated[57..61].copy_from_slice(&1_000_000i32.to_be_bytes());
+        let crc = crc32c::crc32c(&inflated[CRC_START..]);
+        inflated[17..21].copy_from_slice(&crc.to_be_bytes());
+        let batch = RecordBatch::parse_prefix(&inflated, usize::MAX).unwrap();
+        assert!(matches!(batch.validate(), Err(BatchError::CountMismatch { .. })));
     }
 }
