@@ -84,8 +84,6 @@ pub enum ShardRequest {
     ListOffsets(Vec<(TopicPartition, i64)>),
     /// DeleteRecords: (partition, offset or -1 for the high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
-    /// Close every log (broker shutdown).
-    Shutdown,
 }
 
 /// The answer to a [`ShardRequest`].
@@ -235,10 +233,6 @@ impl ShardBroker {
                     })
                     .collect();
                 ShardResponse::DeleteRecords(out)
-            }
-            ShardRequest::Shutdown => {
-                self.close_all().await;
-                ShardResponse::Done
             }
         }
     }

@@ -121,7 +121,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
         let errors = results.values().any(|r| r.is_err());
         let now = Instant::now();
-        if total >= min_bytes.max(1) || errors || now >= deadline {
+        if total >= min_bytes || errors || now >= deadline {
             break;
         }
         wait_for_data(broker, &results, deadline - now).await;
