@@ -479,6 +479,36 @@ def scenario_large_batches(b):
         raise AssertionError(f"unexpected: {e}")
 
 
+def scenario_long_poll(b):
+    """A consumer whose fetches may wait 30 s gets a record produced while it waits as soon as
+    it is appended: the broker's long poll wakes on the append, not on the timer."""
+    import threading
+
+    topic = unique("poll")
+    create_topic(b, topic)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": b,
+            "group.id": unique("g"),
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 30_000,
+            "fetch.min.bytes": 1,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, -2)])
+    assert consumer.poll(1.0) is None, "nothing to read yet"
+    timer = threading.Timer(1.0, lambda: ck_produce(b, topic, [{"partition": 0, "key": b"k", "value": b"late"}]))
+    timer.start()
+    started = time.time()
+    msg = None
+    while msg is None and time.time() - started < 20:
+        msg = consumer.poll(0.5)
+    timer.join()
+    assert msg is not None and not msg.error() and msg.value() == b"late", msg
+    # A 30 s fetch wait that ended within 20 s of the produce: the append woke it.
+    consumer.close()
+
+
 def produce_until_killed(b, topic, out_path):
     """Produce with acks=all forever, appending 'partition offset key' for every acknowledged
     record to out_path (flushed each time); the test kills the broker meanwhile."""

@@ -80,3 +80,8 @@ fn produce_to_an_unknown_topic_fails() {
 fn large_batches_and_message_too_large() {
     run_scenario("large_batches", &["--cores", "2"]);
 }
+
+#[test]
+fn a_long_poll_fetch_wakes_on_append() {
+    run_scenario("long_poll", &["--cores", "2"]);
+}
