@@ -133,6 +133,12 @@ pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketA
         let frame = match frames.next(&mut stream).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(FrameError::Io(e))
+                if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) =>
+            {
+                debug!(%peer, error = %e, "client went away");
+                break;
+            }
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection");
                 break;

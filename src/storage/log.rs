@@ -34,7 +34,7 @@ use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
 use super::io as sio;
 use super::notify::Notify;
-use super::segment::{self, RecoveryRules, Segment, parse_segment_name, segment_file};
+use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
 
@@ -202,7 +202,7 @@ impl LogState {
         }
         let position = active.size;
         let segment_base = active.base_offset;
-        active.track_batch(position, &batch, interval);
+        active.track_batch(position, &BatchMeta::from_batch(&batch), interval);
         let next_offset = batch.next_offset();
         self.cache.push(CachedBatch {
             base_offset: batch.base_offset(),

@@ -181,8 +181,8 @@ impl PartitionLog {
             size_max,
             ScanCheck::Headers,
             |position, batch| {
-                if batch.next_offset() > start {
-                    first = Some((position, batch.size() as u64, batch.base_offset(), batch.next_offset()));
+                if batch.next_offset > start {
+                    first = Some((position, batch.size, batch.base_offset, batch.next_offset));
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
@@ -211,7 +211,7 @@ impl PartitionLog {
                     size_max,
                     ScanCheck::Headers,
                     |p, batch| {
-                        if batch.next_offset() > upper {
+                        if batch.next_offset > upper {
                             found = p;
                             ControlFlow::Break(())
                         } else {
@@ -279,8 +279,8 @@ impl PartitionLog {
             BATCH_BYTES_MAX as usize,
             ScanCheck::Headers,
             |position, batch| {
-                if batch.next_offset() > start_offset && batch.max_timestamp() >= target {
-                    found = Some((position, batch.size()));
+                if batch.next_offset > start_offset && batch.max_timestamp >= target {
+                    found = Some((position, usize::try_from(batch.size).unwrap_or(usize::MAX)));
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())

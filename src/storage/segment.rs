@@ -16,7 +16,11 @@ use super::io::{self as sio, SharedFile};
 use super::offset_index::{IndexEntry, OffsetIndex};
 use super::time_index::{TimeEntry, TimeIndex};
 use crate::limits::{BATCH_HEADER_BYTES, SCAN_READ_BYTES};
-use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp};
+use zerocopy::FromBytes;
+
+use crate::model::{
+    BatchError, LeaderEpoch, Offset, RecordBatch, RecordBatchHeader, Timestamp, batch_size_from_prefix,
+};
 
 /// File name of a segment's log (`.log`), index (`.index`) or time index (`.timeindex`): the base
 /// offset in 20 digits, as Kafka names them.
@@ -84,10 +88,10 @@ impl Segment {
 
     /// Records a batch placed at `position`: offsets, timestamps and the index rule (an entry
     /// when at least `index.interval.bytes` have gone by since the last one).
-    pub(crate) fn track_batch(&mut self, position: u64, batch: &RecordBatch<'_>, index_interval_bytes: u32) {
+    pub(crate) fn track_batch(&mut self, position: u64, batch: &BatchMeta, index_interval_bytes: u32) {
         assert_eq!(position, self.size);
-        assert!(batch.base_offset() >= self.next_offset);
-        let relative = batch.base_offset().relative_to(self.base_offset);
+        assert!(batch.base_offset >= self.next_offset);
+        let relative = batch.base_offset.relative_to(self.base_offset);
         if self.bytes_since_index >= u64::from(index_interval_bytes)
             && position > 0
             && let (Some(relative_offset), Ok(position)) = (relative, u32::try_from(position))
@@ -95,16 +99,16 @@ impl Segment {
             self.index.push(IndexEntry { relative_offset, position });
             self.bytes_since_index = 0;
         }
-        if batch.max_timestamp() > self.max_timestamp {
-            self.max_timestamp = batch.max_timestamp();
-            self.offset_of_max_timestamp = batch.base_offset();
+        if batch.max_timestamp > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp;
+            self.offset_of_max_timestamp = batch.base_offset;
         }
         if self.bytes_since_index == 0 && position > 0 {
             self.push_time_entry();
         }
-        self.bytes_since_index += batch.size() as u64;
-        self.size += batch.size() as u64;
-        self.next_offset = batch.next_offset();
+        self.bytes_since_index += batch.size;
+        self.size += batch.size;
+        self.next_offset = batch.next_offset;
     }
 
     /// Records the segment's largest timestamp so far in the time index.
@@ -158,9 +162,39 @@ pub(crate) enum ScanCheck {
     },
 }
 
+/// The header facts of a batch a scan found; in a header-only scan its records were never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchMeta {
+    pub(crate) base_offset: Offset,
+    pub(crate) next_offset: Offset,
+    pub(crate) max_timestamp: Timestamp,
+    pub(crate) base_timestamp: Timestamp,
+    pub(crate) size: u64,
+}
+
+impl BatchMeta {
+    fn of(header: &RecordBatchHeader, size: usize) -> BatchMeta {
+        let base_offset = Offset(header.base_offset.get());
+        BatchMeta {
+            base_offset,
+            next_offset: base_offset.plus(i64::from(header.last_offset_delta.get()) + 1),
+            max_timestamp: Timestamp(header.max_timestamp.get()),
+            base_timestamp: Timestamp(header.base_timestamp.get()),
+            size: size as u64,
+        }
+    }
+
+    /// The facts of a whole batch.
+    pub(crate) fn from_batch(batch: &RecordBatch<'_>) -> BatchMeta {
+        BatchMeta::of(batch.header(), batch.size())
+    }
+}
+
 /// Walks the batches of `file` from `from` to `to`, showing each to `visit` with its position.
-/// Returns where it stopped and why. Reads the file in windows of [`SCAN_READ_BYTES`], or one
-/// batch at a time for batches larger than that (bounded by `size_max`).
+/// Returns where it stopped and why. Reads the file in windows of [`SCAN_READ_BYTES`]. A
+/// header-only scan jumps over each batch's records (a fetch's lookup of a 1 MiB batch reads one
+/// window, not the batch); a full scan reads every batch whole, one at a time when it is larger
+/// than the window (bounded by `size_max`).
 pub(crate) async fn scan(
     file: &SharedFile,
     segment_base: Offset,
@@ -168,7 +202,7 @@ pub(crate) async fn scan(
     to: u64,
     size_max: usize,
     check: ScanCheck,
-    mut visit: impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
+    mut visit: impl FnMut(u64, &BatchMeta) -> ControlFlow<()>,
 ) -> std::io::Result<(u64, ScanEnd)> {
     let mut position = from;
     let mut checker = Checker { segment_base, check, last_epoch: LeaderEpoch::UNKNOWN };
@@ -176,45 +210,46 @@ pub(crate) async fn scan(
         let want = usize::try_from((to - position).min(SCAN_READ_BYTES as u64)).unwrap_or(SCAN_READ_BYTES);
         let window = sio::read_at(file, position, want).await?;
         let mut at = 0usize;
-        loop {
-            if position + at as u64 >= to {
-                break;
-            }
-            let rest = &window[at..];
-            let batch = match RecordBatch::parse_prefix(rest, size_max) {
-                Ok(batch) => batch,
-                Err(BatchError::Truncated { need, .. }) if rest.len() < need.max(BATCH_HEADER_BYTES) => {
-                    let batch_end = position + at as u64 + need.max(BATCH_HEADER_BYTES) as u64;
-                    if batch_end > to {
-                        let err =
-                            BatchError::Truncated { have: usize::try_from(to - position).unwrap_or(0) - at, need };
-                        return Ok((position + at as u64, ScanEnd::Invalid(err)));
-                    }
-                    if at == 0 {
-                        // A batch larger than the window: read exactly it.
-                        let whole = sio::read_at(file, position, need.max(BATCH_HEADER_BYTES)).await?;
-                        let batch = match RecordBatch::parse_prefix(&whole, size_max) {
-                            Ok(batch) => batch,
-                            Err(e) => return Ok((position, ScanEnd::Invalid(e))),
-                        };
-                        match checker.check_and_visit(&batch, position, &mut visit) {
-                            Some(end) => return Ok((position, end)),
-                            None => {
-                                position += batch.size() as u64;
-                                break;
-                            }
-                        }
-                    }
-                    // Continue with a fresh window at this batch.
-                    break;
-                }
-                Err(e) => return Ok((position + at as u64, ScanEnd::Invalid(e))),
-            };
+        while position + (at as u64) < to {
             let here = position + at as u64;
-            if let Some(end) = checker.check_and_visit(&batch, here, &mut visit) {
+            let rest = window.get(at..).unwrap_or_default();
+            if rest.len() < BATCH_HEADER_BYTES {
+                if at == 0 {
+                    let have = usize::try_from(to - here).unwrap_or(0);
+                    return Ok((here, ScanEnd::Invalid(BatchError::Truncated { have, need: BATCH_HEADER_BYTES })));
+                }
+                break; // the next header starts in the next window
+            }
+            let size = match batch_size_from_prefix(rest) {
+                Ok(size) if size > size_max => {
+                    return Ok((here, ScanEnd::Invalid(BatchError::TooLarge { size, limit: size_max })));
+                }
+                Ok(size) => size,
+                Err(e) => return Ok((here, ScanEnd::Invalid(e))),
+            };
+            if here + size as u64 > to {
+                let have = usize::try_from(to - here).unwrap_or(0);
+                return Ok((here, ScanEnd::Invalid(BatchError::Truncated { have, need: size })));
+            }
+            let end = match check {
+                ScanCheck::Headers => match RecordBatchHeader::ref_from_prefix(rest) {
+                    Ok((header, _)) => checker.visit(None, &BatchMeta::of(header, size), here, &mut visit),
+                    Err(_) => unreachable!("a window of at least a header holds a header"),
+                },
+                ScanCheck::Full { .. } if rest.len() >= size => {
+                    checker.check_and_visit(&rest[..size], size_max, here, &mut visit)
+                }
+                ScanCheck::Full { .. } if at == 0 => {
+                    // A batch larger than the window: read exactly it.
+                    let whole = sio::read_at(file, here, size).await?;
+                    checker.check_and_visit(&whole, size_max, here, &mut visit)
+                }
+                ScanCheck::Full { .. } => break, // read it from its start in a fresh window
+            };
+            if let Some(end) = end {
                 return Ok((here, end));
             }
-            at += batch.size();
+            at += size;
         }
         position += at as u64;
     }
@@ -228,17 +263,33 @@ struct Checker {
 }
 
 impl Checker {
+    /// Validates a whole batch (full scans) and shows it to the visitor.
     fn check_and_visit(
         &mut self,
-        batch: &RecordBatch<'_>,
+        bytes: &[u8],
+        size_max: usize,
         position: u64,
-        visit: &mut impl FnMut(u64, &RecordBatch<'_>) -> ControlFlow<()>,
+        visit: &mut impl FnMut(u64, &BatchMeta) -> ControlFlow<()>,
     ) -> Option<ScanEnd> {
-        if let ScanCheck::Full { expected, contiguous, epoch_max } = &mut self.check {
+        let batch = match RecordBatch::parse_prefix(bytes, size_max) {
+            Ok(batch) => batch,
+            Err(e) => return Some(ScanEnd::Invalid(e)),
+        };
+        self.visit(Some(&batch), &BatchMeta::from_batch(&batch), position, visit)
+    }
+
+    fn visit(
+        &mut self,
+        batch: Option<&RecordBatch<'_>>,
+        meta: &BatchMeta,
+        position: u64,
+        visit: &mut impl FnMut(u64, &BatchMeta) -> ControlFlow<()>,
+    ) -> Option<ScanEnd> {
+        if let (ScanCheck::Full { expected, contiguous, epoch_max }, Some(batch)) = (&mut self.check, batch) {
             if let Err(e) = batch.validate_stored() {
                 return Some(ScanEnd::Invalid(e));
             }
-            let base = batch.base_offset();
+            let base = meta.base_offset;
             let in_range = batch.last_offset().relative_to(self.segment_base).is_some();
             let offset_ok = if *contiguous { base == *expected } else { base >= *expected };
             if !offset_ok || !in_range {
@@ -249,9 +300,9 @@ impl Checker {
                 return Some(ScanEnd::BadEpoch(epoch));
             }
             self.last_epoch = epoch;
-            *expected = batch.next_offset();
+            *expected = meta.next_offset;
         }
-        match visit(position, batch) {
+        match visit(position, meta) {
             ControlFlow::Continue(()) => None,
             ControlFlow::Break(()) => Some(ScanEnd::Stopped),
         }
@@ -312,7 +363,7 @@ pub(crate) async fn recover(
         let mut found = None;
         let expected = base.plus(i64::from(entry.relative_offset));
         scan(&file, base, u64::from(entry.position), file_size, size_max, full(expected), |_, batch| {
-            found = Some(batch.base_offset());
+            found = Some(batch.base_offset);
             ControlFlow::Break(())
         })
         .await?;
@@ -346,7 +397,7 @@ pub(crate) async fn recover(
     let (valid_size, end) =
         scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
             if segment.size == 0 {
-                first_timestamp = Some(batch.base_timestamp());
+                first_timestamp = Some(batch.base_timestamp);
             }
             // The scan resumes right at an index entry: count it as just indexed.
             if position == u64::from(start.position) && position > 0 {

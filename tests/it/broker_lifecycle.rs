@@ -40,10 +40,7 @@ fn sigterm_closes_every_log_cleanly_and_a_restart_keeps_the_data() {
 }
 
 fn mount_tmpfs(dir: &Path, bytes: u64) -> bool {
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-        .arg(dir)
-        .status();
+    let status = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"]).arg(dir).status();
     matches!(status, Ok(s) if s.success())
 }
 

@@ -145,4 +145,3 @@ pub(crate) fn fix_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
-
