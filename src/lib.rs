@@ -13,6 +13,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod limits;
 pub mod model;
 pub mod protocol;

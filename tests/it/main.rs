@@ -5,6 +5,7 @@
 
 mod broker_crash;
 mod broker_lifecycle;
+mod client;
 mod harness;
 mod kafka_client_compat;
 mod malformed_frames;

@@ -1,0 +1,285 @@
+//! [`Admin`]: create, delete and describe topics; list offsets. Topic changes go to the
+//! controller; offsets are asked of each partition's leader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::error::ClientError;
+use super::metadata::{Client, TopicMetadata};
+use crate::protocol::messages::{
+    CreateTopicsRequest, CreateTopicsRequestConfig, CreateTopicsRequestTopic, DeleteTopicsRequest,
+    DeleteTopicsRequestTopic, ListOffsetsRequest, ListOffsetsRequestPartition, ListOffsetsRequestTopic,
+};
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// The name.
+    pub name: String,
+    /// How many partitions.
+    pub partitions: i32,
+    /// How many replicas of each (-1: the broker's default).
+    pub replication_factor: i16,
+    /// Topic configs by Kafka's names (`retention.ms`, `cleanup.policy`, …).
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions, the default replication factor and no configs.
+    pub fn new(name: impl Into<String>, partitions: i32) -> NewTopic {
+        NewTopic { name: name.into(), partitions, replication_factor: -1, configs: Vec::new() }
+    }
+
+    /// Adds a topic config.
+    pub fn config(mut self, name: impl Into<String>, value: impl Into<String>) -> NewTopic {
+        self.configs.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Which offset [`Admin::list_offsets`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (the next offset to be written).
+    Latest,
+    /// The first offset whose timestamp is at or after this one (milliseconds since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    /// The wire value of ListOffsets' `timestamp` field.
+    pub fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ms) => ms,
+        }
+    }
+}
+
+/// One answer of [`Admin::list_offsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset, `None` when no record has a timestamp at or after the one asked for.
+    pub offset: Option<i64>,
+    /// The timestamp of the record found (-1 for earliest and latest).
+    pub timestamp: i64,
+}
+
+/// Administrative operations over a [`Client`].
+#[derive(Clone)]
+pub struct Admin {
+    client: Client,
+    /// How long the broker may take to create or delete topics.
+    timeout: Duration,
+}
+
+impl Admin {
+    /// An admin over `client`.
+    pub fn new(client: Client) -> Admin {
+        Admin { client, timeout: Duration::from_secs(30) }
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX)
+    }
+
+    /// Creates `topics`; the outer error is for the request as a whole, the inner ones per
+    /// topic (TOPIC_ALREADY_EXISTS, INVALID_CONFIG, …), in the order given.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+    ) -> Result<Vec<(String, Result<(), ClientError>)>, ClientError> {
+        let request = CreateTopicsRequest {
+            topics: topics
+                .iter()
+                .map(|t| CreateTopicsRequestTopic {
+                    name: t.name.clone(),
+                    num_partitions: t.partitions,
+                    replication_factor: t.replication_factor,
+                    assignments: Vec::new(),
+                    configs: t
+                        .configs
+                        .iter()
+                        .map(|(name, value)| CreateTopicsRequestConfig {
+                            name: name.clone(),
+                            value: Some(value.clone()),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            timeout_ms: self.timeout_ms(),
+            validate_only: false,
+        };
+        let connection = self.client.controller_connection().await?;
+        let response = connection.send(&request).await?;
+        let results = topics
+            .iter()
+            .map(|t| {
+                let result = match response.topics.iter().find(|r| r.name == t.name) {
+                    Some(r) => match ClientError::from_code(
+                        r.error_code,
+                        || format!("creating topic {}", t.name),
+                        r.error_message.as_deref(),
+                    ) {
+                        Some(error) => Err(error),
+                        None => Ok(()),
+                    },
+                    None => Err(ClientError::Protocol {
+                        addr: connection.addr().to_string(),
+                        reason: format!("no CreateTopics result for {}", t.name),
+                    }),
+                };
+                (t.name.clone(), result)
+            })
+            .collect();
+        let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+        // The topics exist whatever the refresh says; a failed refresh is retried on first use.
+        let _ = self.client.refresh_metadata(Some(&names)).await;
+        Ok(results)
+    }
+
+    /// Creates one topic.
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<(), ClientError> {
+        let results = self.create_topics(std::slice::from_ref(&topic)).await?;
+        results.into_iter().next().map(|(_, r)| r).unwrap_or(Ok(()))
+    }
+
+    /// Deletes `topics`; per-topic results in the order given.
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<Vec<(String, Result<(), ClientError>)>, ClientError> {
+        let request = DeleteTopicsRequest {
+            topics: topics
+                .iter()
+                .map(|name| DeleteTopicsRequestTopic { name: Some(name.to_string()), ..Default::default() })
+                .collect(),
+            topic_names: topics.iter().map(|name| name.to_string()).collect(),
+            timeout_ms: self.timeout_ms(),
+        };
+        let connection = self.client.controller_connection().await?;
+        let response = connection.send(&request).await?;
+        let results = topics
+            .iter()
+            .map(|name| {
+                let result = match response.responses.iter().find(|r| r.name.as_deref() == Some(name)) {
+                    Some(r) => match ClientError::from_code(
+                        r.error_code,
+                        || format!("deleting topic {name}"),
+                        r.error_message.as_deref(),
+                    ) {
+                        Some(error) => Err(error),
+                        None => Ok(()),
+                    },
+                    None => Err(ClientError::Protocol {
+                        addr: connection.addr().to_string(),
+                        reason: format!("no DeleteTopics result for {name}"),
+                    }),
+                };
+                (name.to_string(), result)
+            })
+            .collect();
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let _ = self.client.refresh_metadata(Some(&names)).await;
+        Ok(results)
+    }
+
+    /// Describes `topics` from fresh metadata; a missing topic comes back with its error code
+    /// set (see [`TopicMetadata::error`]).
+    pub async fn describe_topics(&self, topics: &[&str]) -> Result<Vec<TopicMetadata>, ClientError> {
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let metadata = self.client.refresh_metadata(Some(&names)).await?;
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                metadata.topics.get(&name).cloned().unwrap_or(TopicMetadata {
+                    name,
+                    error_code: crate::protocol::ErrorCode::UnknownTopicOrPartition.code(),
+                    partitions: Vec::new(),
+                })
+            })
+            .collect())
+    }
+
+    /// The offset `spec` names in every partition of `topic`, by partition.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<i32, ListedOffset>, ClientError> {
+        let metadata = self.client.topic(topic).await?;
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for partition in &metadata.partitions {
+            if partition.leader < 0 {
+                return Err(ClientError::NoLeader { topic: topic.to_string(), partition: partition.partition });
+            }
+            by_leader.entry(partition.leader).or_default().push(partition.partition);
+        }
+        let mut out = BTreeMap::new();
+        for (leader, partitions) in by_leader {
+            let connection = self.client.broker_connection(leader).await?;
+            out.extend(list_offsets_on(&connection, topic, &partitions, spec).await?);
+        }
+        Ok(out)
+    }
+
+    /// The offset `spec` names in `topic`-`partition`.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, ClientError> {
+        let connection = self.client.leader_connection(topic, partition).await?;
+        let mut found = list_offsets_on(&connection, topic, &[partition], spec).await?;
+        found.remove(&partition).ok_or_else(|| ClientError::Protocol {
+            addr: connection.addr().to_string(),
+            reason: format!("no ListOffsets result for {topic}-{partition}"),
+        })
+    }
+}
+
+/// ListOffsets for some partitions of one topic on one broker.
+pub(crate) async fn list_offsets_on(
+    connection: &super::Connection,
+    topic: &str,
+    partitions: &[i32],
+    spec: OffsetSpec,
+) -> Result<BTreeMap<i32, ListedOffset>, ClientError> {
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsRequestTopic {
+            name: topic.to_string(),
+            partitions: partitions
+                .iter()
+                .map(|&p| ListOffsetsRequestPartition {
+                    partition_index: p,
+                    timestamp: spec.wire(),
+                    ..Default::default()
+                })
+                .collect(),
+        }],
+    };
+    let response = connection.send(&request).await?;
+    let mut out = BTreeMap::new();
+    for t in response.topics.iter().filter(|t| t.name == topic) {
+        for p in &t.partitions {
+            if let Some(error) = ClientError::from_code(
+                p.error_code,
+                || format!("listing offsets of {topic}-{}", p.partition_index),
+                None,
+            ) {
+                return Err(error);
+            }
+            let offset = (p.offset >= 0).then_some(p.offset);
+            out.insert(p.partition_index, ListedOffset { offset, timestamp: p.timestamp });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,33 @@
+//! The native Rust client: connections, metadata, admin, producer and consumer, over the Kafka
+//! wire protocol only (`protocol` and `model`, never broker internals; DESIGN.md's module table).
+//!
+//! Every client object lives on one glommio executor and is `!Send`: state is shared through
+//! `Rc`/`RefCell`/`Cell`, never across shards. A shard that wants to talk to the cluster builds
+//! its own [`Client`].
+//!
+//! What is where:
+//!
+//! - [`error`]: [`ClientError`], the one error type of this module.
+//! - [`connection`]: one TCP connection to one broker: the ApiVersions handshake, pipelined
+//!   requests matched to responses in order, a timeout per request.
+//! - [`metadata`]: [`Client`], the bootstrap list, a connection per broker and the cached
+//!   topic → partition → leader map, refreshed by Metadata requests.
+//! - [`admin`]: create, delete and describe topics; list offsets.
+//! - [`partitioner`]: the Java client's murmur2 key partitioner.
+//! - [`producer`]: batching, acks, retries, delivery futures.
+//! - [`consumer`]: assigned partitions, seeks, long-poll fetches, record decoding.
+
+pub mod admin;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod metadata;
+pub mod partitioner;
+pub mod producer;
+
+pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use error::ClientError;
+pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

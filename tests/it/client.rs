@@ -1,0 +1,342 @@
+//! The native client (`sluice::client`) against the real broker: admin, connection errors,
+//! produce and consume.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sluice::client::{
+    Acks, Admin, Client, ClientConfig, ClientError, Connection, ConnectionConfig, Consumer, ConsumerConfig,
+    ConsumerRecord, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord, SeekTo,
+};
+use sluice::testing::run_on_shard;
+
+use crate::harness::Broker;
+
+/// Key and value of each record, by partition, in offset order.
+type PerPartition = BTreeMap<i32, Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// Flags of every broker these tests start. One shard: with two (the default here), a fresh
+/// broker aborts with "malloc(): unaligned tcache chunk detected" in roughly one of ten to
+/// thirty lifetimes, on the first requests of a client (ApiVersions v3, Metadata v12,
+/// CreateTopics at any version); `two_shard_broker_survives_fresh_clients` reproduces it. Back
+/// to `&[]` once that is fixed.
+const BROKER_FLAGS: &[&str] = &["--cores", "1"];
+
+fn config(addr: &str) -> ClientConfig {
+    ClientConfig::new([addr.to_string()])
+}
+
+#[test]
+fn admin_creates_describes_and_deletes_topics() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        assert!(!client.metadata().brokers.is_empty());
+        let admin = Admin::new(client);
+        let results = admin
+            .create_topics(&[NewTopic::new("a", 3).config("retention.ms", "60000"), NewTopic::new("b", 1)])
+            .await
+            .unwrap();
+        for (name, result) in &results {
+            assert!(result.is_ok(), "{name}: {result:?}");
+        }
+        let again = admin.create_topic(NewTopic::new("a", 3)).await.unwrap_err();
+        assert_eq!(again.code(), Some(sluice::protocol::ErrorCode::TopicAlreadyExists), "{again}");
+        let bad = admin.create_topic(NewTopic::new("c", 1).config("no.such.config", "1")).await;
+        assert!(bad.is_err(), "unknown config accepted");
+
+        let described = admin.describe_topics(&["a", "b", "missing"]).await.unwrap();
+        assert_eq!(described[0].partitions.len(), 3);
+        assert!(described[0].partitions.iter().all(|p| p.leader >= 0));
+        assert_eq!(described[1].partitions.len(), 1);
+        assert!(described[2].error().is_some());
+
+        let offsets = admin.list_offsets("a", OffsetSpec::Latest).await.unwrap();
+        assert_eq!(offsets.len(), 3);
+        assert!(offsets.values().all(|o| o.offset == Some(0)), "{offsets:?}");
+        let earliest = admin.list_offset("a", 1, OffsetSpec::Earliest).await.unwrap();
+        assert_eq!(earliest.offset, Some(0));
+
+        let deleted = admin.delete_topics(&["a", "missing"]).await.unwrap();
+        assert!(deleted[0].1.is_ok(), "{deleted:?}");
+        assert!(deleted[1].1.is_err(), "{deleted:?}");
+        let described = admin.describe_topics(&["a", "b"]).await.unwrap();
+        assert!(described[0].error().is_some(), "a still exists: {:?}", described[0]);
+        assert!(described[1].error().is_none());
+        let unknown = admin.list_offsets("a", OffsetSpec::Latest).await.unwrap_err();
+        assert!(matches!(unknown, ClientError::UnknownTopic(_)), "{unknown}");
+    });
+}
+
+#[test]
+fn unreachable_bootstrap_fails_quickly_and_clearly() {
+    // A port nothing listens on: bind, learn the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let error = run_on_shard(move || async move {
+        let mut config = config(&format!("127.0.0.1:{port}"));
+        config.connection.connect_timeout = Duration::from_secs(2);
+        match Client::connect(config).await {
+            Ok(_) => panic!("connected to nothing"),
+            Err(e) => e.to_string(),
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(error.contains("no bootstrap server reachable") && error.contains("cannot connect"), "{error}");
+}
+
+#[test]
+fn requests_pipeline_on_one_connection() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        let admin = Admin::new(client.clone());
+        admin.create_topic(NewTopic::new("p", 2)).await.unwrap();
+        let connection = client.any_connection().await.unwrap();
+        let request = sluice::protocol::messages::MetadataRequest {
+            topics: Some(vec![sluice::protocol::messages::MetadataRequestTopic {
+                name: Some("p".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (connection, request) = (connection.clone(), request.clone());
+                glommio::spawn_local(async move { connection.send(&request).await })
+            })
+            .collect();
+        for task in tasks {
+            let response = task.await.unwrap();
+            assert_eq!(response.topics[0].partitions.len(), 2);
+        }
+    });
+}
+
+/// Polls until `count` records have come back (or a deadline passes), in arrival order.
+async fn consume(consumer: &mut Consumer, count: usize) -> Vec<ConsumerRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(Instant::now() < deadline, "only {} of {count} records came back", records.len());
+        records.extend(consumer.poll().await.unwrap());
+    }
+    records
+}
+
+#[test]
+fn ten_thousand_keyed_records_round_trip_in_order_per_partition() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("keyed", 4)).await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig { acks: Acks::All, ..Default::default() });
+        let mut deliveries = Vec::new();
+        let mut sent: PerPartition = BTreeMap::new();
+        for i in 0..10_000u32 {
+            let key = format!("key-{}", i % 97).into_bytes();
+            let value: Vec<u8> = (0..(i % 300)).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
+            let partition = sluice::client::partitioner::partition_for_key(&key, 4);
+            sent.entry(partition).or_default().push((key.clone(), value.clone()));
+            let record = ProducerRecord::new("keyed", Some(key), Some(value));
+            deliveries.push((partition, producer.send(record).await.unwrap()));
+        }
+        producer.flush().await;
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for (partition, delivery) in deliveries {
+            let report = delivery.await.unwrap();
+            assert_eq!(report.partition, partition);
+            let offset = report.offset.unwrap();
+            let expected = last.get(&partition).map_or(0, |o| o + 1);
+            assert_eq!(offset, expected, "offsets of partition {partition} are dense and in send order");
+            last.insert(partition, offset);
+        }
+
+        let mut consumer = Consumer::new(client, ConsumerConfig::default());
+        consumer.assign(&[("keyed", 0), ("keyed", 1), ("keyed", 2), ("keyed", 3)]);
+        let records = consume(&mut consumer, 10_000).await;
+        assert_eq!(records.len(), 10_000);
+        let mut got: PerPartition = BTreeMap::new();
+        for r in &records {
+            let list = got.entry(r.partition).or_default();
+            assert_eq!(r.offset, list.len() as i64);
+            list.push((r.key.clone().unwrap().to_vec(), r.value.clone().unwrap().to_vec()));
+        }
+        assert_eq!(got, sent);
+    });
+}
+
+#[test]
+fn seek_by_offset_and_by_timestamp() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("seek", 1)).await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let mut deliveries = Vec::new();
+        for i in 0..100i64 {
+            let mut record = ProducerRecord::new("seek", None, Some(i.to_be_bytes().to_vec()));
+            record.partition = Some(0);
+            record.timestamp = Some(1_000_000 + i * 10);
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        let mut consumer = Consumer::new(client, ConsumerConfig::default());
+        consumer.assign(&[("seek", 0)]);
+        consumer.seek("seek", 0, SeekTo::Offset(42)).await.unwrap();
+        let records = consume(&mut consumer, 58).await;
+        assert_eq!(records[0].offset, 42);
+        assert_eq!(records[0].value.as_deref(), Some(&42i64.to_be_bytes()[..]));
+        assert_eq!(records.last().map(|r| r.offset), Some(99));
+
+        consumer.seek("seek", 0, SeekTo::Timestamp(1_000_000 + 555)).await.unwrap();
+        assert_eq!(consumer.position("seek", 0), Some(56));
+        let records = consume(&mut consumer, 44).await;
+        assert_eq!((records[0].offset, records[0].timestamp), (56, 1_000_560));
+
+        consumer.seek("seek", 0, SeekTo::Timestamp(9_999_999_999_999)).await.unwrap();
+        assert_eq!(consumer.position("seek", 0), Some(100), "past the last timestamp: the log end");
+        consumer.seek("seek", 0, SeekTo::Earliest).await.unwrap();
+        assert_eq!(consumer.position("seek", 0), Some(0));
+        consumer.seek("seek", 0, SeekTo::Latest).await.unwrap();
+        assert_eq!(consumer.position("seek", 0), Some(100));
+        assert!(consumer.poll().await.unwrap().is_empty(), "nothing after the end (long-poll returns empty)");
+    });
+}
+
+#[test]
+fn acks_zero_and_one() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("acks", 1)).await.unwrap();
+        for (acks, expect_offsets) in [(Acks::None, false), (Acks::Leader, true)] {
+            let producer = Producer::new(client.clone(), ProducerConfig { acks, ..Default::default() });
+            let mut deliveries = Vec::new();
+            for i in 0..500u32 {
+                let record = ProducerRecord::new("acks", Some(i.to_be_bytes().to_vec()), Some(vec![7; 100]));
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+            producer.flush().await;
+            for d in deliveries {
+                let report = d.await.unwrap();
+                assert_eq!(report.offset.is_some(), expect_offsets, "{acks:?}: {report:?}");
+            }
+        }
+        let mut consumer = Consumer::new(client, ConsumerConfig::default());
+        consumer.assign(&[("acks", 0)]);
+        let records = consume(&mut consumer, 1000).await;
+        assert_eq!(records.len(), 1000);
+        assert!(records.iter().enumerate().all(|(i, r)| r.offset == i as i64));
+    });
+}
+
+#[test]
+fn produce_to_an_unknown_topic_fails_clearly() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    let started = Instant::now();
+    let error = run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        Admin::new(client.clone()).create_topic(NewTopic::new("two", 2)).await.unwrap();
+        let mut record = ProducerRecord::new("two", None, Some(b"v".to_vec()));
+        record.partition = Some(2);
+        let Err(out_of_range) = producer.send(record).await else { panic!("queued a record for partition 2 of 2") };
+        assert!(out_of_range.to_string().contains("partition 2 out of range"), "{out_of_range}");
+        match producer.send(ProducerRecord::new("nope", None, Some(b"v".to_vec()))).await {
+            Ok(_) => panic!("queued a record for a topic that does not exist"),
+            Err(e) => e.to_string(),
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(error, "unknown topic nope");
+}
+
+#[test]
+fn a_silent_broker_times_out_the_request() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let error = run_on_shard(move || async move {
+        let config = ConnectionConfig { request_timeout: Duration::from_millis(300), ..Default::default() };
+        match Connection::connect(&addr, config).await {
+            Ok(_) => panic!("a handshake with a silent peer succeeded"),
+            Err(e) => e,
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    assert!(error.to_string().contains("ApiVersions request to 127.0.0.1:"), "{error}");
+}
+
+#[test]
+fn produce_retries_across_a_broker_restart() {
+    let mut broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    let (to_test, from_shard) = std::sync::mpsc::channel::<()>();
+    let (to_shard, from_test) = std::sync::mpsc::channel::<()>();
+    let shard = std::thread::spawn(move || {
+        run_on_shard(move || async move {
+            let mut config = config(&addr);
+            config.retries = 100;
+            config.retry_backoff = Duration::from_millis(100);
+            let client = Client::connect(config).await.unwrap();
+            Admin::new(client.clone()).create_topic(NewTopic::new("r", 1)).await.unwrap();
+            let producer = Producer::new(client.clone(), ProducerConfig::default());
+            let first = producer.send(ProducerRecord::new("r", None, Some(b"before".to_vec()))).await.unwrap();
+            assert_eq!(first.await.unwrap().offset, Some(0));
+            to_test.send(()).unwrap();
+            // Wait (without blocking the executor for long) until the broker was killed.
+            while from_test.try_recv().is_err() {
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            let second = producer.send(ProducerRecord::new("r", None, Some(b"after".to_vec()))).await.unwrap();
+            assert_eq!(second.await.unwrap().offset, Some(1), "the retries reached the restarted broker");
+            let mut consumer = Consumer::new(client, ConsumerConfig::default());
+            consumer.assign(&[("r", 0)]);
+            let values: Vec<_> = consume(&mut consumer, 2).await.into_iter().map(|r| r.value.unwrap()).collect();
+            assert_eq!(values, [&b"before"[..], &b"after"[..]]);
+        })
+    });
+    from_shard.recv().unwrap();
+    // The second record is sent while the broker is down: the connection fails, reconnecting
+    // is refused, and the producer retries until the broker is back on the same port.
+    broker.kill9();
+    to_shard.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.restart();
+    shard.join().unwrap();
+}
+
+/// A broker bug, not a client one: with two shards a fresh broker sometimes aborts (heap
+/// corruption) while serving a new client's first requests. Ignored until fixed; run it with
+/// `cargo test --test it client::two_shard -- --ignored`.
+#[test]
+#[ignore = "broker aborts with two shards: malloc(): unaligned tcache chunk detected"]
+fn two_shard_broker_survives_fresh_clients() {
+    for round in 0..100 {
+        let broker = Broker::start(&["--cores", "2"]);
+        let addr = broker.addr.clone();
+        let outcome = run_on_shard(move || async move {
+            let client = Client::connect(config(&addr)).await?;
+            Admin::new(client).create_topic(NewTopic::new("x", 1)).await
+        });
+        assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+    }
+}
