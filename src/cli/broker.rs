@@ -17,6 +17,9 @@ use crate::broker::{BrokerConfig, ShardBroker, ShardRequest, ShardResponse};
 use crate::limits;
 use crate::storage::{FlushMode, LogConfig};
 
+/// References to the cross-core mesh builder kept for the life of the process (see `run`).
+const MESH_SPARE_REFERENCES: usize = 64;
+
 #[derive(Debug, Args)]
 pub(super) struct BrokerArgs {
     /// Address to accept Kafka clients on (every core listens, SO_REUSEPORT). Port 0 picks a free
@@ -207,7 +210,17 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         store_image(&config.data_dir, &image).context("storing metadata")?;
     }
     let image = Arc::new(image);
+    // glommio 0.9's MeshBuilder keeps an `Rc` (not an `Arc`) behind an `unsafe impl Send`, so
+    // clones and drops on different executor threads race on its count (AddressSanitizer caught
+    // the use-after-free this caused with two shards). So every clone is made here, on one
+    // thread, each shard takes its own, and spare references stay alive for the process so that
+    // updates lost to the shards' concurrent drops can never bring the count to zero.
     let mesh = crate::shard::mesh::<ShardRequest, ShardResponse>(config.shards);
+    let meshes: Vec<_> = (0..config.shards).map(|_| mesh.clone()).collect();
+    let spares: Vec<_> = (0..MESH_SPARE_REFERENCES).map(|_| mesh.clone()).collect();
+    std::mem::forget(spares);
+    std::mem::forget(mesh);
+    let meshes = Arc::new(std::sync::Mutex::new(meshes));
     let (shutdown_tx, shutdown_rx) = flume::unbounded::<()>();
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
 
@@ -230,9 +243,17 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .name("sluice-shard")
         .spin_before_park(Duration::from_micros(config.spin_before_park_us))
         .on_all_shards(move || {
-            let (config, image, mesh) = (shard_config.clone(), image.clone(), mesh.clone());
+            let (config, image) = (shard_config.clone(), image.clone());
+            let mesh = meshes.lock().ok().and_then(|mut m| m.pop());
             let (shutdown, ready) = (shutdown_rx.clone(), ready_tx.clone());
-            async move { run_shard(config, image, mesh, shutdown, ready).await }
+            async move {
+                match mesh {
+                    Some(mesh) => run_shard(config, image, mesh, shutdown, ready).await,
+                    None => {
+                        let _ = ready.send(Err("no mesh handle left for this shard".into()));
+                    }
+                }
+            }
         })
         .map_err(|e| anyhow::anyhow!("starting shards (is RLIMIT_MEMLOCK at least 512 KiB?): {e}"))?;
     let mut started = 0;

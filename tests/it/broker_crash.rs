@@ -9,7 +9,7 @@ use crate::harness::{Broker, client_script, python, temp_dir};
 
 #[test]
 fn acknowledged_records_survive_sigkill() {
-    let mut broker = Broker::start(&["--cores", "1", "--segment-bytes", "65536"]);
+    let mut broker = Broker::start(&["--cores", "2", "--segment-bytes", "65536"]);
     let scratch = temp_dir();
     let acks_path = scratch.path().join("acks.txt");
     let topic = "crash";

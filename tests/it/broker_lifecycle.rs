@@ -23,7 +23,7 @@ fn a_second_broker_cannot_take_the_same_data_dir() {
 
 #[test]
 fn sigterm_closes_every_log_cleanly_and_a_restart_keeps_the_data() {
-    let mut broker = Broker::start(&["--cores", "1"]);
+    let mut broker = Broker::start(&["--cores", "2"]);
     create_topic(&broker, "kept");
     for partition in 0..2 {
         assert_eq!(produce_at(&broker, "kept", partition, &batch(3, 10)), (0, 0));

@@ -32,11 +32,6 @@ pub(crate) fn client_script(name: &str) -> PathBuf {
 }
 
 /// A `sluice broker` process on a free port with its own data dir. Stopped (SIGTERM) on drop.
-///
-/// The tests start brokers with `--cores 1` for now: with two shards a fresh broker sometimes
-/// aborts with heap corruption on a new client's first requests (repro:
-/// `cargo test --test it client::two_shard -- --ignored`). Put the multi-shard runs back once it
-/// is fixed.
 pub(crate) struct Broker {
     child: Option<Child>,
     /// host:port to bootstrap from.

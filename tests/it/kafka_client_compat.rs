@@ -28,7 +28,7 @@ fn confluent_round_trip_is_byte_exact() {
 
 #[test]
 fn records_cross_between_clients() {
-    run_scenario("cross_client", &["--cores", "1"]);
+    run_scenario("cross_client", &["--cores", "2"]);
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn every_compression_codec_round_trips() {
 
 #[test]
 fn hundred_thousand_keyed_records_keep_per_partition_order() {
-    run_scenario("order_100k", &["--cores", "1"]);
+    run_scenario("order_100k", &["--cores", "2"]);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn replay_from_any_offset() {
 
 #[test]
 fn topic_admin_errors() {
-    run_scenario("topic_admin_errors", &["--cores", "1"]);
+    run_scenario("topic_admin_errors", &["--cores", "2"]);
 }
 
 #[test]
@@ -78,10 +78,10 @@ fn produce_to_an_unknown_topic_fails() {
 
 #[test]
 fn large_batches_and_message_too_large() {
-    run_scenario("large_batches", &["--cores", "1"]);
+    run_scenario("large_batches", &["--cores", "2"]);
 }
 
 #[test]
 fn a_long_poll_fetch_wakes_on_append() {
-    run_scenario("long_poll", &["--cores", "1"]);
+    run_scenario("long_poll", &["--cores", "2"]);
 }

@@ -9,7 +9,7 @@ use crate::raw::{Reader, batch, closed, connect, create_topic, fix_crc, produce,
 
 #[test]
 fn bad_frames_close_only_their_connection() {
-    let mut broker = Broker::start(&["--cores", "1"]);
+    let mut broker = Broker::start(&["--cores", "2"]);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("absurd length", vec![0x7f, 0xff, 0xff, 0xff]),
         ("negative length", vec![0xff, 0xff, 0xff, 0xfe]),
@@ -66,7 +66,7 @@ fn an_unsupported_api_versions_version_gets_our_ranges() {
 
 #[test]
 fn bad_batches_get_kafka_error_codes() {
-    let broker = Broker::start(&["--cores", "1"]);
+    let broker = Broker::start(&["--cores", "2"]);
     create_topic(&broker, "checked");
     assert_eq!(produce(&broker, "checked", 0, &batch(3, 10)), 0, "a good batch");
 
