@@ -86,12 +86,6 @@ pub async fn open_rw(path: &Path, create: bool) -> io::Result<DmaFile> {
     Ok(OpenOptions::new().read(true).write(true).create(create).dma_open(path).await?)
 }
 
-/// Opens an existing file for direct reads.
-pub async fn open_read(path: &Path) -> io::Result<DmaFile> {
-    probe_device(path).await?;
-    Ok(OpenOptions::new().read(true).dma_open(path).await?)
-}
-
 /// Writes all of `buf` at `pos` (both block-aligned). A short write is reported as an error: with
 /// O_DIRECT into a preallocated extent it only happens when the device is failing.
 pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Result<()> {

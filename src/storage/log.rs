@@ -598,7 +598,7 @@ impl PartitionLog {
     }
 }
 
-fn remove_segment_files(dir: &Path, base: Offset) {
+pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {
     for extension in ["log", "index", "timeindex"] {
         let path = segment_file(dir, base, extension);
         if let Err(e) = std::fs::remove_file(&path)
@@ -607,10 +607,6 @@ fn remove_segment_files(dir: &Path, base: Offset) {
             warn!(path = %path.display(), error = %e, "could not remove segment file");
         }
     }
-}
-
-pub(crate) fn remove_segment(dir: &Path, base: Offset) {
-    remove_segment_files(dir, base);
 }
 
 async fn rewrite_indexes(dir: &Path, segment: &mut Segment) -> Result<(), Error> {

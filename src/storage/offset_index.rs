@@ -80,15 +80,6 @@ impl OffsetIndex {
         }
     }
 
-    /// The entry with the largest position ≤ `position`, or the segment start.
-    pub fn floor_by_position(&self, position: u64) -> IndexEntry {
-        let after = self.entries.partition_point(|e| u64::from(e.position) <= position);
-        match after {
-            0 => IndexEntry { relative_offset: 0, position: 0 },
-            n => self.entries[n - 1],
-        }
-    }
-
     /// Drops entries at or past `position` (the log is being cut there).
     pub fn truncate_to_position(&mut self, position: u64) {
         let keep = self.entries.partition_point(|e| u64::from(e.position) < position);
@@ -113,11 +104,6 @@ impl OffsetIndex {
     pub fn encode_all(&mut self) -> Vec<u8> {
         self.persisted = 0;
         self.take_unpersisted(u64::MAX)
-    }
-
-    /// How many entries are in the file.
-    pub fn persisted_len(&self) -> usize {
-        self.persisted
     }
 }
 

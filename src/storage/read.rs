@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Error;
+use super::batch_cache::CachedBatch;
 use super::io::{self as sio, SharedFile};
 use super::log::PartitionLog;
 use super::segment::{ScanCheck, scan};
@@ -260,14 +261,7 @@ impl PartitionLog {
         if let Some(first) = cached.first()
             && first.base_offset <= start_offset
         {
-            for batch in &cached {
-                if let Ok(view) = RecordBatch::parse_prefix(&batch.bytes, usize::MAX)
-                    && view.max_timestamp() >= target
-                {
-                    return Ok(Some(first_record_at_or_after(&view, target, start_offset)));
-                }
-            }
-            return Ok(None);
+            return Ok(search_cached(&cached, target, start_offset));
         }
         let Some(file) = file else { return Ok(None) };
         let mut found = None;
@@ -297,14 +291,7 @@ impl PartitionLog {
             return Ok(Some(first_record_at_or_after(&view, target, start_offset)));
         }
         // Not in the file: the rest of the segment is cached.
-        for batch in cached {
-            if let Ok(view) = RecordBatch::parse_prefix(&batch.bytes, usize::MAX)
-                && view.max_timestamp() >= target
-            {
-                return Ok(Some(first_record_at_or_after(&view, target, start_offset)));
-            }
-        }
-        Ok(None)
+        Ok(search_cached(&cached, target, start_offset))
     }
 
     /// Kafka's ListOffsets with MAX_TIMESTAMP: the largest timestamp in the log and the base
@@ -318,6 +305,14 @@ impl PartitionLog {
             .max_by_key(|s| s.max_timestamp)
             .map(|s| (s.offset_of_max_timestamp.max(state.log_start), s.max_timestamp))
     }
+}
+
+/// The first record at or after `target` in cached batches, if any batch reaches it.
+fn search_cached(cached: &[CachedBatch], target: Timestamp, not_before: Offset) -> Option<(Offset, Timestamp)> {
+    cached.iter().find_map(|batch| {
+        let view = RecordBatch::parse_prefix(&batch.bytes, usize::MAX).ok()?;
+        (view.max_timestamp() >= target).then(|| first_record_at_or_after(&view, target, not_before))
+    })
 }
 
 fn first_record_at_or_after(batch: &RecordBatch<'_>, target: Timestamp, not_before: Offset) -> (Offset, Timestamp) {

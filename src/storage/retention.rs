@@ -5,7 +5,7 @@
 use tracing::info;
 
 use super::Error;
-use super::log::{PartitionLog, remove_segment, write_log_start};
+use super::log::{PartitionLog, remove_segment_files, write_log_start};
 use crate::model::{Offset, Timestamp};
 
 /// What one retention pass did.
@@ -52,7 +52,7 @@ impl PartitionLog {
         let Some(&(_, new_start, ..)) = doomed.last() else { return Ok(report) };
         for &(base, _, size, expired, oversize) in &doomed {
             state.segments.remove(&base);
-            remove_segment(&state.dir, base);
+            remove_segment_files(&state.dir, base);
             report.segments_deleted += 1;
             report.bytes_deleted += size;
             info!(tp = %state.topic_partition, segment = %base, size, expired, oversize, "retention deleted segment");
@@ -101,7 +101,7 @@ impl PartitionLog {
                 break;
             }
             state.segments.remove(&base);
-            remove_segment(&state.dir, base);
+            remove_segment_files(&state.dir, base);
         }
         Ok(state.log_start)
     }
