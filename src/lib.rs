@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 #![deny(unused_must_use)]
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

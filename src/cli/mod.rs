@@ -1,6 +1,7 @@
 //! Command-line entry points, one file per subcommand. Parsing happens here (clap); each
 //! subcommand validates its arguments into the configuration of the layer it drives.
 
+mod bench;
 mod broker;
 mod log;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run a Kafka-compatible broker.
     Broker(broker::BrokerArgs),
+    /// Load-generate against any Kafka-compatible broker: throughput and latency.
+    Bench(bench::BenchArgs),
     /// Work with a partition log directory directly: inspect it, or load it with synthetic
     /// appends (for benchmarks and crash tests).
     Log(log::LogArgs),
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Broker(args) => broker::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Log(args) => log::run(args),
     };
     match result {
