@@ -54,7 +54,9 @@ enum CompressionArg {
     Zstd,
 }
 
+/// A flag given twice takes its last value, so scripts can put overrides after defaults.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 struct Flags {
     /// Bootstrap servers, comma-separated host:port.
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092", value_delimiter = ',')]
