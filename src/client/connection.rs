@@ -38,6 +38,10 @@ use crate::protocol::{
 /// Bytes read from the socket at a time when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Frame pieces at least this large (record sets) are written from their own memory; smaller
+/// ones are copied together first, so a request is a few large writes and no tiny ones.
+const WRITE_IN_PLACE_BYTES: usize = 16 * 1024;
+
 /// How a connection behaves. Build with `..Default::default()`.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
@@ -112,7 +116,7 @@ impl Shared {
 /// A frame for the writer task.
 struct Job {
     correlation_id: i32,
-    frame: Bytes,
+    frame: Vec<Bytes>,
     /// Produce with acks=0 gets no response: the reply is sent once the frame is written.
     expects_response: bool,
     reply: ReplySender,
@@ -212,7 +216,7 @@ impl Connection {
             correlation_id,
             client_id: Some(inner.config.client_id.clone()),
         };
-        let frame = flatten(encode_request_frame(&header, body)?)?;
+        let frame = coalesce(encode_request_frame(&header, body)?)?;
         let timeout = inner.config.request_timeout;
         let timed_out = || ClientError::Timeout { api: R::API_KEY, addr: inner.addr.clone(), after: timeout };
         let work = async {
@@ -279,21 +283,29 @@ fn network(addr: &str, reason: impl Into<String>) -> ClientError {
     ClientError::Network { addr: addr.to_string(), reason: reason.into() }
 }
 
-/// One contiguous frame from encoder pieces (a request never holds external record sets).
-fn flatten(pieces: Vec<Piece>) -> Result<Bytes, ClientError> {
-    if let [Piece::Bytes(only)] = pieces.as_slice() {
-        return Ok(only.clone());
-    }
-    let mut out = BytesMut::with_capacity(pieces.iter().map(Piece::len).sum());
+/// The frame as buffers to write in order: large pieces (record sets) as they are, runs of small
+/// ones copied together. A request never holds external record sets.
+fn coalesce(pieces: Vec<Piece>) -> Result<Vec<Bytes>, ClientError> {
+    let mut out = Vec::new();
+    let mut small = BytesMut::new();
     for piece in pieces {
         match piece {
-            Piece::Bytes(bytes) => out.put_slice(&bytes),
+            Piece::Bytes(bytes) if bytes.len() >= WRITE_IN_PLACE_BYTES => {
+                if !small.is_empty() {
+                    out.push(small.split().freeze());
+                }
+                out.push(bytes);
+            }
+            Piece::Bytes(bytes) => small.put_slice(&bytes),
             Piece::External { .. } => {
                 return Err(ClientError::InvalidArgument("a request cannot carry an external record set".into()));
             }
         }
     }
-    Ok(out.freeze())
+    if !small.is_empty() {
+        out.push(small.freeze());
+    }
+    Ok(out)
 }
 
 async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job>, state: Rc<Shared>) {
@@ -308,7 +320,13 @@ async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job
         } else {
             Some(job.reply)
         };
-        let written = stream.write_all(&job.frame).await;
+        let mut written = Ok(());
+        for buffer in &job.frame {
+            written = stream.write_all(buffer).await;
+            if written.is_err() {
+                break;
+            }
+        }
         match written {
             Ok(()) => {
                 if let Some(reply) = reply {
@@ -406,9 +424,17 @@ mod tests {
     }
 
     #[test]
-    fn flatten_joins_pieces() {
-        let pieces = vec![Piece::Bytes(Bytes::from_static(b"ab")), Piece::Bytes(Bytes::from_static(b"cd"))];
-        assert_eq!(flatten(pieces).unwrap(), Bytes::from_static(b"abcd"));
-        assert!(flatten(vec![Piece::External { token: 1, len: 2 }]).is_err());
+    fn coalesce_joins_small_pieces_and_keeps_large_ones_in_place() {
+        let large = Bytes::from(vec![7u8; WRITE_IN_PLACE_BYTES]);
+        let pieces = vec![
+            Piece::Bytes(Bytes::from_static(b"ab")),
+            Piece::Bytes(Bytes::from_static(b"cd")),
+            Piece::Bytes(large.clone()),
+            Piece::Bytes(Bytes::from_static(b"ef")),
+        ];
+        let out = coalesce(pieces).unwrap();
+        assert_eq!(out, [Bytes::from_static(b"abcd"), large.clone(), Bytes::from_static(b"ef")]);
+        assert_eq!(out[1].as_ptr(), large.as_ptr(), "the record set was copied");
+        assert!(coalesce(vec![Piece::External { token: 1, len: 2 }]).is_err());
     }
 }
