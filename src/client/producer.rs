@@ -12,8 +12,9 @@
 //! Partitions send concurrently; each connection keeps at most
 //! [`super::ConnectionConfig::max_in_flight`] requests in flight and answers them in order.
 //!
-//! Not yet: compression (batches go out uncompressed), several partitions per Produce request,
-//! idempotence.
+//! Compression: a batch is compressed once, when it closes, with [`ProducerConfig::compression`].
+//!
+//! Not yet: several partitions per Produce request, idempotence.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -29,7 +30,7 @@ use glommio::timer::Timer;
 use super::error::ClientError;
 use super::metadata::Client;
 use super::partitioner::partition_for_key;
-use crate::model::{BatchBuilder, Timestamp};
+use crate::model::{BatchBuilder, CompressionType, Timestamp};
 use crate::protocol::RecordSet;
 use crate::protocol::messages::{ProduceRequest, ProduceRequestPartition, ProduceRequestTopic};
 
@@ -65,6 +66,9 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// How long the broker may wait for acknowledgements (Produce's `timeout_ms`).
     pub ack_timeout: Duration,
+    /// The codec batches are compressed with (Kafka's `compression.type`). `batch_size`
+    /// counts uncompressed bytes.
+    pub compression: CompressionType,
 }
 
 impl Default for ProducerConfig {
@@ -74,6 +78,7 @@ impl Default for ProducerConfig {
             batch_size: 16 * 1024,
             linger: Duration::from_millis(5),
             ack_timeout: Duration::from_secs(30),
+            compression: CompressionType::None,
         }
     }
 }
@@ -329,7 +334,7 @@ impl Producer {
     /// base offset (unknown with acks=0) and the log-append time, if the topic uses it.
     async fn send_batch(&self, key: &Key, builder: BatchBuilder) -> Result<(Option<i64>, Option<i64>), ClientError> {
         let (topic, partition) = (key.0.as_str(), key.1);
-        let records = builder.build().freeze();
+        let records = builder.build_compressed(self.inner.config.compression)?.freeze();
         let config = self.inner.client.config();
         let request = ProduceRequest {
             transactional_id: None,
