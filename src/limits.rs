@@ -39,6 +39,13 @@ pub const MAX_MESSAGE_BYTES_DEFAULT: u32 = 1024 * 1024 + 12;
 /// u32 positions and one flush buffer.
 pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
 
+/// The most bytes the records of one compressed batch may decompress to in the client. Equal
+/// to the hard cap on any batch, so a compressed batch costs a consumer at most the memory the
+/// largest uncompressed batch already may, and a decompression bomb no more. Kafka producers
+/// build a batch uncompressed first and bound it by its uncompressed size (`batch.size`,
+/// librdkafka's `message.max.bytes`, 1 MiB by default), far below this.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = BATCH_BYTES_MAX as usize;
+
 /// Log files grow by preallocated extents of this size, so a flush rarely changes the file size
 /// (which would make fdatasync write metadata too).
 pub const PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;

@@ -17,7 +17,8 @@ impl From<&BatchError> for ErrorCode {
             BatchError::Truncated { .. }
             | BatchError::InvalidLength(_)
             | BatchError::CrcMismatch { .. }
-            | BatchError::UnknownCompression(_) => ErrorCode::CorruptMessage,
+            | BatchError::UnknownCompression(_)
+            | BatchError::Compression(_) => ErrorCode::CorruptMessage,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::model::CompressionError;
 use crate::protocol::{ApiKey, DecodeError, EncodeError, ErrorCode};
 
 /// An error of the client. `Clone`, so that one connection failure can fail every request that
@@ -83,6 +84,9 @@ pub enum ClientError {
         /// The partition.
         partition: i32,
     },
+    /// A batch could not be compressed.
+    #[error("{0}")]
+    Compression(#[from] CompressionError),
     /// The caller's arguments are invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -14,8 +14,9 @@
 //!   topic → partition → leader map, refreshed by Metadata requests.
 //! - [`admin`]: create, delete and describe topics; list offsets.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
-//! - [`producer`]: batching, acks, retries, delivery futures.
-//! - [`consumer`]: assigned partitions, seeks, long-poll fetches, record decoding.
+//! - [`producer`]: batching, compression, acks, retries, delivery futures.
+//! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
+//!   (compressed batches too).
 
 pub mod admin;
 pub mod connection;

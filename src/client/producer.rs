@@ -81,7 +81,8 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// How long the broker may wait for acknowledgements (Produce's `timeout_ms`).
     pub ack_timeout: Duration,
-    /// The codec batches are compressed with (Kafka's `compression.type`).
+    /// The codec batches are compressed with (Kafka's `compression.type`). `batch_size`
+    /// counts uncompressed bytes.
     pub compression: CompressionType,
     /// Bytes of records the producer holds before [`Producer::send`] waits for
     /// acknowledgements to free room (Kafka's `buffer.memory`).
@@ -635,10 +636,7 @@ async fn sender_loop(producer: Weak<ProducerInner>, wakes: LocalReceiver<()>) {
     }
 }
 
-/// The finished batch, compressed with `compression`.
+/// The finished batch, compressed with `compression` (once: retries resend the same bytes).
 fn build(builder: BatchBuilder, compression: CompressionType) -> Result<Bytes, ClientError> {
-    match compression {
-        CompressionType::None => Ok(builder.build().freeze()),
-        other => Err(ClientError::InvalidArgument(format!("compression {other:?} is not supported yet"))),
-    }
+    Ok(builder.build_compressed(compression)?.freeze())
 }

@@ -21,9 +21,12 @@
 //! Because `baseOffset` and `partitionLeaderEpoch` lie outside the CRC, the broker assigns offsets
 //! by patching them in place and stores the rest byte for byte as the producer sent it.
 
+use std::borrow::Cow;
+
 use zerocopy::big_endian::{I16, I32, I64, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use super::compression::{self, CompressionError};
 use super::{LeaderEpoch, Offset, ProducerId, Timestamp};
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD_BYTES};
 
@@ -65,8 +68,10 @@ const _: () = assert!(size_of::<RecordBatchHeader>() == BATCH_HEADER_BYTES);
 /// The smallest encoded record: length, attributes, timestamp delta, offset delta, key length,
 /// value length and header count, one byte each.
 const RECORD_BYTES_MIN: usize = 7;
-/// Where the CRC coverage starts (the `attributes` field).
-const CRC_START: usize = 21;
+/// Where the `crc` field sits.
+pub(super) const CRC_OFFSET: usize = 17;
+/// Where the CRC coverage starts (the `attributes` field, right after `crc`).
+pub(super) const CRC_START: usize = CRC_OFFSET + 4;
 /// The only record batch format Sluice stores.
 pub const MAGIC_V2: u8 = 2;
 
@@ -83,6 +88,19 @@ pub enum CompressionType {
     Lz4,
     /// Zstandard.
     Zstd,
+}
+
+impl CompressionType {
+    /// The codec's value in attribute bits 0-2.
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            CompressionType::None => 0,
+            CompressionType::Gzip => 1,
+            CompressionType::Snappy => 2,
+            CompressionType::Lz4 => 3,
+            CompressionType::Zstd => 4,
+        }
+    }
 }
 
 /// How the batch's timestamps were set, from attribute bit 3.
@@ -139,6 +157,9 @@ pub enum BatchError {
     /// Compression codec bits name no codec.
     #[error("unknown compression codec {0}")]
     UnknownCompression(i16),
+    /// The records section does not decompress (or decompresses to more than allowed).
+    #[error(transparent)]
+    Compression(#[from] CompressionError),
 }
 
 /// A view of one complete record batch in a byte slice. Construction checks only that the header
@@ -185,6 +206,15 @@ impl<'a> RecordBatch<'a> {
     /// The records area, after the header (compressed if the batch is).
     pub fn records_bytes(&self) -> &'a [u8] {
         &self.bytes[BATCH_HEADER_BYTES..]
+    }
+
+    /// The records area decompressed, at most `limit` bytes: borrowed as is for an
+    /// uncompressed batch (the limit applies only to decompression), one new buffer otherwise.
+    pub fn decompressed_records(&self, limit: usize) -> Result<Cow<'a, [u8]>, BatchError> {
+        match self.compression()? {
+            CompressionType::None => Ok(Cow::Borrowed(self.records_bytes())),
+            codec => Ok(Cow::Owned(compression::decompress(codec, self.records_bytes(), limit)?)),
+        }
     }
 
     /// First offset of the batch.

@@ -3,6 +3,7 @@
 //! that a reader of Kafka's source finds the same concept here under the same name.
 
 mod batch;
+mod compression;
 mod offset;
 pub(crate) mod records;
 mod topic_partition;
@@ -11,6 +12,7 @@ pub use batch::{
     BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
     batch_size_from_prefix, set_log_append_time,
 };
+pub use compression::{CompressionError, compress, decompress};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,

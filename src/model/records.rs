@@ -1,6 +1,6 @@
-//! Records inside an uncompressed v2 batch, a builder for batches, and iteration over a run of
-//! batches. The broker never needs to look inside a batch to store it; these serve timestamp
-//! lookups, tools, tests and the client.
+//! Records inside a v2 batch, a builder for batches (compressed or not), and iteration over a
+//! run of batches. The broker never needs to look inside a batch to store it; these serve
+//! timestamp lookups, tools, tests and the client.
 //!
 //! A record (all integers zig-zag varints):
 //! `length, attributes: i8, timestampDelta, offsetDelta, keyLength, key, valueLength, value,
@@ -9,9 +9,10 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::batch::{BatchError, MAGIC_V2, RecordBatch};
-use super::{Offset, Timestamp};
-use crate::limits::BATCH_HEADER_BYTES;
+use super::batch::{BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch};
+use super::compression::{CompressionError, compress};
+use super::{CompressionType, Offset, Timestamp};
+use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD_BYTES};
 
 /// Why a record inside a batch cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,8 +40,9 @@ pub struct Record<'a> {
     pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
-/// Iterates the records of an uncompressed batch. Yields an error once and then stops if the
-/// records area is malformed; never reads past the batch.
+/// Iterates the records of a batch: of an uncompressed one in place ([`RecordIter::new`]), of a
+/// compressed one in its decompressed records area ([`RecordIter::with_records`]). Yields an
+/// error once and then stops if the records area is malformed; never reads past it.
 pub struct RecordIter<'a> {
     rest: &'a [u8],
     remaining: i32,
@@ -56,6 +58,19 @@ impl<'a> RecordIter<'a> {
         Self {
             rest: batch.records_bytes(),
             remaining: if uncompressed { batch.records_count() } else { 0 },
+            base_offset: batch.base_offset(),
+            base_timestamp: batch.base_timestamp(),
+            failed: false,
+        }
+    }
+
+    /// Records of `batch` read from `records`, its records area as
+    /// [`RecordBatch::decompressed_records`] returns it. Offsets and timestamps come from the
+    /// batch header, which is never compressed.
+    pub fn with_records(batch: &RecordBatch<'_>, records: &'a [u8]) -> Self {
+        Self {
+            rest: records,
+            remaining: batch.records_count(),
             base_offset: batch.base_offset(),
             base_timestamp: batch.base_timestamp(),
             failed: false,
@@ -172,8 +187,10 @@ fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
     buf.put_u8(value as u8);
 }
 
-/// Builds an uncompressed v2 batch with base offset 0, no producer id, create-time timestamps.
-/// Used by tools, tests and benchmarks; the client grows its own producer-side builder.
+/// Builds a v2 batch with base offset 0, no producer id, create-time timestamps, uncompressed
+/// ([`BatchBuilder::build`]) or compressed ([`BatchBuilder::build_compressed`]). Records are
+/// encoded as they are pushed; compression happens once, over all of them, when the batch is
+/// built. Used by the producer, tools, tests and benchmarks.
 pub struct BatchBuilder {
     records: BytesMut,
     count: i32,
@@ -221,16 +238,38 @@ impl BatchBuilder {
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
 
-    /// The finished batch, CRC computed.
+    /// The finished uncompressed batch, CRC computed.
     pub fn build(self) -> BytesMut {
-        let size = self.size();
-        let mut out = BytesMut::with_capacity(size);
+        let mut out = BytesMut::with_capacity(self.size());
+        self.put_header(&mut out, CompressionType::None);
+        out.put_slice(&self.records);
+        seal(&mut out);
+        out
+    }
+
+    /// The finished batch with its records compressed by `codec` and the codec in its
+    /// attributes; the CRC covers the compressed bytes, as Kafka's does.
+    /// [`CompressionType::None`] is [`BatchBuilder::build`].
+    pub fn build_compressed(self, codec: CompressionType) -> Result<BytesMut, CompressionError> {
+        if codec == CompressionType::None {
+            return Ok(self.build());
+        }
+        // Room for a 2:1 ratio; the buffer grows if the records compress worse.
+        let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + self.records.len() / 2 + 64);
+        self.put_header(&mut out, codec);
+        compress(codec, &self.records, &mut out)?;
+        seal(&mut out);
+        Ok(out)
+    }
+
+    /// Writes the header with a placeholder length and CRC; [`seal`] fills them in.
+    fn put_header(&self, out: &mut BytesMut, codec: CompressionType) {
         out.put_i64(0); // baseOffset
-        out.put_i32(i32::try_from(size - 12).unwrap_or(i32::MAX)); // batchLength
+        out.put_i32(0); // batchLength, by seal
         out.put_i32(-1); // partitionLeaderEpoch
         out.put_u8(MAGIC_V2);
-        out.put_u32(0); // crc, below
-        out.put_i16(0); // attributes
+        out.put_u32(0); // crc, by seal
+        out.put_i16(codec.attribute_bits()); // attributes
         out.put_i32(self.count - 1); // lastOffsetDelta
         out.put_i64(self.base_timestamp.0);
         out.put_i64(self.max_timestamp.0);
@@ -238,11 +277,15 @@ impl BatchBuilder {
         out.put_i16(-1); // producerEpoch
         out.put_i32(-1); // baseSequence
         out.put_i32(self.count);
-        out.put_slice(&self.records);
-        let crc = crc32c::crc32c(&out[21..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        out
     }
+}
+
+/// Sets `batchLength` and the CRC of a complete batch.
+fn seal(out: &mut BytesMut) {
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).unwrap_or(i32::MAX);
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[CRC_OFFSET..CRC_START].copy_from_slice(&crc.to_be_bytes());
 }
 
 fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
@@ -325,6 +368,69 @@ mod tests {
         let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
         let first = RecordIter::new(&batch).next().unwrap();
         assert_eq!(first, Err(RecordError::Truncated));
+    }
+
+    #[test]
+    fn compressed_batches_round_trip_through_the_builder() {
+        let codecs = [CompressionType::Gzip, CompressionType::Snappy, CompressionType::Lz4, CompressionType::Zstd];
+        for codec in codecs {
+            let mut builder = BatchBuilder::new(Timestamp(7_000));
+            for i in 0..500u32 {
+                let value = format!("value-{i}-").repeat(20);
+                builder.push(
+                    Some(&i.to_be_bytes()),
+                    Some(value.as_bytes()),
+                    Timestamp(7_000 + i64::from(i)),
+                    &[("h", b"x")],
+                );
+            }
+            let uncompressed = builder.size();
+            let bytes = builder.build_compressed(codec).unwrap();
+            assert!(bytes.len() < uncompressed / 4, "{codec:?}: {} of {uncompressed} bytes", bytes.len());
+            let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+            batch.validate().unwrap();
+            assert_eq!(batch.compression().unwrap(), codec);
+            assert_eq!(batch.size(), bytes.len());
+            assert_eq!(RecordIter::new(&batch).count(), 0, "the in-place iterator cannot read compressed records");
+            let records = batch.decompressed_records(uncompressed).unwrap();
+            assert_eq!(records.len(), uncompressed - BATCH_HEADER_BYTES);
+            let decoded: Vec<_> = RecordIter::with_records(&batch, &records).collect::<Result<_, _>>().unwrap();
+            assert_eq!(decoded.len(), 500);
+            for (i, record) in decoded.iter().enumerate() {
+                assert_eq!(record.offset, Offset(i as i64));
+                assert_eq!(record.timestamp, Timestamp(7_000 + i as i64));
+                assert_eq!(record.key, Some(&(i as u32).to_be_bytes()[..]));
+                assert_eq!(record.value, Some(format!("value-{i}-").repeat(20).as_bytes()));
+            }
+            let too_small = batch.decompressed_records(1000);
+            assert!(matches!(too_small, Err(BatchError::Compression(CompressionError::TooLarge { .. }))), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn uncompressed_build_is_unchanged_by_build_compressed_none() {
+        let make = || {
+            let mut builder = BatchBuilder::new(Timestamp(1));
+            builder.push(Some(b"k"), Some(b"v"), Timestamp(2), &[]);
+            builder
+        };
+        assert_eq!(make().build(), make().build_compressed(CompressionType::None).unwrap());
+        let bytes = make().build();
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        assert!(matches!(batch.decompressed_records(0).unwrap(), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_corrupt_compressed_batch_is_an_error() {
+        let mut builder = BatchBuilder::new(Timestamp(0));
+        builder.push(Some(b"k"), Some(&[7; 1000]), Timestamp(0), &[]);
+        let mut bytes = builder.build_compressed(CompressionType::Lz4).unwrap().to_vec();
+        bytes.truncate(bytes.len() - 6);
+        let length = i32::try_from(bytes.len() - 12).unwrap();
+        bytes[8..12].copy_from_slice(&length.to_be_bytes());
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        let result = batch.decompressed_records(1 << 20);
+        assert!(matches!(result, Err(BatchError::Compression(CompressionError::Corrupt { .. }))), "{result:?}");
     }
 
     proptest! {

@@ -1,16 +1,21 @@
 //! The native client (`sluice::client`) against the real broker: admin, connection errors,
-//! produce and consume.
+//! produce and consume, compression with every codec (to and from confluent-kafka, kafka-python
+//! and kcat), and pipelined fetches.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice::client::{
     Acks, Admin, Client, ClientConfig, ClientError, Connection, ConnectionConfig, Consumer, ConsumerConfig,
     ConsumerRecord, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord, SeekTo,
 };
+use sluice::model::{BatchIter, CompressionType};
+use sluice::protocol::RecordSet;
+use sluice::protocol::messages::{FetchRequest, FetchRequestPartition, FetchRequestTopic};
 use sluice::testing::run_on_shard;
 
-use crate::harness::Broker;
+use crate::harness::{Broker, client_script, python};
 
 /// Key and value of each record, by partition, in offset order.
 type PerPartition = BTreeMap<i32, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -333,4 +338,264 @@ fn two_shard_broker_survives_fresh_clients() {
         });
         assert!(outcome.is_ok(), "round {round}: {outcome:?}");
     }
+}
+
+// --- compression and pipelining ---------------------------------------------------------------
+
+const CODECS: [(CompressionType, &str); 4] = [
+    (CompressionType::Gzip, "gzip"),
+    (CompressionType::Snappy, "snappy"),
+    (CompressionType::Lz4, "lz4"),
+    (CompressionType::Zstd, "zstd"),
+];
+
+/// Record `i` of the records these tests and tests/clients/compat.py (`native_records`) agree
+/// on: null keys, null values (never both), headers on odd records, values that compress.
+fn native_record(topic: &str, i: usize) -> ProducerRecord {
+    let null_key = i % 13 == 5;
+    let key = (!null_key).then(|| format!("key-{i}").into_bytes());
+    let value = (i % 17 != 3 || null_key).then(|| format!("value-{i}-").repeat(1 + i % 7).into_bytes());
+    let mut record = ProducerRecord::new(topic, key, value);
+    record.partition = Some(0);
+    record.timestamp = Some(1_700_000_000_000 + i as i64);
+    if i % 2 == 1 {
+        record.headers = vec![("i".to_string(), i.to_string().into_bytes())];
+    }
+    record
+}
+
+/// Checks consumed records against `native_record(0..)`, in offset order from 0.
+fn assert_native(records: &[ConsumerRecord], topic: &str, what: &str) {
+    for (i, got) in records.iter().enumerate() {
+        let want = native_record(topic, i);
+        assert_eq!(got.offset, i as i64, "{what}: offsets are dense from 0");
+        assert_eq!(&*got.topic, topic, "{what}");
+        assert_eq!(got.key.as_deref(), want.key.as_deref(), "{what}: key of record {i}");
+        assert_eq!(got.value.as_deref(), want.value.as_deref(), "{what}: value of record {i}");
+        assert_eq!(Some(got.timestamp), want.timestamp, "{what}: timestamp of record {i}");
+        let headers: Vec<(String, Vec<u8>)> = got
+            .headers
+            .iter()
+            .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), v.as_deref().unwrap_or_default().to_vec()))
+            .collect();
+        assert_eq!(headers, want.headers, "{what}: headers of record {i}");
+    }
+}
+
+/// Produces `native_record(0..count)` to partition 0 of `topic` with `codec`.
+async fn produce_native(client: &Client, topic: &str, codec: CompressionType, count: usize) {
+    let config = ProducerConfig { compression: codec, batch_size: 8 * 1024, ..Default::default() };
+    let producer = Producer::new(client.clone(), config);
+    let mut deliveries = Vec::new();
+    for i in 0..count {
+        deliveries.push(producer.send(native_record(topic, i)).await.unwrap());
+    }
+    producer.flush().await;
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        assert_eq!(delivery.await.unwrap().offset, Some(i as i64), "{codec:?}");
+    }
+}
+
+/// The codec and the records area of every batch in partition 0 of `topic`, read with a raw
+/// Fetch: what the producers actually wrote.
+async fn stored_batches(client: &Client, topic: &str) -> Vec<(CompressionType, Vec<u8>)> {
+    let connection = client.leader_connection(topic, 0).await.unwrap();
+    let request = FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: i32::MAX,
+        topics: vec![FetchRequestTopic {
+            topic: topic.to_string(),
+            partitions: vec![FetchRequestPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 64 * 1024 * 1024,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    };
+    let response = connection.send(&request).await.unwrap();
+    let bytes = match response.responses[0].partitions[0].records.clone() {
+        Some(RecordSet::Owned(bytes)) => bytes.freeze(),
+        Some(RecordSet::Shared(bytes)) => bytes,
+        other => panic!("no records: {other:?}"),
+    };
+    BatchIter::new(&bytes, bytes.len())
+        .map(|batch| {
+            let batch = batch.unwrap();
+            (batch.compression().unwrap(), batch.records_bytes().to_vec())
+        })
+        .collect()
+}
+
+/// Runs a tests/clients/compat.py scenario with arguments against `broker`.
+fn compat(broker: &Broker, scenario: &str, args: &[&str]) {
+    let output = Command::new(python())
+        .arg(client_script("compat.py"))
+        .args(["--bootstrap", &broker.addr, scenario])
+        .args(args)
+        .output()
+        .expect("run compat.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
+        "{scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
+#[test]
+fn every_codec_round_trips_through_the_native_client() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        let admin = Admin::new(client.clone());
+        for (codec, name) in CODECS {
+            let topic = format!("native-{name}");
+            admin.create_topic(NewTopic::new(&topic, 1)).await.unwrap();
+            produce_native(&client, &topic, codec, 2_000).await;
+            let batches = stored_batches(&client, &topic).await;
+            assert!(batches.len() > 1, "{name}: several batches");
+            assert!(batches.iter().all(|(c, _)| *c == codec), "{name}: every batch compressed with the codec");
+            let stored: usize = batches.iter().map(|(_, records)| records.len()).sum();
+            let values: usize = (0..2_000).filter_map(|i| native_record(&topic, i).value).map(|v| v.len()).sum();
+            assert!(stored < values, "{name}: {stored} bytes of records stored for {values} bytes of values alone");
+            if codec == CompressionType::Snappy {
+                assert!(batches.iter().all(|(_, r)| r.starts_with(b"\x82SNAPPY\0")), "xerial framing");
+            }
+            let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+            consumer.assign(&[(&topic, 0)]);
+            let records = consume(&mut consumer, 2_000).await;
+            assert_eq!(records.len(), 2_000, "{name}");
+            assert_native(&records, &topic, name);
+        }
+    });
+}
+
+#[test]
+fn python_clients_read_natively_compressed_batches() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        for (codec, name) in CODECS {
+            let topic = format!("to-python-{name}");
+            Admin::new(client.clone()).create_topic(NewTopic::new(&topic, 1)).await.unwrap();
+            produce_native(&client, &topic, codec, 1_000).await;
+        }
+    });
+    for (_, name) in CODECS {
+        compat(&broker, "native_consume", &[&format!("to-python-{name}"), "1000"]);
+    }
+}
+
+#[test]
+fn the_native_consumer_reads_batches_compressed_by_python_clients() {
+    let broker = Broker::start(BROKER_FLAGS);
+    for (_, name) in CODECS {
+        compat(&broker, "native_produce", &[&format!("from-python-{name}"), name, "600"]);
+    }
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        for (codec, name) in CODECS {
+            let topic = format!("from-python-{name}");
+            let batches = stored_batches(&client, &topic).await;
+            // librdkafka sends a batch uncompressed when compression does not make it smaller.
+            let compressed = batches.iter().filter(|(c, _)| *c == codec).count();
+            let plain = batches.iter().filter(|(c, _)| *c == CompressionType::None).count();
+            assert!(
+                compressed > 0 && compressed + plain == batches.len(),
+                "{name}: {compressed}+{plain} of {}",
+                batches.len()
+            );
+            if codec == CompressionType::Snappy {
+                // The two framings real clients write: librdkafka a raw snappy block,
+                // kafka-python (like the Java client) the xerial stream.
+                let xerial = batches.iter().filter(|(_, r)| r.starts_with(b"\x82SNAPPY\0")).count();
+                assert!(xerial > 0 && xerial < compressed, "{xerial} of {compressed} snappy batches xerial");
+            }
+            let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+            consumer.assign(&[(&topic, 0)]);
+            let records = consume(&mut consumer, 600).await;
+            assert_eq!(records.len(), 600, "{name}");
+            assert_native(&records, &topic, &format!("{name} from Python"));
+        }
+    });
+}
+
+/// Several partitions, small fetches (so every poll leaves a prefetch in flight), a compressed
+/// topic, and seeks and a reassignment mid-stream: every partition's records come back
+/// contiguous from wherever it was last moved to, and the positions end at the log end.
+#[test]
+fn pipelined_fetches_keep_positions_right_across_seeks() {
+    const PARTITIONS: i32 = 6;
+    const PER_PARTITION: i64 = 1_000;
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("pipe", PARTITIONS)).await.unwrap();
+        let config = ProducerConfig { compression: CompressionType::Lz4, batch_size: 2048, ..Default::default() };
+        let producer = Producer::new(client.clone(), config);
+        let mut deliveries = Vec::new();
+        for i in 0..PER_PARTITION {
+            for partition in 0..PARTITIONS {
+                let mut record = ProducerRecord::new("pipe", None, Some(format!("{partition}:{i:0>90}").into_bytes()));
+                record.partition = Some(partition);
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap();
+        }
+
+        // Small partition fetches: about 20 records per partition per Fetch.
+        let config = ConsumerConfig { partition_max_bytes: 2048, ..Default::default() };
+        let mut consumer = Consumer::new(client, config);
+        let all: Vec<(&str, i32)> = (0..PARTITIONS).map(|p| ("pipe", p)).collect();
+        consumer.assign(&all);
+        let mut expected: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+        let check = |records: Vec<ConsumerRecord>, expected: &mut BTreeMap<i32, i64>| {
+            for r in records {
+                let next = expected.get_mut(&r.partition).unwrap();
+                assert_eq!(r.offset, *next, "partition {} out of order", r.partition);
+                let value = format!("{}:{:0>90}", r.partition, r.offset).into_bytes();
+                assert_eq!(r.value.as_deref(), Some(&value[..]));
+                *next += 1;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Read until partition 2 is part-way, then move it back and move partition 3 to the end.
+        while expected[&2] < 300 {
+            assert!(Instant::now() < deadline, "stuck at {expected:?}");
+            check(consumer.poll().await.unwrap(), &mut expected);
+        }
+        assert!(expected.values().all(|&n| n < PER_PARTITION), "not mid-stream any more: {expected:?}");
+        consumer.seek("pipe", 2, SeekTo::Offset(100)).await.unwrap();
+        consumer.seek("pipe", 3, SeekTo::Latest).await.unwrap();
+        expected.insert(2, 100);
+        expected.insert(3, PER_PARTITION);
+        assert_eq!(consumer.position("pipe", 2), Some(100));
+        while expected.values().any(|&n| n < PER_PARTITION) {
+            assert!(Instant::now() < deadline, "stuck at {expected:?}");
+            check(consumer.poll().await.unwrap(), &mut expected);
+        }
+        for partition in 0..PARTITIONS {
+            assert_eq!(consumer.position("pipe", partition), Some(PER_PARTITION), "partition {partition}");
+        }
+        assert!(consumer.poll().await.unwrap().is_empty(), "nothing past the end");
+
+        // A reassignment mid-stream: the new partition starts at its earliest offset.
+        consumer.assign(&[("pipe", 5)]);
+        let mut expected: BTreeMap<i32, i64> = BTreeMap::from([(5, 0)]);
+        check(consume(&mut consumer, PER_PARTITION as usize).await, &mut expected);
+        assert_eq!(expected[&5], PER_PARTITION);
+        assert_eq!(consumer.position("pipe", 5), Some(PER_PARTITION));
+        assert_eq!(consumer.position("pipe", 0), None, "no longer assigned");
+    });
 }
