@@ -16,7 +16,7 @@
 //! broker does: glommio 0.9's `MeshBuilder` counts its references with an `Rc` behind an
 //! `unsafe impl Send`, and clones or drops on two executor threads at once corrupt the heap.
 //!
-//! Needs two CPUs (0 and 1). Run: `cargo bench --bench cross_shard` (about 25 s after the build).
+//! Needs two CPUs (0 and 1). Run: `cargo bench --bench cross_shard` (about 40 s after the build).
 
 use std::cell::Cell;
 use std::rc::Rc;

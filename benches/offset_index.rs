@@ -8,7 +8,7 @@
 //! segment at `index.interval.bytes` = 1024; the broker's default of 4096 gives 256k); the time
 //! index one entry per 16 offsets and 10 ms.
 //!
-//! Run: `cargo bench --bench offset_index` (about 25 s after the build; add `-- time_index`
+//! Run: `cargo bench --bench offset_index` (about a minute after the build; add `-- time_index`
 //! etc. to filter).
 
 use std::time::Duration;

@@ -15,7 +15,7 @@
 //! the buffer back without copying (`BytesMut::try_reclaim`), which costs a few ns per
 //! iteration.
 //!
-//! Run: `cargo bench --bench request_decode` (about 30 s after the build; add `-- produce` etc.
+//! Run: `cargo bench --bench request_decode` (about a minute after the build; add `-- produce` etc.
 //! to filter).
 
 use std::hint::black_box;
