@@ -192,7 +192,9 @@ fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
 /// encoded as they are pushed; compression happens once, over all of them, when the batch is
 /// built. Used by the producer, tools, tests and benchmarks.
 pub struct BatchBuilder {
-    records: BytesMut,
+    /// Room for the header (written at build), then the records: an uncompressed batch is
+    /// built in place, without copying the records.
+    buf: BytesMut,
     count: i32,
     base_timestamp: Timestamp,
     max_timestamp: Timestamp,
@@ -201,7 +203,20 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty batch whose record timestamps are deltas from `base_timestamp`.
     pub fn new(base_timestamp: Timestamp) -> Self {
-        Self { records: BytesMut::new(), count: 0, base_timestamp, max_timestamp: base_timestamp }
+        Self::with_capacity(base_timestamp, 0)
+    }
+
+    /// An empty batch with room for `bytes` of records before it reallocates (the producer
+    /// passes its batch size, so a batch is filled without copying it to grow).
+    pub fn with_capacity(base_timestamp: Timestamp, bytes: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + bytes);
+        buf.resize(BATCH_HEADER_BYTES, 0);
+        Self { buf, count: 0, base_timestamp, max_timestamp: base_timestamp }
+    }
+
+    /// The encoded records.
+    fn records(&self) -> &[u8] {
+        &self.buf[BATCH_HEADER_BYTES..]
     }
 
     /// Records added so far.
@@ -216,35 +231,46 @@ impl BatchBuilder {
 
     /// Size the batch would have if built now.
     pub fn size(&self) -> usize {
-        BATCH_HEADER_BYTES + self.records.len()
+        self.buf.len()
     }
 
     /// Adds a record at offset delta `len()`.
     pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: Timestamp, headers: &[(&str, &[u8])]) {
-        let mut body = BytesMut::new();
-        body.put_u8(0);
-        put_varlong(&mut body, timestamp.0 - self.base_timestamp.0);
-        put_varint(&mut body, self.count);
-        put_nullable(&mut body, key);
-        put_nullable(&mut body, value);
-        put_varint(&mut body, i32::try_from(headers.len()).unwrap_or(i32::MAX));
+        // The length prefix comes first, so size the body before writing it straight into the
+        // batch (no per-record buffer).
+        let delta = timestamp.0 - self.base_timestamp.0;
+        let header_count = i32::try_from(headers.len()).unwrap_or(i32::MAX);
+        let body_len = 1
+            + varlong_len(delta)
+            + varint_len(self.count)
+            + nullable_len(key)
+            + nullable_len(value)
+            + varint_len(header_count)
+            + headers.iter().map(|(k, v)| nullable_len(Some(k.as_bytes())) + nullable_len(Some(v))).sum::<usize>();
+        let buf = &mut self.buf;
+        buf.reserve(body_len + 5);
+        put_varint(buf, i32::try_from(body_len).unwrap_or(i32::MAX));
+        buf.put_u8(0);
+        put_varlong(buf, delta);
+        put_varint(buf, self.count);
+        put_nullable(buf, key);
+        put_nullable(buf, value);
+        put_varint(buf, header_count);
         for (k, v) in headers {
-            put_nullable(&mut body, Some(k.as_bytes()));
-            put_nullable(&mut body, Some(v));
+            put_nullable(buf, Some(k.as_bytes()));
+            put_nullable(buf, Some(v));
         }
-        put_varint(&mut self.records, i32::try_from(body.len()).unwrap_or(i32::MAX));
-        self.records.put_slice(&body);
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
 
     /// The finished uncompressed batch, CRC computed.
-    pub fn build(self) -> BytesMut {
-        let mut out = BytesMut::with_capacity(self.size());
-        self.put_header(&mut out, CompressionType::None);
-        out.put_slice(&self.records);
-        seal(&mut out);
-        out
+    pub fn build(mut self) -> BytesMut {
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        self.put_header(&mut &mut header[..], CompressionType::None);
+        self.buf[..BATCH_HEADER_BYTES].copy_from_slice(&header);
+        seal(&mut self.buf);
+        self.buf
     }
 
     /// The finished batch with its records compressed by `codec` and the codec in its
@@ -255,15 +281,15 @@ impl BatchBuilder {
             return Ok(self.build());
         }
         // Room for a 2:1 ratio; the buffer grows if the records compress worse.
-        let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + self.records.len() / 2 + 64);
+        let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + self.records().len() / 2 + 64);
         self.put_header(&mut out, codec);
-        compress(codec, &self.records, &mut out)?;
+        compress(codec, self.records(), &mut out)?;
         seal(&mut out);
         Ok(out)
     }
 
     /// Writes the header with a placeholder length and CRC; [`seal`] fills them in.
-    fn put_header(&self, out: &mut BytesMut, codec: CompressionType) {
+    fn put_header(&self, out: &mut impl BufMut, codec: CompressionType) {
         out.put_i64(0); // baseOffset
         out.put_i32(0); // batchLength, by seal
         out.put_i32(-1); // partitionLeaderEpoch
@@ -286,6 +312,29 @@ fn seal(out: &mut BytesMut) {
     out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[CRC_OFFSET..CRC_START].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Bytes of a zig-zag varint.
+fn varint_len(value: i32) -> usize {
+    unsigned_varint_len(((value << 1) ^ (value >> 31)) as u32 as u64)
+}
+
+/// Bytes of a zig-zag varlong.
+fn varlong_len(value: i64) -> usize {
+    unsigned_varint_len(((value << 1) ^ (value >> 63)) as u64)
+}
+
+fn unsigned_varint_len(value: u64) -> usize {
+    // 7 bits per byte, at least one byte.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a nullable varint-length-prefixed field.
+fn nullable_len(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => 1,
+        Some(b) => varint_len(i32::try_from(b.len()).unwrap_or(i32::MAX)) + b.len(),
+    }
 }
 
 fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
@@ -339,6 +388,27 @@ impl<'a> Iterator for BatchIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn encoded_lengths_match_what_is_written(v32 in proptest::num::i32::ANY, v64 in proptest::num::i64::ANY) {
+            let mut buf = BytesMut::new();
+            put_varint(&mut buf, v32);
+            proptest::prop_assert_eq!(buf.len(), varint_len(v32));
+            buf.clear();
+            put_varlong(&mut buf, v64);
+            proptest::prop_assert_eq!(buf.len(), varlong_len(v64));
+        }
+    }
+
+    #[test]
+    fn encoded_lengths_at_the_edges() {
+        for v in [0i64, 1, -1, 63, 64, -64, -65, i64::from(i32::MAX), i64::from(i32::MIN), i64::MAX, i64::MIN] {
+            let mut buf = BytesMut::new();
+            put_varlong(&mut buf, v);
+            assert_eq!(buf.len(), varlong_len(v), "{v}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
