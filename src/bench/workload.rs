@@ -194,6 +194,8 @@ async fn produce_until_done(
     let pool: Vec<u8> = (0..VALUE_POOL_BYTES + config.record_size).map(|_| rng.random_range(b'A'..=b'Z')).collect();
     let mut keys = KeyGen::new(config.keys, index as u64)?;
     let failure: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+    // Record timestamps from the intended send time, without a clock read per record.
+    let wall_start_ms = crate::model::Timestamp::now().0 - i64::try_from(start.elapsed().as_millis()).unwrap_or(0);
     let mut next = start;
     let mut sent = 0u64;
     loop {
@@ -224,7 +226,8 @@ async fn produce_until_done(
         value.extend_from_slice(&pool[from..from + config.record_size.saturating_sub(SEND_TIME_BYTES)]);
         let key = keys.next(&mut rng);
         let bytes = (value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
-        let message = ProducerRecord::new(config.topic.clone(), key, Some(value));
+        let mut message = ProducerRecord::new(config.topic.clone(), key, Some(value));
+        message.timestamp = Some(wall_start_ms + i64::try_from(send_time / 1000).unwrap_or(0));
         let (stats, failure, acked) = (stats.clone(), failure.clone(), acked.clone());
         let callback = Box::new(move |result: crate::client::producer::DeliveryResult| match result {
             Ok(_) => {

@@ -3,8 +3,8 @@
 //! metadata refresh, and a delivery future (or callback) per record.
 //!
 //! Lifecycle: [`Producer::send`] waits for room in the producer's buffer (Kafka's
-//! `buffer.memory`), picks the partition (explicit, by key hash, or round-robin for keyless
-//! records), appends the record to that partition's open batch and returns a [`Delivery`]
+//! `buffer.memory`), picks the partition (explicit, by key hash, or for keyless records the
+//! topic's sticky partition, which moves on whenever its batch closes), appends the record to that partition's open batch and returns a [`Delivery`]
 //! future. A batch closes when it reaches `batch_size` bytes or `linger` after its first record,
 //! whichever comes first; [`Producer::flush`] closes all of them and waits for every record sent
 //! so far.
@@ -218,6 +218,8 @@ struct PartitionState {
     paused: bool,
     /// Batches put back at the front during this pause, so the next goes after them.
     requeued: usize,
+    /// Records in the last batch closed: the next one's capacity.
+    last_count: usize,
 }
 
 type Key = (String, i32);
@@ -227,6 +229,11 @@ struct ProducerInner {
     config: ProducerConfig,
     partitions: RefCell<HashMap<Key, PartitionState>>,
     next_generation: Cell<u64>,
+    /// For keyless records without a partition: the partition each topic sticks to until its
+    /// batch closes (Kafka's sticky partitioner, KIP-480), so records fill a few large batches
+    /// instead of spreading over every partition's tiny ones.
+    sticky: RefCell<HashMap<String, i32>>,
+    /// Rotates the sticky partitions.
     round_robin: Cell<u32>,
     /// Batches closed but not yet acknowledged (or failed).
     outstanding: Cell<usize>,
@@ -255,6 +262,7 @@ impl Producer {
             config,
             partitions: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
+            sticky: RefCell::new(HashMap::new()),
             round_robin: Cell::new(0),
             outstanding: Cell::new(0),
             idle_waiters: RefCell::new(Vec::new()),
@@ -322,7 +330,7 @@ impl Producer {
                 new_generation = Some(generation);
                 OpenBatch {
                     builder: BatchBuilder::new(Timestamp(timestamp)),
-                    waiters: Vec::new(),
+                    waiters: Vec::with_capacity(state.last_count),
                     reserved: 0,
                     generation,
                 }
@@ -372,11 +380,23 @@ impl Producer {
             }
             (None, Some(key)) => Ok(partition_for_key(key, count)),
             (None, None) => {
-                let next = self.inner.round_robin.get();
-                self.inner.round_robin.set(next.wrapping_add(1));
-                Ok(i32::try_from(next % count.unsigned_abs()).unwrap_or(0))
+                if let Some(&p) = self.inner.sticky.borrow().get(&record.topic)
+                    && p < count
+                {
+                    return Ok(p);
+                }
+                let p = self.next_sticky(count);
+                self.inner.sticky.borrow_mut().insert(record.topic.clone(), p);
+                Ok(p)
             }
         }
+    }
+
+    /// The next partition to stick to, of `count`.
+    fn next_sticky(&self, count: i32) -> i32 {
+        let next = self.inner.round_robin.get();
+        self.inner.round_robin.set(next.wrapping_add(1));
+        i32::try_from(next % count.unsigned_abs()).unwrap_or(0)
     }
 
     /// Closes every open batch and waits until every record sent so far is acknowledged or has
@@ -406,9 +426,11 @@ impl Producer {
                 _ => {}
             }
             let Some(batch) = state.open.take() else { return };
+            state.last_count = batch.waiters.len();
             batch
         };
         self.inner.outstanding.set(self.inner.outstanding.get() + 1);
+        self.unstick(key);
         let OpenBatch { builder, waiters, reserved, .. } = batch;
         let batch = match build(builder, self.inner.config.compression) {
             Ok(records) => ClosedBatch { records, waiters, reserved, attempts: 0 },
@@ -421,6 +443,24 @@ impl Producer {
             state.closed.push_back(batch);
         }
         self.wake();
+    }
+
+    /// Moves the topic's sticky partition on if it was `key`'s, whose batch just closed.
+    fn unstick(&self, key: &Key) {
+        let mut sticky = self.inner.sticky.borrow_mut();
+        let Some(current) = sticky.get_mut(&key.0) else { return };
+        if *current != key.1 {
+            return;
+        }
+        let count = self.inner.client.metadata().topics.get(&key.0).map_or(0, |t| t.partitions.len());
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        if count > 1 {
+            let mut next = self.next_sticky(count);
+            if next == *current {
+                next = self.next_sticky(count);
+            }
+            *current = next;
+        }
     }
 
     fn wake(&self) {

@@ -213,6 +213,35 @@ fn seek_by_offset_and_by_timestamp() {
 }
 
 #[test]
+fn keyless_records_stick_to_one_partition_per_batch() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("sticky", 4)).await.unwrap();
+        let linger = Duration::from_secs(30);
+        let producer = Producer::new(client, ProducerConfig { batch_size: 1 << 20, linger, ..Default::default() });
+        let mut partitions = Vec::new();
+        for round in 0..3 {
+            let mut deliveries = Vec::new();
+            for i in 0..50 {
+                let record = ProducerRecord::new("sticky", None, Some(format!("{round}-{i}").into_bytes()));
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+            producer.flush().await;
+            let mut landed = Vec::new();
+            for d in deliveries {
+                landed.push(d.await.unwrap().partition);
+            }
+            landed.dedup();
+            assert_eq!(landed.len(), 1, "round {round}: one batch, one partition: {landed:?}");
+            partitions.push(landed[0]);
+        }
+        assert!(partitions.windows(2).all(|w| w[0] != w[1]), "the sticky partition moves on: {partitions:?}");
+    });
+}
+
+#[test]
 fn acks_zero_and_one() {
     let broker = Broker::start(BROKER_FLAGS);
     let addr = broker.addr.clone();
