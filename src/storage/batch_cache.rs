@@ -4,8 +4,12 @@
 //!
 //! Lifecycle and cores: one [`BatchCache`] per shard, holding a memory budget; each partition log
 //! on that shard registers a [`PartitionCache`], a contiguous run of its newest batches. When the
-//! shard is over budget, batches are dropped from the front of the least recently read partition.
-//! A batch not yet written to its segment file is never dropped: it is the only copy readers have.
+//! shard is over budget, the batch appended longest ago on the shard is dropped first, whatever
+//! its partition: consumers mostly read near the tail, and with oldest-first eviction every
+//! partition keeps its tail. (An earlier policy emptied the least recently read partition first;
+//! a consumer reading many partitions in one fetch then found the first partition's fresh tail
+//! evicted and read it back from disk.) A batch not yet written to its segment file is never
+//! dropped: it is the only copy readers have.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -28,12 +32,13 @@ pub(crate) struct CachedBatch {
     pub(crate) position: u64,
     /// The batch, as stored.
     pub(crate) bytes: Bytes,
+    /// When it was cached, in the shard's push order (set by [`PartitionCache::push`]).
+    pub(crate) appended: u64,
 }
 
 struct Entries {
     batches: VecDeque<CachedBatch>,
     bytes: u64,
-    last_access: u64,
     /// Batches ending at or before this offset are in their file and may be evicted.
     evictable_end: Offset,
 }
@@ -71,42 +76,39 @@ impl BatchCache {
     pub(crate) fn partition(&self) -> PartitionCache {
         let id = self.0.next_id.get();
         self.0.next_id.set(id + 1);
-        let entries = Rc::new(RefCell::new(Entries {
-            batches: VecDeque::new(),
-            bytes: 0,
-            last_access: 0,
-            evictable_end: Offset::ZERO,
-        }));
+        let entries =
+            Rc::new(RefCell::new(Entries { batches: VecDeque::new(), bytes: 0, evictable_end: Offset::ZERO }));
         self.0.partitions.borrow_mut().insert(id, Rc::downgrade(&entries));
         PartitionCache { id, shared: self.0.clone(), entries }
     }
 
-    /// Evicts until under budget, least recently read partitions first.
+    /// Evicts until under budget, the oldest batch of the shard first.
     fn evict(shared: &Shared) {
         while shared.used_bytes.get() > shared.budget_bytes {
-            // Pick the least recently read partition that has something evictable.
+            // The partition whose evictable front batch was pushed earliest (O(partitions) per
+            // batch evicted; a shard holds tens to hundreds of partitions).
             let victim = {
                 let mut partitions = shared.partitions.borrow_mut();
                 partitions.retain(|_, weak| weak.strong_count() > 0);
                 partitions
                     .values()
                     .filter_map(Weak::upgrade)
-                    .filter(|e| e.borrow().batches.front().is_some_and(|b| b.next_offset <= e.borrow().evictable_end))
-                    .min_by_key(|e| e.borrow().last_access)
+                    .filter_map(|e| {
+                        let entries = e.borrow();
+                        let front = entries.batches.front().filter(|b| b.next_offset <= entries.evictable_end)?;
+                        let appended = front.appended;
+                        drop(entries);
+                        Some((appended, e))
+                    })
+                    .min_by_key(|(appended, _)| *appended)
+                    .map(|(_, e)| e)
             };
             let Some(victim) = victim else { return };
             let mut entries = victim.borrow_mut();
-            while shared.used_bytes.get() > shared.budget_bytes {
-                let evictable_end = entries.evictable_end;
-                match entries.batches.front() {
-                    Some(front) if front.next_offset <= evictable_end => {
-                        let size = front.bytes.len() as u64;
-                        entries.batches.pop_front();
-                        entries.bytes -= size;
-                        shared.used_bytes.set(shared.used_bytes.get() - size);
-                    }
-                    _ => break,
-                }
+            if let Some(front) = entries.batches.pop_front() {
+                let size = front.bytes.len() as u64;
+                entries.bytes -= size;
+                shared.used_bytes.set(shared.used_bytes.get() - size);
             }
         }
     }
@@ -121,8 +123,11 @@ pub(crate) struct PartitionCache {
 
 impl PartitionCache {
     /// Appends the newest batch; it must follow the last one.
-    pub(crate) fn push(&self, batch: CachedBatch) {
+    pub(crate) fn push(&self, mut batch: CachedBatch) {
         let size = batch.bytes.len() as u64;
+        let tick = self.shared.clock.get() + 1;
+        self.shared.clock.set(tick);
+        batch.appended = tick;
         {
             let mut entries = self.entries.borrow_mut();
             if let Some(last) = entries.batches.back() {
@@ -151,10 +156,7 @@ impl PartitionCache {
     /// and fit `max_bytes` (the first batch is returned even if larger, as Kafka does, so a big
     /// batch cannot block a consumer). `None` if `start` is not cached.
     pub(crate) fn read(&self, start: Offset, max_bytes: u64, upper_bound: Offset) -> Option<Vec<CachedBatch>> {
-        let tick = self.shared.clock.get() + 1;
-        self.shared.clock.set(tick);
-        let mut entries = self.entries.borrow_mut();
-        entries.last_access = tick;
+        let entries = self.entries.borrow();
         let first = entries.batches.front()?;
         if start < first.base_offset {
             return None;
@@ -232,11 +234,12 @@ mod tests {
             segment_base: Offset(0),
             position: base as u64 * len as u64,
             bytes: Bytes::from(vec![0u8; len]),
+            appended: 0,
         }
     }
 
     #[test]
-    fn unflushed_batches_survive_the_budget_and_lru_picks_the_victim() {
+    fn unflushed_batches_survive_the_budget_and_the_oldest_batch_goes_first() {
         let cache = BatchCache::new(250);
         let a = cache.partition();
         let b = cache.partition();
@@ -248,16 +251,19 @@ mod tests {
         assert_eq!(cache.used_bytes(), 200);
         assert_eq!(a.first_offset(), Some(Offset(1)));
 
+        // b's batch is the newest on the shard: a's older ones go first, however recently read.
         b.push(batch(0, 100));
         b.set_evictable_end(Offset(1));
-        // `a` was never read, `b` neither; read `a` so `b` is the least recently used.
         assert!(a.read(Offset(2), 1000, Offset(10)).is_some());
+        assert_eq!(a.first_offset(), Some(Offset(2)));
+        assert_eq!(b.first_offset(), Some(Offset(0)));
         a.push(batch(3, 100));
         a.set_evictable_end(Offset(4));
-        assert_eq!(b.first_offset(), None, "b was least recently read");
+        assert_eq!(a.first_offset(), Some(Offset(3)), "a's older batch 2 went before b's newer one");
+        assert_eq!(b.first_offset(), Some(Offset(0)));
         assert!(cache.used_bytes() <= 250);
         drop(a);
-        assert_eq!(cache.used_bytes(), 0);
+        assert_eq!(cache.used_bytes(), 100);
     }
 
     #[test]

@@ -210,6 +210,7 @@ impl LogState {
             segment_base,
             position,
             bytes: bytes.clone(),
+            appended: 0,
         });
         self.pending.push_back(PendingWrite { segment_base, bytes, next_offset });
         self.log_end = next_offset;
