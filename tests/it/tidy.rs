@@ -29,7 +29,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     ("storage", &["protocol", "server", "broker", "client", "cli", "group", "cluster", "replication"]),
     ("protocol", &["storage", "server", "broker", "client", "cli", "shard"]),
-    ("client", &["storage", "server", "broker", "group", "cluster", "replication", "shard"]),
+    ("client", &["storage", "server", "broker", "group", "cluster", "replication", "shard", "bench", "cli"]),
+    ("bench", &["storage", "server", "broker", "group", "cluster", "replication", "shard", "cli"]),
 ];
 
 #[test]
