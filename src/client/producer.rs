@@ -4,10 +4,10 @@
 //!
 //! Lifecycle: [`Producer::send`] waits for room in the producer's buffer (Kafka's
 //! `buffer.memory`), picks the partition (explicit, by key hash, or for keyless records the
-//! topic's sticky partition, which moves on whenever its batch closes), appends the record to that partition's open batch and returns a [`Delivery`]
-//! future. A batch closes when it reaches `batch_size` bytes or `linger` after its first record,
-//! whichever comes first; [`Producer::flush`] closes all of them and waits for every record sent
-//! so far.
+//! topic's sticky partition, which moves on whenever its batch closes), appends the record to
+//! that partition's open batch and returns a [`Delivery`] future. A batch closes when it reaches
+//! `batch_size` bytes or `linger` after its first record, whichever comes first;
+//! [`Producer::flush`] closes all of them and waits for every record sent so far.
 //!
 //! Sending: one sender task per producer takes the oldest closed batch of every partition whose
 //! leader has room for another request, groups them by leader into Produce requests of at most
