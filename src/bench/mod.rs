@@ -117,7 +117,7 @@ pub struct BenchConfig {
     pub bootstrap: Vec<String>,
     /// The topic.
     pub topic: String,
-    /// Partitions of the topic, if the bench creates it.
+    /// Partitions of the topic: the flag when the bench creates it, else the topic's count.
     pub partitions: i32,
     /// Replication factor of the topic, if the bench creates it.
     pub replication_factor: i16,
@@ -249,6 +249,16 @@ pub fn run(config: BenchConfig, interrupted: Arc<AtomicBool>, progress: &mut dyn
         Ok(partitions) => partitions,
         Err(e) => return Report::failed(config, e),
     };
+    // Report the topic as it is (an existing topic keeps its own partition count).
+    let mut config = config;
+    config.partitions = partitions;
+    if config.consumes() && !config.fanout && config.consumers > usize::try_from(partitions).unwrap_or(0) {
+        let reason = format!(
+            "{} consumers split {partitions} partitions: some would have none (use --fanout, or fewer consumers)",
+            config.consumers
+        );
+        return Report::failed(config, reason);
+    }
     let shared = Arc::new(Shared {
         config: config.clone(),
         partitions,

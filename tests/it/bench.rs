@@ -167,6 +167,11 @@ fn unreachable_broker_and_unknown_topic_fail_with_one_clear_line() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("sluice: topic absent does not exist"), "{}", text(&output.stderr));
 
+    let args = ["e2e", "--bootstrap", &broker.addr, "--topic", "two", "--partitions", "2", "--consumers", "3"];
+    let output = bench(&args, Duration::from_secs(30));
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("3 consumers split 2 partitions"), "{}", text(&output.stderr));
+
     let output = bench(&["produce", "--record-size", "4"], Duration::from_secs(30));
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("--record-size must be at least 8"), "{}", text(&output.stderr));
