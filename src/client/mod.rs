@@ -17,18 +17,26 @@
 //! - [`producer`]: batching, compression, acks, retries, delivery futures.
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
 //!   (compressed batches too).
+//! - [`group`]: a consumer that is a member of a consumer group: join, sync, heartbeats,
+//!   rebalances, commits; [`assignor`] (range, roundrobin, cooperative-sticky) and
+//!   [`consumer_protocol`] (the subscription and assignment bytes members exchange).
 
 pub mod admin;
+pub mod assignor;
 pub mod connection;
 pub mod consumer;
+pub mod consumer_protocol;
 pub mod error;
+pub mod group;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::ClientError;
+pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
