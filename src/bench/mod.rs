@@ -14,6 +14,7 @@
 //! percentiles instead of slowing the load (no coordinated omission). Produce latency is that
 //! time to the acknowledgement; end-to-end latency is that time to a consumer's receipt.
 
+pub mod group;
 pub mod plot;
 pub mod report;
 pub mod stats;

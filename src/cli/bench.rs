@@ -33,6 +33,91 @@ enum BenchMode {
     Consume(Flags),
     /// Consumers at the log end, then producers: throughput and end-to-end latency.
     E2e(Flags),
+    /// A consumer group: time to form, time to rebalance after a join, commits per second.
+    Group(GroupFlags),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AssignorArg {
+    Range,
+    Roundrobin,
+    CooperativeSticky,
+}
+
+#[derive(Debug, Args)]
+struct GroupFlags {
+    /// Bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    bootstrap: Vec<String>,
+    /// The topic the members subscribe to (created if missing).
+    #[arg(long, default_value = "sluice-bench-group")]
+    topic: String,
+    /// Partitions of the topic if the bench creates it (more than --members, so each gets some).
+    #[arg(long, default_value_t = 24)]
+    partitions: i32,
+    /// The group id.
+    #[arg(long, default_value = "sluice-bench-group")]
+    group: String,
+    /// Members joining at first (one more joins later to time a rebalance).
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// The partition assignor.
+    #[arg(long, value_enum, default_value = "range")]
+    assignor: AssignorArg,
+    /// Heartbeat period in ms.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// Session timeout in ms.
+    #[arg(long, default_value_t = 10_000)]
+    session_timeout_ms: u64,
+    /// Each member commits every this many ms.
+    #[arg(long, default_value_t = 100)]
+    commit_interval_ms: u64,
+    /// Seconds of commits.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Write the report as JSON to this file ("-" for stdout, replacing the summary).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn run_group(flags: GroupFlags) -> anyhow::Result<()> {
+    if flags.members == 0 {
+        bail!("--members must be at least 1");
+    }
+    if flags.partitions < 1 {
+        bail!("--partitions must be at least 1");
+    }
+    if !(flags.duration.is_finite() && flags.duration > 0.0) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    let config = crate::bench::group::GroupBenchConfig {
+        bootstrap: flags.bootstrap,
+        topic: flags.topic,
+        partitions: flags.partitions,
+        group: flags.group,
+        members: flags.members,
+        assignor: match flags.assignor {
+            AssignorArg::Range => crate::client::Assignor::Range,
+            AssignorArg::Roundrobin => crate::client::Assignor::RoundRobin,
+            AssignorArg::CooperativeSticky => crate::client::Assignor::CooperativeSticky,
+        },
+        heartbeat_ms: flags.heartbeat_ms,
+        session_timeout_ms: flags.session_timeout_ms,
+        commit_interval_ms: flags.commit_interval_ms,
+        duration_s: flags.duration,
+    };
+    let report = crate::bench::group::run(config).map_err(anyhow::Error::msg)?;
+    match flags.json.as_deref() {
+        Some(path) if path == Path::new("-") => println!("{}", serde_json::to_string_pretty(&report)?),
+        Some(path) => {
+            std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            print!("{}", report.summary());
+        }
+        None => print!("{}", report.summary()),
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -231,6 +316,7 @@ pub(super) fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchMode::Produce(flags) => (Mode::Produce, flags),
         BenchMode::Consume(flags) => (Mode::Consume, flags),
         BenchMode::E2e(flags) => (Mode::E2e, flags),
+        BenchMode::Group(flags) => return run_group(flags),
     };
     let (config, outputs) = flags.into_config(mode)?;
     let interrupted = Arc::new(AtomicBool::new(false));
