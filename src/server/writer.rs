@@ -122,6 +122,10 @@ async fn write_all_vectored(stream: &mut TcpStream, fd: RawFd, pending: &mut Vec
     Ok(())
 }
 
+/// The least and most read ahead of a cold file range (see `send_file`).
+const READAHEAD_MIN_BYTES: u64 = 1 << 20;
+const READAHEAD_MAX_BYTES: u64 = 16 << 20;
+
 async fn send_file(
     stream: &mut TcpStream,
     socket: RawFd,
@@ -130,6 +134,16 @@ async fn send_file(
     len: u64,
 ) -> io::Result<()> {
     let mut offset = libc::off_t::try_from(position).map_err(io::Error::other)?;
+    // A consumer reading a cold segment asks next for the bytes after this range, and the
+    // sendfile below blocks the shard while the disk reads: start reading those now, so the
+    // next fetch finds them in the page cache (posix_fadvise only queues the readahead).
+    if let (Ok(next), Ok(ahead)) = (
+        libc::off_t::try_from(position.saturating_add(len)),
+        libc::off_t::try_from(len.clamp(READAHEAD_MIN_BYTES, READAHEAD_MAX_BYTES)),
+    ) {
+        // SAFETY: fadvise on an open descriptor; the range may extend past the end of the file.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), next, ahead, libc::POSIX_FADV_WILLNEED) };
+    }
     let mut left = len;
     while left > 0 {
         let count = usize::try_from(left).unwrap_or(usize::MAX).min(SENDFILE_CHUNK_BYTES);
