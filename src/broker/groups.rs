@@ -234,7 +234,9 @@ impl Coordinator {
                 GroupResponse::Leave(Ok(codes))
             }
             GroupRequest::Commit { group, partition, generation, member_id, instance_id, offsets } => {
-                GroupResponse::Code(self.commit(broker, group, partition, generation, member_id, instance_id, offsets).await)
+                GroupResponse::Code(
+                    self.commit(broker, group, partition, generation, member_id, instance_id, offsets).await,
+                )
             }
             GroupRequest::FetchOffsets(group, partition, wanted) => {
                 if let Err(e) = self.check(broker, partition) {
@@ -604,5 +606,57 @@ fn apply_batch(
                 }
             }
         }
+    }
+}
+
+/// Creates `__consumer_offsets` (compacted) if it does not exist yet, as Kafka does on first use.
+pub(crate) async fn ensure_offsets_topic(broker: &Rc<ShardBroker>) -> Result<i32, ErrorCode> {
+    let partitions = offsets_partitions(broker);
+    if partitions > 0 {
+        return Ok(partitions);
+    }
+    let topic = super::controller::NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: broker.config.offsets_topic_partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+    };
+    let request = super::shard::ShardRequest::Controller(super::controller::ControllerRequest::CreateTopics {
+        topics: vec![topic],
+        validate_only: false,
+    });
+    match broker.call(0, request).await {
+        Ok(super::shard::ShardResponse::Controller(super::controller::ControllerResponse::CreateTopics(results))) => {
+            for (_, result) in results {
+                match result {
+                    Ok(_) => info!(partitions = broker.config.offsets_topic_partitions, "created __consumer_offsets"),
+                    // Another connection created it first.
+                    Err(super::controller::TopicError::AlreadyExists(_)) => {}
+                    Err(e) => warn!(error = %e, "cannot create __consumer_offsets"),
+                }
+            }
+        }
+        _ => warn!("controller unavailable while creating __consumer_offsets"),
+    }
+    match offsets_partitions(broker) {
+        0 => Err(ErrorCode::CoordinatorNotAvailable),
+        n => Ok(n),
+    }
+}
+
+/// Routes a request about `group` to the shard that coordinates it (the owner of its
+/// `__consumer_offsets` partition); `make` builds the request for that partition.
+pub(crate) async fn call(
+    broker: &Rc<ShardBroker>,
+    group: &str,
+    make: impl FnOnce(i32) -> GroupRequest,
+) -> Result<GroupResponse, ErrorCode> {
+    let partitions = ensure_offsets_topic(broker).await?;
+    let partition = crate::group::partition_for(group, partitions);
+    let shard = broker.owner_of(OFFSETS_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    match broker.call(shard, super::shard::ShardRequest::Group(make(partition))).await {
+        Ok(super::shard::ShardResponse::Group(response)) => Ok(response),
+        _ => Err(ErrorCode::CoordinatorNotAvailable),
     }
 }

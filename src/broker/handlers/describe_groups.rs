@@ -1,0 +1,50 @@
+//! DescribeGroups: each group from its coordinating shard.
+
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::protocol::messages::{
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribeGroupsResponseGroup, DescribeGroupsResponseMember,
+};
+use crate::protocol::{ErrorCode, RequestHeader};
+use crate::server::dispatch::{Reply, respond};
+
+/// DescribeGroups (v0-5).
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group_id in request.groups {
+        let id = group_id.clone();
+        let outcome = match call(broker, &group_id, move |p| GroupRequest::Describe(id, p)).await {
+            Ok(GroupResponse::Describe(result)) => result,
+            Ok(_) => Err(ErrorCode::UnknownServerError),
+            Err(e) => Err(e),
+        };
+        groups.push(match outcome {
+            Ok(d) => DescribeGroupsResponseGroup {
+                error_code: 0,
+                group_id,
+                group_state: d.state.to_string(),
+                protocol_type: d.protocol_type,
+                protocol_data: d.protocol,
+                members: d
+                    .members
+                    .into_iter()
+                    .map(|(member_id, group_instance_id, client_id, client_host, metadata, assignment)| {
+                        DescribeGroupsResponseMember {
+                            member_id,
+                            group_instance_id,
+                            client_id,
+                            client_host,
+                            member_metadata: metadata,
+                            member_assignment: assignment,
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            Err(e) => DescribeGroupsResponseGroup { error_code: e.code(), group_id, ..Default::default() },
+        });
+    }
+    respond(header, &DescribeGroupsResponse { groups, ..Default::default() }, Vec::new())
+}
