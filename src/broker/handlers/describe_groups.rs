@@ -10,6 +10,10 @@ use crate::protocol::messages::{
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
 
+/// Without ACLs every client may do everything Kafka allows on a group: READ (3), DELETE (6) and
+/// DESCRIBE (8), as bits of Kafka's AclOperation codes.
+const AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
 /// DescribeGroups (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -41,7 +45,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
                         }
                     })
                     .collect(),
-                ..Default::default()
+                authorized_operations: if request.include_authorized_operations {
+                    AUTHORIZED_OPERATIONS
+                } else {
+                    i32::MIN
+                },
             },
             Err(e) => DescribeGroupsResponseGroup { error_code: e.code(), group_id, ..Default::default() },
         });
