@@ -121,7 +121,9 @@ impl RecordKey {
     pub fn decode(mut buf: &[u8]) -> Result<RecordKey, RecordFormatError> {
         let buf = &mut buf;
         match get_i16(buf)? {
-            0 | 1 => Ok(RecordKey::Offset { group: get_string(buf)?, topic: get_string(buf)?, partition: get_i32(buf)? }),
+            0 | 1 => {
+                Ok(RecordKey::Offset { group: get_string(buf)?, topic: get_string(buf)?, partition: get_i32(buf)? })
+            }
             2 => Ok(RecordKey::Group(get_string(buf)?)),
             _ => Err(RecordFormatError::Unsupported("key version")),
         }
@@ -345,8 +347,10 @@ mod tests {
     #[test]
     fn truncated_and_lying_records_are_errors() {
         assert!(RecordKey::decode(&[0, 1, 0, 5, b'a']).is_err());
-        assert!(GroupValue::decode(&[0, 3, 0, 0, 0, 0, 0, 1, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0])
-            .is_err());
+        assert!(
+            GroupValue::decode(&[0, 3, 0, 0, 0, 0, 0, 1, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0])
+                .is_err()
+        );
         assert_eq!(subscribed_topics(&[0, 0, 0, 0, 0, 2, 0, 1, b'a', 0, 1, b'b']), Ok(vec!["a".into(), "b".into()]));
         assert!(subscribed_topics(&[0, 0, 0x7f, 0, 0, 0]).is_err());
     }

@@ -61,7 +61,11 @@ pub struct GroupConfig {
 
 impl Default for GroupConfig {
     fn default() -> Self {
-        GroupConfig { initial_rebalance_delay_ms: 3000, session_timeout_min_ms: 6000, session_timeout_max_ms: 1_800_000 }
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            session_timeout_min_ms: 6000,
+            session_timeout_max_ms: 1_800_000,
+        }
     }
 }
 
@@ -373,9 +377,10 @@ impl Group {
                 // rejoining is compared with the others, not with its own old protocols.
                 let others: Vec<&Member> = self.members.values().filter(|m| m.id != request.member_id).collect();
                 others.is_empty()
-                    || request.protocols.iter().any(|(name, _)| {
-                        others.iter().all(|m| m.protocols.iter().any(|(theirs, _)| theirs == name))
-                    })
+                    || request
+                        .protocols
+                        .iter()
+                        .any(|(name, _)| others.iter().all(|m| m.protocols.iter().any(|(theirs, _)| theirs == name)))
             }
         };
         if !compatible {
@@ -559,7 +564,8 @@ impl Group {
             return;
         }
         // Members that did not rejoin in time leave the group.
-        let gone: Vec<String> = self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
+        let gone: Vec<String> =
+            self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
         for id in gone {
             self.drop_member(&id);
         }
@@ -716,7 +722,13 @@ impl Group {
     }
 
     /// LeaveGroup of one member (by member id, or by static id with an empty member id).
-    pub fn leave(&mut self, now_ms: i64, member_id: &str, instance_id: Option<&str>, out: &mut Vec<Effect>) -> ErrorCode {
+    pub fn leave(
+        &mut self,
+        now_ms: i64,
+        member_id: &str,
+        instance_id: Option<&str>,
+        out: &mut Vec<Effect>,
+    ) -> ErrorCode {
         if self.state == GroupState::Dead {
             return ErrorCode::CoordinatorNotAvailable;
         }
@@ -791,7 +803,8 @@ impl Group {
     /// Runs the timers: ends the join phase at its deadline, expires members whose session
     /// lapsed, forgets member ids handed out but never used.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Effect>) {
-        let lapsed: Vec<String> = self.pending.iter().filter(|&(_, &until)| until <= now_ms).map(|(id, _)| id.clone()).collect();
+        let lapsed: Vec<String> =
+            self.pending.iter().filter(|&(_, &until)| until <= now_ms).map(|(id, _)| id.clone()).collect();
         for id in lapsed {
             self.pending.remove(&id);
         }
@@ -852,7 +865,14 @@ impl Group {
                 .map(|m| {
                     let (metadata, assignment) =
                         if stable { (m.metadata_for(&protocol), m.assignment.clone()) } else { Default::default() };
-                    (m.id.clone(), m.instance_id.clone(), m.client_id.clone(), m.client_host.clone(), metadata, assignment)
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        metadata,
+                        assignment,
+                    )
                 })
                 .collect(),
         }

@@ -260,7 +260,8 @@ fn subscriptions_decide_offset_delete() {
     let mut group = Group::new("g", CONFIG, 0);
     // ConsumerProtocolSubscription v0 with topics ["t1"].
     let sub = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 2, b't', b'1', 0, 0, 0, 0]);
-    let request = JoinRequest { protocols: vec![("range".into(), sub)], require_known_member_id: false, ..join_request("", "a") };
+    let request =
+        JoinRequest { protocols: vec![("range".into(), sub)], require_known_member_id: false, ..join_request("", "a") };
     let mut out = Vec::new();
     group.join(0, request, 1, &mut out);
     assert!(group.subscribes_to("t1"));
