@@ -48,20 +48,7 @@ pub enum GroupRequest {
     /// LeaveGroup: (member id, static id) each.
     Leave(String, i32, Vec<(String, Option<String>)>),
     /// OffsetCommit.
-    Commit {
-        /// Group id.
-        group: String,
-        /// Its partition of `__consumer_offsets`.
-        partition: i32,
-        /// Generation, or -1.
-        generation: i32,
-        /// Member id.
-        member_id: String,
-        /// Static id.
-        instance_id: Option<String>,
-        /// What to commit.
-        offsets: Vec<((String, i32), CommittedOffset)>,
-    },
+    Commit(Commit),
     /// OffsetFetch: the partitions, or `None` for all.
     FetchOffsets(String, i32, Option<Vec<(String, i32)>>),
     /// ListGroups (this shard's groups).
@@ -72,6 +59,23 @@ pub enum GroupRequest {
     Delete(String, i32),
     /// OffsetDelete.
     OffsetDelete(String, i32, Vec<(String, i32)>),
+}
+
+/// An OffsetCommit for the coordinating shard.
+#[derive(Debug)]
+pub struct Commit {
+    /// Group id.
+    pub group: String,
+    /// Its partition of `__consumer_offsets`.
+    pub partition: i32,
+    /// Generation, or -1.
+    pub generation: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub instance_id: Option<String>,
+    /// What to commit.
+    pub offsets: Vec<((String, i32), CommittedOffset)>,
 }
 
 /// The answer to a [`GroupRequest`].
@@ -233,11 +237,7 @@ impl Coordinator {
                 self.apply(broker, &group, partition, effects).await;
                 GroupResponse::Leave(Ok(codes))
             }
-            GroupRequest::Commit { group, partition, generation, member_id, instance_id, offsets } => {
-                GroupResponse::Code(
-                    self.commit(broker, group, partition, generation, member_id, instance_id, offsets).await,
-                )
-            }
+            GroupRequest::Commit(commit) => GroupResponse::Code(self.commit(broker, commit).await),
             GroupRequest::FetchOffsets(group, partition, wanted) => {
                 if let Err(e) = self.check(broker, partition) {
                     return GroupResponse::Offsets(Err(e));
@@ -288,17 +288,8 @@ impl Coordinator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        broker: &ShardBroker,
-        group: String,
-        partition: i32,
-        generation: i32,
-        member_id: String,
-        instance_id: Option<String>,
-        offsets: Vec<((String, i32), CommittedOffset)>,
-    ) -> ErrorCode {
+    async fn commit(&self, broker: &ShardBroker, commit: Commit) -> ErrorCode {
+        let Commit { group, partition, generation, member_id, instance_id, offsets } = commit;
         if let Err(e) = self.check(broker, partition) {
             return e;
         }

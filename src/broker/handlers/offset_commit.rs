@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{Commit, GroupRequest, GroupResponse, call};
 use crate::group::{CommittedOffset, OFFSET_METADATA_BYTES_MAX};
 use crate::model::Timestamp;
 use crate::protocol::messages::{
@@ -54,8 +54,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
         let group = request.group_id.clone();
         let (generation, member_id, instance_id) =
             (request.generation_id_or_member_epoch, request.member_id.clone(), request.group_instance_id.clone());
-        let make =
-            move |partition| GroupRequest::Commit { group, partition, generation, member_id, instance_id, offsets };
+        let make = move |partition| {
+            GroupRequest::Commit(Commit { group, partition, generation, member_id, instance_id, offsets })
+        };
         match call(broker, &request.group_id, make).await {
             Ok(GroupResponse::Code(code)) => code,
             Ok(_) => ErrorCode::UnknownServerError,
