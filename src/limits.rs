@@ -98,6 +98,13 @@ pub const FETCH_SESSION_IDLE_MS_DEFAULT: u64 = 120_000;
 pub const FETCH_SESSIONS_PER_SHARD_MAX: usize = 1000;
 /// Default interval between retention passes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// Partitions of `__consumer_offsets` (Kafka's default is 50, but each partition here
+/// preallocates a segment extent on disk).
+pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 16;
+/// `offsets.retention.minutes` (Kafka's default: 7 days).
+pub const OFFSETS_RETENTION_MINUTES_DEFAULT: i64 = 10_080;
+/// `offsets.retention.check.interval.ms` (Kafka's default).
+pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 600_000;
 /// Largest partition count of one topic.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 /// Largest `max_wait_ms` honoured in a Fetch long poll.

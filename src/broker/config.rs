@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::group::GroupConfig;
 use crate::storage::LogConfig;
 
 /// Everything a broker needs to start, validated.
@@ -43,6 +44,14 @@ pub struct BrokerConfig {
     pub spin_before_park_us: u64,
     /// How often retention runs on each shard, in milliseconds.
     pub retention_check_interval_ms: u64,
+    /// Partitions of `__consumer_offsets` when the broker creates it.
+    pub offsets_topic_partitions: i32,
+    /// Session timeout bounds and the initial rebalance delay of consumer groups.
+    pub group: GroupConfig,
+    /// `offsets.retention.minutes`, in milliseconds: offsets of empty groups older than this expire.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -66,6 +75,10 @@ impl BrokerConfig {
             fetch_sessions_max: crate::limits::FETCH_SESSIONS_PER_SHARD_MAX,
             spin_before_park_us: 0,
             retention_check_interval_ms: crate::limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+            offsets_topic_partitions: crate::limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            group: GroupConfig::default(),
+            offsets_retention_ms: crate::limits::OFFSETS_RETENTION_MINUTES_DEFAULT * 60 * 1000,
+            offsets_retention_check_interval_ms: crate::limits::OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod controller;
 pub mod errors;
 pub mod fetch_session;
+pub mod groups;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;

@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 use super::config::BrokerConfig;
 use super::controller::{ControllerRequest, ControllerResponse};
 use super::fetch_session::FetchSessions;
+use super::groups::{Coordinator, GroupRequest, GroupResponse};
 use super::metadata::MetadataImage;
 use super::partition::{Fetched, Partition, PartitionError};
 use super::topic_config::TopicConfig;
@@ -84,6 +85,8 @@ pub enum ShardRequest {
     ListOffsets(Vec<(TopicPartition, i64)>),
     /// DeleteRecords: (partition, offset or -1 for the high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// A consumer group operation, for the shard that coordinates the group.
+    Group(GroupRequest),
 }
 
 /// The answer to a [`ShardRequest`].
@@ -101,6 +104,8 @@ pub enum ShardResponse {
     ListOffsets(PartitionResults<(Timestamp, Offset)>),
     /// DeleteRecords results: the new low watermark.
     DeleteRecords(PartitionResults<Offset>),
+    /// A consumer group operation's answer.
+    Group(GroupResponse),
 }
 
 /// The broker on one shard.
@@ -114,6 +119,8 @@ pub struct ShardBroker {
     pub(crate) controller_lock: glommio::sync::Semaphore,
     /// The fetch sessions of this shard's connections.
     pub(crate) fetch_sessions: RefCell<FetchSessions>,
+    /// The consumer groups this shard coordinates.
+    pub(crate) groups: Coordinator,
 }
 
 impl ShardBroker {
@@ -128,6 +135,7 @@ impl ShardBroker {
             mesh: OnceCell::new(),
             controller_lock: glommio::sync::Semaphore::new(1),
             fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
+            groups: Coordinator::default(),
         })
     }
 
@@ -152,7 +160,9 @@ impl ShardBroker {
         let image = self.image();
         self.open_partitions(&image).await;
         self.install_image(image).await;
+        self.groups.load(self).await;
         self.spawn_retention();
+        Coordinator::spawn_timers(self);
         Ok(())
     }
 
@@ -199,8 +209,11 @@ impl ShardBroker {
             }
             ShardRequest::InstallImage(image) => {
                 self.install_image(image).await;
+                // A new __consumer_offsets partition is empty: loading it is immediate.
+                self.groups.load(&self).await;
                 ShardResponse::Done
             }
+            ShardRequest::Group(request) => ShardResponse::Group(self.groups.serve(&self, request).await),
             ShardRequest::Controller(request) => ShardResponse::Controller(self.control(request).await),
             ShardRequest::Produce { acks, timeout, partitions } => {
                 ShardResponse::Produce(self.produce(acks, timeout, partitions).await)

@@ -93,6 +93,27 @@ pub(super) struct BrokerArgs {
     /// How often retention runs.
     #[arg(long, default_value_t = limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT)]
     retention_check_interval_ms: u64,
+    /// Partitions of the internal __consumer_offsets topic, fixed when the broker first creates it.
+    /// Kafka's default is 50; each partition here preallocates a 32 MiB segment extent on disk.
+    #[arg(long, default_value_t = limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT)]
+    offsets_topic_partitions: i32,
+    /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty group waits for
+    /// more members to join.
+    #[arg(long, default_value_t = 3000)]
+    group_initial_rebalance_delay_ms: i64,
+    /// group.min.session.timeout.ms: the shortest session timeout a member may ask for.
+    #[arg(long, default_value_t = 6000)]
+    group_min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms: the longest session timeout a member may ask for.
+    #[arg(long, default_value_t = 1_800_000)]
+    group_max_session_timeout_ms: i32,
+    /// offsets.retention.minutes: committed offsets of an empty group expire this long after the
+    /// later of their commit and the group becoming empty.
+    #[arg(long, default_value_t = limits::OFFSETS_RETENTION_MINUTES_DEFAULT)]
+    offsets_retention_minutes: i64,
+    /// offsets.retention.check.interval.ms: how often offsets are checked for expiry.
+    #[arg(long, default_value_t = limits::OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT)]
+    offsets_retention_check_interval_ms: u64,
 }
 
 fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
@@ -138,6 +159,16 @@ impl BrokerArgs {
         if self.default_partitions < 1 || self.default_partitions > limits::PARTITIONS_PER_TOPIC_MAX {
             bail!("--default-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
         }
+        if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > limits::PARTITIONS_PER_TOPIC_MAX {
+            bail!("--offsets-topic-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
+        }
+        if self.group_initial_rebalance_delay_ms < 0
+            || self.group_min_session_timeout_ms < 1
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+            || self.offsets_retention_minutes < 1
+        {
+            bail!("group timeouts must be positive, min <= max session timeout, retention >= 1 minute");
+        }
         Ok(BrokerConfig {
             node_id: self.node_id,
             listen,
@@ -156,6 +187,14 @@ impl BrokerArgs {
             fetch_sessions_max: self.fetch_sessions_per_core,
             spin_before_park_us: self.spin_before_park_us,
             retention_check_interval_ms: self.retention_check_interval_ms,
+            offsets_topic_partitions: self.offsets_topic_partitions,
+            group: crate::group::GroupConfig {
+                initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+                session_timeout_min_ms: self.group_min_session_timeout_ms,
+                session_timeout_max_ms: self.group_max_session_timeout_ms,
+            },
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            offsets_retention_check_interval_ms: self.offsets_retention_check_interval_ms.max(1),
         })
     }
 }

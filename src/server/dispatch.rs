@@ -95,5 +95,5 @@ pub async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAd
             return Reply::Close;
         }
     };
-    handlers::handle(&broker, &header, body).await
+    handlers::handle(&broker, &header, body, peer).await
 }

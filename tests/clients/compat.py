@@ -606,6 +606,239 @@ def native_produce(b, topic, codec, count):
     kp_produce(b, topic, records[half:], compression_type=codec, batch_size=4096)
 
 
+# --- consumer groups -------------------------------------------------------------------------
+
+import threading
+
+
+def group_consumer(b, group, **conf):
+    return Consumer(
+        {
+            "bootstrap.servers": b,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            **conf,
+        }
+    )
+
+
+def produce_numbered(b, topic, n, partitions):
+    ck_produce(b, topic, [{"key": str(i).encode(), "value": str(i).encode(), "partition": i % partitions}
+                          for i in range(n)])
+
+
+def wait_assigned(consumers, timeout=TIMEOUT):
+    """Polls every consumer until each has a non-empty assignment."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(0.1)
+        if all(c.assignment() for c in consumers):
+            return
+    raise AssertionError(f"assignments: {[c.assignment() for c in consumers]}")
+
+
+def drain(consumers, want, seen, commit=True, timeout=TIMEOUT):
+    """Polls the consumers round-robin until `want` records were seen in total; records are
+    (consumer index, partition, offset, value); commits each message synchronously if asked."""
+    deadline = time.time() + timeout
+    while len(seen) < want and time.time() < deadline:
+        for i, c in enumerate(consumers):
+            msg = c.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            seen.append((i, msg.partition(), msg.offset(), msg.value()))
+            if commit:
+                c.commit(message=msg, asynchronous=False)
+    return seen
+
+
+def scenario_group_split(b):
+    """Two confluent consumers in one group split 6 partitions and together see each record once."""
+    topic, group = unique("gs"), unique("g")
+    create_topic(b, topic, partitions=6)
+    consumers = [group_consumer(b, group) for _ in range(2)]
+    for c in consumers:
+        c.subscribe([topic])
+    wait_assigned(consumers)
+    parts = [set(tp.partition for tp in c.assignment()) for c in consumers]
+    assert parts[0].isdisjoint(parts[1]) and parts[0] | parts[1] == set(range(6)), parts
+    assert len(parts[0]) == 3 and len(parts[1]) == 3, parts
+    produce_numbered(b, topic, 600, 6)
+    seen = drain(consumers, 600, [], commit=False)
+    values = sorted(int(v) for _, _, _, v in seen)
+    assert values == list(range(600)), f"{len(values)} records, duplicates or gaps"
+    for i, p, _, _ in seen:
+        assert p in parts[i], f"consumer {i} read partition {p} outside its assignment {parts[i]}"
+    for c in consumers:
+        c.close()
+
+
+def scenario_group_two_groups(b):
+    """Two groups (confluent-kafka and kafka-python) each see every record."""
+    topic = unique("g2")
+    create_topic(b, topic, partitions=3)
+    produce_numbered(b, topic, 300, 3)
+    c = group_consumer(b, unique("ga"))
+    c.subscribe([topic])
+    seen = drain([c], 300, [], commit=False)
+    c.close()
+    assert sorted(int(v) for *_, v in seen) == list(range(300))
+    k = kafka.KafkaConsumer(topic, bootstrap_servers=b, group_id=unique("gb"), auto_offset_reset="earliest",
+                            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    got = []
+    deadline = time.time() + TIMEOUT
+    while len(got) < 300 and time.time() < deadline:
+        for _, msgs in k.poll(500).items():
+            got.extend(int(m.value) for m in msgs)
+    k.close()
+    assert sorted(got) == list(range(300)), f"kafka-python saw {len(got)}"
+
+
+def scenario_group_resume(b):
+    """A consumer commits part of the topic and closes; the next one (each client) resumes there."""
+    topic, group = unique("gr"), unique("g")
+    create_topic(b, topic, partitions=1)
+    produce_numbered(b, topic, 100, 1)
+    c = group_consumer(b, group)
+    c.subscribe([topic])
+    seen = drain([c], 40, [], commit=True)
+    c.close()
+    assert [int(v) for *_, v in seen] == list(range(40))
+    k = kafka.KafkaConsumer(topic, bootstrap_servers=b, group_id=group, auto_offset_reset="earliest",
+                            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    got = []
+    deadline = time.time() + TIMEOUT
+    while len(got) < 30 and time.time() < deadline:
+        for _, msgs in k.poll(500, max_records=30 - len(got)).items():
+            got.extend(int(m.value) for m in msgs)
+    assert got[:1] == [40], f"kafka-python resumed at {got[:1]}"
+    k.commit({kafka.TopicPartition(topic, 0): kafka.structs.OffsetAndMetadata(40 + len(got), "", -1)})
+    k.close()
+    c = group_consumer(b, group)
+    c.subscribe([topic])
+    rest = drain([c], 100 - 40 - len(got), [], commit=False)
+    c.close()
+    assert [int(v) for *_, v in rest] == list(range(40 + len(got), 100))
+
+
+def scenario_group_commit_before_crash(b, topic, group):
+    """Commits offsets with metadata strings (the broker is SIGKILLed after this)."""
+    create_topic(b, topic, partitions=3)
+    c = group_consumer(b, group)
+    offsets = [TopicPartition(topic, p, 10 * (p + 1), metadata=f"meta-{p}") for p in range(3)]
+    c.commit(offsets=offsets, asynchronous=False)
+    c.close()
+
+
+def scenario_group_check_after_crash(b, topic, group):
+    """After the restart, the committed offsets and metadata are back (both clients)."""
+    c = group_consumer(b, group)
+    got = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=TIMEOUT)
+    c.close()
+    assert [(tp.partition, tp.offset, tp.metadata) for tp in got] == \
+        [(p, 10 * (p + 1), f"meta-{p}") for p in range(3)], got
+    k = kafka.KafkaAdminClient(bootstrap_servers=b)
+    offsets = k.list_consumer_group_offsets(group)
+    k.close()
+    # confluent-kafka sends the metadata string with its C terminator (librdkafka counts the NUL),
+    # and the broker keeps the bytes it was given, as Kafka does.
+    assert {tp.partition: (o.offset, o.metadata.rstrip("\x00")) for tp, o in offsets.items()} == \
+        {p: (10 * (p + 1), f"meta-{p}") for p in range(3)}, offsets
+
+
+def scenario_group_rebalance_at_least_once(b):
+    """Members join and leave while consuming with manual commits: every record is seen at least
+    once, and the final commits cover the whole topic."""
+    topic, group = unique("gj"), unique("g")
+    create_topic(b, topic, partitions=4)
+    produce_numbered(b, topic, 400, 4)
+    a = group_consumer(b, group, **{"max.poll.interval.ms": 10000})
+    a.subscribe([topic])
+    seen = drain([a], 100, [], commit=True)
+    bc = group_consumer(b, group)
+    bc.subscribe([topic])
+    seen = drain([a, bc], 250, seen, commit=True)
+    a.close()
+    seen = drain([bc], 10_000, seen, commit=True, timeout=8)
+    values = set(int(v) for *_, v in seen)
+    assert values == set(range(400)), f"missing {sorted(set(range(400)) - values)[:10]}"
+    committed = bc.committed([TopicPartition(topic, p) for p in range(4)], timeout=TIMEOUT)
+    assert [tp.offset for tp in committed] == [100] * 4, committed
+    bc.close()
+
+
+def scenario_group_cooperative_sticky(b):
+    """Two confluent consumers with cooperative-sticky: incremental rebalances, a disjoint split,
+    and every record seen."""
+    topic, group = unique("gc"), unique("g")
+    create_topic(b, topic, partitions=6)
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = group_consumer(b, group, **conf)
+    first.subscribe([topic])
+    wait_assigned([first])
+    second = group_consumer(b, group, **conf)
+    second.subscribe([topic])
+    consumers = [first, second]
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(0.1)
+        parts = [set(tp.partition for tp in c.assignment()) for c in consumers]
+        if len(parts[0]) == 3 and len(parts[1]) == 3:
+            break
+    assert parts[0].isdisjoint(parts[1]) and parts[0] | parts[1] == set(range(6)), parts
+    produce_numbered(b, topic, 300, 6)
+    seen = drain(consumers, 300, [], commit=True)
+    assert sorted(int(v) for *_, v in seen) == list(range(300))
+    for c in consumers:
+        c.close()
+
+
+def scenario_group_admin(b):
+    """AdminClient list/describe groups and list offsets agree with what consumers did."""
+    topic, group, idle = unique("gadm"), unique("g"), unique("idle")
+    create_topic(b, topic, partitions=2)
+    produce_numbered(b, topic, 20, 2)
+    c = group_consumer(b, group, **{"client.id": "admin-test"})
+    c.subscribe([topic])
+    drain([c], 20, [], commit=True)
+    simple = group_consumer(b, idle)
+    simple.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    simple.close()
+    client = admin(b)
+    listed = client.list_consumer_groups().result(timeout=TIMEOUT)
+    states = {g.group_id: str(g.state) for g in listed.valid}
+    assert "STABLE" in states.get(group, ""), states
+    assert "EMPTY" in states.get(idle, ""), states
+    described = client.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+    assert len(described.members) == 1, described.members
+    member = described.members[0]
+    assert member.client_id == "admin-test", member.client_id
+    assert sorted(tp.partition for tp in member.assignment.topic_partitions) == [0, 1]
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    offsets = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=TIMEOUT)
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(0, 10), (1, 10)], offsets
+    c.close()
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        d = client.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+        if not d.members:
+            break
+        time.sleep(0.2)
+    assert "EMPTY" in str(d.state), d.state
+    result = client.delete_consumer_groups([group, idle])
+    for g, f in result.items():
+        f.result(timeout=TIMEOUT)
+    listed = client.list_consumer_groups().result(timeout=TIMEOUT)
+    assert not {group, idle} & {g.group_id for g in listed.valid}, [g.group_id for g in listed.valid]
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
@@ -630,7 +863,7 @@ def main():
         native_produce(args.bootstrap, args.args[0], args.args[1], int(args.args[2]))
         print(f"PASS {args.scenario}")
         return
-    SCENARIOS[args.scenario](args.bootstrap)
+    SCENARIOS[args.scenario](args.bootstrap, *args.args)
     print(f"PASS {args.scenario}")
 
 

@@ -7,6 +7,7 @@ mod bench;
 mod broker_crash;
 mod broker_lifecycle;
 mod client;
+mod group;
 mod harness;
 mod kafka_client_compat;
 mod malformed_frames;

@@ -4,16 +4,28 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
@@ -37,6 +49,19 @@ pub const HANDLERS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    // Consumer groups (the classic protocol): everything the codec implements, which covers
+    // librdkafka 2.x, kafka-python 2.x and the Java 3.x/4.x clients.
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 0, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Whether the broker serves `version` of `api`.
@@ -45,7 +70,7 @@ pub fn serves(api: ApiKey, version: i16) -> bool {
 }
 
 /// Runs the handler for `body`.
-pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, body: RequestBody) -> Reply {
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, body: RequestBody, peer: SocketAddr) -> Reply {
     match body {
         RequestBody::Produce(request) => produce::handle(broker, header, request).await,
         RequestBody::Fetch(request) => fetch::handle(broker, header, request).await,
@@ -58,6 +83,17 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, body: Requ
         RequestBody::DescribeConfigs(request) => describe_configs::handle(broker, header, request),
         RequestBody::CreatePartitions(request) => create_partitions::handle(broker, header, request).await,
         RequestBody::DescribeCluster(request) => describe_cluster::handle(broker, header, request),
+        RequestBody::FindCoordinator(request) => find_coordinator::handle(broker, header, request).await,
+        RequestBody::JoinGroup(request) => join_group::handle(broker, header, request, peer).await,
+        RequestBody::SyncGroup(request) => sync_group::handle(broker, header, request).await,
+        RequestBody::Heartbeat(request) => heartbeat::handle(broker, header, request).await,
+        RequestBody::LeaveGroup(request) => leave_group::handle(broker, header, request).await,
+        RequestBody::OffsetCommit(request) => offset_commit::handle(broker, header, request).await,
+        RequestBody::OffsetFetch(request) => offset_fetch::handle(broker, header, request).await,
+        RequestBody::ListGroups(request) => list_groups::handle(broker, header, request).await,
+        RequestBody::DescribeGroups(request) => describe_groups::handle(broker, header, request).await,
+        RequestBody::DeleteGroups(request) => delete_groups::handle(broker, header, request).await,
+        RequestBody::OffsetDelete(request) => offset_delete::handle(broker, header, request).await,
         _ => Reply::Close,
     }
 }

@@ -1,0 +1,49 @@
+//! LeaveGroup: one member (v0-2) or a batch (v3+, also by static id alone).
+
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, LeaveGroupResponseMember};
+use crate::protocol::{ErrorCode, RequestHeader};
+use crate::server::dispatch::{Reply, respond};
+
+/// LeaveGroup (v0-5).
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: LeaveGroupRequest) -> Reply {
+    let batched = header.api_version >= 3;
+    let members: Vec<(String, Option<String>)> = if batched {
+        request.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone())).collect()
+    } else {
+        vec![(request.member_id.clone(), None)]
+    };
+    let outcome = if request.group_id.is_empty() {
+        Err(ErrorCode::InvalidGroupId)
+    } else {
+        let (group, sent) = (request.group_id.clone(), members.clone());
+        match call(broker, &request.group_id, move |p| GroupRequest::Leave(group, p, sent)).await {
+            Ok(GroupResponse::Leave(result)) => result,
+            Ok(_) => Err(ErrorCode::UnknownServerError),
+            Err(e) => Err(e),
+        }
+    };
+    let response = match outcome {
+        Err(e) => LeaveGroupResponse { error_code: e.code(), ..Default::default() },
+        Ok(codes) if !batched => LeaveGroupResponse {
+            error_code: codes.first().copied().unwrap_or(ErrorCode::None).code(),
+            ..Default::default()
+        },
+        Ok(codes) => LeaveGroupResponse {
+            members: members
+                .into_iter()
+                .zip(codes)
+                .map(|((member_id, group_instance_id), code)| LeaveGroupResponseMember {
+                    member_id,
+                    group_instance_id,
+                    error_code: code.code(),
+                })
+                .collect(),
+            ..Default::default()
+        },
+    };
+    respond(header, &response, Vec::new())
+}

@@ -1,0 +1,80 @@
+//! OffsetCommit: partition checks here (unknown partitions, oversized metadata), the group checks
+//! and the durable append on the coordinating shard.
+
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::groups::{Commit, GroupRequest, GroupResponse, call};
+use crate::group::{CommittedOffset, OFFSET_METADATA_BYTES_MAX};
+use crate::model::Timestamp;
+use crate::protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use crate::protocol::{ErrorCode, RequestHeader};
+use crate::server::dispatch::{Reply, respond};
+
+/// A partition of the request: the offset to commit, or the error it gets regardless of the group.
+type Checked = (i32, Result<CommittedOffset, ErrorCode>);
+
+/// OffsetCommit (v0-8).
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetCommitRequest) -> Reply {
+    let now = Timestamp::now().0;
+    let mut checked: Vec<(String, Vec<Checked>)> = Vec::new();
+    for topic in &request.topics {
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let result = if broker.owner_of(&topic.name, p.partition_index).is_none() {
+                    Err(ErrorCode::UnknownTopicOrPartition)
+                } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+                    Err(ErrorCode::OffsetMetadataTooLarge)
+                } else {
+                    Ok(CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.clone(),
+                        commit_timestamp_ms: if p.commit_timestamp >= 0 { p.commit_timestamp } else { now },
+                    })
+                };
+                (p.partition_index, result)
+            })
+            .collect();
+        checked.push((topic.name.clone(), partitions));
+    }
+    let offsets: Vec<((String, i32), CommittedOffset)> = checked
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().filter_map(|(p, r)| r.as_ref().ok().map(|o| ((t.clone(), *p), o.clone()))))
+        .collect();
+    let group_error = if request.group_id.is_empty() {
+        ErrorCode::InvalidGroupId
+    } else if offsets.is_empty() {
+        ErrorCode::None
+    } else {
+        let group = request.group_id.clone();
+        let (generation, member_id, instance_id) =
+            (request.generation_id_or_member_epoch, request.member_id.clone(), request.group_instance_id.clone());
+        let make = move |partition| {
+            GroupRequest::Commit(Commit { group, partition, generation, member_id, instance_id, offsets })
+        };
+        match call(broker, &request.group_id, make).await {
+            Ok(GroupResponse::Code(code)) => code,
+            Ok(_) => ErrorCode::UnknownServerError,
+            Err(e) => e,
+        }
+    };
+    let topics = checked
+        .into_iter()
+        .map(|(name, partitions)| OffsetCommitResponseTopic {
+            name,
+            partitions: partitions
+                .into_iter()
+                .map(|(partition_index, r)| OffsetCommitResponsePartition {
+                    partition_index,
+                    error_code: r.err().unwrap_or(group_error).code(),
+                })
+                .collect(),
+        })
+        .collect();
+    respond(header, &OffsetCommitResponse { topics, ..Default::default() }, Vec::new())
+}

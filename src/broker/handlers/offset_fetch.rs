@@ -1,0 +1,107 @@
+//! OffsetFetch: one group (v0-7) or several (v8), the given partitions or all (null topics).
+
+use std::rc::Rc;
+
+use crate::broker::ShardBroker;
+use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::group::CommittedOffset;
+use crate::protocol::messages::{
+    OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponseGroupPartition,
+    OffsetFetchResponseGroupTopic, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use crate::protocol::{ErrorCode, RequestHeader};
+use crate::server::dispatch::{Reply, respond};
+
+type Fetched = Vec<(String, i32, Option<CommittedOffset>)>;
+type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+async fn fetch(
+    broker: &Rc<ShardBroker>,
+    group: &str,
+    wanted: Option<Vec<(String, i32)>>,
+) -> Result<Fetched, ErrorCode> {
+    let id = group.to_string();
+    match call(broker, group, move |p| GroupRequest::FetchOffsets(id, p, wanted)).await {
+        Ok(GroupResponse::Offsets(result)) => result,
+        Ok(_) => Err(ErrorCode::UnknownServerError),
+        Err(e) => Err(e),
+    }
+}
+
+/// Groups (topic, partition, offset) by topic, in first-seen order.
+fn by_topic(found: Fetched) -> ByTopic {
+    let mut out: ByTopic = Vec::new();
+    for (topic, partition, offset) in found {
+        match out.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, ps)) => ps.push((partition, offset)),
+            None => out.push((topic, vec![(partition, offset)])),
+        }
+    }
+    out
+}
+
+/// OffsetFetch (v0-8).
+pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetFetchRequest) -> Reply {
+    if header.api_version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for g in &request.groups {
+            let wanted = g
+                .topics
+                .as_ref()
+                .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.clone(), p))).collect());
+            let (topics, error) = match fetch(broker, &g.group_id, wanted).await {
+                Ok(found) => (by_topic(found), ErrorCode::None),
+                Err(e) => (Vec::new(), e),
+            };
+            groups.push(OffsetFetchResponseGroup {
+                group_id: g.group_id.clone(),
+                topics: topics
+                    .into_iter()
+                    .map(|(name, ps)| OffsetFetchResponseGroupTopic {
+                        name,
+                        partitions: ps
+                            .into_iter()
+                            .map(|(partition_index, o)| OffsetFetchResponseGroupPartition {
+                                partition_index,
+                                committed_offset: o.as_ref().map_or(-1, |o| o.offset),
+                                committed_leader_epoch: o.as_ref().map_or(-1, |o| o.leader_epoch),
+                                metadata: Some(o.and_then(|o| o.metadata).unwrap_or_default()),
+                                error_code: 0,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                error_code: error.code(),
+            });
+        }
+        return respond(header, &OffsetFetchResponse { groups, ..Default::default() }, Vec::new());
+    }
+    let wanted: Option<Vec<(String, i32)>> = request
+        .topics
+        .as_ref()
+        .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.clone(), p))).collect());
+    let (found, error) = match fetch(broker, &request.group_id, wanted.clone()).await {
+        Ok(found) => (found, ErrorCode::None),
+        // v0-1 have no top-level error: each asked partition carries it.
+        Err(e) => (wanted.unwrap_or_default().into_iter().map(|(t, p)| (t, p, None)).collect(), e),
+    };
+    let partition_error = if header.api_version < 2 { error } else { ErrorCode::None };
+    let topics = by_topic(found)
+        .into_iter()
+        .map(|(name, ps)| OffsetFetchResponseTopic {
+            name,
+            partitions: ps
+                .into_iter()
+                .map(|(partition_index, o)| OffsetFetchResponsePartition {
+                    partition_index,
+                    committed_offset: o.as_ref().map_or(-1, |o| o.offset),
+                    committed_leader_epoch: o.as_ref().map_or(-1, |o| o.leader_epoch),
+                    metadata: Some(o.and_then(|o| o.metadata).unwrap_or_default()),
+                    error_code: partition_error.code(),
+                })
+                .collect(),
+        })
+        .collect();
+    let response = OffsetFetchResponse { topics, error_code: error.code(), ..Default::default() };
+    respond(header, &response, Vec::new())
+}

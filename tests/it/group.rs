@@ -1,0 +1,225 @@
+//! Consumer groups end to end: real clients (confluent-kafka, kafka-python) through the group
+//! scenarios of tests/clients/compat.py, a SIGKILL that must not lose committed offsets, and
+//! hand-encoded requests for the error codes and session expiry.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Broker, client_script, python};
+use crate::raw::{Reader, connect, create_topic, read_frame, request, string};
+
+/// Flags that keep group tests fast: no initial rebalance delay, short sessions allowed, few
+/// `__consumer_offsets` partitions (each preallocates a segment extent).
+const FAST: &[&str] = &[
+    "--group-initial-rebalance-delay-ms",
+    "0",
+    "--group-min-session-timeout-ms",
+    "100",
+    "--offsets-topic-partitions",
+    "4",
+];
+
+fn flags(cores: &str) -> Vec<&str> {
+    let mut out = vec!["--cores", cores];
+    out.extend_from_slice(FAST);
+    out
+}
+
+fn scenario(broker: &Broker, scenario: &str, args: &[&str]) {
+    let output = Command::new(python())
+        .arg(client_script("compat.py"))
+        .args(["--bootstrap", &broker.addr, scenario])
+        .args(args)
+        .output()
+        .expect("run compat.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
+        "scenario {scenario} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
+#[test]
+fn group_two_consumers_split_six_partitions_exactly_once() {
+    scenario(&Broker::start(&flags("2")), "group_split", &[]);
+}
+
+#[test]
+fn group_two_groups_each_see_every_record() {
+    scenario(&Broker::start(&flags("2")), "group_two_groups", &[]);
+}
+
+#[test]
+fn group_consumer_resumes_from_its_committed_offset() {
+    scenario(&Broker::start(&flags("1")), "group_resume", &[]);
+}
+
+#[test]
+fn group_committed_offsets_and_metadata_survive_sigkill() {
+    let mut broker = Broker::start(&flags("2"));
+    scenario(&broker, "group_commit_before_crash", &["crash-topic", "crash-group"]);
+    broker.kill9();
+    broker.restart();
+    scenario(&broker, "group_check_after_crash", &["crash-topic", "crash-group"]);
+}
+
+#[test]
+fn group_members_joining_and_leaving_lose_nothing() {
+    scenario(&Broker::start(&flags("2")), "group_rebalance_at_least_once", &[]);
+}
+
+#[test]
+fn group_cooperative_sticky_with_confluent() {
+    scenario(&Broker::start(&flags("2")), "group_cooperative_sticky", &[]);
+}
+
+#[test]
+fn group_admin_list_describe_offsets_agree_with_consumers() {
+    scenario(&Broker::start(&flags("2")), "group_admin", &[]);
+}
+
+// --- hand-encoded requests ------------------------------------------------------------------
+
+fn call(stream: &mut TcpStream, api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    stream.write_all(&request(api_key, version, 7, body)).expect("send");
+    let frame = read_frame(stream).expect("a response");
+    assert_eq!(&frame[..4], &7i32.to_be_bytes(), "correlation id");
+    frame[4..].to_vec()
+}
+
+fn i32s(out: &mut Vec<u8>, v: i32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// JoinGroup v0 (no MEMBER_ID_REQUIRED round): (error, generation, leader, member id).
+fn join(stream: &mut TcpStream, group: &str, member: &str, session_ms: i32) -> (i16, i32, String, String) {
+    let mut body = Vec::new();
+    string(&mut body, group);
+    i32s(&mut body, session_ms);
+    string(&mut body, member);
+    string(&mut body, "consumer");
+    i32s(&mut body, 1);
+    string(&mut body, "range");
+    i32s(&mut body, 0);
+    let response = call(stream, 11, 0, &body);
+    let mut r = Reader(&response);
+    let error = r.i16();
+    let generation = r.i32();
+    let _protocol = r.string();
+    let leader = r.string();
+    let member_id = r.string();
+    (error, generation, leader, member_id)
+}
+
+fn sync(stream: &mut TcpStream, group: &str, generation: i32, member: &str) -> i16 {
+    let mut body = Vec::new();
+    string(&mut body, group);
+    i32s(&mut body, generation);
+    string(&mut body, member);
+    i32s(&mut body, 1);
+    string(&mut body, member);
+    i32s(&mut body, 2);
+    body.extend_from_slice(b"as");
+    Reader(&call(stream, 14, 0, &body)).i16()
+}
+
+fn heartbeat(stream: &mut TcpStream, group: &str, generation: i32, member: &str) -> i16 {
+    let mut body = Vec::new();
+    string(&mut body, group);
+    i32s(&mut body, generation);
+    string(&mut body, member);
+    Reader(&call(stream, 12, 0, &body)).i16()
+}
+
+/// OffsetCommit v2 of one partition: its error code.
+fn commit(stream: &mut TcpStream, group: &str, generation: i32, member: &str, topic: &str) -> i16 {
+    let mut body = Vec::new();
+    string(&mut body, group);
+    i32s(&mut body, generation);
+    string(&mut body, member);
+    body.extend_from_slice(&(-1i64).to_be_bytes());
+    i32s(&mut body, 1);
+    string(&mut body, topic);
+    i32s(&mut body, 1);
+    i32s(&mut body, 0);
+    body.extend_from_slice(&5i64.to_be_bytes());
+    string(&mut body, "m");
+    let response = call(stream, 8, 2, &body);
+    let mut r = Reader(&response);
+    assert_eq!(r.i32(), 1);
+    assert_eq!(r.string(), topic);
+    assert_eq!(r.i32(), 1);
+    assert_eq!(r.i32(), 0);
+    r.i16()
+}
+
+/// DescribeGroups v0 of one group: (error, state, member count).
+fn describe(stream: &mut TcpStream, group: &str) -> (i16, String, i32) {
+    let mut body = Vec::new();
+    i32s(&mut body, 1);
+    string(&mut body, group);
+    let response = call(stream, 15, 0, &body);
+    let mut r = Reader(&response);
+    assert_eq!(r.i32(), 1);
+    let error = r.i16();
+    assert_eq!(r.string(), group);
+    let state = r.string();
+    let _protocol_type = r.string();
+    let _protocol = r.string();
+    (error, state, r.i32())
+}
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const INVALID_SESSION_TIMEOUT: i16 = 26;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+
+#[test]
+fn group_error_codes_and_a_silent_member_is_evicted() {
+    let broker = Broker::start(&flags("2"));
+    create_topic(&broker, "raw-group-topic");
+    let mut a = connect(&broker);
+    let group = "raw-group";
+    assert_eq!(join(&mut a, group, "", 10).0, INVALID_SESSION_TIMEOUT);
+    assert_eq!(join(&mut a, group, "made-up-id", 1000).0, UNKNOWN_MEMBER_ID);
+    let (error, generation, leader, member) = join(&mut a, group, "", 1000);
+    assert_eq!((error, generation), (0, 1));
+    assert_eq!(leader, member);
+    assert!(member.starts_with("raw-"), "member ids are client.id-uuid: {member}");
+    assert_eq!(sync(&mut a, group, generation + 1, &member), ILLEGAL_GENERATION);
+    assert_eq!(sync(&mut a, group, generation, &member), 0);
+    assert_eq!(sync(&mut a, "no-such-group", 1, &member), UNKNOWN_MEMBER_ID);
+    assert_eq!(heartbeat(&mut a, group, generation, &member), 0);
+    assert_eq!(heartbeat(&mut a, group, generation - 1, &member), ILLEGAL_GENERATION);
+    assert_eq!(heartbeat(&mut a, group, generation, "nobody"), UNKNOWN_MEMBER_ID);
+    assert_eq!(commit(&mut a, group, generation, &member, "raw-group-topic"), 0);
+    assert_eq!(commit(&mut a, group, generation + 5, &member, "raw-group-topic"), ILLEGAL_GENERATION);
+    assert_eq!(commit(&mut a, group, generation, "nobody", "raw-group-topic"), UNKNOWN_MEMBER_ID);
+    assert_eq!(commit(&mut a, group, generation, &member, "no-such-topic"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(commit(&mut a, "fresh-group", 3, "m", "raw-group-topic"), ILLEGAL_GENERATION);
+    assert_eq!(commit(&mut a, "simple-group", -1, "", "raw-group-topic"), 0, "a simple commit");
+    assert_eq!(describe(&mut a, group), (0, "Stable".to_string(), 1));
+
+    // A second member joins (on its own connection, since the join waits); the first, silent,
+    // does not rejoin and is dropped when its session ends.
+    let addr = broker.addr.clone();
+    let second = std::thread::spawn(move || {
+        let mut b = TcpStream::connect(&addr).expect("connect");
+        b.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        join(&mut b, "raw-group", "", 1000)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(heartbeat(&mut a, group, generation, &member), REBALANCE_IN_PROGRESS);
+    let (error, new_generation, new_leader, new_member) = second.join().expect("second member");
+    assert_eq!((error, new_generation), (0, generation + 1));
+    assert_eq!(new_leader, new_member, "the silent leader was replaced");
+    assert_eq!(heartbeat(&mut a, group, generation, &member), UNKNOWN_MEMBER_ID);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Nobody heartbeats now: the group empties.
+    assert_eq!(describe(&mut a, group), (0, "Empty".to_string(), 0));
+    assert_eq!(describe(&mut a, "never-seen"), (0, "Dead".to_string(), 0));
+}
