@@ -8,6 +8,7 @@ mod broker_crash;
 mod broker_lifecycle;
 mod client;
 mod group;
+mod group_client;
 mod harness;
 mod kafka_client_compat;
 mod malformed_frames;
