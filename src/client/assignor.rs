@@ -130,32 +130,37 @@ fn cooperative_sticky(
     }
     let total = unassigned.len();
     let member_count = members.len().max(1);
-    // The most any member may keep: balanced counts differ by at most one.
-    let quota = total.div_ceil(member_count);
+    // Balanced: everyone gets `floor` partitions and `total % members` of them one more. A
+    // member keeps what it owned up to `floor`, and up to `floor + 1` while such places last,
+    // so whatever it held above that is freed for members with less.
+    let floor = total / member_count;
+    let mut extra_places = total % member_count;
     let mut load: BTreeMap<&String, usize> = members.keys().map(|m| (m, 0)).collect();
     let mut previous_owner: BTreeMap<(String, i32), &String> = BTreeMap::new();
-    // Keep what each member owned (if it still subscribes and the partition is not claimed
-    // twice), up to the quota; the newest generation's claim wins a double claim.
+    // The newest generation's claim wins a partition claimed twice.
     let mut claims: Vec<(&String, &Subscription)> = members.iter().collect();
     claims.sort_by_key(|(m, s)| (std::cmp::Reverse(s.generation), *m));
     for (member, subscription) in claims {
-        for (topic, owned) in &subscription.owned_partitions {
-            if !subscription.topics.contains(topic) {
+        let owned: Vec<(String, i32)> = subscription
+            .owned_partitions
+            .iter()
+            .filter(|(topic, _)| subscription.topics.contains(topic))
+            .flat_map(|(topic, ps)| ps.iter().map(move |p| (topic.clone(), *p)))
+            .filter(|key| unassigned.contains(key))
+            .collect();
+        for key in owned {
+            previous_owner.entry(key.clone()).or_insert(member);
+            let have = load[member];
+            let may_keep = have < floor || (have == floor && extra_places > 0);
+            if !may_keep {
                 continue;
             }
-            for &p in owned {
-                let key = (topic.clone(), p);
-                if !unassigned.contains(&key) {
-                    continue;
-                }
-                previous_owner.entry(key.clone()).or_insert(member);
-                if load[member] >= quota {
-                    continue;
-                }
-                unassigned.remove(&key);
-                *load.entry(member).or_default() += 1;
-                out.entry(member.clone()).or_default().entry(topic.clone()).or_default().push(p);
+            if have == floor {
+                extra_places -= 1;
             }
+            unassigned.remove(&key);
+            *load.entry(member).or_default() += 1;
+            out.entry(member.clone()).or_default().entry(key.0).or_default().push(key.1);
         }
     }
     // The rest to the least loaded subscriber; a partition another member still owns is held
@@ -227,6 +232,38 @@ mod tests {
         let second = Assignor::CooperativeSticky.assign(&members, &topics);
         assert_eq!(second["a"]["t"], [0, 1, 2]);
         assert_eq!(second["b"]["t"], [3, 4, 5]);
+    }
+
+    #[test]
+    fn cooperative_sticky_frees_partitions_for_a_newcomer_when_everyone_is_within_the_ceiling() {
+        // 24 partitions over 10 members (2 or 3 each); an 11th joins: 24 = 11 * 2 + 2, so only
+        // two members may keep a third partition and the newcomer ends up with two.
+        let topics = BTreeMap::from([("t".to_string(), 24)]);
+        let mut members = BTreeMap::new();
+        let mut next = 0;
+        for m in 0..10 {
+            let take = if m < 4 { 3 } else { 2 };
+            let mut s = sub(&["t"]);
+            s.owned_partitions = BTreeMap::from([("t".to_string(), (next..next + take).collect())]);
+            s.generation = 1;
+            next += take;
+            members.insert(format!("m{m:02}"), s);
+        }
+        members.insert("new".to_string(), sub(&["t"]));
+        let first = Assignor::CooperativeSticky.assign(&members, &topics);
+        let kept: usize = members.keys().map(|m| count(&first, m)).sum();
+        assert_eq!(kept, 22, "two partitions freed (revoked this round)");
+        assert_eq!(count(&first, "new"), 0, "freed partitions wait for the next round");
+        // Next round: the owners report what they kept; the newcomer gets the freed two.
+        for (m, s) in members.iter_mut() {
+            s.owned_partitions = first.get(m).cloned().unwrap_or_default();
+            s.generation = 2;
+        }
+        let second = Assignor::CooperativeSticky.assign(&members, &topics);
+        assert_eq!(count(&second, "new"), 2);
+        let loads: Vec<usize> = members.keys().map(|m| count(&second, m)).collect();
+        assert_eq!(loads.iter().sum::<usize>(), 24);
+        assert!(loads.iter().all(|l| (2..=3).contains(l)), "{loads:?}");
     }
 
     #[test]
