@@ -9,6 +9,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -37,6 +38,7 @@ pub const HANDLERS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// Whether the broker serves `version` of `api`.
@@ -58,6 +60,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, body: Requ
         RequestBody::DescribeConfigs(request) => describe_configs::handle(broker, header, request),
         RequestBody::CreatePartitions(request) => create_partitions::handle(broker, header, request).await,
         RequestBody::DescribeCluster(request) => describe_cluster::handle(broker, header, request),
+        RequestBody::IncrementalAlterConfigs(request) => {
+            incremental_alter_configs::handle(broker, header, request).await
+        }
         _ => Reply::Close,
     }
 }
