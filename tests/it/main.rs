@@ -6,6 +6,7 @@
 mod bench;
 mod broker_crash;
 mod broker_lifecycle;
+mod cli;
 mod client;
 mod harness;
 mod kafka_client_compat;

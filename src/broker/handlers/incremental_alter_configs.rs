@@ -115,3 +115,41 @@ pub async fn handle(
     }
     respond(header, &IncrementalAlterConfigsResponse { responses, ..Default::default() }, Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::IncrementalAlterConfigsRequestConfig;
+
+    fn resource(configs: &[(&str, i8, Option<&str>)]) -> IncrementalAlterConfigsRequestResource {
+        IncrementalAlterConfigsRequestResource {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: "t".into(),
+            configs: configs
+                .iter()
+                .map(|(name, op, value)| IncrementalAlterConfigsRequestConfig {
+                    name: name.to_string(),
+                    config_operation: *op,
+                    value: value.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn operations_map_to_changes_and_malformed_ones_are_refused() {
+        let ok = changes(&resource(&[("a", OP_SET, Some("1")), ("b", OP_DELETE, None), ("c", OP_APPEND, Some("x"))]));
+        assert_eq!(
+            ok.unwrap(),
+            vec![
+                ConfigChange::Set("a".into(), "1".into()),
+                ConfigChange::Delete("b".into()),
+                ConfigChange::Append("c".into(), "x".into())
+            ]
+        );
+        assert!(changes(&resource(&[("a", OP_SET, Some("1")), ("a", OP_DELETE, None)])).is_err());
+        assert!(changes(&resource(&[("a", OP_SET, None)])).is_err());
+        assert!(changes(&resource(&[("a", OP_SUBTRACT, None)])).is_err());
+        assert!(changes(&resource(&[("a", 9, Some("1"))])).is_err());
+    }
+}
