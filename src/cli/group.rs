@@ -42,7 +42,7 @@ enum GroupCommand {
         json: bool,
     },
     /// Move a group's committed offsets of a topic; the group must have no active members.
-    #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "to_timestamp"])))]
+    #[command(group(ArgGroup::new("to").required(true).args(RESET_TARGETS)))]
     ResetOffsets {
         /// The group id.
         group: String,
@@ -82,6 +82,9 @@ enum GroupCommand {
         json: bool,
     },
 }
+
+/// The flags of `reset-offsets` that say where to; exactly one is required.
+const RESET_TARGETS: [&str; 4] = ["to_earliest", "to_latest", "to_offset", "to_timestamp"];
 
 /// Where `reset-offsets` moves the offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
