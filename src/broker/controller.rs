@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::metadata::{MetadataImage, PartitionMeta, TopicId, TopicMeta, store_image};
 use super::shard::{ShardBroker, ShardRequest};
-use super::topic_config::TopicConfig;
+use super::topic_config::{TopicConfig, topic_config_names};
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::model::validate_topic_name;
 
@@ -94,6 +94,38 @@ pub enum ControllerRequest {
         /// Only check, change nothing.
         validate_only: bool,
     },
+    /// IncrementalAlterConfigs for topics: each topic's changes, applied in order.
+    AlterTopicConfigs {
+        /// (topic, its changes).
+        topics: Vec<(String, Vec<ConfigChange>)>,
+        /// Only check, change nothing.
+        validate_only: bool,
+    },
+}
+
+/// One change of IncrementalAlterConfigs to a topic's config overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// Set the override.
+    Set(String, String),
+    /// Remove the override: the broker's value or Kafka's default applies again.
+    Delete(String),
+    /// Add a value to a list config (`cleanup.policy`) unless it is there.
+    Append(String, String),
+    /// Remove a value from a list config.
+    Subtract(String, String),
+}
+
+impl ConfigChange {
+    /// The config name the change is about.
+    pub fn name(&self) -> &str {
+        match self {
+            ConfigChange::Set(name, _)
+            | ConfigChange::Delete(name)
+            | ConfigChange::Append(name, _)
+            | ConfigChange::Subtract(name, _) => name,
+        }
+    }
 }
 
 /// Answers from the controller.
@@ -105,6 +137,8 @@ pub enum ControllerResponse {
     DeleteTopics(Vec<(String, Result<TopicId, TopicError>)>),
     /// Per topic.
     CreatePartitions(Vec<(String, Result<(), TopicError>)>),
+    /// Per topic.
+    AlterTopicConfigs(Vec<(String, Result<(), TopicError>)>),
 }
 
 impl ShardBroker {
@@ -119,6 +153,9 @@ impl ShardBroker {
             ControllerRequest::DeleteTopics(names) => ControllerResponse::DeleteTopics(self.delete_topics(names).await),
             ControllerRequest::CreatePartitions { topics, validate_only } => {
                 ControllerResponse::CreatePartitions(self.create_partitions(topics, validate_only).await)
+            }
+            ControllerRequest::AlterTopicConfigs { topics, validate_only } => {
+                ControllerResponse::AlterTopicConfigs(self.alter_topic_configs(topics, validate_only).await)
             }
         }
     }
@@ -252,6 +289,43 @@ impl ShardBroker {
         results
     }
 
+    /// Applies each topic's config changes to its overrides, validates the result as CreateTopics
+    /// validates configs, and installs the new image: open partitions take the new config when
+    /// the image is installed (see `ShardBroker::open_partitions`), and the image on disk keeps it.
+    async fn alter_topic_configs(
+        &self,
+        topics: Vec<(String, Vec<ConfigChange>)>,
+        validate_only: bool,
+    ) -> Vec<(String, Result<(), TopicError>)> {
+        let mut image = (*self.image()).clone();
+        let mut results = Vec::new();
+        for (name, changes) in topics {
+            let result = match image.topics.get(&name).cloned() {
+                None => Err(TopicError::Unknown),
+                Some(topic) => apply_config_changes(&topic.configs, &changes).and_then(|configs| {
+                    TopicConfig::resolve(&self.config.log_defaults, &configs)
+                        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+                    if !validate_only {
+                        let mut altered = (*topic).clone();
+                        altered.configs = configs;
+                        image.topics.insert(name.clone(), Arc::new(altered));
+                    }
+                    Ok(())
+                }),
+            };
+            results.push((name, result));
+        }
+        if !validate_only {
+            self.install_for(image, &mut results).await;
+            for (name, result) in &results {
+                if result.is_ok() {
+                    info!(topic = %name, "topic configs altered");
+                }
+            }
+        }
+        results
+    }
+
     /// Installs `image` if any of `results` succeeded; if installing fails, so do they.
     async fn install_for<T>(&self, image: MetadataImage, results: &mut [(String, Result<T, TopicError>)]) {
         if !results.iter().any(|(_, r)| r.is_ok()) {
@@ -286,5 +360,79 @@ impl ShardBroker {
             }
         }
         Ok(())
+    }
+}
+
+/// `overrides` after `changes`, in order. Names must be topic configs the broker knows (a typo
+/// is refused rather than stored); values are checked later, on the whole result.
+pub fn apply_config_changes(
+    overrides: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let known = topic_config_names();
+    let mut out = overrides.clone();
+    for change in changes {
+        let name = change.name();
+        if !known.contains(&name) {
+            return Err(TopicError::InvalidConfig(format!("unknown topic config '{name}'")));
+        }
+        match change {
+            ConfigChange::Set(name, value) => {
+                out.insert(name.clone(), value.clone());
+            }
+            ConfigChange::Delete(name) => {
+                out.remove(name);
+            }
+            ConfigChange::Append(name, value) | ConfigChange::Subtract(name, value) => {
+                if name != LIST_CONFIG {
+                    return Err(TopicError::InvalidConfig(format!("'{name}' is not a list config")));
+                }
+                // The current list: the override, else what the topic has by default.
+                let current = match out.get(name) {
+                    Some(list) => list.clone(),
+                    None => LIST_CONFIG_DEFAULT.to_string(),
+                };
+                let mut items: Vec<&str> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                if matches!(change, ConfigChange::Append(..)) {
+                    if !items.contains(&value.as_str()) {
+                        items.push(value);
+                    }
+                } else {
+                    items.retain(|item| item != value);
+                }
+                out.insert(name.clone(), items.join(","));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The only list-typed topic config the broker has, and its Kafka default.
+const LIST_CONFIG: &str = "cleanup.policy";
+const LIST_CONFIG_DEFAULT: &str = "delete";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_changes_apply_in_order() {
+        let start = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let changes = [
+            ConfigChange::Set("segment.bytes".into(), "1048576".into()),
+            ConfigChange::Delete("retention.ms".into()),
+            ConfigChange::Append("cleanup.policy".into(), "compact".into()),
+            ConfigChange::Append("cleanup.policy".into(), "compact".into()),
+        ];
+        let out = apply_config_changes(&start, &changes).unwrap();
+        assert_eq!(out.get("segment.bytes").map(String::as_str), Some("1048576"));
+        assert!(!out.contains_key("retention.ms"));
+        assert_eq!(out.get("cleanup.policy").map(String::as_str), Some("delete,compact"));
+        let out = apply_config_changes(&out, &[ConfigChange::Subtract("cleanup.policy".into(), "delete".into())]);
+        assert_eq!(out.unwrap().get("cleanup.policy").map(String::as_str), Some("compact"));
+        let unknown = apply_config_changes(&start, &[ConfigChange::Set("retention.msx".into(), "1".into())]);
+        assert!(matches!(unknown, Err(TopicError::InvalidConfig(_))));
+        let not_list = apply_config_changes(&start, &[ConfigChange::Append("retention.ms".into(), "1".into())]);
+        assert!(matches!(not_list, Err(TopicError::InvalidConfig(_))));
     }
 }

@@ -3,7 +3,12 @@
 
 mod bench;
 mod broker;
+mod common;
+mod consume;
+mod group;
 mod log;
+mod produce;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -26,6 +31,14 @@ enum Command {
     /// Work with a partition log directory directly: inspect it, or load it with synthetic
     /// appends (for benchmarks and crash tests).
     Log(log::LogArgs),
+    /// Create, list, describe, delete and grow topics; change their configs.
+    Topic(topic::TopicArgs),
+    /// Send the lines of stdin to a topic, one record each.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records, formatted by a template.
+    Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their committed offsets.
+    Group(group::GroupArgs),
 }
 
 /// Parses the command line and runs the subcommand; errors print one line and exit non-zero.
@@ -36,6 +49,10 @@ pub fn main() -> ExitCode {
         Command::Broker(args) => broker::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Log(args) => log::run(args),
+        Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Group(args) => group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

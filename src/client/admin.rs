@@ -7,9 +7,14 @@ use std::time::Duration;
 use super::error::ClientError;
 use super::metadata::{Client, TopicMetadata};
 use crate::protocol::messages::{
-    CreateTopicsRequest, CreateTopicsRequestConfig, CreateTopicsRequestTopic, DeleteTopicsRequest,
-    DeleteTopicsRequestTopic, ListOffsetsRequest, ListOffsetsRequestPartition, ListOffsetsRequestTopic,
+    CreatePartitionsRequest, CreatePartitionsRequestTopic, CreateTopicsRequest, CreateTopicsRequestConfig,
+    CreateTopicsRequestTopic, DeleteTopicsRequest, DeleteTopicsRequestTopic, DescribeConfigsRequest,
+    DescribeConfigsRequestResource, IncrementalAlterConfigsRequest, IncrementalAlterConfigsRequestConfig,
+    IncrementalAlterConfigsRequestResource, ListOffsetsRequest, ListOffsetsRequestPartition, ListOffsetsRequestTopic,
 };
+
+/// DescribeConfigs' and IncrementalAlterConfigs' resource type of a topic.
+const RESOURCE_TOPIC: i8 = 2;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +71,90 @@ pub struct ListedOffset {
     pub offset: Option<i64>,
     /// The timestamp of the record found (-1 for earliest and latest).
     pub timestamp: i64,
+}
+
+/// One config of a topic, as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Kafka's name (`retention.ms`, …).
+    pub name: String,
+    /// The value; `None` when sensitive or unset.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Whether it cannot be altered.
+    pub read_only: bool,
+}
+
+/// Where a config value comes from (Kafka's `ConfigEntry.ConfigSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (at creation or by an alter).
+    DynamicTopicConfig,
+    /// Set dynamically for this broker.
+    DynamicBrokerConfig,
+    /// Set dynamically for every broker.
+    DynamicDefaultBrokerConfig,
+    /// Set in the broker's static configuration (its flags).
+    StaticBrokerConfig,
+    /// Kafka's default.
+    DefaultConfig,
+    /// Set dynamically for the broker's loggers.
+    DynamicBrokerLoggerConfig,
+    /// A source this client does not know (or none reported, before DescribeConfigs v1).
+    Unknown,
+}
+
+impl ConfigSource {
+    fn from_wire(source: i8) -> ConfigSource {
+        match source {
+            1 => ConfigSource::DynamicTopicConfig,
+            2 => ConfigSource::DynamicBrokerConfig,
+            3 => ConfigSource::DynamicDefaultBrokerConfig,
+            4 => ConfigSource::StaticBrokerConfig,
+            5 => ConfigSource::DefaultConfig,
+            6 => ConfigSource::DynamicBrokerLoggerConfig,
+            _ => ConfigSource::Unknown,
+        }
+    }
+
+    /// Kafka's name of the source, as its tools print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSource::DynamicTopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            ConfigSource::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
+            ConfigSource::DefaultConfig => "DEFAULT_CONFIG",
+            ConfigSource::DynamicBrokerLoggerConfig => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            ConfigSource::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One change of [`Admin::alter_topic_configs`] (Kafka's `AlterConfigOp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    /// Set the config on the topic.
+    Set(String, String),
+    /// Remove the topic's setting: the broker's value or the default applies again.
+    Delete(String),
+    /// Add a value to a list config.
+    Append(String, String),
+    /// Remove a value from a list config.
+    Subtract(String, String),
+}
+
+impl AlterConfigOp {
+    fn wire(&self) -> IncrementalAlterConfigsRequestConfig {
+        let (name, operation, value) = match self {
+            AlterConfigOp::Set(name, value) => (name, 0, Some(value)),
+            AlterConfigOp::Delete(name) => (name, 1, None),
+            AlterConfigOp::Append(name, value) => (name, 2, Some(value)),
+            AlterConfigOp::Subtract(name, value) => (name, 3, Some(value)),
+        };
+        IncrementalAlterConfigsRequestConfig { name: name.clone(), config_operation: operation, value: value.cloned() }
+    }
 }
 
 /// Administrative operations over a [`Client`].
@@ -204,6 +293,100 @@ impl Admin {
                 })
             })
             .collect())
+    }
+
+    /// Grows `topic` to `partitions` partitions in all (CreatePartitions).
+    pub async fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), ClientError> {
+        let request = CreatePartitionsRequest {
+            topics: vec![CreatePartitionsRequestTopic {
+                name: topic.to_string(),
+                count: partitions,
+                assignments: None,
+            }],
+            timeout_ms: self.timeout_ms(),
+            validate_only: false,
+        };
+        let connection = self.client.controller_connection().await?;
+        let response = connection.send(&request).await?;
+        let result = response.results.iter().find(|r| r.name == topic).ok_or_else(|| ClientError::Protocol {
+            addr: connection.addr().to_string(),
+            reason: format!("no CreatePartitions result for {topic}"),
+        })?;
+        if let Some(error) = ClientError::from_code(
+            result.error_code,
+            || format!("adding partitions to {topic}"),
+            result.error_message.as_deref(),
+        ) {
+            return Err(error);
+        }
+        let _ = self.client.refresh_metadata(Some(&[topic.to_string()])).await;
+        Ok(())
+    }
+
+    /// Every config of `topic` with its value and source (DescribeConfigs), sorted by name.
+    pub async fn describe_topic_configs(&self, topic: &str) -> Result<Vec<ConfigEntry>, ClientError> {
+        let request = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsRequestResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: topic.to_string(),
+                configuration_keys: None,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        };
+        let connection = self.client.any_connection().await?;
+        let response = connection.send(&request).await?;
+        let result =
+            response.results.into_iter().find(|r| r.resource_name == topic).ok_or_else(|| ClientError::Protocol {
+                addr: connection.addr().to_string(),
+                reason: format!("no DescribeConfigs result for {topic}"),
+            })?;
+        if let Some(error) = ClientError::from_code(
+            result.error_code,
+            || format!("describing the configs of {topic}"),
+            result.error_message.as_deref(),
+        ) {
+            return Err(error);
+        }
+        let mut configs: Vec<ConfigEntry> = result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name,
+                value: c.value,
+                source: ConfigSource::from_wire(c.config_source),
+                read_only: c.read_only,
+            })
+            .collect();
+        configs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(configs)
+    }
+
+    /// Changes some configs of `topic`, leaving the others alone (IncrementalAlterConfigs).
+    pub async fn alter_topic_configs(&self, topic: &str, changes: &[AlterConfigOp]) -> Result<(), ClientError> {
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![IncrementalAlterConfigsRequestResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: topic.to_string(),
+                configs: changes.iter().map(AlterConfigOp::wire).collect(),
+            }],
+            validate_only: false,
+        };
+        let connection = self.client.controller_connection().await?;
+        let response = connection.send(&request).await?;
+        let result =
+            response.responses.iter().find(|r| r.resource_name == topic).ok_or_else(|| ClientError::Protocol {
+                addr: connection.addr().to_string(),
+                reason: format!("no IncrementalAlterConfigs result for {topic}"),
+            })?;
+        match ClientError::from_code(
+            result.error_code,
+            || format!("altering the configs of {topic}"),
+            result.error_message.as_deref(),
+        ) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// The offset `spec` names in every partition of `topic`, by partition.

@@ -12,7 +12,10 @@
 //!   requests matched to responses in order, a timeout per request.
 //! - [`metadata`]: [`Client`], the bootstrap list, a connection per broker and the cached
 //!   topic → partition → leader map, refreshed by Metadata requests.
-//! - [`admin`]: create, delete and describe topics; list offsets.
+//! - [`admin`]: create, delete and describe topics, add partitions, describe and alter topic
+//!   configs; list offsets.
+//! - [`group_admin`]: list, describe, delete consumer groups; their committed offsets and lag;
+//!   offset resets.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
 //! - [`producer`]: batching, compression, acks, retries, delivery futures.
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
@@ -28,11 +31,12 @@ pub mod consumer;
 pub mod consumer_protocol;
 pub mod error;
 pub mod group;
+pub mod group_admin;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};

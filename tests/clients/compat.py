@@ -450,6 +450,48 @@ def scenario_configs(b):
         assert e.args[0].code() == KafkaError.INVALID_CONFIG, e
 
 
+def scenario_incremental_alter_configs(b):
+    """IncrementalAlterConfigs (KIP-339) through librdkafka: SET and DELETE on a topic, seen by
+    DescribeConfigs with their sources; a bad value and an unknown topic are refused."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    client = admin(b)
+    topic = unique("iac")
+    create_topic(b, topic, config={"retention.ms": "3600000"})
+
+    def alter(name, entries):
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+        for _, future in client.incremental_alter_configs([resource]).items():
+            future.result(timeout=TIMEOUT)
+
+    def describe():
+        res = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        return list(res.values())[0].result(timeout=TIMEOUT)
+
+    alter(topic, [
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    configs = describe()
+    assert configs["segment.bytes"].value == "1048576", configs["segment.bytes"]
+    assert configs["segment.bytes"].source == ConfigSource_DYNAMIC_TOPIC, configs["segment.bytes"].source
+    assert configs["retention.ms"].value == "604800000", configs["retention.ms"]
+    assert configs["retention.ms"].source != ConfigSource_DYNAMIC_TOPIC
+    for name, entry, code in [
+        (topic, ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET), "INVALID_CONFIG"),
+        (unique("nope"), ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET),
+         "UNKNOWN_TOPIC_OR_PART"),
+    ]:
+        try:
+            alter(name, [entry])
+            raise AssertionError(f"{entry} on {name} accepted")
+        except KafkaException as e:
+            assert e.args[0].name() == code, e
+
+
+ConfigSource_DYNAMIC_TOPIC = 1
+
+
 def scenario_unknown_topic_produce(b):
     producer = Producer({"bootstrap.servers": b, "message.timeout.ms": 3000})
     errors = []

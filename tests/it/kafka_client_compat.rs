@@ -72,6 +72,11 @@ fn topic_configs_and_log_append_time() {
 }
 
 #[test]
+fn incremental_alter_configs_sets_and_deletes() {
+    run_scenario("incremental_alter_configs", &["--cores", "1"]);
+}
+
+#[test]
 fn produce_to_an_unknown_topic_fails() {
     run_scenario("unknown_topic_produce", &["--cores", "1"]);
 }

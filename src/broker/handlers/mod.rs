@@ -13,6 +13,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -62,6 +63,7 @@ pub const HANDLERS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// Whether the broker serves `version` of `api`.
@@ -94,6 +96,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, body: Requ
         RequestBody::DescribeGroups(request) => describe_groups::handle(broker, header, request).await,
         RequestBody::DeleteGroups(request) => delete_groups::handle(broker, header, request).await,
         RequestBody::OffsetDelete(request) => offset_delete::handle(broker, header, request).await,
+        RequestBody::IncrementalAlterConfigs(request) => {
+            incremental_alter_configs::handle(broker, header, request).await
+        }
         _ => Reply::Close,
     }
 }

@@ -129,6 +129,10 @@ oracle_tests! {
     describe_configs_response: DescribeConfigsResponse = DescribeConfigsResponse, defaults: true, versions: 1..=4;
     create_partitions_request: CreatePartitionsRequest = CreatePartitionsRequest, defaults: true, versions: 0..=3;
     create_partitions_response: CreatePartitionsResponse = CreatePartitionsResponse, defaults: true, versions: 0..=3;
+    incremental_alter_configs_request: IncrementalAlterConfigsRequest = IncrementalAlterConfigsRequest, defaults: true,
+        versions: 0..=1;
+    incremental_alter_configs_response: IncrementalAlterConfigsResponse = IncrementalAlterConfigsResponse,
+        defaults: true, versions: 0..=1;
     describe_cluster_request: DescribeClusterRequest = DescribeClusterRequest, defaults: true, versions: 0..=1;
     describe_cluster_response: DescribeClusterResponse = DescribeClusterResponse, defaults: true, versions: 0..=1;
     find_coordinator_request: FindCoordinatorRequest = FindCoordinatorRequest, defaults: true, versions: 0..=4;

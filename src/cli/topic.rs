@@ -1,0 +1,239 @@
+//! `sluice topic create | list | describe | delete | add-partitions | alter-config`: topic
+//! administration over the wire (CreateTopics, Metadata, DescribeConfigs, DeleteTopics,
+//! CreatePartitions, IncrementalAlterConfigs), so it works against any Kafka-compatible broker.
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::common::{Cluster, emit, emit_json, key_value, on_executor, table};
+use crate::client::{Admin, AlterConfigOp, NewTopic, TopicMetadata};
+
+#[derive(Debug, Args)]
+pub(super) struct TopicArgs {
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// The topic name.
+        name: String,
+        /// Partitions (default: the broker's `num.partitions`).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Replicas of each partition (default: the broker's).
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// A topic config, NAME=VALUE by Kafka's names (`retention.ms=60000`); repeatable.
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the topics, with their partition counts.
+    List {
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a topic's partitions (leader, replicas, in-sync replicas) and its configs with where
+    /// each value comes from.
+    Describe {
+        /// The topic name.
+        name: String,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// The topic name.
+        name: String,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grow a topic to a new total number of partitions (keys may then map to other partitions).
+    AddPartitions {
+        /// The topic name.
+        name: String,
+        /// The new total number of partitions.
+        #[arg(long)]
+        partitions: i32,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set or remove topic configs; the others stay as they are.
+    AlterConfig {
+        /// The topic name.
+        name: String,
+        /// Set a config, NAME=VALUE; repeatable.
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+        /// Remove a config set on the topic (the broker's value or the default applies again);
+        /// repeatable.
+        #[arg(long = "delete-config", value_name = "NAME")]
+        delete_configs: Vec<String>,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
+    on_executor(|| async move {
+        match args.command {
+            TopicCommand::Create { name, partitions, replication_factor, configs, cluster, json } => {
+                let mut topic = NewTopic::new(&name, partitions.unwrap_or(-1));
+                topic.replication_factor = replication_factor.unwrap_or(-1);
+                for config in &configs {
+                    let (key, value) = key_value("--config", config)?;
+                    topic = topic.config(key, value);
+                }
+                let admin = admin(&cluster).await?;
+                admin.create_topic(topic).await?;
+                let count = admin.describe_topics(&[&name]).await?.first().map_or(0, |t| t.partitions.len());
+                done(json, json!({"topic": name, "created": true, "partitions": count}), || {
+                    format!("created topic {name} with {count} partition(s)")
+                })
+            }
+            TopicCommand::List { cluster, json } => list(&admin(&cluster).await?, json).await,
+            TopicCommand::Describe { name, cluster, json } => describe(&admin(&cluster).await?, &name, json).await,
+            TopicCommand::Delete { name, cluster, json } => {
+                let admin = admin(&cluster).await?;
+                for (_, result) in admin.delete_topics(&[&name]).await? {
+                    result?;
+                }
+                done(json, json!({"topic": name, "deleted": true}), || format!("deleted topic {name}"))
+            }
+            TopicCommand::AddPartitions { name, partitions, cluster, json } => {
+                admin(&cluster).await?.create_partitions(&name, partitions).await?;
+                done(json, json!({"topic": name, "partitions": partitions}), || {
+                    format!("topic {name} now has {partitions} partitions")
+                })
+            }
+            TopicCommand::AlterConfig { name, configs, delete_configs, cluster, json } => {
+                if configs.is_empty() && delete_configs.is_empty() {
+                    bail!("nothing to change: give --config NAME=VALUE or --delete-config NAME");
+                }
+                let mut changes = Vec::new();
+                for config in &configs {
+                    let (key, value) = key_value("--config", config)?;
+                    changes.push(AlterConfigOp::Set(key, value));
+                }
+                changes.extend(delete_configs.iter().map(|key| AlterConfigOp::Delete(key.clone())));
+                admin(&cluster).await?.alter_topic_configs(&name, &changes).await?;
+                let set: serde_json::Map<String, serde_json::Value> = changes
+                    .iter()
+                    .filter_map(|c| match c {
+                        AlterConfigOp::Set(k, v) => Some((k.clone(), json!(v))),
+                        _ => None,
+                    })
+                    .collect();
+                done(json, json!({"topic": name, "set": set, "deleted": delete_configs}), || {
+                    format!("altered the configs of topic {name}")
+                })
+            }
+        }
+    })
+}
+
+async fn admin(cluster: &Cluster) -> anyhow::Result<Admin> {
+    Ok(Admin::new(cluster.connect("sluice-topic").await?))
+}
+
+/// Reports success: a line for people, or a JSON object.
+fn done(json: bool, value: serde_json::Value, line: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json { emit_json(&value) } else { emit(&format!("{}\n", line())) }
+}
+
+fn replication_factor(topic: &TopicMetadata) -> usize {
+    topic.partitions.iter().map(|p| p.replicas.len()).max().unwrap_or(0)
+}
+
+async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
+    let metadata = admin.client().refresh_metadata(None).await?;
+    let mut topics: Vec<&TopicMetadata> = metadata.topics.values().filter(|t| t.error_code == 0).collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        let list: Vec<_> = topics
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "partitions": t.partitions.len(),
+                    "replication_factor": replication_factor(t),
+                })
+            })
+            .collect();
+        return emit_json(&json!(list));
+    }
+    let rows: Vec<Vec<String>> = topics
+        .iter()
+        .map(|t| vec![t.name.clone(), t.partitions.len().to_string(), replication_factor(t).to_string()])
+        .collect();
+    emit(&table(&["TOPIC", "PARTITIONS", "REPLICATION-FACTOR"], &rows))
+}
+
+fn ids(list: &[i32]) -> String {
+    list.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
+    let topic = admin.client().topic(name).await?;
+    let configs = admin.describe_topic_configs(name).await?;
+    if json {
+        let partitions: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|p| json!({"partition": p.partition, "leader": p.leader, "replicas": p.replicas, "isr": p.isr}))
+            .collect();
+        let configs: Vec<_> = configs
+            .iter()
+            .map(|c| json!({"name": c.name, "value": c.value, "source": c.source.name(), "read_only": c.read_only}))
+            .collect();
+        let value = json!({
+            "name": topic.name,
+            "replication_factor": replication_factor(&topic),
+            "partitions": partitions,
+            "configs": configs,
+        });
+        return emit_json(&value);
+    }
+    let mut out = format!(
+        "topic {}: {} partition(s), replication factor {}\n\n",
+        topic.name,
+        topic.partitions.len(),
+        replication_factor(&topic)
+    );
+    let rows: Vec<Vec<String>> = topic
+        .partitions
+        .iter()
+        .map(|p| vec![p.partition.to_string(), p.leader.to_string(), ids(&p.replicas), ids(&p.isr)])
+        .collect();
+    out.push_str(&table(&["PARTITION", "LEADER", "REPLICAS", "ISR"], &rows));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = configs
+        .iter()
+        .map(|c| vec![c.name.clone(), c.value.clone().unwrap_or_default(), c.source.name().to_string()])
+        .collect();
+    out.push_str(&table(&["CONFIG", "VALUE", "SOURCE"], &rows));
+    emit(&out)
+}
