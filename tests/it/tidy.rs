@@ -31,6 +31,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("protocol", &["storage", "server", "broker", "client", "cli", "shard"]),
     ("client", &["storage", "server", "broker", "group", "cluster", "replication", "shard", "bench", "cli"]),
     ("bench", &["storage", "server", "broker", "group", "cluster", "replication", "shard", "cli"]),
+    ("group", &["server", "broker", "client", "cli", "bench", "cluster", "replication", "shard"]),
 ];
 
 #[test]
