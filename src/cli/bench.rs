@@ -14,10 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::common::{AcksArg, CompressionArg};
 use crate::bench::report::{Progress, Report, hgrm};
 use crate::bench::{BenchConfig, Keys, Mode, Stop};
-use crate::client::Acks;
-use crate::model::CompressionType;
 
 #[derive(Debug, Args)]
 pub(super) struct BenchArgs {
@@ -118,25 +117,6 @@ fn run_group(flags: GroupFlags) -> anyhow::Result<()> {
         None => print!("{}", report.summary()),
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum AcksArg {
-    #[value(name = "0")]
-    Zero,
-    #[value(name = "1")]
-    One,
-    #[value(name = "all", alias = "-1")]
-    All,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CompressionArg {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
 }
 
 /// A flag given twice takes its last value, so scripts can put overrides after defaults.
@@ -282,18 +262,8 @@ impl Flags {
             warmup: seconds("warmup", self.warmup)?,
             batch_bytes: self.batch_bytes,
             linger: seconds("linger-ms", self.linger_ms / 1000.0)?,
-            acks: match self.acks {
-                AcksArg::Zero => Acks::None,
-                AcksArg::One => Acks::Leader,
-                AcksArg::All => Acks::All,
-            },
-            compression: match self.compression {
-                CompressionArg::None => CompressionType::None,
-                CompressionArg::Gzip => CompressionType::Gzip,
-                CompressionArg::Snappy => CompressionType::Snappy,
-                CompressionArg::Lz4 => CompressionType::Lz4,
-                CompressionArg::Zstd => CompressionType::Zstd,
-            },
+            acks: self.acks.into(),
+            compression: self.compression.into(),
             max_in_flight: self.max_in_flight,
             cores: self.cores,
             fetch_max_bytes: self.fetch_max_bytes,

@@ -1,14 +1,59 @@
-//! What the client subcommands (`topic`, `produce`, `consume`, `group`) share: the `--bootstrap`
-//! flag, running client code on a glommio executor, and plain-text tables.
+//! What the client subcommands (`topic`, `produce`, `consume`, `group`, `bench`) share: the
+//! `--bootstrap` flag, the `--acks` and `--compression` values, running client code on a glommio
+//! executor, and plain-text tables.
 
 use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::client::{Client, ClientConfig};
+use crate::client::{Acks, Client, ClientConfig};
+use crate::model::CompressionType;
+
+/// `--acks`: 0, 1 or all (-1).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum AcksArg {
+    #[value(name = "0")]
+    Zero,
+    #[value(name = "1")]
+    One,
+    #[value(name = "all", alias = "-1")]
+    All,
+}
+
+impl From<AcksArg> for Acks {
+    fn from(arg: AcksArg) -> Acks {
+        match arg {
+            AcksArg::Zero => Acks::None,
+            AcksArg::One => Acks::Leader,
+            AcksArg::All => Acks::All,
+        }
+    }
+}
+
+/// `--compression`: Kafka's codec names.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl From<CompressionArg> for CompressionType {
+    fn from(arg: CompressionArg) -> CompressionType {
+        match arg {
+            CompressionArg::None => CompressionType::None,
+            CompressionArg::Gzip => CompressionType::Gzip,
+            CompressionArg::Snappy => CompressionType::Snappy,
+            CompressionArg::Lz4 => CompressionType::Lz4,
+            CompressionArg::Zstd => CompressionType::Zstd,
+        }
+    }
+}
 
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]

@@ -197,12 +197,29 @@ pub(super) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         _ => SeekTo::Latest,
     };
     let idle_max = args.timeout_ms.map(Duration::from_millis);
-    if let Some(group) = args.group.clone() {
-        return on_executor(|| async move { consume_in_group(&args, &group, &pieces, idle_max).await });
-    }
     on_executor(|| async move {
         let client = args.cluster.connect("sluice-consume").await?;
         let topic = client.topic(&args.topic).await?;
+        let mut config = ConsumerConfig::default();
+        if let Some(idle) = idle_max {
+            // A long poll must not outlast the idle timeout by much.
+            config.max_wait = config.max_wait.min(idle.max(Duration::from_millis(10)));
+        }
+        if let Some(group) = &args.group {
+            let mut group_config = GroupConfig::new(group);
+            // Commits follow what was printed, not what was fetched.
+            group_config.auto_commit = None;
+            group_config.reset = if args.from_beginning { SeekTo::Earliest } else { SeekTo::Latest };
+            group_config.consumer = config;
+            let mut consumer = GroupConsumer::new(client, group_config);
+            consumer.subscribe(Subscribe::Topics(vec![args.topic.clone()]));
+            let mut source = Source::Group(Box::new(consumer));
+            let result = print_records(&args, &pieces, idle_max, &mut source).await;
+            let Source::Group(consumer) = source else { return result };
+            let closed = consumer.close().await;
+            result?;
+            return closed.context("leaving the group");
+        }
         let partitions: Vec<i32> = if args.partitions.is_empty() {
             topic.partitions.iter().map(|p| p.partition).collect()
         } else {
@@ -213,92 +230,57 @@ pub(super) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             }
             args.partitions.clone()
         };
-        let mut config = ConsumerConfig::default();
-        if let Some(idle) = idle_max {
-            // A long poll must not outlast the idle timeout by much.
-            config.max_wait = config.max_wait.min(idle.max(Duration::from_millis(10)));
-        }
         let mut consumer = Consumer::new(client, config);
         let assigned: Vec<(&str, i32)> = partitions.iter().map(|p| (args.topic.as_str(), *p)).collect();
         consumer.assign(&assigned);
         for p in &partitions {
             consumer.seek(&args.topic, *p, start).await?;
         }
-        let stdout = std::io::stdout();
-        let mut printed = 0u64;
-        let mut last_record = Instant::now();
-        let mut out = Vec::new();
-        loop {
-            let records = consumer.poll().await?;
-            if records.is_empty() {
-                if idle_max.is_some_and(|idle| last_record.elapsed() >= idle) {
-                    return Ok(());
-                }
-                continue;
-            }
-            last_record = Instant::now();
-            out.clear();
-            for record in &records {
-                if args.count.is_some_and(|count| printed >= count) {
-                    break;
-                }
-                if args.json {
-                    record_json(record, &mut out);
-                } else {
-                    format_record(&pieces, record, &mut out);
-                }
-                printed += 1;
-            }
-            // Flushed per poll, so that a reader of a pipe sees records as they come.
-            let mut lock = stdout.lock();
-            match lock.write_all(&out).and_then(|()| lock.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                result => result.context("writing to stdout")?,
-            }
-            if args.count.is_some_and(|count| printed >= count) {
-                return Ok(());
-            }
-        }
+        print_records(&args, &pieces, idle_max, &mut Source::Assigned(consumer)).await
     })
 }
 
-/// `--group`: consumes as a group member; commits the offsets of what it printed after each
-/// batch, and leaves the group when done.
-async fn consume_in_group(
-    args: &ConsumeArgs,
-    group: &str,
-    pieces: &[Piece],
-    idle_max: Option<Duration>,
-) -> anyhow::Result<()> {
-    let client = args.cluster.connect("sluice-consume").await?;
-    client.topic(&args.topic).await?;
-    let mut config = GroupConfig::new(group);
-    // Commits follow what was printed, not what was fetched.
-    config.auto_commit = None;
-    config.reset = if args.from_beginning { SeekTo::Earliest } else { SeekTo::Latest };
-    if let Some(idle) = idle_max {
-        config.consumer.max_wait = config.consumer.max_wait.min(idle.max(Duration::from_millis(10)));
-    }
-    let mut consumer = GroupConsumer::new(client, config);
-    consumer.subscribe(Subscribe::Topics(vec![args.topic.clone()]));
-    let result = print_group_records(args, &mut consumer, pieces, idle_max).await;
-    let closed = consumer.close().await;
-    result?;
-    closed.context("leaving the group")
+/// Where records come from: assigned partitions, or a group membership (`--group`), which
+/// commits the offsets of what was printed after each batch.
+enum Source {
+    Assigned(Consumer),
+    Group(Box<GroupConsumer>),
 }
 
-async fn print_group_records(
+impl Source {
+    async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, crate::client::ClientError> {
+        match self {
+            Source::Assigned(consumer) => consumer.poll().await,
+            Source::Group(consumer) => consumer.poll().await,
+        }
+    }
+
+    /// `records` were printed.
+    async fn printed(&mut self, records: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let Source::Group(consumer) = self else { return Ok(()) };
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for record in records {
+            next.insert((record.topic.to_string(), record.partition), record.offset + 1);
+        }
+        let offsets: Vec<(String, i32, i64, Option<String>)> =
+            next.into_iter().map(|((topic, partition), offset)| (topic, partition, offset, None)).collect();
+        consumer.commit_offsets(&offsets).await.context("committing offsets")
+    }
+}
+
+/// Prints records until `--count`, the idle timeout, or a closed stdout.
+async fn print_records(
     args: &ConsumeArgs,
-    consumer: &mut GroupConsumer,
     pieces: &[Piece],
     idle_max: Option<Duration>,
+    source: &mut Source,
 ) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut last_record = Instant::now();
     let mut out = Vec::new();
     loop {
-        let records = consumer.poll().await?;
+        let records = source.poll().await?;
         if records.is_empty() {
             if idle_max.is_some_and(|idle| last_record.elapsed() >= idle) {
                 return Ok(());
@@ -307,28 +289,25 @@ async fn print_group_records(
         }
         last_record = Instant::now();
         out.clear();
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for record in &records {
-            if args.count.is_some_and(|count| printed >= count) {
-                break;
-            }
+        let take = args.count.map_or(records.len(), |count| {
+            usize::try_from(count.saturating_sub(printed)).unwrap_or(usize::MAX).min(records.len())
+        });
+        for record in &records[..take] {
             if args.json {
                 record_json(record, &mut out);
             } else {
                 format_record(pieces, record, &mut out);
             }
-            next.insert((record.topic.to_string(), record.partition), record.offset + 1);
-            printed += 1;
         }
+        printed += take as u64;
+        // Flushed per poll, so that a reader of a pipe sees records as they come.
         let mut lock = stdout.lock();
         match lock.write_all(&out).and_then(|()| lock.flush()) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             result => result.context("writing to stdout")?,
         }
         drop(lock);
-        let offsets: Vec<(String, i32, i64, Option<String>)> =
-            next.into_iter().map(|((topic, partition), offset)| (topic, partition, offset, None)).collect();
-        consumer.commit_offsets(&offsets).await.context("committing offsets")?;
+        source.printed(&records[..take]).await?;
         if args.count.is_some_and(|count| printed >= count) {
             return Ok(());
         }

@@ -11,37 +11,17 @@ use std::collections::VecDeque;
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use futures_lite::StreamExt;
 use serde_json::json;
 
-use super::common::{Cluster, emit, emit_json, key_value, on_executor};
-use crate::client::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord};
-use crate::model::CompressionType;
+use super::common::{AcksArg, Cluster, CompressionArg, emit, emit_json, key_value, on_executor};
+use crate::client::{Delivery, Producer, ProducerConfig, ProducerRecord};
 
 /// Lines read ahead of the producer.
 const LINES_QUEUED_MAX: usize = 1024;
 /// Records sent whose outcome is not yet known; beyond this, the oldest is waited for.
 const DELIVERIES_PENDING_MAX: usize = 16 * 1024;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum AcksArg {
-    #[value(name = "0")]
-    Zero,
-    #[value(name = "1")]
-    One,
-    #[value(name = "all", alias = "-1")]
-    All,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CompressionArg {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
 
 #[derive(Debug, Args)]
 pub(super) struct ProduceArgs {
@@ -126,21 +106,7 @@ pub(super) fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let (key, value) = key_value("--header", header)?;
         headers.push((key, value.into_bytes()));
     }
-    let config = ProducerConfig {
-        acks: match args.acks {
-            AcksArg::Zero => Acks::None,
-            AcksArg::One => Acks::Leader,
-            AcksArg::All => Acks::All,
-        },
-        compression: match args.compression {
-            CompressionArg::None => CompressionType::None,
-            CompressionArg::Gzip => CompressionType::Gzip,
-            CompressionArg::Snappy => CompressionType::Snappy,
-            CompressionArg::Lz4 => CompressionType::Lz4,
-            CompressionArg::Zstd => CompressionType::Zstd,
-        },
-        ..Default::default()
-    };
+    let config = ProducerConfig { acks: args.acks.into(), compression: args.compression.into(), ..Default::default() };
     on_executor(|| async move {
         let client = args.cluster.connect("sluice-produce").await?;
         let topic = client.topic(&args.topic).await?;

@@ -3,7 +3,6 @@
 //! and kcat), and pipelined fetches.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice::client::{
@@ -15,7 +14,7 @@ use sluice::protocol::RecordSet;
 use sluice::protocol::messages::{FetchRequest, FetchRequestPartition, FetchRequestTopic};
 use sluice::testing::run_on_shard;
 
-use crate::harness::{Broker, client_script, python};
+use crate::harness::{Broker, compat_scenario};
 
 /// Key and value of each record, by partition, in offset order.
 type PerPartition = BTreeMap<i32, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -459,22 +458,6 @@ async fn stored_batches(client: &Client, topic: &str) -> Vec<(CompressionType, V
         .collect()
 }
 
-/// Runs a tests/clients/compat.py scenario with arguments against `broker`.
-fn compat(broker: &Broker, scenario: &str, args: &[&str]) {
-    let output = Command::new(python())
-        .arg(client_script("compat.py"))
-        .args(["--bootstrap", &broker.addr, scenario])
-        .args(args)
-        .output()
-        .expect("run compat.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
-        "{scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-}
-
 #[test]
 fn every_codec_round_trips_through_the_native_client() {
     let broker = Broker::start(BROKER_FLAGS);
@@ -517,7 +500,7 @@ fn python_clients_read_natively_compressed_batches() {
         }
     });
     for (_, name) in CODECS {
-        compat(&broker, "native_consume", &[&format!("to-python-{name}"), "1000"]);
+        compat_scenario(&broker, "native_consume", &[&format!("to-python-{name}"), "1000"]);
     }
 }
 
@@ -525,7 +508,7 @@ fn python_clients_read_natively_compressed_batches() {
 fn the_native_consumer_reads_batches_compressed_by_python_clients() {
     let broker = Broker::start(BROKER_FLAGS);
     for (_, name) in CODECS {
-        compat(&broker, "native_produce", &[&format!("from-python-{name}"), name, "600"]);
+        compat_scenario(&broker, "native_produce", &[&format!("from-python-{name}"), name, "600"]);
     }
     let addr = broker.addr.clone();
     run_on_shard(move || async move {

@@ -4,10 +4,9 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Broker, client_script, python};
+use crate::harness::{Broker, compat_scenario};
 use crate::raw::{Reader, connect, create_topic, read_frame, request, string};
 
 /// Flags that keep group tests fast: no initial rebalance delay, short sessions allowed, few
@@ -27,58 +26,43 @@ fn flags(cores: &str) -> Vec<&str> {
     out
 }
 
-fn scenario(broker: &Broker, scenario: &str, args: &[&str]) {
-    let output = Command::new(python())
-        .arg(client_script("compat.py"))
-        .args(["--bootstrap", &broker.addr, scenario])
-        .args(args)
-        .output()
-        .expect("run compat.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
-        "scenario {scenario} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-}
-
 #[test]
 fn group_two_consumers_split_six_partitions_exactly_once() {
-    scenario(&Broker::start(&flags("2")), "group_split", &[]);
+    compat_scenario(&Broker::start(&flags("2")), "group_split", &[]);
 }
 
 #[test]
 fn group_two_groups_each_see_every_record() {
-    scenario(&Broker::start(&flags("2")), "group_two_groups", &[]);
+    compat_scenario(&Broker::start(&flags("2")), "group_two_groups", &[]);
 }
 
 #[test]
 fn group_consumer_resumes_from_its_committed_offset() {
-    scenario(&Broker::start(&flags("1")), "group_resume", &[]);
+    compat_scenario(&Broker::start(&flags("1")), "group_resume", &[]);
 }
 
 #[test]
 fn group_committed_offsets_and_metadata_survive_sigkill() {
     let mut broker = Broker::start(&flags("2"));
-    scenario(&broker, "group_commit_before_crash", &["crash-topic", "crash-group"]);
+    compat_scenario(&broker, "group_commit_before_crash", &["crash-topic", "crash-group"]);
     broker.kill9();
     broker.restart();
-    scenario(&broker, "group_check_after_crash", &["crash-topic", "crash-group"]);
+    compat_scenario(&broker, "group_check_after_crash", &["crash-topic", "crash-group"]);
 }
 
 #[test]
 fn group_members_joining_and_leaving_lose_nothing() {
-    scenario(&Broker::start(&flags("2")), "group_rebalance_at_least_once", &[]);
+    compat_scenario(&Broker::start(&flags("2")), "group_rebalance_at_least_once", &[]);
 }
 
 #[test]
 fn group_cooperative_sticky_with_confluent() {
-    scenario(&Broker::start(&flags("2")), "group_cooperative_sticky", &[]);
+    compat_scenario(&Broker::start(&flags("2")), "group_cooperative_sticky", &[]);
 }
 
 #[test]
 fn group_admin_list_describe_offsets_agree_with_consumers() {
-    scenario(&Broker::start(&flags("2")), "group_admin", &[]);
+    compat_scenario(&Broker::start(&flags("2")), "group_admin", &[]);
 }
 
 // --- hand-encoded requests ------------------------------------------------------------------

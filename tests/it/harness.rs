@@ -31,6 +31,23 @@ pub(crate) fn client_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
 }
 
+/// Runs the tests/clients/compat.py scenario `scenario` (with `args`) against `broker` and
+/// asserts that it printed `PASS <scenario>`.
+pub(crate) fn compat_scenario(broker: &Broker, scenario: &str, args: &[&str]) {
+    let output = Command::new(python())
+        .arg(client_script("compat.py"))
+        .args(["--bootstrap", &broker.addr, scenario])
+        .args(args)
+        .output()
+        .expect("run compat.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
+        "scenario {scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
 /// A `sluice broker` process on a free port with its own data dir. Stopped (SIGTERM) on drop.
 pub(crate) struct Broker {
     child: Option<Child>,

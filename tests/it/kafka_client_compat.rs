@@ -2,23 +2,10 @@
 //! Debian's kcat, through the scenarios in tests/clients/compat.py (one test per scenario, each
 //! on its own broker).
 
-use std::process::Command;
-
-use crate::harness::{Broker, client_script, python};
+use crate::harness::{Broker, compat_scenario};
 
 fn run_scenario(scenario: &str, broker_flags: &[&str]) {
-    let broker = Broker::start(broker_flags);
-    let output = Command::new(python())
-        .arg(client_script("compat.py"))
-        .args(["--bootstrap", &broker.addr, scenario])
-        .output()
-        .expect("run compat.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
-        "scenario {scenario} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    compat_scenario(&Broker::start(broker_flags), scenario, &[]);
 }
 
 #[test]
