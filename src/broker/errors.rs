@@ -1,8 +1,7 @@
-//! The one place broker and storage errors become Kafka error codes.
+//! Storage and batch errors as Kafka error codes. Each layer's own errors map to codes beside
+//! their definitions (`PartitionError` in `partition/`, `TopicError` in `metadata/controller.rs`,
+//! `SessionError` in `fetch_session.rs`), through these.
 
-use super::controller::TopicError;
-use super::fetch_session::SessionError;
-use super::partition::PartitionError;
 use crate::model::BatchError;
 use crate::protocol::ErrorCode;
 use crate::storage;
@@ -35,55 +34,18 @@ impl From<&storage::Error> for ErrorCode {
     }
 }
 
-impl From<&PartitionError> for ErrorCode {
-    fn from(e: &PartitionError) -> Self {
-        match e {
-            PartitionError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
-            PartitionError::NotAvailable => ErrorCode::LeaderNotAvailable,
-            PartitionError::Storage(e) => e.into(),
-            PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
-            PartitionError::Timeout => ErrorCode::RequestTimedOut,
-            PartitionError::NoRecords => ErrorCode::CorruptMessage,
-        }
-    }
-}
-
-impl From<&TopicError> for ErrorCode {
-    fn from(e: &TopicError) -> Self {
-        match e {
-            TopicError::InvalidName(_) | TopicError::Internal(_) => ErrorCode::InvalidTopicException,
-            TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
-            TopicError::Unknown => ErrorCode::UnknownTopicOrPartition,
-            TopicError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
-            TopicError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
-            TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-            TopicError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
-            TopicError::Storage(_) => ErrorCode::KafkaStorageError,
-        }
-    }
-}
-
-impl From<&SessionError> for ErrorCode {
-    fn from(e: &SessionError) -> Self {
-        match e {
-            SessionError::NotFound => ErrorCode::FetchSessionIdNotFound,
-            SessionError::InvalidEpoch => ErrorCode::InvalidFetchSessionEpoch,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn batch_errors_map_as_kafka_does() {
-        let code = |e: BatchError| ErrorCode::from(&PartitionError::from(e)).code();
+        let code = |e: BatchError| ErrorCode::from(&storage::Error::InvalidBatch(e)).code();
         assert_eq!(code(BatchError::CrcMismatch { stored: 1, computed: 2 }), 2);
         assert_eq!(code(BatchError::TooLarge { size: 2, limit: 1 }), 10);
         assert_eq!(code(BatchError::UnsupportedMagic(1)), 87);
         assert_eq!(code(BatchError::CountMismatch { records_count: 1, last_offset_delta: 3 }), 87);
         let io = storage::Error::Io { context: "x".into(), source: std::sync::Arc::new(std::io::Error::other("full")) };
-        assert_eq!(ErrorCode::from(&PartitionError::Storage(io)).code(), 56);
+        assert_eq!(ErrorCode::from(&io).code(), 56);
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::model::TopicPartition;
+use crate::protocol::ErrorCode;
 
 /// Kafka's epoch values with special meanings.
 pub const INITIAL_EPOCH: i32 = 0;
@@ -213,6 +214,15 @@ impl FetchSessions {
     /// True when no session is held.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+}
+
+impl From<&SessionError> for ErrorCode {
+    fn from(e: &SessionError) -> Self {
+        match e {
+            SessionError::NotFound => ErrorCode::FetchSessionIdNotFound,
+            SessionError::InvalidEpoch => ErrorCode::InvalidFetchSessionEpoch,
+        }
     }
 }
 

@@ -1,8 +1,16 @@
-//! The broker: the metadata image and topic administration, the partitions each shard owns, and
-//! (in `handlers/`) one handler per Kafka API.
+//! The broker: Kafka's APIs over the shard's layers. From the top:
+//! - [`dispatch`]: the server's `Dispatch` trait, implemented — header, handler table, handler;
+//! - [`handlers`]: one handler per Kafka API, and the handler table;
+//! - [`shard`]: [`ShardBroker`], which composes the layers below on one shard and carries their
+//!   messages over the mesh;
+//! - [`metadata`] (the image, topic administration) and [`groups`] (the group coordinator);
+//! - [`partition`]: the partitions a shard owns, each the only door to its log;
+//! - [`fetch_session`], [`config`], [`errors`], [`topic_config`]: leaves.
+//!
+//! A file uses only files below it; `tests/it/tidy.rs` checks the order.
 
 pub mod config;
-pub mod controller;
+pub mod dispatch;
 pub mod errors;
 pub mod fetch_session;
 pub mod groups;
@@ -13,4 +21,4 @@ pub mod shard;
 pub mod topic_config;
 
 pub use config::BrokerConfig;
-pub use shard::{ShardBroker, ShardRequest, ShardResponse};
+pub use shard::{BrokerMesh, ShardBroker, broker_mesh};

@@ -12,8 +12,8 @@ use clap::Args;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use tracing::{error, info};
 
-use crate::broker::metadata::{load_image, store_image};
-use crate::broker::{BrokerConfig, ShardBroker, ShardRequest, ShardResponse};
+use crate::broker::metadata::image::{MetadataImage, load_image, store_image};
+use crate::broker::{BrokerConfig, BrokerMesh, ShardBroker, broker_mesh};
 use crate::limits;
 use crate::storage::{FlushMode, LogConfig};
 
@@ -254,7 +254,7 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     // the use-after-free this caused with two shards). So every clone is made here, on one
     // thread, each shard takes its own, and spare references stay alive for the process so that
     // updates lost to the shards' concurrent drops can never bring the count to zero.
-    let mesh = crate::shard::mesh::<ShardRequest, ShardResponse>(config.shards);
+    let mesh = broker_mesh(config.shards);
     let meshes: Vec<_> = (0..config.shards).map(|_| mesh.clone()).collect();
     let spares: Vec<_> = (0..MESH_SPARE_REFERENCES).map(|_| mesh.clone()).collect();
     std::mem::forget(spares);
@@ -322,8 +322,8 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
 
 async fn run_shard(
     config: Arc<BrokerConfig>,
-    image: Arc<crate::broker::metadata::MetadataImage>,
-    mesh: crate::shard::Mesh<ShardRequest, ShardResponse>,
+    image: Arc<MetadataImage>,
+    mesh: BrokerMesh,
     shutdown: flume::Receiver<()>,
     ready: flume::Sender<Result<(), String>>,
 ) {
@@ -341,6 +341,11 @@ async fn run_shard(
         }
     };
     let _ = ready.send(Ok(()));
-    crate::server::serve(broker.clone(), listener, shutdown).await;
+    let limits = crate::server::ServerLimits {
+        connections_per_shard: config.max_connections_per_shard,
+        in_flight_per_connection: config.max_in_flight_per_connection,
+        request_bytes_max: config.max_request_bytes,
+    };
+    crate::server::serve(broker.clone(), limits, listener, shutdown).await;
     broker.close_all().await;
 }

@@ -6,6 +6,7 @@ mod batch;
 mod compression;
 mod offset;
 pub(crate) mod records;
+mod topic_id;
 mod topic_partition;
 
 pub use batch::{
@@ -17,4 +18,5 @@ pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
 };
+pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};

@@ -17,9 +17,9 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::dispatch::{self, Reply};
+use super::dispatch::Reply;
 use super::writer::{set_nonblocking, write_pieces};
-use crate::broker::ShardBroker;
+use super::{Dispatch, ServerLimits};
 use crate::limits::REQUEST_BYTES_MIN;
 
 /// Bytes read from the socket at a time when no larger frame is pending.
@@ -91,7 +91,7 @@ impl FrameReader {
 }
 
 /// Serves one connection until the client closes it or sends something that forces a close.
-pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketAddr) {
+pub async fn serve<D: Dispatch>(dispatch: Rc<D>, limits: ServerLimits, mut stream: TcpStream, peer: SocketAddr) {
     let fd = stream.as_raw_fd();
     if let Err(e) = set_nonblocking(fd) {
         warn!(%peer, error = %e, "cannot configure socket");
@@ -108,7 +108,7 @@ pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketA
     }
     // SAFETY: `dup` is a fresh descriptor nobody else owns.
     let mut write_stream = unsafe { TcpStream::from_raw_fd(dup) };
-    let (tx, rx) = local_channel::new_bounded(broker.config.max_in_flight_per_connection.max(1));
+    let (tx, rx) = local_channel::new_bounded(limits.in_flight_per_connection.max(1));
     let writer = glommio::spawn_local(async move {
         while let Some(task) = rx.recv().await {
             let task: glommio::task::JoinHandle<Reply> = task;
@@ -128,7 +128,7 @@ pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketA
         unsafe { libc::shutdown(write_stream.as_raw_fd(), libc::SHUT_RDWR) };
     })
     .detach();
-    let mut frames = FrameReader::new(broker.config.max_request_bytes);
+    let mut frames = FrameReader::new(limits.request_bytes_max);
     loop {
         let frame = match frames.next(&mut stream).await {
             Ok(Some(frame)) => frame,
@@ -144,7 +144,7 @@ pub async fn serve(broker: Rc<ShardBroker>, mut stream: TcpStream, peer: SocketA
                 break;
             }
         };
-        let task = glommio::spawn_local(dispatch::handle(broker.clone(), frame, peer)).detach();
+        let task = glommio::spawn_local(dispatch.clone().dispatch(frame, peer)).detach();
         if tx.send(task).await.is_err() {
             break;
         }

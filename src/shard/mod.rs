@@ -6,12 +6,16 @@
 //! moves the request over the mesh and the reply comes back on a oneshot channel, whose waker
 //! glommio delivers across threads.
 
+pub mod peers;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
+
+pub use peers::{CallFuture, Peers};
 
 /// Index of a shard: `0..shard_count`. Shard `i` runs on the `i`-th core the broker was given.
 pub type ShardId = usize;
@@ -42,6 +46,9 @@ pub enum ShardError {
     /// No such shard.
     #[error("no shard {0}")]
     NoSuchShard(ShardId),
+    /// The shard answered with a message of another subsystem (a bug in the routing).
+    #[error("shard {0} answered with the wrong kind of message")]
+    WrongReply(ShardId),
 }
 
 /// Serves the requests that reach a shard: given a request, the future of its response.

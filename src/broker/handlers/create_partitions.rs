@@ -3,8 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::controller::{ControllerRequest, ControllerResponse};
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsResponseResult};
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
@@ -14,16 +13,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
     let topics: Vec<(String, i32)> = request.topics.into_iter().map(|t| (t.name, t.count)).collect();
     let names: Vec<String> = topics.iter().map(|(n, _)| n.clone()).collect();
     let call = broker
-        .call(
-            0,
-            ShardRequest::Controller(ControllerRequest::CreatePartitions {
-                topics,
-                validate_only: request.validate_only,
-            }),
-        )
+        .metadata
+        .control(ControllerRequest::CreatePartitions { topics, validate_only: request.validate_only })
         .await;
     let results = match call {
-        Ok(ShardResponse::Controller(ControllerResponse::CreatePartitions(results))) => results
+        Ok(ControllerResponse::CreatePartitions(results)) => results
             .into_iter()
             .map(|(name, result)| match result {
                 Ok(()) => CreatePartitionsResponseResult { name, ..Default::default() },

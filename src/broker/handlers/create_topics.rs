@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
-use crate::broker::shard::ShardRequest;
-use crate::broker::shard::ShardResponse;
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
 use crate::protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseConfig, CreateTopicsResponseTopic,
 };
@@ -35,9 +33,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
     }
     let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
     let request =
-        ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: request.validate_only });
-    let results = match broker.call(0, request).await {
-        Ok(ShardResponse::Controller(ControllerResponse::CreateTopics(results))) => results,
+        ControllerRequest::CreateTopics { topics, validate_only: request.validate_only };
+    let results = match broker.metadata.control(request).await {
+        Ok(ControllerResponse::CreateTopics(results)) => results,
         _ => names.into_iter().map(|n| (n, Err(TopicError::Storage("controller unavailable".into())))).collect(),
     };
     let mut out: Vec<CreateTopicsResponseTopic> = results

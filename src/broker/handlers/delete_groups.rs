@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, DeleteGroupsResponseResult};
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
@@ -12,8 +12,7 @@ use crate::server::dispatch::{Reply, respond};
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DeleteGroupsRequest) -> Reply {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let id = group_id.clone();
-        let code = match call(broker, &group_id, move |p| GroupRequest::Delete(id, p)).await {
+        let code = match broker.groups.route(&group_id, GroupOp::Delete).await {
             Ok(GroupResponse::Code(code)) => code,
             Ok(_) => ErrorCode::UnknownServerError,
             Err(e) => e,

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use super::scatter;
 use crate::broker::ShardBroker;
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::partition::{DeleteTo, PartitionRequest, PartitionResponse};
 use crate::model::TopicPartition;
 use crate::protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, DeleteRecordsResponsePartition, DeleteRecordsResponseTopic,
@@ -19,12 +19,13 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
     for topic in &request.topics {
         let name: std::sync::Arc<str> = topic.name.as_str().into();
         for partition in &topic.partitions {
-            work.push((TopicPartition { topic: name.clone(), partition: partition.partition_index }, partition.offset));
+            let tp = TopicPartition { topic: name.clone(), partition: partition.partition_index };
+            work.push((tp, DeleteTo::from_wire(partition.offset)));
         }
         order.push((name, topic.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>()));
     }
-    let mut results = scatter(broker, work, ShardRequest::DeleteRecords, |response| match response {
-        ShardResponse::DeleteRecords(results) => Some(results),
+    let mut results = scatter(broker, work, PartitionRequest::DeleteRecords, |response| match response {
+        PartitionResponse::DeleteRecords(results) => Some(results),
         _ => None,
     })
     .await;

@@ -3,16 +3,15 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::controller::{ControllerRequest, ControllerResponse};
-use crate::broker::metadata::TopicId;
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse};
+use crate::model::TopicId;
 use crate::protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, DeleteTopicsResponseTopic};
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
 use crate::server::dispatch::{Reply, respond};
 
 /// DeleteTopics.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DeleteTopicsRequest) -> Reply {
-    let image = broker.image();
+    let image = broker.metadata.image();
     let mut names = request.topic_names;
     let mut unknown_ids = Vec::new();
     for topic in request.topics {
@@ -26,9 +25,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
     }
     let mut responses = Vec::new();
     if !names.is_empty() {
-        let call = broker.call(0, ShardRequest::Controller(ControllerRequest::DeleteTopics(names.clone()))).await;
+        let call = broker.metadata.control(ControllerRequest::DeleteTopics(names.clone())).await;
         match call {
-            Ok(ShardResponse::Controller(ControllerResponse::DeleteTopics(results))) => {
+            Ok(ControllerResponse::DeleteTopics(results)) => {
                 for (name, result) in results {
                     responses.push(match result {
                         Ok(id) => {

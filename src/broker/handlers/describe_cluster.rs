@@ -11,7 +11,7 @@ use crate::server::dispatch::{Reply, respond};
 pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeClusterRequest) -> Reply {
     let config = &broker.config;
     let response = DescribeClusterResponse {
-        cluster_id: broker.image().cluster_id.clone(),
+        cluster_id: broker.metadata.image().cluster_id.clone(),
         controller_id: config.node_id,
         endpoint_type: 1,
         brokers: vec![DescribeClusterResponseBroker {

@@ -90,7 +90,7 @@ fn broker_configs(broker: &ShardBroker) -> Vec<(&'static str, String)> {
 /// DescribeConfigs.
 pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeConfigsRequest) -> Reply {
     let wanted = |keys: &Option<Vec<String>>, name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|n| n == name));
-    let image = broker.image();
+    let image = broker.metadata.image();
     let results = request
         .resources
         .iter()

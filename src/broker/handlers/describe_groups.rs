@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, DescribeGroupsResponseGroup, DescribeGroupsResponseMember,
 };
@@ -18,8 +18,7 @@ const AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
-        let id = group_id.clone();
-        let outcome = match call(broker, &group_id, move |p| GroupRequest::Describe(id, p)).await {
+        let outcome = match broker.groups.route(&group_id, GroupOp::Describe).await {
             Ok(GroupResponse::Describe(result)) => result,
             Ok(_) => Err(ErrorCode::UnknownServerError),
             Err(e) => Err(e),

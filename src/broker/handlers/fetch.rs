@@ -1,19 +1,25 @@
 //! Fetch: reads each partition on the shard that owns it, honours `partition_max_bytes` and the
-//! response's `max_bytes`, long-polls (`min_bytes`, `max_wait_ms`) by waiting on the owning
-//! shards' high-watermark notifications, and keeps KIP-227 fetch sessions. Record bytes are never
+//! response's `max_bytes`, long-polls (`min_bytes`, `max_wait_ms`) by letting each owning shard
+//! wait for its partitions' high watermarks (one round trip per shard), and keeps KIP-227 fetch
+//! sessions. Record bytes are never
 //! copied: cached batches go out as shared buffers, older ones by sendfile.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 
-use super::scatter;
 use crate::broker::ShardBroker;
 use crate::broker::fetch_session::{FetchPlan, PartitionView, RequestedPartition};
-use crate::broker::partition::{Fetched, PartitionError};
-use crate::broker::shard::{FetchWork, ShardRequest, ShardResponse};
+use crate::broker::partition::{
+    FetchOrder, FetchWait, FetchWork, Fetched, PartitionError, PartitionRequest, PartitionResponse,
+};
+use crate::shard::{ShardError, ShardId};
 use crate::limits::FETCH_MAX_WAIT_MS_MAX;
 use crate::model::{Offset, TopicPartition};
 use crate::protocol::messages::{FetchRequest, FetchResponse, FetchResponsePartition, FetchResponseTopic};
@@ -22,62 +28,91 @@ use crate::server::dispatch::{Reply, respond};
 
 type Results = BTreeMap<TopicPartition, Result<Fetched, PartitionError>>;
 
-async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan) -> Results {
-    let work = plan
-        .partitions
-        .iter()
-        .map(|p| {
-            let item = FetchWork {
-                topic_partition: p.topic_partition.clone(),
-                offset: Offset(p.fetch_offset),
-                max_bytes: u64::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
-            };
-            (p.topic_partition.clone(), item)
-        })
-        .collect();
-    scatter(
-        broker,
-        work,
-        |items| ShardRequest::Fetch(items.into_iter().map(|(_, w)| w).collect()),
-        |response| match response {
-            ShardResponse::Fetch(results) => Some(results),
-            _ => None,
-        },
-    )
-    .await
-}
-
-/// Waits until a partition's high watermark passes what this fetch saw, or `timeout`.
-async fn wait_for_data(broker: &Rc<ShardBroker>, results: &Results, timeout: Duration) {
-    let work: Vec<(TopicPartition, Offset)> =
-        results.iter().filter_map(|(tp, r)| r.as_ref().ok().map(|f| (tp.clone(), f.high_watermark))).collect();
-    if work.is_empty() {
-        glommio::timer::sleep(timeout).await;
-        return;
-    }
-    // Returns as soon as the first shard answers (its data moved) or the timeout passes.
-    let mut by_shard: BTreeMap<usize, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
-    for (tp, offset) in work {
-        if let Some(shard) = broker.owner_of(&tp.topic, tp.partition) {
-            by_shard.entry(shard).or_default().push((tp, offset));
-        }
-    }
-    let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
-    for (shard, partitions) in by_shard {
-        let broker = broker.clone();
-        waits.push(Box::pin(async move {
-            let _ = broker.call(shard, ShardRequest::WaitForData { partitions, timeout }).await;
-        }));
-    }
-    std::future::poll_fn(|cx| {
-        for wait in waits.iter_mut() {
-            if wait.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
+/// Reads every partition of `plan` on the shard that owns it, one message per owning shard.
+/// With `wait` (deadline, min_bytes), each shard waits there for data itself, so a long poll
+/// costs one round trip per owning shard; as soon as the answers in hand add up to `min_bytes`
+/// (or carry an error) the shards still waiting are hurried. The waits are futures of this
+/// call: when the fetch ends or its connection drops, they end too.
+async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant, u64)>) -> Results {
+    let mut out = Results::new();
+    let mut by_shard: BTreeMap<ShardId, Vec<FetchWork>> = BTreeMap::new();
+    for p in &plan.partitions {
+        let tp = &p.topic_partition;
+        let work = FetchWork {
+            topic_partition: tp.clone(),
+            offset: Offset(p.fetch_offset),
+            max_bytes: u64::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
+        };
+        match broker.metadata.owner_of(&tp.topic, tp.partition) {
+            Some(shard) => by_shard.entry(shard).or_default().push(work),
+            None => {
+                out.insert(tp.clone(), Err(PartitionError::UnknownTopicOrPartition));
             }
         }
-        std::task::Poll::Pending
+    }
+    let alone = by_shard.len() == 1;
+    let min_bytes = wait.map_or(0, |(_, min_bytes)| min_bytes);
+    let mut hurries = Vec::with_capacity(by_shard.len());
+    let mut calls: Vec<Option<ShardCall>> = Vec::with_capacity(by_shard.len());
+    for (shard, work) in by_shard {
+        let tps: Vec<TopicPartition> = work.iter().map(|w| w.topic_partition.clone()).collect();
+        let (hurry_tx, hurry) = oneshot::channel();
+        hurries.push(Some(hurry_tx));
+        let wait = wait.map(|(until, min_bytes)| FetchWait { until, min_bytes, alone, hurry });
+        let request = PartitionRequest::Fetch(FetchOrder { work, wait });
+        let peers = broker.partitions.peers().clone();
+        calls.push(Some((tps, Box::pin(async move { peers.call(shard, request).await }))));
+    }
+    let mut total = 0u64;
+    let mut hurried = false;
+    while let Some((index, answer)) = next_answer(&mut calls).await {
+        let tps = calls[index].take().map(|(tps, _)| tps).unwrap_or_default();
+        let mut errors = false;
+        match answer {
+            Ok(PartitionResponse::Fetch(results)) => {
+                for (tp, result) in results {
+                    match &result {
+                        Ok(fetched) => total += fetched.bytes,
+                        Err(_) => errors = true,
+                    }
+                    out.insert(tp, result);
+                }
+            }
+            _ => {
+                errors = true;
+                for tp in tps {
+                    out.insert(tp, Err(PartitionError::NotAvailable));
+                }
+            }
+        }
+        if !hurried && (total >= min_bytes || errors) {
+            hurried = true;
+            for hurry in hurries.iter_mut().filter_map(Option::take) {
+                let _ = hurry.send(());
+            }
+        }
+    }
+    out
+}
+
+/// One shard's part of a read: its partitions, and the call.
+type ShardCall = (Vec<TopicPartition>, Pin<Box<dyn Future<Output = Result<PartitionResponse, ShardError>>>>);
+
+/// The next call to answer, polling them all; `None` once every call has answered.
+async fn next_answer(calls: &mut [Option<ShardCall>]) -> Option<(usize, Result<PartitionResponse, ShardError>)> {
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, call) in calls.iter_mut().enumerate() {
+            if let Some((_, future)) = call {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(answer) => return Poll::Ready(Some((index, answer))),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(None) }
     })
-    .await;
+    .await
 }
 
 /// Fetch.
@@ -116,16 +151,16 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         Duration::from_millis(u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_MAX_WAIT_MS_MAX));
     let deadline = Instant::now() + max_wait;
     let min_bytes = u64::try_from(request.min_bytes.max(0)).unwrap_or(0);
-    let mut results = read(broker, &plan).await;
+    let wait = (min_bytes > 0 && !max_wait.is_zero()).then_some((deadline, min_bytes));
+    let mut results = read(broker, &plan, wait).await;
     loop {
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
         let errors = results.values().any(|r| r.is_err());
-        let now = Instant::now();
-        if total >= min_bytes || errors || now >= deadline {
+        if wait.is_none() || total >= min_bytes || errors || Instant::now() >= deadline {
             break;
         }
-        wait_for_data(broker, &results, deadline - now).await;
-        results = read(broker, &plan).await;
+        // New data reached some shards but, added up, not min_bytes: another round.
+        results = read(broker, &plan, wait).await;
     }
     let response_max = u64::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut sent = 0u64;

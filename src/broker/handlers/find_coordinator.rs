@@ -4,7 +4,6 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::ensure_offsets_topic;
 use crate::protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, FindCoordinatorResponseCoordinator};
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
@@ -22,7 +21,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         } else if key.is_empty() {
             ErrorCode::InvalidRequest
         } else {
-            match ensure_offsets_topic(broker).await {
+            match broker.groups.ensure_offsets_topic().await {
                 Ok(_) => ErrorCode::None,
                 Err(e) => e,
             }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse, MemberRef};
 use crate::protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
@@ -13,11 +13,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: H
     let error = if request.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else {
-        let group = request.group_id.clone();
-        let (generation, member, instance) = (request.generation_id, request.member_id, request.group_instance_id);
-        match call(broker, &request.group_id, move |p| GroupRequest::Heartbeat(group, p, generation, member, instance))
-            .await
-        {
+        let member = MemberRef {
+            generation: request.generation_id,
+            member_id: request.member_id,
+            instance_id: request.group_instance_id,
+        };
+        match broker.groups.route(&request.group_id, GroupOp::Heartbeat(member)).await {
             Ok(GroupResponse::Code(code)) => code,
             Ok(_) => ErrorCode::UnknownServerError,
             Err(e) => e,

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::controller::{ConfigChange, ControllerRequest, ControllerResponse};
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::metadata::controller::{ConfigChange, ControllerRequest, ControllerResponse};
 use crate::protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsRequestResource, IncrementalAlterConfigsResponse,
     IncrementalAlterConfigsResponseResult,
@@ -84,16 +83,11 @@ pub async fn handle(
     if !topics.is_empty() {
         let asked: Vec<String> = topics.iter().map(|(name, _)| name.clone()).collect();
         let call = broker
-            .call(
-                0,
-                ShardRequest::Controller(ControllerRequest::AlterTopicConfigs {
-                    topics,
-                    validate_only: request.validate_only,
-                }),
-            )
+            .metadata
+            .control(ControllerRequest::AlterTopicConfigs { topics, validate_only: request.validate_only })
             .await;
         let outcomes: Vec<(String, Option<(ErrorCode, String)>)> = match call {
-            Ok(ShardResponse::Controller(ControllerResponse::AlterTopicConfigs(results))) => results
+            Ok(ControllerResponse::AlterTopicConfigs(results)) => results
                 .into_iter()
                 .map(|(name, result)| (name, result.err().map(|e| (ErrorCode::from(&e), e.to_string()))))
                 .collect(),

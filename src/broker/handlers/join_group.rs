@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call, fresh_suffix};
+use crate::broker::groups::{GroupOp, GroupResponse, fresh_suffix};
 use crate::group::{JoinRequest, JoinResult};
 use crate::protocol::messages::{JoinGroupRequest, JoinGroupResponse, JoinGroupResponseMember};
 use crate::protocol::{ErrorCode, RequestHeader};
@@ -34,8 +34,7 @@ pub async fn handle(
             require_known_member_id: version >= 4,
             fresh_suffix: fresh_suffix(),
         };
-        let group = request.group_id.clone();
-        match call(broker, &request.group_id, move |partition| GroupRequest::Join(group, partition, join)).await {
+        match broker.groups.route(&request.group_id, GroupOp::Join(join)).await {
             Ok(GroupResponse::Join(result)) => result,
             Ok(_) => JoinResult::error(ErrorCode::UnknownServerError, &request.member_id),
             Err(e) => JoinResult::error(e, &request.member_id),

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse, LeavingMember};
 use crate::protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, LeaveGroupResponseMember};
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::server::dispatch::{Reply, respond};
@@ -19,8 +19,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
     let outcome = if request.group_id.is_empty() {
         Err(ErrorCode::InvalidGroupId)
     } else {
-        let (group, sent) = (request.group_id.clone(), members.clone());
-        match call(broker, &request.group_id, move |p| GroupRequest::Leave(group, p, sent)).await {
+        let leaving = members
+            .iter()
+            .map(|(member_id, instance_id)| LeavingMember { member_id: member_id.clone(), instance_id: instance_id.clone() })
+            .collect();
+        match broker.groups.route(&request.group_id, GroupOp::Leave(leaving)).await {
             Ok(GroupResponse::Leave(result)) => result,
             Ok(_) => Err(ErrorCode::UnknownServerError),
             Err(e) => Err(e),

@@ -3,22 +3,13 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse};
-use crate::broker::shard::{ShardRequest, ShardResponse};
 use crate::protocol::messages::{ListGroupsRequest, ListGroupsResponse, ListGroupsResponseGroup};
-use crate::protocol::{ErrorCode, RequestHeader};
+use crate::protocol::RequestHeader;
 use crate::server::dispatch::{Reply, respond};
 
 /// ListGroups (v0-4; v4 filters by state, case-insensitively as Kafka does).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ListGroupsRequest) -> Reply {
-    let mut groups = Vec::new();
-    let mut error = ErrorCode::None;
-    for shard in 0..broker.mesh().count() {
-        match broker.call(shard, ShardRequest::Group(GroupRequest::List)).await {
-            Ok(ShardResponse::Group(GroupResponse::List(list))) => groups.extend(list),
-            _ => error = ErrorCode::CoordinatorNotAvailable,
-        }
-    }
+    let (mut groups, error) = broker.groups.list_all().await;
     let filter: Vec<String> = request.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     groups.retain(|(_, _, state)| filter.is_empty() || filter.contains(&state.to_ascii_lowercase()));
     groups.sort();

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::scatter;
 use crate::broker::ShardBroker;
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::partition::{OffsetSpec, PartitionRequest, PartitionResponse};
 use crate::model::TopicPartition;
 use crate::protocol::messages::{
     ListOffsetsRequest, ListOffsetsResponse, ListOffsetsResponsePartition, ListOffsetsResponseTopic,
@@ -22,17 +22,17 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
         for partition in &topic.partitions {
             work.push((
                 TopicPartition { topic: name.clone(), partition: partition.partition_index },
-                partition.timestamp,
+                OffsetSpec::from_wire(partition.timestamp),
             ));
         }
         order.push((name, topic.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>()));
     }
-    let mut results = scatter(broker, work, ShardRequest::ListOffsets, |response| match response {
-        ShardResponse::ListOffsets(results) => Some(results),
+    let mut results = scatter(broker, work, PartitionRequest::ListOffsets, |response| match response {
+        PartitionResponse::ListOffsets(results) => Some(results),
         _ => None,
     })
     .await;
-    let image = broker.image();
+    let image = broker.metadata.image();
     let topics = order
         .into_iter()
         .map(|(name, indexes)| ListOffsetsResponseTopic {

@@ -5,9 +5,8 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::controller::{ControllerRequest, ControllerResponse, NewTopic};
-use crate::broker::metadata::TopicMeta;
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic};
+use crate::broker::metadata::image::TopicMeta;
 use crate::model::validate_topic_name;
 use crate::protocol::messages::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -40,8 +39,8 @@ pub(crate) async fn auto_create(broker: &Rc<ShardBroker>, names: Vec<String>) {
             configs: Default::default(),
         })
         .collect();
-    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: false });
-    if let Ok(ShardResponse::Controller(ControllerResponse::CreateTopics(results))) = broker.call(0, request).await {
+    let request = ControllerRequest::CreateTopics { topics, validate_only: false };
+    if let Ok(ControllerResponse::CreateTopics(results)) = broker.metadata.control(request).await {
         for (name, result) in results {
             if let Err(e) = result {
                 tracing::info!(topic = %name, error = %e, "auto-creation failed");
@@ -86,12 +85,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
     let mut topics = Vec::new();
     match requested {
         None => {
-            let image = broker.image();
+            let image = broker.metadata.image();
             topics.extend(image.topics.values().map(|t| describe(broker, t)));
         }
         Some(wanted) => {
             if broker.config.auto_create_topics && allow_create {
-                let image = broker.image();
+                let image = broker.metadata.image();
                 let missing: Vec<String> = wanted
                     .iter()
                     .filter_map(|t| t.name.clone())
@@ -99,11 +98,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
                     .collect();
                 auto_create(broker, missing).await;
             }
-            let image = broker.image();
+            let image = broker.metadata.image();
             for topic in wanted {
                 let found = match &topic.name {
                     Some(name) => image.topics.get(name),
-                    None => image.topic_by_id(crate::broker::metadata::TopicId(topic.topic_id.0)),
+                    None => image.topic_by_id(crate::model::TopicId(topic.topic_id.0)),
                 };
                 topics.push(match found {
                     Some(meta) => describe(broker, meta),
@@ -137,7 +136,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
             port: i32::from(config.advertised_port),
             rack: None,
         }],
-        cluster_id: Some(broker.image().cluster_id.clone()),
+        cluster_id: Some(broker.metadata.image().cluster_id.clone()),
         controller_id: config.node_id,
         topics,
         cluster_authorized_operations: if request.include_cluster_authorized_operations {

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{Commit, GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse, MemberRef};
 use crate::group::{CommittedOffset, OFFSET_METADATA_BYTES_MAX};
 use crate::model::Timestamp;
 use crate::protocol::messages::{
@@ -25,7 +25,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             .partitions
             .iter()
             .map(|p| {
-                let result = if broker.owner_of(&topic.name, p.partition_index).is_none() {
+                let result = if broker.metadata.owner_of(&topic.name, p.partition_index).is_none() {
                     Err(ErrorCode::UnknownTopicOrPartition)
                 } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
                     Err(ErrorCode::OffsetMetadataTooLarge)
@@ -51,13 +51,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
     } else if offsets.is_empty() {
         ErrorCode::None
     } else {
-        let group = request.group_id.clone();
-        let (generation, member_id, instance_id) =
-            (request.generation_id_or_member_epoch, request.member_id.clone(), request.group_instance_id.clone());
-        let make = move |partition| {
-            GroupRequest::Commit(Commit { group, partition, generation, member_id, instance_id, offsets })
+        let member = MemberRef {
+            generation: request.generation_id_or_member_epoch,
+            member_id: request.member_id.clone(),
+            instance_id: request.group_instance_id.clone(),
         };
-        match call(broker, &request.group_id, make).await {
+        match broker.groups.route(&request.group_id, GroupOp::Commit(member, offsets)).await {
             Ok(GroupResponse::Code(code)) => code,
             Ok(_) => ErrorCode::UnknownServerError,
             Err(e) => e,

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -14,10 +14,8 @@ use crate::server::dispatch::{Reply, respond};
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
     let asked: Vec<(String, i32)> =
         request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index))).collect();
-    let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| broker.owner_of(t, *p).is_some()).cloned().collect();
-    let id = request.group_id.clone();
-    let sent = known.clone();
-    let outcome = match call(broker, &request.group_id, move |p| GroupRequest::OffsetDelete(id, p, sent)).await {
+    let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| broker.metadata.owner_of(t, *p).is_some()).cloned().collect();
+    let outcome = match broker.groups.route(&request.group_id, GroupOp::OffsetDelete(known.clone())).await {
         Ok(GroupResponse::OffsetDelete(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),
         Err(e) => Err(e),

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::group::CommittedOffset;
 use crate::protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponseGroupPartition,
@@ -20,8 +20,7 @@ async fn fetch(
     group: &str,
     wanted: Option<Vec<(String, i32)>>,
 ) -> Result<Fetched, ErrorCode> {
-    let id = group.to_string();
-    match call(broker, group, move |p| GroupRequest::FetchOffsets(id, p, wanted)).await {
+    match broker.groups.route(group, GroupOp::FetchOffsets(wanted)).await {
         Ok(GroupResponse::Offsets(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),
         Err(e) => Err(e),

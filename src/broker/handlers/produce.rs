@@ -10,8 +10,7 @@ use bytes::BytesMut;
 use super::metadata::auto_create;
 use super::scatter;
 use crate::broker::ShardBroker;
-use crate::broker::partition::PartitionError;
-use crate::broker::shard::{ShardRequest, ShardResponse};
+use crate::broker::partition::{Acks, PartitionRequest, PartitionResponse};
 use crate::model::{TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
@@ -22,10 +21,9 @@ const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
 
 /// Produce.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ProduceRequest) -> Reply {
-    let acks = request.acks;
-    let valid_acks = matches!(acks, -1..=1);
-    if broker.config.auto_create_topics && valid_acks {
-        let image = broker.image();
+    let acks = Acks::try_from(request.acks);
+    if broker.config.auto_create_topics && acks.is_ok() {
+        let image = broker.metadata.image();
         let missing: Vec<String> = request
             .topic_data
             .iter()
@@ -52,21 +50,22 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
     }
     let timeout =
         Duration::from_millis(u64::try_from(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX)).unwrap_or(0));
-    let mut results = if valid_acks {
-        scatter(
-            broker,
-            work,
-            |partitions| ShardRequest::Produce { acks, timeout, partitions },
-            |response| match response {
-                ShardResponse::Produce(results) => Some(results),
-                _ => None,
-            },
-        )
-        .await
-    } else {
-        work.into_iter().map(|(tp, _)| (tp, Err(PartitionError::InvalidRequiredAcks(acks)))).collect()
+    let mut results = match &acks {
+        Ok(acks) => {
+            scatter(
+                broker,
+                work,
+                |partitions| PartitionRequest::Produce { acks: *acks, timeout, partitions },
+                |response| match response {
+                    PartitionResponse::Produce(results) => Some(results),
+                    _ => None,
+                },
+            )
+            .await
+        }
+        Err(e) => work.into_iter().map(|(tp, _)| (tp, Err(e.clone()))).collect(),
     };
-    if acks == 0 {
+    if acks.is_ok_and(|acks| acks == Acks::None) {
         return Reply::Nothing;
     }
     let responses = order

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupRequest, GroupResponse, call};
+use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::group::{SyncRequest, SyncResult};
 use crate::protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use crate::protocol::{ErrorCode, RequestHeader};
@@ -22,8 +22,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: S
             protocol_name: request.protocol_name,
             assignments: request.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
         };
-        let group = request.group_id.clone();
-        match call(broker, &request.group_id, move |partition| GroupRequest::Sync(group, partition, sync)).await {
+        match broker.groups.route(&request.group_id, GroupOp::Sync(sync)).await {
             Ok(GroupResponse::Sync(result)) => result,
             Ok(_) => SyncResult::error(ErrorCode::UnknownServerError),
             Err(e) => SyncResult::error(e),

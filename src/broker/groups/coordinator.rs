@@ -12,96 +12,43 @@
 //! mode. Concurrent commits are independent appends, so the log's group commit batches their
 //! fdatasyncs; nothing here serialises them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
 use tracing::{info, warn};
 
-use super::partition::Partition;
-use super::shard::ShardBroker;
+use super::messages::{GroupOp, GroupRequest, GroupResponse, MemberRef};
+use crate::broker::config::BrokerConfig;
+use crate::broker::metadata::Metadata;
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
+use crate::broker::partition::{Acks, Partition, PartitionError, ShardPartitions};
 use crate::group::{
-    CommittedOffset, Effect, Group, GroupDescription, GroupState, GroupValue, JoinRequest, JoinResult, OFFSETS_TOPIC,
-    OffsetValue, RecordKey, SyncRequest, SyncResult, Waiter,
+    CommittedOffset, Effect, Group, GroupDescription, GroupState, GroupValue, JoinResult, OFFSETS_TOPIC, OffsetValue,
+    RecordKey, SyncResult, Waiter,
 };
-use crate::model::{BatchBuilder, BatchIter, RecordBatch, RecordIter, Timestamp, TopicPartition};
+use crate::model::{BatchBuilder, BatchIter, RecordBatch, RecordIter, Timestamp, TopicId, TopicPartition};
 use crate::protocol::ErrorCode;
-use crate::storage::ReadLimits;
+use crate::shard::Peers;
 
 /// How often each shard runs its groups' timers (join deadlines, session expiry).
 const TICK_MS: u64 = 100;
 /// Bytes read at a time while replaying a partition.
 const REPLAY_READ_BYTES: u64 = 1024 * 1024;
 
-/// A group operation, routed to the shard that coordinates the group.
-#[derive(Debug)]
-pub enum GroupRequest {
-    /// JoinGroup.
-    Join(String, i32, JoinRequest),
-    /// SyncGroup.
-    Sync(String, i32, SyncRequest),
-    /// Heartbeat: generation, member id, static id.
-    Heartbeat(String, i32, i32, String, Option<String>),
-    /// LeaveGroup: (member id, static id) each.
-    Leave(String, i32, Vec<(String, Option<String>)>),
-    /// OffsetCommit.
-    Commit(Commit),
-    /// OffsetFetch: the partitions, or `None` for all.
-    FetchOffsets(String, i32, Option<Vec<(String, i32)>>),
-    /// ListGroups (this shard's groups).
-    List,
-    /// DescribeGroups.
-    Describe(String, i32),
-    /// DeleteGroups.
-    Delete(String, i32),
-    /// OffsetDelete.
-    OffsetDelete(String, i32, Vec<(String, i32)>),
-}
-
-/// An OffsetCommit for the coordinating shard.
-#[derive(Debug)]
-pub struct Commit {
-    /// Group id.
-    pub group: String,
-    /// Its partition of `__consumer_offsets`.
-    pub partition: i32,
-    /// Generation, or -1.
-    pub generation: i32,
-    /// Member id.
-    pub member_id: String,
-    /// Static id.
-    pub instance_id: Option<String>,
-    /// What to commit.
-    pub offsets: Vec<((String, i32), CommittedOffset)>,
-}
-
-/// The answer to a [`GroupRequest`].
-#[derive(Debug)]
-pub enum GroupResponse {
-    /// JoinGroup.
-    Join(JoinResult),
-    /// SyncGroup.
-    Sync(SyncResult),
-    /// One error code (Heartbeat, DeleteGroups, a commit).
-    Code(ErrorCode),
-    /// LeaveGroup: a top-level error, or one per member.
-    Leave(Result<Vec<ErrorCode>, ErrorCode>),
-    /// OffsetFetch: (topic, partition, offset if committed).
-    Offsets(Result<Vec<(String, i32, Option<CommittedOffset>)>, ErrorCode>),
-    /// ListGroups: (group id, protocol type, state).
-    List(Vec<(String, String, &'static str)>),
-    /// DescribeGroups.
-    Describe(Result<GroupDescription, ErrorCode>),
-    /// OffsetDelete: a top-level error, or one per partition.
-    OffsetDelete(Result<Vec<ErrorCode>, ErrorCode>),
-}
+/// The group layer's handle on the other shards.
+pub type GroupPeers = Peers<GroupRequest, GroupResponse>;
 
 /// The groups one shard coordinates.
-#[derive(Default)]
 pub struct Coordinator {
+    config: Arc<BrokerConfig>,
+    metadata: Rc<Metadata>,
+    partitions: Rc<ShardPartitions>,
+    peers: OnceCell<GroupPeers>,
     groups: RefCell<HashMap<String, Group>>,
     loaded: RefCell<HashSet<i32>>,
     waiters: RefCell<HashMap<Waiter, oneshot::Sender<Effect>>>,
@@ -113,8 +60,8 @@ fn now_ms() -> i64 {
 }
 
 /// A fresh id suffix in Kafka's style (a random UUID).
-pub(crate) fn fresh_suffix() -> String {
-    let bytes = super::metadata::TopicId::random().map(|id| id.0).unwrap_or_else(|_| {
+pub fn fresh_suffix() -> String {
+    let bytes = TopicId::random().map(|id| id.0).unwrap_or_else(|_| {
         // No OS randomness: fall back to the clock, still unique enough within one broker.
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&now_ms().to_be_bytes());
@@ -126,13 +73,39 @@ pub(crate) fn fresh_suffix() -> String {
 }
 
 impl Coordinator {
-    fn offsets_partition(broker: &ShardBroker, partition: i32) -> Option<Rc<Partition>> {
-        broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition))
+    /// No groups yet; they are loaded as `__consumer_offsets` partitions open.
+    pub fn new(config: Arc<BrokerConfig>, metadata: Rc<Metadata>, partitions: Rc<ShardPartitions>) -> Self {
+        Coordinator {
+            config,
+            metadata,
+            partitions,
+            peers: OnceCell::new(),
+            groups: RefCell::new(HashMap::new()),
+            loaded: RefCell::new(HashSet::new()),
+            waiters: RefCell::new(HashMap::new()),
+            next_waiter: Cell::new(0),
+        }
+    }
+
+    /// Connects the layer to its counterparts on the other shards (once, at startup).
+    pub fn set_peers(&self, peers: GroupPeers) {
+        let _ = self.peers.set(peers);
+    }
+
+    fn peers(&self) -> &GroupPeers {
+        match self.peers.get() {
+            Some(peers) => peers,
+            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
+        }
+    }
+
+    fn offsets_partition(&self, partition: i32) -> Option<Rc<Partition>> {
+        self.partitions.get(&TopicPartition::new(OFFSETS_TOPIC, partition))
     }
 
     /// Whether this shard coordinates groups of `partition` now.
-    fn check(&self, broker: &ShardBroker, partition: i32) -> Result<Rc<Partition>, ErrorCode> {
-        let p = Self::offsets_partition(broker, partition).ok_or(ErrorCode::NotCoordinator)?;
+    fn check(&self, partition: i32) -> Result<Rc<Partition>, ErrorCode> {
+        let p = self.offsets_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
         if !self.loaded.borrow().contains(&partition) {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         }
@@ -148,13 +121,13 @@ impl Coordinator {
     }
 
     /// Persists what `effects` ask, then delivers their replies (failing them if persisting did).
-    async fn apply(&self, broker: &ShardBroker, group: &str, partition: i32, effects: Vec<Effect>) {
+    async fn apply(&self, group: &str, partition: i32, effects: Vec<Effect>) {
         let mut failed = None;
         if effects.contains(&Effect::StoreGroup) {
             let value = self.groups.borrow().get(group).map(|g| g.stored().encode());
             if let Some(value) = value {
                 let key = RecordKey::Group(group.to_string()).encode();
-                if let Err(e) = append(broker, partition, vec![(key, Some(value))]).await {
+                if let Err(e) = self.append(partition, vec![(key, Some(value))]).await {
                     warn!(group, error = ?e, "could not persist group metadata");
                     failed = Some(e);
                 }
@@ -176,29 +149,43 @@ impl Coordinator {
     }
 
     /// Serves one routed group request.
-    pub(crate) async fn serve(&self, broker: &ShardBroker, request: GroupRequest) -> GroupResponse {
+    pub async fn serve(&self, request: GroupRequest) -> GroupResponse {
         match request {
-            GroupRequest::Join(group, partition, join) => {
+            GroupRequest::ForGroup { group, partition, op } => self.serve_op(group, partition, *op).await,
+            GroupRequest::List => GroupResponse::List(
+                self.groups
+                    .borrow()
+                    .values()
+                    .filter(|g| g.state() != GroupState::Dead)
+                    .map(|g| (g.id.clone(), g.protocol_type().to_string(), g.state().name()))
+                    .collect(),
+            ),
+        }
+    }
+
+    async fn serve_op(&self, group: String, partition: i32, op: GroupOp) -> GroupResponse {
+        match op {
+            GroupOp::Join(join) => {
                 let member_id = join.member_id.clone();
-                if let Err(e) = self.check(broker, partition) {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Join(JoinResult::error(e, &member_id));
                 }
                 let (waiter, rx) = self.waiter();
                 let mut effects = Vec::new();
                 {
                     let mut groups = self.groups.borrow_mut();
-                    let config = broker.config.group;
+                    let config = self.config.group;
                     let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group, config, now_ms()));
                     g.join(now_ms(), join, waiter, &mut effects);
                 }
-                self.apply(broker, &group, partition, effects).await;
+                self.apply(&group, partition, effects).await;
                 match rx.await {
                     Ok(Effect::Join(_, result)) => GroupResponse::Join(result),
                     _ => GroupResponse::Join(JoinResult::error(ErrorCode::CoordinatorNotAvailable, &member_id)),
                 }
             }
-            GroupRequest::Sync(group, partition, sync) => {
-                if let Err(e) = self.check(broker, partition) {
+            GroupOp::Sync(sync) => {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Sync(SyncResult::error(e));
                 }
                 let (waiter, rx) = self.waiter();
@@ -207,14 +194,14 @@ impl Coordinator {
                     Some(g) => g.sync(now_ms(), sync, waiter, &mut effects),
                     None => effects.push(Effect::Sync(waiter, SyncResult::error(ErrorCode::UnknownMemberId))),
                 }
-                self.apply(broker, &group, partition, effects).await;
+                self.apply(&group, partition, effects).await;
                 match rx.await {
                     Ok(Effect::Sync(_, result)) => GroupResponse::Sync(result),
                     _ => GroupResponse::Sync(SyncResult::error(ErrorCode::CoordinatorNotAvailable)),
                 }
             }
-            GroupRequest::Heartbeat(group, partition, generation, member, instance) => {
-                if let Err(e) = self.check(broker, partition) {
+            GroupOp::Heartbeat(MemberRef { generation, member_id: member, instance_id: instance }) => {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Code(e);
                 }
                 GroupResponse::Code(match self.groups.borrow_mut().get_mut(&group) {
@@ -222,24 +209,24 @@ impl Coordinator {
                     None => ErrorCode::UnknownMemberId,
                 })
             }
-            GroupRequest::Leave(group, partition, members) => {
-                if let Err(e) = self.check(broker, partition) {
+            GroupOp::Leave(members) => {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Leave(Err(e));
                 }
                 let mut effects = Vec::new();
                 let codes = match self.groups.borrow_mut().get_mut(&group) {
                     Some(g) => members
                         .iter()
-                        .map(|(member, instance)| g.leave(now_ms(), member, instance.as_deref(), &mut effects))
+                        .map(|m| g.leave(now_ms(), &m.member_id, m.instance_id.as_deref(), &mut effects))
                         .collect(),
                     None => return GroupResponse::Leave(Err(ErrorCode::UnknownMemberId)),
                 };
-                self.apply(broker, &group, partition, effects).await;
+                self.apply(&group, partition, effects).await;
                 GroupResponse::Leave(Ok(codes))
             }
-            GroupRequest::Commit(commit) => GroupResponse::Code(self.commit(broker, commit).await),
-            GroupRequest::FetchOffsets(group, partition, wanted) => {
-                if let Err(e) = self.check(broker, partition) {
+            GroupOp::Commit(member, offsets) => GroupResponse::Code(self.commit(group, partition, member, offsets).await),
+            GroupOp::FetchOffsets(wanted) => {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Offsets(Err(e));
                 }
                 let groups = self.groups.borrow();
@@ -258,16 +245,8 @@ impl Coordinator {
                 };
                 GroupResponse::Offsets(Ok(out))
             }
-            GroupRequest::List => GroupResponse::List(
-                self.groups
-                    .borrow()
-                    .values()
-                    .filter(|g| g.state() != GroupState::Dead)
-                    .map(|g| (g.id.clone(), g.protocol_type().to_string(), g.state().name()))
-                    .collect(),
-            ),
-            GroupRequest::Describe(group, partition) => {
-                if let Err(e) = self.check(broker, partition) {
+            GroupOp::Describe => {
+                if let Err(e) = self.check(partition) {
                     return GroupResponse::Describe(Err(e));
                 }
                 GroupResponse::Describe(Ok(match self.groups.borrow().get(&group) {
@@ -281,16 +260,22 @@ impl Coordinator {
                     },
                 }))
             }
-            GroupRequest::Delete(group, partition) => GroupResponse::Code(self.delete(broker, group, partition).await),
-            GroupRequest::OffsetDelete(group, partition, partitions) => {
-                GroupResponse::OffsetDelete(self.offset_delete(broker, group, partition, partitions).await)
+            GroupOp::Delete => GroupResponse::Code(self.delete(group, partition).await),
+            GroupOp::OffsetDelete(partitions) => {
+                GroupResponse::OffsetDelete(self.offset_delete(group, partition, partitions).await)
             }
         }
     }
 
-    async fn commit(&self, broker: &ShardBroker, commit: Commit) -> ErrorCode {
-        let Commit { group, partition, generation, member_id, instance_id, offsets } = commit;
-        if let Err(e) = self.check(broker, partition) {
+    async fn commit(
+        &self,
+        group: String,
+        partition: i32,
+        member: MemberRef,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) -> ErrorCode {
+        let MemberRef { generation, member_id, instance_id } = member;
+        if let Err(e) = self.check(partition) {
             return e;
         }
         {
@@ -300,7 +285,7 @@ impl Coordinator {
                 // Kafka: a commit outside group management creates the group; one that names a
                 // generation of a group that does not exist is from a stale member.
                 None if generation < 0 => {
-                    groups.insert(group.clone(), Group::new(&group, broker.config.group, now_ms()));
+                    groups.insert(group.clone(), Group::new(&group, self.config.group, now_ms()));
                     Ok(())
                 }
                 None => Err(ErrorCode::IllegalGeneration),
@@ -319,7 +304,7 @@ impl Coordinator {
                 (key.encode(), Some(o.value().encode()))
             })
             .collect();
-        if let Err(e) = append(broker, partition, records).await {
+        if let Err(e) = self.append(partition, records).await {
             return e;
         }
         if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
@@ -328,8 +313,8 @@ impl Coordinator {
         ErrorCode::None
     }
 
-    async fn delete(&self, broker: &ShardBroker, group: String, partition: i32) -> ErrorCode {
-        if let Err(e) = self.check(broker, partition) {
+    async fn delete(&self, group: String, partition: i32) -> ErrorCode {
+        if let Err(e) = self.check(partition) {
             return e;
         }
         let records = {
@@ -347,7 +332,7 @@ impl Coordinator {
             }
             records
         };
-        if let Err(e) = append(broker, partition, records).await {
+        if let Err(e) = self.append(partition, records).await {
             return e;
         }
         if let Some(mut g) = self.groups.borrow_mut().remove(&group) {
@@ -358,12 +343,11 @@ impl Coordinator {
 
     async fn offset_delete(
         &self,
-        broker: &ShardBroker,
         group: String,
         partition: i32,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
-        self.check(broker, partition)?;
+        self.check(partition)?;
         let (codes, doomed) = {
             let groups = self.groups.borrow();
             let g = groups.get(&group).filter(|g| g.state() != GroupState::Dead).ok_or(ErrorCode::GroupIdNotFound)?;
@@ -386,13 +370,12 @@ impl Coordinator {
                 .collect();
             (codes, doomed)
         };
-        self.tombstone_offsets(broker, &group, partition, doomed).await?;
+        self.tombstone_offsets(&group, partition, doomed).await?;
         Ok(codes)
     }
 
     async fn tombstone_offsets(
         &self,
-        broker: &ShardBroker,
         group: &str,
         partition: i32,
         keys: Vec<(String, i32)>,
@@ -406,7 +389,7 @@ impl Coordinator {
                 (RecordKey::Offset { group: group.to_string(), topic: topic.clone(), partition: *p }.encode(), None)
             })
             .collect();
-        append(broker, partition, records).await?;
+        self.append(partition, records).await?;
         if let Some(g) = self.groups.borrow_mut().get_mut(group) {
             g.forget_offsets(&keys);
         }
@@ -414,27 +397,27 @@ impl Coordinator {
     }
 
     /// Replays every `__consumer_offsets` partition this shard owns and has not loaded yet.
-    pub(crate) async fn load(&self, broker: &ShardBroker) {
-        let image = broker.image();
+    pub async fn load(&self) {
+        let image = self.metadata.image();
         let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return };
-        let me = broker.shard_id();
+        let me = self.metadata.shard_id();
         for (index, meta) in topic.partitions.iter().enumerate() {
             let Ok(partition) = i32::try_from(index) else { continue };
             if meta.shard != me || self.loaded.borrow().contains(&partition) {
                 continue;
             }
-            let Some(p) = Self::offsets_partition(broker, partition) else { continue };
+            let Some(p) = self.offsets_partition(partition) else { continue };
             match replay(&p).await {
                 Ok((groups, offsets)) => {
                     let now = now_ms();
                     let mut restored: HashMap<String, Group> = groups
                         .into_iter()
-                        .map(|(id, value)| (id.clone(), Group::restore(&id, broker.config.group, now, value)))
+                        .map(|(id, value)| (id.clone(), Group::restore(&id, self.config.group, now, value)))
                         .collect();
                     for ((group, topic, part), value) in offsets {
                         let g = restored
                             .entry(group.clone())
-                            .or_insert_with(|| Group::new(&group, broker.config.group, value.commit_timestamp_ms));
+                            .or_insert_with(|| Group::new(&group, self.config.group, value.commit_timestamp_ms));
                         let metadata = Some(value.metadata.clone());
                         let offset = CommittedOffset {
                             offset: value.offset,
@@ -454,14 +437,13 @@ impl Coordinator {
     }
 
     /// Runs the group timers and offset expiry of this shard until the broker goes away.
-    pub(crate) fn spawn_timers(broker: &Rc<ShardBroker>) {
-        let weak = Rc::downgrade(broker);
+    pub fn spawn_timers(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
         glommio::spawn_local(async move {
             let mut last_expiry = now_ms();
             loop {
                 glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
-                let Some(broker) = weak.upgrade() else { return };
-                let coordinator = &broker.groups;
+                let Some(coordinator) = weak.upgrade() else { return };
                 let now = now_ms();
                 let mut work = Vec::new();
                 for (id, g) in coordinator.groups.borrow_mut().iter_mut() {
@@ -472,21 +454,21 @@ impl Coordinator {
                     }
                 }
                 for (id, effects) in work {
-                    let partition = crate::group::partition_for(&id, offsets_partitions(&broker));
-                    coordinator.apply(&broker, &id, partition, effects).await;
+                    let partition = crate::group::partition_for(&id, coordinator.offsets_partitions());
+                    coordinator.apply(&id, partition, effects).await;
                 }
-                let every = i64::try_from(broker.config.offsets_retention_check_interval_ms).unwrap_or(i64::MAX);
+                let every = i64::try_from(coordinator.config.offsets_retention_check_interval_ms).unwrap_or(i64::MAX);
                 if now - last_expiry >= every {
                     last_expiry = now;
-                    coordinator.expire_offsets(&broker, now).await;
+                    coordinator.expire_offsets(now).await;
                 }
             }
         })
         .detach();
     }
 
-    async fn expire_offsets(&self, broker: &ShardBroker, now: i64) {
-        let retention = broker.config.offsets_retention_ms;
+    async fn expire_offsets(&self, now: i64) {
+        let retention = self.config.offsets_retention_ms;
         let expired: Vec<(String, Vec<(String, i32)>)> = self
             .groups
             .borrow()
@@ -495,9 +477,9 @@ impl Coordinator {
             .filter(|(_, keys)| !keys.is_empty())
             .collect();
         for (group, keys) in expired {
-            let partition = crate::group::partition_for(&group, offsets_partitions(broker));
+            let partition = crate::group::partition_for(&group, self.offsets_partitions());
             let count = keys.len();
-            match self.tombstone_offsets(broker, &group, partition, keys).await {
+            match self.tombstone_offsets(&group, partition, keys).await {
                 Ok(()) => info!(group, count, "expired committed offsets"),
                 Err(e) => warn!(group, error = ?e, "could not expire offsets"),
             }
@@ -505,48 +487,111 @@ impl Coordinator {
     }
 }
 
-/// Partitions of `__consumer_offsets` as the metadata image has them (the count the topic was
-/// created with, which a later change of the flag does not alter).
-pub(crate) fn offsets_partitions(broker: &ShardBroker) -> i32 {
-    broker.image().topics.get(OFFSETS_TOPIC).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
-}
-
-/// Appends `records` (key, value or tombstone) as one batch to a `__consumer_offsets` partition
-/// and waits until it is durable.
-async fn append(broker: &ShardBroker, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
-    let p = Coordinator::offsets_partition(broker, partition).ok_or(ErrorCode::NotCoordinator)?;
-    let now = Timestamp::now();
-    let mut batch = BatchBuilder::new(now);
-    for (key, value) in &records {
-        batch.push(Some(key), value.as_deref(), now, &[]);
+impl Coordinator {
+    /// Partitions of `__consumer_offsets` as the metadata image has them (the count the topic
+    /// was created with, which a later change of the flag does not alter).
+    pub fn offsets_partitions(&self) -> i32 {
+        let image = self.metadata.image();
+        image.topics.get(OFFSETS_TOPIC).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
     }
-    let (pending, _) = p.append(batch.build()).map_err(|e| {
-        warn!(partition, error = %e, "append to __consumer_offsets failed");
-        ErrorCode::CoordinatorNotAvailable
-    })?;
-    pending.durable().await.map(|_| ()).map_err(|e| {
-        warn!(partition, error = %e, "__consumer_offsets append was not made durable");
-        ErrorCode::CoordinatorNotAvailable
-    })
+
+    /// Appends `records` (key, value or tombstone) as one batch to a `__consumer_offsets`
+    /// partition and waits until it is durable.
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+        let p = self.offsets_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
+        let now = Timestamp::now();
+        let mut batch = BatchBuilder::new(now);
+        for (key, value) in &records {
+            batch.push(Some(key), value.as_deref(), now, &[]);
+        }
+        let appended = p.append(batch.build()).map_err(|e| {
+            warn!(partition, error = %e, "append to __consumer_offsets failed");
+            ErrorCode::CoordinatorNotAvailable
+        })?;
+        appended.acknowledged(Acks::All, &p).await.map(|_| ()).map_err(|e| {
+            warn!(partition, error = %e, "__consumer_offsets append was not made durable");
+            ErrorCode::CoordinatorNotAvailable
+        })
+    }
+
+    /// Creates `__consumer_offsets` (compacted) if it does not exist yet, as Kafka does on first
+    /// use; returns its partition count.
+    pub async fn ensure_offsets_topic(&self) -> Result<i32, ErrorCode> {
+        let partitions = self.offsets_partitions();
+        if partitions > 0 {
+            return Ok(partitions);
+        }
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.config.offsets_topic_partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+        };
+        let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
+        match self.metadata.control(request).await {
+            Ok(ControllerResponse::CreateTopics(results)) => {
+                for (_, result) in results {
+                    match result {
+                        Ok(_) => info!(partitions = self.config.offsets_topic_partitions, "created __consumer_offsets"),
+                        // Another connection created it first.
+                        Err(TopicError::AlreadyExists(_)) => {}
+                        Err(e) => warn!(error = %e, "cannot create __consumer_offsets"),
+                    }
+                }
+            }
+            _ => warn!("controller unavailable while creating __consumer_offsets"),
+        }
+        match self.offsets_partitions() {
+            0 => Err(ErrorCode::CoordinatorNotAvailable),
+            n => Ok(n),
+        }
+    }
+
+    /// Routes `op` on `group` to the shard that coordinates the group (the owner of its
+    /// `__consumer_offsets` partition), creating that topic on first use.
+    pub async fn route(&self, group: &str, op: GroupOp) -> Result<GroupResponse, ErrorCode> {
+        let partitions = self.ensure_offsets_topic().await?;
+        let partition = crate::group::partition_for(group, partitions);
+        let shard = self.metadata.owner_of(OFFSETS_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let request = GroupRequest::ForGroup { group: group.to_string(), partition, op: Box::new(op) };
+        self.peers().call(shard, request).await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
+    }
+
+    /// ListGroups over every shard: (group id, protocol type, state) of each group, and
+    /// COORDINATOR_NOT_AVAILABLE if a shard did not answer (the others' groups still count).
+    pub async fn list_all(&self) -> (Vec<(String, String, &'static str)>, ErrorCode) {
+        let mut groups = Vec::new();
+        let mut error = ErrorCode::None;
+        for shard in 0..self.peers().count() {
+            match self.peers().call(shard, GroupRequest::List).await {
+                Ok(GroupResponse::List(list)) => groups.extend(list),
+                _ => error = ErrorCode::CoordinatorNotAvailable,
+            }
+        }
+        (groups, error)
+    }
 }
 
 type Replayed = (HashMap<String, GroupValue>, HashMap<(String, String, i32), OffsetValue>);
 
 /// Reads a partition from its start: the latest value per key, tombstones removing keys.
-async fn replay(p: &Partition) -> Result<Replayed, crate::storage::Error> {
+async fn replay(p: &Partition) -> Result<Replayed, PartitionError> {
     let mut groups = HashMap::new();
     let mut offsets = HashMap::new();
-    let end = p.log.high_watermark();
-    let mut at = p.log.log_start_offset();
-    let limit = p.config.borrow().log.batch_bytes_max();
+    let end = p.high_watermark();
+    let mut at = p.log_start_offset();
+    let limit = p.config().log.batch_bytes_max();
     while at < end {
-        let slice = p.log.read(at, ReadLimits { max_bytes: REPLAY_READ_BYTES, upper_bound: end }).await?;
+        let slice = p.read(at, REPLAY_READ_BYTES).await?;
         if slice.is_empty() {
             break;
         }
-        let bytes = slice.to_vec().await.map_err(|e| crate::storage::Error::Io {
-            context: "replaying __consumer_offsets".into(),
-            source: std::sync::Arc::new(e),
+        let bytes = slice.to_vec().await.map_err(|e| {
+            PartitionError::Storage(crate::storage::Error::Io {
+                context: "replaying __consumer_offsets".into(),
+                source: Arc::new(e),
+            })
         })?;
         let before = at;
         for batch in BatchIter::new(&bytes, limit) {
@@ -597,57 +642,5 @@ fn apply_batch(
                 }
             }
         }
-    }
-}
-
-/// Creates `__consumer_offsets` (compacted) if it does not exist yet, as Kafka does on first use.
-pub(crate) async fn ensure_offsets_topic(broker: &Rc<ShardBroker>) -> Result<i32, ErrorCode> {
-    let partitions = offsets_partitions(broker);
-    if partitions > 0 {
-        return Ok(partitions);
-    }
-    let topic = super::controller::NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: broker.config.offsets_topic_partitions,
-        replication_factor: -1,
-        assignments: Vec::new(),
-        configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
-    };
-    let request = super::shard::ShardRequest::Controller(super::controller::ControllerRequest::CreateTopics {
-        topics: vec![topic],
-        validate_only: false,
-    });
-    match broker.call(0, request).await {
-        Ok(super::shard::ShardResponse::Controller(super::controller::ControllerResponse::CreateTopics(results))) => {
-            for (_, result) in results {
-                match result {
-                    Ok(_) => info!(partitions = broker.config.offsets_topic_partitions, "created __consumer_offsets"),
-                    // Another connection created it first.
-                    Err(super::controller::TopicError::AlreadyExists(_)) => {}
-                    Err(e) => warn!(error = %e, "cannot create __consumer_offsets"),
-                }
-            }
-        }
-        _ => warn!("controller unavailable while creating __consumer_offsets"),
-    }
-    match offsets_partitions(broker) {
-        0 => Err(ErrorCode::CoordinatorNotAvailable),
-        n => Ok(n),
-    }
-}
-
-/// Routes a request about `group` to the shard that coordinates it (the owner of its
-/// `__consumer_offsets` partition); `make` builds the request for that partition.
-pub(crate) async fn call(
-    broker: &Rc<ShardBroker>,
-    group: &str,
-    make: impl FnOnce(i32) -> GroupRequest,
-) -> Result<GroupResponse, ErrorCode> {
-    let partitions = ensure_offsets_topic(broker).await?;
-    let partition = crate::group::partition_for(group, partitions);
-    let shard = broker.owner_of(OFFSETS_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
-    match broker.call(shard, super::shard::ShardRequest::Group(make(partition))).await {
-        Ok(super::shard::ShardResponse::Group(response)) => Ok(response),
-        _ => Err(ErrorCode::CoordinatorNotAvailable),
     }
 }

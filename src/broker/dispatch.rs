@@ -1,0 +1,57 @@
+//! The broker's side of the server's [`Dispatch`] trait: decode a request frame's header, check
+//! the API and version against the handler table, decode the body and run its handler.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use tracing::{debug, warn};
+
+use super::handlers;
+use super::shard::ShardBroker;
+use crate::protocol::{ApiKey, HeaderError, RequestHeader, decode_request_body};
+use crate::server::Dispatch;
+use crate::server::dispatch::Reply;
+
+impl Dispatch for ShardBroker {
+    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
+        Box::pin(handle(self, frame, peer))
+    }
+}
+
+/// Handles one request frame.
+async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr) -> Reply {
+    let header = match RequestHeader::decode(&mut frame) {
+        Ok(header) => header,
+        Err(HeaderError::Unsupported { api_key, api_version, correlation_id })
+            if api_key == ApiKey::ApiVersions.code() =>
+        {
+            debug!(%peer, api_version, "ApiVersions at an unsupported version: answering with v0 (KIP-511)");
+            return handlers::api_versions::unsupported_version(correlation_id);
+        }
+        Err(e) => {
+            warn!(%peer, error = %e, "bad request header; closing connection");
+            return Reply::Close;
+        }
+    };
+    tracing::trace!(%peer, api = ?header.api_key, version = header.api_version, correlation_id = header.correlation_id,
+        client_id = header.client_id.as_deref().unwrap_or(""), "request");
+    if !handlers::serves(header.api_key, header.api_version) {
+        if header.api_key == ApiKey::ApiVersions {
+            return handlers::api_versions::unsupported_version(header.correlation_id);
+        }
+        warn!(%peer, api = ?header.api_key, version = header.api_version, "API version not served; closing connection");
+        return Reply::Close;
+    }
+    let body = match decode_request_body(header.api_key, header.api_version, &mut frame) {
+        Ok(body) => body,
+        Err(e) => {
+            warn!(%peer, api = ?header.api_key, version = header.api_version, error = %e,
+                "malformed request body; closing connection");
+            return Reply::Close;
+        }
+    };
+    handlers::run(&broker, &header, body, peer).await
+}

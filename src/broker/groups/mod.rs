@@ -1,0 +1,10 @@
+//! The consumer group coordinator's per-shard glue: [`Coordinator`] runs the pure state machines
+//! of `crate::group` for the groups whose `__consumer_offsets` partition this shard owns, with
+//! their timers, persistence and reload; [`GroupRequest`]s route group operations from any
+//! shard to the coordinating one. A transaction coordinator (`txn/`) will follow the same shape.
+
+mod coordinator;
+mod messages;
+
+pub use coordinator::{Coordinator, GroupPeers, fresh_suffix};
+pub use messages::{GroupOp, GroupRequest, GroupResponse, LeavingMember, MemberRef};

@@ -1,0 +1,231 @@
+//! The metadata layer: the image of topics and partitions every shard holds ([`image`]), topic
+//! administration on shard 0 ([`controller`]), and [`Metadata`], one shard's view of both with
+//! the [`MetadataRequest`]s shards send each other to change it.
+//!
+//! Lifecycle: each shard starts with the image loaded from disk; a change is decided and
+//! persisted on shard 0 and installed on every shard in two phases (open the new partitions,
+//! then swap the image and close what was removed), so no shard advertises a partition whose
+//! log is not open. After an install, the listeners registered with
+//! [`Metadata::on_installed`] run (the group coordinator loads new `__consumer_offsets`
+//! partitions). The cluster issue replaces the JSON image with the replicated metadata log; this
+//! is where its driver will feed images in.
+
+pub mod controller;
+pub mod image;
+
+use std::cell::{OnceCell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tracing::error;
+
+use self::controller::{ControllerRequest, ControllerResponse, TopicError, decide};
+use self::image::{MetadataImage, store_image};
+use super::config::BrokerConfig;
+use super::partition::ShardPartitions;
+use super::topic_config::TopicConfig;
+use crate::model::{LeaderEpoch, TopicPartition};
+use crate::shard::{Peers, ShardError, ShardId};
+
+/// The shard where topic administration runs.
+pub const CONTROLLER_SHARD: ShardId = 0;
+
+/// What one shard asks of another's metadata layer.
+#[derive(Debug)]
+pub enum MetadataRequest {
+    /// Open the logs of partitions this shard owns in the image (phase one of an install).
+    OpenPartitions(Arc<MetadataImage>),
+    /// Use this image, and close the partitions it no longer has (phase two).
+    InstallImage(Arc<MetadataImage>),
+    /// Topic administration (shard 0 only).
+    Controller(ControllerRequest),
+}
+
+/// The answer to a [`MetadataRequest`].
+#[derive(Debug)]
+pub enum MetadataResponse {
+    /// Done, nothing to report.
+    Done,
+    /// From the controller.
+    Controller(ControllerResponse),
+}
+
+/// The metadata layer's handle on the other shards.
+pub type MetadataPeers = Peers<MetadataRequest, MetadataResponse>;
+
+/// Something to run after each image install on this shard.
+pub type InstallListener = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// One shard's metadata: the current image and the way to change it.
+pub struct Metadata {
+    config: Arc<BrokerConfig>,
+    image: RefCell<Arc<MetadataImage>>,
+    partitions: Rc<ShardPartitions>,
+    /// One change at a time on shard 0: each builds on the image the previous one installed.
+    controller_lock: glommio::sync::Semaphore,
+    peers: OnceCell<MetadataPeers>,
+    listeners: RefCell<Vec<InstallListener>>,
+}
+
+impl Metadata {
+    /// The layer for one shard, starting from `image`.
+    pub fn new(config: Arc<BrokerConfig>, image: Arc<MetadataImage>, partitions: Rc<ShardPartitions>) -> Self {
+        Metadata {
+            config,
+            image: RefCell::new(image),
+            partitions,
+            controller_lock: glommio::sync::Semaphore::new(1),
+            peers: OnceCell::new(),
+            listeners: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Connects the layer to its counterparts on the other shards (once, at startup).
+    pub fn set_peers(&self, peers: MetadataPeers) {
+        let _ = self.peers.set(peers);
+    }
+
+    fn peers(&self) -> &MetadataPeers {
+        match self.peers.get() {
+            Some(peers) => peers,
+            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
+        }
+    }
+
+    /// This shard's id.
+    pub fn shard_id(&self) -> ShardId {
+        self.peers().id()
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.peers().count()
+    }
+
+    /// Runs `listener` after every install of an image on this shard.
+    pub fn on_installed(&self, listener: InstallListener) {
+        self.listeners.borrow_mut().push(listener);
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// The shard that owns a partition, if the partition exists.
+    pub fn owner_of(&self, topic: &str, partition: i32) -> Option<ShardId> {
+        let image = self.image.borrow();
+        let index = usize::try_from(partition).ok()?;
+        image.topics.get(topic)?.partitions.get(index).map(|p| p.shard)
+    }
+
+    /// Sends a topic administration request to the controller shard and returns its answer.
+    pub async fn control(&self, request: ControllerRequest) -> Result<ControllerResponse, ShardError> {
+        match self.peers().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
+            MetadataResponse::Controller(response) => Ok(response),
+            MetadataResponse::Done => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
+        }
+    }
+
+    /// Opens this shard's partitions of the current image (at startup, before serving).
+    pub async fn open_current(&self) {
+        let image = self.image();
+        self.open_partitions(&image).await;
+        self.install_image(image).await;
+    }
+
+    /// Serves a request from another shard (or this one).
+    pub async fn serve(&self, request: MetadataRequest) -> MetadataResponse {
+        match request {
+            MetadataRequest::OpenPartitions(image) => {
+                self.open_partitions(&image).await;
+                MetadataResponse::Done
+            }
+            MetadataRequest::InstallImage(image) => {
+                self.install_image(image).await;
+                MetadataResponse::Done
+            }
+            MetadataRequest::Controller(request) => MetadataResponse::Controller(self.run_controller(request).await),
+        }
+    }
+
+    /// Decides `request`, then persists and installs the new image everywhere (shard 0 only).
+    async fn run_controller(&self, request: ControllerRequest) -> ControllerResponse {
+        let _permit = self.controller_lock.acquire_permit(1).await;
+        let decision = decide(&self.image(), &self.config, request);
+        let mut response = decision.response;
+        if let Some(image) = decision.image {
+            match self.install_everywhere(image).await {
+                Ok(()) => response.log_changes(),
+                Err(e) => response.fail_successes(&e),
+            }
+        }
+        response
+    }
+
+    /// Persists `image` and installs it on every shard.
+    async fn install_everywhere(&self, mut image: MetadataImage) -> Result<(), TopicError> {
+        image.version += 1;
+        store_image(&self.config.data_dir, &image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        let image = Arc::new(image);
+        let peers = self.peers();
+        let phases: [fn(Arc<MetadataImage>) -> MetadataRequest; 2] =
+            [MetadataRequest::OpenPartitions, MetadataRequest::InstallImage];
+        for phase in phases {
+            let calls: Vec<_> = (0..peers.count())
+                .map(|shard| {
+                    let (peers, request) = (peers.clone(), phase(image.clone()));
+                    glommio::spawn_local(async move { peers.call(shard, request).await })
+                })
+                .collect();
+            for call in calls {
+                call.await.map_err(|e| TopicError::Storage(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the logs of partitions this shard owns in `image` and does not have open yet;
+    /// open ones take the topic's config from the image.
+    async fn open_partitions(&self, image: &MetadataImage) {
+        let me = self.shard_id();
+        for topic in image.topics.values() {
+            let config = match TopicConfig::resolve(&self.config.log_defaults, &topic.configs) {
+                Ok(config) => config,
+                Err(e) => {
+                    error!(topic = %topic.name, error = %e, "stored topic config is invalid; using defaults");
+                    match TopicConfig::resolve(&self.config.log_defaults, &Default::default()) {
+                        Ok(config) => config,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            for (index, meta) in topic.partitions.iter().enumerate() {
+                let Ok(partition) = i32::try_from(index) else { continue };
+                if meta.shard != me {
+                    continue;
+                }
+                let tp = TopicPartition::new(topic.name.as_str(), partition);
+                self.partitions.open(tp, topic.id, config.clone(), LeaderEpoch(meta.leader_epoch)).await;
+            }
+        }
+    }
+
+    /// Swaps in `image`, closes (and deletes) the partitions it no longer has, and runs the
+    /// install listeners.
+    async fn install_image(&self, image: Arc<MetadataImage>) {
+        *self.image.borrow_mut() = image.clone();
+        self.partitions
+            .retain(|tp, id| {
+                let index = usize::try_from(tp.partition).unwrap_or(usize::MAX);
+                image.topics.get(&*tp.topic).is_some_and(|topic| topic.id == id && index < topic.partitions.len())
+            })
+            .await;
+        let listeners: Vec<InstallListener> = self.listeners.borrow().clone();
+        for listener in listeners {
+            listener().await;
+        }
+    }
+}

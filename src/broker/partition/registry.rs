@@ -1,0 +1,154 @@
+//! [`ShardPartitions`]: the partitions one shard owns, with the shard's batch cache, their
+//! opening and closing as the metadata changes, and retention.
+//!
+//! Lifecycle: one per shard, made at startup; the metadata layer opens and removes partitions
+//! as images arrive ([`ShardPartitions::open`], [`ShardPartitions::retain`]); at shutdown
+//! [`ShardPartitions::close_all`] flushes and seals every log.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use super::messages::{PartitionRequest, PartitionResponse};
+use super::{HighWatermark, Partition};
+use crate::broker::config::BrokerConfig;
+use crate::broker::topic_config::TopicConfig;
+use crate::model::{LeaderEpoch, Timestamp, TopicId, TopicPartition};
+use crate::shard::Peers;
+use crate::storage::{BatchCache, OpenOptions, PartitionLog};
+
+/// The partition layer's handle on the other shards.
+pub type PartitionPeers = Peers<PartitionRequest, PartitionResponse>;
+
+/// The partitions this shard owns.
+pub struct ShardPartitions {
+    config: Arc<BrokerConfig>,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    cache: BatchCache,
+    peers: OnceCell<PartitionPeers>,
+}
+
+impl ShardPartitions {
+    /// No partitions yet.
+    pub fn new(config: Arc<BrokerConfig>) -> Self {
+        let cache = BatchCache::new(config.batch_cache_bytes);
+        ShardPartitions { config, partitions: RefCell::new(HashMap::new()), cache, peers: OnceCell::new() }
+    }
+
+    /// Connects the layer to its counterparts on the other shards (once, at startup).
+    pub fn set_peers(&self, peers: PartitionPeers) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// The partition layers of all shards.
+    pub fn peers(&self) -> &PartitionPeers {
+        match self.peers.get() {
+            Some(peers) => peers,
+            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
+        }
+    }
+
+    /// A partition this shard owns.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
+    }
+
+    /// Every partition this shard owns.
+    pub fn all(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Opens `tp`'s log unless it is open already under the same topic id, in which case it
+    /// takes `config` (a config change).
+    pub async fn open(&self, tp: TopicPartition, topic_id: TopicId, config: TopicConfig, leader_epoch: LeaderEpoch) {
+        if let Some(open) = self.get(&tp).filter(|p| p.topic_id() == topic_id) {
+            open.set_config(config);
+            return;
+        }
+        let opened = PartitionLog::open(OpenOptions {
+            dir: self.config.data_dir.join(tp.dir_name()),
+            topic_partition: tp.clone(),
+            config: config.log.clone(),
+            cache: &self.cache,
+            high_watermark: HighWatermark::FollowsAcks,
+        })
+        .await;
+        match opened {
+            Ok(log) => {
+                let partition = Rc::new(Partition::new(tp.clone(), topic_id, log, config, leader_epoch));
+                let replaced = self.partitions.borrow_mut().insert(tp, partition);
+                if let Some(old) = replaced {
+                    // A topic deleted and created again under the same name.
+                    self.remove(old).await;
+                }
+            }
+            Err(e) => error!(tp = %tp, error = %e, "cannot open partition log"),
+        }
+    }
+
+    /// Closes and deletes every partition for which `keep` says no.
+    pub async fn retain(&self, keep: impl Fn(&TopicPartition, TopicId) -> bool) {
+        let gone: Vec<Rc<Partition>> =
+            self.partitions.borrow().values().filter(|p| !keep(p.topic_partition(), p.topic_id())).cloned().collect();
+        for partition in gone {
+            self.partitions.borrow_mut().remove(partition.topic_partition());
+            self.remove(partition).await;
+        }
+    }
+
+    /// Closes a partition's log and deletes its directory in the background.
+    async fn remove(&self, partition: Rc<Partition>) {
+        let tp = partition.topic_partition().clone();
+        if let Err(e) = partition.close().await {
+            warn!(tp = %tp, error = %e, "closing a deleted partition");
+        }
+        let dir = self.config.data_dir.join(tp.dir_name());
+        // Rename first (atomic), so a restart never sees a half-deleted partition, then delete
+        // off the shard's thread.
+        let doomed = self.config.data_dir.join(format!("{}.{}-delete", tp.dir_name(), std::process::id()));
+        match std::fs::rename(&dir, &doomed) {
+            Ok(()) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&doomed) {
+                        warn!(dir = %doomed.display(), error = %e, "could not delete partition directory");
+                    }
+                });
+            }
+            Err(e) => warn!(dir = %dir.display(), error = %e, "could not remove partition directory"),
+        }
+        info!(tp = %tp, "partition removed");
+    }
+
+    /// Enforces retention on this shard's partitions every `--retention-check-interval-ms`
+    /// until the layer goes away.
+    pub fn spawn_retention(self: &Rc<Self>) {
+        let me = Rc::downgrade(self);
+        let every = Duration::from_millis(self.config.retention_check_interval_ms.max(1));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                let Some(partitions) = me.upgrade() else { return };
+                for partition in partitions.all() {
+                    if let Err(e) = partition.enforce_retention(Timestamp::now()) {
+                        warn!(tp = %partition.topic_partition(), error = %e, "retention failed");
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Closes every log on this shard (flush, seal, clean-shutdown marker).
+    pub async fn close_all(&self) {
+        let partitions: Vec<Rc<Partition>> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        for partition in partitions {
+            if let Err(e) = partition.close().await {
+                error!(tp = %partition.topic_partition(), error = %e, "log did not close cleanly");
+            }
+        }
+    }
+}
