@@ -11,10 +11,10 @@
 //! (`spin_50us`). Criterion prints calls/s (`Throughput::Elements`, one call per iteration).
 //!
 //! Criterion's loop runs on the main thread, which hands each sample to shard 0 over a channel
-//! ("run N calls") and gets back the time shard 0 measured (`iter_custom`). The mesh is cloned
-//! only on the main thread, one clone per shard plus spares that are never dropped, as the
-//! broker does: glommio 0.9's `MeshBuilder` counts its references with an `Rc` behind an
-//! `unsafe impl Send`, and clones or drops on two executor threads at once corrupt the heap.
+//! ("run N calls") and gets back the time shard 0 measured (`iter_custom`). The mesh handles
+//! come from `shard::mesh_handles` on the main thread, as the broker's do: glommio 0.9's
+//! `MeshBuilder` counts its references with an `Rc` behind an `unsafe impl Send`, and clones or
+//! drops on two executor threads at once corrupt the heap.
 //!
 //! Needs two CPUs (0 and 1). Run: `cargo bench --bench cross_shard` (about 40 s after the build).
 
@@ -24,12 +24,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use sluice::shard::{Handler, Mesh, ShardMesh};
+use sluice::shard::{Handler, Mesh, ShardMesh, mesh_handles};
 
 /// Calls in flight at once in the throughput case.
 const IN_FLIGHT: usize = 64;
-/// Clones of the mesh builder that are never dropped (the broker keeps 64 too).
-const MESH_SPARE_REFERENCES: usize = 64;
 /// The cores the two shards are pinned to.
 const CALLER_CPU: usize = 0;
 const SERVER_CPU: usize = 1;
@@ -109,13 +107,11 @@ async fn in_flight(mesh: &Rc<ShardMesh<Request, Response>>, to: usize, calls: u6
 }
 
 fn start(spin: Duration) -> Pair {
-    // Every clone of the builder is made here, on the main thread (see the module docs).
-    let mesh = sluice::shard::mesh::<Request, Response>(2);
-    let caller_mesh = mesh.clone();
-    let server_mesh = mesh.clone();
-    let spares: Vec<_> = (0..MESH_SPARE_REFERENCES).map(|_| mesh.clone()).collect();
-    std::mem::forget(spares);
-    std::mem::forget(mesh);
+    // Every handle to the mesh is made here, on the main thread (see the module docs).
+    let mut meshes = mesh_handles::<Request, Response>(2).into_iter();
+    let (Some(caller_mesh), Some(server_mesh)) = (meshes.next(), meshes.next()) else {
+        fail("building the mesh", "fewer than two handles")
+    };
 
     let (stop_server, stopped) = flume::bounded::<()>(1);
     let server = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))

@@ -22,4 +22,5 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod storage;
+#[doc(hidden)]
 pub mod testing;

@@ -21,4 +21,4 @@ pub mod shard;
 pub mod topic_config;
 
 pub use config::BrokerConfig;
-pub use shard::{BrokerMesh, ShardBroker, broker_mesh};
+pub use shard::{BrokerMesh, ShardBroker, broker_meshes};

@@ -49,9 +49,10 @@ pub enum ShardReply {
 /// The broker's mesh.
 pub type BrokerMesh = Mesh<ShardMessage, ShardReply>;
 
-/// A new mesh for `shards` shards (build it on the main thread; see `crate::shard`).
-pub fn broker_mesh(shards: usize) -> BrokerMesh {
-    crate::shard::mesh(shards)
+/// One handle per shard on a new broker mesh (call it on the main thread; see
+/// `crate::shard::mesh_handles`).
+pub fn broker_meshes(shards: usize) -> Vec<BrokerMesh> {
+    crate::shard::mesh_handles(shards)
 }
 
 /// The broker on one shard.

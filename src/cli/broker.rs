@@ -9,16 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
-use tracing::{error, info};
+use tracing::info;
 
 use crate::broker::metadata::image::{MetadataImage, load_image, store_image};
-use crate::broker::{BrokerConfig, BrokerMesh, ShardBroker, broker_mesh};
+use crate::broker::{BrokerConfig, BrokerMesh, ShardBroker, broker_meshes};
 use crate::limits;
+use crate::shard::{ShardContext, ShardPool, ShardsConfig, Shutdown};
 use crate::storage::{FlushMode, LogConfig};
-
-/// References to the cross-core mesh builder kept for the life of the process (see `run`).
-const MESH_SPARE_REFERENCES: usize = 64;
 
 #[derive(Debug, Args)]
 pub(super) struct BrokerArgs {
@@ -228,95 +225,40 @@ impl DataDirLock {
     }
 }
 
-/// glommio locks I/O buffers in memory; raise the soft RLIMIT_MEMLOCK to the hard one.
-fn raise_memlock() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
-        }
-    }
-}
-
 pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.into_config()?);
     let _lock = DataDirLock::acquire(&config.data_dir)?;
-    raise_memlock();
     let (image, moved) = load_image(&config.data_dir, config.shards).context("loading metadata")?;
     if moved {
         store_image(&config.data_dir, &image).context("storing metadata")?;
     }
     let image = Arc::new(image);
-    // glommio 0.9's MeshBuilder keeps an `Rc` (not an `Arc`) behind an `unsafe impl Send`, so
-    // clones and drops on different executor threads race on its count (AddressSanitizer caught
-    // the use-after-free this caused with two shards). So every clone is made here, on one
-    // thread, each shard takes its own, and spare references stay alive for the process so that
-    // updates lost to the shards' concurrent drops can never bring the count to zero.
-    let mesh = broker_mesh(config.shards);
-    let meshes: Vec<_> = (0..config.shards).map(|_| mesh.clone()).collect();
-    let spares: Vec<_> = (0..MESH_SPARE_REFERENCES).map(|_| mesh.clone()).collect();
-    std::mem::forget(spares);
-    std::mem::forget(mesh);
-    let meshes = Arc::new(std::sync::Mutex::new(meshes));
-    let (shutdown_tx, shutdown_rx) = flume::unbounded::<()>();
-    let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+    let pool = ShardPool::new(ShardsConfig {
+        shards: config.shards,
+        name: "sluice-shard",
+        spin_before_park: Duration::from_micros(config.spin_before_park_us),
+    });
+    stop_on_signals(pool.shutdown())?;
+    let meshes = broker_meshes(config.shards);
+    let shard_config = config.clone();
+    let shards = pool.start(meshes, move |mesh, context| run_shard(shard_config, image, mesh, context))?;
+    println!("sluice broker listening on {} (data dir {})", config.listen, config.data_dir.display());
+    info!(listen = %config.listen, shards = config.shards, "broker started");
+    shards.join();
+    info!("broker stopped");
+    Ok(())
+}
 
-    // SIGINT/SIGTERM: tell every shard to stop accepting and close its logs.
+/// SIGINT/SIGTERM: tell every shard to stop accepting and close its logs.
+fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("installing signal handlers")?;
-    let signal_shards = config.shards;
-    let signal_tx = shutdown_tx.clone();
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             info!(signal, "shutting down");
-            for _ in 0..signal_shards * 2 {
-                let _ = signal_tx.send(());
-            }
+            shutdown.signal();
         }
     });
-
-    let shard_config = config.clone();
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
-        .name("sluice-shard")
-        .spin_before_park(Duration::from_micros(config.spin_before_park_us))
-        .on_all_shards(move || {
-            let (config, image) = (shard_config.clone(), image.clone());
-            let mesh = meshes.lock().ok().and_then(|mut m| m.pop());
-            let (shutdown, ready) = (shutdown_rx.clone(), ready_tx.clone());
-            async move {
-                match mesh {
-                    Some(mesh) => run_shard(config, image, mesh, shutdown, ready).await,
-                    None => {
-                        let _ = ready.send(Err("no mesh handle left for this shard".into()));
-                    }
-                }
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("starting shards (is RLIMIT_MEMLOCK at least 512 KiB?): {e}"))?;
-    let mut started = 0;
-    while started < config.shards {
-        match ready_rx.recv() {
-            Ok(Ok(())) => started += 1,
-            Ok(Err(e)) => {
-                for _ in 0..config.shards * 2 {
-                    let _ = shutdown_tx.send(());
-                }
-                let _ = handles.join_all();
-                bail!("{e}");
-            }
-            Err(_) => bail!("a shard exited during startup"),
-        }
-    }
-    println!("sluice broker listening on {} (data dir {})", config.listen, config.data_dir.display());
-    info!(listen = %config.listen, shards = config.shards, "broker started");
-    for result in handles.join_all() {
-        if let Err(e) = result {
-            error!(error = ?e, "shard failed");
-        }
-    }
-    info!("broker stopped");
     Ok(())
 }
 
@@ -324,23 +266,22 @@ async fn run_shard(
     config: Arc<BrokerConfig>,
     image: Arc<MetadataImage>,
     mesh: BrokerMesh,
-    shutdown: flume::Receiver<()>,
-    ready: flume::Sender<Result<(), String>>,
+    ShardContext { shutdown, ready }: ShardContext,
 ) {
     let broker = ShardBroker::new(config.clone(), image);
     if let Err(e) = broker.start(mesh).await {
-        let _ = ready.send(Err(format!("shard failed to join the mesh: {e}")));
+        ready.fail(format!("shard failed to join the mesh: {e}"));
         return;
     }
     let listener = match glommio::net::TcpListener::bind(config.listen) {
         Ok(listener) => listener,
         Err(e) => {
-            let _ = ready.send(Err(format!("cannot listen on {}: {e}", config.listen)));
+            ready.fail(format!("cannot listen on {}: {e}", config.listen));
             broker.close_all().await;
             return;
         }
     };
-    let _ = ready.send(Ok(()));
+    ready.ready();
     let limits = crate::server::ServerLimits {
         connections_per_shard: config.max_connections_per_shard,
         in_flight_per_connection: config.max_in_flight_per_connection,

@@ -1,5 +1,6 @@
-//! The thread-per-core runtime's routing: shard ids, and calls from one shard to another over
-//! glommio's full channel mesh. Nothing here knows what the messages mean; the broker defines
+//! The thread-per-core runtime: starting one executor per core and stopping them ([`ShardPool`],
+//! in `runtime.rs`), shard ids, and calls from one shard to another over glommio's full channel
+//! mesh. Nothing here knows what the shards run or what the messages mean; the broker defines
 //! them and serves them.
 //!
 //! Cores: every shard holds its own [`ShardMesh`] handle (not `Send`); a call to another shard
@@ -15,6 +16,9 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 
+mod runtime;
+
+pub use runtime::{Ready, RunningShards, ShardContext, ShardPool, ShardsConfig, Shutdown, StartError, mesh_handles};
 pub use peers::{CallFuture, Peers};
 
 /// Index of a shard: `0..shard_count`. Shard `i` runs on the `i`-th core the broker was given.
@@ -29,11 +33,12 @@ pub struct Envelope<Req, Resp> {
     reply: oneshot::Sender<Resp>,
 }
 
-/// The mesh all shards of one broker join: build it once, clone it into every shard.
+/// The mesh all shards of one broker join: build it once, clone it into every shard (on one
+/// thread: see [`mesh_handles`]).
 pub type Mesh<Req, Resp> = MeshBuilder<Envelope<Req, Resp>, Full>;
 
-/// A new mesh for `shards` shards.
-pub fn mesh<Req: Send + 'static, Resp: Send + 'static>(shards: usize) -> Mesh<Req, Resp> {
+/// A new mesh for `shards` shards. Private: handles to it are made only by [`mesh_handles`].
+fn mesh<Req: Send + 'static, Resp: Send + 'static>(shards: usize) -> Mesh<Req, Resp> {
     MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY)
 }
 

@@ -1,6 +1,7 @@
-//! Helpers for tests and benchmarks: running a future on a glommio shard, building batches.
-//! Fault injection for storage I/O lives in `storage::io` (`inject_fault`), beside the calls it
-//! fails.
+//! Helpers for tests and benchmarks only: running a future on a glommio shard, building batches.
+//! Only `#[cfg(test)]` code, `benches/` and `tests/` may use this module; nothing the binary runs
+//! does (the tidy test checks), which is why it is hidden from the docs. Fault injection for
+//! storage I/O lives in `storage::io` (`inject_fault`), beside the calls it fails.
 
 use std::future::Future;
 
