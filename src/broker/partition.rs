@@ -10,9 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::metadata::TopicId;
 use super::topic_config::TopicConfig;
-use crate::model::{
-    BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TimestampType, TopicPartition, set_log_append_time,
-};
+use crate::model::{BatchError, LeaderEpoch, Offset, Timestamp, TimestampType, TopicPartition, ValidBatches};
 use crate::storage::{self, Chunk, PartitionLog, PendingAppend, ReadLimits};
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
@@ -94,26 +92,22 @@ impl Partition {
     /// Validates and appends the batches in `records`; stamps the append time on
     /// `LogAppendTime` topics. Returns the pending append and the append time used (or
     /// `Timestamp::NONE`).
-    pub fn append(&self, mut records: BytesMut) -> Result<(PendingAppend, Timestamp), PartitionError> {
+    pub fn append(&self, records: BytesMut) -> Result<(PendingAppend, Timestamp), PartitionError> {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
-        let timestamp_type = self.config.borrow().timestamp_type;
+        let (limit, timestamp_type) = {
+            let config = self.config.borrow();
+            (config.log.batch_bytes_max(), config.timestamp_type)
+        };
+        // The only place a produced batch is parsed and its CRC checked; the log trusts the result.
+        let mut batches = ValidBatches::new(records, limit)?;
         let mut append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
-            // Validate before rewriting: re-computing the CRC must never make a bad batch good.
-            let limit = self.config.borrow().log.batch_bytes_max();
-            let now = Timestamp::now();
-            let mut at = 0;
-            while at < records.len() {
-                let size = RecordBatch::parse_prefix(&records[at..], limit)?.size();
-                RecordBatch::parse_prefix(&records[at..], limit)?.validate()?;
-                set_log_append_time(&mut records[at..at + size], now);
-                at += size;
-            }
-            append_time = now;
+            append_time = Timestamp::now();
+            batches.stamp_log_append_time(append_time);
         }
-        let pending = self.log.append(records, self.leader_epoch)?;
+        let pending = self.log.append(batches, self.leader_epoch)?;
         Ok((pending, append_time))
     }
 

@@ -7,6 +7,7 @@ mod compression;
 mod offset;
 pub(crate) mod records;
 mod topic_partition;
+mod validated;
 
 pub use batch::{
     BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
@@ -18,3 +19,4 @@ pub use records::{
     BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
 };
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};
+pub use validated::{BatchSummary, IntoBatches, ValidBatches};
