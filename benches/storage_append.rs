@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use sluice::model::{LeaderEpoch, Timestamp, TopicPartition};
+use sluice::model::{LeaderEpoch, Timestamp, TopicPartition, ValidBatches};
 use sluice::storage::{BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog};
 use sluice::testing::{batch_of, run_on_shard};
 
@@ -91,11 +91,17 @@ async fn append_in_flight(log: &Rc<PartitionLog>, appends: u64, template: &Bytes
     let tasks: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
             let (log, issued, template) = (log.clone(), issued.clone(), template.clone());
+            let limit = log.config().batch_bytes_max();
             glommio::spawn_local(async move {
                 while issued.get() < appends {
                     issued.set(issued.get() + 1);
-                    // A copy per append, as a produce request brings its own buffer.
-                    let pending = match log.append(template.clone(), LeaderEpoch(0)) {
+                    // A copy per append, as a produce request brings its own buffer, validated as the
+                    // broker validates one.
+                    let batches = match ValidBatches::new(template.clone(), limit) {
+                        Ok(batches) => batches,
+                        Err(e) => fail("validating", e),
+                    };
+                    let pending = match log.append(batches, LeaderEpoch(0)) {
                         Ok(pending) => pending,
                         Err(e) => fail("append", e),
                     };

@@ -16,8 +16,8 @@ use bytes::BytesMut;
 use clap::{Args, Subcommand};
 
 use crate::limits::{FLUSH_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT};
-use crate::model::{BatchBuilder, BatchIter, LeaderEpoch, Timestamp, TopicPartition};
-use crate::storage::{BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
+use crate::model::{BatchBuilder, BatchIter, LeaderEpoch, Timestamp, TopicPartition, ValidBatches};
+use crate::storage::{self, BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
 
 #[derive(Debug, Args)]
 pub(super) struct LogArgs {
@@ -193,6 +193,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         let print_acks = args.print_acks;
         let (limit, record_bytes) = (args.batches, args.record_bytes);
         let template = template.clone();
+        let size_max = log.config().batch_bytes_max();
         tasks.push(glommio::spawn_local(async move {
             loop {
                 let seed = issued.get();
@@ -209,7 +210,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                     template.clone()
                 };
                 let sent = Instant::now();
-                let result = match log.append(batch, LeaderEpoch(0)) {
+                // Validated here as the broker validates a produce request, so the load measures both.
+                let appended = ValidBatches::new(batch, size_max)
+                    .map_err(storage::Error::from)
+                    .and_then(|batches| log.append(batches, LeaderEpoch(0)));
+                let result = match appended {
                     Ok(pending) => pending.durable().await,
                     Err(e) => Err(e),
                 };

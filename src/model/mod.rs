@@ -8,6 +8,7 @@ mod offset;
 pub(crate) mod records;
 mod topic_id;
 mod topic_partition;
+mod validated;
 
 pub use batch::{
     BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
@@ -20,3 +21,4 @@ pub use records::{
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};
+pub use validated::{BatchSummary, IntoBatches, ValidBatches};

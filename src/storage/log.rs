@@ -7,12 +7,13 @@
 //! Cores: lives on the shard that owns the partition and is never sent elsewhere (`Rc` inside).
 //! Other shards reach it by message.
 //!
-//! Appends are synchronous up to the point of durability: [`PartitionLog::append`] validates the
-//! batches, assigns offsets, stamps the leader epoch, puts them in the batch cache and the write
-//! queue, and returns a [`PendingAppend`] whose `durable()` resolves under the flush mode. The
-//! flusher takes everything queued while the previous flush was in flight and writes it with
-//! one write and one fdatasync (group commit). Offsets are assigned in call order, so callers
-//! that must keep order (pipelined produce requests) need only call `append` in order.
+//! Appends are synchronous up to the point of durability: [`PartitionLog::append`] takes batches
+//! already validated (a [`ValidBatches`]), assigns offsets, stamps the leader epoch, puts them in
+//! the batch cache and the write queue, and returns a [`PendingAppend`] whose `durable()`
+//! resolves under the flush mode. The flusher takes everything queued while the previous flush
+//! was in flight and writes it with one write and one fdatasync (group commit). Offsets are
+//! assigned in call order, so callers that must keep order (pipelined produce requests) need only
+//! call `append` in order.
 //!
 //! Offsets: `log_start ≤ high_watermark ≤ ack_end ≤ log_end`, where `ack_end` is how far appends
 //! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`).
@@ -24,7 +25,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
 use super::Error;
@@ -36,7 +37,7 @@ use super::io as sio;
 use super::notify::Notify;
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
-use crate::model::{BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TopicPartition, assign_offset_and_epoch};
+use crate::model::{LeaderEpoch, Offset, Timestamp, TopicPartition, ValidBatches, assign_offset_and_epoch};
 
 /// Name of the marker left by a clean close.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -182,17 +183,16 @@ impl LogState {
         }
     }
 
-    /// Places one offset-assigned, validated batch at the end of the log.
-    fn enqueue(&mut self, bytes: Bytes, now_ms: i64) -> Result<(), Error> {
-        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX)?;
-        let size = batch.size() as u64;
+    /// Places one offset-assigned, validated batch at the end of the log; `batch` describes it.
+    fn enqueue(&mut self, bytes: Bytes, batch: &BatchMeta, now_ms: i64) {
+        let size = batch.size;
         let (segment_bytes, segment_ms, interval) =
             (u64::from(self.config.segment_bytes), self.config.segment_ms, self.config.index_interval_bytes);
         let log_end = self.log_end;
         let active = self.active();
         let full = active.size + size > segment_bytes;
         let old = now_ms.saturating_sub(active.rolled_at_ms) >= i64::try_from(segment_ms).unwrap_or(i64::MAX);
-        if active.size > 0 && (full || old || active.cannot_hold(batch.last_offset(), size)) {
+        if active.size > 0 && (full || old || active.cannot_hold(batch.next_offset.plus(-1), size)) {
             debug!(tp = %self.topic_partition, base = %log_end, full, old, "rolling segment");
             self.segments.insert(log_end, Segment::new(log_end, now_ms));
         }
@@ -202,10 +202,10 @@ impl LogState {
         }
         let position = active.size;
         let segment_base = active.base_offset;
-        active.track_batch(position, &BatchMeta::from_batch(&batch), interval);
-        let next_offset = batch.next_offset();
+        active.track_batch(position, batch, interval);
+        let next_offset = batch.next_offset;
         self.cache.push(CachedBatch {
-            base_offset: batch.base_offset(),
+            base_offset: batch.base_offset,
             next_offset,
             segment_base,
             position,
@@ -215,7 +215,6 @@ impl LogState {
         self.pending.push_back(PendingWrite { segment_base, bytes, next_offset });
         self.log_end = next_offset;
         self.stats.batches_appended += 1;
-        Ok(())
     }
 
     /// After a failed flush: forget everything past the acknowledged end, take no more appends.
@@ -445,10 +444,10 @@ impl PartitionLog {
         Ok(PartitionLog { state, flusher: RefCell::new(Some(flusher)) })
     }
 
-    /// Validates the batches in `records` (one or more, back to back), and if all are valid
-    /// assigns them the next offsets, stamps `epoch`, and queues them for the flusher. Nothing is
-    /// appended if any batch is invalid.
-    pub fn append(&self, mut records: BytesMut, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+    /// Assigns `batches` the next offsets, stamps `epoch`, and queues them for the flusher. The
+    /// batches were parsed and checked when the [`ValidBatches`] was built (against the topic's
+    /// `max.message.bytes`), so they are not read again here.
+    pub fn append(&self, batches: ValidBatches, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
         let mut state = self.state.borrow_mut();
         if let Some(reason) = &state.failed {
             return Err(Error::Offline(reason.clone()));
@@ -456,29 +455,13 @@ impl PartitionLog {
         if state.closing {
             return Err(Error::Closed);
         }
-        let size_max = state.config.batch_bytes_max();
-        let mut sizes = Vec::new();
-        let mut at = 0;
-        while at < records.len() {
-            let batch = RecordBatch::parse_prefix(&records[at..], size_max)?;
-            batch.validate()?;
-            sizes.push(batch.size());
-            at += batch.size();
-        }
-        if sizes.is_empty() {
-            return Err(Error::InvalidBatch(BatchError::Truncated {
-                have: 0,
-                need: crate::limits::BATCH_HEADER_BYTES,
-            }));
-        }
         let base_offset = state.log_end;
         state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
         let now_ms = Timestamp::now().0;
-        for size in sizes {
-            let mut batch = records.split_to(size);
+        for (mut bytes, batch) in batches.into_batches() {
             let offset = state.log_end;
-            assign_offset_and_epoch(&mut batch, offset, epoch);
-            state.enqueue(batch.freeze(), now_ms)?;
+            assign_offset_and_epoch(&mut bytes, offset, epoch);
+            state.enqueue(bytes.freeze(), &BatchMeta::appended(offset, &batch), now_ms);
         }
         let info = AppendInfo { base_offset, last_offset: state.log_end.plus(-1), log_start_offset: state.log_start };
         state.work.notify_all();

@@ -46,7 +46,7 @@ use crate::model::{BatchError, Offset};
 /// edge. Cloneable because one failed flush fails every append waiting on it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The batch handed to append is malformed or too large.
+    /// A batch on its way to append is malformed or too large (refused by `ValidBatches::new`).
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] BatchError),
     /// A read or DeleteRecords asked for an offset outside `[log start, log end]` (or above the

@@ -19,7 +19,7 @@ use crate::limits::{BATCH_HEADER_BYTES, SCAN_READ_BYTES};
 use zerocopy::FromBytes;
 
 use crate::model::{
-    BatchError, LeaderEpoch, Offset, RecordBatch, RecordBatchHeader, Timestamp, batch_size_from_prefix,
+    BatchError, BatchSummary, LeaderEpoch, Offset, RecordBatch, RecordBatchHeader, Timestamp, batch_size_from_prefix,
 };
 
 /// File name of a segment's log (`.log`), index (`.index`) or time index (`.timeindex`): the base
@@ -187,6 +187,18 @@ impl BatchMeta {
     /// The facts of a whole batch.
     pub(crate) fn from_batch(batch: &RecordBatch<'_>) -> BatchMeta {
         BatchMeta::of(batch.header(), batch.size())
+    }
+
+    /// The facts of a validated batch about to be appended at `base_offset`, from what
+    /// validation kept (the bytes are not read again).
+    pub(crate) fn appended(base_offset: Offset, batch: &BatchSummary) -> BatchMeta {
+        BatchMeta {
+            base_offset,
+            next_offset: base_offset.plus(i64::from(batch.last_offset_delta) + 1),
+            max_timestamp: batch.max_timestamp,
+            base_timestamp: batch.base_timestamp,
+            size: batch.size as u64,
+        }
     }
 }
 

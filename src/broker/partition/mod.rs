@@ -22,10 +22,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::topic_config::TopicConfig;
-use crate::model::{
-    BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TimestampType, TopicId, TopicPartition,
-    set_log_append_time,
-};
+use crate::model::{BatchError, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches};
 use crate::storage::{self, AppendInfo, Chunk, LogConfig, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
 use crate::protocol::ErrorCode;
 
@@ -277,26 +274,23 @@ impl Partition {
 
     /// Validates and appends the batches in `records`; stamps the append time on
     /// `LogAppendTime` topics.
-    pub fn append(&self, mut records: BytesMut) -> Result<Appended, PartitionError> {
+    pub fn append(&self, records: BytesMut) -> Result<Appended, PartitionError> {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
-        let timestamp_type = self.config.borrow().timestamp_type;
+        let (limit, timestamp_type) = {
+            let config = self.config.borrow();
+            (config.log.batch_bytes_max(), config.timestamp_type)
+        };
+        // The only place a produced batch is parsed and its CRC checked; the log trusts the
+        // result. Idempotent producers' sequence checks go here, on the batches' summaries.
+        let mut batches = ValidBatches::new(records, limit)?;
         let mut log_append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
-            // Validate before rewriting: re-computing the CRC must never make a bad batch good.
-            let limit = self.config.borrow().log.batch_bytes_max();
-            let now = Timestamp::now();
-            let mut at = 0;
-            while at < records.len() {
-                let size = RecordBatch::parse_prefix(&records[at..], limit)?.size();
-                RecordBatch::parse_prefix(&records[at..], limit)?.validate()?;
-                set_log_append_time(&mut records[at..at + size], now);
-                at += size;
-            }
-            log_append_time = now;
+            log_append_time = Timestamp::now();
+            batches.stamp_log_append_time(log_append_time);
         }
-        let pending = self.log.append(records, self.leader_epoch.get())?;
+        let pending = self.log.append(batches, self.leader_epoch.get())?;
         Ok(Appended { pending, log_append_time })
     }
 

@@ -19,7 +19,7 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
             let records = 1 + (seed as usize % 4);
             let b = batch(seed, records, 100 + seed as usize * 7);
             originals.push(b.to_vec());
-            let info = log.append(b, LeaderEpoch(3)).unwrap().durable().await.unwrap();
+            let info = append(&log, b, LeaderEpoch(3)).unwrap().durable().await.unwrap();
             assert_eq!(info.base_offset, Offset(next));
             next += records as i64;
             assert_eq!(info.last_offset, Offset(next - 1));
@@ -58,7 +58,7 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
         }
         let slice = log.read(Offset(0), ReadLimits { max_bytes: 1, upper_bound: Offset(next) }).await.unwrap();
         assert!(matches!(slice.chunks[0], Chunk::File { .. }), "cold reads are file ranges for sendfile");
-        let info = log.append(batch(99, 2, 50), LeaderEpoch(4)).unwrap().durable().await.unwrap();
+        let info = append(&log, batch(99, 2, 50), LeaderEpoch(4)).unwrap().durable().await.unwrap();
         assert_eq!(info.base_offset, Offset(next));
         assert_eq!(log.end_offset_for_epoch(LeaderEpoch(3)), Some((LeaderEpoch(3), Offset(next))));
         log.close().await.unwrap();
@@ -74,7 +74,7 @@ fn reads_stop_at_the_upper_bound_and_respect_max_bytes() {
             let cache = BatchCache::new(budget);
             let log = open(&path.join(budget.to_string()), small_config(1 << 20), &cache).await;
             for seed in 0..20 {
-                log.append(batch(seed, 1, 200), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+                append(&log, batch(seed, 1, 200), LeaderEpoch(0)).unwrap().durable().await.unwrap();
             }
             let one = batch(0, 1, 200).len() as u64;
             let slice = log.read(Offset(0), ReadLimits { max_bytes: u64::MAX, upper_bound: Offset(5) }).await.unwrap();
@@ -100,7 +100,7 @@ fn concurrent_appends_share_fdatasyncs() {
         for seed in 0..400u64 {
             let log = log.clone();
             tasks.push(glommio::spawn_local(async move {
-                log.append(batch(seed, 1, 1000), LeaderEpoch(0)).unwrap().durable().await.unwrap()
+                append(&log, batch(seed, 1, 1000), LeaderEpoch(0)).unwrap().durable().await.unwrap()
             }));
         }
         let mut offsets = Vec::new();
@@ -133,12 +133,12 @@ fn invalid_batches_are_refused_and_append_nothing() {
         let mut two = good.clone();
         two.extend_from_slice(&corrupt);
         for bad in [corrupt, two, good.clone().split_to(30), BytesMut::new(), batch(2, 10, 1000)] {
-            assert!(matches!(log.append(bad, LeaderEpoch(0)), Err(Error::InvalidBatch(_))));
+            assert!(matches!(append(&log, bad, LeaderEpoch(0)), Err(Error::InvalidBatch(_))));
         }
         assert_eq!(log.log_end_offset(), Offset(0));
         let mut pair = good.clone();
         pair.extend_from_slice(&batch(2, 3, 10));
-        let info = log.append(pair, LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        let info = append(&log, pair, LeaderEpoch(0)).unwrap().durable().await.unwrap();
         assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(3)));
         log.close().await.unwrap();
     });
@@ -152,12 +152,12 @@ fn a_full_disk_fails_the_appends_in_flight_and_keeps_the_log_readable() {
         let cache = BatchCache::new(u64::MAX);
         let log = open(&path, small_config(1 << 20), &cache).await;
         for seed in 0..10 {
-            log.append(batch(seed, 1, 300), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+            append(&log, batch(seed, 1, 300), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         }
         inject_fault(Some(Fault::DiskFullAfterBytes(0)));
-        let failed = log.append(batch(10, 1, 300), LeaderEpoch(0)).unwrap().durable().await;
+        let failed = append(&log, batch(10, 1, 300), LeaderEpoch(0)).unwrap().durable().await;
         assert!(matches!(failed, Err(Error::Offline(_))), "{failed:?}");
-        assert!(log.append(batch(11, 1, 300), LeaderEpoch(0)).is_err_and(|e| e.is_storage_failure()));
+        assert!(append(&log, batch(11, 1, 300), LeaderEpoch(0)).is_err_and(|e| e.is_storage_failure()));
         inject_fault(None);
         assert_eq!(log.log_end_offset(), Offset(10));
         assert_eq!(read_all(&log, Offset(0), Offset(10)).await.len(), 10);
@@ -167,7 +167,7 @@ fn a_full_disk_fails_the_appends_in_flight_and_keeps_the_log_readable() {
         // Reopening recovers; the disk has room again.
         let log = open(&path, small_config(1 << 20), &cache).await;
         assert_eq!(log.log_end_offset(), Offset(10));
-        log.append(batch(12, 1, 300), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, batch(12, 1, 300), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         assert_eq!(read_all(&log, Offset(0), Offset(11)).await.len(), 11);
         log.close().await.unwrap();
     });
@@ -180,9 +180,9 @@ fn a_failing_fdatasync_never_acknowledges() {
     run_on_shard(move || async move {
         let cache = BatchCache::new(u64::MAX);
         let log = open(&path, small_config(1 << 20), &cache).await;
-        log.append(batch(0, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, batch(0, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         inject_fault(Some(Fault::SyncFails));
-        assert!(log.append(batch(1, 1, 100), LeaderEpoch(0)).unwrap().durable().await.is_err());
+        assert!(append(&log, batch(1, 1, 100), LeaderEpoch(0)).unwrap().durable().await.is_err());
         inject_fault(None);
         assert_eq!(log.ack_end_offset(), Offset(1));
         assert_eq!(log.log_end_offset(), Offset(1));
@@ -202,7 +202,7 @@ fn timestamps_find_the_first_record_at_or_after() {
             for r in 0..3 {
                 builder.push(None, Some(&[0u8; 200]), Timestamp(1000 + 10 * (3 * k + r)), &[]);
             }
-            log.append(builder.build(), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+            append(&log, builder.build(), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         }
         for target in [0, 1000, 1005, 1010, 1500, 1555, 2190] {
             let expected_offset = ((target - 1000).max(0) + 9) / 10;
@@ -230,7 +230,7 @@ fn interval_and_none_modes_acknowledge_after_the_write() {
             let config = LogConfig { flush_mode: mode, ..small_config(1 << 20) };
             let log = open(&path.join(name), config, &cache).await;
             for seed in 0..20 {
-                log.append(batch(seed, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+                append(&log, batch(seed, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
             }
             assert_eq!(log.ack_end_offset(), Offset(20));
             if name == "interval" {
@@ -251,11 +251,11 @@ fn segments_roll_by_age() {
         let mut config = small_config(1 << 20);
         config.set("segment.ms", "30").unwrap();
         let log = open(&path, config, &cache).await;
-        log.append(batch(0, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
-        log.append(batch(1, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, batch(0, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, batch(1, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         assert_eq!(log.segment_count(), 1);
         glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-        log.append(batch(2, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, batch(2, 1, 100), LeaderEpoch(0)).unwrap().durable().await.unwrap();
         assert_eq!(log.segment_count(), 2, "a segment older than segment.ms rolls on the next append");
         assert_eq!(read_all(&log, Offset(0), Offset(3)).await.len(), 3);
         log.close().await.unwrap();
@@ -295,7 +295,7 @@ fn opening_garbage_files_never_panics() {
                 assert!(end >= Offset(2), "the valid batch survives");
             }
             let _ = read_all(&log, Offset(0), end).await;
-            log.append(batch(1, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+            append(&log, batch(1, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
             log.close().await.unwrap();
         }
     });

@@ -9,8 +9,10 @@ use std::path::Path;
 
 use bytes::BytesMut;
 
-use super::{BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
-use crate::model::{BatchIter, Offset, Timestamp, TopicPartition};
+use super::{
+    BatchCache, Error, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, PendingAppend, ReadLimits,
+};
+use crate::model::{BatchIter, LeaderEpoch, Offset, Timestamp, TopicPartition, ValidBatches};
 
 /// A log config that rolls small segments and indexes densely, so tests cross every boundary.
 pub(super) fn small_config(segment_bytes: u32) -> LogConfig {
@@ -30,6 +32,13 @@ pub(super) async fn open(dir: &Path, config: LogConfig, cache: &BatchCache) -> P
     })
     .await
     .unwrap()
+}
+
+/// Validates `records` against the log's own limit, as the broker does before an append, and
+/// appends them.
+pub(super) fn append(log: &PartitionLog, records: BytesMut, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+    let batches = ValidBatches::new(records, log.config().batch_bytes_max())?;
+    log.append(batches, epoch)
 }
 
 /// A batch of `records` records whose content is determined by `seed`.

@@ -17,7 +17,7 @@ async fn build_log(dir: &Path, config: &LogConfig, count: u64) -> (Vec<Vec<u8>>,
     for seed in 0..count {
         let b = batch(seed, 1 + (seed as usize % 3), 40 + (seed as usize * 53) % 400);
         originals.push(b.to_vec());
-        log.append(b, LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(&log, b, LeaderEpoch(0)).unwrap().durable().await.unwrap();
     }
     log.close().await.unwrap();
     let mut ends = Vec::new();
@@ -55,7 +55,7 @@ async fn check_recovers_to(dir: &Path, config: &LogConfig, originals: &[Vec<u8>]
         .map(|(_, b)| i64::from(crate::model::RecordBatch::parse_prefix(b, usize::MAX).unwrap().records_count()))
         .sum();
     assert_eq!(log.log_end_offset(), Offset(records), "{what}");
-    let info = log.append(batch(1000, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+    let info = append(&log, batch(1000, 1, 10), LeaderEpoch(0)).unwrap().durable().await.unwrap();
     assert_eq!(info.base_offset, Offset(records), "{what}");
     log.close().await.unwrap();
 }

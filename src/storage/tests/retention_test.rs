@@ -6,7 +6,7 @@ use crate::testing::run_on_shard;
 async fn fill(log: &PartitionLog, count: u64, timestamp: impl Fn(u64) -> Timestamp) {
     for seed in 0..count {
         let b = crate::testing::batch_of(1, 400, seed, timestamp(seed));
-        log.append(b, LeaderEpoch(0)).unwrap().durable().await.unwrap();
+        append(log, b, LeaderEpoch(0)).unwrap().durable().await.unwrap();
     }
 }
 
