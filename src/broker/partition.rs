@@ -4,16 +4,14 @@
 //! Cores: lives only on the shard that owns it (`Rc`); handlers on other shards reach it through
 //! a `ShardRequest`.
 
-use std::sync::Arc;
-
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::metadata::TopicId;
 use super::topic_config::TopicConfig;
 use crate::model::{
-    BatchError, LeaderEpoch, Offset, RecordBatch, Timestamp, TimestampType, TopicPartition, set_log_append_time,
+    BatchError, Chunk, LeaderEpoch, Offset, RecordBatch, Timestamp, TimestampType, TopicPartition, set_log_append_time,
 };
-use crate::storage::{self, Chunk, PartitionLog, PendingAppend, ReadLimits};
+use crate::storage::{self, PartitionLog, PendingAppend, ReadLimits};
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,23 +42,6 @@ impl From<BatchError> for PartitionError {
     }
 }
 
-/// A piece of fetched data that can cross shards: cached batches as shared bytes, or a range of
-/// a segment file to sendfile from.
-#[derive(Debug, Clone)]
-pub enum FetchedChunk {
-    /// Batches from the cache.
-    Memory(Bytes),
-    /// A range of a segment file.
-    File {
-        /// The segment, opened for buffered reads.
-        file: Arc<std::fs::File>,
-        /// Start of the range.
-        position: u64,
-        /// Length of the range.
-        len: u64,
-    },
-}
-
 /// What a fetch of one partition found.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
@@ -70,8 +51,9 @@ pub struct Fetched {
     pub last_stable_offset: Offset,
     /// Log start offset.
     pub log_start_offset: Offset,
-    /// The record batches.
-    pub chunks: Vec<FetchedChunk>,
+    /// The record batches, as storage read them (cached bytes or a file range; they can cross
+    /// shards).
+    pub chunks: Vec<Chunk>,
     /// Their total size.
     pub bytes: u64,
 }
@@ -121,19 +103,11 @@ impl Partition {
     pub async fn fetch(&self, offset: Offset, max_bytes: u64) -> Result<Fetched, PartitionError> {
         let high_watermark = self.log.high_watermark();
         let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound: high_watermark }).await?;
-        let chunks = slice
-            .chunks
-            .into_iter()
-            .map(|chunk| match chunk {
-                Chunk::Memory(bytes) => FetchedChunk::Memory(bytes),
-                Chunk::File { reader, position, len, .. } => FetchedChunk::File { file: reader, position, len },
-            })
-            .collect();
         Ok(Fetched {
             high_watermark,
             last_stable_offset: high_watermark,
             log_start_offset: self.log.log_start_offset(),
-            chunks,
+            chunks: slice.chunks,
             bytes: slice.bytes,
         })
     }

@@ -7,7 +7,7 @@ use crate::broker::controller::{ControllerRequest, ControllerResponse};
 use crate::broker::shard::{ShardRequest, ShardResponse};
 use crate::protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsResponseResult};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// CreatePartitions.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: CreatePartitionsRequest) -> Reply {
@@ -43,5 +43,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
             })
             .collect(),
     };
-    respond(header, &CreatePartitionsResponse { results, ..Default::default() }, Vec::new())
+    respond(header, &CreatePartitionsResponse { results, ..Default::default() })
 }

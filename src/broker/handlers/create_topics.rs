@@ -11,7 +11,7 @@ use crate::protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseConfig, CreateTopicsResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// CreateTopics.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: CreateTopicsRequest) -> Reply {
@@ -84,5 +84,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
             ..Default::default()
         });
     }
-    respond(header, &CreateTopicsResponse { topics: out, ..Default::default() }, Vec::new())
+    respond(header, &CreateTopicsResponse { topics: out, ..Default::default() })
 }

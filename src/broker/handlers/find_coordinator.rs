@@ -7,7 +7,7 @@ use crate::broker::ShardBroker;
 use crate::broker::groups::ensure_offsets_topic;
 use crate::protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, FindCoordinatorResponseCoordinator};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -50,5 +50,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             ..Default::default()
         }
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -6,7 +6,7 @@ use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupRequest, GroupResponse, call};
 use crate::protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, LeaveGroupResponseMember};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// LeaveGroup (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: LeaveGroupRequest) -> Reply {
@@ -45,5 +45,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
             ..Default::default()
         },
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -7,7 +7,7 @@ use crate::broker::groups::{GroupRequest, GroupResponse};
 use crate::broker::shard::{ShardRequest, ShardResponse};
 use crate::protocol::messages::{ListGroupsRequest, ListGroupsResponse, ListGroupsResponseGroup};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// ListGroups (v0-4; v4 filters by state, case-insensitively as Kafka does).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ListGroupsRequest) -> Reply {
@@ -34,5 +34,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
             .collect(),
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

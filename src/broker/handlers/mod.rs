@@ -33,8 +33,8 @@ use crate::broker::ShardBroker;
 use crate::broker::partition::PartitionError;
 use crate::broker::shard::{PartitionResults, ShardRequest, ShardResponse};
 use crate::model::TopicPartition;
+use crate::protocol::Reply;
 use crate::protocol::{ApiKey, RequestBody, RequestHeader};
-use crate::server::dispatch::Reply;
 use crate::shard::ShardId;
 
 /// The APIs and versions the broker serves (each within what the codec implements).

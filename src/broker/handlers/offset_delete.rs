@@ -8,7 +8,7 @@ use crate::protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// OffsetDelete (v0).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
@@ -40,5 +40,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             OffsetDeleteResponse { topics, ..Default::default() }
         }
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }
