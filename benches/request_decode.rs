@@ -24,14 +24,13 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::limits::REQUEST_BYTES_MAX_DEFAULT;
-use sluice::model::Timestamp;
+use sluice::model::{Chunk, Timestamp};
 use sluice::protocol::messages::{
     FetchRequest, FetchRequestPartition, FetchRequestTopic, MetadataRequest, MetadataRequestTopic, ProduceRequest,
     ProduceRequestPartition, ProduceRequestTopic,
 };
 use sluice::protocol::{
-    ApiKey, Message, Piece, RecordSet, RequestBody, RequestHeader, decode_request_body, encode_request_frame,
-    split_frame,
+    ApiKey, Message, RecordSet, RequestBody, RequestHeader, decode_request_body, encode_request_frame, split_frame,
 };
 use sluice::testing::batch_of;
 
@@ -68,8 +67,8 @@ fn frame<M: Message>(api_key: ApiKey, api_version: i16, body: &M) -> Vec<u8> {
     let mut out = Vec::new();
     for piece in pieces {
         match piece {
-            Piece::Bytes(bytes) => out.put_slice(&bytes),
-            Piece::External { .. } => fail("encoding a request", "external piece"),
+            Chunk::Bytes(bytes) => out.put_slice(&bytes),
+            Chunk::File(_) => fail("encoding a request", "file chunk"),
         }
     }
     out

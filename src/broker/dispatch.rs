@@ -11,9 +11,8 @@ use tracing::{debug, warn};
 
 use super::handlers;
 use super::shard::ShardBroker;
-use crate::protocol::{ApiKey, HeaderError, RequestHeader, decode_request_body};
+use crate::protocol::{ApiKey, HeaderError, Reply, RequestHeader, decode_request_body};
 use crate::server::Dispatch;
-use crate::server::dispatch::Reply;
 
 impl Dispatch for ShardBroker {
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {

@@ -29,10 +29,10 @@ use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 
 use super::error::ClientError;
+use crate::model::Chunk;
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponseKey};
 use crate::protocol::{
-    ApiKey, ApiSupport, Piece, Request, RequestHeader, SUPPORTED, decode_response_frame, encode_request_frame,
-    split_frame,
+    ApiKey, ApiSupport, Request, RequestHeader, SUPPORTED, decode_response_frame, encode_request_frame, split_frame,
 };
 
 /// Bytes read from the socket at a time when no larger frame is pending.
@@ -284,21 +284,21 @@ fn network(addr: &str, reason: impl Into<String>) -> ClientError {
 }
 
 /// The frame as buffers to write in order: large pieces (record sets) as they are, runs of small
-/// ones copied together. A request never holds external record sets.
-fn coalesce(pieces: Vec<Piece>) -> Result<Vec<Bytes>, ClientError> {
+/// ones copied together. A request never holds file ranges.
+fn coalesce(pieces: Vec<Chunk>) -> Result<Vec<Bytes>, ClientError> {
     let mut out = Vec::new();
     let mut small = BytesMut::new();
     for piece in pieces {
         match piece {
-            Piece::Bytes(bytes) if bytes.len() >= WRITE_IN_PLACE_BYTES => {
+            Chunk::Bytes(bytes) if bytes.len() >= WRITE_IN_PLACE_BYTES => {
                 if !small.is_empty() {
                     out.push(small.split().freeze());
                 }
                 out.push(bytes);
             }
-            Piece::Bytes(bytes) => small.put_slice(&bytes),
-            Piece::External { .. } => {
-                return Err(ClientError::InvalidArgument("a request cannot carry an external record set".into()));
+            Chunk::Bytes(bytes) => small.put_slice(&bytes),
+            Chunk::File(_) => {
+                return Err(ClientError::InvalidArgument("a request cannot carry a file range".into()));
             }
         }
     }
@@ -427,14 +427,15 @@ mod tests {
     fn coalesce_joins_small_pieces_and_keeps_large_ones_in_place() {
         let large = Bytes::from(vec![7u8; WRITE_IN_PLACE_BYTES]);
         let pieces = vec![
-            Piece::Bytes(Bytes::from_static(b"ab")),
-            Piece::Bytes(Bytes::from_static(b"cd")),
-            Piece::Bytes(large.clone()),
-            Piece::Bytes(Bytes::from_static(b"ef")),
+            Chunk::Bytes(Bytes::from_static(b"ab")),
+            Chunk::Bytes(Bytes::from_static(b"cd")),
+            Chunk::Bytes(large.clone()),
+            Chunk::Bytes(Bytes::from_static(b"ef")),
         ];
         let out = coalesce(pieces).unwrap();
         assert_eq!(out, [Bytes::from_static(b"abcd"), large.clone(), Bytes::from_static(b"ef")]);
         assert_eq!(out[1].as_ptr(), large.as_ptr(), "the record set was copied");
-        assert!(coalesce(vec![Piece::External { token: 1, len: 2 }]).is_err());
+        let file = std::sync::Arc::new(tempfile::tempfile().unwrap());
+        assert!(coalesce(vec![Chunk::File(crate::model::FileRange { file, position: 0, len: 2 })]).is_err());
     }
 }

@@ -428,7 +428,7 @@ impl Consumer {
         let bytes = match partition.records {
             Some(RecordSet::Owned(bytes)) => bytes.freeze(),
             Some(RecordSet::Shared(bytes)) => bytes,
-            Some(RecordSet::External { .. }) | None => return Ok(position),
+            Some(RecordSet::Chunks(_)) | None => return Ok(position),
         };
         decode_records(topic, index, position, &bytes, out)
     }

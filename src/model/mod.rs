@@ -3,6 +3,7 @@
 //! that a reader of Kafka's source finds the same concept here under the same name.
 
 mod batch;
+mod chunk;
 mod compression;
 mod offset;
 pub(crate) mod records;
@@ -14,6 +15,7 @@ pub use batch::{
     BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
     batch_size_from_prefix, set_log_append_time,
 };
+pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, compress, decompress};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{

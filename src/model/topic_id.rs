@@ -44,4 +44,3 @@ impl<'de> Deserialize<'de> for TopicId {
         Ok(TopicId(bytes))
     }
 }
-

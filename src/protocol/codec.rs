@@ -8,14 +8,16 @@
 //! element) bytes left. Nothing here panics on any input.
 //!
 //! Encoding goes into an [`Encoder`], which either keeps everything in one contiguous buffer or
-//! produces a list of [`Piece`]s, so that record sets already in memory ([`RecordSet::Shared`])
-//! or still in a file ([`RecordSet::External`]) are never copied into the response.
+//! produces a list of [`Chunk`]s, so that record sets already in memory ([`RecordSet::Shared`])
+//! or still in a file ([`RecordSet::Chunks`]) are never copied into the response.
 //!
 //! Flexible versions (KIP-482) use compact forms: lengths as unsigned varints of `length + 1`
 //! (0 means null), and a tagged-field section after each structure. Every function that has both
 //! forms takes `flexible: bool`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::model::Chunk;
 
 /// Why a frame could not be decoded. Decoding stops at the first problem; the frame is then
 /// useless (its position is unspecified).
@@ -83,10 +85,10 @@ pub enum EncodeError {
         /// The length that did not fit.
         len: usize,
     },
-    /// An [`RecordSet::External`] record set was given to a contiguous encoding (or inside a
-    /// tagged field), which has no way to refer to bytes outside itself.
-    #[error("external record set in a contiguous encoding")]
-    ExternalRecords,
+    /// A record set with a file range ([`RecordSet::Chunks`]) was given to a contiguous encoding
+    /// (or inside a tagged field), which has no way to refer to bytes outside itself.
+    #[error("record set in a file, in a contiguous encoding")]
+    FileRecords,
     /// The message does not exist at this version, or the header names another API.
     #[error("unsupported version {version} of API key {api_key}")]
     UnsupportedVersion {
@@ -113,17 +115,12 @@ pub enum RecordSet {
     /// Bytes split off the request frame without copying. Unique, so the broker can patch each
     /// batch's base offset and leader epoch in place before appending it.
     Owned(BytesMut),
-    /// Bytes shared with someone else (the batch cache); encoded as their own [`Piece`], not
-    /// copied.
+    /// Bytes shared with someone else (the batch cache, a producer's batch); encoded as a
+    /// [`Chunk`] of their own, not copied.
     Shared(Bytes),
-    /// `len` bytes that the server sends from elsewhere (a segment file, by sendfile); `token`
-    /// tells the server which range. Encoded as [`Piece::External`].
-    External {
-        /// How many bytes the server will send for this record set.
-        len: u32,
-        /// An identifier the server chose, handed back in the matching [`Piece::External`].
-        token: u32,
-    },
+    /// What a fetch read, as it came from storage: cached batches and segment file ranges, in
+    /// order. Encoded as these very chunks, so file ranges go out by sendfile.
+    Chunks(Vec<Chunk>),
 }
 
 impl RecordSet {
@@ -132,7 +129,10 @@ impl RecordSet {
         match self {
             RecordSet::Owned(bytes) => bytes.len(),
             RecordSet::Shared(bytes) => bytes.len(),
-            RecordSet::External { len, .. } => *len as usize,
+            RecordSet::Chunks(chunks) => {
+                let len = |chunk: &Chunk| usize::try_from(chunk.len()).unwrap_or(usize::MAX);
+                chunks.iter().fold(0, |sum, chunk| sum.saturating_add(len(chunk)))
+            }
         }
     }
 
@@ -141,45 +141,13 @@ impl RecordSet {
         self.len() == 0
     }
 
-    /// The bytes, when they are in memory (`None` for [`RecordSet::External`]).
+    /// The bytes, when they are in one buffer (`None` for [`RecordSet::Chunks`]).
     pub fn as_slice(&self) -> Option<&[u8]> {
         match self {
             RecordSet::Owned(bytes) => Some(bytes),
             RecordSet::Shared(bytes) => Some(bytes),
-            RecordSet::External { .. } => None,
+            RecordSet::Chunks(_) => None,
         }
-    }
-}
-
-/// One piece of an encoded frame, in order. Writing the pieces one after the other (with
-/// [`Piece::External`] replaced by the bytes it stands for) gives the frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    /// Bytes to write as they are.
-    Bytes(Bytes),
-    /// `len` bytes the server sends from elsewhere, identified by the token of the
-    /// [`RecordSet::External`] they come from. Their length prefix is already in the previous
-    /// piece.
-    External {
-        /// The token of the record set.
-        token: u32,
-        /// How many bytes to send.
-        len: u32,
-    },
-}
-
-impl Piece {
-    /// Bytes this piece contributes to the frame.
-    pub fn len(&self) -> usize {
-        match self {
-            Piece::Bytes(bytes) => bytes.len(),
-            Piece::External { len, .. } => *len as usize,
-        }
-    }
-
-    /// Whether this piece contributes no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -379,53 +347,51 @@ pub fn nullable<T>(value: Option<T>, nullable: bool, field: &'static str) -> Res
 /// How an [`Encoder`] treats record sets that live outside its buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Everything is copied into one buffer; [`RecordSet::External`] is an error.
+    /// Everything is copied into one buffer; a file range in a [`RecordSet::Chunks`] is an error.
     Contiguous,
-    /// Shared and external record sets become pieces of their own.
+    /// Shared bytes and the chunks of a [`RecordSet::Chunks`] become chunks of their own.
     Pieces,
 }
 
+/// A piece of an encoding: bytes the encoder wrote (still mutable, for the frame's length
+/// prefix), or a chunk of a record set, kept as it is.
 #[derive(Debug)]
-enum Chunk {
+enum Part {
     Buf(BytesMut),
-    Shared(Bytes),
-    External { token: u32, len: u32 },
+    Chunk(Chunk),
 }
 
-/// Where encoded bytes go: one contiguous buffer, or a list of [`Piece`]s when record sets are
+/// Where encoded bytes go: one contiguous buffer, or a list of [`Chunk`]s when record sets are
 /// shared or sent from files. Primitive writes cannot fail; writes with a length can
 /// (see [`EncodeError`]).
 #[derive(Debug)]
 pub struct Encoder {
     mode: Mode,
-    /// Pieces already cut, in order; `buf` comes after them.
-    chunks: Vec<Chunk>,
+    /// Parts already cut, in order; `buf` comes after them.
+    parts: Vec<Part>,
     buf: BytesMut,
 }
 
 impl Encoder {
     /// An encoder that copies everything into one buffer, appending to `buf`.
     pub fn contiguous(buf: BytesMut) -> Self {
-        Encoder { mode: Mode::Contiguous, chunks: Vec::new(), buf }
+        Encoder { mode: Mode::Contiguous, parts: Vec::new(), buf }
     }
 
-    /// An encoder that produces [`Piece`]s, keeping shared and external record sets apart.
+    /// An encoder that produces [`Chunk`]s, keeping shared and file record sets apart.
     pub fn pieces() -> Self {
-        Encoder { mode: Mode::Pieces, chunks: Vec::new(), buf: BytesMut::new() }
+        Encoder { mode: Mode::Pieces, parts: Vec::new(), buf: BytesMut::new() }
     }
 
-    /// Bytes encoded so far, external pieces included.
+    /// Bytes encoded so far, file ranges included.
     pub fn len(&self) -> usize {
-        let chunks: usize = self
-            .chunks
-            .iter()
-            .map(|chunk| match chunk {
-                Chunk::Buf(bytes) => bytes.len(),
-                Chunk::Shared(bytes) => bytes.len(),
-                Chunk::External { len, .. } => *len as usize,
+        let parts = self.parts.iter().fold(0usize, |sum, part| {
+            sum.saturating_add(match part {
+                Part::Buf(bytes) => bytes.len(),
+                Part::Chunk(chunk) => usize::try_from(chunk.len()).unwrap_or(usize::MAX),
             })
-            .sum();
-        chunks + self.buf.len()
+        });
+        parts.saturating_add(self.buf.len())
     }
 
     /// Whether nothing was encoded yet.
@@ -433,52 +399,49 @@ impl Encoder {
         self.len() == 0
     }
 
-    /// The encoded pieces, in order. Empty pieces are left out.
-    pub fn into_pieces(mut self) -> Vec<Piece> {
+    /// The encoded chunks, in order. Empty chunks are left out.
+    pub fn into_pieces(mut self) -> Vec<Chunk> {
         self.cut();
-        self.chunks
+        self.parts
             .into_iter()
-            .filter_map(|chunk| match chunk {
-                Chunk::Buf(bytes) if bytes.is_empty() => None,
-                Chunk::Buf(bytes) => Some(Piece::Bytes(bytes.freeze())),
-                Chunk::Shared(bytes) if bytes.is_empty() => None,
-                Chunk::Shared(bytes) => Some(Piece::Bytes(bytes)),
-                Chunk::External { len: 0, .. } => None,
-                Chunk::External { token, len } => Some(Piece::External { token, len }),
+            .map(|part| match part {
+                Part::Buf(bytes) => Chunk::Bytes(bytes.freeze()),
+                Part::Chunk(chunk) => chunk,
             })
+            .filter(|chunk| !chunk.is_empty())
             .collect()
     }
 
-    /// The encoded bytes of a contiguous encoder. For a pieces encoder, shared pieces are
-    /// copied together, and external pieces are an error.
+    /// The encoded bytes of a contiguous encoder. For a pieces encoder, chunks in memory are
+    /// copied together, and file ranges are an error.
     pub fn into_bytes(mut self) -> Result<BytesMut, EncodeError> {
-        if self.chunks.is_empty() {
+        if self.parts.is_empty() {
             return Ok(self.buf);
         }
         let mut out = BytesMut::with_capacity(self.len());
         self.cut();
-        for chunk in self.chunks {
-            match chunk {
-                Chunk::Buf(bytes) => out.extend_from_slice(&bytes),
-                Chunk::Shared(bytes) => out.extend_from_slice(&bytes),
-                Chunk::External { .. } => return Err(EncodeError::ExternalRecords),
+        for part in self.parts {
+            match part {
+                Part::Buf(bytes) => out.extend_from_slice(&bytes),
+                Part::Chunk(Chunk::Bytes(bytes)) => out.extend_from_slice(&bytes),
+                Part::Chunk(Chunk::File(_)) => return Err(EncodeError::FileRecords),
             }
         }
         Ok(out)
     }
 
-    /// Moves the bytes written so far into a chunk of their own (no copy).
+    /// Moves the bytes written so far into a part of their own (no copy).
     fn cut(&mut self) {
         if !self.buf.is_empty() {
-            self.chunks.push(Chunk::Buf(self.buf.split()));
+            self.parts.push(Part::Buf(self.buf.split()));
         }
     }
 
     /// Overwrites four bytes at the very start of the encoding, which must have been written
     /// into the buffer first (a frame's length prefix).
     pub(crate) fn patch_i32_at_start(&mut self, value: i32) {
-        let first = match self.chunks.first_mut() {
-            Some(Chunk::Buf(bytes)) => bytes,
+        let first = match self.parts.first_mut() {
+            Some(Part::Buf(bytes)) => bytes,
             _ => &mut self.buf,
         };
         if let Some(prefix) = first.get_mut(..4) {
@@ -621,8 +584,10 @@ impl Encoder {
         Ok(())
     }
 
-    /// Writes a (nullable) `records` field: owned bytes are copied in; shared and external
-    /// record sets become pieces of their own after their length prefix.
+    /// Writes a (nullable) `records` field: owned bytes are copied in; shared bytes and the
+    /// chunks of a [`RecordSet::Chunks`] become chunks of their own after their length prefix
+    /// (cloned handles, never the bytes). A contiguous encoder copies bytes in and refuses file
+    /// ranges.
     pub fn put_records(
         &mut self,
         value: Option<&RecordSet>,
@@ -642,14 +607,21 @@ impl Encoder {
                 Mode::Contiguous => self.buf.put_slice(bytes),
                 Mode::Pieces => {
                     self.cut();
-                    self.chunks.push(Chunk::Shared(bytes.clone()));
+                    self.parts.push(Part::Chunk(Chunk::Bytes(bytes.clone())));
                 }
             },
-            Some(&RecordSet::External { len, token }) => match self.mode {
-                Mode::Contiguous => return Err(EncodeError::ExternalRecords),
+            Some(RecordSet::Chunks(chunks)) => match self.mode {
+                Mode::Contiguous => {
+                    for chunk in chunks {
+                        match chunk {
+                            Chunk::Bytes(bytes) => self.buf.put_slice(bytes),
+                            Chunk::File(_) => return Err(EncodeError::FileRecords),
+                        }
+                    }
+                }
                 Mode::Pieces => {
                     self.cut();
-                    self.chunks.push(Chunk::External { token, len });
+                    self.parts.extend(chunks.iter().cloned().map(Part::Chunk));
                 }
             },
         }

@@ -6,9 +6,10 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::codec::{DecodeError, EncodeError, Encoder, Piece};
+use super::codec::{DecodeError, EncodeError, Encoder};
 use super::header::{RequestHeader, ResponseHeader, response_header_version};
 use super::messages::Message;
+use crate::model::Chunk;
 
 /// Bytes of the length prefix of a frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -58,7 +59,7 @@ pub fn split_frame(buf: &mut BytesMut, max_bytes: u32) -> Result<Option<BytesMut
 }
 
 /// Finishes a frame whose encoder started with a placeholder length prefix.
-fn finish(mut enc: Encoder) -> Result<Vec<Piece>, EncodeError> {
+fn finish(mut enc: Encoder) -> Result<Vec<Chunk>, EncodeError> {
     let len = enc.len() - LENGTH_PREFIX_BYTES;
     let Ok(len) = i32::try_from(len) else { return Err(EncodeError::TooLong { len }) };
     enc.patch_i32_at_start(len);
@@ -66,7 +67,7 @@ fn finish(mut enc: Encoder) -> Result<Vec<Piece>, EncodeError> {
 }
 
 /// Encodes a request frame: length, header, body. The header's API key must be the body's.
-pub fn encode_request_frame<M: Message>(header: &RequestHeader, body: &M) -> Result<Vec<Piece>, EncodeError> {
+pub fn encode_request_frame<M: Message>(header: &RequestHeader, body: &M) -> Result<Vec<Chunk>, EncodeError> {
     if header.api_key != M::API_KEY {
         return Err(EncodeError::UnsupportedVersion { api_key: header.api_key.code(), version: header.api_version });
     }
@@ -82,7 +83,7 @@ pub fn encode_response_frame<M: Message>(
     header: ResponseHeader,
     version: i16,
     body: &M,
-) -> Result<Vec<Piece>, EncodeError> {
+) -> Result<Vec<Chunk>, EncodeError> {
     let Some(header_version) = response_header_version(M::API_KEY, version) else {
         return Err(EncodeError::UnsupportedVersion { api_key: M::API_KEY.code(), version });
     };
@@ -108,9 +109,12 @@ pub fn decode_response_frame<M: Message>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use bytes::{BufMut, Bytes};
 
     use super::*;
+    use crate::model::FileRange;
     use crate::protocol::header::ApiKey;
     use crate::protocol::messages::{
         ApiVersionsResponse, FetchResponse, FetchResponsePartition, FetchResponseTopic, MetadataRequest,
@@ -145,12 +149,12 @@ mod tests {
         assert!(huge.capacity() < 1024);
     }
 
-    fn concat(pieces: &[Piece]) -> BytesMut {
+    fn concat(pieces: &[Chunk]) -> BytesMut {
         let mut out = BytesMut::new();
         for piece in pieces {
             match piece {
-                Piece::Bytes(bytes) => out.put_slice(bytes),
-                Piece::External { .. } => panic!("external piece"),
+                Chunk::Bytes(bytes) => out.put_slice(bytes),
+                Chunk::File(_) => panic!("file chunk"),
             }
         }
         out
@@ -186,8 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn external_and_shared_record_sets_become_their_own_pieces() {
+    fn chunks_and_shared_record_sets_become_their_own_chunks() {
         let shared = Bytes::from_static(b"shared-batches");
+        let cached = Bytes::from_static(b"cached");
+        let file = Chunk::File(FileRange { file: Arc::new(tempfile::tempfile().unwrap()), position: 10, len: 1000 });
         let partition = |partition_index, records| FetchResponsePartition {
             partition_index,
             records: Some(records),
@@ -197,7 +203,7 @@ mod tests {
             responses: vec![FetchResponseTopic {
                 topic: "t".into(),
                 partitions: vec![
-                    partition(0, RecordSet::External { len: 1000, token: 7 }),
+                    partition(0, RecordSet::Chunks(vec![Chunk::Bytes(cached.clone()), file.clone()])),
                     partition(1, RecordSet::Shared(shared.clone())),
                 ],
             }],
@@ -205,20 +211,39 @@ mod tests {
         };
         for version in [4, 12] {
             let pieces = encode_response_frame(ResponseHeader { correlation_id: 1 }, version, &body).unwrap();
-            // head, external, the next partition's fields, shared, and the tagged fields after it
-            // (flexible versions only).
-            assert_eq!(pieces.len(), if version >= 12 { 5 } else { 4 }, "{pieces:?}");
-            assert_eq!(pieces[1], Piece::External { token: 7, len: 1000 });
-            assert_eq!(pieces[3], Piece::Bytes(shared.clone()));
-            let Piece::Bytes(first) = &pieces[0] else { panic!() };
-            let total: usize = pieces.iter().map(Piece::len).sum();
-            assert_eq!(i32::from_be_bytes(first[..4].try_into().unwrap()) as usize, total - 4);
-            // The length prefix of the external record set precedes it.
-            let prefix: &[u8] = if version >= 12 { &[0xe9, 0x07] } else { &[0, 0, 0x03, 0xe8] };
+            // head, the record set's two chunks, the next partition's fields, shared, and the
+            // tagged fields after it (flexible versions only).
+            assert_eq!(pieces.len(), if version >= 12 { 6 } else { 5 }, "{pieces:?}");
+            assert_eq!(pieces[1], Chunk::Bytes(cached.clone()));
+            assert_eq!(pieces[2], file);
+            assert_eq!(pieces[4], Chunk::Bytes(shared.clone()));
+            // Handed over, not copied.
+            let Chunk::Bytes(out) = &pieces[1] else { panic!() };
+            assert_eq!(out.as_ptr(), cached.as_ptr());
+            let Chunk::Bytes(first) = &pieces[0] else { panic!() };
+            let total: u64 = pieces.iter().map(Chunk::len).sum();
+            assert_eq!(i32::from_be_bytes(first[..4].try_into().unwrap()) as u64, total - 4);
+            // The length prefix of the chunks record set (6 + 1000 bytes) precedes it.
+            let prefix: &[u8] = if version >= 12 { &[0xef, 0x07] } else { &[0, 0, 0x03, 0xee] };
             assert!(first.ends_with(prefix), "{first:?}");
         }
-        // A contiguous encoding cannot carry an external record set.
-        assert_eq!(body.encode(&mut BytesMut::new(), 12), Err(EncodeError::ExternalRecords));
+        // A contiguous encoding cannot carry a file range, but copies bytes chunks.
+        assert_eq!(body.encode(&mut BytesMut::new(), 12), Err(EncodeError::FileRecords));
+        let in_memory = FetchResponse {
+            responses: vec![FetchResponseTopic {
+                topic: "t".into(),
+                partitions: vec![partition(0, RecordSet::Chunks(vec![Chunk::Bytes(cached.clone()); 2]))],
+            }],
+            ..FetchResponse::default()
+        };
+        let mut contiguous = BytesMut::new();
+        in_memory.encode(&mut contiguous, 12).unwrap();
+        let pieces = concat(&encode_response_frame(ResponseHeader { correlation_id: 1 }, 12, &in_memory).unwrap());
+        // Length prefix, correlation id and the header's tagged fields, then the same body.
+        assert_eq!(&pieces[9..], &contiguous[..]);
+        let decoded = FetchResponse::decode(&mut contiguous, 12).unwrap();
+        let records = decoded.responses[0].partitions[0].records.as_ref().and_then(RecordSet::as_slice);
+        assert_eq!(records, Some(&b"cachedcached"[..]));
     }
 
     #[test]

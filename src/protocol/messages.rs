@@ -12,8 +12,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::codec::{self, DecodeError, EncodeError, Encoder, Piece, RecordSet, Uuid};
+use super::codec::{self, DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 use super::header::ApiKey;
+use crate::model::Chunk;
 
 /// A request or response body: its API, its versions, and its codec.
 pub trait Message: Sized + Default + Clone + std::fmt::Debug + PartialEq {
@@ -34,7 +35,8 @@ pub trait Message: Sized + Default + Clone + std::fmt::Debug + PartialEq {
     fn encode_into(&self, enc: &mut Encoder, version: i16) -> Result<(), EncodeError>;
 
     /// Encodes the message at `version`, appending to `buf`. Record sets are copied in, so this
-    /// is for messages without [`RecordSet::External`] ones (an error otherwise). On error `buf`
+    /// is for messages without file ranges in their record sets ([`RecordSet::Chunks`]; an error
+    /// otherwise). On error `buf`
     /// holds a partial encoding.
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         let mut enc = Encoder::contiguous(std::mem::take(buf));
@@ -43,9 +45,9 @@ pub trait Message: Sized + Default + Clone + std::fmt::Debug + PartialEq {
         result
     }
 
-    /// Encodes the message at `version` as pieces: shared and external record sets are pieces
-    /// of their own, never copied.
-    fn encode_pieces(&self, version: i16) -> Result<Vec<Piece>, EncodeError> {
+    /// Encodes the message at `version` as chunks: shared record sets and the chunks of
+    /// [`RecordSet::Chunks`] are chunks of their own, never copied.
+    fn encode_pieces(&self, version: i16) -> Result<Vec<Chunk>, EncodeError> {
         let mut enc = Encoder::pieces();
         self.encode_into(&mut enc, version)?;
         Ok(enc.into_pieces())

@@ -16,15 +16,18 @@
 //!   [`decode_request_body`].
 //! - `schema/*.msg`: the definitions the message structs are generated from, one file per API.
 //!   `schema/codegen.rs` is the generator (run by the crate's `build.rs`) and documents the format.
-//! - [`codec`]: the primitive types: [`DecodeError`], [`EncodeError`], [`Encoder`], [`Piece`],
+//! - [`codec`]: the primitive types: [`DecodeError`], [`EncodeError`], [`Encoder`],
 //!   [`RecordSet`], [`Uuid`] and the `get_*` functions.
+//! - [`reply`]: [`Reply`], what a server does after a request, and [`respond`], which encodes a
+//!   response body into it.
 //! - [`error_code`]: [`ErrorCode`], in Kafka's numbering.
 //! - `tests/`: tests over every API and version: round trips, the `kafka-protocol` crate as an
 //!   oracle, hand-checked bytes, hostile input.
 //!
 //! A server reads a frame with [`split_frame`], decodes its [`RequestHeader`] and then
-//! [`decode_request_body`], and answers with [`encode_response_frame`], whose [`Piece`]s let
-//! record sets go out without a copy (shared buffers) or by sendfile ([`RecordSet::External`]).
+//! [`decode_request_body`], and answers with [`respond`] (over [`encode_response_frame`]), whose
+//! [`Chunk`](crate::model::Chunk)s let record sets go out without a copy (shared buffers) or by
+//! sendfile (the file ranges of a [`RecordSet::Chunks`]).
 //! Record sets in requests are split off the frame without copying ([`RecordSet::Owned`]).
 //!
 //! Adding an API: write `schema/<api>.msg` (request and response, from Kafka's message
@@ -37,11 +40,12 @@ pub mod error_code;
 pub mod frame;
 pub mod header;
 pub mod messages;
+pub mod reply;
 
 #[cfg(test)]
 mod tests;
 
-pub use codec::{DecodeError, EncodeError, Encoder, Piece, RecordSet, Uuid};
+pub use codec::{DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 pub use error_code::ErrorCode;
 pub use frame::{
     FrameError, decode_response_frame, encode_request_frame, encode_response_frame, frame_length, split_frame,
@@ -50,3 +54,4 @@ pub use header::{ApiKey, HeaderError, RequestHeader, ResponseHeader, request_hea
 pub use messages::{
     ApiSupport, Message, Request, RequestBody, ResponseBody, SUPPORTED, decode_request_body, decode_response_body,
 };
+pub use reply::{Reply, respond};

@@ -17,10 +17,10 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::dispatch::Reply;
 use super::writer::{set_nonblocking, write_pieces};
 use super::{Dispatch, ServerLimits};
 use crate::limits::REQUEST_BYTES_MIN;
+use crate::protocol::Reply;
 
 /// Bytes read from the socket at a time when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;

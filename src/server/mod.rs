@@ -3,10 +3,9 @@
 //! sends record bytes without copying them.
 //!
 //! The server knows nothing of Kafka's APIs: each request frame goes to a [`Dispatch`], which
-//! the broker implements, and comes back as a [`dispatch::Reply`].
+//! the broker implements, and comes back as a [`Reply`].
 
 pub mod connection;
-pub mod dispatch;
 pub mod writer;
 
 use std::cell::Cell;
@@ -19,7 +18,7 @@ use bytes::BytesMut;
 use glommio::net::TcpListener;
 use tracing::{info, warn};
 
-use self::dispatch::Reply;
+use crate::protocol::Reply;
 
 /// What answers the requests of a connection: given one request frame (without its length
 /// prefix), the future of its reply.

@@ -1,6 +1,6 @@
-//! Writing responses without copying record bytes: in-memory pieces (headers, encoded fields,
-//! cached batches as shared `Bytes`) go out with one `writev`, file ranges with `sendfile` from
-//! the segment file straight into the socket.
+//! Writing responses without copying record bytes: a response is a list of [`Chunk`]s; bytes in
+//! memory (headers, encoded fields, cached batches as shared `Bytes`) go out with one `writev`,
+//! file ranges with `sendfile` from the segment file straight into the socket.
 //!
 //! glommio has no vectored write, no sendfile and no readiness API, so both are raw syscalls on
 //! the socket, which is O_NONBLOCK (glommio's own reads and writes on it still work: they try
@@ -10,35 +10,18 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::limits::SENDFILE_CHUNK_BYTES;
+use crate::model::{Chunk, FileRange};
 
 /// Most iovecs one writev carries.
 const IOVECS_MAX: usize = 64;
 /// How much goes through glommio's write when the socket is full.
 const FALLBACK_BYTES: usize = 16 * 1024;
-
-/// A piece of a response on its way out.
-#[derive(Debug)]
-pub enum OutPiece {
-    /// Bytes in memory.
-    Bytes(Bytes),
-    /// A range of a file (a segment), sent with sendfile.
-    File {
-        /// The segment, opened for buffered reads (keeps the file alive if retention deletes it
-        /// meanwhile).
-        file: Arc<std::fs::File>,
-        /// Start of the range.
-        position: u64,
-        /// Bytes to send.
-        len: u64,
-    },
-}
 
 /// Marks a socket O_NONBLOCK so raw writev/sendfile never block the shard's thread.
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
@@ -54,15 +37,15 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes every piece, in order, to `stream`.
-pub async fn write_pieces(stream: &mut TcpStream, pieces: Vec<OutPiece>) -> io::Result<()> {
+/// Writes every chunk, in order, to `stream`.
+pub async fn write_pieces(stream: &mut TcpStream, pieces: Vec<Chunk>) -> io::Result<()> {
     let fd = stream.as_raw_fd();
     let mut pieces = pieces.into_iter().peekable();
     // In-memory pieces waiting for the next writev, and how much of the first is already sent.
     let mut pending: Vec<Bytes> = Vec::new();
     loop {
-        while let Some(OutPiece::Bytes(_)) = pieces.peek() {
-            if let Some(OutPiece::Bytes(b)) = pieces.next()
+        while let Some(Chunk::Bytes(_)) = pieces.peek() {
+            if let Some(Chunk::Bytes(b)) = pieces.next()
                 && !b.is_empty()
             {
                 pending.push(b);
@@ -71,10 +54,10 @@ pub async fn write_pieces(stream: &mut TcpStream, pieces: Vec<OutPiece>) -> io::
         write_all_vectored(stream, fd, &mut pending).await?;
         match pieces.next() {
             None => return Ok(()),
-            Some(OutPiece::File { file, position, len }) => {
+            Some(Chunk::File(FileRange { file, position, len })) => {
                 send_file(stream, fd, &file, position, len).await?;
             }
-            Some(OutPiece::Bytes(b)) => pending.push(b),
+            Some(Chunk::Bytes(b)) => pending.push(b),
         }
     }
 }

@@ -18,8 +18,8 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 
 mod runtime;
 
-pub use runtime::{Ready, RunningShards, ShardContext, ShardPool, ShardsConfig, Shutdown, StartError, mesh_handles};
 pub use peers::{CallFuture, Peers};
+pub use runtime::{Ready, RunningShards, ShardContext, ShardPool, ShardsConfig, Shutdown, StartError, mesh_handles};
 
 /// Index of a shard: `0..shard_count`. Shard `i` runs on the `i`-th core the broker was given.
 pub type ShardId = usize;

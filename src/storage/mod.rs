@@ -35,7 +35,7 @@ pub use batch_cache::BatchCache;
 pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
-pub use read::{Chunk, ReadLimits, ReadSlice};
+pub use read::{ReadLimits, ReadSlice};
 pub use retention::RetentionReport;
 pub use segment::{parse_segment_name, segment_file};
 pub use time_index::{TimeEntry, TimeIndex};

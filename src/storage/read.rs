@@ -6,11 +6,11 @@
 //! whichever is first; like Kafka's, a range cut by `max_bytes` may end inside a batch, which
 //! clients drop and fetch again. The first batch is always whole, however large. Only bytes
 //! already written to the file are ever in a range, so no reader sees a partly written batch.
+//! Both come as [`Chunk`]s, the type the bytes keep all the way to the socket.
 
 use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::Error;
 use super::batch_cache::CachedBatch;
@@ -18,7 +18,7 @@ use super::io::{self as sio, SharedFile};
 use super::log::PartitionLog;
 use super::segment::{ScanCheck, scan};
 use crate::limits::BATCH_BYTES_MAX;
-use crate::model::{Offset, RecordBatch, RecordIter, Timestamp};
+use crate::model::{Chunk, FileRange, Offset, RecordBatch, RecordIter, Timestamp};
 
 /// Bounds of one read.
 #[derive(Debug, Clone, Copy)]
@@ -29,28 +29,11 @@ pub struct ReadLimits {
     pub upper_bound: Offset,
 }
 
-/// A piece of a read's answer.
-#[derive(Debug, Clone)]
-pub enum Chunk {
-    /// Batches from the cache.
-    Memory(Bytes),
-    /// A byte range of a segment file.
-    File {
-        /// The segment file (kept open by this handle even if retention unlinks it).
-        file: SharedFile,
-        /// The same file for buffered reads: what sendfile sends from. `Send`, unlike `file`.
-        reader: Arc<std::fs::File>,
-        /// Start of the range.
-        position: u64,
-        /// Bytes in the range.
-        len: u64,
-    },
-}
-
 /// The answer to a read.
 #[derive(Debug, Clone, Default)]
 pub struct ReadSlice {
-    /// The record batches, in log order.
+    /// The record batches, in log order: cached batches as [`Chunk::Bytes`], a segment's bytes
+    /// as one [`Chunk::File`] range (for sendfile).
     pub chunks: Vec<Chunk>,
     /// Total bytes.
     pub bytes: u64,
@@ -65,17 +48,20 @@ impl ReadSlice {
         self.bytes == 0
     }
 
-    /// Copies the whole answer into memory (tools and tests; the broker sends file ranges with
-    /// sendfile instead).
+    /// Copies the whole answer into memory (tools, tests and the group coordinator's replay; the
+    /// broker sends file ranges with sendfile instead). File ranges are read with `pread` on the
+    /// segment's buffered descriptor, which blocks the shard while a cold range comes off the
+    /// disk, as sendfile does.
     pub async fn to_vec(&self) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(usize::try_from(self.bytes).unwrap_or(0));
         for chunk in &self.chunks {
             match chunk {
-                Chunk::Memory(bytes) => out.extend_from_slice(bytes),
-                Chunk::File { file, position, len, .. } => {
+                Chunk::Bytes(bytes) => out.extend_from_slice(bytes),
+                Chunk::File(FileRange { file, position, len }) => {
                     let len = usize::try_from(*len).map_err(std::io::Error::other)?;
-                    let read = sio::read_at(file, *position, len).await?;
-                    out.extend_from_slice(&read);
+                    let at = out.len();
+                    out.resize(at + len, 0);
+                    file.read_exact_at(&mut out[at..], *position)?;
                 }
             }
         }
@@ -124,7 +110,7 @@ impl PartitionLog {
                         ReadSlice { first_offset: batches.first().map(|b| b.base_offset), ..ReadSlice::default() };
                     for batch in batches {
                         slice.bytes += batch.bytes.len() as u64;
-                        slice.chunks.push(Chunk::Memory(batch.bytes));
+                        slice.chunks.push(Chunk::Bytes(batch.bytes));
                     }
                     return Ok(slice);
                 }
@@ -227,7 +213,7 @@ impl PartitionLog {
         };
         let len = upper_position.saturating_sub(position).min(limits.max_bytes.max(first_size));
         Ok(ReadSlice {
-            chunks: vec![Chunk::File { file: plan.file, reader: plan.reader, position, len }],
+            chunks: vec![Chunk::File(FileRange { file: plan.reader, position, len })],
             bytes: len,
             first_offset: Some(first_offset),
         })

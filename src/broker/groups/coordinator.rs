@@ -224,7 +224,9 @@ impl Coordinator {
                 self.apply(&group, partition, effects).await;
                 GroupResponse::Leave(Ok(codes))
             }
-            GroupOp::Commit(member, offsets) => GroupResponse::Code(self.commit(group, partition, member, offsets).await),
+            GroupOp::Commit(member, offsets) => {
+                GroupResponse::Code(self.commit(group, partition, member, offsets).await)
+            }
             GroupOp::FetchOffsets(wanted) => {
                 if let Err(e) = self.check(partition) {
                     return GroupResponse::Offsets(Err(e));
@@ -374,12 +376,7 @@ impl Coordinator {
         Ok(codes)
     }
 
-    async fn tombstone_offsets(
-        &self,
-        group: &str,
-        partition: i32,
-        keys: Vec<(String, i32)>,
-    ) -> Result<(), ErrorCode> {
+    async fn tombstone_offsets(&self, group: &str, partition: i32, keys: Vec<(String, i32)>) -> Result<(), ErrorCode> {
         if keys.is_empty() {
             return Ok(());
         }

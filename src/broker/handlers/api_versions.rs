@@ -5,7 +5,7 @@
 use super::{HANDLED, served_versions};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ApiVersionsResponseKey};
 use crate::protocol::{ApiKey, ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 fn response(error: ErrorCode) -> ApiVersionsResponse {
     ApiVersionsResponse {
@@ -23,13 +23,13 @@ fn response(error: ErrorCode) -> ApiVersionsResponse {
 
 /// ApiVersions.
 pub fn handle(header: &RequestHeader, _request: ApiVersionsRequest) -> Reply {
-    respond(header, &response(ErrorCode::None), Vec::new())
+    respond(header, &response(ErrorCode::None))
 }
 
 /// The v0 answer to an ApiVersions request at a version we do not serve.
 pub fn unsupported_version(correlation_id: i32) -> Reply {
     let header = RequestHeader { api_key: ApiKey::ApiVersions, api_version: 0, correlation_id, client_id: None };
-    respond(&header, &response(ErrorCode::UnsupportedVersion), Vec::new())
+    respond(&header, &response(ErrorCode::UnsupportedVersion))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsResponseResult};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// CreatePartitions.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: CreatePartitionsRequest) -> Reply {
@@ -37,5 +37,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
             })
             .collect(),
     };
-    respond(header, &CreatePartitionsResponse { results, ..Default::default() }, Vec::new())
+    respond(header, &CreatePartitionsResponse { results, ..Default::default() })
 }

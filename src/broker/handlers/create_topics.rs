@@ -9,7 +9,7 @@ use crate::protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseConfig, CreateTopicsResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// CreateTopics.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: CreateTopicsRequest) -> Reply {
@@ -32,8 +32,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
         });
     }
     let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
-    let request =
-        ControllerRequest::CreateTopics { topics, validate_only: request.validate_only };
+    let request = ControllerRequest::CreateTopics { topics, validate_only: request.validate_only };
     let results = match broker.metadata.control(request).await {
         Ok(ControllerResponse::CreateTopics(results)) => results,
         _ => names.into_iter().map(|n| (n, Err(TopicError::Storage("controller unavailable".into())))).collect(),
@@ -82,5 +81,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
             ..Default::default()
         });
     }
-    respond(header, &CreateTopicsResponse { topics: out, ..Default::default() }, Vec::new())
+    respond(header, &CreateTopicsResponse { topics: out, ..Default::default() })
 }

@@ -6,7 +6,7 @@ use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, DeleteGroupsResponseResult};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// DeleteGroups (v0-2).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DeleteGroupsRequest) -> Reply {
@@ -19,5 +19,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
         };
         results.push(DeleteGroupsResponseResult { group_id, error_code: code.code() });
     }
-    respond(header, &DeleteGroupsResponse { results, ..Default::default() }, Vec::new())
+    respond(header, &DeleteGroupsResponse { results, ..Default::default() })
 }

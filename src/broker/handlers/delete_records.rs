@@ -10,7 +10,7 @@ use crate::protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, DeleteRecordsResponsePartition, DeleteRecordsResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// DeleteRecords.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DeleteRecordsRequest) -> Reply {
@@ -53,5 +53,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
                 .collect(),
         })
         .collect();
-    respond(header, &DeleteRecordsResponse { topics, ..Default::default() }, Vec::new())
+    respond(header, &DeleteRecordsResponse { topics, ..Default::default() })
 }

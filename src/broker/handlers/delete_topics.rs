@@ -7,7 +7,7 @@ use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse}
 use crate::model::TopicId;
 use crate::protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, DeleteTopicsResponseTopic};
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// DeleteTopics.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DeleteTopicsRequest) -> Reply {
@@ -61,5 +61,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
             ..Default::default()
         });
     }
-    respond(header, &DeleteTopicsResponse { responses, ..Default::default() }, Vec::new())
+    respond(header, &DeleteTopicsResponse { responses, ..Default::default() })
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::broker::ShardBroker;
 use crate::protocol::RequestHeader;
 use crate::protocol::messages::{DescribeClusterRequest, DescribeClusterResponse, DescribeClusterResponseBroker};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// DescribeCluster.
 pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeClusterRequest) -> Reply {
@@ -27,5 +27,5 @@ pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: Describ
         },
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -10,7 +10,7 @@ use crate::protocol::messages::{
     DescribeConfigsResponseSynonym,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -143,5 +143,5 @@ pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: Describ
             result
         })
         .collect();
-    respond(header, &DescribeConfigsResponse { results, ..Default::default() }, Vec::new())
+    respond(header, &DescribeConfigsResponse { results, ..Default::default() })
 }

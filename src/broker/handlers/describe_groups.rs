@@ -8,7 +8,7 @@ use crate::protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, DescribeGroupsResponseGroup, DescribeGroupsResponseMember,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// Without ACLs every client may do everything Kafka allows on a group: READ (3), DELETE (6) and
 /// DESCRIBE (8), as bits of Kafka's AclOperation codes.
@@ -53,5 +53,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: D
             Err(e) => DescribeGroupsResponseGroup { error_code: e.code(), group_id, ..Default::default() },
         });
     }
-    respond(header, &DescribeGroupsResponse { groups, ..Default::default() }, Vec::new())
+    respond(header, &DescribeGroupsResponse { groups, ..Default::default() })
 }

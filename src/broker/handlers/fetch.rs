@@ -19,12 +19,12 @@ use crate::broker::fetch_session::{FetchPlan, PartitionView, RequestedPartition}
 use crate::broker::partition::{
     FetchOrder, FetchWait, FetchWork, Fetched, PartitionError, PartitionRequest, PartitionResponse,
 };
-use crate::shard::{ShardError, ShardId};
 use crate::limits::FETCH_MAX_WAIT_MS_MAX;
 use crate::model::{Offset, TopicPartition};
 use crate::protocol::messages::{FetchRequest, FetchResponse, FetchResponsePartition, FetchResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
+use crate::shard::{ShardError, ShardId};
 
 type Results = BTreeMap<TopicPartition, Result<Fetched, PartitionError>>;
 
@@ -144,7 +144,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         Ok(plan) => plan,
         Err(e) => {
             let response = FetchResponse { error_code: ErrorCode::from(&e).code(), ..Default::default() };
-            return respond(header, &response, Vec::new());
+            return respond(header, &response);
         }
     };
     let max_wait =
@@ -164,7 +164,6 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     }
     let response_max = u64::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut sent = 0u64;
-    let mut external: Vec<Vec<crate::broker::partition::FetchedChunk>> = Vec::new();
     let mut topics: Vec<FetchResponseTopic> = Vec::new();
     let read_committed = request.isolation_level == 1;
     for p in &plan.partitions {
@@ -182,9 +181,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
                 partition.records = if fetched.bytes > 0 && fits {
                     sent += fetched.bytes;
                     news = true;
-                    let token = u32::try_from(external.len()).unwrap_or(u32::MAX);
-                    external.push(fetched.chunks);
-                    Some(RecordSet::External { len: u32::try_from(fetched.bytes).unwrap_or(u32::MAX), token })
+                    Some(RecordSet::Chunks(fetched.chunks))
                 } else {
                     Some(RecordSet::Shared(Bytes::new()))
                 };
@@ -206,9 +203,6 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             log_start_offset: partition.log_start_offset,
         };
         if !broker.fetch_sessions.borrow_mut().include(&plan, tp, view, news) {
-            if let Some(RecordSet::External { .. }) = partition.records {
-                external.pop();
-            }
             continue;
         }
         match topics.last_mut() {
@@ -217,5 +211,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         }
     }
     let response = FetchResponse { session_id: plan.session_id, responses: topics, ..Default::default() };
-    respond(header, &response, external)
+    respond(header, &response)
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use crate::broker::ShardBroker;
 use crate::protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, FindCoordinatorResponseCoordinator};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -49,5 +49,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             ..Default::default()
         }
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

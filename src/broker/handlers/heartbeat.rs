@@ -6,7 +6,7 @@ use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse, MemberRef};
 use crate::protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// Heartbeat (v0-4).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: HeartbeatRequest) -> Reply {
@@ -24,5 +24,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: H
             Err(e) => e,
         }
     };
-    respond(header, &HeartbeatResponse { error_code: error.code(), ..Default::default() }, Vec::new())
+    respond(header, &HeartbeatResponse { error_code: error.code(), ..Default::default() })
 }

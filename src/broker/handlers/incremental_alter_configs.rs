@@ -12,7 +12,7 @@ use crate::protocol::messages::{
     IncrementalAlterConfigsResponseResult,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -107,7 +107,7 @@ pub async fn handle(
             }
         }
     }
-    respond(header, &IncrementalAlterConfigsResponse { responses, ..Default::default() }, Vec::new())
+    respond(header, &IncrementalAlterConfigsResponse { responses, ..Default::default() })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::broker::groups::{GroupOp, GroupResponse, fresh_suffix};
 use crate::group::{JoinRequest, JoinResult};
 use crate::protocol::messages::{JoinGroupRequest, JoinGroupResponse, JoinGroupResponseMember};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// JoinGroup (v0-9).
 pub async fn handle(
@@ -59,5 +59,5 @@ pub async fn handle(
             .collect(),
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

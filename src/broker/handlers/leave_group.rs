@@ -6,7 +6,7 @@ use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse, LeavingMember};
 use crate::protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, LeaveGroupResponseMember};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// LeaveGroup (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: LeaveGroupRequest) -> Reply {
@@ -21,7 +21,10 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
     } else {
         let leaving = members
             .iter()
-            .map(|(member_id, instance_id)| LeavingMember { member_id: member_id.clone(), instance_id: instance_id.clone() })
+            .map(|(member_id, instance_id)| LeavingMember {
+                member_id: member_id.clone(),
+                instance_id: instance_id.clone(),
+            })
             .collect();
         match broker.groups.route(&request.group_id, GroupOp::Leave(leaving)).await {
             Ok(GroupResponse::Leave(result)) => result,
@@ -48,5 +51,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
             ..Default::default()
         },
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

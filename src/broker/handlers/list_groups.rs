@@ -4,8 +4,7 @@ use std::rc::Rc;
 
 use crate::broker::ShardBroker;
 use crate::protocol::messages::{ListGroupsRequest, ListGroupsResponse, ListGroupsResponseGroup};
-use crate::protocol::RequestHeader;
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, RequestHeader, respond};
 
 /// ListGroups (v0-4; v4 filters by state, case-insensitively as Kafka does).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ListGroupsRequest) -> Reply {
@@ -25,5 +24,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
             .collect(),
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

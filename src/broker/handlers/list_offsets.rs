@@ -11,7 +11,7 @@ use crate::protocol::messages::{
     ListOffsetsRequest, ListOffsetsResponse, ListOffsetsResponsePartition, ListOffsetsResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// ListOffsets.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ListOffsetsRequest) -> Reply {
@@ -73,5 +73,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
                 .collect(),
         })
         .collect();
-    respond(header, &ListOffsetsResponse { topics, ..Default::default() }, Vec::new())
+    respond(header, &ListOffsetsResponse { topics, ..Default::default() })
 }

@@ -12,7 +12,7 @@ use crate::protocol::messages::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// With no authorizer every operation is allowed; Kafka then reports these bit fields (bit n =
 /// ACL operation n) when a client asks: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
@@ -146,5 +146,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
         },
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -33,8 +33,7 @@ use std::rc::Rc;
 use crate::broker::ShardBroker;
 use crate::broker::partition::{PartitionError, PartitionRequest, PartitionResponse, PartitionResults};
 use crate::model::TopicPartition;
-use crate::protocol::{ApiKey, RequestBody, RequestHeader, SUPPORTED};
-use crate::server::dispatch::Reply;
+use crate::protocol::{ApiKey, Reply, RequestBody, RequestHeader, SUPPORTED};
 use crate::shard::ShardId;
 
 /// The handler table: one line per API the broker serves, naming its handler. It makes both

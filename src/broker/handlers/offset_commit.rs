@@ -11,7 +11,7 @@ use crate::protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// A partition of the request: the offset to commit, or the error it gets regardless of the group.
 type Checked = (i32, Result<CommittedOffset, ErrorCode>);
@@ -75,5 +75,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
                 .collect(),
         })
         .collect();
-    respond(header, &OffsetCommitResponse { topics, ..Default::default() }, Vec::new())
+    respond(header, &OffsetCommitResponse { topics, ..Default::default() })
 }

@@ -8,13 +8,14 @@ use crate::protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// OffsetDelete (v0).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
     let asked: Vec<(String, i32)> =
         request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index))).collect();
-    let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| broker.metadata.owner_of(t, *p).is_some()).cloned().collect();
+    let known: Vec<(String, i32)> =
+        asked.iter().filter(|(t, p)| broker.metadata.owner_of(t, *p).is_some()).cloned().collect();
     let outcome = match broker.groups.route(&request.group_id, GroupOp::OffsetDelete(known.clone())).await {
         Ok(GroupResponse::OffsetDelete(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),
@@ -38,5 +39,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             OffsetDeleteResponse { topics, ..Default::default() }
         }
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

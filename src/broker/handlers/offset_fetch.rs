@@ -10,7 +10,7 @@ use crate::protocol::messages::{
     OffsetFetchResponseGroupTopic, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 type Fetched = Vec<(String, i32, Option<CommittedOffset>)>;
 type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
@@ -73,7 +73,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
                 error_code: error.code(),
             });
         }
-        return respond(header, &OffsetFetchResponse { groups, ..Default::default() }, Vec::new());
+        return respond(header, &OffsetFetchResponse { groups, ..Default::default() });
     }
     let wanted: Option<Vec<(String, i32)>> = request
         .topics
@@ -102,5 +102,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
         })
         .collect();
     let response = OffsetFetchResponse { topics, error_code: error.code(), ..Default::default() };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -14,7 +14,7 @@ use crate::broker::partition::{Acks, PartitionRequest, PartitionResponse};
 use crate::model::{TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// The longest a produce request may wait for acknowledgements.
 const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
@@ -42,7 +42,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
             let records = match partition.records {
                 Some(RecordSet::Owned(bytes)) => Some(bytes),
                 Some(RecordSet::Shared(bytes)) => Some(BytesMut::from(&bytes[..])),
-                Some(RecordSet::External { .. }) | None => None,
+                Some(RecordSet::Chunks(_)) | None => None,
             };
             work.push((TopicPartition { topic: tp_topic.clone(), partition: partition.index }, records));
         }
@@ -104,5 +104,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
             ProduceResponseTopic { name, partition_responses }
         })
         .collect();
-    respond(header, &ProduceResponse { responses, ..Default::default() }, Vec::new())
+    respond(header, &ProduceResponse { responses, ..Default::default() })
 }

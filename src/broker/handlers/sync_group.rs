@@ -7,7 +7,7 @@ use crate::broker::groups::{GroupOp, GroupResponse};
 use crate::group::{SyncRequest, SyncResult};
 use crate::protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use crate::protocol::{ErrorCode, RequestHeader};
-use crate::server::dispatch::{Reply, respond};
+use crate::protocol::{Reply, respond};
 
 /// SyncGroup (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: SyncGroupRequest) -> Reply {
@@ -35,5 +35,5 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: S
         assignment: result.assignment,
         ..Default::default()
     };
-    respond(header, &response, Vec::new())
+    respond(header, &response)
 }

@@ -284,8 +284,8 @@ fn check_new_topic(
             topic.replication_factor
         )));
     }
-    let topic_config =
-        TopicConfig::resolve(&config.log_defaults, &topic.configs).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    let topic_config = TopicConfig::resolve(&config.log_defaults, &topic.configs)
+        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
     Ok((partitions, topic_config))
 }
 

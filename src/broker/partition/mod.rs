@@ -17,14 +17,15 @@ mod messages;
 mod registry;
 
 use std::cell::{Cell, Ref, RefCell};
-use std::sync::Arc;
 
 use bytes::BytesMut;
 
 use super::topic_config::TopicConfig;
-use crate::model::{BatchError, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches};
-use crate::storage::{self, AppendInfo, Chunk, LogConfig, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
+use crate::model::{
+    BatchError, Chunk, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches,
+};
 use crate::protocol::ErrorCode;
+use crate::storage::{self, AppendInfo, LogConfig, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
 
 pub use messages::{
     FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome,
@@ -128,23 +129,6 @@ impl Appended {
     }
 }
 
-/// A piece of fetched data that can cross shards: cached batches as shared bytes, or a range of
-/// a segment file to sendfile from.
-#[derive(Debug, Clone)]
-pub enum FetchedChunk {
-    /// Batches from the cache.
-    Memory(bytes::Bytes),
-    /// A range of a segment file.
-    File {
-        /// The segment, opened for buffered reads.
-        file: Arc<std::fs::File>,
-        /// Start of the range.
-        position: u64,
-        /// Length of the range.
-        len: u64,
-    },
-}
-
 /// What a fetch of one partition found.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
@@ -155,7 +139,7 @@ pub struct Fetched {
     /// Log start offset.
     pub log_start_offset: Offset,
     /// The record batches, as they go to the socket.
-    pub chunks: Vec<FetchedChunk>,
+    pub chunks: Vec<Chunk>,
     /// Their total size.
     pub bytes: u64,
 }
@@ -298,11 +282,7 @@ impl Partition {
     /// first.
     async fn committed(&self, last_offset: Offset) -> Result<(), PartitionError> {
         self.log.wait_for_high_watermark_beyond(last_offset).await;
-        if self.log.high_watermark() > last_offset {
-            Ok(())
-        } else {
-            Err(PartitionError::NotAvailable)
-        }
+        if self.log.high_watermark() > last_offset { Ok(()) } else { Err(PartitionError::NotAvailable) }
     }
 
     /// Reads from `offset` up to `max_bytes`, below the high watermark.
@@ -313,14 +293,7 @@ impl Partition {
             high_watermark,
             last_stable_offset: high_watermark,
             log_start_offset: self.log.log_start_offset(),
-            chunks: slice
-                .chunks
-                .into_iter()
-                .map(|chunk| match chunk {
-                    Chunk::Memory(bytes) => FetchedChunk::Memory(bytes),
-                    Chunk::File { reader, position, len, .. } => FetchedChunk::File { file: reader, position, len },
-                })
-                .collect(),
+            chunks: slice.chunks,
             bytes: slice.bytes,
         })
     }

@@ -4,7 +4,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{cases, encode_request, encode_response, request, response};
-use crate::protocol::{Encoder, Piece, decode_request_body, decode_response_body};
+use crate::model::Chunk;
+use crate::protocol::{Encoder, decode_request_body, decode_response_body};
 
 #[test]
 fn every_request_round_trips() {
@@ -41,7 +42,7 @@ fn pieces_and_contiguous_encodings_agree() {
         body.encode_into(&mut enc, version).unwrap();
         let mut joined = BytesMut::new();
         for piece in enc.into_pieces() {
-            let Piece::Bytes(bytes) = piece else { panic!("no external record sets in samples") };
+            let Chunk::Bytes(bytes) = piece else { panic!("no file ranges in samples") };
             joined.put_slice(&bytes);
         }
         assert_eq!(joined, encode_response(&body, version), "{api_key:?} v{version}");

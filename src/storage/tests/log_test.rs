@@ -1,9 +1,9 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::model::{LeaderEpoch, RecordBatch};
+use crate::model::{Chunk, LeaderEpoch, RecordBatch};
+use crate::storage::Error;
 use crate::storage::io::{Fault, inject_fault};
-use crate::storage::{Chunk, Error};
 use crate::testing::run_on_shard;
 
 #[test]
@@ -57,7 +57,7 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
             assert!(same_batch(stored, original));
         }
         let slice = log.read(Offset(0), ReadLimits { max_bytes: 1, upper_bound: Offset(next) }).await.unwrap();
-        assert!(matches!(slice.chunks[0], Chunk::File { .. }), "cold reads are file ranges for sendfile");
+        assert!(matches!(slice.chunks[0], Chunk::File(_)), "cold reads are file ranges for sendfile");
         let info = append(&log, batch(99, 2, 50), LeaderEpoch(4)).unwrap().durable().await.unwrap();
         assert_eq!(info.base_offset, Offset(next));
         assert_eq!(log.end_offset_for_epoch(LeaderEpoch(3)), Some((LeaderEpoch(3), Offset(next))));
