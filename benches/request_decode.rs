@@ -30,7 +30,8 @@ use sluice::protocol::messages::{
     ProduceRequestPartition, ProduceRequestTopic,
 };
 use sluice::protocol::{
-    ApiKey, Message, RecordSet, RequestBody, RequestHeader, decode_request_body, encode_request_frame, split_frame,
+    ApiKey, FrameLimits, Message, RecordSet, RequestBody, RequestHeader, decode_request_body, encode_request_frame,
+    split_frame,
 };
 use sluice::testing::batch_of;
 
@@ -143,7 +144,7 @@ impl FrameSource {
         if self.buf.is_empty() {
             self.rewind();
         }
-        match split_frame(&mut self.buf, REQUEST_BYTES_MAX_DEFAULT) {
+        match split_frame(&mut self.buf, FrameLimits::requests(REQUEST_BYTES_MAX_DEFAULT)) {
             Ok(Some(frame)) => frame,
             Ok(None) => fail("split_frame", "incomplete frame"),
             Err(e) => fail("split_frame", e),

@@ -32,7 +32,8 @@ use super::error::ClientError;
 use crate::model::Chunk;
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponseKey};
 use crate::protocol::{
-    ApiKey, ApiSupport, Request, RequestHeader, SUPPORTED, decode_response_frame, encode_request_frame, split_frame,
+    ApiKey, ApiSupport, FrameLimits, Request, RequestHeader, SUPPORTED, decode_response_frame, encode_request_frame,
+    split_frame,
 };
 
 /// Bytes read from the socket at a time when no larger frame is pending.
@@ -349,7 +350,7 @@ async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job
 async fn read_loop(addr: String, mut stream: TcpStream, max_bytes: u32, state: Rc<Shared>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
-        let frame = match split_frame(&mut buf, max_bytes) {
+        let frame = match split_frame(&mut buf, FrameLimits::responses(max_bytes)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 let start = buf.len();

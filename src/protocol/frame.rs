@@ -9,10 +9,37 @@ use bytes::{Buf, BytesMut};
 use super::codec::{DecodeError, EncodeError, Encoder};
 use super::header::{RequestHeader, ResponseHeader, response_header_version};
 use super::messages::Message;
+use crate::limits::REQUEST_BYTES_MIN;
 use crate::model::Chunk;
 
 /// Bytes of the length prefix of a frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// The lengths a reader accepts: a length prefix outside them is refused before anything is
+/// allocated for the frame. The server and the client split frames with the same
+/// [`split_frame`], each with its own bounds, and the fuzz target drives it with the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// The smallest frame that can be well formed.
+    pub min_bytes: u32,
+    /// The largest frame accepted (`--max-request-bytes` on the server).
+    pub max_bytes: u32,
+}
+
+impl FrameLimits {
+    /// Request frames up to `max_bytes`: at least a request header's fixed part.
+    pub const fn requests(max_bytes: u32) -> FrameLimits {
+        FrameLimits { min_bytes: REQUEST_BYTES_MIN, max_bytes }
+    }
+
+    /// Response frames up to `max_bytes`: at least a correlation id.
+    pub const fn responses(max_bytes: u32) -> FrameLimits {
+        FrameLimits { min_bytes: RESPONSE_BYTES_MIN, max_bytes }
+    }
+}
+
+/// Smallest response frame: the correlation id.
+const RESPONSE_BYTES_MIN: u32 = 4;
 
 /// Why a frame length was refused. The connection cannot continue after either: the stream is
 /// no longer aligned on frames.
@@ -21,6 +48,14 @@ pub enum FrameError {
     /// The length prefix is negative.
     #[error("negative frame length {0}")]
     NegativeLength(i32),
+    /// The frame is too short to hold a header.
+    #[error("frame of {len} bytes is shorter than the {min_bytes} bytes of a header")]
+    TooSmall {
+        /// The length the prefix claims.
+        len: u32,
+        /// The least a frame must have.
+        min_bytes: u32,
+    },
     /// The frame is larger than the limit.
     #[error("frame of {len} bytes exceeds the limit of {max_bytes} bytes")]
     TooLarge {
@@ -31,12 +66,15 @@ pub enum FrameError {
     },
 }
 
-/// The length of the frame that follows a length prefix, checked against `max_bytes`.
-pub fn frame_length(prefix: [u8; LENGTH_PREFIX_BYTES], max_bytes: u32) -> Result<u32, FrameError> {
+/// The length of the frame that follows a length prefix, checked against `limits`.
+pub fn frame_length(prefix: [u8; LENGTH_PREFIX_BYTES], limits: FrameLimits) -> Result<u32, FrameError> {
     let len = i32::from_be_bytes(prefix);
     let Ok(len) = u32::try_from(len) else { return Err(FrameError::NegativeLength(len)) };
-    if len > max_bytes {
-        return Err(FrameError::TooLarge { len, max_bytes });
+    if len < limits.min_bytes {
+        return Err(FrameError::TooSmall { len, min_bytes: limits.min_bytes });
+    }
+    if len > limits.max_bytes {
+        return Err(FrameError::TooLarge { len, max_bytes: limits.max_bytes });
     }
     Ok(len)
 }
@@ -44,11 +82,11 @@ pub fn frame_length(prefix: [u8; LENGTH_PREFIX_BYTES], max_bytes: u32) -> Result
 /// Splits the first complete frame (without its length prefix) off the front of `buf`, or
 /// returns `None` if `buf` does not hold one yet. In that case, once the length is known and
 /// accepted, `buf` has reserved room for the rest of the frame.
-pub fn split_frame(buf: &mut BytesMut, max_bytes: u32) -> Result<Option<BytesMut>, FrameError> {
+pub fn split_frame(buf: &mut BytesMut, limits: FrameLimits) -> Result<Option<BytesMut>, FrameError> {
     let Some(prefix) = buf.get(..LENGTH_PREFIX_BYTES) else { return Ok(None) };
     let mut raw = [0u8; LENGTH_PREFIX_BYTES];
     raw.copy_from_slice(prefix);
-    let len = frame_length(raw, max_bytes)? as usize;
+    let len = frame_length(raw, limits)? as usize;
     let total = LENGTH_PREFIX_BYTES + len;
     if buf.len() < total {
         buf.reserve(total - buf.len());
@@ -125,10 +163,18 @@ mod tests {
 
     #[test]
     fn frame_lengths_are_checked_before_anything_else() {
-        assert_eq!(frame_length([0, 0, 0, 10], MAX), Ok(10));
-        assert_eq!(frame_length([0xff, 0xff, 0xff, 0xff], MAX), Err(FrameError::NegativeLength(-1)));
+        assert_eq!(frame_length([0, 0, 0, 10], FrameLimits::requests(MAX)), Ok(10));
         assert_eq!(
-            frame_length([0x7f, 0xff, 0xff, 0xff], MAX),
+            frame_length([0, 0, 0, 9], FrameLimits::requests(MAX)),
+            Err(FrameError::TooSmall { len: 9, min_bytes: REQUEST_BYTES_MIN })
+        );
+        assert_eq!(frame_length([0, 0, 0, 4], FrameLimits::responses(MAX)), Ok(4));
+        assert_eq!(
+            frame_length([0xff, 0xff, 0xff, 0xff], FrameLimits::requests(MAX)),
+            Err(FrameError::NegativeLength(-1))
+        );
+        assert_eq!(
+            frame_length([0x7f, 0xff, 0xff, 0xff], FrameLimits::requests(MAX)),
             Err(FrameError::TooLarge { len: i32::MAX as u32, max_bytes: MAX })
         );
     }
@@ -136,15 +182,15 @@ mod tests {
     #[test]
     fn split_frame_waits_for_complete_frames() {
         let mut buf = BytesMut::new();
-        assert_eq!(split_frame(&mut buf, MAX), Ok(None));
+        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)), Ok(None));
         buf.put_slice(&[0, 0, 0, 3, b'a']);
-        assert_eq!(split_frame(&mut buf, MAX), Ok(None));
+        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)), Ok(None));
         buf.put_slice(b"bc");
         buf.put_slice(&[0, 0]);
-        assert_eq!(split_frame(&mut buf, MAX).unwrap().unwrap(), &b"abc"[..]);
+        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)).unwrap().unwrap(), &b"abc"[..]);
         assert_eq!(&buf[..], &[0, 0]);
         let mut huge = BytesMut::from(&[0x40, 0, 0, 0][..]);
-        assert!(split_frame(&mut huge, MAX).is_err());
+        assert!(split_frame(&mut huge, FrameLimits::requests(MAX)).is_err());
         // Nothing was reserved for the refused frame.
         assert!(huge.capacity() < 1024);
     }
@@ -170,7 +216,7 @@ mod tests {
         };
         let body = MetadataRequest { topics: None, ..MetadataRequest::default() };
         let mut frame = concat(&encode_request_frame(&header, &body).unwrap());
-        let mut frame = split_frame(&mut frame, MAX).unwrap().unwrap();
+        let mut frame = split_frame(&mut frame, FrameLimits::requests(MAX)).unwrap().unwrap();
         let decoded = RequestHeader::decode(&mut frame).unwrap();
         assert_eq!(decoded, header);
         let decoded = decode_request_body(decoded.api_key, decoded.api_version, &mut frame).unwrap();

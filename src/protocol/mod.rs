@@ -48,7 +48,8 @@ mod tests;
 pub use codec::{DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 pub use error_code::ErrorCode;
 pub use frame::{
-    FrameError, decode_response_frame, encode_request_frame, encode_response_frame, frame_length, split_frame,
+    FrameError, FrameLimits, LENGTH_PREFIX_BYTES, decode_response_frame, encode_request_frame, encode_response_frame,
+    frame_length, split_frame,
 };
 pub use header::{ApiKey, HeaderError, RequestHeader, ResponseHeader, request_header_version, response_header_version};
 pub use messages::{

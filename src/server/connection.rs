@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use futures_lite::AsyncReadExt;
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
@@ -19,60 +19,56 @@ use tracing::{debug, warn};
 
 use super::writer::{set_nonblocking, write_pieces};
 use super::{Dispatch, ServerLimits};
-use crate::limits::REQUEST_BYTES_MIN;
 use crate::protocol::Reply;
+use crate::protocol::{FrameError, FrameLimits, LENGTH_PREFIX_BYTES, frame_length, split_frame};
 
 /// Bytes read from the socket at a time when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Why reading a frame stopped the connection.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub enum ReadError {
     /// The socket failed.
     #[error("socket error: {0}")]
     Io(#[from] io::Error),
     /// The length prefix is negative, too small for a header, or above `--max-request-bytes`.
-    #[error("frame length {length} outside [{REQUEST_BYTES_MIN}, {max}]")]
-    BadLength {
-        /// The length prefix.
-        length: i32,
-        /// The limit in force.
-        max: u32,
-    },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// The peer closed the connection in the middle of a frame.
     #[error("connection closed mid-frame")]
     Truncated,
 }
 
-/// Reads length-prefixed frames, checking each length before allocating for it.
+/// Reads length-prefixed frames off a socket; the splitting (and the check of each length
+/// before allocating for it) is `protocol::split_frame`, the one the client and the fuzz target
+/// use too.
 pub struct FrameReader {
     buf: BytesMut,
-    max_bytes: u32,
+    limits: FrameLimits,
 }
 
 impl FrameReader {
-    /// A reader refusing frames above `max_bytes`.
+    /// A reader refusing request frames above `max_bytes`.
     pub fn new(max_bytes: u32) -> Self {
-        FrameReader { buf: BytesMut::with_capacity(READ_CHUNK_BYTES), max_bytes }
+        FrameReader { buf: BytesMut::with_capacity(READ_CHUNK_BYTES), limits: FrameLimits::requests(max_bytes) }
     }
 
     /// The next frame (without its length prefix), or `None` at a clean end of stream.
-    pub async fn next(&mut self, stream: &mut TcpStream) -> Result<Option<BytesMut>, FrameError> {
+    pub async fn next(&mut self, stream: &mut TcpStream) -> Result<Option<BytesMut>, ReadError> {
         loop {
-            let mut want = READ_CHUNK_BYTES;
-            if self.buf.len() >= 4 {
-                let length = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-                let size = u32::try_from(length)
-                    .ok()
-                    .filter(|&l| (REQUEST_BYTES_MIN..=self.max_bytes).contains(&l))
-                    .ok_or(FrameError::BadLength { length, max: self.max_bytes })? as usize;
-                if self.buf.len() >= 4 + size {
-                    self.buf.advance(4);
-                    return Ok(Some(self.buf.split_to(size)));
-                }
-                want = want.max(4 + size - self.buf.len());
+            if let Some(frame) = split_frame(&mut self.buf, self.limits)? {
+                return Ok(Some(frame));
             }
+            // Read at least the rest of a frame whose length is known, so a large frame takes
+            // few reads; never zero more than that (the buffer may have room to spare).
             let start = self.buf.len();
+            let rest_of_frame = match self.buf.first_chunk::<LENGTH_PREFIX_BYTES>() {
+                Some(&prefix) => {
+                    (LENGTH_PREFIX_BYTES + frame_length(prefix, self.limits)? as usize).saturating_sub(start)
+                }
+                None => 0,
+            };
+            let want = rest_of_frame.max(READ_CHUNK_BYTES);
             self.buf.resize(start + want, 0);
             let read = stream.read(&mut self.buf[start..]).await;
             let n = match read {
@@ -84,7 +80,7 @@ impl FrameReader {
             };
             self.buf.truncate(start + n);
             if n == 0 {
-                return if self.buf.is_empty() { Ok(None) } else { Err(FrameError::Truncated) };
+                return if self.buf.is_empty() { Ok(None) } else { Err(ReadError::Truncated) };
             }
         }
     }
@@ -133,9 +129,7 @@ pub async fn serve<D: Dispatch>(dispatch: Rc<D>, limits: ServerLimits, mut strea
         let frame = match frames.next(&mut stream).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
-            Err(FrameError::Io(e))
-                if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) =>
-            {
+            Err(ReadError::Io(e)) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {
                 debug!(%peer, error = %e, "client went away");
                 break;
             }

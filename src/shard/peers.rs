@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use super::{ShardError, ShardId};
+use super::mesh::{ShardError, ShardId};
 
 /// The future of one call.
 pub type CallFuture<Resp> = Pin<Box<dyn Future<Output = Result<Resp, ShardError>>>>;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use tracing::error;
 
-use super::{Mesh, mesh};
+use super::mesh::{Mesh, mesh};
 
 /// References to a mesh builder kept for the life of the process (see [`mesh_handles`]).
 const MESH_SPARE_REFERENCES: usize = 64;

@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
-use super::Error;
 use super::appender::SegmentAppender;
 use super::batch_cache::{BatchCache, CachedBatch, PartitionCache};
 use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
+use super::error::Error;
 use super::io as sio;
 use super::notify::Notify;
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};

@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use super::Error;
 use super::batch_cache::CachedBatch;
+use super::error::Error;
 use super::io::{self as sio, SharedFile};
 use super::log::PartitionLog;
 use super::segment::{ScanCheck, scan};

@@ -4,7 +4,7 @@
 
 use tracing::info;
 
-use super::Error;
+use super::error::Error;
 use super::log::{PartitionLog, remove_segment_files, write_log_start};
 use crate::model::{Offset, Timestamp};
 

@@ -14,12 +14,12 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::messages::{PartitionRequest, PartitionResponse};
-use super::{HighWatermark, Partition};
+use super::replica::Partition;
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::TopicConfig;
 use crate::model::{LeaderEpoch, Timestamp, TopicId, TopicPartition};
 use crate::shard::Peers;
-use crate::storage::{BatchCache, OpenOptions, PartitionLog};
+use crate::storage::{BatchCache, HighWatermark, OpenOptions, PartitionLog};
 
 /// The partition layer's handle on the other shards.
 pub type PartitionPeers = Peers<PartitionRequest, PartitionResponse>;

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use super::{cases, encode_request, encode_response, request, response};
 use crate::protocol::messages::{DescribeClusterRequest, MetadataRequest};
 use crate::protocol::{
-    ApiKey, DecodeError, Message, RequestHeader, SUPPORTED, decode_request_body, decode_response_body, split_frame,
+    ApiKey, DecodeError, FrameLimits, Message, RequestHeader, SUPPORTED, decode_request_body, decode_response_body,
+    split_frame,
 };
 
 const MAX_REQUEST_BYTES: u32 = 100 * 1024 * 1024;
@@ -21,7 +22,7 @@ fn huge_array_count_in_a_tiny_frame_fails_before_allocating() {
     wire.put_i32(14);
     wire.put_slice(&[0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff]);
     wire.put_i32(0x4000_0000);
-    let mut frame = split_frame(&mut wire, MAX_REQUEST_BYTES).unwrap().unwrap();
+    let mut frame = split_frame(&mut wire, FrameLimits::requests(MAX_REQUEST_BYTES)).unwrap().unwrap();
     assert_eq!(frame.len(), 14);
     let header = RequestHeader::decode(&mut frame).unwrap();
     let err = decode_request_body(header.api_key, header.api_version, &mut frame).unwrap_err();
@@ -139,7 +140,7 @@ proptest! {
     #[test]
     fn random_frames_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut wire = BytesMut::from(&bytes[..]);
-        while let Ok(Some(mut frame)) = split_frame(&mut wire, MAX_REQUEST_BYTES) {
+        while let Ok(Some(mut frame)) = split_frame(&mut wire, FrameLimits::requests(MAX_REQUEST_BYTES)) {
             if let Ok(header) = RequestHeader::decode(&mut frame) {
                 let _ = decode_request_body(header.api_key, header.api_version, &mut frame);
             }

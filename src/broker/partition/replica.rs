@@ -1,0 +1,354 @@
+//! [`Partition`]: one partition on the shard that owns it (Kafka's word for this broker's copy
+//! is a replica), with every piece of its state, and the only door to its log; plus the types
+//! its operations speak: [`Acks`], [`OffsetSpec`], [`DeleteTo`], [`Fetched`], [`PartitionError`].
+
+use std::cell::{Cell, Ref, RefCell};
+
+use bytes::BytesMut;
+
+use crate::broker::topic_config::TopicConfig;
+use crate::model::{
+    BatchError, Chunk, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches,
+};
+use crate::protocol::ErrorCode;
+use crate::storage::{self, AppendInfo, LogConfig, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
+
+/// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PartitionError {
+    /// No such topic or partition on this broker.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// The partition exists but is not open yet (a topic being created).
+    #[error("partition not available yet")]
+    NotAvailable,
+    /// The storage layer refused or failed.
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// acks other than -1, 0 or 1.
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    /// The append was not acknowledged within the request's timeout.
+    #[error("timed out waiting for the append to be acknowledged")]
+    Timeout,
+    /// Records are missing from a produce request.
+    #[error("no records")]
+    NoRecords,
+}
+
+impl From<BatchError> for PartitionError {
+    fn from(e: BatchError) -> Self {
+        PartitionError::Storage(storage::Error::InvalidBatch(e))
+    }
+}
+
+/// Which acknowledgement a producer waits for (Kafka's `acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: no answer at all.
+    None,
+    /// `acks=1`: the leader has the records under its flush mode.
+    Leader,
+    /// `acks=all` (-1): the records are committed — below the high watermark. On one node that
+    /// is the leader's own flush; with replication, every in-sync replica has them.
+    All,
+}
+
+impl TryFrom<i16> for Acks {
+    type Error = PartitionError;
+
+    fn try_from(acks: i16) -> Result<Self, PartitionError> {
+        match acks {
+            0 => Ok(Acks::None),
+            1 => Ok(Acks::Leader),
+            -1 => Ok(Acks::All),
+            other => Err(PartitionError::InvalidRequiredAcks(other)),
+        }
+    }
+}
+
+/// This broker's role for a partition. Only leaders exist until replication: a follower will
+/// take appends from its leader's fetch answers, never from producers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes produce requests and serves consumers.
+    Leader,
+}
+
+/// An append whose offsets are assigned; [`Appended::acknowledged`] resolves once it is
+/// acknowledged as `acks` asks.
+#[must_use = "an append is acknowledged only when acknowledged() resolves"]
+pub struct Appended {
+    pending: PendingAppend,
+    /// The append time stamped on LogAppendTime topics, else `Timestamp::NONE`.
+    pub log_append_time: Timestamp,
+}
+
+impl Appended {
+    /// Offsets assigned (not acknowledged yet).
+    pub fn info(&self) -> AppendInfo {
+        self.pending.info()
+    }
+
+    /// Waits for the acknowledgement `acks` asks for: nothing for [`Acks::None`], the leader's
+    /// flush for [`Acks::Leader`], the high watermark passing the records for [`Acks::All`].
+    pub async fn acknowledged(self, acks: Acks, partition: &Partition) -> Result<AppendInfo, PartitionError> {
+        let info = self.pending.info();
+        match acks {
+            Acks::None => Ok(info),
+            Acks::Leader => Ok(self.pending.durable().await?),
+            Acks::All => {
+                // The flush first: it reports a failed write, after which the high watermark
+                // would never move.
+                self.pending.durable().await?;
+                partition.committed(info.last_offset).await?;
+                Ok(info)
+            }
+        }
+    }
+}
+
+/// What a fetch of one partition found.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// High watermark.
+    pub high_watermark: Offset,
+    /// Last stable offset (the HW: no transactions yet).
+    pub last_stable_offset: Offset,
+    /// Log start offset.
+    pub log_start_offset: Offset,
+    /// The record batches, as they go to the socket.
+    pub chunks: Vec<Chunk>,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+/// Where ListOffsets looks (the wire's -1…-4 sentinels, named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// -2: the log start offset.
+    Earliest,
+    /// -4: the earliest offset kept locally (the log start, without tiered storage).
+    EarliestLocal,
+    /// -1: the high watermark.
+    Latest,
+    /// -3: the record with the largest timestamp.
+    MaxTimestamp,
+    /// The first record with a timestamp at or after this one.
+    Timestamp(Timestamp),
+    /// A negative value Kafka does not define: no record qualifies.
+    Unknown,
+}
+
+impl OffsetSpec {
+    /// The spec a ListOffsets request's `timestamp` field asks for.
+    pub fn from_wire(timestamp: i64) -> OffsetSpec {
+        match timestamp {
+            -2 => OffsetSpec::Earliest,
+            -4 => OffsetSpec::EarliestLocal,
+            -1 => OffsetSpec::Latest,
+            -3 => OffsetSpec::MaxTimestamp,
+            t if t >= 0 => OffsetSpec::Timestamp(Timestamp(t)),
+            _ => OffsetSpec::Unknown,
+        }
+    }
+}
+
+/// Where DeleteRecords moves the log start offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteTo {
+    /// -1 on the wire: the high watermark.
+    HighWatermark,
+    /// Before this offset.
+    Offset(Offset),
+}
+
+impl DeleteTo {
+    /// The target a DeleteRecords request's `offset` field asks for.
+    pub fn from_wire(offset: i64) -> DeleteTo {
+        if offset == -1 { DeleteTo::HighWatermark } else { DeleteTo::Offset(Offset(offset)) }
+    }
+}
+
+/// One partition on its owning shard.
+pub struct Partition {
+    topic_partition: TopicPartition,
+    topic_id: TopicId,
+    log: PartitionLog,
+    config: RefCell<TopicConfig>,
+    leader_epoch: Cell<LeaderEpoch>,
+    role: Cell<Role>,
+}
+
+impl Partition {
+    /// A partition over an opened log.
+    pub(crate) fn new(
+        topic_partition: TopicPartition,
+        topic_id: TopicId,
+        log: PartitionLog,
+        config: TopicConfig,
+        leader_epoch: LeaderEpoch,
+    ) -> Self {
+        Partition {
+            topic_partition,
+            topic_id,
+            log,
+            config: RefCell::new(config),
+            leader_epoch: Cell::new(leader_epoch),
+            role: Cell::new(Role::Leader),
+        }
+    }
+
+    /// Which partition.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    /// The topic's id.
+    pub fn topic_id(&self) -> TopicId {
+        self.topic_id
+    }
+
+    /// The leader epoch stamped into appended batches.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.leader_epoch.get()
+    }
+
+    /// This broker's role for the partition.
+    pub fn role(&self) -> Role {
+        self.role.get()
+    }
+
+    /// The topic's configuration.
+    pub fn config(&self) -> Ref<'_, TopicConfig> {
+        self.config.borrow()
+    }
+
+    /// Takes a changed topic configuration (IncrementalAlterConfigs).
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        self.log.set_config(config.log.clone());
+        *self.config.borrow_mut() = config;
+    }
+
+    /// The log's configuration.
+    pub fn log_config(&self) -> LogConfig {
+        self.log.config()
+    }
+
+    /// Validates and appends the batches in `records`; stamps the append time on
+    /// `LogAppendTime` topics.
+    pub fn append(&self, records: BytesMut) -> Result<Appended, PartitionError> {
+        if records.is_empty() {
+            return Err(PartitionError::NoRecords);
+        }
+        let (limit, timestamp_type) = {
+            let config = self.config.borrow();
+            (config.log.batch_bytes_max(), config.timestamp_type)
+        };
+        // The only place a produced batch is parsed and its CRC checked; the log trusts the
+        // result. Idempotent producers' sequence checks go here, on the batches' summaries.
+        let mut batches = ValidBatches::new(records, limit)?;
+        let mut log_append_time = Timestamp::NONE;
+        if timestamp_type == TimestampType::LogAppendTime {
+            log_append_time = Timestamp::now();
+            batches.stamp_log_append_time(log_append_time);
+        }
+        let pending = self.log.append(batches, self.leader_epoch.get())?;
+        Ok(Appended { pending, log_append_time })
+    }
+
+    /// Resolves once the high watermark passes `last_offset`; fails if the log fails or closes
+    /// first.
+    async fn committed(&self, last_offset: Offset) -> Result<(), PartitionError> {
+        self.log.wait_for_high_watermark_beyond(last_offset).await;
+        if self.log.high_watermark() > last_offset { Ok(()) } else { Err(PartitionError::NotAvailable) }
+    }
+
+    /// Reads from `offset` up to `max_bytes`, below the high watermark.
+    pub async fn fetch(&self, offset: Offset, max_bytes: u64) -> Result<Fetched, PartitionError> {
+        let high_watermark = self.log.high_watermark();
+        let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound: high_watermark }).await?;
+        Ok(Fetched {
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset: self.log.log_start_offset(),
+            chunks: slice.chunks,
+            bytes: slice.bytes,
+        })
+    }
+
+    /// Reads committed batches from `offset` up to `max_bytes` as the storage layer has them
+    /// (for the broker's own readers, such as the group coordinator's replay).
+    pub async fn read(&self, offset: Offset, max_bytes: u64) -> Result<ReadSlice, PartitionError> {
+        let upper_bound = self.log.high_watermark();
+        Ok(self.log.read(offset, ReadLimits { max_bytes, upper_bound }).await?)
+    }
+
+    /// Resolves when the high watermark moves past `offset`, or the log fails or closes (the
+    /// wait of a long-poll fetch).
+    pub async fn wait_for_data_beyond(&self, offset: Offset) {
+        self.log.wait_for_high_watermark_beyond(offset).await
+    }
+
+    /// The high watermark: records below it are committed and visible to consumers.
+    pub fn high_watermark(&self) -> Offset {
+        self.log.high_watermark()
+    }
+
+    /// The earliest offset readable.
+    pub fn log_start_offset(&self) -> Offset {
+        self.log.log_start_offset()
+    }
+
+    /// ListOffsets for one partition. Returns (timestamp, offset); (-1, -1) when no record
+    /// qualifies.
+    pub async fn list_offset(&self, spec: OffsetSpec) -> Result<(Timestamp, Offset), PartitionError> {
+        let high_watermark = self.log.high_watermark();
+        let none = (Timestamp::NONE, Offset(-1));
+        Ok(match spec {
+            OffsetSpec::Earliest | OffsetSpec::EarliestLocal => (Timestamp::NONE, self.log.log_start_offset()),
+            OffsetSpec::Latest => (Timestamp::NONE, high_watermark),
+            OffsetSpec::MaxTimestamp => match self.log.max_timestamp() {
+                Some((offset, ts)) if offset < high_watermark => (ts, offset),
+                _ => none,
+            },
+            OffsetSpec::Timestamp(t) => match self.log.offset_for_timestamp(t).await? {
+                Some((offset, ts)) if offset < high_watermark => (ts, offset),
+                _ => none,
+            },
+            OffsetSpec::Unknown => none,
+        })
+    }
+
+    /// DeleteRecords for one partition. Returns the new low watermark (log start offset).
+    pub fn delete_records(&self, to: DeleteTo) -> Result<Offset, PartitionError> {
+        let target = match to {
+            DeleteTo::HighWatermark => self.log.high_watermark(),
+            DeleteTo::Offset(offset) => offset,
+        };
+        Ok(self.log.delete_records_before(target)?)
+    }
+
+    /// Deletes segments past the topic's retention.
+    pub(crate) fn enforce_retention(&self, now: Timestamp) -> Result<(), PartitionError> {
+        Ok(self.log.enforce_retention(now).map(|_| ())?)
+    }
+
+    /// Flushes, seals and closes the log.
+    pub(crate) async fn close(&self) -> Result<(), PartitionError> {
+        Ok(self.log.close().await?)
+    }
+}
+
+impl From<&PartitionError> for ErrorCode {
+    fn from(e: &PartitionError) -> Self {
+        match e {
+            PartitionError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            PartitionError::NotAvailable => ErrorCode::LeaderNotAvailable,
+            PartitionError::Storage(e) => e.into(),
+            PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
+            PartitionError::Timeout => ErrorCode::RequestTimedOut,
+            PartitionError::NoRecords => ErrorCode::CorruptMessage,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! How the owning shard serves a [`PartitionRequest`]: appends queued before any wait so one
+//! flush carries them all, and fetches that wait on this shard for their data.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tracing::error;
+
+use super::messages::{FetchOrder, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome};
+use super::registry::ShardPartitions;
+use super::replica::{Acks, Fetched, PartitionError};
+use crate::model::TopicPartition;
+
+impl ShardPartitions {
+    /// Serves a request from another shard (or this one).
+    pub async fn serve(&self, request: PartitionRequest) -> PartitionResponse {
+        match request {
+            PartitionRequest::Produce { acks, timeout, partitions } => {
+                PartitionResponse::Produce(self.produce(acks, timeout, partitions).await)
+            }
+            PartitionRequest::Fetch(order) => PartitionResponse::Fetch(self.fetch(order).await),
+            PartitionRequest::ListOffsets(partitions) => {
+                let mut out = Vec::with_capacity(partitions.len());
+                for (tp, spec) in partitions {
+                    let result = match self.get(&tp) {
+                        Some(p) => p.list_offset(spec).await,
+                        None => Err(PartitionError::UnknownTopicOrPartition),
+                    };
+                    out.push((tp, result));
+                }
+                PartitionResponse::ListOffsets(out)
+            }
+            PartitionRequest::DeleteRecords(partitions) => PartitionResponse::DeleteRecords(
+                partitions
+                    .into_iter()
+                    .map(|(tp, to)| {
+                        let result = match self.get(&tp) {
+                            Some(p) => p.delete_records(to),
+                            None => Err(PartitionError::UnknownTopicOrPartition),
+                        };
+                        (tp, result)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    async fn produce(
+        &self,
+        acks: Acks,
+        timeout: Duration,
+        partitions: Vec<(TopicPartition, Option<BytesMut>)>,
+    ) -> PartitionResults<ProduceOutcome> {
+        // Every partition's append is queued before any wait, so one flush can carry them all.
+        let mut pending = Vec::with_capacity(partitions.len());
+        for (tp, records) in partitions {
+            let appended = match (self.get(&tp), records) {
+                (None, _) => Err(PartitionError::UnknownTopicOrPartition),
+                (Some(_), None) => Err(PartitionError::NoRecords),
+                (Some(partition), Some(records)) => partition.append(records).map(|a| (partition, a)),
+            };
+            pending.push((tp, appended));
+        }
+        let deadline = glommio::timer::sleep(timeout);
+        let mut deadline = std::pin::pin!(deadline);
+        let mut out = Vec::with_capacity(pending.len());
+        for (tp, appended) in pending {
+            let result = match appended {
+                Err(e) => Err(e),
+                Ok((partition, appended)) => {
+                    let log_append_time = appended.log_append_time;
+                    let acknowledged = std::pin::pin!(appended.acknowledged(acks, &partition));
+                    match first_of(acknowledged, deadline.as_mut()).await {
+                        Either::Left(result) => result,
+                        Either::Right(()) => Err(PartitionError::Timeout),
+                    }
+                    .map(|info| ProduceOutcome {
+                        base_offset: info.base_offset,
+                        log_append_time,
+                        log_start_offset: info.log_start_offset,
+                    })
+                }
+            };
+            if let Err(e) = &result
+                && matches!(e, PartitionError::Storage(s) if s.is_storage_failure())
+            {
+                error!(tp = %tp, error = %e, "append failed");
+            }
+            out.push((tp, result));
+        }
+        out
+    }
+
+    async fn read_all(&self, work: &[FetchWork]) -> PartitionResults<Fetched> {
+        let mut out = Vec::with_capacity(work.len());
+        for item in work {
+            let result = match self.get(&item.topic_partition) {
+                Some(p) => p.fetch(item.offset, item.max_bytes).await,
+                None => Err(PartitionError::UnknownTopicOrPartition),
+            };
+            out.push((item.topic_partition.clone(), result));
+        }
+        out
+    }
+
+    /// Reads; while the order may wait and found too little, waits on this shard for a high
+    /// watermark to move past what was read, the deadline, or the caller's hurry, and reads
+    /// again.
+    async fn fetch(&self, order: FetchOrder) -> PartitionResults<Fetched> {
+        let mut results = self.read_all(&order.work).await;
+        let Some(mut wait) = order.wait else { return results };
+        loop {
+            let bytes: u64 = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|f| f.bytes).sum();
+            let errors = results.iter().any(|(_, r)| r.is_err());
+            let now = Instant::now();
+            if bytes >= wait.min_bytes || errors || now >= wait.until {
+                return results;
+            }
+            let mut waits: Vec<Pin<Box<dyn Future<Output = Woke> + '_>>> = Vec::new();
+            for (tp, result) in &results {
+                if let (Some(partition), Ok(fetched)) = (self.get(tp), result) {
+                    let seen = fetched.high_watermark;
+                    waits.push(Box::pin(async move {
+                        partition.wait_for_data_beyond(seen).await;
+                        Woke::Data
+                    }));
+                }
+            }
+            let left = wait.until - now;
+            waits.push(Box::pin(async move {
+                glommio::timer::sleep(left).await;
+                Woke::Deadline
+            }));
+            let hurry = &mut wait.hurry;
+            waits.push(Box::pin(async move {
+                let _ = hurry.await;
+                Woke::Hurry
+            }));
+            let woke = first_of_all(waits).await;
+            results = self.read_all(&order.work).await;
+            if woke == Woke::Hurry || !wait.alone {
+                return results;
+            }
+        }
+    }
+}
+
+/// Why a fetch's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    Data,
+    Deadline,
+    Hurry,
+}
+
+/// The output of whichever of `futures` finishes first.
+async fn first_of_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> T {
+    std::future::poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if let Poll::Ready(v) = future.as_mut().poll(cx) {
+                return Poll::Ready(v);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+/// Whichever of two futures finishes first.
+async fn first_of<A: Future + Unpin, B: Future + Unpin>(mut a: A, mut b: B) -> Either<A::Output, B::Output> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = Pin::new(&mut b).poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,56 @@
+//! [`Error`]: what can go wrong in the storage layer.
+
+use std::sync::Arc;
+
+use super::config::ConfigError;
+use crate::model::{BatchError, Offset};
+
+/// What can go wrong in the storage layer. Mapped to Kafka error codes once, at the broker's
+/// edge. Cloneable because one failed flush fails every append waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A batch on its way to append is malformed or too large (refused by `ValidBatches::new`).
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    /// A read or DeleteRecords asked for an offset outside `[log start, log end]` (or above the
+    /// high watermark, for DeleteRecords).
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        /// What was asked for.
+        requested: Offset,
+        /// The log start offset.
+        log_start: Offset,
+        /// The upper bound that applied.
+        log_end: Offset,
+    },
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, and to which file.
+        context: String,
+        /// The OS error.
+        source: Arc<std::io::Error>,
+    },
+    /// An earlier I/O error took the log offline for appends; reads still work up to the last
+    /// acknowledged batch. Reopening the log recovers it.
+    #[error("log is offline after an I/O error: {0}")]
+    Offline(String),
+    /// The log is closing or closed.
+    #[error("log is closed")]
+    Closed,
+    /// A topic config value is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source: Arc::new(source) }
+    }
+
+    /// True if the error is about the disk (Kafka's `KAFKA_STORAGE_ERROR`), not the request.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, Error::Io { .. } | Error::Offline(_))
+    }
+}
