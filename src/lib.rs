@@ -1,12 +1,18 @@
 //! Sluice: a Kafka-compatible streaming platform, thread-per-core on glommio.
 //!
+//! The layers, top to bottom; a module uses only modules below it (the arrows), never one
+//! above, and `tests/it/tidy.rs` checks every import against this order (its `LAYERS` table):
 //! ```text
-//!   cli ──► server ──► broker ──► storage ──► model
-//!             └──► protocol ──► model
-//!   bench / streams / connect ──► client ──► protocol
+//!   cli ─────────────────────────────────────────────┐  (everything)
+//!   bench ──► client ──► protocol ──► model ──► limits
+//!   broker ──► server ──► protocol                   shard (runtime, mesh) ◄── server, storage
+//!      ├────► group ────► protocol
+//!      └────► storage ──► model
 //! ```
-//! Dependencies point one way: `storage` never imports `protocol` or `server`; `client` never
-//! imports `broker`. Each module's docs say what it owns.
+//! `server` knows nothing of Kafka's APIs: it hands frames to a `server::Dispatch`, which the
+//! broker implements. `client` never imports `broker`; `storage` never imports `protocol`.
+//! Inside `broker/`: `dispatch` → `handlers` → `shard` → `metadata`, `groups` → `partition` →
+//! leaves. `testing` is for tests and benches only. ARCHITECTURE.md tells the whole story.
 
 #![warn(missing_docs)]
 #![deny(unused_must_use)]

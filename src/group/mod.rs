@@ -2,7 +2,7 @@
 //! ([`state::Group`]), the records it keeps in `__consumer_offsets` ([`records`]), and which
 //! partition of that topic (hence which shard) coordinates a group ([`partition_for`]).
 //!
-//! The broker (`broker/groups.rs`) owns the groups of the partitions its shard owns, feeds them
+//! The broker (`broker/groups/`) owns the groups of the partitions its shard owns, feeds them
 //! requests and the clock, persists what they ask, and delivers their replies.
 
 pub mod records;

@@ -2,10 +2,10 @@
 //! shard owns, fed by [`GroupRequest`]s that handlers on any shard route here, with their
 //! timers, persistence and reload.
 //!
-//! Lifecycle: one per [`ShardBroker`], empty at start; a partition's groups are rebuilt by
+//! Lifecycle: one per shard (`ShardBroker` makes it), empty at start; a partition's groups are rebuilt by
 //! replaying the partition when it opens ([`Coordinator::load`]) and requests for it get
 //! COORDINATOR_LOAD_IN_PROGRESS until then. Cores: shard-local (`RefCell`s, never borrowed across
-//! an `.await`); other shards reach it only through `ShardRequest::Group`.
+//! an `.await`); other shards reach it only through a `GroupRequest` over the mesh.
 //!
 //! Durability: a commit's offsets and every group metadata change are appended to the group's
 //! partition through the normal append path and acknowledged only once durable under the flush

@@ -12,12 +12,13 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
+use futures_lite::Stream;
 
 use crate::broker::ShardBroker;
 use crate::broker::fetch_session::{FetchPlan, PartitionView, RequestedPartition};
 use crate::broker::partition::{
-    FetchOrder, FetchWait, FetchWork, Fetched, PartitionError, PartitionRequest, PartitionResponse,
+    FetchOrder, FetchWait, FetchWork, Fetched, PartitionError, PartitionRequest, PartitionResponse, Progress,
 };
 use crate::limits::FETCH_MAX_WAIT_MS_MAX;
 use crate::model::{Offset, TopicPartition};
@@ -30,9 +31,10 @@ type Results = BTreeMap<TopicPartition, Result<Fetched, PartitionError>>;
 
 /// Reads every partition of `plan` on the shard that owns it, one message per owning shard.
 /// With `wait` (deadline, min_bytes), each shard waits there for data itself, so a long poll
-/// costs one round trip per owning shard; as soon as the answers in hand add up to `min_bytes`
-/// (or carry an error) the shards still waiting are hurried. The waits are futures of this
-/// call: when the fetch ends or its connection drops, they end too.
+/// costs one round trip per owning shard: a waiting shard reports what it has found after each
+/// read, and once the shards' counts add up to `min_bytes` (or an answer carries an error) the
+/// ones still waiting are hurried to read once more and answer. The waits are futures of this
+/// call: when the fetch ends or its connection drops, the hurry channels drop and they end too.
 async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant, u64)>) -> Results {
     let mut out = Results::new();
     let mut by_shard: BTreeMap<ShardId, Vec<FetchWork>> = BTreeMap::new();
@@ -50,42 +52,50 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant,
             }
         }
     }
-    let alone = by_shard.len() == 1;
     let min_bytes = wait.map_or(0, |(_, min_bytes)| min_bytes);
+    let (progress_to, mut progress) = mpsc::unbounded();
     let mut hurries = Vec::with_capacity(by_shard.len());
     let mut calls: Vec<Option<ShardCall>> = Vec::with_capacity(by_shard.len());
-    for (shard, work) in by_shard {
+    for (index, (shard, work)) in by_shard.into_iter().enumerate() {
         let tps: Vec<TopicPartition> = work.iter().map(|w| w.topic_partition.clone()).collect();
-        let (hurry_tx, hurry) = oneshot::channel();
-        hurries.push(Some(hurry_tx));
-        let wait = wait.map(|(until, min_bytes)| FetchWait { until, min_bytes, alone, hurry });
+        let (hurry_to, hurry) = oneshot::channel();
+        hurries.push(Some(hurry_to));
+        let progress = Progress { index, to: progress_to.clone() };
+        let wait = wait.map(|(until, min_bytes)| FetchWait { until, min_bytes, progress, hurry });
         let request = PartitionRequest::Fetch(FetchOrder { work, wait });
         let peers = broker.partitions.peers().clone();
         calls.push(Some((tps, Box::pin(async move { peers.call(shard, request).await }))));
     }
-    let mut total = 0u64;
+    // Bytes found so far on each shard: its last report while waiting, then its answer.
+    let mut found = vec![0u64; calls.len()];
     let mut hurried = false;
-    while let Some((index, answer)) = next_answer(&mut calls).await {
-        let tps = calls[index].take().map(|(tps, _)| tps).unwrap_or_default();
+    while let Some(event) = next_event(&mut calls, &mut progress).await {
         let mut errors = false;
-        match answer {
-            Ok(PartitionResponse::Fetch(results)) => {
-                for (tp, result) in results {
-                    match &result {
-                        Ok(fetched) => total += fetched.bytes,
-                        Err(_) => errors = true,
+        match event {
+            Event::Progress(index, bytes) => found[index] = bytes,
+            Event::Answer(index, answer) => {
+                let tps = calls[index].take().map(|(tps, _)| tps).unwrap_or_default();
+                found[index] = 0;
+                match answer {
+                    Ok(PartitionResponse::Fetch(results)) => {
+                        for (tp, result) in results {
+                            match &result {
+                                Ok(fetched) => found[index] += fetched.bytes,
+                                Err(_) => errors = true,
+                            }
+                            out.insert(tp, result);
+                        }
                     }
-                    out.insert(tp, result);
-                }
-            }
-            _ => {
-                errors = true;
-                for tp in tps {
-                    out.insert(tp, Err(PartitionError::NotAvailable));
+                    _ => {
+                        errors = true;
+                        for tp in tps {
+                            out.insert(tp, Err(PartitionError::NotAvailable));
+                        }
+                    }
                 }
             }
         }
-        if !hurried && (total >= min_bytes || errors) {
+        if !hurried && (found.iter().sum::<u64>() >= min_bytes || errors) {
             hurried = true;
             for hurry in hurries.iter_mut().filter_map(Option::take) {
                 let _ = hurry.send(());
@@ -98,19 +108,36 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant,
 /// One shard's part of a read: its partitions, and the call.
 type ShardCall = (Vec<TopicPartition>, Pin<Box<dyn Future<Output = Result<PartitionResponse, ShardError>>>>);
 
-/// The next call to answer, polling them all; `None` once every call has answered.
-async fn next_answer(calls: &mut [Option<ShardCall>]) -> Option<(usize, Result<PartitionResponse, ShardError>)> {
+/// What happened next to a read spread over shards.
+enum Event {
+    /// Shard `.0` has found `.1` bytes so far and keeps waiting.
+    Progress(usize, u64),
+    /// Shard `.0` answered.
+    Answer(usize, Result<PartitionResponse, ShardError>),
+}
+
+/// The next event of the calls in flight; `None` once every call has answered.
+async fn next_event(
+    calls: &mut [Option<ShardCall>],
+    progress: &mut mpsc::UnboundedReceiver<(usize, u64)>,
+) -> Option<Event> {
     std::future::poll_fn(|cx| {
         let mut pending = false;
         for (index, call) in calls.iter_mut().enumerate() {
             if let Some((_, future)) = call {
                 match future.as_mut().poll(cx) {
-                    Poll::Ready(answer) => return Poll::Ready(Some((index, answer))),
+                    Poll::Ready(answer) => return Poll::Ready(Some(Event::Answer(index, answer))),
                     Poll::Pending => pending = true,
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(None) }
+        if !pending {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut *progress).poll_next(cx) {
+            Poll::Ready(Some((index, bytes))) => Poll::Ready(Some(Event::Progress(index, bytes))),
+            _ => Poll::Pending,
+        }
     })
     .await
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
 
 use super::replica::{Acks, DeleteTo, Fetched, OffsetSpec, PartitionError};
 use crate::model::{Offset, Timestamp, TopicPartition};
@@ -35,6 +35,23 @@ pub struct FetchWork {
     pub max_bytes: u64,
 }
 
+/// A shard's running count of the bytes a fetch found there: (the shard's index in the fetch,
+/// bytes).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// This shard's index among the fetch's shards.
+    pub index: usize,
+    /// The caller's end.
+    pub to: mpsc::UnboundedSender<(usize, u64)>,
+}
+
+impl Progress {
+    /// Reports `bytes` found so far (the caller may have gone: then nobody listens).
+    pub fn report(&self, bytes: u64) {
+        let _ = self.to.unbounded_send((self.index, bytes));
+    }
+}
+
 /// The reads of one fetch on one owning shard, and how long they may wait for data.
 #[derive(Debug)]
 pub struct FetchOrder {
@@ -51,12 +68,11 @@ pub struct FetchWait {
     pub until: Instant,
     /// Answer as soon as this many bytes are found.
     pub min_bytes: u64,
-    /// Whether this shard holds every partition of the fetch: then it alone decides when
-    /// `min_bytes` is reached, and keeps waiting while new data stays below it. Otherwise it
-    /// answers at the first new data, and the caller adds up the shards.
-    pub alone: bool,
-    /// Fires when the caller has enough from other shards; dropped with the caller, which
-    /// ends the wait too, so no wait outlives the fetch that asked for it.
+    /// Where this shard reports how many bytes it has found, after each read, so the caller
+    /// can add up the shards of a fetch against `min_bytes` without extra round trips.
+    pub progress: Progress,
+    /// Fires when the caller has enough over all shards: read once more and answer. Dropped
+    /// with the caller, which ends the wait too, so no wait outlives the fetch that asked.
     pub hurry: oneshot::Receiver<()>,
 }
 

@@ -20,7 +20,7 @@ mod serve;
 
 pub use crate::storage::HighWatermark;
 pub use messages::{
-    FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome,
+    FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome, Progress,
 };
 pub use registry::{PartitionPeers, ShardPartitions};
 pub use replica::{Acks, Appended, DeleteTo, Fetched, OffsetSpec, Partition, PartitionError, Role};

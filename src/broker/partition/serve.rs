@@ -106,9 +106,9 @@ impl ShardPartitions {
         out
     }
 
-    /// Reads; while the order may wait and found too little, waits on this shard for a high
-    /// watermark to move past what was read, the deadline, or the caller's hurry, and reads
-    /// again.
+    /// Reads; while the order may wait and found too little, reports the count to the caller
+    /// and waits on this shard for a high watermark to move past what was read, the deadline,
+    /// or the caller's hurry, and reads again.
     async fn fetch(&self, order: FetchOrder) -> PartitionResults<Fetched> {
         let mut results = self.read_all(&order.work).await;
         let Some(mut wait) = order.wait else { return results };
@@ -119,6 +119,9 @@ impl ShardPartitions {
             if bytes >= wait.min_bytes || errors || now >= wait.until {
                 return results;
             }
+            // Below min_bytes here; the caller adds this to the other shards' counts and hurries
+            // everyone once the sum is enough.
+            wait.progress.report(bytes);
             let mut waits: Vec<Pin<Box<dyn Future<Output = Woke> + '_>>> = Vec::new();
             for (tp, result) in &results {
                 if let (Some(partition), Ok(fetched)) = (self.get(tp), result) {
@@ -141,7 +144,7 @@ impl ShardPartitions {
             }));
             let woke = first_of_all(waits).await;
             results = self.read_all(&order.work).await;
-            if woke == Woke::Hurry || !wait.alone {
+            if woke == Woke::Hurry {
                 return results;
             }
         }
