@@ -10,7 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::BenchConfig;
+use super::config::{BenchConfig, compression_label};
 use super::stats::{Counts, Percentiles, Second, ShardStats};
 
 /// Bytes in a MB.
@@ -200,7 +200,7 @@ impl Report {
                 crate::client::Acks::Leader => "1",
                 crate::client::Acks::All => "all",
             },
-            super::compression_label(c.compression),
+            compression_label(c.compression),
         );
         let _ = writeln!(out, "measured {:.2} s (after {} s warm-up)", self.measured_s, c.warmup.as_secs_f64());
         let rows: [(&str, &Option<Throughput>); 2] = [("produced", &self.produce), ("consumed", &self.consume)];

@@ -12,8 +12,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
+use super::config::{BenchConfig, Keys, Mode, Stop};
+use super::shared::{Event, Shared};
 use super::stats::{ShardStats, record};
-use super::{E2E_DRAIN_MAX, Event, Keys, Mode, Shared, Stop};
 use crate::client::{Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
 
 /// Bytes at the front of every value: the intended send time, µs since the run's start.
@@ -30,6 +31,9 @@ const PACING_SLEEP_MIN: Duration = Duration::from_micros(200);
 /// Records a producer sends between voluntary yields, so linger timers and responses on the
 /// same shard get their turn when the producer runs flat out.
 const SENDS_PER_YIELD: u64 = 64;
+
+/// How long e2e consumers keep reading after the producers stop, for records still in flight.
+const E2E_DRAIN_MAX: Duration = Duration::from_secs(10);
 
 type Stats = Rc<RefCell<ShardStats>>;
 
@@ -113,7 +117,7 @@ pub(super) async fn shard_main(shard: usize, shared: Arc<Shared>, events: flume:
     let _ = events.send(Event::Done);
 }
 
-fn producer_config(config: &super::BenchConfig) -> ProducerConfig {
+fn producer_config(config: &BenchConfig) -> ProducerConfig {
     ProducerConfig {
         acks: config.acks,
         batch_size: config.batch_bytes,

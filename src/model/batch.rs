@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use zerocopy::big_endian::{I16, I32, I64, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::compression::{self, CompressionError};
+use super::compression::{self, CompressionError, CompressionType};
 use super::{LeaderEpoch, Offset, ProducerId, Timestamp};
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD_BYTES};
 
@@ -74,34 +74,6 @@ pub(super) const CRC_OFFSET: usize = 17;
 pub(super) const CRC_START: usize = CRC_OFFSET + 4;
 /// The only record batch format Sluice stores.
 pub const MAGIC_V2: u8 = 2;
-
-/// Compression codec, from attribute bits 0-2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompressionType {
-    /// Records stored as is.
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy (Xerial framing).
-    Snappy,
-    /// LZ4 frame.
-    Lz4,
-    /// Zstandard.
-    Zstd,
-}
-
-impl CompressionType {
-    /// The codec's value in attribute bits 0-2.
-    pub fn attribute_bits(self) -> i16 {
-        match self {
-            CompressionType::None => 0,
-            CompressionType::Gzip => 1,
-            CompressionType::Snappy => 2,
-            CompressionType::Lz4 => 3,
-            CompressionType::Zstd => 4,
-        }
-    }
-}
 
 /// How the batch's timestamps were set, from attribute bit 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,33 @@ use std::io::{self, Read, Write};
 
 use bytes::{BufMut, BytesMut};
 
-use super::CompressionType;
+/// Compression codec, from attribute bits 0-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Records stored as is.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy (Xerial framing).
+    Snappy,
+    /// LZ4 frame.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl CompressionType {
+    /// The codec's value in attribute bits 0-2.
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            CompressionType::None => 0,
+            CompressionType::Gzip => 1,
+            CompressionType::Snappy => 2,
+            CompressionType::Lz4 => 3,
+            CompressionType::Zstd => 4,
+        }
+    }
+}
 
 /// snappy-java's stream magic, the start of every xerial-framed snappy payload.
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];

@@ -12,11 +12,11 @@ mod topic_partition;
 mod validated;
 
 pub use batch::{
-    BatchError, CompressionType, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
+    BatchError, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
     batch_size_from_prefix, set_log_append_time,
 };
 pub use chunk::{Chunk, FileRange};
-pub use compression::{CompressionError, compress, decompress};
+pub use compression::{CompressionError, CompressionType, compress, decompress};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,

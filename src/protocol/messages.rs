@@ -12,8 +12,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::api_key::ApiKey;
 use super::codec::{self, DecodeError, EncodeError, Encoder, RecordSet, Uuid};
-use super::header::ApiKey;
 use crate::model::Chunk;
 
 /// A request or response body: its API, its versions, and its codec.

@@ -8,7 +8,8 @@
 //! - [`frame`]: the `int32` length prefix. [`frame_length`] and [`split_frame`] check it against
 //!   the limit before allocating; [`encode_request_frame`], [`encode_response_frame`] and
 //!   [`decode_response_frame`] put frames together.
-//! - [`header`]: [`ApiKey`], [`RequestHeader`] (whose decode yields the correlation id even for
+//! - [`api_key`]: [`ApiKey`], the API a request is for, by its wire key.
+//! - [`header`]: [`RequestHeader`] (whose decode yields the correlation id even for
 //!   an unsupported API or version, KIP-511), [`ResponseHeader`], [`request_header_version`],
 //!   [`response_header_version`].
 //! - [`messages`]: every request and response struct (`ProduceRequest`, `FetchResponse`, …), the
@@ -35,6 +36,7 @@
 //! that run over every API; then add its `kafka_protocol` pair to the list in `tests/oracle.rs`
 //! (and its tagged fields' defaults to `tagged_field_defaults_match` there).
 
+pub mod api_key;
 pub mod codec;
 pub mod error_code;
 pub mod frame;
@@ -45,13 +47,14 @@ pub mod reply;
 #[cfg(test)]
 mod tests;
 
+pub use api_key::ApiKey;
 pub use codec::{DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 pub use error_code::ErrorCode;
 pub use frame::{
     FrameError, FrameLimits, LENGTH_PREFIX_BYTES, decode_response_frame, encode_request_frame, encode_response_frame,
     frame_length, split_frame,
 };
-pub use header::{ApiKey, HeaderError, RequestHeader, ResponseHeader, request_header_version, response_header_version};
+pub use header::{HeaderError, RequestHeader, ResponseHeader, request_header_version, response_header_version};
 pub use messages::{
     ApiSupport, Message, Request, RequestBody, ResponseBody, SUPPORTED, decode_request_body, decode_response_body,
 };
