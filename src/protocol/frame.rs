@@ -182,12 +182,12 @@ mod tests {
     #[test]
     fn split_frame_waits_for_complete_frames() {
         let mut buf = BytesMut::new();
-        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)), Ok(None));
+        assert_eq!(split_frame(&mut buf, FrameLimits { min_bytes: 0, max_bytes: MAX }), Ok(None));
         buf.put_slice(&[0, 0, 0, 3, b'a']);
-        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)), Ok(None));
+        assert_eq!(split_frame(&mut buf, FrameLimits { min_bytes: 0, max_bytes: MAX }), Ok(None));
         buf.put_slice(b"bc");
         buf.put_slice(&[0, 0]);
-        assert_eq!(split_frame(&mut buf, FrameLimits::responses(MAX)).unwrap().unwrap(), &b"abc"[..]);
+        assert_eq!(split_frame(&mut buf, FrameLimits { min_bytes: 0, max_bytes: MAX }).unwrap().unwrap(), &b"abc"[..]);
         assert_eq!(&buf[..], &[0, 0]);
         let mut huge = BytesMut::from(&[0x40, 0, 0, 0][..]);
         assert!(split_frame(&mut huge, FrameLimits::requests(MAX)).is_err());
