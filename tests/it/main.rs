@@ -12,6 +12,7 @@ mod group;
 mod group_client;
 mod harness;
 mod kafka_client_compat;
+mod long_poll;
 mod malformed_frames;
 mod raw;
 mod storage_crash;

@@ -10,7 +10,11 @@ use sluice::model::{BatchBuilder, Timestamp};
 use crate::harness::Broker;
 
 pub(crate) fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(&broker.addr).expect("connect");
+    connect_to(&broker.addr)
+}
+
+pub(crate) fn connect_to(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     stream
 }
@@ -105,6 +109,11 @@ pub(crate) fn produce(broker: &Broker, topic: &str, partition: i32, records: &[u
 
 /// Produce v3 of `records` (acks=all) to topic/partition; returns the error code and base offset.
 pub(crate) fn produce_at(broker: &Broker, topic: &str, partition: i32, records: &[u8]) -> (i16, i64) {
+    produce_to(&broker.addr, topic, partition, records)
+}
+
+/// [`produce_at`] to the broker at `addr`.
+pub(crate) fn produce_to(addr: &str, topic: &str, partition: i32, records: &[u8]) -> (i16, i64) {
     let mut body = (-1i16).to_be_bytes().to_vec(); // transactional id: null
     body.extend_from_slice(&(-1i16).to_be_bytes()); // acks
     body.extend_from_slice(&10_000i32.to_be_bytes());
@@ -114,7 +123,7 @@ pub(crate) fn produce_at(broker: &Broker, topic: &str, partition: i32, records: 
     body.extend_from_slice(&partition.to_be_bytes());
     body.extend_from_slice(&(records.len() as i32).to_be_bytes());
     body.extend_from_slice(records);
-    let mut stream = connect(broker);
+    let mut stream = connect_to(addr);
     stream.write_all(&request(0, 3, 9, &body)).expect("send");
     let frame = read_frame(&mut stream).expect("a Produce response");
     let mut r = Reader(&frame);
