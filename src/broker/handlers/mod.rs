@@ -52,7 +52,6 @@ macro_rules! handler_table {
             body: RequestBody,
             $peer: SocketAddr,
         ) -> Reply {
-            let _ = &$peer;
             match body {
                 $(RequestBody::$api($request) => $call,)*
                 _ => Reply::Close,

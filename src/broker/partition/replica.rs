@@ -11,7 +11,7 @@ use crate::model::{
     BatchError, Chunk, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches,
 };
 use crate::protocol::ErrorCode;
-use crate::storage::{self, AppendInfo, LogConfig, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
+use crate::storage::{self, AppendInfo, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -228,11 +228,6 @@ impl Partition {
     pub(crate) fn set_config(&self, config: TopicConfig) {
         self.log.set_config(config.log.clone());
         *self.config.borrow_mut() = config;
-    }
-
-    /// The log's configuration.
-    pub fn log_config(&self) -> LogConfig {
-        self.log.config()
     }
 
     /// Validates and appends the batches in `records`; stamps the append time on
