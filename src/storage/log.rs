@@ -448,13 +448,8 @@ impl PartitionLog {
     /// batches were parsed and checked when the [`ValidBatches`] was built (against the topic's
     /// `max.message.bytes`), so they are not read again here.
     pub fn append(&self, batches: ValidBatches, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+        self.check_writable()?;
         let mut state = self.state.borrow_mut();
-        if let Some(reason) = &state.failed {
-            return Err(Error::Offline(reason.clone()));
-        }
-        if state.closing {
-            return Err(Error::Closed);
-        }
         let base_offset = state.log_end;
         state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
         let now_ms = Timestamp::now().0;
@@ -501,6 +496,26 @@ impl PartitionLog {
         state.high_watermark = bounded;
         state.check_invariants();
         state.acks.notify_all();
+    }
+
+    /// Whether the log takes appends: `Offline` after a failed flush, `Closed` while closing. The
+    /// partition asks before validating a produce, so a broken log answers as a broken log
+    /// whatever the batches hold.
+    pub fn check_writable(&self) -> Result<(), Error> {
+        let state = self.state.borrow();
+        if let Some(reason) = &state.failed {
+            return Err(Error::Offline(reason.clone()));
+        }
+        if state.closing {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Whether the log failed or is closing: no high watermark will move any more.
+    pub fn is_stopped(&self) -> bool {
+        let state = self.state.borrow();
+        state.failed.is_some() || state.closing
     }
 
     /// Resolves when the high watermark moves past `offset` or the log fails or closes; for

@@ -11,14 +11,31 @@ use crate::raw::{Reader, batch, connect, create_topic, produce, produce_to, read
 
 /// Bytes of records a Fetch v4 answered per partition, in request order.
 fn fetch(broker: &Broker, topic: &str, offsets: &[(i32, i64)], min_bytes: i32, max_wait_ms: i32) -> Vec<usize> {
+    let answers = fetch_codes(broker, topic, offsets, min_bytes, max_wait_ms);
+    assert!(answers.iter().all(|&(error, _)| error == 0), "partition errors: {answers:?}");
+    answers.into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+/// (error code, bytes of records) a Fetch v4 answered per partition, in request order; no
+/// partitions at all when `offsets` is empty.
+fn fetch_codes(
+    broker: &Broker,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> Vec<(i16, usize)> {
     let mut body = (-1i32).to_be_bytes().to_vec(); // replica id
     body.extend_from_slice(&max_wait_ms.to_be_bytes());
     body.extend_from_slice(&min_bytes.to_be_bytes());
     body.extend_from_slice(&(16i32 << 20).to_be_bytes()); // max bytes
     body.push(0); // isolation level: read uncommitted
-    body.extend_from_slice(&1i32.to_be_bytes());
-    string(&mut body, topic);
-    body.extend_from_slice(&(offsets.len() as i32).to_be_bytes());
+    let topics = i32::from(!offsets.is_empty());
+    body.extend_from_slice(&topics.to_be_bytes());
+    if topics == 1 {
+        string(&mut body, topic);
+        body.extend_from_slice(&(offsets.len() as i32).to_be_bytes());
+    }
     for &(partition, offset) in offsets {
         body.extend_from_slice(&partition.to_be_bytes());
         body.extend_from_slice(&offset.to_be_bytes());
@@ -31,19 +48,21 @@ fn fetch(broker: &Broker, topic: &str, offsets: &[(i32, i64)], min_bytes: i32, m
     let mut r = Reader(&frame);
     assert_eq!(r.i32(), 7, "correlation id");
     r.i32(); // throttle time
-    assert_eq!(r.i32(), 1, "topics");
+    let mut out = Vec::new();
+    if r.i32() == 0 {
+        return out;
+    }
     assert_eq!(r.string(), topic);
     let count = r.i32();
-    let mut out = Vec::new();
     for _ in 0..count {
         r.i32(); // partition
-        assert_eq!(r.i16(), 0, "partition error");
+        let error = r.i16();
         r.i64(); // high watermark
         r.i64(); // last stable offset
         let aborted = r.i32();
         assert!(aborted <= 0, "no transactions here");
         let len = r.i32();
-        out.push(usize::try_from(len).unwrap_or(0));
+        out.push((error, usize::try_from(len).unwrap_or(0)));
         r.take(usize::try_from(len).unwrap_or(0));
     }
     out
@@ -112,4 +131,35 @@ fn min_bytes_adds_up_over_shards() {
     let got = fetch(&broker, "spread", &[(0, 0), (1, 0)], 1, 30_000);
     assert_eq!(got, vec![2 * one.len(), 2 * one.len()]);
     assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn long_polls_that_cannot_be_satisfied_answer_without_holding_the_shard() {
+    let broker = Broker::start(&["--cores", "2"]);
+    create_topic(&broker, "edges");
+    let one = batch(1, 100);
+    assert_eq!(produce(&broker, "edges", 0, &one), 0);
+
+    // A partition that does not exist beside one that does: the error goes out at once, as it
+    // did before the shards waited on their own, not after the 30 s wait.
+    let started = Instant::now();
+    let got = fetch_codes(&broker, "edges", &[(0, 1), (7, 0)], 1 << 20, 30_000);
+    assert_eq!(got[1].0, 3, "UNKNOWN_TOPIC_OR_PARTITION for partition 7: {got:?}");
+    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?} with an error", started.elapsed());
+
+    // A long poll over no partitions waits out its time without holding its shard: a produce
+    // sent meanwhile is answered at once.
+    let addr = broker.addr.clone();
+    let batch = one.clone();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        assert_eq!(produce_to(&addr, "edges", 1, &batch).0, 0);
+        started.elapsed()
+    });
+    let started = Instant::now();
+    assert!(fetch_codes(&broker, "edges", &[], 1, 3_000).is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(2_900), "an empty long poll waits its max wait");
+    let produce_took = other.join().unwrap();
+    assert!(produce_took < Duration::from_secs(2), "a produce took {produce_took:?} beside an empty long poll");
 }

@@ -34,8 +34,8 @@ type Results = BTreeMap<TopicPartition, Result<Fetched, PartitionError>>;
 /// costs one round trip per owning shard: a waiting shard reports what it has found after each
 /// read, and once the shards' counts add up to `min_bytes` (or an answer carries an error) the
 /// ones still waiting are hurried to read once more and answer. The waits are futures of this
-/// call: when the fetch ends or its connection drops, the hurry channels drop and they end too.
-async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant, u64)>) -> Results {
+/// call: when it ends, its hurry channels drop and the remote waits end too.
+async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, mut wait: Option<(Instant, u64)>) -> Results {
     let mut out = Results::new();
     let mut by_shard: BTreeMap<ShardId, Vec<FetchWork>> = BTreeMap::new();
     for p in &plan.partitions {
@@ -51,6 +51,18 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, wait: Option<(Instant,
                 out.insert(tp.clone(), Err(PartitionError::UnknownTopicOrPartition));
             }
         }
+    }
+    if !out.is_empty() {
+        // A partition already failed (nobody owns it): the answer goes out now, as an error
+        // does, so no shard waits.
+        wait = None;
+    }
+    if by_shard.is_empty() {
+        // Nothing to read: a long poll over no partitions waits out its time, without work.
+        if let Some((until, _)) = wait {
+            glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+        }
+        return out;
     }
     let min_bytes = wait.map_or(0, |(_, min_bytes)| min_bytes);
     let (progress_to, mut progress) = mpsc::unbounded();

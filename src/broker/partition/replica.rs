@@ -236,6 +236,7 @@ impl Partition {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
+        self.log.check_writable()?;
         let (limit, timestamp_type) = {
             let config = self.config.borrow();
             (config.log.batch_bytes_max(), config.timestamp_type)
@@ -283,6 +284,11 @@ impl Partition {
     /// wait of a long-poll fetch).
     pub async fn wait_for_data_beyond(&self, offset: Offset) {
         self.log.wait_for_high_watermark_beyond(offset).await
+    }
+
+    /// Whether the log failed or is closing, so its high watermark will not move again.
+    pub fn is_stopped(&self) -> bool {
+        self.log.is_stopped()
     }
 
     /// The high watermark: records below it are committed and visible to consumers.

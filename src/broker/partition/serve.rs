@@ -143,10 +143,14 @@ impl ShardPartitions {
                 Woke::Hurry
             }));
             let woke = first_of_all(waits).await;
+            // A failed or closing log wakes its waiters at once and for good: answer rather
+            // than spin on it until the deadline.
+            let stopped = results.iter().any(|(tp, _)| self.get(tp).is_none_or(|p| p.is_stopped()));
             results = self.read_all(&order.work).await;
-            if woke == Woke::Hurry {
+            if woke == Woke::Hurry || stopped {
                 return results;
             }
+            glommio::yield_if_needed().await;
         }
     }
 }
