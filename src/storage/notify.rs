@@ -44,9 +44,8 @@ impl Notify {
             }
             let generation = self.generation.get();
             let mut wakers = self.wakers.borrow_mut();
-            let slot = (registered_at == Some(generation))
-                .then(|| wakers.iter_mut().find(|(slot, _)| *slot == id))
-                .flatten();
+            let slot =
+                (registered_at == Some(generation)).then(|| wakers.iter_mut().find(|(slot, _)| *slot == id)).flatten();
             match slot {
                 Some((_, waker)) => waker.clone_from(cx.waker()),
                 None => wakers.push((id, cx.waker().clone())),
