@@ -12,11 +12,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::BytesMut;
 use clap::{Args, Subcommand};
 
 use crate::limits::{FLUSH_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT};
-use crate::model::{BatchBuilder, BatchIter, LeaderEpoch, Timestamp, TopicPartition, ValidBatches};
+use crate::model::{BatchIter, LeaderEpoch, Timestamp, TopicPartition, ValidBatches, seeded_batch};
 use crate::storage::{self, BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
 
 #[derive(Debug, Args)]
@@ -149,20 +148,6 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An uncompressed batch of `records` records with `value_bytes`-long values, timestamped
-/// `timestamp`. Record `i`'s key, and the first 8 bytes of its value, are `seed * 1_000_003 + i`
-/// (big-endian): the crash test finds each acknowledged append's records by that key.
-fn synthetic_batch(records: usize, value_bytes: usize, seed: u64, timestamp: Timestamp) -> BytesMut {
-    let mut builder = BatchBuilder::new(timestamp);
-    let mut value = vec![0u8; value_bytes.max(8)];
-    for i in 0..records {
-        let tag = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        value[..8].copy_from_slice(&tag.to_be_bytes());
-        builder.push(Some(&tag.to_be_bytes()), Some(&value), timestamp, &[]);
-    }
-    builder.build()
-}
-
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let flush_mode = FlushMode::parse(&args.flush_mode, args.flush_interval_ms)?;
     let mut config = LogConfig { flush_mode, ..LogConfig::default() };
@@ -180,7 +165,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .await?,
     );
     let records = (args.batch_bytes / (args.record_bytes + 30)).max(1);
-    let template = synthetic_batch(records, args.record_bytes, 0, Timestamp::now());
+    let template = seeded_batch(records, args.record_bytes, 0, Timestamp::now());
     let batch_size = template.len();
     let histogram = Rc::new(RefCell::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let issued = Rc::new(Cell::new(0u64));
@@ -205,7 +190,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 }
                 issued.set(seed + 1);
                 let batch = if print_acks {
-                    synthetic_batch(records, record_bytes, seed, Timestamp::now())
+                    seeded_batch(records, record_bytes, seed, Timestamp::now())
                 } else {
                     template.clone()
                 };

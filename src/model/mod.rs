@@ -20,6 +20,7 @@ pub use compression::{CompressionError, CompressionType, compress, decompress};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
+    seeded_batch,
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};

@@ -200,6 +200,22 @@ pub struct BatchBuilder {
     max_timestamp: Timestamp,
 }
 
+/// An uncompressed batch of `records` records with `value_bytes`-long values (at least 8),
+/// timestamped `timestamp`. Record `i`'s key, and the first 8 bytes of its value, are
+/// `seed * 1_000_003 + i` (big-endian), so a reader can tell which append a record came from:
+/// `sluice log load` writes these and its crash test looks for them by key; tests and benches
+/// use them as ready-made valid batches.
+pub fn seeded_batch(records: usize, value_bytes: usize, seed: u64, timestamp: Timestamp) -> BytesMut {
+    let mut builder = BatchBuilder::new(timestamp);
+    let mut value = vec![0u8; value_bytes.max(8)];
+    for i in 0..records {
+        let tag = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        value[..8].copy_from_slice(&tag.to_be_bytes());
+        builder.push(Some(&tag.to_be_bytes()), Some(&value), timestamp, &[]);
+    }
+    builder.build()
+}
+
 impl BatchBuilder {
     /// An empty batch whose record timestamps are deltas from `base_timestamp`.
     pub fn new(base_timestamp: Timestamp) -> Self {

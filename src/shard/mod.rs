@@ -12,5 +12,5 @@ mod peers;
 mod runtime;
 
 pub use mesh::{Envelope, Handler, MESH_CHANNEL_CAPACITY, Mesh, ShardError, ShardId, ShardMesh};
-pub use peers::{CallFn, CallFuture, Peers};
+pub use peers::{CallFn, CallFuture, Peers, PeersSlot};
 pub use runtime::{Ready, RunningShards, ShardContext, ShardPool, ShardsConfig, Shutdown, StartError, mesh_handles};

@@ -3,6 +3,7 @@
 //! and response types, so it can call its counterparts on other shards without naming the
 //! others' messages (and without importing the broker that composes them).
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -47,5 +48,31 @@ impl<Req, Resp> Peers<Req, Resp> {
     /// Runs `request` on shard `to` (directly, if that is this shard) and returns its answer.
     pub async fn call(&self, to: ShardId, request: Req) -> Result<Resp, ShardError> {
         (self.call)(to, request).await
+    }
+}
+
+/// A layer's [`Peers`], set once when its shard joins the mesh (the layer exists before the
+/// mesh does) and read on every cross-shard call after that.
+pub struct PeersSlot<Req, Resp>(OnceCell<Peers<Req, Resp>>);
+
+impl<Req, Resp> Default for PeersSlot<Req, Resp> {
+    fn default() -> Self {
+        PeersSlot(OnceCell::new())
+    }
+}
+
+impl<Req, Resp> PeersSlot<Req, Resp> {
+    /// Fills the slot; a second call changes nothing.
+    pub fn set(&self, peers: Peers<Req, Resp>) {
+        let _ = self.0.set(peers);
+    }
+
+    /// The peers. The broker joins the mesh before it serves anything, so every caller finds
+    /// the slot filled.
+    pub fn get(&self) -> &Peers<Req, Resp> {
+        match self.0.get() {
+            Some(peers) => peers,
+            None => unreachable!("peers are set when the shard joins the mesh, before any request is served"),
+        }
     }
 }

@@ -7,8 +7,7 @@ use std::future::Future;
 
 use bytes::BytesMut;
 
-use crate::model::BatchBuilder;
-use crate::model::Timestamp;
+use crate::model::{Timestamp, seeded_batch};
 
 /// Runs the future that `make_future` builds to completion on a fresh single-shard glommio
 /// executor (on a new thread, as glommio requires), and returns its output. For tests and
@@ -30,14 +29,7 @@ where
 }
 
 /// A valid uncompressed batch of `records` records whose values are `value_bytes` long and
-/// carry `seed` in their first bytes, timestamped `timestamp`.
+/// carry `seed` in their first bytes, timestamped `timestamp` (see [`seeded_batch`]).
 pub fn batch_of(records: usize, value_bytes: usize, seed: u64, timestamp: Timestamp) -> BytesMut {
-    let mut builder = BatchBuilder::new(timestamp);
-    let mut value = vec![0u8; value_bytes.max(8)];
-    for i in 0..records {
-        let tag = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        value[..8].copy_from_slice(&tag.to_be_bytes());
-        builder.push(Some(&tag.to_be_bytes()), Some(&value), timestamp, &[]);
-    }
-    builder.build()
+    seeded_batch(records, value_bytes, seed, timestamp)
 }

@@ -12,7 +12,7 @@
 //! mode. Concurrent commits are independent appends, so the log's group commit batches their
 //! fdatasyncs; nothing here serialises them.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use crate::group::{
 };
 use crate::model::{BatchBuilder, BatchIter, RecordBatch, RecordIter, Timestamp, TopicId, TopicPartition};
 use crate::protocol::ErrorCode;
-use crate::shard::Peers;
+use crate::shard::{Peers, PeersSlot};
 
 /// How often each shard runs its groups' timers (join deadlines, session expiry).
 const TICK_MS: u64 = 100;
@@ -48,7 +48,7 @@ pub struct Coordinator {
     config: Arc<BrokerConfig>,
     metadata: Rc<Metadata>,
     partitions: Rc<ShardPartitions>,
-    peers: OnceCell<GroupPeers>,
+    peers: PeersSlot<GroupRequest, GroupResponse>,
     groups: RefCell<HashMap<String, Group>>,
     loaded: RefCell<HashSet<i32>>,
     waiters: RefCell<HashMap<Waiter, oneshot::Sender<Effect>>>,
@@ -79,7 +79,7 @@ impl Coordinator {
             config,
             metadata,
             partitions,
-            peers: OnceCell::new(),
+            peers: PeersSlot::default(),
             groups: RefCell::new(HashMap::new()),
             loaded: RefCell::new(HashSet::new()),
             waiters: RefCell::new(HashMap::new()),
@@ -89,14 +89,7 @@ impl Coordinator {
 
     /// Connects the layer to its counterparts on the other shards (once, at startup).
     pub fn set_peers(&self, peers: GroupPeers) {
-        let _ = self.peers.set(peers);
-    }
-
-    fn peers(&self) -> &GroupPeers {
-        match self.peers.get() {
-            Some(peers) => peers,
-            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
-        }
+        self.peers.set(peers);
     }
 
     fn offsets_partition(&self, partition: i32) -> Option<Rc<Partition>> {
@@ -552,7 +545,7 @@ impl Coordinator {
         let partition = crate::group::partition_for(group, partitions);
         let shard = self.metadata.owner_of(OFFSETS_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
         let request = GroupRequest::ForGroup { group: group.to_string(), partition, op: Box::new(op) };
-        self.peers().call(shard, request).await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
+        self.peers.get().call(shard, request).await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
     }
 
     /// ListGroups over every shard: (group id, protocol type, state) of each group, and
@@ -560,8 +553,8 @@ impl Coordinator {
     pub async fn list_all(&self) -> (Vec<(String, String, &'static str)>, ErrorCode) {
         let mut groups = Vec::new();
         let mut error = ErrorCode::None;
-        for shard in 0..self.peers().count() {
-            match self.peers().call(shard, GroupRequest::List).await {
+        for shard in 0..self.peers.get().count() {
+            match self.peers.get().call(shard, GroupRequest::List).await {
                 Ok(GroupResponse::List(list)) => groups.extend(list),
                 _ => error = ErrorCode::CoordinatorNotAvailable,
             }

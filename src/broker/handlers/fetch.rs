@@ -70,17 +70,18 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, mut wait: Option<(Inst
     let mut calls: Vec<Option<ShardCall>> = Vec::with_capacity(by_shard.len());
     for (index, (shard, work)) in by_shard.into_iter().enumerate() {
         let tps: Vec<TopicPartition> = work.iter().map(|w| w.topic_partition.clone()).collect();
-        let (hurry_to, hurry) = oneshot::channel();
-        hurries.push(Some(hurry_to));
-        let progress = Progress { index, to: progress_to.clone() };
-        let wait = wait.map(|(until, min_bytes)| FetchWait { until, min_bytes, progress, hurry });
+        // The channels of a wait, only for a fetch that may wait.
+        let wait = wait.map(|(until, min_bytes)| {
+            let (hurry_to, hurry) = oneshot::channel();
+            hurries.push(hurry_to);
+            FetchWait { until, min_bytes, progress: Progress { index, to: progress_to.clone() }, hurry }
+        });
         let request = PartitionRequest::Fetch(FetchOrder { work, wait });
         let peers = broker.partitions.peers().clone();
         calls.push(Some((tps, Box::pin(async move { peers.call(shard, request).await }))));
     }
     // Bytes found so far on each shard: its last report while waiting, then its answer.
     let mut found = vec![0u64; calls.len()];
-    let mut hurried = false;
     while let Some(event) = next_event(&mut calls, &mut progress).await {
         let mut errors = false;
         match event {
@@ -107,9 +108,8 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, mut wait: Option<(Inst
                 }
             }
         }
-        if !hurried && (found.iter().sum::<u64>() >= min_bytes || errors) {
-            hurried = true;
-            for hurry in hurries.iter_mut().filter_map(Option::take) {
+        if !hurries.is_empty() && (found.iter().sum::<u64>() >= min_bytes || errors) {
+            for hurry in hurries.drain(..) {
                 let _ = hurry.send(());
             }
         }

@@ -13,7 +13,7 @@
 pub mod controller;
 pub mod image;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -27,7 +27,7 @@ use super::config::BrokerConfig;
 use super::partition::ShardPartitions;
 use super::topic_config::TopicConfig;
 use crate::model::{LeaderEpoch, TopicPartition};
-use crate::shard::{Peers, ShardError, ShardId};
+use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
 
 /// The shard where topic administration runs.
 pub const CONTROLLER_SHARD: ShardId = 0;
@@ -65,7 +65,7 @@ pub struct Metadata {
     partitions: Rc<ShardPartitions>,
     /// One change at a time on shard 0: each builds on the image the previous one installed.
     controller_lock: glommio::sync::Semaphore,
-    peers: OnceCell<MetadataPeers>,
+    peers: PeersSlot<MetadataRequest, MetadataResponse>,
     listeners: RefCell<Vec<InstallListener>>,
 }
 
@@ -77,31 +77,24 @@ impl Metadata {
             image: RefCell::new(image),
             partitions,
             controller_lock: glommio::sync::Semaphore::new(1),
-            peers: OnceCell::new(),
+            peers: PeersSlot::default(),
             listeners: RefCell::new(Vec::new()),
         }
     }
 
     /// Connects the layer to its counterparts on the other shards (once, at startup).
     pub fn set_peers(&self, peers: MetadataPeers) {
-        let _ = self.peers.set(peers);
-    }
-
-    fn peers(&self) -> &MetadataPeers {
-        match self.peers.get() {
-            Some(peers) => peers,
-            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
-        }
+        self.peers.set(peers);
     }
 
     /// This shard's id.
     pub fn shard_id(&self) -> ShardId {
-        self.peers().id()
+        self.peers.get().id()
     }
 
     /// How many shards there are.
     pub fn shard_count(&self) -> usize {
-        self.peers().count()
+        self.peers.get().count()
     }
 
     /// Runs `listener` after every install of an image on this shard.
@@ -123,7 +116,7 @@ impl Metadata {
 
     /// Sends a topic administration request to the controller shard and returns its answer.
     pub async fn control(&self, request: ControllerRequest) -> Result<ControllerResponse, ShardError> {
-        match self.peers().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
+        match self.peers.get().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
             MetadataResponse::Controller(response) => Ok(response),
             MetadataResponse::Done => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
         }
@@ -170,7 +163,7 @@ impl Metadata {
         image.version += 1;
         store_image(&self.config.data_dir, &image).map_err(|e| TopicError::Storage(e.to_string()))?;
         let image = Arc::new(image);
-        let peers = self.peers();
+        let peers = self.peers.get();
         let phases: [fn(Arc<MetadataImage>) -> MetadataRequest; 2] =
             [MetadataRequest::OpenPartitions, MetadataRequest::InstallImage];
         for phase in phases {

@@ -5,7 +5,7 @@
 //! as images arrive ([`ShardPartitions::open`], [`ShardPartitions::retain`]); at shutdown
 //! [`ShardPartitions::close_all`] flushes and seals every log.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::replica::Partition;
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::TopicConfig;
 use crate::model::{LeaderEpoch, Timestamp, TopicId, TopicPartition};
-use crate::shard::Peers;
+use crate::shard::{Peers, PeersSlot};
 use crate::storage::{BatchCache, HighWatermark, OpenOptions, PartitionLog};
 
 /// The partition layer's handle on the other shards.
@@ -29,27 +29,24 @@ pub struct ShardPartitions {
     config: Arc<BrokerConfig>,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     cache: BatchCache,
-    peers: OnceCell<PartitionPeers>,
+    peers: PeersSlot<PartitionRequest, PartitionResponse>,
 }
 
 impl ShardPartitions {
     /// No partitions yet.
     pub fn new(config: Arc<BrokerConfig>) -> Self {
         let cache = BatchCache::new(config.batch_cache_bytes);
-        ShardPartitions { config, partitions: RefCell::new(HashMap::new()), cache, peers: OnceCell::new() }
+        ShardPartitions { config, partitions: RefCell::new(HashMap::new()), cache, peers: PeersSlot::default() }
     }
 
     /// Connects the layer to its counterparts on the other shards (once, at startup).
     pub fn set_peers(&self, peers: PartitionPeers) {
-        let _ = self.peers.set(peers);
+        self.peers.set(peers);
     }
 
     /// The partition layers of all shards.
     pub fn peers(&self) -> &PartitionPeers {
-        match self.peers.get() {
-            Some(peers) => peers,
-            None => unreachable!("peers are set in ShardBroker::start before any request is served"),
-        }
+        self.peers.get()
     }
 
     /// A partition this shard owns.
