@@ -34,6 +34,9 @@ pub enum PartitionError {
     /// Records are missing from a produce request.
     #[error("no records")]
     NoRecords,
+    /// A batch the broker refuses for what it is, not for its bytes.
+    #[error("{0}")]
+    InvalidRecord(String),
 }
 
 impl From<BatchError> for PartitionError {
@@ -242,8 +245,11 @@ impl Partition {
             (config.log.batch_bytes_max(), config.timestamp_type)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
-        // result. Idempotent producers' sequence checks go here, on the batches' summaries.
+        // result, and checks idempotent producers' sequences on the batches' summaries.
         let mut batches = ValidBatches::new(records, limit)?;
+        if batches.batches().iter().any(|b| b.control) {
+            return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
+        }
         let mut log_append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
             log_append_time = Timestamp::now();
@@ -330,6 +336,14 @@ impl Partition {
         Ok(self.log.delete_records_before(target)?)
     }
 
+    /// Forgets producers idle for `expiration` (`producer.id.expiration.ms`).
+    pub(crate) fn expire_producers(&self, now: Timestamp, expiration: std::time::Duration) {
+        let expired = self.log.expire_producers(now, expiration);
+        if expired > 0 {
+            tracing::debug!(tp = %self.topic_partition, expired, "producer ids expired");
+        }
+    }
+
     /// Deletes segments past the topic's retention.
     pub(crate) fn enforce_retention(&self, now: Timestamp) -> Result<(), PartitionError> {
         Ok(self.log.enforce_retention(now).map(|_| ())?)
@@ -350,6 +364,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
             PartitionError::Timeout => ErrorCode::RequestTimedOut,
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
+            PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
         }
     }
 }
