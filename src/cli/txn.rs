@@ -74,7 +74,9 @@ pub(super) fn run(args: TxnArgs) -> anyhow::Result<()> {
                 if json {
                     let list: Vec<_> = listed
                         .iter()
-                        .map(|t| json!({"transactional_id": t.transactional_id, "producer_id": t.producer_id, "state": t.state}))
+                        .map(|t| {
+                            json!({"transactional_id": t.transactional_id, "producer_id": t.producer_id, "state": t.state})
+                        })
                         .collect();
                     return emit_json(&json!(list));
                 }
