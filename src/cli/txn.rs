@@ -75,7 +75,8 @@ pub(super) fn run(args: TxnArgs) -> anyhow::Result<()> {
                     let list: Vec<_> = listed
                         .iter()
                         .map(|t| {
-                            json!({"transactional_id": t.transactional_id, "producer_id": t.producer_id, "state": t.state})
+                            let (id, producer, state) = (&t.transactional_id, t.producer_id, &t.state);
+                            json!({"transactional_id": id, "producer_id": producer, "state": state})
                         })
                         .collect();
                     return emit_json(&json!(list));
