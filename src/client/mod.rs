@@ -16,6 +16,9 @@
 //!   configs; list offsets.
 //! - [`group_admin`]: list, describe, delete consumer groups; their committed offsets and lag;
 //!   offset resets.
+//! - [`coordinator`]: finding the coordinator of a group or a transactional id.
+//! - [`txn_admin`]: list and describe transactions, abort them, describe a partition's
+//!   producers.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
 //! - [`producer`]: batching, compression, acks, retries, delivery futures.
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
@@ -29,12 +32,14 @@ pub mod assignor;
 pub mod connection;
 pub mod consumer;
 pub mod consumer_protocol;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod group_admin;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod txn_admin;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
