@@ -441,6 +441,7 @@ fn kafkajs_idempotent_producer_through_a_sigkill() {
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const UNKNOWN_PRODUCER_ID: i16 = 59;
+const INVALID_RECORD: i16 = 87;
 
 /// InitProducerId v1 (by hand) for an idempotent producer: (producer id, epoch).
 fn init_producer_id(addr: &str) -> (i64, i16) {
@@ -550,4 +551,11 @@ fn raw_produce_deduplicates_retries_and_refuses_gaps_old_epochs_and_unknown_ids(
     assert_eq!(produce_to(&addr, t, 0, &bumped), (0, 5));
     assert_eq!(log_end(&addr, t, 0), 8);
     assert_eq!(produce_to(&addr, t, 0, &stamped(1, id, 1, 3)), (0, 8), "and the sequence goes on");
+
+    // Kafka's rule for producer-id batches: one per partition per request. Otherwise a retry
+    // beside a new batch would answer for both and lose the new one.
+    let mut two = third.clone();
+    two.extend_from_slice(&stamped(1, id, 1, 4));
+    assert_eq!(produce_to(&addr, t, 0, &two).0, INVALID_RECORD, "a retry and a new batch together");
+    assert_eq!(log_end(&addr, t, 0), 9, "append nothing");
 }
