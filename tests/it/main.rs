@@ -18,3 +18,4 @@ mod malformed_frames;
 mod raw;
 mod storage_crash;
 mod tidy;
+mod transactions;
