@@ -104,11 +104,14 @@ def drain(consumer, partitions, seconds):
     return out, eof
 
 
-def watch(consumer, seconds):
-    """The values `consumer` reads in the next `seconds` (whatever its EOFs say)."""
+def watch(consumer, seconds, expected=None):
+    """The values `consumer` reads in the next `seconds` (whatever its EOFs say), or until it
+    read `expected` values and then nothing more for a moment."""
     out = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if expected is not None and len(out) >= expected:
+            deadline = min(deadline, time.monotonic() + 0.3)
         msg = consumer.poll(0.1)
         if msg is None:
             continue
@@ -331,7 +334,7 @@ def verify_eos(b, input_topic, output, partitions, n, group):
 def sluice_consume(sluice, b, topic, isolation):
     out = subprocess.run(
         [sluice, "consume", topic, "--bootstrap", b, "--from-beginning", "--isolation-level", isolation,
-         "--timeout-ms", "1500", "--format", "%v\\n"],
+         "--timeout-ms", "1000", "--format", "%v\\n"],
         capture_output=True, text=True, timeout=TIMEOUT,
     )
     check(out.returncode == 0, f"sluice consume --isolation-level {isolation}: {out.stderr.strip()}")
@@ -372,7 +375,7 @@ def visibility(b, topic, sluice):
         p1.begin_transaction()
         send(p1, f"open-{end}")
         send(plain, f"after-{end}")
-        got = watch(ru, 1.0)
+        got = watch(ru, 5.0, expected=2)
         check(got == [f"open-{end}", f"after-{end}"], f"read_uncommitted with a transaction open: {got}")
         got = watch(rc, 1.5)
         check(got == [], f"read_committed read {got} past the open transaction (its last stable offset)")
@@ -384,7 +387,7 @@ def visibility(b, topic, sluice):
         else:
             p1.abort_transaction(TIMEOUT)
             expected = [f"after-{end}"]
-        got = watch(rc, 2.0)
+        got = watch(rc, 5.0, expected=len(expected))
         check(got == expected, f"read_committed after the {end}: {got}, expected {expected}")
     rc.close()
     ru.close()
@@ -479,7 +482,7 @@ def timeout(b, topic, txn_id, sluice):
     check(elapsed >= 0.8, f"aborted after {elapsed:.1f} s, before its 1 s timeout")
     check(described["producer_epoch"] > before["producer_epoch"],
           f"the abort did not bump the epoch: {before['producer_epoch']} then {described['producer_epoch']}")
-    got = watch(rc, 2.0)
+    got = watch(rc, 5.0, expected=1)
     rc.close()
     check(got == ["after"], f"read_committed after the timeout: {got}, expected ['after']")
     try:
