@@ -11,6 +11,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -91,6 +92,7 @@ handler_table!(|broker, header, request, peer| {
     IncrementalAlterConfigs => incremental_alter_configs::handle(broker, header, request).await,
     // Exactly once: idempotent producers and transactions.
     InitProducerId => init_producer_id::handle(broker, header, request).await,
+    DescribeProducers => describe_producers::handle(broker, header, request).await,
 });
 
 /// The versions of `api` the broker serves: all the codec implements, if the broker handles it.
