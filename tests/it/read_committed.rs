@@ -97,7 +97,7 @@ fn read_committed_sees_plain_and_idempotent_data_up_to_the_high_watermark() {
             assert_eq!(partition.error_code, 0, "v{version}");
             assert_eq!((partition.high_watermark, partition.last_stable_offset), (7, 7), "v{version}");
             assert_eq!(partition.aborted_transactions, Some(vec![]), "v{version}");
-            assert!(partition.records.as_ref().is_some_and(|r| r.len() > 0), "v{version}");
+            assert!(partition.records.as_ref().is_some_and(|r| !r.is_empty()), "v{version}");
             let response = connection.send_at(&fetch_request(0, 0, 0), version).await.unwrap();
             let partition = only_partition(&response);
             assert_eq!(partition.last_stable_offset, 7, "v{version}: the real LSO at read_uncommitted too");
@@ -129,7 +129,7 @@ fn read_committed_sees_plain_and_idempotent_data_up_to_the_high_watermark() {
         let partition = only_partition(&response);
         assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
         assert_eq!((partition.high_watermark, partition.last_stable_offset), (9, 9));
-        assert!(partition.records.as_ref().is_some_and(|r| r.len() > 0));
+        assert!(partition.records.as_ref().is_some_and(|r| !r.is_empty()));
 
         // A read_committed fetch session: the full fetch, then incremental ones that carry the
         // partition only when it has news.
