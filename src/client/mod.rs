@@ -16,6 +16,9 @@
 //!   configs; list offsets.
 //! - [`group_admin`]: list, describe, delete consumer groups; their committed offsets and lag;
 //!   offset resets.
+//! - [`coordinator`]: finding the coordinator of a group or a transactional id.
+//! - [`txn_admin`]: list and describe transactions, abort them, describe a partition's
+//!   producers.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
 //! - [`producer`]: batching, compression, acks, retries, delivery futures.
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
@@ -29,17 +32,19 @@ pub mod assignor;
 pub mod connection;
 pub mod consumer;
 pub mod consumer_protocol;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod group_admin;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod txn_admin;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, SeekTo};
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};

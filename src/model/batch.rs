@@ -346,12 +346,17 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     }
 }
 
+/// Attribute bit of a transactional batch.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of a control batch (a transaction marker).
+pub const CONTROL_FLAG: i16 = 0x20;
+
 /// Stamps a built batch with an idempotent or transactional producer's id, epoch and first
 /// sequence (and the transactional attribute bit), and recomputes the CRC, which covers them.
 pub fn set_producer(batch: &mut [u8], producer_id: ProducerId, epoch: i16, base_sequence: i32, transactional: bool) {
     let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
-    let attributes = header.attributes.get() & !super::TRANSACTIONAL_FLAG;
-    header.attributes = I16::new(if transactional { attributes | super::TRANSACTIONAL_FLAG } else { attributes });
+    let attributes = header.attributes.get() & !TRANSACTIONAL_FLAG;
+    header.attributes = I16::new(if transactional { attributes | TRANSACTIONAL_FLAG } else { attributes });
     header.producer_id = I64::new(producer_id.0);
     header.producer_epoch = I16::new(epoch);
     header.base_sequence = I32::new(base_sequence);

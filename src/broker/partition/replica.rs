@@ -45,6 +45,9 @@ pub enum PartitionError {
     /// A request field Kafka does not define (an isolation level other than 0 or 1).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The transaction coordinator refused a transactional write (KIP-890 verification).
+    #[error("transactional write refused by the coordinator: {0:?}")]
+    Transaction(ErrorCode),
     /// A transactional producer's first batch to this partition in a transaction: the
     /// transaction coordinator must confirm the partition was added (KIP-890) and the produce
     /// come back with `guard`. Never reaches a client.
@@ -543,6 +546,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
+            PartitionError::Transaction(code) => *code,
         }
     }
 }
