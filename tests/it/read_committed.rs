@@ -2,10 +2,12 @@
 //! level 1 for data outside transactions (the last stable offset is then the high watermark,
 //! `aborted_transactions` an empty list rather than null), long polls and fetch sessions at that
 //! level, and DescribeProducers for an idempotent producer. Requests are built from
-//! `sluice::protocol::messages` and sent at both old (non-flexible) and new versions; open and
-//! aborted transactions are covered by the partition and storage unit tests until a transaction
-//! coordinator can open one over the wire.
+//! `sluice::protocol::messages` and sent at both old (non-flexible) and new versions. Then real
+//! transactions: confluent-kafka aborts one, commits one and leaves one open
+//! (tests/clients/read_committed.py, which checks what its read_committed and read_uncommitted
+//! consumers see), and the broker's answers about them are checked here.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice::client::{Client, ClientConfig, Connection};
@@ -18,7 +20,7 @@ use sluice::protocol::messages::{
 };
 use sluice::testing::run_on_shard;
 
-use crate::harness::Broker;
+use crate::harness::{Broker, client_script, python};
 use crate::raw::{batch, create_topic, produce_to};
 
 const TOPIC: &str = "rc";
@@ -176,4 +178,64 @@ fn read_committed_sees_plain_and_idempotent_data_up_to_the_high_watermark() {
         assert_eq!(partitions[2].error_code, UNKNOWN_TOPIC_OR_PARTITION);
         assert_eq!(response.topics[1].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
     });
+}
+
+#[test]
+fn confluent_kafka_read_committed_sees_only_committed_transactions() {
+    let mut broker = Broker::start(&["--cores", "2"]);
+    create_topic(&broker, TOPIC);
+    let output = Command::new(python())
+        .arg(client_script("read_committed.py"))
+        .args(["--bootstrap", &broker.addr, "--topic", TOPIC, "--partitions", "2"])
+        .output()
+        .expect("run read_committed.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("PASS read_committed"),
+        "read_committed.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+
+    // Partition 0 now holds: the aborted transaction (from offset 0) and its marker, the
+    // committed one and its marker, and the open one, which holds the LSO below the HW. So it
+    // does after a crash: the aborted-transaction index and the open transaction are recovered.
+    let before = check_transactions(&broker.addr);
+    broker.restart();
+    assert_eq!(check_transactions(&broker.addr), before, "(LSO, HW) after a SIGKILL and a restart");
+}
+
+/// Checks partition 0 after read_committed.py through ListOffsets, DescribeProducers and Fetch;
+/// returns its (last stable offset, high watermark).
+fn check_transactions(addr: &str) -> (i64, i64) {
+    let addr = addr.to_string();
+    run_on_shard(move || async move {
+        let client = Client::connect(ClientConfig::new([addr.clone()])).await.unwrap();
+        let connection = client.any_connection().await.unwrap();
+        let (_, high_watermark) = list(&connection, 0, -1).await;
+        let (_, last_stable_offset) = list(&connection, 1, -1).await;
+        assert!(0 < last_stable_offset && last_stable_offset < high_watermark, "{last_stable_offset} {high_watermark}");
+
+        let request = DescribeProducersRequest {
+            topics: vec![DescribeProducersRequestTopic { name: TOPIC.to_string(), partition_indexes: vec![0] }],
+        };
+        let response = connection.send(&request).await.unwrap();
+        let producers = &response.topics[0].partitions[0].active_producers;
+        assert_eq!(producers.len(), 1, "{producers:?}");
+        let producer = &producers[0];
+        assert_eq!(producer.current_txn_start_offset, last_stable_offset, "the open transaction holds the LSO");
+        assert!(producer.coordinator_epoch >= 0, "markers were written: {producer:?}");
+
+        for version in [connection.version(ApiKey::Fetch).unwrap(), 4] {
+            let response = connection.send_at(&fetch_request(0, 1, 0), version).await.unwrap();
+            let partition = only_partition(&response);
+            assert_eq!((partition.high_watermark, partition.last_stable_offset), (high_watermark, last_stable_offset));
+            let aborted = partition.aborted_transactions.as_deref().unwrap_or_default();
+            assert_eq!(aborted.len(), 1, "v{version}: {aborted:?}");
+            assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (producer.producer_id, 0));
+            // From past the aborted transaction, nothing to drop.
+            let response = connection.send_at(&fetch_request(last_stable_offset - 1, 1, 0), version).await.unwrap();
+            assert_eq!(only_partition(&response).aborted_transactions, Some(vec![]), "v{version}");
+        }
+        (last_stable_offset, high_watermark)
+    })
 }
