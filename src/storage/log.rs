@@ -177,7 +177,7 @@ impl LogState {
     }
 
     /// Drops the completed transactions whose marker the high watermark has passed.
-    fn forget_replicated_txns(&mut self) {
+    pub(crate) fn forget_replicated_txns(&mut self) {
         while self.unreplicated.front().is_some_and(|t| t.last_offset < self.high_watermark) {
             self.unreplicated.pop_front();
         }

@@ -60,6 +60,7 @@ impl PartitionLog {
         if new_start > state.log_start {
             state.log_start = new_start;
             state.high_watermark = state.high_watermark.max(new_start);
+            state.forget_replicated_txns();
             write_log_start(&state.dir, new_start).map_err(Error::io("writing the log start offset"))?;
         }
         state.cache.drop_before(state.log_start);

@@ -3,7 +3,7 @@
 //! producers' records to drop in the range it returns.
 //!
 //! In memory: every entry whose transaction is not wholly below the log start, in marker order
-//! (so by last offset, strictly increasing). The cost is 40 bytes per aborted transaction still
+//! (so by last offset, strictly increasing). The cost is 32 bytes per aborted transaction still
 //! in the log; entries leave with retention and DeleteRecords.
 //!
 //! On disk: one file per partition, `aborted-transactions`, holding entries in Kafka's

@@ -263,6 +263,8 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         if read_committed && partition.aborted_transactions.is_none() {
             partition.aborted_transactions = Some(Vec::new());
         }
+        // The view is the same at both isolation levels (the LSO is the real one in both), so
+        // a session may change levels between fetches without confusing what counts as news.
         let view = PartitionView {
             high_watermark: partition.high_watermark,
             last_stable_offset: partition.last_stable_offset,
