@@ -1,7 +1,8 @@
 """Transactions through confluent-kafka (librdkafka) against a live Sluice broker, for
 tests/it/read_committed.rs: a transactional producer aborts one transaction, commits another and
 leaves a third open; a read_committed consumer must see exactly the committed records, a
-read_uncommitted one every record. Prints "PASS read_committed" on success.
+read_uncommitted one every record. Prints "PASS read_committed" on success; a failure prints
+one line, "FAIL read_committed: <what>", after the trace (as compat.py does).
 
     python read_committed.py --bootstrap 127.0.0.1:PORT --topic TOPIC --partitions N
 """
@@ -9,6 +10,7 @@ read_uncommitted one every record. Prints "PASS read_committed" on success.
 import argparse
 import sys
 import time
+import traceback
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
@@ -93,4 +95,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # one line for the test's message (first in it), the trace below
+        traceback.print_exc()
+        print(f"FAIL read_committed: {type(e).__name__}: {e}".splitlines()[0], flush=True)
+        sys.exit(1)

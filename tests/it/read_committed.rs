@@ -20,7 +20,7 @@ use sluice::protocol::messages::{
 };
 use sluice::testing::run_on_shard;
 
-use crate::harness::{Broker, client_script, python};
+use crate::harness::{Broker, client_script, fail_line, python};
 use crate::raw::{batch, create_topic, produce_to};
 
 const TOPIC: &str = "rc";
@@ -193,7 +193,8 @@ fn confluent_kafka_read_committed_sees_only_committed_transactions() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains("PASS read_committed"),
-        "read_committed.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{}\nread_committed.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        fail_line(&stdout).unwrap_or("no FAIL line")
     );
 
     // Partition 0 now holds: the aborted transaction (from offset 0) and its marker, the
