@@ -44,6 +44,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 TIMEOUT = 30
+# The app gives up after this many aborted transactions without a commit between them.
+ABORTS_IN_A_ROW_MAX = 10
 
 
 class Failed(Exception):
@@ -225,6 +227,8 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
         print(f"FENCED {what}: {error}", flush=True)
         sys.exit(0)
 
+    last_abortable = [None]
+
     def attempt(what, call):
         """Runs a transaction call, retrying what is retriable. Returns False if the transaction
         must be aborted."""
@@ -239,6 +243,7 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
                     fenced(f"producer at {what}", error)
                 if error is not None and error.txn_requires_abort():
                     print(f"abortable at {what}: {error}", flush=True)
+                    last_abortable[0] = f"at {what}: {error}"
                     return False
                 if error is not None and error.retriable() and time.monotonic() < deadline:
                     print(f"retry {what}: {error}", flush=True)
@@ -246,6 +251,7 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
                 raise
 
     done = None
+    aborted_in_a_row = 0
     while True:
         msgs = consumer.consume(per_txn, 0.5)
         records = []
@@ -290,7 +296,10 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
         if not ok:
             attempt("abort", lambda: producer.abort_transaction(TIMEOUT))
             rewind()
+            aborted_in_a_row += 1
+            check(aborted_in_a_row < ABORTS_IN_A_ROW_MAX, f"{aborted_in_a_row} transactions in a row aborted, the last {last_abortable[0]}")
             continue
+        aborted_in_a_row = 0
         print(f"committed {sum(group_committed(consumer, input_topic, partitions).values())}", flush=True)
     check(done == total, f"committed {done} of {total}")
     print(f"committed {done}", flush=True)
