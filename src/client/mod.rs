@@ -44,7 +44,7 @@ pub mod txn_admin;
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, SeekTo};
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
