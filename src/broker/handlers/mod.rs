@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -104,6 +105,7 @@ handler_table!(|broker, header, request, peer| {
     WriteTxnMarkers => write_txn_markers::handle(broker, header, request).await,
     DescribeTransactions => describe_transactions::handle(broker, header, request).await,
     ListTransactions => list_transactions::handle(broker, header, request).await,
+    DescribeProducers => describe_producers::handle(broker, header, request).await,
     TxnOffsetCommit => txn_offset_commit::handle(broker, header, request).await,
 });
 
