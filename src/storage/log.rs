@@ -35,7 +35,7 @@ use super::epochs::EpochCache;
 use super::error::Error;
 use super::io as sio;
 use super::notify::Notify;
-use super::producer_state::{self, Admission, CompletedTxn, ProducerAppend, ProducerStateTable};
+use super::producer_state::{self, Admission, CompletedTxn, Origin, ProducerAppend, ProducerStateTable};
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
 use super::txn_index::{AbortedTxn, AbortedTxnIndex};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
@@ -508,11 +508,22 @@ impl PartitionLog {
     /// rule broken refuses the whole append; a retry of a batch already in the log appends
     /// nothing and answers with that batch's offsets, waiting for it like the original.
     pub fn append(&self, batches: ValidBatches, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+        self.append_from(batches, epoch, Origin::Client)
+    }
+
+    /// [`PartitionLog::append`] of batches written by `origin`, which decides the producer checks
+    /// they get (a coordinator's carry no sequence).
+    pub fn append_from(
+        &self,
+        batches: ValidBatches,
+        epoch: LeaderEpoch,
+        origin: Origin,
+    ) -> Result<PendingAppend, Error> {
         self.check_writable()?;
         let mut state = self.state.borrow_mut();
         let base_offset = state.log_end;
         {
-            let mut checks = ProducerAppend::new(&state.producers);
+            let mut checks = ProducerAppend::with_origin(&state.producers, origin);
             let mut offset = base_offset;
             for batch in batches.batches() {
                 if let Admission::Duplicate(original) = checks.admit(batch, offset)? {

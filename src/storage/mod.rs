@@ -41,7 +41,7 @@ pub use error::Error;
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
 pub use producer_state::{
-    Admission, BatchEntry, CompletedTxn, ProducerAppend, ProducerEntry, ProducerError, ProducerStateTable,
+    Admission, BatchEntry, CompletedTxn, Origin, ProducerAppend, ProducerEntry, ProducerError, ProducerStateTable,
 };
 pub use read::{ReadLimits, ReadSlice};
 pub use retention::RetentionReport;

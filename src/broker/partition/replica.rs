@@ -15,7 +15,8 @@ use crate::model::{
 };
 use crate::protocol::ErrorCode;
 use crate::storage::{
-    self, AbortedTxn, AppendInfo, CompletedTxn, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits, ReadSlice,
+    self, AbortedTxn, AppendInfo, CompletedTxn, Origin, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits,
+    ReadSlice,
 };
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
@@ -321,6 +322,21 @@ impl Partition {
     /// transaction needs `guard` from an earlier [`PartitionError::NeedsVerification`], proving
     /// the coordinator was asked since the last marker.
     pub fn append(&self, records: BytesMut, guard: Option<u64>) -> Result<Appended, PartitionError> {
+        self.append_from(records, guard, Origin::Client)
+    }
+
+    /// Appends batches a coordinator writes on a producer's behalf (the group coordinator's
+    /// transactional offset commits; Kafka's `AppendOrigin.COORDINATOR`). They carry the
+    /// producer's id and epoch but no sequence, so only the epoch and transaction checks apply
+    /// (see `storage::Origin`); a transactional one still opens the producer's transaction here,
+    /// which its marker ends. No KIP-890 guard: the guard proves a client's produce was verified
+    /// with the transaction coordinator, and the coordinator path does its own checks before
+    /// writing.
+    pub fn append_for_coordinator(&self, records: BytesMut) -> Result<Appended, PartitionError> {
+        self.append_from(records, None, Origin::Coordinator)
+    }
+
+    fn append_from(&self, records: BytesMut, guard: Option<u64>, origin: Origin) -> Result<Appended, PartitionError> {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
@@ -342,7 +358,9 @@ impl Partition {
                 "an idempotent or transactional produce carries exactly one batch per partition".into(),
             ));
         }
-        if let Some(first) = batches.batches().iter().find(|b| b.transactional) {
+        if origin == Origin::Client
+            && let Some(first) = batches.batches().iter().find(|b| b.transactional)
+        {
             let (producer_id, producer_epoch) = (first.producer_id, first.producer_epoch);
             let open_here =
                 self.log.with_producers(|p| p.get(producer_id).is_some_and(|e| e.txn_first_offset.is_some()));
@@ -369,7 +387,7 @@ impl Partition {
             log_append_time = Timestamp::now();
             batches.stamp_log_append_time(log_append_time);
         }
-        let pending = self.log.append(batches, self.leader_epoch.get())?;
+        let pending = self.log.append_from(batches, self.leader_epoch.get(), origin)?;
         Ok(Appended { pending, log_append_time })
     }
 
