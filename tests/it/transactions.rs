@@ -666,6 +666,119 @@ fn raw_kip890_a_transactional_produce_needs_its_partition_in_the_transaction() {
     assert_eq!(latest(addr, t, 0, READ_COMMITTED), 5);
 }
 
+/// AddOffsetsToTxn v2: the error.
+fn add_offsets(addr: &str, transactional_id: &str, id: i64, epoch: i16, group: &str) -> i16 {
+    retrying("AddOffsetsToTxn", || {
+        let mut body = Vec::new();
+        string(&mut body, transactional_id);
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&epoch.to_be_bytes());
+        string(&mut body, group);
+        let response = call(addr, 25, 2, &body);
+        let mut r = Reader(&response);
+        r.i32(); // throttle time
+        (r.i16(), ())
+    })
+    .0
+}
+
+/// TxnOffsetCommit v2 of one offset: the partition's error.
+fn txn_offset_commit(
+    addr: &str,
+    transactional_id: &str,
+    id: i64,
+    epoch: i16,
+    group: &str,
+    at: (&str, i32, i64),
+) -> i16 {
+    let (topic, partition, offset) = at;
+    retrying("TxnOffsetCommit", || {
+        let mut body = Vec::new();
+        string(&mut body, transactional_id);
+        string(&mut body, group);
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&epoch.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        string(&mut body, topic);
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&partition.to_be_bytes());
+        body.extend_from_slice(&offset.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes()); // leader epoch
+        body.extend_from_slice(&(-1i16).to_be_bytes()); // metadata: null
+        let response = call(addr, 28, 2, &body);
+        let mut r = Reader(&response);
+        r.i32(); // throttle time
+        assert_eq!(r.i32(), 1);
+        assert_eq!(r.string(), topic);
+        assert_eq!(r.i32(), 1);
+        assert_eq!(r.i32(), partition);
+        (r.i16(), ())
+    })
+    .0
+}
+
+/// OffsetFetch v5 (no require_stable): the group's committed offset of topic/partition, -1 if
+/// none. A transaction's offsets count only once it commits.
+#[track_caller]
+fn committed_offset(addr: &str, group: &str, topic: &str, partition: i32) -> i64 {
+    let (_, offset) = retrying("OffsetFetch", || {
+        let mut body = Vec::new();
+        string(&mut body, group);
+        body.extend_from_slice(&1i32.to_be_bytes());
+        string(&mut body, topic);
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&partition.to_be_bytes());
+        let response = call(addr, 9, 5, &body);
+        let mut r = Reader(&response);
+        r.i32(); // throttle time
+        assert_eq!(r.i32(), 1);
+        assert_eq!(r.string(), topic);
+        assert_eq!(r.i32(), 1);
+        assert_eq!(r.i32(), partition);
+        let offset = r.i64();
+        r.i32(); // leader epoch
+        let metadata = r.i16();
+        r.take(usize::try_from(metadata).unwrap_or(0));
+        let partition_error = r.i16();
+        let error = r.i16();
+        assert_eq!(partition_error, 0, "OffsetFetch {group} {topic}-{partition}");
+        (error, offset)
+    });
+    offset
+}
+
+#[test]
+fn raw_txn_offsets_count_when_their_transaction_commits_not_before_and_not_if_it_aborts() {
+    let mut broker = Broker::start(BROKER_FLAGS);
+    let (t, group) = ("txo", "txo-group");
+    create_topic(&broker, t);
+    let addr = broker.addr.clone();
+    let addr = addr.as_str();
+    let (id, epoch) = init_transactional(addr, "txo-txn");
+    let txn = "txo-txn";
+
+    assert_eq!(add_offsets(addr, txn, id, epoch, group), 0, "AddOffsetsToTxn");
+    assert_eq!(txn_offset_commit(addr, txn, id, epoch, group, (t, 0, 42)), 0, "TxnOffsetCommit");
+    assert_eq!(committed_offset(addr, group, t, 0), -1, "an offset of an open transaction does not count yet");
+    assert_eq!(end_txn(addr, txn, id, epoch, true), 0, "EndTxn commit");
+    // Kafka's GroupMetadataManager.handleTxnCompletion: the COMMIT marker makes them the
+    // group's offsets.
+    assert_eq!(committed_offset(addr, group, t, 0), 42, "the committed transaction's offset, at once");
+
+    assert_eq!(add_offsets(addr, txn, id, epoch, group), 0);
+    assert_eq!(txn_offset_commit(addr, txn, id, epoch, group, (t, 0, 99)), 0);
+    assert_eq!(txn_offset_commit(addr, txn, id, epoch, group, (t, 1, 7)), 0);
+    assert_eq!(end_txn(addr, txn, id, epoch, false), 0, "EndTxn abort");
+    assert_eq!(committed_offset(addr, group, t, 0), 42, "an aborted transaction's offset is dropped");
+    assert_eq!(committed_offset(addr, group, t, 1), -1, "an aborted transaction's offset is dropped");
+
+    broker.kill9();
+    broker.restart();
+    let addr = broker.addr.as_str();
+    assert_eq!(committed_offset(addr, group, t, 0), 42, "after a SIGKILL, replayed");
+    assert_eq!(committed_offset(addr, group, t, 1), -1, "after a SIGKILL, replayed");
+}
+
 #[test]
 fn raw_bad_transactional_requests_get_kafkas_errors() {
     let broker = Broker::start(&[BROKER_FLAGS, &["--transaction-max-timeout-ms", "60000"]].concat());
