@@ -4,8 +4,8 @@ Every command prints one line "PASS <command> ..." when its checks hold; any fai
 line, "FAIL <command>: <what>", and exits 1. The commands:
 
     python transactions.py --bootstrap HOST:PORT seed TOPIC PARTITIONS N
-    python transactions.py --bootstrap HOST:PORT app INPUT OUTPUT PARTITIONS GROUP TXN_ID PER_TXN
-    python transactions.py --bootstrap HOST:PORT verify-eos INPUT OUTPUT PARTITIONS N GROUP
+    python transactions.py --bootstrap HOST:PORT app INPUT OUTPUT PARTITIONS GROUP TXN_ID PER_TXN RATE
+    python transactions.py --bootstrap HOST:PORT verify-eos INPUT OUTPUT PARTITIONS N GROUP [MIN_ABORTED]
     python transactions.py --bootstrap HOST:PORT visibility TOPIC --sluice BIN
     python transactions.py --bootstrap HOST:PORT fencing TOPIC
     python transactions.py --bootstrap HOST:PORT timeout TOPIC TXN_ID --sluice BIN
@@ -16,18 +16,24 @@ line, "FAIL <command>: <what>", and exits 1. The commands:
 idempotent producer. `app` is a consume-transform-produce application (librdkafka): a member of
 GROUP (static, its instance id is TXN_ID) that reads INPUT read_committed and, per transaction of
 up to PER_TXN records, writes each record to OUTPUT (same partition, value "<i>") and commits its
-consumer offsets in the transaction (send_offsets_to_transaction). It prints "committed <count>"
+consumer offsets in the transaction (send_offsets_to_transaction), at most RATE records/s (so
+that the test's crashes land mid-stream). Once a transaction's records are written, it prints
+"open <records read>" and keeps the pace there (holding it open at least 30 ms), so that most
+moments are inside a transaction. It prints "committed <count>"
 after each commit (count: the sum of its group's committed offsets) and "DONE" once every input
 record is committed; if another instance fenced it, it prints "FENCED <what>" and exits 0.
 `verify-eos` checks that a read_committed consumer of OUTPUT sees every input record exactly
-once, in input order per partition, and that GROUP's offsets are at the end of INPUT.
+once, in input order per partition, that GROUP's offsets are at the end of INPUT, and that a
+read_uncommitted consumer sees at least MIN_ABORTED more (of aborted transactions).
 `expect` reads TOPIC (partition 0) read_committed and read_uncommitted and compares the values
 with COMMITTED and ALL (comma-separated).
 """
 
 import argparse
+import faulthandler
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +50,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 TIMEOUT = 30
+# librdkafka (2.10 and later) re-bootstraps when every broker is down, which a one-node broker's
+# restart is: it decommissions the broker's handle, and send_offsets_to_transaction() then waits
+# forever on the group coordinator cached with that handle, ignoring its timeout (librdkafka
+# issues #5511 and #5456). The app turns re-bootstrapping off.
+NO_REBOOTSTRAP = {"metadata.recovery.strategy": "none"}
+# How long the app at least holds each transaction open once its records are written.
+HOLD_S = 0.03
 # The app gives up after this many aborted transactions without a commit between them.
 ABORTS_IN_A_ROW_MAX = 10
 
@@ -181,11 +194,11 @@ def group_committed(consumer, topic, partitions):
     return {tp.partition: max(tp.offset, 0) for tp in committed}
 
 
-def app(b, input_topic, output, partitions, group, txn_id, per_txn):
+def app(b, input_topic, output, partitions, group, txn_id, per_txn, rate):
     """The consume-transform-produce loop. Errors a transaction can survive abort it and rewind
     the consumer to the group's committed offsets; a fenced producer or consumer ends the app
     ("FENCED"); any other fatal error fails it."""
-    partitions, per_txn = int(partitions), int(per_txn)
+    partitions, per_txn, rate = int(partitions), int(per_txn), float(rate)
     probe = Consumer({"bootstrap.servers": b, "group.id": f"{group}-probe"})
     ends = {p: probe.get_watermark_offsets(TopicPartition(input_topic, p), timeout=TIMEOUT)[1]
             for p in range(partitions)}
@@ -202,9 +215,11 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
             "session.timeout.ms": 6000,
             "max.poll.interval.ms": 20000,
             "fetch.wait.max.ms": 50,
+            **NO_REBOOTSTRAP,
         }
     )
-    producer = txn_producer(b, txn_id, **{"transaction.timeout.ms": 15000, "linger.ms": 5})
+    debug = {"debug": os.environ["TRANSACTIONS_DEBUG"]} if os.environ.get("TRANSACTIONS_DEBUG") else {}
+    producer = txn_producer(b, txn_id, **{"transaction.timeout.ms": 15000, "linger.ms": 5}, **NO_REBOOTSTRAP, **debug)
     producer.init_transactions(TIMEOUT)
     print("initialized", flush=True)
     consumer.subscribe([input_topic])
@@ -252,6 +267,7 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
 
     done = None
     aborted_in_a_row = 0
+    started, processed = time.monotonic(), 0
     while True:
         msgs = consumer.consume(per_txn, 0.5)
         records = []
@@ -270,6 +286,7 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
                 done = sum(committed.values())
                 break
             continue
+        processed += len(records)
         ok = attempt("begin", producer.begin_transaction)
         for msg in records:
             if not ok:
@@ -284,6 +301,13 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
                     if is_fenced(kafka_error(e)):
                         fenced("producer at produce", kafka_error(e))
                     raise
+        if ok:
+            # The records are in the log and the transaction is open: the test kills the app
+            # (or pauses it) on this line. The pace is kept here, inside the transaction.
+            ok = attempt("flush", lambda: producer.flush(TIMEOUT))
+            print(f"open {processed}", flush=True)
+            ahead = started + processed / rate - time.monotonic()
+            time.sleep(max(ahead, HOLD_S))
         if ok:
             # Partitions not read from yet have no position (and need no offset).
             positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
@@ -308,8 +332,8 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn):
     return f"{done}"
 
 
-def verify_eos(b, input_topic, output, partitions, n, group):
-    partitions, n = int(partitions), int(n)
+def verify_eos(b, input_topic, output, partitions, n, group, min_aborted=0):
+    partitions, n, min_aborted = int(partitions), int(n), int(min_aborted)
     consumer = reader(b, output, partitions, "read_committed")
     records, eof = drain(consumer, partitions, TIMEOUT)
     consumer.close()
@@ -327,7 +351,8 @@ def verify_eos(b, input_topic, output, partitions, n, group):
     check(not missing, f"{len(missing)} of {n} records missing under read_committed, first {missing[:5]}")
     check(len(seen) == n, f"{len(seen)} records under read_committed, {n} in the input")
     everything = read_values(b, output, partitions, "read_uncommitted")
-    check(len(everything) >= n, f"read_uncommitted sees {len(everything)} records, fewer than the {n} committed")
+    check(len(everything) >= n + min_aborted,
+          f"read_uncommitted sees {len(everything)} records: not the {n} committed and at least {min_aborted} aborted")
     probe = Consumer({"bootstrap.servers": b, "group.id": group})
     committed = group_committed(probe, input_topic, partitions)
     ends = {p: probe.get_watermark_offsets(TopicPartition(input_topic, p), timeout=TIMEOUT)[1]
@@ -574,6 +599,8 @@ COMMANDS = {
 
 
 def main():
+    # The test sends SIGUSR1 to an app it gives up on: where it was stuck goes to stderr.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--sluice")
