@@ -106,6 +106,8 @@ struct AppOutput {
 /// A running instance of the application (transactions.py `app`).
 struct App {
     name: String,
+    /// The broker it talks to, whose state a failure reports.
+    broker_addr: String,
     child: Child,
     out: Arc<Mutex<AppOutput>>,
     stdout: Option<JoinHandle<()>>,
@@ -148,7 +150,14 @@ impl App {
             let _ = err.read_to_string(&mut text);
             text
         });
-        App { name: name.to_string(), child, out, stdout: Some(stdout), stderr: Some(stderr) }
+        App {
+            name: name.to_string(),
+            broker_addr: addr.to_string(),
+            child,
+            out,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
     }
 
     fn committed(&self) -> usize {
@@ -230,10 +239,15 @@ impl App {
         let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         let out = self.out.lock().expect("app output");
         let stdout = out.lines.join("\n");
+        let broker = match std::net::TcpStream::connect(&self.broker_addr) {
+            Ok(_) => "accepts connections",
+            Err(_) => "does not accept connections",
+        };
         panic!(
-            "{}\napplication {} {what}\n--- stdout (end)\n{}\n--- stderr (end)\n{}",
+            "{}\napplication {} {what} (the broker at {} {broker})\n--- stdout (end)\n{}\n--- stderr (end)\n{}",
             fail_line(&stdout).unwrap_or("no FAIL line"),
             self.name,
+            self.broker_addr,
             tail(&stdout, 30),
             tail(&stderr, 60)
         );
