@@ -122,6 +122,9 @@ pub struct BenchConfig {
     /// Acks.
     #[serde(serialize_with = "acks_name")]
     pub acks: Acks,
+    /// Idempotent producers (off unless asked, so that runs stay comparable with those from
+    /// before the producer became idempotent by default).
+    pub idempotent: bool,
     /// Compression.
     #[serde(serialize_with = "compression_name")]
     pub compression: CompressionType,

@@ -186,8 +186,8 @@ impl Report {
         let c = &self.config;
         let _ = writeln!(
             out,
-            "sluice bench {:?}: topic {} ({} partitions), {} producers, {} consumers, {} B records, rate {}, acks {}, \
-             compression {}",
+            "sluice bench {:?}: topic {} ({} partitions), {} producers, {} consumers, {} B records, rate {}, \
+             acks {}{}, compression {}",
             c.mode,
             c.topic,
             c.partitions,
@@ -200,6 +200,7 @@ impl Report {
                 crate::client::Acks::Leader => "1",
                 crate::client::Acks::All => "all",
             },
+            if c.idempotent { " (idempotent)" } else { "" },
             compression_label(c.compression),
         );
         let _ = writeln!(out, "measured {:.2} s (after {} s warm-up)", self.measured_s, c.warmup.as_secs_f64());

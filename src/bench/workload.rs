@@ -46,8 +46,9 @@ pub(super) async fn shard_main(shard: usize, shared: Arc<Shared>, events: flume:
     let mut setup_error = None;
     if config.produces() {
         for index in mine(config.producers) {
-            match Client::connect(config.client_config(format!("sluice-bench-producer-{index}"))).await {
-                Ok(client) => producers.push((index, Producer::new(client, producer_config(config)))),
+            let client = Client::connect(config.client_config(format!("sluice-bench-producer-{index}"))).await;
+            match client.and_then(|client| Producer::new(client, producer_config(config))) {
+                Ok(producer) => producers.push((index, producer)),
                 Err(e) => setup_error = Some(format!("producer {index}: {e}")),
             }
         }
@@ -128,6 +129,7 @@ fn producer_config(config: &BenchConfig) -> ProducerConfig {
         buffer_memory: (config.batch_bytes * 2 * usize::try_from(config.partitions.max(1)).unwrap_or(1))
             .max(32 * 1024 * 1024),
         request_max_bytes: config.batch_bytes.max(4 * 1024 * 1024),
+        idempotence: config.idempotent,
     }
 }
 

@@ -171,6 +171,10 @@ struct Flags {
     /// Acknowledgements: 0, 1 or all.
     #[arg(long, value_enum, default_value = "all")]
     acks: AcksArg,
+    /// Idempotent producers (needs --acks all and --max-in-flight at most 5). Off by default,
+    /// unlike `sluice produce`, so the bench measures plain produce as it always has.
+    #[arg(long)]
+    idempotent: bool,
     /// Batch compression.
     #[arg(long, value_enum, default_value = "none")]
     compression: CompressionArg,
@@ -234,6 +238,13 @@ impl Flags {
         if self.max_in_flight == 0 {
             bail!("--max-in-flight must be at least 1");
         }
+        if self.idempotent && !matches!(self.acks, AcksArg::All) {
+            bail!("--idempotent needs --acks all");
+        }
+        let in_flight_max = crate::client::producer::IDEMPOTENT_IN_FLIGHT_MAX;
+        if self.idempotent && self.max_in_flight > in_flight_max {
+            bail!("--idempotent allows --max-in-flight {in_flight_max} at most");
+        }
         if self.batch_bytes == 0 {
             bail!("--batch-bytes must be at least 1");
         }
@@ -263,6 +274,7 @@ impl Flags {
             batch_bytes: self.batch_bytes,
             linger: seconds("linger-ms", self.linger_ms / 1000.0)?,
             acks: self.acks.into(),
+            idempotent: self.idempotent,
             compression: self.compression.into(),
             max_in_flight: self.max_in_flight,
             cores: self.cores,

@@ -17,7 +17,8 @@
 //! - [`group_admin`]: list, describe, delete consumer groups; their committed offsets and lag;
 //!   offset resets.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
-//! - [`producer`]: batching, compression, acks, retries, delivery futures.
+//! - [`producer`]: batching, compression, acks, retries, delivery futures; idempotence, whose
+//!   sequence-number bookkeeping is [`sequencing`].
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
 //!   (compressed batches too).
 //! - [`group`]: a consumer that is a member of a consumer group: join, sync, heartbeats,
@@ -35,6 +36,7 @@ pub mod group_admin;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod sequencing;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
@@ -43,4 +45,4 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, RecordMetadata};

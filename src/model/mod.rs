@@ -19,8 +19,8 @@ pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, CompressionType, compress, decompress};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
-    BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
-    seeded_batch,
+    BatchBuilder, BatchIter, ProducerStamp, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint,
+    read_varlong, seeded_batch, stamp_producer,
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};
