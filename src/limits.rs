@@ -114,3 +114,26 @@ pub const SENDFILE_CHUNK_BYTES: usize = 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MIN < REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(BATCH_BYTES_MAX < REQUEST_BYTES_MAX_DEFAULT);
+
+/// Batches remembered per producer per partition for deduplication (Kafka's
+/// `NUM_BATCHES_TO_RETAIN`): the most a producer may have in flight to one partition.
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+/// `producer.id.expiration.ms`: how long a producer's state outlives its last append (Kafka's
+/// default, one day).
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Producer-state snapshots kept per partition (the newest; older ones only slow nothing down).
+pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+/// Producers a snapshot file may describe; a larger count is damage, refused before allocating.
+pub const PRODUCER_SNAPSHOT_ENTRIES_MAX: usize = 10_000_000;
+/// `transaction.max.timeout.ms` default (Kafka's, 15 minutes).
+pub const TRANSACTION_MAX_TIMEOUT_MS_DEFAULT: i32 = 900_000;
+/// `transactional.id.expiration.ms` default (Kafka's, 7 days).
+pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Partitions of `__transaction_state` (Kafka's default is 50; each partition here
+/// preallocates a segment extent, as `__consumer_offsets` does).
+pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 16;
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` default (Kafka's, 10 s).
+pub const TRANSACTION_ABORT_CHECK_INTERVAL_MS_DEFAULT: u64 = 10_000;
+/// Producer ids a shard takes from the controller at a time (Kafka's brokers take blocks of
+/// 1000 from the quorum).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;

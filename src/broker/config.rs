@@ -52,6 +52,36 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: u64,
+    /// Idempotent producers and transactions.
+    pub txn: TxnConfig,
+}
+
+/// Kafka's producer-state and transaction settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `producer.id.expiration.ms`: a partition forgets a producer idle this long.
+    pub producer_id_expiration_ms: u64,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id idle this long is forgotten.
+    pub transactional_id_expiration_ms: u64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_partitions: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often coordinators
+    /// look for transactions past their timeout.
+    pub abort_check_interval_ms: u64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            producer_id_expiration_ms: crate::limits::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            max_timeout_ms: crate::limits::TRANSACTION_MAX_TIMEOUT_MS_DEFAULT,
+            transactional_id_expiration_ms: crate::limits::TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT,
+            state_log_partitions: crate::limits::TRANSACTION_STATE_PARTITIONS_DEFAULT,
+            abort_check_interval_ms: crate::limits::TRANSACTION_ABORT_CHECK_INTERVAL_MS_DEFAULT,
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -78,6 +108,7 @@ impl BrokerConfig {
             offsets_topic_partitions: crate::limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             group: GroupConfig::default(),
             offsets_retention_ms: crate::limits::OFFSETS_RETENTION_MINUTES_DEFAULT * 60 * 1000,
+            txn: TxnConfig::default(),
             offsets_retention_check_interval_ms: crate::limits::OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::model::BatchError;
 use crate::protocol::ErrorCode;
-use crate::storage;
+use crate::storage::{self, ProducerError};
 
 impl From<&BatchError> for ErrorCode {
     fn from(e: &BatchError) -> Self {
@@ -30,6 +30,13 @@ impl From<&storage::Error> for ErrorCode {
             storage::Error::Io { .. } | storage::Error::Offline(_) => ErrorCode::KafkaStorageError,
             storage::Error::Closed => ErrorCode::NotLeaderOrFollower,
             storage::Error::Config(_) => ErrorCode::InvalidConfig,
+            storage::Error::Producer(e) => match e {
+                ProducerError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+                ProducerError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+                ProducerError::UnknownProducerId { .. } => ErrorCode::UnknownProducerId,
+                ProducerError::InvalidTxnState(_) => ErrorCode::InvalidTxnState,
+                ProducerError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
+            },
         }
     }
 }

@@ -20,5 +20,5 @@ pub mod partition;
 pub mod shard;
 pub mod topic_config;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, TxnConfig};
 pub use shard::{BrokerMesh, ShardBroker, broker_meshes};

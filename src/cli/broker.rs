@@ -111,6 +111,22 @@ pub(super) struct BrokerArgs {
     /// offsets.retention.check.interval.ms: how often offsets are checked for expiry.
     #[arg(long, default_value_t = limits::OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT)]
     offsets_retention_check_interval_ms: u64,
+    /// producer.id.expiration.ms: a partition forgets an idempotent producer idle this long.
+    #[arg(long, default_value_t = limits::PRODUCER_ID_EXPIRATION_MS_DEFAULT)]
+    producer_id_expiration_ms: u64,
+    /// transaction.max.timeout.ms: the longest transaction timeout a producer may ask for.
+    #[arg(long, default_value_t = limits::TRANSACTION_MAX_TIMEOUT_MS_DEFAULT)]
+    transaction_max_timeout_ms: i32,
+    /// transactional.id.expiration.ms: a transactional id idle this long is forgotten.
+    #[arg(long, default_value_t = limits::TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT)]
+    transactional_id_expiration_ms: u64,
+    /// transaction.state.log.num.partitions: partitions of __transaction_state, fixed when the
+    /// broker first creates it.
+    #[arg(long, default_value_t = limits::TRANSACTION_STATE_PARTITIONS_DEFAULT)]
+    transaction_state_partitions: i32,
+    /// How often transactions past their timeout are looked for and aborted.
+    #[arg(long, default_value_t = limits::TRANSACTION_ABORT_CHECK_INTERVAL_MS_DEFAULT)]
+    transaction_abort_check_interval_ms: u64,
 }
 
 fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
@@ -159,6 +175,13 @@ impl BrokerArgs {
         if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > limits::PARTITIONS_PER_TOPIC_MAX {
             bail!("--offsets-topic-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
         }
+        if self.transaction_state_partitions < 1 || self.transaction_state_partitions > limits::PARTITIONS_PER_TOPIC_MAX
+        {
+            bail!("--transaction-state-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            bail!("--transaction-max-timeout-ms must be positive");
+        }
         if self.group_initial_rebalance_delay_ms < 0
             || self.group_min_session_timeout_ms < 1
             || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
@@ -192,6 +215,13 @@ impl BrokerArgs {
             },
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offsets_retention_check_interval_ms: self.offsets_retention_check_interval_ms.max(1),
+            txn: crate::broker::TxnConfig {
+                producer_id_expiration_ms: self.producer_id_expiration_ms,
+                max_timeout_ms: self.transaction_max_timeout_ms,
+                transactional_id_expiration_ms: self.transactional_id_expiration_ms,
+                state_log_partitions: self.transaction_state_partitions,
+                abort_check_interval_ms: self.transaction_abort_check_interval_ms.max(1),
+            },
         })
     }
 }

@@ -346,6 +346,21 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     }
 }
 
+/// Stamps a built batch with an idempotent or transactional producer's id, epoch and first
+/// sequence (and the transactional attribute bit), and recomputes the CRC, which covers them.
+pub fn set_producer(batch: &mut [u8], producer_id: ProducerId, epoch: i16, base_sequence: i32, transactional: bool) {
+    let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
+    let attributes = header.attributes.get() & !super::TRANSACTIONAL_FLAG;
+    header.attributes = I16::new(if transactional { attributes | super::TRANSACTIONAL_FLAG } else { attributes });
+    header.producer_id = I64::new(producer_id.0);
+    header.producer_epoch = I16::new(epoch);
+    header.base_sequence = I32::new(base_sequence);
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
+        header.crc = U32::new(crc);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 mod batch;
 mod chunk;
 mod compression;
+mod control;
 mod offset;
 pub(crate) mod records;
 mod topic_id;
@@ -13,10 +14,11 @@ mod validated;
 
 pub use batch::{
     BatchError, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
-    batch_size_from_prefix, set_log_append_time,
+    batch_size_from_prefix, set_log_append_time, set_producer,
 };
 pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, CompressionType, compress, decompress};
+pub use control::{CONTROL_FLAG, ControlType, TRANSACTIONAL_FLAG, marker_batch, parse_marker};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, ProducerStamp, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint,
@@ -24,4 +26,4 @@ pub use records::{
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};
-pub use validated::{BatchSummary, IntoBatches, ValidBatches};
+pub use validated::{BatchSummary, IntoBatches, ValidBatches, increment_sequence};

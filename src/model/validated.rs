@@ -9,7 +9,10 @@
 
 use bytes::BytesMut;
 
-use super::{BatchError, ProducerId, RecordBatch, Timestamp, set_log_append_time};
+use super::{
+    BatchError, CONTROL_FLAG, ProducerId, RecordBatch, RecordBatchHeader, TRANSACTIONAL_FLAG, Timestamp,
+    set_log_append_time,
+};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES};
 
 /// What validation learnt of one batch from its header, kept so that no one reads it again.
@@ -29,26 +32,47 @@ pub struct BatchSummary {
     pub producer_epoch: i16,
     /// Sequence number of the first record, or -1.
     pub base_sequence: i32,
+    /// Part of a transaction (attribute bit 4).
+    pub transactional: bool,
+    /// A control batch: a transaction marker (attribute bit 5). Only the broker writes them.
+    pub control: bool,
 }
 
 impl BatchSummary {
     fn of(batch: &RecordBatch<'_>) -> BatchSummary {
-        let header = batch.header();
+        BatchSummary::of_header(batch.header(), batch.size())
+    }
+
+    /// What a batch header of a `size`-byte batch says (for scans that read only headers).
+    pub fn of_header(header: &RecordBatchHeader, size: usize) -> BatchSummary {
+        let attributes = header.attributes.get();
         BatchSummary {
-            size: batch.size(),
+            size,
             last_offset_delta: header.last_offset_delta.get(),
-            base_timestamp: batch.base_timestamp(),
-            max_timestamp: batch.max_timestamp(),
-            producer_id: batch.producer_id(),
+            base_timestamp: Timestamp(header.base_timestamp.get()),
+            max_timestamp: Timestamp(header.max_timestamp.get()),
+            producer_id: ProducerId(header.producer_id.get()),
             producer_epoch: header.producer_epoch.get(),
             base_sequence: header.base_sequence.get(),
+            transactional: attributes & TRANSACTIONAL_FLAG != 0,
+            control: attributes & CONTROL_FLAG != 0,
         }
+    }
+
+    /// Sequence number of the last record (sequences wrap from `i32::MAX` to 0, as Kafka's).
+    pub fn last_sequence(&self) -> i32 {
+        increment_sequence(self.base_sequence, self.last_offset_delta)
     }
 
     /// Records in the batch (validation checked that this agrees with `recordsCount`).
     pub fn records_count(&self) -> i32 {
         self.last_offset_delta + 1
     }
+}
+
+/// `sequence + by`, wrapping past `i32::MAX` to 0 as Kafka's producers do.
+pub fn increment_sequence(sequence: i32, by: i32) -> i32 {
+    if sequence > i32::MAX - by { by - (i32::MAX - sequence) - 1 } else { sequence + by }
 }
 
 /// One or more record batches, back to back in one buffer, each of which passed

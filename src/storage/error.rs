@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::config::ConfigError;
+use super::producer_state::ProducerError;
 use crate::model::{BatchError, Offset};
 
 /// What can go wrong in the storage layer. Mapped to Kafka error codes once, at the broker's
@@ -41,6 +42,9 @@ pub enum Error {
     /// A topic config value is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A producer's batch or marker broke the idempotence or transaction rules.
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 impl Error {

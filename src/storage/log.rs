@@ -35,9 +35,13 @@ use super::epochs::EpochCache;
 use super::error::Error;
 use super::io as sio;
 use super::notify::Notify;
+use super::producer_state::{self, Admission, CompletedTxn, ProducerAppend, ProducerStateTable};
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
-use crate::model::{LeaderEpoch, Offset, Timestamp, TopicPartition, ValidBatches, assign_offset_and_epoch};
+use crate::model::{
+    ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TopicPartition, ValidBatches,
+    assign_offset_and_epoch, marker_batch, parse_marker,
+};
 
 /// Name of the marker left by a clean close.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -136,6 +140,8 @@ pub(crate) struct LogState {
     closing: bool,
     pub(crate) cache: PartitionCache,
     epochs: EpochCache,
+    /// Idempotent and transactional producers' state (see `producer_state`).
+    pub(crate) producers: ProducerStateTable,
     acks: Rc<Notify>,
     work: Rc<Notify>,
     pub(crate) stats: LogStats,
@@ -194,6 +200,7 @@ impl LogState {
         let old = now_ms.saturating_sub(active.rolled_at_ms) >= i64::try_from(segment_ms).unwrap_or(i64::MAX);
         if active.size > 0 && (full || old || active.cannot_hold(batch.next_offset.plus(-1), size)) {
             debug!(tp = %self.topic_partition, base = %log_end, full, old, "rolling segment");
+            self.snapshot_producers();
             self.segments.insert(log_end, Segment::new(log_end, now_ms));
         }
         let active = self.active();
@@ -215,6 +222,15 @@ impl LogState {
         self.pending.push_back(PendingWrite { segment_base, bytes, next_offset });
         self.log_end = next_offset;
         self.stats.batches_appended += 1;
+    }
+
+    /// Writes the producer-state snapshot for the log end (at a roll and a clean close), so that
+    /// recovery replays at most the active segment. A failure costs only a longer replay.
+    fn snapshot_producers(&self) {
+        let contents = self.producers.encode_snapshot();
+        if let Err(e) = producer_state::write_snapshot(&self.dir, self.log_end, &contents) {
+            warn!(tp = %self.topic_partition, error = %e, "could not write the producer-state snapshot");
+        }
     }
 
     /// After a failed flush: forget everything past the acknowledged end, take no more appends.
@@ -408,6 +424,7 @@ impl PartitionLog {
             (last, log_start.min(last))
         };
         epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+        let producers = rebuild_producer_state(&dir, &tp, &segments, &last_file, log_end).await?;
         if clean {
             std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
             sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
@@ -434,6 +451,7 @@ impl PartitionLog {
             closing: false,
             cache: cache.partition(),
             epochs,
+            producers,
             acks: Rc::new(Notify::default()),
             work: Rc::new(Notify::default()),
             stats: LogStats::default(),
@@ -447,20 +465,87 @@ impl PartitionLog {
     /// Assigns `batches` the next offsets, stamps `epoch`, and queues them for the flusher. The
     /// batches were parsed and checked when the [`ValidBatches`] was built (against the topic's
     /// `max.message.bytes`), so they are not read again here.
+    ///
+    /// Batches of idempotent or transactional producers are checked against the producer state
+    /// first (all of them, before anything is appended): a gap, a fenced epoch or a transaction
+    /// rule broken refuses the whole append; a retry of a batch already in the log appends
+    /// nothing and answers with that batch's offsets, waiting for it like the original.
     pub fn append(&self, batches: ValidBatches, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
         self.check_writable()?;
         let mut state = self.state.borrow_mut();
         let base_offset = state.log_end;
+        {
+            let mut checks = ProducerAppend::new(&state.producers);
+            let mut offset = base_offset;
+            for batch in batches.batches() {
+                if let Admission::Duplicate(original) = checks.admit(batch, offset)? {
+                    let info = AppendInfo {
+                        base_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        log_start_offset: state.log_start,
+                    };
+                    drop(state);
+                    return Ok(PendingAppend { state: self.state.clone(), info });
+                }
+                offset = offset.plus(i64::from(batch.last_offset_delta) + 1);
+            }
+        }
         state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
-        let now_ms = Timestamp::now().0;
+        let now = Timestamp::now();
         for (mut bytes, batch) in batches.into_batches() {
             let offset = state.log_end;
             assign_offset_and_epoch(&mut bytes, offset, epoch);
-            state.enqueue(bytes.freeze(), &BatchMeta::appended(offset, &batch), now_ms);
+            state.enqueue(bytes.freeze(), &BatchMeta::appended(offset, &batch), now.0);
+            state.producers.replay(&batch, offset, now);
         }
         let info = AppendInfo { base_offset, last_offset: state.log_end.plus(-1), log_start_offset: state.log_start };
         state.work.notify_all();
         Ok(PendingAppend { state: self.state.clone(), info })
+    }
+
+    /// Appends a transaction marker ending `producer_id`'s transaction in this partition (the
+    /// transaction coordinator's WriteTxnMarkers), after Kafka's checks: no older producer epoch,
+    /// no older coordinator epoch. Returns the append and the transaction it completed.
+    pub fn append_marker(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+        epoch: LeaderEpoch,
+    ) -> Result<(PendingAppend, CompletedTxn), Error> {
+        self.check_writable()?;
+        let mut state = self.state.borrow_mut();
+        state.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let offset = state.log_end;
+        state.epochs.assign(epoch, offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
+        let now = Timestamp::now();
+        let mut bytes = marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now);
+        let meta = match RecordBatch::parse_prefix(&bytes, usize::MAX) {
+            Ok(batch) => {
+                BatchMeta::appended(offset, &crate::model::BatchSummary::of_header(batch.header(), batch.size()))
+            }
+            Err(e) => return Err(Error::InvalidBatch(e)),
+        };
+        assign_offset_and_epoch(&mut bytes, offset, epoch);
+        state.enqueue(bytes.freeze(), &meta, now.0);
+        let completed =
+            state.producers.replay_marker(producer_id, producer_epoch, coordinator_epoch, kind, offset, now);
+        let info = AppendInfo { base_offset: offset, last_offset: offset, log_start_offset: state.log_start };
+        state.work.notify_all();
+        Ok((PendingAppend { state: self.state.clone(), info }, completed))
+    }
+
+    /// Forgets producers that have not appended for `expiration` and have no open transaction
+    /// (`producer.id.expiration.ms`); returns how many.
+    pub fn expire_producers(&self, now: Timestamp, expiration: Duration) -> usize {
+        let millis = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
+        self.state.borrow_mut().producers.expire(Timestamp(now.0.saturating_sub(millis)))
+    }
+
+    /// Runs `f` over the producer state (DescribeProducers, the last stable offset).
+    pub fn with_producers<T>(&self, f: impl FnOnce(&ProducerStateTable) -> T) -> T {
+        f(&self.state.borrow().producers)
     }
 
     /// The earliest offset readable.
@@ -590,6 +675,7 @@ impl PartitionLog {
         if let Some(reason) = &state.failed {
             return Err(Error::Offline(reason.clone()));
         }
+        state.snapshot_producers();
         let marker = state.dir.join(CLEAN_SHUTDOWN_FILE);
         sio::write_atomically(&marker, b"").map_err(Error::io(format!("writing {}", marker.display())))?;
         info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
@@ -616,6 +702,90 @@ async fn rewrite_indexes(dir: &Path, segment: &mut Segment) -> Result<(), Error>
         appender.seal().await.map_err(Error::io("rewriting an index"))?;
     }
     Ok(())
+}
+
+/// The producer state after the whole recovered log: the newest usable snapshot, then every
+/// batch after it replayed from the segment files (headers only, plus the record of each
+/// marker). Without a snapshot (a log from before producer state existed, or snapshots lost)
+/// that is the whole log, once: the result is snapshotted straight away.
+async fn rebuild_producer_state(
+    dir: &Path,
+    tp: &TopicPartition,
+    segments: &BTreeMap<Offset, Segment>,
+    last_file: &sio::SharedFile,
+    log_end: Offset,
+) -> Result<ProducerStateTable, Error> {
+    let (mut table, from) = producer_state::load_snapshot(dir, log_end);
+    let start = from.unwrap_or(Offset::ZERO);
+    if start >= log_end {
+        return Ok(table);
+    }
+    let now = Timestamp::now();
+    let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+    let mut replayed = 0u64;
+    for (&base, segment) in segments.range(..log_end) {
+        if segment.next_offset <= start {
+            continue;
+        }
+        let path = segment_file(dir, base, "log");
+        let file = match &segment.file {
+            Some(file) => file.clone(),
+            None if segments.keys().next_back() == Some(&base) => last_file.clone(),
+            None => {
+                Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?)
+            }
+        };
+        let from_position = if start > base { u64::from(segment.index.lookup(base, start).position) } else { 0 };
+        let mut found = Vec::new();
+        let (_, end) = segment::scan(
+            &file,
+            base,
+            from_position,
+            segment.flushed_size,
+            size_max,
+            segment::ScanCheck::Headers,
+            |position, meta| {
+                if meta.base_offset >= start && meta.summary.producer_id.0 >= 0 {
+                    found.push((position, *meta));
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .await
+        .map_err(Error::io(format!("replaying producer state from {}", path.display())))?;
+        if let segment::ScanEnd::Invalid(e) = end {
+            warn!(%tp, segment = %base, error = %e, "producer-state replay stopped at a bad batch");
+        }
+        for (position, meta) in found {
+            let summary = meta.summary;
+            if summary.control {
+                let bytes = sio::read_at(&file, position, summary.size)
+                    .await
+                    .map_err(Error::io(format!("reading a marker in {}", path.display())))?;
+                let marker = RecordBatch::parse_prefix(&bytes, size_max).ok().as_ref().and_then(parse_marker);
+                if let Some((kind, coordinator_epoch)) = marker {
+                    table.replay_marker(
+                        summary.producer_id,
+                        summary.producer_epoch,
+                        coordinator_epoch,
+                        kind,
+                        meta.base_offset,
+                        now,
+                    );
+                }
+            } else {
+                table.replay(&summary, meta.base_offset, now);
+            }
+            replayed += 1;
+        }
+    }
+    info!(%tp, from = %start, to = %log_end, batches = replayed, producers = table.len(), "producer state rebuilt");
+    if from.is_none()
+        && let Err(e) = producer_state::write_snapshot(dir, log_end, &table.encode_snapshot())
+    {
+        warn!(%tp, error = %e, "could not write the producer-state snapshot");
+    }
+    Ok(table)
 }
 
 fn read_log_start(dir: &Path) -> Option<Offset> {

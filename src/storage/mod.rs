@@ -10,6 +10,7 @@
 //! 00000000000000052311.log ...    the next segment, named by its base offset
 //! leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
 //! log-start-offset                the log start offset, when DeleteRecords moved it
+//! 00000000000000052311.snapshot   producer state before that offset (at rolls and clean close)
 //! .clean-shutdown                 present only while the log is closed cleanly
 //! ```
 
@@ -22,6 +23,7 @@ pub mod io;
 mod log;
 mod notify;
 mod offset_index;
+pub(crate) mod producer_state;
 mod read;
 mod retention;
 mod segment;
@@ -35,6 +37,9 @@ pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_
 pub use error::Error;
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
+pub use producer_state::{
+    Admission, BatchEntry, CompletedTxn, ProducerAppend, ProducerEntry, ProducerError, ProducerStateTable,
+};
 pub use read::{ReadLimits, ReadSlice};
 pub use retention::RetentionReport;
 pub use segment::{parse_segment_name, segment_file};

@@ -170,6 +170,8 @@ pub(crate) struct BatchMeta {
     pub(crate) max_timestamp: Timestamp,
     pub(crate) base_timestamp: Timestamp,
     pub(crate) size: u64,
+    /// Everything the header says (producer fields included, for producer-state replay).
+    pub(crate) summary: BatchSummary,
 }
 
 impl BatchMeta {
@@ -181,6 +183,7 @@ impl BatchMeta {
             max_timestamp: Timestamp(header.max_timestamp.get()),
             base_timestamp: Timestamp(header.base_timestamp.get()),
             size: size as u64,
+            summary: BatchSummary::of_header(header, size),
         }
     }
 
@@ -198,6 +201,7 @@ impl BatchMeta {
             max_timestamp: batch.max_timestamp,
             base_timestamp: batch.base_timestamp,
             size: batch.size as u64,
+            summary: *batch,
         }
     }
 }

@@ -494,7 +494,7 @@ impl Coordinator {
         for (key, value) in &records {
             batch.push(Some(key), value.as_deref(), now, &[]);
         }
-        let appended = p.append(batch.build()).map_err(|e| {
+        let appended = p.append(batch.build(), None).map_err(|e| {
             warn!(partition, error = %e, "append to __consumer_offsets failed");
             ErrorCode::CoordinatorNotAvailable
         })?;

@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -52,6 +53,8 @@ macro_rules! handler_table {
             body: RequestBody,
             $peer: SocketAddr,
         ) -> Reply {
+            // Unreachable when every message the codec knows is served.
+            #[allow(unreachable_patterns)]
             match body {
                 $(RequestBody::$api($request) => $call,)*
                 _ => Reply::Close,
@@ -86,6 +89,8 @@ handler_table!(|broker, header, request, peer| {
     DeleteGroups => delete_groups::handle(broker, header, request).await,
     OffsetDelete => offset_delete::handle(broker, header, request).await,
     IncrementalAlterConfigs => incremental_alter_configs::handle(broker, header, request).await,
+    // Exactly once: idempotent producers and transactions.
+    InitProducerId => init_producer_id::handle(broker, header, request).await,
 });
 
 /// The versions of `api` the broker serves: all the codec implements, if the broker handles it.

@@ -55,7 +55,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
             scatter(
                 broker,
                 work,
-                |partitions| PartitionRequest::Produce { acks: *acks, timeout, partitions },
+                |partitions| PartitionRequest::Produce { acks: *acks, timeout, partitions, guards: Vec::new() },
                 |response| match response {
                     PartitionResponse::Produce(results) => Some(results),
                     _ => None,

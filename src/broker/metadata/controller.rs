@@ -12,7 +12,7 @@ use tracing::info;
 use super::image::{MetadataImage, PartitionMeta, TopicMeta};
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::{TopicConfig, topic_config_names};
-use crate::limits::PARTITIONS_PER_TOPIC_MAX;
+use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_SIZE};
 use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::ErrorCode;
 
@@ -102,6 +102,8 @@ pub enum ControllerRequest {
         /// Only check, change nothing.
         validate_only: bool,
     },
+    /// A block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids for one shard.
+    AllocateProducerIds,
 }
 
 /// One change of IncrementalAlterConfigs to a topic's config overrides.
@@ -140,6 +142,8 @@ pub enum ControllerResponse {
     CreatePartitions(Vec<(String, Result<(), TopicError>)>),
     /// Per topic.
     AlterTopicConfigs(Vec<(String, Result<(), TopicError>)>),
+    /// The ids `start..end`, the block's own.
+    ProducerIds(Result<std::ops::Range<i64>, TopicError>),
 }
 
 impl ControllerResponse {
@@ -157,6 +161,11 @@ impl ControllerResponse {
             ControllerResponse::DeleteTopics(r) => fail(r, error),
             ControllerResponse::CreatePartitions(r) => fail(r, error),
             ControllerResponse::AlterTopicConfigs(r) => fail(r, error),
+            ControllerResponse::ProducerIds(r) => {
+                if r.is_ok() {
+                    *r = Err(error.clone());
+                }
+            }
         }
     }
 
@@ -174,6 +183,10 @@ impl ControllerResponse {
                 }
             }
             ControllerResponse::CreatePartitions(_) => {}
+            ControllerResponse::ProducerIds(Ok(ids)) => {
+                info!(start = ids.start, end = ids.end, "producer id block allocated");
+            }
+            ControllerResponse::ProducerIds(Err(_)) => {}
             ControllerResponse::AlterTopicConfigs(results) => {
                 for (name, _) in results.iter().filter(|(_, r)| r.is_ok()) {
                     info!(topic = %name, "topic configs altered");
@@ -189,6 +202,7 @@ impl ControllerResponse {
             ControllerResponse::DeleteTopics(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::CreatePartitions(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::AlterTopicConfigs(r) => r.iter().any(|(_, r)| r.is_ok()),
+            ControllerResponse::ProducerIds(r) => r.is_ok(),
         }
     }
 }
@@ -221,6 +235,17 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
             validate_only,
             ControllerResponse::AlterTopicConfigs(alter_topic_configs(&mut image, config, topics, validate_only)),
         ),
+        ControllerRequest::AllocateProducerIds => {
+            let start = image.next_producer_id.max(0);
+            let ids = match start.checked_add(PRODUCER_ID_BLOCK_SIZE) {
+                Some(end) => {
+                    image.next_producer_id = end;
+                    Ok(start..end)
+                }
+                None => Err(TopicError::Storage("producer ids are exhausted".into())),
+            };
+            (false, ControllerResponse::ProducerIds(ids))
+        }
     };
     let changed = !validate_only && response.any_succeeded();
     Decision { image: changed.then_some(image), response }

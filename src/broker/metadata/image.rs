@@ -45,6 +45,10 @@ pub struct MetadataImage {
     pub version: u64,
     /// Topics by name.
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// The first producer id not yet handed out in a block: ids below it were given to shards
+    /// (persisted with the image before any is used, so none repeats after a restart).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -94,7 +98,7 @@ pub fn load_image(data_dir: &Path, shards: usize) -> std::io::Result<(MetadataIm
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = TopicId::random()?;
-            MetadataImage { cluster_id: id.hex(), version: 0, topics: BTreeMap::new() }
+            MetadataImage { cluster_id: id.hex(), version: 0, topics: BTreeMap::new(), next_producer_id: 0 }
         }
         Err(e) => return Err(e),
     };

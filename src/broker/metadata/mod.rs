@@ -26,7 +26,7 @@ use self::image::{MetadataImage, store_image};
 use super::config::BrokerConfig;
 use super::partition::ShardPartitions;
 use super::topic_config::TopicConfig;
-use crate::model::{LeaderEpoch, TopicPartition};
+use crate::model::{LeaderEpoch, ProducerId, TopicPartition};
 use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
 
 /// The shard where topic administration runs.
@@ -67,6 +67,8 @@ pub struct Metadata {
     controller_lock: glommio::sync::Semaphore,
     peers: PeersSlot<MetadataRequest, MetadataResponse>,
     listeners: RefCell<Vec<InstallListener>>,
+    /// Producer ids this shard may hand out, from its last block.
+    producer_ids: RefCell<std::ops::Range<i64>>,
 }
 
 impl Metadata {
@@ -79,6 +81,7 @@ impl Metadata {
             controller_lock: glommio::sync::Semaphore::new(1),
             peers: PeersSlot::default(),
             listeners: RefCell::new(Vec::new()),
+            producer_ids: RefCell::new(0..0),
         }
     }
 
@@ -119,6 +122,28 @@ impl Metadata {
         match self.peers.get().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
             MetadataResponse::Controller(response) => Ok(response),
             MetadataResponse::Done => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
+        }
+    }
+
+    /// A producer id never handed out before (InitProducerId), from this shard's block; a new
+    /// block comes from the controller, persisted before any of it is used.
+    pub async fn next_producer_id(&self) -> Result<ProducerId, TopicError> {
+        loop {
+            if let Some(id) = self.producer_ids.borrow_mut().next() {
+                return Ok(ProducerId(id));
+            }
+            match self.control(ControllerRequest::AllocateProducerIds).await {
+                Ok(ControllerResponse::ProducerIds(Ok(ids))) => {
+                    let mut current = self.producer_ids.borrow_mut();
+                    // Two waiters may both have asked; keep what is left of either block.
+                    if current.is_empty() {
+                        *current = ids;
+                    }
+                }
+                Ok(ControllerResponse::ProducerIds(Err(e))) => return Err(e),
+                Ok(_) => return Err(TopicError::Storage("unexpected controller answer".into())),
+                Err(e) => return Err(TopicError::Storage(e.to_string())),
+            }
         }
     }
 

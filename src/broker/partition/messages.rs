@@ -8,7 +8,8 @@ use bytes::BytesMut;
 use futures_channel::{mpsc, oneshot};
 
 use super::replica::{Acks, DeleteTo, Fetched, OffsetSpec, PartitionError};
-use crate::model::{Offset, Timestamp, TopicPartition};
+use crate::model::{ControlType, Offset, ProducerId, Timestamp, TopicPartition};
+use crate::storage::CompletedTxn;
 
 /// Per-partition results, in request order.
 pub type PartitionResults<T> = Vec<(TopicPartition, Result<T, PartitionError>)>;
@@ -87,6 +88,23 @@ pub enum PartitionRequest {
         timeout: Duration,
         /// Records per partition (`None`: the request had null records).
         partitions: Vec<(TopicPartition, Option<BytesMut>)>,
+        /// Verification guards for transactional first writes (KIP-890), by partition; empty
+        /// for all but a produce retried after its transaction coordinator confirmed it.
+        guards: Vec<(TopicPartition, u64)>,
+    },
+    /// Transaction markers ending one producer's transaction in partitions (WriteTxnMarkers);
+    /// answered once each marker is committed.
+    WriteMarkers {
+        /// The producer.
+        producer_id: ProducerId,
+        /// Its epoch (the marker's).
+        producer_epoch: i16,
+        /// The transaction coordinator's epoch.
+        coordinator_epoch: i32,
+        /// Commit or abort.
+        kind: ControlType,
+        /// Where.
+        partitions: Vec<TopicPartition>,
     },
     /// Read from partitions, waiting for data as the order says.
     Fetch(FetchOrder),
@@ -107,4 +125,6 @@ pub enum PartitionResponse {
     ListOffsets(PartitionResults<(Timestamp, Offset)>),
     /// DeleteRecords results: the new low watermark.
     DeleteRecords(PartitionResults<Offset>),
+    /// WriteMarkers results: the transaction each marker completed.
+    WriteMarkers(PartitionResults<CompletedTxn>),
 }

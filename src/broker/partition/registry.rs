@@ -129,10 +129,12 @@ impl ShardPartitions {
             loop {
                 glommio::timer::sleep(every).await;
                 let Some(partitions) = me.upgrade() else { return };
+                let expiration = Duration::from_millis(partitions.config.txn.producer_id_expiration_ms);
                 for partition in partitions.all() {
                     if let Err(e) = partition.enforce_retention(Timestamp::now()) {
                         warn!(tp = %partition.topic_partition(), error = %e, "retention failed");
                     }
+                    partition.expire_producers(Timestamp::now(), expiration);
                 }
             }
         })

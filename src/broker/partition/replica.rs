@@ -3,15 +3,19 @@
 //! its operations speak: [`Acks`], [`OffsetSpec`], [`DeleteTo`], [`Fetched`], [`PartitionError`].
 
 use std::cell::{Cell, Ref, RefCell};
+use std::collections::HashMap;
 
 use bytes::BytesMut;
 
 use crate::broker::topic_config::TopicConfig;
 use crate::model::{
-    BatchError, Chunk, LeaderEpoch, Offset, Timestamp, TimestampType, TopicId, TopicPartition, ValidBatches,
+    BatchError, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, Timestamp, TimestampType, TopicId, TopicPartition,
+    ValidBatches,
 };
 use crate::protocol::ErrorCode;
-use crate::storage::{self, AppendInfo, PartitionLog, PendingAppend, ReadLimits, ReadSlice};
+use crate::storage::{
+    self, AppendInfo, CompletedTxn, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits, ReadSlice,
+};
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +38,21 @@ pub enum PartitionError {
     /// Records are missing from a produce request.
     #[error("no records")]
     NoRecords,
+    /// A batch the broker refuses for what it is, not for its bytes.
+    #[error("{0}")]
+    InvalidRecord(String),
+    /// A transactional producer's first batch to this partition in a transaction: the
+    /// transaction coordinator must confirm the partition was added (KIP-890) and the produce
+    /// come back with `guard`. Never reaches a client.
+    #[error("transactional write awaits verification")]
+    NeedsVerification {
+        /// The guard to produce with once verified; a marker for the producer drops it.
+        guard: u64,
+        /// The producer.
+        producer_id: ProducerId,
+        /// Its epoch.
+        producer_epoch: i16,
+    },
 }
 
 impl From<BatchError> for PartitionError {
@@ -178,6 +197,11 @@ pub struct Partition {
     config: RefCell<TopicConfig>,
     leader_epoch: Cell<LeaderEpoch>,
     role: Cell<Role>,
+    /// KIP-890 verification guards: producer id → the guard its next first transactional write
+    /// must carry. A marker for the producer removes it, so a write verified before an abort
+    /// cannot land after it and open a transaction nobody will end.
+    verification: RefCell<HashMap<i64, u64>>,
+    next_guard: Cell<u64>,
 }
 
 impl Partition {
@@ -196,6 +220,8 @@ impl Partition {
             config: RefCell::new(config),
             leader_epoch: Cell::new(leader_epoch),
             role: Cell::new(Role::Leader),
+            verification: RefCell::new(HashMap::new()),
+            next_guard: Cell::new(1),
         }
     }
 
@@ -231,8 +257,10 @@ impl Partition {
     }
 
     /// Validates and appends the batches in `records`; stamps the append time on
-    /// `LogAppendTime` topics.
-    pub fn append(&self, records: BytesMut) -> Result<Appended, PartitionError> {
+    /// `LogAppendTime` topics. A transactional producer's first write to this partition in a
+    /// transaction needs `guard` from an earlier [`PartitionError::NeedsVerification`], proving
+    /// the coordinator was asked since the last marker.
+    pub fn append(&self, records: BytesMut, guard: Option<u64>) -> Result<Appended, PartitionError> {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
@@ -242,8 +270,33 @@ impl Partition {
             (config.log.batch_bytes_max(), config.timestamp_type)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
-        // result. Idempotent producers' sequence checks go here, on the batches' summaries.
+        // result, and checks idempotent producers' sequences on the batches' summaries.
         let mut batches = ValidBatches::new(records, limit)?;
+        if batches.batches().iter().any(|b| b.control) {
+            return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
+        }
+        if let Some(first) = batches.batches().iter().find(|b| b.transactional) {
+            let (producer_id, producer_epoch) = (first.producer_id, first.producer_epoch);
+            let open_here =
+                self.log.with_producers(|p| p.get(producer_id).is_some_and(|e| e.txn_first_offset.is_some()));
+            if !open_here && producer_id.0 >= 0 {
+                let mut guards = self.verification.borrow_mut();
+                match guards.get(&producer_id.0) {
+                    Some(&expected) if guard == Some(expected) => {
+                        guards.remove(&producer_id.0);
+                    }
+                    Some(&expected) => {
+                        return Err(PartitionError::NeedsVerification { guard: expected, producer_id, producer_epoch });
+                    }
+                    None => {
+                        let fresh = self.next_guard.get();
+                        self.next_guard.set(fresh.wrapping_add(1));
+                        guards.insert(producer_id.0, fresh);
+                        return Err(PartitionError::NeedsVerification { guard: fresh, producer_id, producer_epoch });
+                    }
+                }
+            }
+        }
         let mut log_append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
             log_append_time = Timestamp::now();
@@ -251,6 +304,26 @@ impl Partition {
         }
         let pending = self.log.append(batches, self.leader_epoch.get())?;
         Ok(Appended { pending, log_append_time })
+    }
+
+    /// Writes a transaction marker for `producer_id` (WriteTxnMarkers): its transaction here
+    /// ends, committed or aborted. Drops the producer's verification guard.
+    pub fn append_marker(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+    ) -> Result<(Appended, CompletedTxn), PartitionError> {
+        self.verification.borrow_mut().remove(&producer_id.0);
+        let (pending, completed) =
+            self.log.append_marker(producer_id, producer_epoch, coordinator_epoch, kind, self.leader_epoch.get())?;
+        Ok((Appended { pending, log_append_time: Timestamp::NONE }, completed))
+    }
+
+    /// Runs `f` over the partition's producer state (DescribeProducers, transactions).
+    pub fn with_producers<T>(&self, f: impl FnOnce(&ProducerStateTable) -> T) -> T {
+        self.log.with_producers(f)
     }
 
     /// Resolves once the high watermark passes `last_offset`; fails if the log fails or closes
@@ -330,6 +403,14 @@ impl Partition {
         Ok(self.log.delete_records_before(target)?)
     }
 
+    /// Forgets producers idle for `expiration` (`producer.id.expiration.ms`).
+    pub(crate) fn expire_producers(&self, now: Timestamp, expiration: std::time::Duration) {
+        let expired = self.log.expire_producers(now, expiration);
+        if expired > 0 {
+            tracing::debug!(tp = %self.topic_partition, expired, "producer ids expired");
+        }
+    }
+
     /// Deletes segments past the topic's retention.
     pub(crate) fn enforce_retention(&self, now: Timestamp) -> Result<(), PartitionError> {
         Ok(self.log.enforce_retention(now).map(|_| ())?)
@@ -350,6 +431,8 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
             PartitionError::Timeout => ErrorCode::RequestTimedOut,
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
+            PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
         }
     }
 }

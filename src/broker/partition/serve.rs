@@ -18,8 +18,31 @@ impl ShardPartitions {
     /// Serves a request from another shard (or this one).
     pub async fn serve(&self, request: PartitionRequest) -> PartitionResponse {
         match request {
-            PartitionRequest::Produce { acks, timeout, partitions } => {
-                PartitionResponse::Produce(self.produce(acks, timeout, partitions).await)
+            PartitionRequest::Produce { acks, timeout, partitions, guards } => {
+                PartitionResponse::Produce(self.produce(acks, timeout, partitions, &guards).await)
+            }
+            PartitionRequest::WriteMarkers { producer_id, producer_epoch, coordinator_epoch, kind, partitions } => {
+                let mut pending = Vec::with_capacity(partitions.len());
+                for tp in partitions {
+                    let appended = match self.get(&tp) {
+                        Some(p) => {
+                            p.append_marker(producer_id, producer_epoch, coordinator_epoch, kind).map(|a| (p, a))
+                        }
+                        None => Err(PartitionError::UnknownTopicOrPartition),
+                    };
+                    pending.push((tp, appended));
+                }
+                let mut out = Vec::with_capacity(pending.len());
+                for (tp, appended) in pending {
+                    let result = match appended {
+                        Ok((partition, (appended, completed))) => {
+                            appended.acknowledged(Acks::All, &partition).await.map(|_| completed)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    out.push((tp, result));
+                }
+                PartitionResponse::WriteMarkers(out)
             }
             PartitionRequest::Fetch(order) => PartitionResponse::Fetch(self.fetch(order).await),
             PartitionRequest::ListOffsets(partitions) => {
@@ -53,6 +76,7 @@ impl ShardPartitions {
         acks: Acks,
         timeout: Duration,
         partitions: Vec<(TopicPartition, Option<BytesMut>)>,
+        guards: &[(TopicPartition, u64)],
     ) -> PartitionResults<ProduceOutcome> {
         // Every partition's append is queued before any wait, so one flush can carry them all.
         let mut pending = Vec::with_capacity(partitions.len());
@@ -60,7 +84,10 @@ impl ShardPartitions {
             let appended = match (self.get(&tp), records) {
                 (None, _) => Err(PartitionError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(PartitionError::NoRecords),
-                (Some(partition), Some(records)) => partition.append(records).map(|a| (partition, a)),
+                (Some(partition), Some(records)) => {
+                    let guard = guards.iter().find(|(g, _)| *g == tp).map(|(_, guard)| *guard);
+                    partition.append(records, guard).map(|a| (partition, a))
+                }
             };
             pending.push((tp, appended));
         }

@@ -28,6 +28,10 @@
 //!   primitive or of a struct, or a struct name for a single struct. A struct's fields follow on
 //!   the next lines, one level deeper; struct names are global, conventionally
 //!   `<Message><Thing>`.
+//! - A field may name a struct defined earlier in the same message, with no field lines under it:
+//!   it reuses that struct (Kafka's `commonStructs`, such as AddPartitionsToTxn's topics, which
+//!   appear both in v4+'s transactions and at the top level of v0-3). The struct's fields keep the
+//!   versions they were defined with.
 //! - `v3+`, `v0-2` or `v1`: the versions that have the field (default: all of the message's).
 //!   Fields outside the message's range are left out of the definition altogether.
 //! - `null` or `null=3+`: nullable in all of the field's versions, or in those.
@@ -359,7 +363,20 @@ fn finish_struct(open: &mut Vec<Open>, messages: &mut [Message]) -> Result<()> {
     let Some(done) = open.pop() else { return Ok(()) };
     let Some(message) = messages.last_mut() else { return Ok(()) };
     if done.def.fields.is_empty() {
-        return Err(format!("{}: struct {} has no fields", message.file, done.def.name));
+        // No fields under it: the field reuses a struct defined earlier in the message.
+        let parent = open.last().and_then(|p| p.def.fields.last().map(|f| (p.def.name.as_str(), f)));
+        let earlier = message.structs.iter_mut().find(|s| s.name == done.def.name);
+        return match (earlier, parent) {
+            (Some(earlier), Some((parent, field))) => {
+                let role = if matches!(field.ty, Type::Array(_)) { "an element of" } else { "the value of" };
+                let _ = write!(earlier.doc, "\n\n*Also {role} [`{parent}::{}`].*", field.name);
+                Ok(())
+            }
+            _ => Err(format!(
+                "{}: struct {} has no fields (and is not defined earlier in the message)",
+                message.file, done.def.name
+            )),
+        };
     }
     let mut def = done.def;
     match open.last() {

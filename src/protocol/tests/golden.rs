@@ -1,7 +1,7 @@
 //! Hand-checked bytes for the versions the oracle no longer has (Kafka 4 dropped them, and the
 //! `kafka-protocol` crate with it): CreateTopics v0-1, DeleteTopics v0, DescribeConfigs v0,
-//! OffsetCommit v0-1 and OffsetFetch v0. Each layout is written out field by field from Kafka
-//! 3.9's message definitions.
+//! OffsetCommit v0-1, OffsetFetch v0 and WriteTxnMarkers v0. Each layout is written out field by
+//! field from Kafka 3.9's message definitions.
 
 use bytes::BytesMut;
 
@@ -177,4 +177,35 @@ fn offset_fetch_v0() {
     };
     // No throttle time, leader epoch or top-level error code in v0.
     golden(&response, 0, &[ONE, T, ONE, NONE, &[0, 0, 0, 0, 0, 0, 0, 42], &[0, 0], &[0, 0]]);
+}
+
+#[test]
+fn write_txn_markers_v0() {
+    let request = WriteTxnMarkersRequest {
+        markers: vec![WriteTxnMarkersRequestMarker {
+            producer_id: 7,
+            producer_epoch: 2,
+            transaction_result: true,
+            topics: vec![WriteTxnMarkersRequestTopic { name: "t".into(), partition_indexes: vec![0, 1] }],
+            coordinator_epoch: 5,
+        }],
+    };
+    let producer_id: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 7];
+    // Classic encodings throughout: int32 counts, int16 string lengths, no tagged sections.
+    golden(&request, 0, &[ONE, producer_id, &[0, 2], &[1], ONE, T, &[0, 0, 0, 2], NONE, ONE, &[0, 0, 0, 5]]);
+    // v1 has the same fields, flexible: compact counts and lengths (n + 1), empty tagged sections.
+    let v1: &[&[u8]] =
+        &[&[2], producer_id, &[0, 2], &[1], &[2], &[2, b't'], &[3], NONE, ONE, &[0], &[0, 0, 0, 5], &[0, 0]];
+    golden(&request, 1, v1);
+
+    let response = WriteTxnMarkersResponse {
+        markers: vec![WriteTxnMarkersResponseMarker {
+            producer_id: 7,
+            topics: vec![WriteTxnMarkersResponseTopic {
+                name: "t".into(),
+                partitions: vec![WriteTxnMarkersResponsePartition { partition_index: 1, error_code: 47 }],
+            }],
+        }],
+    };
+    golden(&response, 0, &[ONE, producer_id, ONE, T, ONE, ONE, &[0, 47]]);
 }

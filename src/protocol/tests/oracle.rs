@@ -13,7 +13,8 @@
 //! `tagged_field_defaults_match`.
 //!
 //! The oracle (Kafka 4.x definitions) no longer has CreateTopics v0-1, DeleteTopics v0,
-//! DescribeConfigs v0, OffsetCommit v0-1 and OffsetFetch v0; `golden.rs` pins those by hand.
+//! DescribeConfigs v0, OffsetCommit v0-1, OffsetFetch v0 and WriteTxnMarkers v0; `golden.rs` pins
+//! those by hand.
 
 use std::fmt::Debug;
 
@@ -157,8 +158,29 @@ oracle_tests! {
     delete_groups_response: DeleteGroupsResponse = DeleteGroupsResponse, defaults: true, versions: 0..=2;
     offset_delete_request: OffsetDeleteRequest = OffsetDeleteRequest, defaults: true, versions: 0..=0;
     offset_delete_response: OffsetDeleteResponse = OffsetDeleteResponse, defaults: true, versions: 0..=0;
-    init_producer_id_request: InitProducerIdRequest = InitProducerIdRequest, defaults: true, versions: 0..=4;
-    init_producer_id_response: InitProducerIdResponse = InitProducerIdResponse, defaults: true, versions: 0..=4;
+    init_producer_id_request: InitProducerIdRequest = InitProducerIdRequest, defaults: true, versions: 0..=5;
+    init_producer_id_response: InitProducerIdResponse = InitProducerIdResponse, defaults: true, versions: 0..=5;
+    add_partitions_to_txn_request: AddPartitionsToTxnRequest = AddPartitionsToTxnRequest, defaults: true,
+        versions: 0..=5;
+    add_partitions_to_txn_response: AddPartitionsToTxnResponse = AddPartitionsToTxnResponse, defaults: true,
+        versions: 0..=5;
+    add_offsets_to_txn_request: AddOffsetsToTxnRequest = AddOffsetsToTxnRequest, defaults: true, versions: 0..=4;
+    add_offsets_to_txn_response: AddOffsetsToTxnResponse = AddOffsetsToTxnResponse, defaults: true, versions: 0..=4;
+    end_txn_request: EndTxnRequest = EndTxnRequest, defaults: true, versions: 0..=5;
+    end_txn_response: EndTxnResponse = EndTxnResponse, defaults: true, versions: 0..=5;
+    write_txn_markers_request: WriteTxnMarkersRequest = WriteTxnMarkersRequest, defaults: true, versions: 1..=1;
+    write_txn_markers_response: WriteTxnMarkersResponse = WriteTxnMarkersResponse, defaults: true, versions: 1..=1;
+    txn_offset_commit_request: TxnOffsetCommitRequest = TxnOffsetCommitRequest, defaults: true, versions: 0..=5;
+    txn_offset_commit_response: TxnOffsetCommitResponse = TxnOffsetCommitResponse, defaults: true, versions: 0..=5;
+    describe_producers_request: DescribeProducersRequest = DescribeProducersRequest, defaults: true, versions: 0..=0;
+    describe_producers_response: DescribeProducersResponse = DescribeProducersResponse, defaults: true,
+        versions: 0..=0;
+    describe_transactions_request: DescribeTransactionsRequest = DescribeTransactionsRequest, defaults: true,
+        versions: 0..=0;
+    describe_transactions_response: DescribeTransactionsResponse = DescribeTransactionsResponse, defaults: true,
+        versions: 0..=0;
+    list_transactions_request: ListTransactionsRequest = ListTransactionsRequest, defaults: true, versions: 0..=2;
+    list_transactions_response: ListTransactionsResponse = ListTransactionsResponse, defaults: true, versions: 0..=2;
 }
 
 /// The oracle list above covers every API in the table.

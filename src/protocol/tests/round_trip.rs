@@ -95,3 +95,36 @@ fn records_decode_without_copying() {
     let at = records.as_ptr() as usize;
     assert!(frame_start <= at && at + records.len() <= frame_end, "records were copied out of the frame");
 }
+
+#[test]
+fn a_reused_struct_is_one_type_in_both_places() {
+    // AddPartitionsToTxn's v0-3 topics and v4+ transactions' topics are the same struct (a field
+    // may reuse a struct defined earlier in its message, `schema/codegen.rs`).
+    use crate::protocol::Message;
+    use crate::protocol::messages::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnRequestTopic, AddPartitionsToTxnRequestTransaction,
+    };
+    let topics = vec![AddPartitionsToTxnRequestTopic { name: "t".into(), partitions: vec![0, 1] }];
+    let client = AddPartitionsToTxnRequest {
+        v3_and_below_transactional_id: "x".into(),
+        v3_and_below_producer_id: 1,
+        v3_and_below_topics: topics.clone(),
+        ..Default::default()
+    };
+    let broker = AddPartitionsToTxnRequest {
+        transactions: vec![AddPartitionsToTxnRequestTransaction {
+            transactional_id: client.v3_and_below_transactional_id.clone(),
+            producer_id: client.v3_and_below_producer_id,
+            producer_epoch: client.v3_and_below_producer_epoch,
+            verify_only: true,
+            topics: client.v3_and_below_topics.clone(),
+        }],
+        ..Default::default()
+    };
+    for (request, version) in [(&client, 3), (&broker, 4)] {
+        let mut bytes = BytesMut::new();
+        request.encode(&mut bytes, version).unwrap();
+        assert_eq!(&AddPartitionsToTxnRequest::decode(&mut bytes, version).unwrap(), request);
+    }
+    assert_eq!(broker.transactions[0].topics, topics);
+}

@@ -2,6 +2,7 @@
 //! and retention, each on a real glommio shard with real files under a temp dir.
 
 mod log_test;
+mod producer_test;
 mod recovery_test;
 mod retention_test;
 
