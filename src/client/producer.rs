@@ -55,7 +55,7 @@ use super::metadata::{Client, ClientConfig};
 use super::partitioner::partition_for_key;
 use super::sequencing::{self, INIT_TRANSACTION_TIMEOUT_MS, Next, PartitionSequences, Stamp, Verdict};
 pub use super::sequencing::{IDEMPOTENT_IN_FLIGHT_MAX, ProducerIdentity};
-use crate::model::{BatchBuilder, CompressionType, ProducerId, Timestamp, stamp_producer};
+use crate::model::{BatchBuilder, CompressionType, ProducerId, Timestamp};
 use crate::protocol::RecordSet;
 use crate::protocol::messages::{
     InitProducerIdRequest, ProduceRequest, ProduceRequestPartition, ProduceRequestTopic, ProduceResponse,
@@ -283,7 +283,7 @@ impl ClosedBatch {
     /// them), so this patches them in place without a copy.
     fn restamp(&mut self, stamp: Stamp) -> Result<(), ClientError> {
         let mut bytes = BytesMut::from(std::mem::take(&mut self.records));
-        let stamped = stamp_producer(&mut bytes, stamp.producer_stamp());
+        let stamped = stamp.producer_stamp().write(&mut bytes);
         self.records = bytes.freeze();
         stamped.map_err(|e| ClientError::InvalidArgument(format!("cannot number a batch: {e}")))?;
         self.stamp = Some(stamp);
@@ -351,7 +351,9 @@ impl PartitionState {
         for mut batch in std::mem::take(&mut self.closed) {
             if renumber_all || batch.stamp.is_none() {
                 let stamped = match self.sequences.assign(batch.records_count()) {
-                    Some(stamp) => batch.restamp(stamp),
+                    // The numbers stay with the batch even if they cannot be written, so that
+                    // failing it settles them and leaves no hole in the run.
+                    Some(stamp) => batch.restamp(stamp).inspect_err(|_| batch.stamp = Some(stamp)),
                     None => Err(ClientError::InvalidArgument("no sequence run to number a batch in".into())),
                 };
                 if let Err(e) = stamped {

@@ -30,15 +30,16 @@
 //!   asks for a new identity; PRODUCER_FENCED and authorization failures end the producer.
 
 use super::error::ClientError;
+use crate::limits::PRODUCER_BATCHES_KEPT;
 use crate::model::{ProducerId, ProducerStamp};
 use crate::protocol::ErrorCode;
 
-/// The most batches of one partition in flight at once. Kafka brokers remember the last five
-/// batches of each producer per partition to answer a retry with DUPLICATE_SEQUENCE_NUMBER; a
-/// sixth in flight could be a retry of one already forgotten, and be appended twice. Also the
-/// most requests in flight per connection an idempotent producer accepts (Kafka's
-/// `max.in.flight.requests.per.connection` ≤ 5).
-pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
+/// The most batches of one partition in flight at once. Brokers (Kafka's, and Sluice's:
+/// [`PRODUCER_BATCHES_KEPT`]) remember the last five batches of each producer per partition to
+/// recognise a retry; a sixth in flight could be a retry of one already forgotten, and be
+/// appended twice. Also the most requests in flight per connection an idempotent producer
+/// accepts (Kafka's `max.in.flight.requests.per.connection` ≤ 5).
+pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = PRODUCER_BATCHES_KEPT;
 
 /// Sequence numbers wrap from `i32::MAX` to 0, so they cycle through 2^31 values.
 const SEQUENCE_CYCLE: u64 = 1 << 31;

@@ -74,6 +74,12 @@ pub(super) const CRC_OFFSET: usize = 17;
 pub(super) const CRC_START: usize = CRC_OFFSET + 4;
 /// The only record batch format Sluice stores.
 pub const MAGIC_V2: u8 = 2;
+/// Attribute bit of a transactional batch. Here, beside the header, rather than with the
+/// markers in `control.rs`, so that stamping a batch (`set_producer`) does not make this file
+/// import that one, which imports this one.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of a control batch.
+pub const CONTROL_FLAG: i16 = 0x20;
 
 /// How the batch's timestamps were set, from attribute bit 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,8 +356,8 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
 /// sequence (and the transactional attribute bit), and recomputes the CRC, which covers them.
 pub fn set_producer(batch: &mut [u8], producer_id: ProducerId, epoch: i16, base_sequence: i32, transactional: bool) {
     let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
-    let attributes = header.attributes.get() & !super::TRANSACTIONAL_FLAG;
-    header.attributes = I16::new(if transactional { attributes | super::TRANSACTIONAL_FLAG } else { attributes });
+    let attributes = header.attributes.get() & !TRANSACTIONAL_FLAG;
+    header.attributes = I16::new(if transactional { attributes | TRANSACTIONAL_FLAG } else { attributes });
     header.producer_id = I64::new(producer_id.0);
     header.producer_epoch = I16::new(epoch);
     header.base_sequence = I32::new(base_sequence);

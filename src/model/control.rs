@@ -9,15 +9,10 @@ use bytes::BytesMut;
 use zerocopy::FromBytes;
 use zerocopy::byteorder::big_endian::I16;
 
-use super::batch::{RecordBatchHeader, set_producer};
+use super::batch::{CONTROL_FLAG, RecordBatchHeader, set_producer};
 use super::records::{BatchBuilder, RecordIter};
 use super::{ProducerId, RecordBatch, Timestamp};
 use crate::limits::BATCH_HEADER_BYTES;
-
-/// Attribute bit of a transactional batch.
-pub const TRANSACTIONAL_FLAG: i16 = 0x10;
-/// Attribute bit of a control batch.
-pub const CONTROL_FLAG: i16 = 0x20;
 
 /// How a transaction ended (the control record's type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,16 +13,16 @@ mod topic_partition;
 mod validated;
 
 pub use batch::{
-    BatchError, MAGIC_V2, RecordBatch, RecordBatchHeader, TimestampType, assign_offset_and_epoch,
-    batch_size_from_prefix, set_log_append_time, set_producer,
+    BatchError, CONTROL_FLAG, MAGIC_V2, RecordBatch, RecordBatchHeader, TRANSACTIONAL_FLAG, TimestampType,
+    assign_offset_and_epoch, batch_size_from_prefix, set_log_append_time, set_producer,
 };
 pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, CompressionType, compress, decompress};
-pub use control::{CONTROL_FLAG, ControlType, TRANSACTIONAL_FLAG, marker_batch, parse_marker};
+pub use control::{ControlType, marker_batch, parse_marker};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, ProducerStamp, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint,
-    read_varlong, seeded_batch, stamp_producer,
+    read_varlong, seeded_batch,
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};

@@ -9,11 +9,8 @@
 
 use bytes::{BufMut, BytesMut};
 
-use zerocopy::FromBytes;
-use zerocopy::big_endian::{I16, I32, I64, U32};
-
 use super::batch::{
-    BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch, RecordBatchHeader, batch_size_from_prefix,
+    BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch, TRANSACTIONAL_FLAG, batch_size_from_prefix, set_producer,
 };
 use super::compression::{CompressionError, compress};
 use super::{CompressionType, Offset, ProducerId, Timestamp};
@@ -192,12 +189,11 @@ fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
     buf.put_u8(value as u8);
 }
 
-/// Attribute bit of a batch that belongs to a transaction.
-const TRANSACTIONAL_ATTRIBUTE: i16 = 0x10;
-
 /// The idempotent (or transactional) producer fields of a batch header: who wrote the batch
 /// and where its records fall in that producer's sequence for the partition (KIP-98). The
 /// broker uses them to drop a retried batch it already has and to refuse one that skips ahead.
+/// [`BatchBuilder::set_producer`] writes them as the batch is built; [`ProducerStamp::write`]
+/// into a batch already built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerStamp {
     /// The id InitProducerId gave.
@@ -210,29 +206,19 @@ pub struct ProducerStamp {
     pub transactional: bool,
 }
 
-/// Writes `stamp` into the header of the batch at the front of `batch` and recomputes the CRC,
-/// which covers those fields. For a batch built without a stamp, or to give a batch new
-/// sequence numbers under a new epoch; the rest of the batch is left as it is, so the caller
-/// stamps only batches it built (a recomputed CRC would make a damaged one look good).
-pub fn stamp_producer(batch: &mut [u8], stamp: ProducerStamp) -> Result<(), BatchError> {
-    let size = batch_size_from_prefix(batch)?;
-    let Some(batch) = batch.get_mut(..size) else {
-        return Err(BatchError::Truncated { have: batch.len(), need: size });
-    };
-    let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else {
-        return Err(BatchError::Truncated { have: batch.len(), need: BATCH_HEADER_BYTES });
-    };
-    header.producer_id = I64::new(stamp.producer_id.0);
-    header.producer_epoch = I16::new(stamp.epoch);
-    header.base_sequence = I32::new(stamp.base_sequence);
-    let attributes = header.attributes.get() & !TRANSACTIONAL_ATTRIBUTE;
-    let transactional = if stamp.transactional { TRANSACTIONAL_ATTRIBUTE } else { 0 };
-    header.attributes = I16::new(attributes | transactional);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
-        header.crc = U32::new(crc);
+impl ProducerStamp {
+    /// Writes the stamp into the header of `batch`, which must hold exactly one whole batch
+    /// the caller built, and recomputes the CRC ([`set_producer`]): to give a batch new
+    /// sequence numbers under a new epoch. A short buffer is refused and left as it is; a
+    /// damaged batch would be made to look good, hence only batches of one's own.
+    pub fn write(&self, batch: &mut [u8]) -> Result<(), BatchError> {
+        let size = batch_size_from_prefix(batch)?;
+        if size != batch.len() {
+            return Err(BatchError::Truncated { have: batch.len(), need: size });
+        }
+        set_producer(batch, self.producer_id, self.epoch, self.base_sequence, self.transactional);
+        Ok(())
     }
-    Ok(())
 }
 
 /// Builds a v2 batch with base offset 0, create-time timestamps, no producer id unless
@@ -282,7 +268,7 @@ impl BatchBuilder {
 
     /// Writes `stamp` into the header when the batch is built: the idempotent producer knows
     /// its sequence numbers when it closes a batch, so the CRC is computed once, at build, and
-    /// not again by [`stamp_producer`].
+    /// not again by [`ProducerStamp::write`].
     pub fn set_producer(&mut self, stamp: ProducerStamp) {
         self.producer = Some(stamp);
     }
@@ -364,7 +350,7 @@ impl BatchBuilder {
     /// Writes the header with a placeholder length and CRC; [`seal`] fills them in.
     fn put_header(&self, out: &mut impl BufMut, codec: CompressionType) {
         let transactional = match self.producer {
-            Some(stamp) if stamp.transactional => TRANSACTIONAL_ATTRIBUTE,
+            Some(stamp) if stamp.transactional => TRANSACTIONAL_FLAG,
             _ => 0,
         };
         out.put_i64(0); // baseOffset
@@ -525,7 +511,7 @@ mod tests {
         assert_eq!(producer_fields(&unstamped), (ProducerId::NONE, -1, -1));
 
         let mut bytes = plain.clone();
-        stamp_producer(&mut bytes, stamp(i32::MAX - 1, false)).unwrap();
+        stamp(i32::MAX - 1, false).write(&mut bytes).unwrap();
         let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
         batch.validate().unwrap();
         assert_eq!(producer_fields(&batch), (ProducerId(4_000_000_007), 3, i32::MAX - 1));
@@ -534,12 +520,12 @@ mod tests {
 
         // A new epoch: the same batch again under new numbers, the transactional bit set and
         // then cleared, the codec bits kept.
-        stamp_producer(&mut bytes, stamp(0, true)).unwrap();
+        stamp(0, true).write(&mut bytes).unwrap();
         let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
         batch.validate().unwrap();
         assert!(batch.is_transactional());
         assert_eq!(producer_fields(&batch).2, 0);
-        stamp_producer(&mut bytes, stamp(5, false)).unwrap();
+        stamp(5, false).write(&mut bytes).unwrap();
         let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
         batch.validate().unwrap();
         assert!(!batch.is_transactional());
@@ -558,7 +544,7 @@ mod tests {
             built.set_producer(stamp(17, true));
             let built = built.build_compressed(codec).unwrap();
             let mut after = make().build_compressed(codec).unwrap();
-            stamp_producer(&mut after, stamp(17, true)).unwrap();
+            stamp(17, true).write(&mut after).unwrap();
             assert_eq!(built, after, "{codec:?}");
             let batch = RecordBatch::parse_prefix(&built, usize::MAX).unwrap();
             batch.validate().unwrap();
@@ -569,15 +555,20 @@ mod tests {
     }
 
     #[test]
-    fn stamping_a_short_buffer_is_an_error() {
+    fn stamping_anything_but_one_whole_batch_is_an_error() {
         let mut builder = BatchBuilder::new(Timestamp(0));
         builder.push(Some(b"k"), Some(b"v"), Timestamp(0), &[]);
         let bytes = builder.build();
         let mut short = bytes[..bytes.len() - 1].to_vec();
-        assert!(matches!(stamp_producer(&mut short, stamp(0, false)), Err(BatchError::Truncated { .. })));
+        assert!(matches!(stamp(0, false).write(&mut short), Err(BatchError::Truncated { .. })));
         assert_eq!(short, bytes[..bytes.len() - 1], "nothing was written");
         let mut header_only = bytes[..20].to_vec();
-        assert!(matches!(stamp_producer(&mut header_only, stamp(0, false)), Err(BatchError::Truncated { .. })));
+        assert!(matches!(stamp(0, false).write(&mut header_only), Err(BatchError::Truncated { .. })));
+        // A second batch behind the first would be left out of the CRC: refused too.
+        let mut two = bytes.to_vec();
+        two.extend_from_slice(&bytes);
+        assert!(matches!(stamp(0, false).write(&mut two), Err(BatchError::Truncated { .. })));
+        assert_eq!(two[..bytes.len()], bytes[..]);
     }
 
     #[test]
