@@ -7,11 +7,12 @@
 //!   bench ──► client ──► protocol ──► model ──► limits
 //!   broker ──► server ──► protocol                   shard (runtime, mesh) ◄── server, storage
 //!      ├────► group ────► protocol
+//!      ├────► txn ──────► protocol
 //!      └────► storage ──► model
 //! ```
 //! `server` knows nothing of Kafka's APIs: it hands frames to a `server::Dispatch`, which the
 //! broker implements. `client` never imports `broker`; `storage` never imports `protocol`.
-//! Inside `broker/`: `dispatch` → `handlers` → `shard` → `metadata`, `groups` → `partition` →
+//! Inside `broker/`: `dispatch` → `handlers` → `shard` → `transactions` → `metadata`, `groups` → `partition` →
 //! leaves. `testing` is for tests and benches only. ARCHITECTURE.md tells the whole story.
 
 #![warn(missing_docs)]
@@ -30,3 +31,4 @@ pub mod shard;
 pub mod storage;
 #[doc(hidden)]
 pub mod testing;
+pub mod txn;

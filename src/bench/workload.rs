@@ -145,6 +145,7 @@ async fn setup_consumer(shared: &Shared, index: usize) -> Result<Consumer, Strin
         min_bytes: 1,
         max_bytes: config.fetch_max_bytes,
         partition_max_bytes: config.partition_fetch_max_bytes,
+        ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(client, consumer_config);
     let partitions: Vec<i32> = (0..shared.partitions)

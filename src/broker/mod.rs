@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod partition;
 pub mod shard;
 pub mod topic_config;
+pub mod transactions;
 
 pub use config::{BrokerConfig, TxnConfig};
 pub use shard::{BrokerMesh, ShardBroker, broker_meshes};

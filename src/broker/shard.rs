@@ -22,6 +22,7 @@ use super::groups::{Coordinator, GroupRequest, GroupResponse};
 use super::metadata::image::MetadataImage;
 use super::metadata::{Metadata, MetadataRequest, MetadataResponse};
 use super::partition::{PartitionRequest, PartitionResponse, ShardPartitions};
+use super::transactions::{TxnCoordinator, TxnRequest, TxnResponse};
 use crate::shard::{CallFuture, Mesh, Peers, ShardError, ShardMesh};
 
 /// A message between shards: one variant per layer.
@@ -33,6 +34,8 @@ pub enum ShardMessage {
     Metadata(MetadataRequest),
     /// For the group coordinator.
     Groups(GroupRequest),
+    /// For the transaction coordinator.
+    Transactions(TxnRequest),
 }
 
 /// The answer to a [`ShardMessage`], from the same layer.
@@ -44,6 +47,8 @@ pub enum ShardReply {
     Metadata(MetadataResponse),
     /// From the group coordinator.
     Groups(GroupResponse),
+    /// From the transaction coordinator.
+    Transactions(TxnResponse),
 }
 
 /// The broker's mesh.
@@ -65,6 +70,8 @@ pub struct ShardBroker {
     pub partitions: Rc<ShardPartitions>,
     /// The consumer groups this shard coordinates.
     pub groups: Rc<Coordinator>,
+    /// The transactional ids this shard coordinates.
+    pub transactions: Rc<TxnCoordinator>,
     /// The fetch sessions of this shard's connections.
     pub fetch_sessions: RefCell<FetchSessions>,
 }
@@ -75,11 +82,13 @@ impl ShardBroker {
         let partitions = Rc::new(ShardPartitions::new(config.clone()));
         let metadata = Rc::new(Metadata::new(config.clone(), image, partitions.clone()));
         let groups = Rc::new(Coordinator::new(config.clone(), metadata.clone(), partitions.clone()));
+        let transactions = TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone());
         Rc::new(ShardBroker {
             config,
             metadata,
             partitions,
             groups,
+            transactions,
             fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
         })
     }
@@ -111,19 +120,28 @@ impl ShardBroker {
             ShardReply::Groups(response) => Some(response),
             _ => None,
         }));
-        // A new __consumer_offsets partition is empty: loading it is immediate.
-        let groups = Rc::downgrade(&self.groups);
+        self.transactions.set_peers(peers(&joined, ShardMessage::Transactions, |reply| match reply {
+            ShardReply::Transactions(response) => Some(response),
+            _ => None,
+        }));
+        // A new __consumer_offsets or __transaction_state partition is empty: loading it is
+        // immediate.
+        let (groups, transactions) = (Rc::downgrade(&self.groups), Rc::downgrade(&self.transactions));
         self.metadata.on_installed(Rc::new(move || {
-            let groups = groups.clone();
+            let (groups, transactions) = (groups.clone(), transactions.clone());
             Box::pin(async move {
                 if let Some(groups) = groups.upgrade() {
                     groups.load().await;
+                }
+                if let Some(transactions) = transactions.upgrade() {
+                    transactions.load().await;
                 }
             })
         }));
         self.metadata.open_current().await;
         self.partitions.spawn_retention();
         self.groups.spawn_timers();
+        self.transactions.spawn_timers();
         Ok(())
     }
 
@@ -132,6 +150,7 @@ impl ShardBroker {
             ShardMessage::Partitions(request) => ShardReply::Partitions(self.partitions.serve(request).await),
             ShardMessage::Metadata(request) => ShardReply::Metadata(self.metadata.serve(request).await),
             ShardMessage::Groups(request) => ShardReply::Groups(self.groups.serve(request).await),
+            ShardMessage::Transactions(request) => ShardReply::Transactions(self.transactions.serve(request).await),
         }
     }
 

@@ -31,7 +31,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::common::{Cluster, on_executor};
-use crate::client::{Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, GroupConsumer, SeekTo, Subscribe};
+use crate::client::{
+    Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, GroupConsumer, IsolationLevel, SeekTo, Subscribe,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct ConsumeArgs {
@@ -67,6 +69,10 @@ pub(super) struct ConsumeArgs {
     /// Print one JSON object per record (topic, partition, offset, timestamp, key, value, headers).
     #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// read_committed: only records of committed transactions (up to the last stable offset);
+    /// read_uncommitted: every record.
+    #[arg(long, default_value = "read_uncommitted", value_parser = ["read_committed", "read_uncommitted"])]
+    isolation_level: String,
     #[command(flatten)]
     cluster: Cluster,
 }
@@ -201,6 +207,9 @@ pub(super) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         let client = args.cluster.connect("sluice-consume").await?;
         let topic = client.topic(&args.topic).await?;
         let mut config = ConsumerConfig::default();
+        if args.isolation_level == "read_committed" {
+            config.isolation = IsolationLevel::ReadCommitted;
+        }
         if let Some(idle) = idle_max {
             // A long poll must not outlast the idle timeout by much.
             config.max_wait = config.max_wait.min(idle.max(Duration::from_millis(10)));

@@ -9,6 +9,7 @@ mod group;
 mod log;
 mod produce;
 mod topic;
+mod txn;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe and delete consumer groups; reset their committed offsets.
     Group(group::GroupArgs),
+    /// List and describe transactions; abort open or hanging ones.
+    Txn(txn::TxnArgs),
 }
 
 /// Parses the command line and runs the subcommand; errors print one line and exit non-zero.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
+        Command::Txn(args) => txn::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,12 +1,14 @@
-//! `sluice topic create | list | describe | delete | add-partitions | alter-config`: topic
-//! administration over the wire (CreateTopics, Metadata, DescribeConfigs, DeleteTopics,
-//! CreatePartitions, IncrementalAlterConfigs), so it works against any Kafka-compatible broker.
+//! `sluice topic create | list | describe | delete | add-partitions | producers | alter-config`:
+//! topic administration over the wire (CreateTopics, Metadata, DescribeConfigs, DeleteTopics,
+//! CreatePartitions, DescribeProducers, IncrementalAlterConfigs), so it works against any
+//! Kafka-compatible broker.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::common::{Cluster, emit, emit_json, key_value, on_executor, table};
+use crate::client::txn_admin::TxnAdmin;
 use crate::client::{Admin, AlterConfigOp, NewTopic, TopicMetadata};
 
 #[derive(Debug, Args)]
@@ -78,6 +80,17 @@ enum TopicCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show the producers with state on each partition: idempotent and transactional producer
+    /// ids, epochs, last sequences and the start of any open transaction.
+    Producers {
+        /// The topic name.
+        name: String,
+        #[command(flatten)]
+        cluster: Cluster,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set or remove topic configs; the others stay as they are.
     AlterConfig {
         /// The topic name.
@@ -129,6 +142,7 @@ pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
                     format!("topic {name} now has {partitions} partitions")
                 })
             }
+            TopicCommand::Producers { name, cluster, json } => producers(&cluster, &name, json).await,
             TopicCommand::AlterConfig { name, configs, delete_configs, cluster, json } => {
                 if configs.is_empty() && delete_configs.is_empty() {
                     bail!("nothing to change: give --config NAME=VALUE or --delete-config NAME");
@@ -236,4 +250,46 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
         .collect();
     out.push_str(&table(&["CONFIG", "VALUE", "SOURCE"], &rows));
     emit(&out)
+}
+
+async fn producers(cluster: &Cluster, topic: &str, json: bool) -> anyhow::Result<()> {
+    let admin = TxnAdmin::new(cluster.connect("sluice-topic").await?);
+    let partitions = admin.describe_producers(topic).await?;
+    let rows: Vec<(i32, crate::client::txn_admin::ProducerState)> =
+        partitions.into_iter().flat_map(|(p, producers)| producers.into_iter().map(move |s| (p, s))).collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(p, s)| {
+                json!({
+                    "partition": p,
+                    "producer_id": s.producer_id,
+                    "producer_epoch": s.producer_epoch,
+                    "last_sequence": s.last_sequence,
+                    "last_timestamp": s.last_timestamp,
+                    "coordinator_epoch": s.coordinator_epoch,
+                    "current_txn_start_offset": s.current_txn_start_offset,
+                })
+            })
+            .collect();
+        return emit_json(&json!(list));
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(p, s)| {
+            vec![
+                p.to_string(),
+                s.producer_id.to_string(),
+                s.producer_epoch.to_string(),
+                s.last_sequence.to_string(),
+                s.last_timestamp.to_string(),
+                s.coordinator_epoch.to_string(),
+                s.current_txn_start_offset.map_or("-".into(), |o| o.to_string()),
+            ]
+        })
+        .collect();
+    emit(&table(
+        &["PARTITION", "PRODUCER-ID", "EPOCH", "LAST-SEQUENCE", "LAST-TIMESTAMP", "COORDINATOR-EPOCH", "TXN-START"],
+        &rows,
+    ))
 }

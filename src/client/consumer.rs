@@ -27,7 +27,7 @@
 //! Not yet: fetch sessions (KIP-227: every Fetch is a full one), transactional filtering.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ use super::admin::{OffsetSpec, list_offsets_on};
 use super::error::ClientError;
 use super::metadata::Client;
 use crate::limits::DECOMPRESSED_BATCH_BYTES_MAX;
-use crate::model::{BatchIter, RecordBatch, RecordIter, TimestampType};
+use crate::model::{BatchIter, ControlType, RecordBatch, RecordIter, TimestampType, parse_marker};
 use crate::protocol::RecordSet;
 use crate::protocol::messages::{
     FetchRequest, FetchRequestPartition, FetchRequestTopic, FetchResponse, FetchResponsePartition,
@@ -71,6 +71,27 @@ pub struct ConsumerConfig {
     pub max_bytes: i32,
     /// Bytes per partition in a fetch response (Kafka's `max.partition.fetch.bytes`).
     pub partition_max_bytes: i32,
+    /// Which records to see (Kafka's `isolation.level`, read_uncommitted by default as in Java).
+    pub isolation: IsolationLevel,
+}
+
+/// Kafka's `isolation.level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Every record, including those of open and aborted transactions.
+    #[default]
+    ReadUncommitted,
+    /// Records up to the last stable offset, without those of aborted transactions.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    fn wire(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
 }
 
 impl Default for ConsumerConfig {
@@ -80,6 +101,7 @@ impl Default for ConsumerConfig {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
+            isolation: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -334,7 +356,7 @@ impl Consumer {
             max_wait_ms: i32::try_from(self.config.max_wait.as_millis()).unwrap_or(i32::MAX),
             min_bytes: self.config.min_bytes,
             max_bytes: self.config.max_bytes,
-            isolation_level: 0,
+            isolation_level: self.config.isolation.wire(),
             session_id: 0,
             session_epoch: -1,
             topics: asked
@@ -425,26 +447,39 @@ impl Consumer {
             }
             return Err(error.unwrap_or_else(|| ClientError::InvalidArgument("error code 0".into())));
         }
+        let aborted: Vec<(i64, i64)> = match self.config.isolation {
+            IsolationLevel::ReadCommitted => {
+                partition.aborted_transactions.iter().flatten().map(|a| (a.producer_id, a.first_offset)).collect()
+            }
+            IsolationLevel::ReadUncommitted => Vec::new(),
+        };
         let bytes = match partition.records {
             Some(RecordSet::Owned(bytes)) => bytes.freeze(),
             Some(RecordSet::Shared(bytes)) => bytes,
             Some(RecordSet::Chunks(_)) | None => return Ok(position),
         };
-        decode_records(topic, index, position, &bytes, out)
+        decode_records(topic, index, position, &bytes, &aborted, out)
     }
 }
 
 /// Decodes the complete batches of `bytes` into `out` (records at or after `position`),
 /// decompressing compressed ones; returns the next position. A trailing partial batch is left
-/// for the next fetch.
+/// for the next fetch. `aborted` is the fetch's aborted transactions, (producer id, first
+/// offset), for a read_committed consumer: their batches are skipped, as Kafka's consumer does
+/// (a producer's batches are skipped from its aborted transaction's first offset until its
+/// abort marker).
 pub fn decode_records(
     topic: &Rc<str>,
     partition: i32,
     mut position: i64,
     bytes: &Bytes,
+    aborted: &[(i64, i64)],
     out: &mut Vec<ConsumerRecord>,
 ) -> Result<i64, ClientError> {
     let bad = |reason: String| ClientError::Protocol { addr: String::new(), reason };
+    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
+    pending.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut aborting: HashSet<i64> = HashSet::new();
     for batch in BatchIter::new(bytes, bytes.len()) {
         let batch: RecordBatch<'_> = batch.map_err(|e| bad(format!("{topic}-{partition}: {e}")))?;
         // `Offset::plus` adds without checking, and record offsets add up to an i32 delta to the
@@ -459,7 +494,19 @@ pub fn decode_records(
             |e: crate::model::BatchError| bad(format!("{topic}-{partition} at offset {}: {e}", batch.base_offset()));
         // Magic, CRC, counts: Kafka clients check them too (`check.crcs`).
         batch.validate_stored().map_err(at)?;
-        if !batch.is_control() {
+        while pending.last().is_some_and(|&(_, first)| first <= batch.last_offset().0) {
+            if let Some((producer, _)) = pending.pop() {
+                aborting.insert(producer);
+            }
+        }
+        let producer = batch.producer_id().0;
+        if batch.is_control() {
+            if parse_marker(&batch).is_some_and(|(kind, _)| kind == ControlType::Abort) {
+                aborting.remove(&producer);
+            }
+        } else if batch.is_transactional() && aborting.contains(&producer) {
+            // A batch of an aborted transaction: read_committed never shows it.
+        } else {
             // An uncompressed batch is read in place; a compressed one is decompressed into one
             // buffer that its records' keys, values and headers then share.
             let records = match batch.decompressed_records(DECOMPRESSED_BATCH_BYTES_MAX).map_err(at)? {
@@ -509,6 +556,36 @@ mod tests {
     }
 
     #[test]
+    fn read_committed_skips_aborted_transactions_until_their_marker() {
+        use crate::model::{ControlType, ProducerId, marker_batch, set_producer};
+        let txn = |base: i64, producer: i64, values: &[&[u8]]| {
+            let mut bytes = batch(base, values);
+            set_producer(&mut bytes, ProducerId(producer), 0, 0, true);
+            bytes
+        };
+        let marker = |base: i64, producer: i64, kind: ControlType| {
+            let mut bytes = marker_batch(ProducerId(producer), 0, 0, kind, Timestamp(1000)).to_vec();
+            assign_offset_and_epoch(&mut bytes, Offset(base), LeaderEpoch(0));
+            bytes
+        };
+        let mut run = txn(0, 5, &[b"aborted-0", b"aborted-1"]);
+        run.extend(txn(2, 6, &[b"committed-2"]));
+        run.extend(marker(3, 5, ControlType::Abort));
+        run.extend(txn(4, 5, &[b"committed-4"]));
+        run.extend(marker(5, 5, ControlType::Commit));
+        run.extend(marker(6, 6, ControlType::Commit));
+        let run = Bytes::from(run);
+        let values = |aborted: &[(i64, i64)]| {
+            let mut out = Vec::new();
+            let next = decode_records(&Rc::from("t"), 0, 0, &run, aborted, &mut out).unwrap();
+            assert_eq!(next, 7, "control batches move the position too");
+            out.iter().map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(values(&[(5, 0)]), ["committed-2", "committed-4"]);
+        assert_eq!(values(&[]), ["aborted-0", "aborted-1", "committed-2", "committed-4"]);
+    }
+
+    #[test]
     fn decoding_skips_records_before_the_position_and_a_trailing_partial_batch() {
         let mut run = batch(10, &[b"a", b"b", b"c"]);
         run.extend(batch(13, &[b"d"]));
@@ -516,7 +593,7 @@ mod tests {
         run.extend(&partial[..partial.len() - 3]);
         let bytes = Bytes::from(run);
         let mut out = Vec::new();
-        let next = decode_records(&Rc::from("t"), 0, 11, &bytes, &mut out).unwrap();
+        let next = decode_records(&Rc::from("t"), 0, 11, &bytes, &[], &mut out).unwrap();
         assert_eq!(next, 14);
         let values: Vec<_> = out.iter().map(|r| r.value.clone().unwrap()).collect();
         assert_eq!(values, [Bytes::from_static(b"b"), Bytes::from_static(b"c"), Bytes::from_static(b"d")]);
@@ -540,7 +617,7 @@ mod tests {
                 run.extend(bytes);
             }
             let mut out = Vec::new();
-            let next = decode_records(&topic, 0, 1, &Bytes::from(run), &mut out).unwrap();
+            let next = decode_records(&topic, 0, 1, &Bytes::from(run), &[], &mut out).unwrap();
             assert_eq!(next, 6, "{codec:?}");
             let values: Vec<_> = out.iter().map(|r| r.value.clone().unwrap()).collect();
             assert_eq!(values, [&b"b"[..], b"c", b"d", b"e", b"f"], "{codec:?}");
@@ -561,7 +638,7 @@ mod tests {
         let crc = crc32c::crc32c(&bytes[21..]);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
         let mut out = Vec::new();
-        let result = decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &mut out);
+        let result = decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &[], &mut out);
         assert!(result.is_err(), "{result:?}");
         assert!(out.is_empty());
     }
@@ -571,9 +648,9 @@ mod tests {
         let mut bytes = batch(0, &[b"a"]);
         bytes[16] = 7; // magic
         let mut out = Vec::new();
-        assert!(decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &mut out).is_err());
+        assert!(decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &[], &mut out).is_err());
         let bytes = batch(i64::MAX - 1, &[b"a"]);
-        assert!(decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &mut out).is_err());
+        assert!(decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &[], &mut out).is_err());
         assert!(out.is_empty());
     }
 }

@@ -11,19 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use glommio::timer::Timer;
-
 use super::connection::Connection;
+use super::coordinator::{CoordinatorKind, find_coordinator};
 use super::error::ClientError;
 use super::metadata::Client;
-use crate::protocol::ErrorCode;
 use crate::protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic, OffsetFetchRequest, OffsetFetchRequestGroup,
+    DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetCommitRequest, OffsetCommitRequestPartition,
+    OffsetCommitRequestTopic, OffsetFetchRequest, OffsetFetchRequestGroup,
 };
-
-/// FindCoordinator's key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
 
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,48 +124,7 @@ impl GroupAdmin {
     /// The broker id and a connection of `group`'s coordinator, retrying while the coordinator
     /// is loading or not yet elected.
     pub async fn coordinator(&self, group: &str) -> Result<(i32, Connection), ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self.find_coordinator(group).await {
-                Ok(found) => return Ok(found),
-                Err(e) if attempt < self.client.config().retries && coordinator_moving(&e) => {
-                    attempt += 1;
-                    Timer::new(self.client.config().retry_backoff).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn find_coordinator(&self, group: &str) -> Result<(i32, Connection), ClientError> {
-        // Both shapes are filled in: v0-3 carry `key`, v4+ `coordinator_keys`, and the encoder
-        // writes only the fields of the version negotiated.
-        let request = FindCoordinatorRequest {
-            key: group.to_string(),
-            key_type: KEY_TYPE_GROUP,
-            coordinator_keys: vec![group.to_string()],
-        };
-        let connection = self.client.any_connection().await?;
-        let response = connection.send(&request).await?;
-        let context = || format!("finding the coordinator of group {group}");
-        let (node_id, host, port) = match response.coordinators.into_iter().find(|c| c.key == group) {
-            Some(c) => {
-                if let Some(error) = ClientError::from_code(c.error_code, context, c.error_message.as_deref()) {
-                    return Err(error);
-                }
-                (c.node_id, c.host, c.port)
-            }
-            None => {
-                if let Some(error) =
-                    ClientError::from_code(response.error_code, context, response.error_message.as_deref())
-                {
-                    return Err(error);
-                }
-                (response.node_id, response.host, response.port)
-            }
-        };
-        let connection = self.client.connection(&format!("{host}:{port}")).await?;
-        Ok((node_id, connection))
+        find_coordinator(&self.client, group, CoordinatorKind::Group).await
     }
 
     /// Describes `group`. A group nobody knows comes back in state `Dead` with no members, as
@@ -324,14 +278,6 @@ impl GroupAdmin {
             None => Ok(()),
         }
     }
-}
-
-/// Whether FindCoordinator may succeed if asked again shortly.
-fn coordinator_moving(error: &ClientError) -> bool {
-    matches!(
-        error.code(),
-        Some(ErrorCode::CoordinatorNotAvailable | ErrorCode::CoordinatorLoadInProgress | ErrorCode::NotCoordinator)
-    )
 }
 
 /// Decodes the consumer protocol's assignment (Kafka's `ConsumerProtocolAssignment`, versions

@@ -16,6 +16,9 @@
 //!   configs; list offsets.
 //! - [`group_admin`]: list, describe, delete consumer groups; their committed offsets and lag;
 //!   offset resets.
+//! - [`coordinator`]: finding the coordinator of a group or a transactional id.
+//! - [`txn_admin`]: list and describe transactions, abort them, describe a partition's
+//!   producers.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
 //! - [`producer`]: batching, compression, acks, retries, delivery futures; idempotence, whose
 //!   sequence-number bookkeeping is [`sequencing`].
@@ -30,6 +33,7 @@ pub mod assignor;
 pub mod connection;
 pub mod consumer;
 pub mod consumer_protocol;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod group_admin;
@@ -37,11 +41,12 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod sequencing;
+pub mod txn_admin;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, SeekTo};
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};

@@ -23,17 +23,10 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// `offset.metadata.max.bytes`: the longest metadata string kept with an offset (Kafka's default).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 
-/// Java's `String.hashCode` of `s` (over UTF-16 code units, wrapping), which Kafka uses to place
-/// groups.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
-}
+pub use crate::model::java_string_hash;
 
-/// The partition of `__consumer_offsets` that holds `group_id`: Kafka's
-/// `Utils.abs(groupId.hashCode) % groupMetadataTopicPartitionCount`, where `Utils.abs` maps
-/// `i32::MIN` to 0.
+/// The partition of `__consumer_offsets` that holds `group_id` (Kafka's placement of a group:
+/// see [`crate::model::partition_for_key`]).
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let hash = java_string_hash(group_id);
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    if partitions <= 0 { 0 } else { abs % partitions }
+    crate::model::partition_for_key(group_id, partitions)
 }

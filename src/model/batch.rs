@@ -74,12 +74,6 @@ pub(super) const CRC_OFFSET: usize = 17;
 pub(super) const CRC_START: usize = CRC_OFFSET + 4;
 /// The only record batch format Sluice stores.
 pub const MAGIC_V2: u8 = 2;
-/// Attribute bit of a transactional batch. Here, beside the header, rather than with the
-/// markers in `control.rs`, so that stamping a batch (`set_producer`) does not make this file
-/// import that one, which imports this one.
-pub const TRANSACTIONAL_FLAG: i16 = 0x10;
-/// Attribute bit of a control batch.
-pub const CONTROL_FLAG: i16 = 0x20;
 
 /// How the batch's timestamps were set, from attribute bit 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +345,11 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
         header.crc = U32::new(crc);
     }
 }
+
+/// Attribute bit of a transactional batch.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of a control batch (a transaction marker).
+pub const CONTROL_FLAG: i16 = 0x20;
 
 /// Stamps a built batch with an idempotent or transactional producer's id, epoch and first
 /// sequence (and the transactional attribute bit), and recomputes the CRC, which covers them.

@@ -25,5 +25,5 @@ pub use records::{
     read_varlong, seeded_batch,
 };
 pub use topic_id::TopicId;
-pub use topic_partition::{TopicNameError, TopicPartition, validate_topic_name};
+pub use topic_partition::{TopicNameError, TopicPartition, java_string_hash, partition_for_key, validate_topic_name};
 pub use validated::{BatchSummary, IntoBatches, ValidBatches, increment_sequence};

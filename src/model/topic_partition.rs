@@ -67,6 +67,21 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicNameError> {
     }
 }
 
+/// Java's `String.hashCode` of `s` (over UTF-16 code units, wrapping), which Kafka uses to place
+/// groups and transactional ids.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// The partition of an internal topic of `partitions` partitions that holds `key` (a group or
+/// transactional id): Kafka's `Utils.abs(key.hashCode) % partitions`, where `Utils.abs` maps
+/// `i32::MIN` to 0.
+pub fn partition_for_key(key: &str, partitions: i32) -> i32 {
+    let hash = java_string_hash(key);
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    if partitions <= 0 { 0 } else { abs % partitions }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,16 +25,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage", &["model", "limits", "shard"]),
     // The group state machine: protocol in, state out; no sockets, no disks.
     ("group", &["protocol", "model", "limits"]),
+    // The transaction state machine and its records: pure, like `group`.
+    ("txn", &["protocol", "model", "limits"]),
     // Frames and connections: calls a dispatch trait and never names the broker that implements it.
     ("server", &["protocol", "shard", "model", "limits"]),
     // Handlers, partitions and coordinators: the glue over everything below; implements server's trait.
-    ("broker", &["server", "group", "storage", "protocol", "shard", "model", "limits"]),
+    ("broker", &["server", "group", "txn", "storage", "protocol", "shard", "model", "limits"]),
     // The client library: speaks the protocol to any broker, so it shares no broker code.
     ("client", &["protocol", "model", "limits"]),
     // Load generators: drive a broker only through the client.
     ("bench", &["client", "protocol", "model", "limits"]),
     // The executable's commands: the top, wires everything together (but not the test helpers).
-    ("cli", &["bench", "client", "broker", "server", "group", "storage", "protocol", "shard", "model", "limits"]),
+    (
+        "cli",
+        &["bench", "client", "broker", "server", "group", "txn", "storage", "protocol", "shard", "model", "limits"],
+    ),
     // Test helpers, built on the bottom layers; only test code uses them (`TEST_ONLY`).
     ("testing", &["model", "limits", "shard"]),
 ];
@@ -69,6 +74,8 @@ const SUBLAYERS: &[Sublayers] = &[Sublayers {
         &["handlers"],
         // The shard's broker: owns the state below and serves the cross-shard messages.
         &["shard"],
+        // The transaction coordinators: write markers through the partitions and the groups.
+        &["transactions"],
         // The metadata image and topic administration; the group coordinators' glue.
         &["metadata", "groups"],
         // One partition: all its state, and the only door to its log.

@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group (single broker); answering also creates
-//! `__consumer_offsets` on first use, as Kafka does. Transaction coordinators do not exist yet.
+//! FindCoordinator: this broker coordinates every group and transactional id (single broker);
+//! answering also creates `__consumer_offsets` or `__transaction_state` on first use, as Kafka
+//! does.
 
 use std::rc::Rc;
 
@@ -10,18 +11,23 @@ use crate::protocol::{Reply, respond};
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
+/// Key type of a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// FindCoordinator (v0-3 one key, v4+ a batch).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: FindCoordinatorRequest) -> Reply {
     let keys = if header.api_version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
     let mut answers = Vec::with_capacity(keys.len());
     for key in keys {
-        let error = if request.key_type != KEY_TYPE_GROUP {
-            ErrorCode::CoordinatorNotAvailable
-        } else if key.is_empty() {
+        let error = if key.is_empty() {
             ErrorCode::InvalidRequest
         } else {
-            match broker.groups.ensure_offsets_topic().await {
+            let ready = match request.key_type {
+                KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await,
+                KEY_TYPE_TRANSACTION => broker.transactions.ensure_topic().await,
+                _ => Err(ErrorCode::InvalidRequest),
+            };
+            match ready {
                 Ok(_) => ErrorCode::None,
                 Err(e) => e,
             }

@@ -2,6 +2,8 @@
 //! what the broker serves: the ApiVersions response is built from it, requests outside it are
 //! refused, and dispatch follows it.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -11,6 +13,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -20,12 +24,14 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -91,6 +97,12 @@ handler_table!(|broker, header, request, peer| {
     IncrementalAlterConfigs => incremental_alter_configs::handle(broker, header, request).await,
     // Exactly once: idempotent producers and transactions.
     InitProducerId => init_producer_id::handle(broker, header, request).await,
+    AddPartitionsToTxn => add_partitions_to_txn::handle(broker, header, request).await,
+    AddOffsetsToTxn => add_offsets_to_txn::handle(broker, header, request).await,
+    EndTxn => end_txn::handle(broker, header, request).await,
+    WriteTxnMarkers => write_txn_markers::handle(broker, header, request).await,
+    DescribeTransactions => describe_transactions::handle(broker, header, request).await,
+    ListTransactions => list_transactions::handle(broker, header, request).await,
 });
 
 /// The versions of `api` the broker serves: all the codec implements, if the broker handles it.

@@ -2,6 +2,7 @@
 //! validated and appended there, and the answer waits for the acknowledgements `acks` asks for.
 //! acks=0 gets no response at all, as in Kafka.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -10,11 +11,12 @@ use bytes::BytesMut;
 use super::metadata::auto_create;
 use super::scatter;
 use crate::broker::ShardBroker;
-use crate::broker::partition::{Acks, PartitionRequest, PartitionResponse};
-use crate::model::{TopicPartition, validate_topic_name};
+use crate::broker::partition::{Acks, PartitionError, PartitionRequest, PartitionResponse, ProduceOutcome};
+use crate::model::{ProducerId, TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
 use crate::protocol::{Reply, respond};
+use crate::txn::TxnOp;
 
 /// The longest a produce request may wait for acknowledgements.
 const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
@@ -50,21 +52,20 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
     }
     let timeout =
         Duration::from_millis(u64::try_from(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX)).unwrap_or(0));
+    // A transactional producer's first write to a partition in a transaction comes back asking
+    // for verification (KIP-890); keep its records to send again.
+    let kept: Vec<(TopicPartition, Option<BytesMut>)> = if request.transactional_id.is_some() {
+        work.iter().map(|(tp, r)| (tp.clone(), r.clone())).collect()
+    } else {
+        Vec::new()
+    };
     let mut results = match &acks {
-        Ok(acks) => {
-            scatter(
-                broker,
-                work,
-                |partitions| PartitionRequest::Produce { acks: *acks, timeout, partitions, guards: Vec::new() },
-                |response| match response {
-                    PartitionResponse::Produce(results) => Some(results),
-                    _ => None,
-                },
-            )
-            .await
-        }
+        Ok(acks) => produce(broker, *acks, timeout, work, Vec::new()).await,
         Err(e) => work.into_iter().map(|(tp, _)| (tp, Err(e.clone()))).collect(),
     };
+    if let (Some(transactional_id), Ok(acks)) = (&request.transactional_id, &acks) {
+        verify_and_retry(broker, transactional_id, *acks, timeout, kept, &mut results).await;
+    }
     if acks.is_ok_and(|acks| acks == Acks::None) {
         return Reply::Nothing;
     }
@@ -105,4 +106,61 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
         })
         .collect();
     respond(header, &ProduceResponse { responses, ..Default::default() })
+}
+
+async fn produce(
+    broker: &Rc<ShardBroker>,
+    acks: Acks,
+    timeout: Duration,
+    work: Vec<(TopicPartition, Option<BytesMut>)>,
+    guards: Vec<(TopicPartition, u64)>,
+) -> BTreeMap<TopicPartition, Result<ProduceOutcome, PartitionError>> {
+    scatter(
+        broker,
+        work,
+        |partitions| {
+            let guards = guards.iter().filter(|(tp, _)| partitions.iter().any(|(p, _)| p == tp)).cloned().collect();
+            PartitionRequest::Produce { acks, timeout, partitions, guards }
+        },
+        |response| match response {
+            PartitionResponse::Produce(results) => Some(results),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// KIP-890: partitions that answered `NeedsVerification` are checked with the transaction
+/// coordinator (are they in the producer's open transaction?) and, if so, produced again with
+/// the guard they gave; otherwise they keep the coordinator's error.
+async fn verify_and_retry(
+    broker: &Rc<ShardBroker>,
+    transactional_id: &str,
+    acks: Acks,
+    timeout: Duration,
+    kept: Vec<(TopicPartition, Option<BytesMut>)>,
+    results: &mut BTreeMap<TopicPartition, Result<ProduceOutcome, PartitionError>>,
+) {
+    let mut asks: BTreeMap<(i64, i16), Vec<(TopicPartition, u64)>> = BTreeMap::new();
+    for (tp, result) in results.iter() {
+        if let Err(PartitionError::NeedsVerification { guard, producer_id, producer_epoch }) = result {
+            asks.entry((producer_id.0, *producer_epoch)).or_default().push((tp.clone(), *guard));
+        }
+    }
+    for ((producer_id, producer_epoch), guards) in asks {
+        let partitions = guards.iter().map(|(tp, _)| (tp.topic.to_string(), tp.partition)).collect();
+        let op = TxnOp::Verify { producer_id: ProducerId(producer_id), producer_epoch, partitions };
+        match broker.transactions.route(transactional_id, op).await {
+            Ok(_) => {
+                let work: Vec<(TopicPartition, Option<BytesMut>)> =
+                    kept.iter().filter(|(tp, _)| guards.iter().any(|(g, _)| g == tp)).cloned().collect();
+                results.extend(produce(broker, acks, timeout, work, guards).await);
+            }
+            Err(error) => {
+                for (tp, _) in guards {
+                    results.insert(tp, Err(PartitionError::Transaction(error)));
+                }
+            }
+        }
+    }
 }

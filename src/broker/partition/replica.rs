@@ -41,6 +41,9 @@ pub enum PartitionError {
     /// A batch the broker refuses for what it is, not for its bytes.
     #[error("{0}")]
     InvalidRecord(String),
+    /// The transaction coordinator refused a transactional write (KIP-890 verification).
+    #[error("transactional write refused by the coordinator: {0:?}")]
+    Transaction(ErrorCode),
     /// A transactional producer's first batch to this partition in a transaction: the
     /// transaction coordinator must confirm the partition was added (KIP-890) and the produce
     /// come back with `guard`. Never reaches a client.
@@ -433,6 +436,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
+            PartitionError::Transaction(code) => *code,
         }
     }
 }

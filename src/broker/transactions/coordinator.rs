@@ -1,0 +1,562 @@
+//! The transaction coordinator on one shard: the transactional ids whose `__transaction_state`
+//! partition this shard owns, fed by [`TxnRequest`]s that handlers on any shard route here.
+//!
+//! Lifecycle: one per shard, empty at start; a partition's ids are rebuilt by replaying it when
+//! it opens ([`TxnCoordinator::load`]), and a transaction found half ended (PrepareCommit,
+//! PrepareAbort) is finished then. Until loaded, requests for its ids get
+//! COORDINATOR_LOAD_IN_PROGRESS. Cores: shard-local (`RefCell`s never borrowed across an
+//! `.await`); other shards reach it through a `TxnRequest`.
+//!
+//! Durability: every change of an id's metadata is appended to its partition and acknowledged
+//! (committed) before the request is answered or the next step taken, so after a crash the
+//! partition says how far each transaction got. Ending a transaction is three steps, Kafka's:
+//! persist PrepareCommit/PrepareAbort, write a marker to every partition of the transaction
+//! (each committed), persist CompleteCommit/CompleteAbort. A crash between them resumes at load.
+//!
+//! One operation per id at a time: a request for an id that is busy (its markers being
+//! written, its metadata being persisted) gets CONCURRENT_TRANSACTIONS and retries, as Kafka's
+//! clients do.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::messages::{TxnRequest, TxnResponse};
+use crate::broker::config::BrokerConfig;
+use crate::broker::metadata::Metadata;
+use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
+use crate::broker::partition::{Acks, Partition, PartitionError, PartitionRequest, PartitionResponse, ShardPartitions};
+use crate::model::{BatchBuilder, BatchIter, ControlType, ProducerId, RecordIter, Timestamp, TopicPartition};
+use crate::protocol::ErrorCode;
+use crate::shard::{Peers, PeersSlot, ShardId};
+use crate::txn::state::{EndPlan, plan_end};
+use crate::txn::{TRANSACTION_TOPIC, TxnKey, TxnMetadata, TxnOp, TxnState, TxnValue};
+
+/// Bytes read at a time while replaying a partition.
+const REPLAY_READ_BYTES: u64 = 1024 * 1024;
+/// How long to wait before writing markers again to partitions that failed.
+const MARKER_RETRY_MS: u64 = 100;
+
+/// The transaction layer's handle on the other shards.
+pub type TxnPeers = Peers<TxnRequest, TxnResponse>;
+
+/// The transactional ids one shard coordinates.
+pub struct TxnCoordinator {
+    config: Arc<BrokerConfig>,
+    metadata: Rc<Metadata>,
+    partitions: Rc<ShardPartitions>,
+    peers: PeersSlot<TxnRequest, TxnResponse>,
+    txns: RefCell<HashMap<String, TxnMetadata>>,
+    /// Ids with an operation in flight.
+    busy: RefCell<HashSet<String>>,
+    loaded: RefCell<HashSet<i32>>,
+    /// Itself, for the tasks it spawns.
+    me: RefCell<Weak<TxnCoordinator>>,
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().0
+}
+
+/// Marks an id busy until dropped.
+struct Busy<'a> {
+    coordinator: &'a TxnCoordinator,
+    id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.coordinator.busy.borrow_mut().remove(&self.id);
+    }
+}
+
+impl TxnCoordinator {
+    /// No ids yet; they are loaded as `__transaction_state` partitions open.
+    pub fn new(config: Arc<BrokerConfig>, metadata: Rc<Metadata>, partitions: Rc<ShardPartitions>) -> Rc<Self> {
+        let coordinator = Rc::new(TxnCoordinator {
+            config,
+            metadata,
+            partitions,
+            peers: PeersSlot::default(),
+            txns: RefCell::new(HashMap::new()),
+            busy: RefCell::new(HashSet::new()),
+            loaded: RefCell::new(HashSet::new()),
+            me: RefCell::new(Weak::new()),
+        });
+        *coordinator.me.borrow_mut() = Rc::downgrade(&coordinator);
+        coordinator
+    }
+
+    /// Connects the layer to its counterparts on the other shards (once, at startup).
+    pub fn set_peers(&self, peers: TxnPeers) {
+        self.peers.set(peers);
+    }
+
+    /// Partitions of `__transaction_state` as the metadata image has them.
+    pub fn state_partitions(&self) -> i32 {
+        let image = self.metadata.image();
+        image.topics.get(TRANSACTION_TOPIC).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+    }
+
+    /// Creates `__transaction_state` (compacted) if it does not exist yet, as Kafka does on first
+    /// use; returns its partition count.
+    pub async fn ensure_topic(&self) -> Result<i32, ErrorCode> {
+        let partitions = self.state_partitions();
+        if partitions > 0 {
+            return Ok(partitions);
+        }
+        let count = self.config.txn.state_log_partitions;
+        let topic = NewTopic {
+            name: TRANSACTION_TOPIC.to_string(),
+            partitions: count,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+        };
+        let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
+        match self.metadata.control(request).await {
+            Ok(ControllerResponse::CreateTopics(results)) => {
+                for (_, result) in results {
+                    match result {
+                        Ok(_) => info!(partitions = count, "created {TRANSACTION_TOPIC}"),
+                        Err(TopicError::AlreadyExists(_)) => {}
+                        Err(e) => warn!(error = %e, "cannot create {TRANSACTION_TOPIC}"),
+                    }
+                }
+            }
+            _ => warn!("controller unavailable while creating {TRANSACTION_TOPIC}"),
+        }
+        match self.state_partitions() {
+            0 => Err(ErrorCode::CoordinatorNotAvailable),
+            n => Ok(n),
+        }
+    }
+
+    /// Routes `op` on `transactional_id` to the shard that coordinates it.
+    pub async fn route(&self, transactional_id: &str, op: TxnOp) -> Result<(ProducerId, i16), ErrorCode> {
+        let (shard, partition) = self.coordinator_of(transactional_id).await?;
+        let request = TxnRequest::ForId { transactional_id: transactional_id.to_string(), partition, op };
+        match self.peers.get().call(shard, request).await {
+            Ok(TxnResponse::Done(result)) => result,
+            _ => Err(ErrorCode::CoordinatorNotAvailable),
+        }
+    }
+
+    /// DescribeTransactions of one id, from its coordinator.
+    pub async fn describe(&self, transactional_id: &str) -> Result<TxnMetadata, ErrorCode> {
+        let (shard, partition) = self.coordinator_of(transactional_id).await?;
+        let request = TxnRequest::Describe { transactional_id: transactional_id.to_string(), partition };
+        match self.peers.get().call(shard, request).await {
+            Ok(TxnResponse::Described(result)) => result,
+            _ => Err(ErrorCode::CoordinatorNotAvailable),
+        }
+    }
+
+    /// ListTransactions over every shard; COORDINATOR_NOT_AVAILABLE if a shard did not answer.
+    pub async fn list_all(&self) -> (Vec<TxnMetadata>, ErrorCode) {
+        let mut all = Vec::new();
+        let mut error = ErrorCode::None;
+        for shard in 0..self.peers.get().count() {
+            match self.peers.get().call(shard, TxnRequest::List).await {
+                Ok(TxnResponse::List(list)) => all.extend(list),
+                _ => error = ErrorCode::CoordinatorNotAvailable,
+            }
+        }
+        (all, error)
+    }
+
+    async fn coordinator_of(&self, transactional_id: &str) -> Result<(ShardId, i32), ErrorCode> {
+        let partitions = self.ensure_topic().await?;
+        let partition = crate::txn::partition_for(transactional_id, partitions);
+        let shard = self.metadata.owner_of(TRANSACTION_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        Ok((shard, partition))
+    }
+
+    /// Serves a request from another shard (or this one).
+    pub async fn serve(&self, request: TxnRequest) -> TxnResponse {
+        match request {
+            TxnRequest::ForId { transactional_id, partition, op } => {
+                TxnResponse::Done(self.run(&transactional_id, partition, op).await)
+            }
+            TxnRequest::Describe { transactional_id, partition } => {
+                TxnResponse::Described(self.check(partition).and_then(|_| {
+                    self.txns.borrow().get(&transactional_id).cloned().ok_or(ErrorCode::TransactionalIdNotFound)
+                }))
+            }
+            TxnRequest::List => TxnResponse::List(self.txns.borrow().values().cloned().collect()),
+        }
+    }
+
+    /// Whether this shard coordinates `partition`'s ids now.
+    fn check(&self, partition: i32) -> Result<Rc<Partition>, ErrorCode> {
+        let p = self.state_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
+        if !self.loaded.borrow().contains(&partition) {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        Ok(p)
+    }
+
+    fn state_partition(&self, partition: i32) -> Option<Rc<Partition>> {
+        self.partitions.get(&TopicPartition::new(TRANSACTION_TOPIC, partition))
+    }
+
+    fn claim(&self, id: &str) -> Result<Busy<'_>, ErrorCode> {
+        if !self.busy.borrow_mut().insert(id.to_string()) {
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        Ok(Busy { coordinator: self, id: id.to_string() })
+    }
+
+    async fn run(&self, id: &str, partition: i32, op: TxnOp) -> Result<(ProducerId, i16), ErrorCode> {
+        self.check(partition)?;
+        let current = self.txns.borrow().get(id).cloned().filter(|m| m.state != TxnState::Dead);
+        if let TxnOp::Verify { producer_id, producer_epoch, partitions } = &op {
+            // Read-only, and must not wait behind an EndTxn: a preparing transaction fails it.
+            let meta = current.ok_or(ErrorCode::InvalidTxnState)?;
+            if meta.producer_id != *producer_id {
+                return Err(ErrorCode::InvalidProducerIdMapping);
+            }
+            if *producer_epoch < meta.producer_epoch {
+                return Err(ErrorCode::InvalidProducerEpoch);
+            }
+            let inside = meta.state == TxnState::Ongoing
+                && *producer_epoch == meta.producer_epoch
+                && partitions.iter().all(|p| meta.partitions.contains(p));
+            return if inside { Ok((meta.producer_id, meta.producer_epoch)) } else { Err(ErrorCode::InvalidTxnState) };
+        }
+        let _busy = self.claim(id)?;
+        let now = now_ms();
+        match op {
+            TxnOp::InitProducerId { timeout_ms, expected } => {
+                if timeout_ms <= 0 || timeout_ms > self.config.txn.max_timeout_ms {
+                    return Err(ErrorCode::InvalidTransactionTimeout);
+                }
+                let Some(mut meta) = current else {
+                    let producer_id = self.new_producer_id().await?;
+                    let meta = TxnMetadata::new(id, producer_id, timeout_ms, now);
+                    self.persist(partition, &meta).await?;
+                    return Ok((meta.producer_id, meta.producer_epoch));
+                };
+                if let Some(expected) = expected
+                    && expected != (meta.producer_id, meta.producer_epoch)
+                {
+                    return Err(ErrorCode::ProducerFenced);
+                }
+                if meta.state.is_preparing() {
+                    return Err(ErrorCode::ConcurrentTransactions);
+                }
+                if meta.state == TxnState::Ongoing {
+                    // A new producer with this id fences the old one: its transaction is aborted
+                    // with a bumped epoch, so nothing the zombie still sends is accepted.
+                    let epoch = meta.next_epoch().unwrap_or(meta.producer_epoch);
+                    info!(transactional_id = id, epoch, "fencing the previous producer and aborting its transaction");
+                    meta = self.end(partition, &meta, false, epoch).await?;
+                }
+                let new_id = match meta.next_epoch() {
+                    Some(_) => None,
+                    None => Some(self.new_producer_id().await?),
+                };
+                let next = meta.reinitialised(timeout_ms, new_id, now);
+                self.persist(partition, &next).await?;
+                Ok((next.producer_id, next.producer_epoch))
+            }
+            TxnOp::AddPartitions { producer_id, producer_epoch, partitions } => {
+                let meta = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+                meta.check_producer(producer_id, producer_epoch)?;
+                if meta.state.is_preparing() {
+                    return Err(ErrorCode::ConcurrentTransactions);
+                }
+                if let Some(next) = meta.with_partitions(&partitions, now) {
+                    self.persist(partition, &next).await?;
+                }
+                Ok((meta.producer_id, meta.producer_epoch))
+            }
+            TxnOp::EndTxn { producer_id, producer_epoch, commit, bump_epoch } => {
+                let meta = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+                match plan_end(&meta, producer_id, producer_epoch, commit, bump_epoch)? {
+                    EndPlan::AlreadyDone => Ok((meta.producer_id, meta.producer_epoch)),
+                    EndPlan::Markers { epoch } => {
+                        let done = self.end(partition, &meta, commit, epoch).await?;
+                        Ok((done.producer_id, done.producer_epoch))
+                    }
+                }
+            }
+            TxnOp::Verify { .. } => Err(ErrorCode::InvalidRequest),
+        }
+    }
+
+    /// Ends `meta`'s transaction: persist the prepare state, write the markers at `epoch`,
+    /// persist the complete state. Returns the completed metadata.
+    async fn end(
+        &self,
+        partition: i32,
+        meta: &TxnMetadata,
+        commit: bool,
+        epoch: i16,
+    ) -> Result<TxnMetadata, ErrorCode> {
+        let prepared = meta.preparing(commit, epoch, now_ms());
+        self.persist(partition, &prepared).await?;
+        self.finish(partition, prepared).await
+    }
+
+    /// Writes the markers of a prepared transaction and persists its completion.
+    async fn finish(&self, partition: i32, prepared: TxnMetadata) -> Result<TxnMetadata, ErrorCode> {
+        let commit = prepared.state == TxnState::PrepareCommit;
+        self.write_markers(&prepared, commit).await;
+        let done = prepared.completed(now_ms());
+        self.persist(partition, &done).await?;
+        Ok(done)
+    }
+
+    /// Writes a marker to every partition of the transaction, retrying those that fail until
+    /// each is written (a deleted partition needs none).
+    async fn write_markers(&self, meta: &TxnMetadata, commit: bool) {
+        let kind = if commit { ControlType::Commit } else { ControlType::Abort };
+        let coordinator_epoch = 0;
+        let mut left: Vec<(String, i32)> = meta.partitions.iter().cloned().collect();
+        let mut attempts = 0u32;
+        while !left.is_empty() {
+            let mut failed = Vec::new();
+            let mut by_shard: BTreeMap<ShardId, Vec<TopicPartition>> = BTreeMap::new();
+            for (topic, index) in &left {
+                // A deleted partition has nothing to end.
+                if let Some(shard) = self.metadata.owner_of(topic, *index) {
+                    by_shard.entry(shard).or_default().push(TopicPartition::new(topic.as_str(), *index));
+                }
+            }
+            for (shard, tps) in by_shard {
+                let request = PartitionRequest::WriteMarkers {
+                    producer_id: meta.producer_id,
+                    producer_epoch: meta.producer_epoch,
+                    coordinator_epoch,
+                    kind,
+                    partitions: tps.clone(),
+                };
+                match self.partitions.peers().call(shard, request).await {
+                    Ok(PartitionResponse::WriteMarkers(results)) => {
+                        for (tp, result) in results {
+                            match result {
+                                Ok(_) | Err(PartitionError::UnknownTopicOrPartition) => {}
+                                Err(e) => {
+                                    if attempts == 0 {
+                                        warn!(%tp, error = %e, "transaction marker not written yet; retrying");
+                                    }
+                                    failed.push((tp.topic.to_string(), tp.partition));
+                                }
+                            }
+                        }
+                    }
+                    _ => failed.extend(tps.iter().map(|tp| (tp.topic.to_string(), tp.partition))),
+                }
+            }
+            left = failed;
+            if !left.is_empty() {
+                attempts += 1;
+                glommio::timer::sleep(Duration::from_millis(MARKER_RETRY_MS)).await;
+            }
+        }
+    }
+
+    async fn new_producer_id(&self) -> Result<ProducerId, ErrorCode> {
+        self.metadata.next_producer_id().await.map_err(|e| {
+            warn!(error = %e, "could not allocate a producer id");
+            ErrorCode::CoordinatorNotAvailable
+        })
+    }
+
+    /// Appends `meta` to its partition and waits until it is committed; then it is the id's
+    /// metadata here.
+    async fn persist(&self, partition: i32, meta: &TxnMetadata) -> Result<(), ErrorCode> {
+        let key = TxnKey(meta.transactional_id.clone()).encode();
+        let value = (meta.state != TxnState::Dead).then(|| TxnValue::of(meta).encode());
+        self.append(partition, key, value).await?;
+        let mut txns = self.txns.borrow_mut();
+        if meta.state == TxnState::Dead {
+            txns.remove(&meta.transactional_id);
+        } else {
+            txns.insert(meta.transactional_id.clone(), meta.clone());
+        }
+        Ok(())
+    }
+
+    async fn append(&self, partition: i32, key: bytes::Bytes, value: Option<bytes::Bytes>) -> Result<(), ErrorCode> {
+        let p = self.state_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
+        let now = Timestamp::now();
+        let mut batch = BatchBuilder::new(now);
+        batch.push(Some(&key), value.as_deref(), now, &[]);
+        let appended = p.append(batch.build(), None).map_err(|e| {
+            warn!(partition, error = %e, "append to {TRANSACTION_TOPIC} failed");
+            ErrorCode::CoordinatorNotAvailable
+        })?;
+        appended.acknowledged(Acks::All, &p).await.map(|_| ()).map_err(|e| {
+            warn!(partition, error = %e, "{TRANSACTION_TOPIC} append was not committed");
+            ErrorCode::CoordinatorNotAvailable
+        })
+    }
+
+    /// Replays every `__transaction_state` partition this shard owns and has not loaded yet, and
+    /// finishes the transactions found half ended.
+    pub async fn load(&self) {
+        let image = self.metadata.image();
+        let Some(topic) = image.topics.get(TRANSACTION_TOPIC) else { return };
+        let me = self.metadata.shard_id();
+        for (index, meta) in topic.partitions.iter().enumerate() {
+            let Ok(partition) = i32::try_from(index) else { continue };
+            if meta.shard != me || self.loaded.borrow().contains(&partition) {
+                continue;
+            }
+            let Some(p) = self.state_partition(partition) else { continue };
+            match replay(&p).await {
+                Ok(found) => {
+                    let now = now_ms();
+                    let mut unfinished = Vec::new();
+                    for (id, value) in found {
+                        let meta = TxnMetadata {
+                            transactional_id: id.clone(),
+                            producer_id: value.producer_id,
+                            producer_epoch: value.producer_epoch,
+                            timeout_ms: value.timeout_ms,
+                            state: value.state,
+                            partitions: value.partitions,
+                            start_ms: value.start_ms,
+                            last_update_ms: value.last_update_ms.min(now),
+                        };
+                        if meta.state.is_preparing() {
+                            unfinished.push(meta.clone());
+                        }
+                        self.txns.borrow_mut().insert(id, meta);
+                    }
+                    info!(partition, ids = self.txns.borrow().len(), "transaction coordinator loaded");
+                    self.loaded.borrow_mut().insert(partition);
+                    for meta in unfinished {
+                        self.spawn_finish(partition, meta);
+                    }
+                }
+                Err(e) => warn!(partition, error = %e, "cannot replay {TRANSACTION_TOPIC}; its ids stay unavailable"),
+            }
+        }
+    }
+
+    /// Finishes a prepared transaction in the background (after a restart), holding its id busy.
+    fn spawn_finish(&self, partition: i32, mut meta: TxnMetadata) {
+        let Some(me) = self.me.borrow().upgrade() else { return };
+        glommio::spawn_local(async move {
+            let Ok(_busy) = me.claim(&meta.transactional_id) else { return };
+            if meta.state == TxnState::PrepareEpochFence {
+                meta.state = TxnState::PrepareAbort;
+            }
+            info!(transactional_id = %meta.transactional_id, state = meta.state.name(), "finishing a transaction");
+            if let Err(e) = me.finish(partition, meta.clone()).await {
+                warn!(transactional_id = %meta.transactional_id, error = ?e, "could not finish the transaction");
+            }
+        })
+        .detach();
+    }
+
+    /// Aborts transactions past their timeout and forgets ids past
+    /// `transactional.id.expiration.ms`, every `--transaction-abort-check-interval-ms`.
+    pub fn spawn_timers(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let every = Duration::from_millis(self.config.txn.abort_check_interval_ms.max(1));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                let Some(coordinator) = weak.upgrade() else { return };
+                coordinator.abort_timed_out().await;
+                coordinator.expire_ids().await;
+            }
+        })
+        .detach();
+    }
+
+    async fn abort_timed_out(&self) {
+        let now = now_ms();
+        let partitions = self.state_partitions();
+        let due: Vec<TxnMetadata> = self.txns.borrow().values().filter(|m| m.timed_out(now)).cloned().collect();
+        for meta in due {
+            let Ok(_busy) = self.claim(&meta.transactional_id) else { continue };
+            // Re-read: it may have moved on while we waited for the claim.
+            let Some(meta) = self.txns.borrow().get(&meta.transactional_id).cloned() else { continue };
+            if !meta.timed_out(now) {
+                continue;
+            }
+            let partition = crate::txn::partition_for(&meta.transactional_id, partitions);
+            // Kafka bumps the epoch, so the producer that let it time out is fenced.
+            let epoch = meta.next_epoch().unwrap_or(meta.producer_epoch);
+            let id = meta.transactional_id.as_str();
+            info!(transactional_id = id, timeout_ms = meta.timeout_ms, "aborting a transaction past its timeout");
+            if let Err(e) = self.end(partition, &meta, false, epoch).await {
+                warn!(transactional_id = id, error = ?e, "could not abort the timed-out transaction");
+            }
+        }
+    }
+
+    async fn expire_ids(&self) {
+        let now = now_ms();
+        let expiration = self.config.txn.transactional_id_expiration_ms;
+        let partitions = self.state_partitions();
+        let due: Vec<TxnMetadata> =
+            self.txns.borrow().values().filter(|m| m.expired(now, expiration)).cloned().collect();
+        for mut meta in due {
+            let Ok(_busy) = self.claim(&meta.transactional_id) else { continue };
+            let partition = crate::txn::partition_for(&meta.transactional_id, partitions);
+            meta.state = TxnState::Dead;
+            match self.persist(partition, &meta).await {
+                Ok(()) => info!(transactional_id = %meta.transactional_id, "transactional id expired"),
+                Err(e) => warn!(transactional_id = %meta.transactional_id, error = ?e, "could not expire"),
+            }
+        }
+    }
+}
+
+/// Reads a partition from its start: the latest value per id, tombstones removing ids.
+async fn replay(p: &Partition) -> Result<HashMap<String, TxnValue>, PartitionError> {
+    let mut found = HashMap::new();
+    let end = p.high_watermark();
+    let mut at = p.log_start_offset();
+    let limit = p.config().log.batch_bytes_max();
+    while at < end {
+        let slice = p.read(at, REPLAY_READ_BYTES).await?;
+        if slice.is_empty() {
+            break;
+        }
+        let bytes = slice.to_vec().await.map_err(|e| {
+            PartitionError::Storage(crate::storage::Error::Io {
+                context: format!("replaying {TRANSACTION_TOPIC}"),
+                source: Arc::new(e),
+            })
+        })?;
+        let before = at;
+        for batch in BatchIter::new(&bytes, limit) {
+            let Ok(batch) = batch else { break };
+            at = at.max(batch.next_offset());
+            if batch.is_control() {
+                continue;
+            }
+            let Ok(records) = batch.decompressed_records(limit) else { continue };
+            for record in RecordIter::with_records(&batch, &records) {
+                let Ok(record) = record else { break };
+                let Some(TxnKey(id)) = record.key.and_then(|k| TxnKey::decode(k).ok()) else { continue };
+                match record.value.map(TxnValue::decode) {
+                    Some(Ok(value)) => {
+                        found.insert(id, value);
+                    }
+                    None => {
+                        found.remove(&id);
+                    }
+                    Some(Err(e)) => {
+                        warn!(transactional_id = %id, error = %e, "unreadable transaction metadata skipped")
+                    }
+                }
+            }
+        }
+        if at <= before {
+            break;
+        }
+    }
+    Ok(found)
+}
