@@ -29,7 +29,8 @@
 //! success) instead of appending it twice, and one that missed an earlier batch refuses the
 //! later ones until it comes: records land exactly once and in order, with up to
 //! [`IDEMPOTENT_IN_FLIGHT_MAX`] requests in flight. The numbering rules, and what the producer
-//! does when the broker reports a gap (a new epoch, then the refused batches again), are in
+//! does when the broker reports a gap (a new producer id or epoch, then the refused batches
+//! again), are in
 //! [`super::sequencing`]. A batch that has exhausted its retries fails to its caller, and may
 //! or may not be in the log, as in Kafka. Without idempotence, as with Kafka's producer, records
 //! keep their order across a retry only with one request in flight per connection, and a
@@ -279,8 +280,8 @@ impl ClosedBatch {
         u32::try_from(self.waiters.len()).unwrap_or(u32::MAX)
     }
 
-    /// Writes `stamp` into the batch's header. The bytes are unique by now (no request holds
-    /// them), so this patches them in place without a copy.
+    /// Writes `stamp` into the batch's header. The bytes are unique by now unless a request
+    /// that failed still holds them, so this patches them in place, and copies them only then.
     fn restamp(&mut self, stamp: Stamp) -> Result<(), ClientError> {
         let mut bytes = BytesMut::from(std::mem::take(&mut self.records));
         let stamped = stamp.producer_stamp().write(&mut bytes);
