@@ -31,6 +31,21 @@ pub(crate) fn client_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
 }
 
+/// A script of the Node.js project tests/clients/node (KafkaJS), whose node_modules
+/// scripts/install-test-deps.sh installs with `npm ci`.
+pub(crate) fn node_script(name: &str) -> PathBuf {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
+    let modules = project.join("node_modules");
+    assert!(modules.exists(), "{} is missing: run scripts/install-test-deps.sh (scripts/test does)", modules.display());
+    project.join(name)
+}
+
+/// The first line a client script printed as its one-line verdict on failure ("FAIL ..."), if
+/// any.
+pub(crate) fn fail_line(stdout: &str) -> Option<&str> {
+    stdout.lines().find(|line| line.starts_with("FAIL "))
+}
+
 /// Runs the tests/clients/compat.py scenario `scenario` (with `args`) against `broker` and
 /// asserts that it printed `PASS <scenario>`.
 pub(crate) fn compat_scenario(broker: &Broker, scenario: &str, args: &[&str]) {
@@ -44,7 +59,8 @@ pub(crate) fn compat_scenario(broker: &Broker, scenario: &str, args: &[&str]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains(&format!("PASS {scenario}")),
-        "scenario {scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{}\nscenario {scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        fail_line(&stdout).unwrap_or("no FAIL line")
     );
 }
 

@@ -1,6 +1,7 @@
 //! Real Kafka clients against the real broker: confluent-kafka (librdkafka), kafka-python and
 //! Debian's kcat, through the scenarios in tests/clients/compat.py (one test per scenario, each
-//! on its own broker).
+//! on its own broker). The clients are current releases used with their defaults, so
+//! kafka-python 3.x produces idempotently; tests/it/idempotence.rs covers idempotence itself.
 
 use crate::harness::{Broker, compat_scenario};
 

@@ -11,6 +11,7 @@ mod client;
 mod group;
 mod group_client;
 mod harness;
+mod idempotence;
 mod idempotent_producer;
 mod kafka_client_compat;
 mod long_poll;

@@ -278,6 +278,13 @@ impl Partition {
         if batches.batches().iter().any(|b| b.control) {
             return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
         }
+        // Kafka's rule for Produce v3+: one batch per partition. Kept for producer-id batches,
+        // whose deduplication answers for the whole append (plain batches may come several).
+        if batches.batches().len() > 1 && batches.batches().iter().any(|b| b.producer_id.0 >= 0) {
+            return Err(PartitionError::InvalidRecord(
+                "an idempotent or transactional produce carries exactly one batch per partition".into(),
+            ));
+        }
         if let Some(first) = batches.batches().iter().find(|b| b.transactional) {
             let (producer_id, producer_epoch) = (first.producer_id, first.producer_epoch);
             let open_here =
