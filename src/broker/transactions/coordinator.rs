@@ -342,7 +342,7 @@ impl TxnCoordinator {
                     Ok(()) | Err(ErrorCode::UnknownTopicOrPartition) => {}
                     Err(e) => {
                         if attempts == 0 {
-                            warn!(partition = index, error = ?e, "offsets transaction marker not written yet; retrying");
+                            warn!(partition = index, error = ?e, "offsets marker not written yet; retrying");
                         }
                         failed.push((OFFSETS_TOPIC.to_string(), *index));
                     }
