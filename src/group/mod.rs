@@ -1,20 +1,22 @@
 //! The consumer group coordinator's logic, without I/O: each group's state machine
-//! ([`state::Group`]), the records it keeps in `__consumer_offsets` ([`records`]), and which
-//! partition of that topic (hence which shard) coordinates a group ([`partition_for`]).
+//! ([`state::Group`]), its offsets, committed and pending in transactions ([`offsets`]), the
+//! records it keeps in `__consumer_offsets` ([`records`]), and which partition of that topic
+//! (hence which shard) coordinates a group ([`partition_for`]).
 //!
 //! The broker (`broker/groups/`) owns the groups of the partitions its shard owns, feeds them
 //! requests and the clock, persists what they ask, and delivers their replies.
 
+pub mod offsets;
 pub mod records;
 pub mod state;
 
 #[cfg(test)]
 mod tests;
 
+pub use offsets::{CommittedOffset, GroupOffsets, OffsetKey};
 pub use records::{GroupValue, OffsetValue, RecordKey};
 pub use state::{
-    CommittedOffset, Effect, Group, GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResult, SyncRequest,
-    SyncResult, Waiter,
+    Effect, Group, GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResult, SyncRequest, SyncResult, Waiter,
 };
 
 /// The internal topic that holds committed offsets and group metadata.

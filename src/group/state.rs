@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use super::records::{GroupValue, OffsetValue, StoredMember, subscribed_topics};
+use super::offsets::{CommittedOffset, GroupOffsets, OffsetKey};
+use super::records::{GroupValue, StoredMember, subscribed_topics};
+use crate::model::{Offset, ProducerId};
 use crate::protocol::ErrorCode;
 
 /// Identifies a request waiting for its reply (chosen by the caller).
@@ -176,31 +178,6 @@ pub enum Effect {
     Sync(Waiter, SyncResult),
 }
 
-/// A committed offset in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedOffset {
-    /// The next offset to consume.
-    pub offset: i64,
-    /// Leader epoch, or -1.
-    pub leader_epoch: i32,
-    /// Metadata string (null kept as null for the answer, stored as empty).
-    pub metadata: Option<String>,
-    /// When it was committed.
-    pub commit_timestamp_ms: i64,
-}
-
-impl CommittedOffset {
-    /// The stored form.
-    pub fn value(&self) -> OffsetValue {
-        OffsetValue {
-            offset: self.offset,
-            leader_epoch: self.leader_epoch,
-            metadata: self.metadata.clone().unwrap_or_default(),
-            commit_timestamp_ms: self.commit_timestamp_ms,
-        }
-    }
-}
-
 /// A group member.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -266,7 +243,7 @@ pub struct Group {
     /// The first rebalance of an empty group does not end before this.
     initial_delay_until_ms: i64,
     state_since_ms: i64,
-    offsets: BTreeMap<(String, i32), CommittedOffset>,
+    offsets: GroupOffsets,
 }
 
 impl Group {
@@ -286,7 +263,7 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay_until_ms: 0,
             state_since_ms: now_ms,
-            offsets: BTreeMap::new(),
+            offsets: GroupOffsets::default(),
         }
     }
 
@@ -778,26 +755,90 @@ impl Group {
         Ok(())
     }
 
-    /// Records committed offsets (after they were persisted).
-    pub fn commit(&mut self, offsets: impl IntoIterator<Item = ((String, i32), CommittedOffset)>) {
-        self.offsets.extend(offsets);
+    /// Whether a TxnOffsetCommit with this generation and member may commit (Kafka's
+    /// `validateOffsetCommit` for a transactional commit, KIP-447). Without a generation, member
+    /// or static id (v0-2 send none) any group takes it, since a transactional producer need
+    /// not be a member; with them, they must name a current member and the current generation.
+    /// Unlike a plain commit, CompletingRebalance does not refuse it (Kafka answers
+    /// REBALANCE_IN_PROGRESS to plain commits only): the generation check already keeps out a
+    /// member of an older generation.
+    pub fn check_txn_commit(
+        &self,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        if self.state == GroupState::Dead {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        if generation < 0 && member_id.is_empty() && instance_id.is_none() {
+            return Ok(());
+        }
+        if let Some(instance) = instance_id {
+            match self.statics.get(instance) {
+                None => return Err(ErrorCode::UnknownMemberId),
+                Some(current) if current != member_id => return Err(ErrorCode::FencedInstanceId),
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        if generation != self.generation {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        Ok(())
     }
 
-    /// Forgets offsets (after their tombstones were persisted).
-    pub fn forget_offsets(&mut self, keys: &[(String, i32)]) {
-        for key in keys {
-            self.offsets.remove(key);
-        }
+    /// Records committed offsets whose record was appended at `at` (after it was persisted);
+    /// a record later in the log wins (see `offsets.rs`).
+    pub fn commit(&mut self, at: Offset, offsets: impl IntoIterator<Item = (OffsetKey, CommittedOffset)>) {
+        self.offsets.commit(at, offsets);
+    }
+
+    /// Forgets offsets whose tombstones were appended at `at` (after they were persisted),
+    /// pending transactional ones included.
+    pub fn forget_offsets(&mut self, at: Offset, keys: &[OffsetKey]) {
+        self.offsets.forget(at, keys);
     }
 
     /// A committed offset.
     pub fn offset(&self, topic: &str, partition: i32) -> Option<&CommittedOffset> {
-        self.offsets.get(&(topic.to_string(), partition))
+        self.offsets.get(topic, partition)
     }
 
     /// Every committed offset.
-    pub fn offsets(&self) -> impl Iterator<Item = (&(String, i32), &CommittedOffset)> {
+    pub fn offsets(&self) -> impl Iterator<Item = (&OffsetKey, &CommittedOffset)> {
         self.offsets.iter()
+    }
+
+    /// The offsets, with those pending in transactions.
+    pub fn offsets_with_pending(&self) -> &GroupOffsets {
+        &self.offsets
+    }
+
+    /// Holds offsets `producer_id` committed in a transaction, appended at `at`, until it ends.
+    pub fn prepare_txn_commit(
+        &mut self,
+        producer_id: ProducerId,
+        at: Offset,
+        offsets: impl IntoIterator<Item = (OffsetKey, CommittedOffset)>,
+    ) {
+        self.offsets.prepare_txn(producer_id, at, offsets);
+    }
+
+    /// Drops the transactional offsets of the append at `at`, which failed.
+    pub fn fail_txn_commit(&mut self, producer_id: ProducerId, at: Offset) {
+        self.offsets.fail_txn(producer_id, at);
+    }
+
+    /// Ends `producer_id`'s transaction, whose marker is at `marker_at`: commits or drops its
+    /// pending offsets.
+    pub fn complete_txn(&mut self, producer_id: ProducerId, marker_at: Offset, commit: bool) {
+        self.offsets.complete_txn(producer_id, marker_at, commit);
     }
 
     /// Runs the timers: ends the join phase at its deadline, expires members whose session
@@ -828,9 +869,12 @@ impl Group {
         if self.state != GroupState::Empty {
             return Vec::new();
         }
+        // An offset a transaction is about to replace stays: its tombstone would drop the
+        // transaction's offset too.
         self.offsets
             .iter()
             .filter(|(_, o)| o.commit_timestamp_ms.max(self.state_since_ms).saturating_add(retention_ms) <= now_ms)
+            .filter(|((topic, partition), _)| !self.offsets.is_unstable(topic, *partition))
             .map(|(k, _)| k.clone())
             .collect()
     }

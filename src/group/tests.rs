@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::model::{Offset, ProducerId};
 use crate::protocol::ErrorCode;
 
 const CONFIG: GroupConfig =
@@ -240,7 +241,7 @@ fn commit_checks_follow_kafka() {
 fn offsets_of_empty_groups_expire_and_stored_groups_restore() {
     let (mut group, a, _) = stable_pair();
     let offset = CommittedOffset { offset: 5, leader_epoch: -1, metadata: Some("m".into()), commit_timestamp_ms: 10 };
-    group.commit([(("t".to_string(), 0), offset)]);
+    group.commit(Offset(0), [(("t".to_string(), 0), offset)]);
     assert!(group.expired_offsets(1_000_000, 100).is_empty(), "not while the group has members");
     let stored = group.stored();
     let restored = Group::restore("g", CONFIG, 50, stored);
@@ -266,4 +267,147 @@ fn subscriptions_decide_offset_delete() {
     group.join(0, request, 1, &mut out);
     assert!(group.subscribes_to("t1"));
     assert!(!group.subscribes_to("t2"));
+}
+
+// --- offsets committed inside transactions ----------------------------------------------------
+
+fn at(offset: i64) -> CommittedOffset {
+    CommittedOffset { offset, leader_epoch: -1, metadata: Some(String::new()), commit_timestamp_ms: 1 }
+}
+
+fn key(partition: i32) -> OffsetKey {
+    ("t".to_string(), partition)
+}
+
+fn committed(offsets: &GroupOffsets, partition: i32) -> Option<i64> {
+    offsets.get("t", partition).map(|o| o.offset)
+}
+
+const P1: ProducerId = ProducerId(1);
+const P2: ProducerId = ProducerId(2);
+
+#[test]
+fn transactional_offsets_stay_pending_until_the_marker() {
+    let mut offsets = GroupOffsets::default();
+    offsets.commit(Offset(0), [(key(0), at(5))]);
+    offsets.prepare_txn(P1, Offset(10), [(key(0), at(7)), (key(1), at(3))]);
+    assert_eq!(committed(&offsets, 0), Some(5), "the offset from before the transaction still answers");
+    assert_eq!(committed(&offsets, 1), None);
+    assert!(offsets.is_unstable("t", 0) && offsets.is_unstable("t", 1) && !offsets.is_unstable("t", 2));
+    assert_eq!(offsets.iter().count(), 1, "pending offsets are not listed");
+    offsets.complete_txn(P1, Offset(12), true);
+    assert_eq!((committed(&offsets, 0), committed(&offsets, 1)), (Some(7), Some(3)));
+    assert!(!offsets.is_unstable("t", 0) && !offsets.has_pending(P1));
+}
+
+#[test]
+fn an_abort_drops_only_that_producers_offsets() {
+    let mut offsets = GroupOffsets::default();
+    offsets.commit(Offset(0), [(key(0), at(5))]);
+    offsets.prepare_txn(P1, Offset(10), [(key(0), at(7))]);
+    offsets.prepare_txn(P2, Offset(11), [(key(1), at(9))]);
+    offsets.complete_txn(P1, Offset(12), false);
+    assert_eq!(committed(&offsets, 0), Some(5));
+    assert!(!offsets.is_unstable("t", 0) && offsets.is_unstable("t", 1), "P2's transaction goes on");
+    offsets.complete_txn(P2, Offset(13), true);
+    assert_eq!(committed(&offsets, 1), Some(9));
+    // A marker for a producer with nothing pending changes nothing.
+    offsets.complete_txn(ProducerId(3), Offset(14), true);
+    assert_eq!(offsets.iter().count(), 2);
+}
+
+#[test]
+fn later_in_the_log_wins_between_plain_and_transactional_commits() {
+    // A plain commit appended after the transaction's offsets wins, though the transaction
+    // commits after it (Kafka's CommitRecordMetadataAndOffset ordering).
+    let mut offsets = GroupOffsets::default();
+    offsets.prepare_txn(P1, Offset(10), [(key(0), at(7))]);
+    offsets.commit(Offset(11), [(key(0), at(8))]);
+    offsets.complete_txn(P1, Offset(12), true);
+    assert_eq!(committed(&offsets, 0), Some(8));
+    // A plain commit appended before them loses to them.
+    offsets.commit(Offset(20), [(key(1), at(1))]);
+    offsets.prepare_txn(P1, Offset(21), [(key(1), at(2))]);
+    offsets.complete_txn(P1, Offset(22), true);
+    assert_eq!(committed(&offsets, 1), Some(2));
+    // Appends acknowledged out of order: the earlier record never replaces the later one.
+    offsets.commit(Offset(31), [(key(2), at(31))]);
+    offsets.commit(Offset(30), [(key(2), at(30))]);
+    assert_eq!(committed(&offsets, 2), Some(31));
+}
+
+#[test]
+fn offsets_appended_after_the_marker_belong_to_the_next_transaction() {
+    let mut offsets = GroupOffsets::default();
+    offsets.prepare_txn(P1, Offset(10), [(key(0), at(7))]);
+    // The marker is appended at 12; before it is committed, the producer's next transaction
+    // commits again at 13.
+    offsets.prepare_txn(P1, Offset(13), [(key(1), at(4))]);
+    offsets.complete_txn(P1, Offset(12), true);
+    assert_eq!(committed(&offsets, 0), Some(7));
+    assert_eq!(committed(&offsets, 1), None);
+    assert_eq!(offsets.pending(P1, "t", 1).map(|o| o.offset), Some(4));
+    offsets.complete_txn(P1, Offset(14), false);
+    assert!(!offsets.has_pending(P1));
+    assert_eq!(committed(&offsets, 1), None);
+}
+
+#[test]
+fn a_failed_append_and_tombstones_drop_pending_offsets() {
+    let mut offsets = GroupOffsets::default();
+    offsets.prepare_txn(P1, Offset(10), [(key(0), at(7))]);
+    offsets.prepare_txn(P1, Offset(11), [(key(1), at(8))]);
+    offsets.fail_txn(P1, Offset(11));
+    assert!(offsets.is_unstable("t", 0) && !offsets.is_unstable("t", 1));
+    // Tombstones at 20 drop the offsets from before them, committed and pending alike, but not
+    // a commit appended after them.
+    offsets.commit(Offset(5), [(key(2), at(1))]);
+    offsets.commit(Offset(21), [(key(3), at(2))]);
+    offsets.forget(Offset(20), &[key(0), key(2), key(3)]);
+    assert!(!offsets.has_pending(P1));
+    assert_eq!((committed(&offsets, 2), committed(&offsets, 3)), (None, Some(2)));
+    offsets.complete_txn(P1, Offset(22), true);
+    assert_eq!(committed(&offsets, 0), None, "the deleted offset does not come back");
+    assert_eq!(offsets.pending_keys().len(), 0);
+}
+
+#[test]
+fn txn_commit_checks_follow_kip_447() {
+    let (mut group, a, _) = stable_pair();
+    // Without member information (TxnOffsetCommit v0-2) any group takes the commit.
+    assert_eq!(group.check_txn_commit(-1, "", None), Ok(()));
+    assert_eq!(group.check_txn_commit(2, &a, None), Ok(()));
+    assert_eq!(group.check_txn_commit(1, &a, None), Err(ErrorCode::IllegalGeneration));
+    assert_eq!(group.check_txn_commit(-1, &a, None), Err(ErrorCode::IllegalGeneration));
+    assert_eq!(group.check_txn_commit(2, "nobody", None), Err(ErrorCode::UnknownMemberId));
+    assert_eq!(group.check_txn_commit(2, &a, Some("unknown-instance")), Err(ErrorCode::UnknownMemberId));
+    // A rebalance in progress does not refuse it (a plain commit gets REBALANCE_IN_PROGRESS).
+    let mut out = Vec::new();
+    handshake(&mut group, 3, "c", 5, &mut out);
+    assert_eq!(group.check_txn_commit(2, &a, None), Ok(()));
+    // An empty group takes a commit without a generation, whoever names itself.
+    let empty = Group::new("e", CONFIG, 0);
+    assert_eq!(empty.check_txn_commit(-1, "someone", None), Ok(()));
+    assert_eq!(empty.check_txn_commit(0, "someone", None), Err(ErrorCode::UnknownMemberId));
+    let mut dead = Group::new("d", CONFIG, 0);
+    dead.mark_dead(1);
+    assert_eq!(dead.check_txn_commit(-1, "", None), Err(ErrorCode::CoordinatorNotAvailable));
+    // A static member replaced by a newer instance is fenced.
+    let mut statics = Group::new("s", CONFIG, 0);
+    let request = JoinRequest { instance_id: Some("i1".into()), ..join_request("", "one") };
+    statics.join(0, request.clone(), 1, &mut out);
+    statics.sync(0, SyncRequest { generation: 1, member_id: "i1-one".into(), ..Default::default() }, 2, &mut out);
+    statics.join(10, JoinRequest { fresh_suffix: "two".into(), ..request }, 3, &mut out);
+    assert_eq!(statics.check_txn_commit(2, "i1-one", Some("i1")), Err(ErrorCode::FencedInstanceId));
+    assert_eq!(statics.check_txn_commit(2, "i1-two", Some("i1")), Ok(()));
+}
+
+#[test]
+fn offsets_a_transaction_may_replace_do_not_expire() {
+    let mut group = Group::new("g", CONFIG, 0);
+    group.commit(Offset(0), [(key(0), at(1)), (key(1), at(1))]);
+    group.prepare_txn_commit(P1, Offset(5), [(key(0), at(2))]);
+    assert_eq!(group.expired_offsets(1_000_000, 100), vec![key(1)]);
+    group.complete_txn(P1, Offset(6), true);
+    assert_eq!(group.offset("t", 0).map(|o| o.offset), Some(2));
 }

@@ -350,6 +350,9 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
 pub const TRANSACTIONAL_FLAG: i16 = 0x10;
 /// Attribute bit of a control batch (a transaction marker).
 pub const CONTROL_FLAG: i16 = 0x20;
+/// The base sequence of a batch that has none (Kafka's `RecordBatch.NO_SEQUENCE`): a plain
+/// producer's, a marker's, a coordinator's written for a producer.
+pub const NO_SEQUENCE: i32 = -1;
 
 /// Stamps a built batch with an idempotent or transactional producer's id, epoch and first
 /// sequence (and the transactional attribute bit), and recomputes the CRC, which covers them.

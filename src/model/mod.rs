@@ -13,7 +13,7 @@ mod topic_partition;
 mod validated;
 
 pub use batch::{
-    BatchError, CONTROL_FLAG, MAGIC_V2, RecordBatch, RecordBatchHeader, TRANSACTIONAL_FLAG, TimestampType,
+    BatchError, CONTROL_FLAG, MAGIC_V2, NO_SEQUENCE, RecordBatch, RecordBatchHeader, TRANSACTIONAL_FLAG, TimestampType,
     assign_offset_and_epoch, batch_size_from_prefix, set_log_append_time, set_producer,
 };
 pub use chunk::{Chunk, FileRange};

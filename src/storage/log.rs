@@ -35,8 +35,9 @@ use super::epochs::EpochCache;
 use super::error::Error;
 use super::io as sio;
 use super::notify::Notify;
-use super::producer_state::{self, Admission, CompletedTxn, ProducerAppend, ProducerStateTable};
+use super::producer_state::{self, Admission, CompletedTxn, Origin, ProducerAppend, ProducerStateTable};
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
+use super::txn_index::{AbortedTxn, AbortedTxnIndex};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{
     ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TopicPartition, ValidBatches,
@@ -142,7 +143,14 @@ pub(crate) struct LogState {
     epochs: EpochCache,
     /// Idempotent and transactional producers' state (see `producer_state`).
     pub(crate) producers: ProducerStateTable,
-    acks: Rc<Notify>,
+    /// Aborted transactions, for read_committed fetches (see `txn_index`).
+    pub(crate) aborted: AbortedTxnIndex,
+    /// Transactions a marker ended whose marker is not yet below the high watermark, in marker
+    /// order. They keep the last stable offset at their first offset until it is (Kafka's
+    /// unreplicated transactions), so a read_committed consumer never reads a transaction whose
+    /// outcome is not committed yet. Recovery starts with none: the HW is then the log end.
+    unreplicated: VecDeque<CompletedTxn>,
+    pub(crate) acks: Rc<Notify>,
     work: Rc<Notify>,
     pub(crate) stats: LogStats,
 }
@@ -164,7 +172,25 @@ impl LogState {
         if self.high_watermark_policy == HighWatermark::FollowsAcks {
             self.high_watermark = self.ack_end().max(self.log_start);
         }
+        self.forget_replicated_txns();
         self.acks.notify_all();
+    }
+
+    /// Drops the completed transactions whose marker the high watermark has passed.
+    pub(crate) fn forget_replicated_txns(&mut self) {
+        while self.unreplicated.front().is_some_and(|t| t.last_offset < self.high_watermark) {
+            self.unreplicated.pop_front();
+        }
+    }
+
+    /// The last stable offset: read_committed consumers read below it. It stops at the first
+    /// offset of the oldest transaction not decided yet (open, or whose marker is above the high
+    /// watermark), and never passes the high watermark nor falls below the log start.
+    pub(crate) fn last_stable_offset(&self) -> Offset {
+        let open = self.producers.first_unstable_offset();
+        let unreplicated = self.unreplicated.iter().map(|t| t.first_offset).min();
+        let first_unstable = open.into_iter().chain(unreplicated).min();
+        first_unstable.map_or(self.high_watermark, |f| f.min(self.high_watermark)).max(self.log_start)
     }
 
     /// How far appends are acknowledged under the flush mode.
@@ -225,8 +251,15 @@ impl LogState {
     }
 
     /// Writes the producer-state snapshot for the log end (at a roll and a clean close), so that
-    /// recovery replays at most the active segment. A failure costs only a longer replay.
-    fn snapshot_producers(&self) {
+    /// recovery replays at most the active segment. A failure costs only a longer replay. The
+    /// aborted-transaction index goes to disk first: recovery re-derives only the entries of
+    /// markers after the snapshot it loads, so without the index no snapshot may be written.
+    fn snapshot_producers(&mut self) {
+        if let Err(e) = self.aborted.persist(&self.dir) {
+            warn!(tp = %self.topic_partition, error = %e,
+                "could not write the aborted-transaction index; no producer-state snapshot either");
+            return;
+        }
         let contents = self.producers.encode_snapshot();
         if let Err(e) = producer_state::write_snapshot(&self.dir, self.log_end, &contents) {
             warn!(tp = %self.topic_partition, error = %e, "could not write the producer-state snapshot");
@@ -251,6 +284,8 @@ impl LogState {
         self.log_end = ack;
         self.durable_end = self.durable_end.min(ack);
         self.high_watermark = self.high_watermark.min(ack);
+        self.aborted.truncate_from(ack);
+        self.unreplicated.retain(|t| t.last_offset < ack);
         self.cache.truncate_from(ack);
         if let Err(e) = self.epochs.truncate_from(ack) {
             warn!(tp = %self.topic_partition, error = %e, "could not rewrite the leader epoch checkpoint");
@@ -424,7 +459,7 @@ impl PartitionLog {
             (last, log_start.min(last))
         };
         epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
-        let producers = rebuild_producer_state(&dir, &tp, &segments, &last_file, log_end).await?;
+        let (producers, aborted) = rebuild_producer_state(&dir, &tp, &segments, &last_file, log_start, log_end).await?;
         if clean {
             std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
             sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
@@ -452,6 +487,8 @@ impl PartitionLog {
             cache: cache.partition(),
             epochs,
             producers,
+            aborted,
+            unreplicated: VecDeque::new(),
             acks: Rc::new(Notify::default()),
             work: Rc::new(Notify::default()),
             stats: LogStats::default(),
@@ -471,11 +508,22 @@ impl PartitionLog {
     /// rule broken refuses the whole append; a retry of a batch already in the log appends
     /// nothing and answers with that batch's offsets, waiting for it like the original.
     pub fn append(&self, batches: ValidBatches, epoch: LeaderEpoch) -> Result<PendingAppend, Error> {
+        self.append_from(batches, epoch, Origin::Client)
+    }
+
+    /// [`PartitionLog::append`] of batches written by `origin`, which decides the producer checks
+    /// they get (a coordinator's carry no sequence).
+    pub fn append_from(
+        &self,
+        batches: ValidBatches,
+        epoch: LeaderEpoch,
+        origin: Origin,
+    ) -> Result<PendingAppend, Error> {
         self.check_writable()?;
         let mut state = self.state.borrow_mut();
         let base_offset = state.log_end;
         {
-            let mut checks = ProducerAppend::new(&state.producers);
+            let mut checks = ProducerAppend::with_origin(&state.producers, origin);
             let mut offset = base_offset;
             for batch in batches.batches() {
                 if let Admission::Duplicate(original) = checks.admit(batch, offset)? {
@@ -531,6 +579,11 @@ impl PartitionLog {
         state.enqueue(bytes.freeze(), &meta, now.0);
         let completed =
             state.producers.replay_marker(producer_id, producer_epoch, coordinator_epoch, kind, offset, now);
+        if completed.aborted {
+            let aborted = aborted_entry(&completed, &state.producers);
+            state.aborted.push(aborted);
+        }
+        state.unreplicated.push_back(completed);
         let info = AppendInfo { base_offset: offset, last_offset: offset, log_start_offset: state.log_start };
         state.work.notify_all();
         Ok((PendingAppend { state: self.state.clone(), info }, completed))
@@ -579,6 +632,7 @@ impl PartitionLog {
         let mut state = self.state.borrow_mut();
         let bounded = offset.min(state.ack_end()).max(state.log_start);
         state.high_watermark = bounded;
+        state.forget_replicated_txns();
         state.check_invariants();
         state.acks.notify_all();
     }
@@ -610,6 +664,33 @@ impl PartitionLog {
         acks.wait_until(|| {
             let state = self.state.borrow();
             state.high_watermark > offset || state.failed.is_some() || state.closing
+        })
+        .await;
+    }
+
+    /// The last stable offset: below it every transaction is decided and committed, so
+    /// read_committed consumers read up to it. It is the first offset of the oldest transaction
+    /// still open (or whose marker the high watermark has not passed), bounded by the high
+    /// watermark, and never below the log start.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.state.borrow().last_stable_offset()
+    }
+
+    /// The aborted transactions overlapping `[from, upper)`, in marker order: what a
+    /// read_committed fetch returning records in that range tells its consumer to drop.
+    pub fn aborted_transactions(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
+        self.state.borrow().aborted.overlapping(from, upper)
+    }
+
+    /// Resolves when the last stable offset moves past `offset` or the log fails or closes; for
+    /// read_committed long polls. The LSO moves only when the high watermark does (a marker
+    /// ends a transaction only once the HW passes it), so this waits on the same notification
+    /// and re-checks there, without waking its caller for appends inside an open transaction.
+    pub async fn wait_for_stable_offset_beyond(&self, offset: Offset) {
+        let acks = self.state.borrow().acks.clone();
+        acks.wait_until(|| {
+            let state = self.state.borrow();
+            state.last_stable_offset() > offset || state.failed.is_some() || state.closing
         })
         .await;
     }
@@ -671,7 +752,7 @@ impl PartitionLog {
         if let Some(flusher) = flusher {
             flusher.await;
         }
-        let state = self.state.borrow();
+        let mut state = self.state.borrow_mut();
         if let Some(reason) = &state.failed {
             return Err(Error::Offline(reason.clone()));
         }
@@ -704,21 +785,52 @@ async fn rewrite_indexes(dir: &Path, segment: &mut Segment) -> Result<(), Error>
     Ok(())
 }
 
-/// The producer state after the whole recovered log: the newest usable snapshot, then every
-/// batch after it replayed from the segment files (headers only, plus the record of each
-/// marker). Without a snapshot (a log from before producer state existed, or snapshots lost)
-/// that is the whole log, once: the result is snapshotted straight away.
+/// The aborted-transaction index entry for `completed`, an aborted transaction `table` has
+/// just ended (Kafka's rule for its last stable offset: the oldest other open transaction's
+/// first offset, else the offset after the marker).
+fn aborted_entry(completed: &CompletedTxn, table: &ProducerStateTable) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: completed.producer_id,
+        first_offset: completed.first_offset,
+        last_offset: completed.last_offset,
+        last_stable_offset: table.first_unstable_offset().unwrap_or(completed.last_offset.plus(1)),
+    }
+}
+
+/// The producer state and the aborted-transaction index after the whole recovered log: the
+/// newest usable snapshot and the index file's entries below it, then every batch after it
+/// replayed from the segment files (headers only, plus the record of each marker). Without a
+/// snapshot (a log from before producer state existed, or snapshots lost), or without a usable
+/// index file beside one (a log from before the index, or the file lost), that is the whole
+/// log, once: the result is persisted straight away.
 async fn rebuild_producer_state(
     dir: &Path,
     tp: &TopicPartition,
     segments: &BTreeMap<Offset, Segment>,
     last_file: &sio::SharedFile,
+    log_start: Offset,
     log_end: Offset,
-) -> Result<ProducerStateTable, Error> {
-    let (mut table, from) = producer_state::load_snapshot(dir, log_end);
+) -> Result<(ProducerStateTable, AbortedTxnIndex), Error> {
+    let (mut table, mut from) = producer_state::load_snapshot(dir, log_end);
+    let mut aborted = match AbortedTxnIndex::load(dir) {
+        Some(index) => index,
+        None => {
+            if from.is_some() {
+                warn!(%tp, "no usable aborted-transaction index beside the producer-state snapshot: \
+                    replaying the whole log");
+                table = ProducerStateTable::default();
+                from = None;
+            }
+            AbortedTxnIndex::default()
+        }
+    };
     let start = from.unwrap_or(Offset::ZERO);
+    // Replay re-derives the entries of the markers it meets; those from before the log start
+    // concern records no reader can reach.
+    aborted.truncate_from(start);
+    aborted.drop_below(log_start);
     if start >= log_end {
-        return Ok(table);
+        return Ok((table, aborted));
     }
     let now = Timestamp::now();
     let size_max = crate::limits::BATCH_BYTES_MAX as usize;
@@ -764,7 +876,7 @@ async fn rebuild_producer_state(
                     .map_err(Error::io(format!("reading a marker in {}", path.display())))?;
                 let marker = RecordBatch::parse_prefix(&bytes, size_max).ok().as_ref().and_then(parse_marker);
                 if let Some((kind, coordinator_epoch)) = marker {
-                    table.replay_marker(
+                    let completed = table.replay_marker(
                         summary.producer_id,
                         summary.producer_epoch,
                         coordinator_epoch,
@@ -772,6 +884,9 @@ async fn rebuild_producer_state(
                         meta.base_offset,
                         now,
                     );
+                    if completed.aborted && completed.last_offset >= log_start {
+                        aborted.push(aborted_entry(&completed, &table));
+                    }
                 }
             } else {
                 table.replay(&summary, meta.base_offset, now);
@@ -779,13 +894,17 @@ async fn rebuild_producer_state(
             replayed += 1;
         }
     }
-    info!(%tp, from = %start, to = %log_end, batches = replayed, producers = table.len(), "producer state rebuilt");
-    if from.is_none()
-        && let Err(e) = producer_state::write_snapshot(dir, log_end, &table.encode_snapshot())
-    {
-        warn!(%tp, error = %e, "could not write the producer-state snapshot");
+    info!(%tp, from = %start, to = %log_end, batches = replayed, producers = table.len(), aborted = aborted.len(),
+        "producer state rebuilt");
+    if from.is_none() {
+        // As at a roll: the index before the snapshot.
+        let written =
+            aborted.persist(dir).and_then(|()| producer_state::write_snapshot(dir, log_end, &table.encode_snapshot()));
+        if let Err(e) = written {
+            warn!(%tp, error = %e, "could not write the aborted-transaction index or the producer-state snapshot");
+        }
     }
-    Ok(table)
+    Ok((table, aborted))
 }
 
 fn read_log_start(dir: &Path) -> Option<Offset> {

@@ -11,6 +11,8 @@
 //! leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
 //! log-start-offset                the log start offset, when DeleteRecords moved it
 //! 00000000000000052311.snapshot   producer state before that offset (at rolls and clean close)
+//! aborted-transactions            aborted transactions (Kafka's .txnindex entries, for the whole
+//!                                 partition), on disk before each snapshot (see txn_index.rs)
 //! .clean-shutdown                 present only while the log is closed cleanly
 //! ```
 
@@ -28,6 +30,7 @@ mod read;
 mod retention;
 mod segment;
 mod time_index;
+mod txn_index;
 
 #[cfg(test)]
 mod tests;
@@ -38,9 +41,10 @@ pub use error::Error;
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
 pub use producer_state::{
-    Admission, BatchEntry, CompletedTxn, ProducerAppend, ProducerEntry, ProducerError, ProducerStateTable,
+    Admission, BatchEntry, CompletedTxn, Origin, ProducerAppend, ProducerEntry, ProducerError, ProducerStateTable,
 };
 pub use read::{ReadLimits, ReadSlice};
 pub use retention::RetentionReport;
 pub use segment::{parse_segment_name, segment_file};
 pub use time_index::{TimeEntry, TimeIndex};
+pub use txn_index::AbortedTxn;

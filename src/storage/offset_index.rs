@@ -80,6 +80,13 @@ impl OffsetIndex {
         }
     }
 
+    /// The offset of the first indexed batch at or after byte `position`, if any: every record
+    /// before that position lies below it.
+    pub fn offset_at_or_after(&self, base: Offset, position: u64) -> Option<Offset> {
+        let at = self.entries.partition_point(|e| u64::from(e.position) < position);
+        self.entries.get(at).map(|e| base.plus(i64::from(e.relative_offset)))
+    }
+
     /// Drops entries at or past `position` (the log is being cut there).
     pub fn truncate_to_position(&mut self, position: u64) {
         let keep = self.entries.partition_point(|e| u64::from(e.position) < position);

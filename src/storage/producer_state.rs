@@ -155,6 +155,20 @@ pub enum Admission {
     Duplicate(BatchEntry),
 }
 
+/// Who wrote a batch, which decides the producer checks it gets (Kafka's `AppendOrigin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's produce: epoch, sequence (duplicates, gaps, KIP-360) and transaction checks.
+    Client,
+    /// A coordinator writing on a producer's behalf: the group coordinator's transactional
+    /// offset commits. Kafka writes those with no sequence (NO_SEQUENCE, -1) because the
+    /// coordinator, not the producer, decides what is written and retries nothing itself, so
+    /// the sequence checks do not apply; the epoch (a fenced producer stays out) and the
+    /// transaction checks do, and a transactional batch still opens the producer's transaction
+    /// here, so that its marker completes it.
+    Coordinator,
+}
+
 /// Every producer of one partition. See the module docs.
 #[derive(Debug, Default)]
 pub struct ProducerStateTable {
@@ -367,16 +381,22 @@ impl ProducerStateTable {
 pub struct ProducerAppend<'a> {
     table: &'a ProducerStateTable,
     staged: HashMap<i64, ProducerEntry>,
+    origin: Origin,
 }
 
 impl<'a> ProducerAppend<'a> {
-    /// Starts checking against `table`.
+    /// Starts checking a client's produce against `table`.
     pub fn new(table: &'a ProducerStateTable) -> Self {
-        ProducerAppend { table, staged: HashMap::new() }
+        ProducerAppend::with_origin(table, Origin::Client)
     }
 
-    /// Checks a produced data batch that would be appended at `first_offset`, and stages its
-    /// effect. Batches without a producer id pass unchecked.
+    /// Starts checking batches written by `origin` against `table`.
+    pub fn with_origin(table: &'a ProducerStateTable, origin: Origin) -> Self {
+        ProducerAppend { table, staged: HashMap::new(), origin }
+    }
+
+    /// Checks a data batch that would be appended at `first_offset`, as its origin asks, and
+    /// stages its effect. Batches without a producer id pass unchecked.
     pub fn admit(&mut self, batch: &BatchSummary, first_offset: Offset) -> Result<Admission, ProducerError> {
         let id = batch.producer_id.0;
         if id < 0 {
@@ -391,7 +411,7 @@ impl<'a> ProducerAppend<'a> {
         match current {
             None => {
                 // KIP-360: a producer with no state here may only start at sequence 0.
-                if first != 0 {
+                if self.origin == Origin::Client && first != 0 {
                     return Err(ProducerError::UnknownProducerId { producer_id: id, sequence: first });
                 }
             }
@@ -403,20 +423,24 @@ impl<'a> ProducerAppend<'a> {
                         current: entry.epoch,
                     });
                 }
-                if epoch == entry.epoch {
-                    if let Some(duplicate) =
-                        entry.batches.iter().find(|b| b.first_sequence == first && b.last_sequence == last)
-                    {
-                        return Ok(Admission::Duplicate(*duplicate));
+                // A coordinator's batch carries no sequence (see `Origin::Coordinator`): no gap
+                // to find, no retry to detect.
+                if self.origin == Origin::Client {
+                    if epoch == entry.epoch {
+                        if let Some(duplicate) =
+                            entry.batches.iter().find(|b| b.first_sequence == first && b.last_sequence == last)
+                        {
+                            return Ok(Admission::Duplicate(*duplicate));
+                        }
+                        // With no batch remembered in this epoch (it began with a marker), the
+                        // first batch starts at 0.
+                        let expected = entry.last_sequence().map_or(0, |s| increment_sequence(s, 1));
+                        if first != expected {
+                            return Err(ProducerError::OutOfOrderSequence { producer_id: id, expected, got: first });
+                        }
+                    } else if first != 0 {
+                        return Err(ProducerError::OutOfOrderSequence { producer_id: id, expected: 0, got: first });
                     }
-                    // With no batch remembered in this epoch (it began with a marker), the
-                    // first batch starts at 0.
-                    let expected = entry.last_sequence().map_or(0, |s| increment_sequence(s, 1));
-                    if first != expected {
-                        return Err(ProducerError::OutOfOrderSequence { producer_id: id, expected, got: first });
-                    }
-                } else if first != 0 {
-                    return Err(ProducerError::OutOfOrderSequence { producer_id: id, expected: 0, got: first });
                 }
                 if entry.txn_first_offset.is_some() && !batch.transactional {
                     return Err(ProducerError::InvalidTxnState(format!(
@@ -624,6 +648,33 @@ mod tests {
         append(&mut t, &c, 13).unwrap();
         assert_eq!(t.expire(Timestamp(i64::MAX)), 1);
         assert!(t.get(ProducerId(4)).is_some() && t.get(ProducerId(9)).is_none());
+    }
+
+    #[test]
+    fn coordinator_batches_skip_sequences_but_not_epochs() {
+        let mut t = ProducerStateTable::default();
+        // The group coordinator's transactional offsets: no sequence, from a producer this
+        // partition has never seen (a client's batch would need sequence 0).
+        let mut offsets = batch(6, 2, -1, 1);
+        offsets.transactional = true;
+        assert!(matches!(
+            ProducerAppend::new(&t).admit(&offsets, Offset(0)),
+            Err(ProducerError::UnknownProducerId { .. })
+        ));
+        let mut coordinator = ProducerAppend::with_origin(&t, Origin::Coordinator);
+        assert_eq!(coordinator.admit(&offsets, Offset(0)), Ok(Admission::Append));
+        assert_eq!(coordinator.admit(&offsets, Offset(1)), Ok(Admission::Append), "no duplicate to detect");
+        t.replay(&offsets, Offset(0), Timestamp(10));
+        assert_eq!(t.first_unstable_offset(), Some(Offset(0)), "it opens the transaction");
+        assert!(t.get(ProducerId(6)).unwrap().batches.is_empty(), "no sequence remembered");
+        let mut zombie = offsets;
+        zombie.producer_epoch = 1;
+        assert!(matches!(
+            ProducerAppend::with_origin(&t, Origin::Coordinator).admit(&zombie, Offset(1)),
+            Err(ProducerError::InvalidProducerEpoch { .. })
+        ));
+        let done = t.replay_marker(ProducerId(6), 2, 0, ControlType::Commit, Offset(1), Timestamp(11));
+        assert_eq!((done.first_offset, t.first_unstable_offset()), (Offset(0), None));
     }
 
     #[test]

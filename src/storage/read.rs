@@ -40,6 +40,10 @@ pub struct ReadSlice {
     /// Base offset of the first batch (which may be before the requested offset, when that
     /// falls inside a batch).
     pub first_offset: Option<Offset>,
+    /// An offset above every record returned (the next batch's, when known, else the read's
+    /// upper bound): read_committed fetches look up aborted transactions below it, as Kafka's
+    /// fetch upper bound does. Meaningless for an empty answer.
+    pub upper_offset: Offset,
 }
 
 impl ReadSlice {
@@ -106,8 +110,11 @@ impl PartitionLog {
                     return Ok(ReadSlice::default());
                 }
                 if let Some(batches) = state.cache.read(start, limits.max_bytes, upper) {
-                    let mut slice =
-                        ReadSlice { first_offset: batches.first().map(|b| b.base_offset), ..ReadSlice::default() };
+                    let mut slice = ReadSlice {
+                        first_offset: batches.first().map(|b| b.base_offset),
+                        upper_offset: batches.last().map_or(upper, |b| b.next_offset),
+                        ..ReadSlice::default()
+                    };
                     for batch in batches {
                         slice.bytes += batch.bytes.len() as u64;
                         slice.chunks.push(Chunk::Bytes(batch.bytes));
@@ -212,10 +219,24 @@ impl PartitionLog {
             }
         };
         let len = upper_position.saturating_sub(position).min(limits.max_bytes.max(first_size));
+        // A range that reaches the upper position holds only batches below the upper bound
+        // (or the segment's end); one cut short by max_bytes ends before the next indexed batch.
+        let whole_bound = upper.min(plan.flushed_next);
+        let upper_offset = if position + len >= upper_position {
+            whole_bound
+        } else {
+            let state = self.state.borrow();
+            let indexed = state
+                .segments
+                .get(&plan.segment_base)
+                .and_then(|s| s.index.offset_at_or_after(plan.segment_base, position + len));
+            indexed.map_or(whole_bound, |o| o.min(whole_bound))
+        };
         Ok(ReadSlice {
             chunks: vec![Chunk::File(FileRange { file: plan.reader, position, len })],
             bytes: len,
             first_offset: Some(first_offset),
+            upper_offset,
         })
     }
 

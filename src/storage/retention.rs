@@ -60,9 +60,12 @@ impl PartitionLog {
         if new_start > state.log_start {
             state.log_start = new_start;
             state.high_watermark = state.high_watermark.max(new_start);
+            state.forget_replicated_txns();
             write_log_start(&state.dir, new_start).map_err(Error::io("writing the log start offset"))?;
         }
         state.cache.drop_before(state.log_start);
+        let log_start = state.log_start;
+        state.aborted.drop_below(log_start);
         report.log_start_offset = state.log_start;
         Ok(report)
     }
@@ -86,6 +89,9 @@ impl PartitionLog {
             write_log_start(&state.dir, offset).map_err(Error::io("writing the log start offset"))?;
             state.log_start = offset;
             state.cache.drop_before(offset);
+            state.aborted.drop_below(offset);
+            // The last stable offset never falls below the log start, so it may have moved.
+            state.acks.notify_all();
             info!(tp = %state.topic_partition, log_start = %offset, "log start offset moved by DeleteRecords");
         }
         self.enforce_segment_deletion_below_start()

@@ -207,3 +207,190 @@ fn group_error_codes_and_a_silent_member_is_evicted() {
     assert_eq!(describe(&mut a, group), (0, "Empty".to_string(), 0));
     assert_eq!(describe(&mut a, "never-seen"), (0, "Dead".to_string(), 0));
 }
+
+// --- offsets committed inside transactions (TxnOffsetCommit) -------------------------------------
+
+mod txn {
+    use std::time::{Duration, Instant};
+
+    use sluice::client::{Client, ClientConfig, Connection};
+    use sluice::protocol::messages::{
+        AddOffsetsToTxnRequest, EndTxnRequest, InitProducerIdRequest, OffsetFetchRequest, OffsetFetchRequestTopic,
+        TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+
+    /// Errors a coordinator answers while it starts or moves: ask again.
+    const RETRIABLE: &[i16] = &[14, 15, 16, 51];
+    pub(super) const INVALID_TXN_STATE: i16 = 48;
+    pub(super) const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+    pub(super) async fn connect(addr: &str) -> Connection {
+        let client = Client::connect(ClientConfig::new([addr.to_string()])).await.unwrap();
+        client.any_connection().await.unwrap()
+    }
+
+    /// Runs `call` until it answers something other than a retriable coordinator error.
+    async fn retried<F, Fut, T>(mut call: F) -> (i16, T)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = (i16, T)>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (error, out) = call().await;
+            if !RETRIABLE.contains(&error) || Instant::now() > deadline {
+                return (error, out);
+            }
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A transactional producer: (id, epoch).
+    pub(super) async fn init(c: &Connection, transactional_id: &str) -> (i64, i16) {
+        let request = InitProducerIdRequest {
+            transactional_id: Some(transactional_id.to_string()),
+            transaction_timeout_ms: 600_000,
+            producer_id: -1,
+            producer_epoch: -1,
+        };
+        let (error, producer) = retried(|| async {
+            let r = c.send_at(&request, 4).await.unwrap();
+            (r.error_code, (r.producer_id, r.producer_epoch))
+        })
+        .await;
+        assert_eq!(error, 0, "InitProducerId {transactional_id}");
+        producer
+    }
+
+    /// AddOffsetsToTxn: the group's offsets partition joins the transaction.
+    pub(super) async fn add_offsets(c: &Connection, transactional_id: &str, producer: (i64, i16), group: &str) {
+        let request = AddOffsetsToTxnRequest {
+            transactional_id: transactional_id.to_string(),
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            group_id: group.to_string(),
+        };
+        let (error, ()) = retried(|| async { (c.send_at(&request, 3).await.unwrap().error_code, ()) }).await;
+        assert_eq!(error, 0, "AddOffsetsToTxn {transactional_id} {group}");
+    }
+
+    /// TxnOffsetCommit v3 of one partition, with a generation (-1 for none): its error code.
+    pub(super) async fn commit(
+        c: &Connection,
+        transactional_id: &str,
+        producer: (i64, i16),
+        group: &str,
+        generation: i32,
+        (topic, partition, offset): (&str, i32, i64),
+    ) -> i16 {
+        let request = TxnOffsetCommitRequest {
+            transactional_id: transactional_id.to_string(),
+            group_id: group.to_string(),
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            generation_id: generation,
+            topics: vec![TxnOffsetCommitRequestTopic {
+                name: topic.to_string(),
+                partitions: vec![TxnOffsetCommitRequestPartition {
+                    partition_index: partition,
+                    committed_offset: offset,
+                    committed_metadata: Some("txn".into()),
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        };
+        retried(|| async {
+            let r = c.send_at(&request, 3).await.unwrap();
+            assert_eq!(r.topics.len(), 1);
+            assert_eq!(r.topics[0].partitions[0].partition_index, partition);
+            (r.topics[0].partitions[0].error_code, ())
+        })
+        .await
+        .0
+    }
+
+    pub(super) async fn end(c: &Connection, transactional_id: &str, producer: (i64, i16), commit: bool) {
+        let request = EndTxnRequest {
+            transactional_id: transactional_id.to_string(),
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            committed: commit,
+        };
+        let (error, ()) = retried(|| async { (c.send_at(&request, 3).await.unwrap().error_code, ()) }).await;
+        assert_eq!(error, 0, "EndTxn {transactional_id}");
+    }
+
+    /// OffsetFetch v7 of one partition: (committed offset, partition error).
+    pub(super) async fn fetch(c: &Connection, group: &str, topic: &str, partition: i32, stable: bool) -> (i64, i16) {
+        let request = OffsetFetchRequest {
+            group_id: group.to_string(),
+            topics: Some(vec![OffsetFetchRequestTopic { name: topic.to_string(), partition_indexes: vec![partition] }]),
+            require_stable: stable,
+            ..Default::default()
+        };
+        let (error, answer) = retried(|| async {
+            let r = c.send_at(&request, 7).await.unwrap();
+            let p = &r.topics[0].partitions[0];
+            (r.error_code, (p.committed_offset, p.error_code))
+        })
+        .await;
+        assert_eq!(error, 0, "OffsetFetch {group}");
+        answer
+    }
+}
+
+const TXN_TOPIC: &str = "txn-offsets-topic";
+
+#[test]
+fn group_txn_offsets_count_only_once_their_transaction_commits() {
+    let mut broker = Broker::start(&flags("2"));
+    create_topic(&broker, TXN_TOPIC);
+    let addr = broker.addr.clone();
+    sluice::testing::run_on_shard(move || async move {
+        let c = txn::connect(&addr).await;
+        // Committed inside a transaction: not an offset yet, and unstable for those who ask.
+        let committer = txn::init(&c, "tx-commit").await;
+        txn::add_offsets(&c, "tx-commit", committer, "txg").await;
+        assert_eq!(txn::commit(&c, "tx-commit", committer, "txg", -1, (TXN_TOPIC, 0, 42)).await, 0);
+        assert_eq!(txn::fetch(&c, "txg", TXN_TOPIC, 0, false).await, (-1, 0));
+        assert_eq!(txn::fetch(&c, "txg", TXN_TOPIC, 0, true).await, (-1, txn::UNSTABLE_OFFSET_COMMIT));
+        assert_eq!(txn::fetch(&c, "txg", TXN_TOPIC, 1, true).await, (-1, 0), "another partition is stable");
+
+        let aborter = txn::init(&c, "tx-abort").await;
+        txn::add_offsets(&c, "tx-abort", aborter, "txg").await;
+        assert_eq!(txn::commit(&c, "tx-abort", aborter, "txg", -1, (TXN_TOPIC, 1, 77)).await, 0);
+
+        // The errors: the group's partition not in the transaction (KIP-890), an unknown
+        // partition, a generation of a group that does not exist (KIP-447).
+        let stranger = txn::init(&c, "tx-unadded").await;
+        let unadded = txn::commit(&c, "tx-unadded", stranger, "txg", -1, (TXN_TOPIC, 0, 1)).await;
+        assert_eq!(unadded, txn::INVALID_TXN_STATE);
+        let opener = txn::init(&c, "tx-open").await;
+        txn::add_offsets(&c, "tx-open", opener, "txg-open").await;
+        txn::add_offsets(&c, "tx-open", opener, "txg-fresh").await;
+        assert_eq!(
+            txn::commit(&c, "tx-open", opener, "txg-open", -1, (TXN_TOPIC, 9, 1)).await,
+            UNKNOWN_TOPIC_OR_PARTITION
+        );
+        assert_eq!(txn::commit(&c, "tx-open", opener, "txg-fresh", 5, (TXN_TOPIC, 0, 1)).await, ILLEGAL_GENERATION);
+        assert_eq!(txn::commit(&c, "tx-open", opener, "txg-open", -1, (TXN_TOPIC, 0, 99)).await, 0);
+
+        txn::end(&c, "tx-commit", committer, true).await;
+        txn::end(&c, "tx-abort", aborter, false).await;
+    });
+
+    // The markers are in __consumer_offsets: replaying it applies the committed transaction,
+    // drops the aborted one and keeps the open one pending. (Checked after a restart, so that
+    // it holds whichever path wrote the markers; the live path is covered by the coordinator's
+    // tests in src/broker/groups/tests.rs.)
+    broker.restart();
+    let addr = broker.addr.clone();
+    sluice::testing::run_on_shard(move || async move {
+        let c = txn::connect(&addr).await;
+        assert_eq!(txn::fetch(&c, "txg", TXN_TOPIC, 0, true).await, (42, 0));
+        assert_eq!(txn::fetch(&c, "txg", TXN_TOPIC, 1, true).await, (-1, 0));
+        assert_eq!(txn::fetch(&c, "txg-open", TXN_TOPIC, 0, false).await, (-1, 0));
+        assert_eq!(txn::fetch(&c, "txg-open", TXN_TOPIC, 0, true).await, (-1, txn::UNSTABLE_OFFSET_COMMIT));
+    });
+}

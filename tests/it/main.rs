@@ -17,5 +17,6 @@ mod kafka_client_compat;
 mod long_poll;
 mod malformed_frames;
 mod raw;
+mod read_committed;
 mod storage_crash;
 mod tidy;

@@ -11,9 +11,17 @@
 //! partition through the normal append path and acknowledged only once durable under the flush
 //! mode. Concurrent commits are independent appends, so the log's group commit batches their
 //! fdatasyncs; nothing here serialises them.
+//!
+//! Transactions (KIP-98, KIP-447): TxnOffsetCommit appends its offsets as a transactional batch
+//! stamped with the producer's id and epoch, and holds them pending in the group from the moment
+//! the batch has its place in the log. The transaction coordinator ends the transaction in the
+//! partition with [`Coordinator::write_txn_marker`]: the marker is appended and committed, then
+//! the producer's offsets from before the marker become the groups' offsets or are dropped.
+//! Replay does the same from the log: transactional offsets wait for their producer's marker,
+//! and those still open at the end stay pending for the transaction coordinator to end.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,16 +30,19 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use tracing::{info, warn};
 
-use super::messages::{GroupOp, GroupRequest, GroupResponse, MemberRef};
+use super::messages::{FetchedOffset, GroupOp, GroupRequest, GroupResponse, MemberRef, TxnCommit};
 use crate::broker::config::BrokerConfig;
 use crate::broker::metadata::Metadata;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
 use crate::broker::partition::{Acks, Partition, PartitionError, ShardPartitions};
 use crate::group::{
-    CommittedOffset, Effect, Group, GroupDescription, GroupState, GroupValue, JoinResult, OFFSETS_TOPIC, OffsetValue,
-    RecordKey, SyncResult, Waiter,
+    CommittedOffset, Effect, Group, GroupDescription, GroupState, GroupValue, JoinResult, OFFSETS_TOPIC, OffsetKey,
+    OffsetValue, RecordKey, SyncResult, Waiter,
 };
-use crate::model::{BatchBuilder, BatchIter, RecordBatch, RecordIter, Timestamp, TopicId, TopicPartition};
+use crate::model::{
+    BatchBuilder, BatchIter, ControlType, NO_SEQUENCE, Offset, ProducerId, RecordBatch, RecordIter, Timestamp, TopicId,
+    TopicPartition, parse_marker, set_producer,
+};
 use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot};
 
@@ -50,6 +61,9 @@ pub struct Coordinator {
     partitions: Rc<ShardPartitions>,
     peers: PeersSlot<GroupRequest, GroupResponse>,
     groups: RefCell<HashMap<String, Group>>,
+    /// The groups holding a producer's pending transactional offsets, by (`__consumer_offsets`
+    /// partition, producer): the groups its marker there completes, without visiting every group.
+    txn_groups: RefCell<HashMap<(i32, ProducerId), HashSet<String>>>,
     loaded: RefCell<HashSet<i32>>,
     waiters: RefCell<HashMap<Waiter, oneshot::Sender<Effect>>>,
     next_waiter: Cell<Waiter>,
@@ -81,6 +95,7 @@ impl Coordinator {
             partitions,
             peers: PeersSlot::default(),
             groups: RefCell::new(HashMap::new()),
+            txn_groups: RefCell::new(HashMap::new()),
             loaded: RefCell::new(HashSet::new()),
             waiters: RefCell::new(HashMap::new()),
             next_waiter: Cell::new(0),
@@ -145,6 +160,14 @@ impl Coordinator {
     pub async fn serve(&self, request: GroupRequest) -> GroupResponse {
         match request {
             GroupRequest::ForGroup { group, partition, op } => self.serve_op(group, partition, *op).await,
+            GroupRequest::TxnMarker { partition, producer_id, producer_epoch, coordinator_epoch, kind } => {
+                GroupResponse::Code(
+                    match self.end_txn(partition, producer_id, producer_epoch, coordinator_epoch, kind).await {
+                        Ok(()) => ErrorCode::None,
+                        Err(e) => e,
+                    },
+                )
+            }
             GroupRequest::List => GroupResponse::List(
                 self.groups
                     .borrow()
@@ -220,22 +243,34 @@ impl Coordinator {
             GroupOp::Commit(member, offsets) => {
                 GroupResponse::Code(self.commit(group, partition, member, offsets).await)
             }
-            GroupOp::FetchOffsets(wanted) => {
+            GroupOp::TxnCommit(commit) => GroupResponse::Code(self.txn_commit(group, partition, commit).await),
+            GroupOp::FetchOffsets { partitions: wanted, require_stable } => {
                 if let Err(e) = self.check(partition) {
                     return GroupResponse::Offsets(Err(e));
                 }
                 let groups = self.groups.borrow();
                 let g = groups.get(&group);
+                // Kafka: a partition whose offset a transaction may still replace is unstable for
+                // a consumer that asks (KIP-447), so it cannot start from an offset about to move.
+                let answer = |t: &str, p: i32| -> FetchedOffset {
+                    match g {
+                        Some(g) if require_stable && g.offsets_with_pending().is_unstable(t, p) => {
+                            Err(ErrorCode::UnstableOffsetCommit)
+                        }
+                        Some(g) => Ok(g.offset(t, p).cloned()),
+                        None => Ok(None),
+                    }
+                };
                 let out = match wanted {
                     Some(wanted) => wanted
                         .into_iter()
                         .map(|(t, p)| {
-                            let o = g.and_then(|g| g.offset(&t, p)).cloned();
+                            let o = answer(&t, p);
                             (t, p, o)
                         })
                         .collect(),
                     None => g
-                        .map(|g| g.offsets().map(|((t, p), o)| (t.clone(), *p, Some(o.clone()))).collect())
+                        .map(|g| g.offsets().map(|((t, p), _)| (t.clone(), *p, answer(t, *p))).collect())
                         .unwrap_or_default(),
                 };
                 GroupResponse::Offsets(Ok(out))
@@ -299,13 +334,158 @@ impl Coordinator {
                 (key.encode(), Some(o.value().encode()))
             })
             .collect();
-        if let Err(e) = self.append(partition, records).await {
-            return e;
-        }
+        let at = match self.append(partition, records).await {
+            Ok(at) => at,
+            Err(e) => return e,
+        };
         if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
-            g.commit(offsets);
+            g.commit(at, offsets);
         }
         ErrorCode::None
+    }
+
+    /// TxnOffsetCommit on the coordinating shard: the KIP-447 member checks, then the offsets
+    /// appended as a transactional batch of the producer and held pending in the group.
+    async fn txn_commit(&self, group: String, partition: i32, commit: TxnCommit) -> ErrorCode {
+        let TxnCommit { producer_id, producer_epoch, member, offsets } = commit;
+        let MemberRef { generation, member_id, instance_id } = member;
+        let p = match self.check(partition) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        {
+            let mut groups = self.groups.borrow_mut();
+            let checked = match groups.get(&group) {
+                Some(g) => g.check_txn_commit(generation, &member_id, instance_id.as_deref()),
+                // As for a plain commit: a producer outside group management creates the group;
+                // one that names a generation of a group that does not exist is stale.
+                None if generation < 0 => {
+                    groups.insert(group.clone(), Group::new(&group, self.config.group, now_ms()));
+                    Ok(())
+                }
+                None => Err(ErrorCode::IllegalGeneration),
+            };
+            if let Err(e) = checked {
+                return e;
+            }
+        }
+        if offsets.is_empty() {
+            return ErrorCode::None;
+        }
+        let records: Vec<(Bytes, Option<Bytes>)> = offsets
+            .iter()
+            .map(|((topic, p), o)| {
+                let key = RecordKey::Offset { group: group.clone(), topic: topic.clone(), partition: *p };
+                (key.encode(), Some(o.value().encode()))
+            })
+            .collect();
+        // Kafka's coordinator writes these with no sequence: the producer did not number them.
+        let mut batch = offsets_batch(&records);
+        set_producer(&mut batch, producer_id, producer_epoch, NO_SEQUENCE, true);
+        let appended = match p.append_for_coordinator(batch) {
+            Ok(appended) => appended,
+            Err(e) => return txn_append_error(partition, &e),
+        };
+        let at = appended.info().base_offset;
+        // Pending from the moment the batch has its place in the log, before it is durable: a
+        // marker for the producer can only be appended after it, and must find it even if the
+        // marker is acknowledged first.
+        if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
+            g.prepare_txn_commit(producer_id, at, offsets);
+            self.txn_groups.borrow_mut().entry((partition, producer_id)).or_default().insert(group.clone());
+        }
+        match appended.acknowledged(Acks::All, &p).await {
+            Ok(_) => ErrorCode::None,
+            Err(e) => {
+                warn!(partition, error = %e, "transactional offsets were not made durable");
+                if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
+                    g.fail_txn_commit(producer_id, at);
+                }
+                ErrorCode::CoordinatorNotAvailable
+            }
+        }
+    }
+
+    /// Ends `producer_id`'s transaction in `partition` of `__consumer_offsets`: appends the
+    /// marker, waits until it is committed, then commits or drops the producer's offsets that
+    /// the groups of the partition hold pending from before the marker.
+    async fn end_txn(
+        &self,
+        partition: i32,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+    ) -> Result<(), ErrorCode> {
+        // Not before the partition is loaded: replay would miss a marker appended behind it
+        // and the offsets it ends are not in memory yet.
+        let p = self.check(partition)?;
+        let (appended, _) =
+            p.append_marker(producer_id, producer_epoch, coordinator_epoch, kind).map_err(|e| ErrorCode::from(&e))?;
+        let marker_at = appended.info().base_offset;
+        appended.acknowledged(Acks::All, &p).await.map_err(|e| {
+            warn!(partition, error = %e, "transaction marker in __consumer_offsets was not committed");
+            ErrorCode::from(&e)
+        })?;
+        self.complete_txn(partition, producer_id, marker_at, kind == ControlType::Commit);
+        Ok(())
+    }
+
+    /// Commits or drops what the groups of `partition` hold pending for `producer_id` from
+    /// before its marker at `marker_at`.
+    fn complete_txn(&self, partition: i32, producer_id: ProducerId, marker_at: Offset, commit: bool) {
+        let key = (partition, producer_id);
+        let Some(names) = self.txn_groups.borrow_mut().remove(&key) else { return };
+        let mut groups = self.groups.borrow_mut();
+        // Offsets of the producer's next transaction, appended after this marker, stay pending.
+        let still: HashSet<String> = names
+            .into_iter()
+            .filter(|name| match groups.get_mut(name) {
+                Some(g) => {
+                    g.complete_txn(producer_id, marker_at, commit);
+                    g.offsets_with_pending().has_pending(producer_id)
+                }
+                None => false,
+            })
+            .collect();
+        if !still.is_empty() {
+            self.txn_groups.borrow_mut().entry(key).or_default().extend(still);
+        }
+    }
+
+    /// Ends `producer_id`'s transaction in `offsets_partition` of `__consumer_offsets` (the
+    /// transaction coordinator calls it for each such partition of a transaction, as Kafka's
+    /// WriteTxnMarkers does through `onTransactionCompleted`): on the shard that owns the
+    /// partition, appends the marker and waits until it is committed, then makes the
+    /// producer's pending offsets in the partition's groups committed (COMMIT) or drops them
+    /// (ABORT). Errors: UNKNOWN_TOPIC_OR_PARTITION if the partition does not exist (nothing to
+    /// end), COORDINATOR_LOAD_IN_PROGRESS while it loads and NOT_COORDINATOR if the shard does
+    /// not have it (both retriable), the log's refusal (INVALID_PRODUCER_EPOCH,
+    /// TRANSACTION_COORDINATOR_FENCED), or the storage error that kept the marker from being
+    /// committed.
+    pub async fn write_txn_marker(
+        &self,
+        offsets_partition: i32,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+    ) -> Result<(), ErrorCode> {
+        let shard =
+            self.metadata.owner_of(OFFSETS_TOPIC, offsets_partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        let request = GroupRequest::TxnMarker {
+            partition: offsets_partition,
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            kind,
+        };
+        match self.peers.get().call(shard, request).await {
+            Ok(GroupResponse::Code(ErrorCode::None)) => Ok(()),
+            Ok(GroupResponse::Code(e)) => Err(e),
+            Ok(_) => Err(ErrorCode::UnknownServerError),
+            Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
+        }
     }
 
     async fn delete(&self, group: String, partition: i32) -> ErrorCode {
@@ -321,8 +501,12 @@ impl Coordinator {
                 return ErrorCode::NonEmptyGroup;
             }
             let mut records = vec![(RecordKey::Group(group.clone()).encode(), None)];
-            for ((topic, p), _) in g.offsets() {
-                let key = RecordKey::Offset { group: group.clone(), topic: topic.clone(), partition: *p };
+            // Offsets pending in transactions go too (Kafka's `removeAllOffsets`): their
+            // tombstones make replay drop them as well.
+            let mut keys: BTreeSet<OffsetKey> = g.offsets().map(|(key, _)| key.clone()).collect();
+            keys.extend(g.offsets_with_pending().pending_keys());
+            for (topic, p) in keys {
+                let key = RecordKey::Offset { group: group.clone(), topic, partition: p };
                 records.push((key.encode(), None));
             }
             records
@@ -356,7 +540,7 @@ impl Coordinator {
                     if g.subscribes_to(topic) {
                         ErrorCode::GroupSubscribedToTopic
                     } else {
-                        if g.offset(topic, *p).is_some() {
+                        if g.offset(topic, *p).is_some() || g.offsets_with_pending().is_unstable(topic, *p) {
                             doomed.push((topic.clone(), *p));
                         }
                         ErrorCode::None
@@ -379,9 +563,9 @@ impl Coordinator {
                 (RecordKey::Offset { group: group.to_string(), topic: topic.clone(), partition: *p }.encode(), None)
             })
             .collect();
-        self.append(partition, records).await?;
+        let at = self.append(partition, records).await?;
         if let Some(g) = self.groups.borrow_mut().get_mut(group) {
-            g.forget_offsets(&keys);
+            g.forget_offsets(at, &keys);
         }
         Ok(())
     }
@@ -398,26 +582,37 @@ impl Coordinator {
             }
             let Some(p) = self.offsets_partition(partition) else { continue };
             match replay(&p).await {
-                Ok((groups, offsets)) => {
+                Ok(Replayed { groups, offsets, pending }) => {
                     let now = now_ms();
+                    let config = self.config.group;
                     let mut restored: HashMap<String, Group> = groups
                         .into_iter()
-                        .map(|(id, value)| (id.clone(), Group::restore(&id, self.config.group, now, value)))
+                        .map(|(id, value)| (id.clone(), Group::restore(&id, config, now, value)))
                         .collect();
-                    for ((group, topic, part), value) in offsets {
+                    for ((group, topic, part), (value, at)) in offsets {
                         let g = restored
                             .entry(group.clone())
-                            .or_insert_with(|| Group::new(&group, self.config.group, value.commit_timestamp_ms));
-                        let metadata = Some(value.metadata.clone());
-                        let offset = CommittedOffset {
-                            offset: value.offset,
-                            leader_epoch: value.leader_epoch,
-                            metadata,
-                            commit_timestamp_ms: value.commit_timestamp_ms,
-                        };
-                        g.commit([((topic, part), offset)]);
+                            .or_insert_with(|| Group::new(&group, config, value.commit_timestamp_ms));
+                        g.commit(at, [((topic, part), CommittedOffset::from_value(&value))]);
                     }
-                    info!(partition, groups = restored.len(), "consumer groups loaded");
+                    // Transactions still open at the end of the log: their offsets stay pending
+                    // until the transaction coordinator ends them here.
+                    let mut open = 0;
+                    for (producer_id, offsets) in pending {
+                        for ((group, topic, part), (value, at)) in offsets {
+                            let g = restored
+                                .entry(group.clone())
+                                .or_insert_with(|| Group::new(&group, config, value.commit_timestamp_ms));
+                            g.prepare_txn_commit(
+                                producer_id,
+                                at,
+                                [((topic, part), CommittedOffset::from_value(&value))],
+                            );
+                            self.txn_groups.borrow_mut().entry((partition, producer_id)).or_default().insert(group);
+                        }
+                        open += 1;
+                    }
+                    info!(partition, groups = restored.len(), open_transactions = open, "consumer groups loaded");
                     self.groups.borrow_mut().extend(restored);
                     self.loaded.borrow_mut().insert(partition);
                 }
@@ -486,19 +681,16 @@ impl Coordinator {
     }
 
     /// Appends `records` (key, value or tombstone) as one batch to a `__consumer_offsets`
-    /// partition and waits until it is durable.
-    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+    /// partition and waits until it is durable; returns the batch's offset (its place among the
+    /// group's records, see `group/offsets.rs`).
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<Offset, ErrorCode> {
         let p = self.offsets_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
-        let now = Timestamp::now();
-        let mut batch = BatchBuilder::new(now);
-        for (key, value) in &records {
-            batch.push(Some(key), value.as_deref(), now, &[]);
-        }
-        let appended = p.append(batch.build(), None).map_err(|e| {
+        let appended = p.append(offsets_batch(&records), None).map_err(|e| {
             warn!(partition, error = %e, "append to __consumer_offsets failed");
             ErrorCode::CoordinatorNotAvailable
         })?;
-        appended.acknowledged(Acks::All, &p).await.map(|_| ()).map_err(|e| {
+        let at = appended.info().base_offset;
+        appended.acknowledged(Acks::All, &p).await.map(|_| at).map_err(|e| {
             warn!(partition, error = %e, "__consumer_offsets append was not made durable");
             ErrorCode::CoordinatorNotAvailable
         })
@@ -563,12 +755,53 @@ impl Coordinator {
     }
 }
 
-type Replayed = (HashMap<String, GroupValue>, HashMap<(String, String, i32), OffsetValue>);
+/// One batch of `records` (key, value or tombstone) for `__consumer_offsets`.
+fn offsets_batch(records: &[(Bytes, Option<Bytes>)]) -> bytes::BytesMut {
+    let now = Timestamp::now();
+    let mut batch = BatchBuilder::new(now);
+    for (key, value) in records {
+        batch.push(Some(key), value.as_deref(), now, &[]);
+    }
+    batch.build()
+}
 
-/// Reads a partition from its start: the latest value per key, tombstones removing keys.
+/// The error a TxnOffsetCommit gets when its batch is refused: the producer checks' own codes
+/// (a fenced epoch, a broken transaction rule), Kafka's INVALID_COMMIT_OFFSET_SIZE for a batch
+/// over `max.message.bytes`, COORDINATOR_NOT_AVAILABLE (retriable) for the rest, as for a plain
+/// commit.
+fn txn_append_error(partition: i32, e: &PartitionError) -> ErrorCode {
+    match e {
+        PartitionError::Storage(crate::storage::Error::Producer(_)) => ErrorCode::from(e),
+        PartitionError::Storage(crate::storage::Error::InvalidBatch(crate::model::BatchError::TooLarge { .. })) => {
+            ErrorCode::InvalidCommitOffsetSize
+        }
+        _ => {
+            warn!(partition, error = %e, "transactional append to __consumer_offsets failed");
+            ErrorCode::CoordinatorNotAvailable
+        }
+    }
+}
+
+/// A group's offset in the log: (group, topic, partition).
+type LoggedKey = (String, String, i32);
+/// An offset read back, with the offset of the batch that carried it.
+type LoggedOffset = (OffsetValue, Offset);
+
+/// What replaying a partition found.
+#[derive(Default)]
+struct Replayed {
+    /// The latest metadata of each group.
+    groups: HashMap<String, GroupValue>,
+    /// The committed offsets.
+    offsets: HashMap<LoggedKey, LoggedOffset>,
+    /// Transactional offsets whose marker has not been read (yet), by producer.
+    pending: HashMap<ProducerId, HashMap<LoggedKey, LoggedOffset>>,
+}
+
+/// Reads a partition from its start: the latest value per key, tombstones removing keys,
+/// transactional offsets held per producer until its marker.
 async fn replay(p: &Partition) -> Result<Replayed, PartitionError> {
-    let mut groups = HashMap::new();
-    let mut offsets = HashMap::new();
+    let mut replayed = Replayed::default();
     let end = p.high_watermark();
     let mut at = p.log_start_offset();
     let limit = p.config().log.batch_bytes_max();
@@ -587,49 +820,90 @@ async fn replay(p: &Partition) -> Result<Replayed, PartitionError> {
         for batch in BatchIter::new(&bytes, limit) {
             let Ok(batch) = batch else { break };
             at = at.max(batch.next_offset());
-            apply_batch(&batch, limit, &mut groups, &mut offsets);
+            replayed.apply_batch(&batch, limit);
         }
         if at <= before {
             break;
         }
     }
-    Ok((groups, offsets))
+    Ok(replayed)
 }
 
-fn apply_batch(
-    batch: &RecordBatch<'_>,
-    limit: usize,
-    groups: &mut HashMap<String, GroupValue>,
-    offsets: &mut HashMap<(String, String, i32), OffsetValue>,
-) {
-    if batch.is_control() {
-        return;
-    }
-    let Ok(records) = batch.decompressed_records(limit) else { return };
-    for record in RecordIter::with_records(batch, &records) {
-        let Ok(record) = record else { break };
-        let Some(key) = record.key.and_then(|k| RecordKey::decode(k).ok()) else { continue };
-        match key {
-            RecordKey::Group(id) => match record.value.map(GroupValue::decode) {
-                Some(Ok(value)) => {
-                    groups.insert(id, value);
-                }
-                None => {
-                    groups.remove(&id);
-                }
-                Some(Err(e)) => warn!(group = %id, error = %e, "unreadable group metadata skipped"),
-            },
-            RecordKey::Offset { group, topic, partition } => {
-                let key = (group, topic, partition);
-                match record.value.map(OffsetValue::decode) {
+impl Replayed {
+    fn apply_batch(&mut self, batch: &RecordBatch<'_>, limit: usize) {
+        let producer_id = batch.producer_id();
+        if batch.is_control() {
+            // A marker ends the producer's transaction: never offset records, whatever its
+            // bytes hold. One this version cannot read ends nothing (Kafka skips those too).
+            if let Some((kind, _)) = parse_marker(batch) {
+                self.complete_txn(producer_id, kind == ControlType::Commit);
+            }
+            return;
+        }
+        let transactional = batch.is_transactional();
+        let at = batch.base_offset();
+        let Ok(records) = batch.decompressed_records(limit) else { return };
+        for record in RecordIter::with_records(batch, &records) {
+            let Ok(record) = record else { break };
+            let Some(key) = record.key.and_then(|k| RecordKey::decode(k).ok()) else { continue };
+            match key {
+                // Kafka writes group metadata only outside transactions, and ignores it inside.
+                RecordKey::Group(_) if transactional => {}
+                RecordKey::Group(id) => match record.value.map(GroupValue::decode) {
                     Some(Ok(value)) => {
-                        offsets.insert(key, value);
+                        self.groups.insert(id, value);
                     }
                     None => {
-                        offsets.remove(&key);
+                        self.groups.remove(&id);
                     }
-                    Some(Err(e)) => warn!(error = %e, "unreadable committed offset skipped"),
+                    Some(Err(e)) => warn!(group = %id, error = %e, "unreadable group metadata skipped"),
+                },
+                RecordKey::Offset { group, topic, partition } => {
+                    let key = (group, topic, partition);
+                    let value = match record.value.map(OffsetValue::decode) {
+                        Some(Ok(value)) => Some(value),
+                        None => None,
+                        Some(Err(e)) => {
+                            warn!(error = %e, "unreadable committed offset skipped");
+                            continue;
+                        }
+                    };
+                    if transactional {
+                        let pending = self.pending.entry(producer_id).or_default();
+                        match value {
+                            Some(value) => pending.insert(key, (value, at)),
+                            None => pending.remove(&key),
+                        };
+                        continue;
+                    }
+                    match value {
+                        Some(value) => {
+                            self.offsets.insert(key, (value, at));
+                        }
+                        None => {
+                            // A tombstone drops the offsets transactions hold for the key too,
+                            // as deleting them live does (`GroupOffsets::forget`).
+                            self.offsets.remove(&key);
+                            for pending in self.pending.values_mut() {
+                                pending.remove(&key);
+                            }
+                        }
+                    }
                 }
+            }
+        }
+    }
+
+    /// The marker of `producer_id`'s transaction: its offsets become committed (each unless a
+    /// later plain commit of the partition was read already) or are dropped.
+    fn complete_txn(&mut self, producer_id: ProducerId, commit: bool) {
+        let Some(pending) = self.pending.remove(&producer_id) else { return };
+        if !commit {
+            return;
+        }
+        for (key, (value, at)) in pending {
+            if self.offsets.get(&key).is_none_or(|(_, kept)| *kept <= at) {
+                self.offsets.insert(key, (value, at));
             }
         }
     }

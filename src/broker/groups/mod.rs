@@ -6,5 +6,8 @@
 mod coordinator;
 mod messages;
 
+#[cfg(test)]
+mod tests;
+
 pub use coordinator::{Coordinator, GroupPeers, fresh_suffix};
-pub use messages::{GroupOp, GroupRequest, GroupResponse, LeavingMember, MemberRef};
+pub use messages::{FetchedOffset, GroupOp, GroupRequest, GroupResponse, LeavingMember, MemberRef, TxnCommit};

@@ -1,8 +1,9 @@
 //! Fetch: reads each partition on the shard that owns it, honours `partition_max_bytes` and the
 //! response's `max_bytes`, long-polls (`min_bytes`, `max_wait_ms`) by letting each owning shard
 //! wait for its partitions' high watermarks (one round trip per shard), and keeps KIP-227 fetch
-//! sessions. Record bytes are never
-//! copied: cached batches go out as shared buffers, older ones by sendfile.
+//! sessions. read_committed (`isolation_level` 1) reads below the last stable offset, waits for
+//! it, and names the aborted transactions in what it returns. Record bytes are never copied:
+//! cached batches go out as shared buffers, older ones by sendfile.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,11 +19,14 @@ use futures_lite::Stream;
 use crate::broker::ShardBroker;
 use crate::broker::fetch_session::{FetchPlan, PartitionView, RequestedPartition};
 use crate::broker::partition::{
-    FetchOrder, FetchWait, FetchWork, Fetched, PartitionError, PartitionRequest, PartitionResponse, Progress,
+    FetchOrder, FetchWait, FetchWork, Fetched, IsolationLevel, PartitionError, PartitionRequest, PartitionResponse,
+    Progress,
 };
 use crate::limits::FETCH_MAX_WAIT_MS_MAX;
 use crate::model::{Offset, TopicPartition};
-use crate::protocol::messages::{FetchRequest, FetchResponse, FetchResponsePartition, FetchResponseTopic};
+use crate::protocol::messages::{
+    FetchRequest, FetchResponse, FetchResponseAbortedTransaction, FetchResponsePartition, FetchResponseTopic,
+};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
 use crate::protocol::{Reply, respond};
 use crate::shard::{ShardError, ShardId};
@@ -35,7 +39,12 @@ type Results = BTreeMap<TopicPartition, Result<Fetched, PartitionError>>;
 /// read, and once the shards' counts add up to `min_bytes` (or an answer carries an error) the
 /// ones still waiting are hurried to read once more and answer. The waits are futures of this
 /// call: when it ends, its hurry channels drop and the remote waits end too.
-async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, mut wait: Option<(Instant, u64)>) -> Results {
+async fn read(
+    broker: &Rc<ShardBroker>,
+    plan: &FetchPlan,
+    isolation: IsolationLevel,
+    mut wait: Option<(Instant, u64)>,
+) -> Results {
     let mut out = Results::new();
     let mut by_shard: BTreeMap<ShardId, Vec<FetchWork>> = BTreeMap::new();
     for p in &plan.partitions {
@@ -76,7 +85,7 @@ async fn read(broker: &Rc<ShardBroker>, plan: &FetchPlan, mut wait: Option<(Inst
             hurries.push(hurry_to);
             FetchWait { until, min_bytes, progress: Progress { index, to: progress_to.clone() }, hurry }
         });
-        let request = PartitionRequest::Fetch(FetchOrder { work, wait });
+        let request = PartitionRequest::Fetch(FetchOrder { work, isolation, wait });
         let peers = broker.partitions.peers().clone();
         calls.push(Some((tps, Box::pin(async move { peers.call(shard, request).await }))));
     }
@@ -191,7 +200,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     let deadline = Instant::now() + max_wait;
     let min_bytes = u64::try_from(request.min_bytes.max(0)).unwrap_or(0);
     let wait = (min_bytes > 0 && !max_wait.is_zero()).then_some((deadline, min_bytes));
-    let mut results = read(broker, &plan, wait).await;
+    let isolation = match IsolationLevel::try_from(request.isolation_level) {
+        Ok(isolation) => isolation,
+        Err(e) => return refuse_all(header, &plan, &e),
+    };
+    let mut results = read(broker, &plan, isolation, wait).await;
     loop {
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
         let errors = results.values().any(|r| r.is_err());
@@ -199,12 +212,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             break;
         }
         // New data reached some shards but, added up, not min_bytes: another round.
-        results = read(broker, &plan, wait).await;
+        results = read(broker, &plan, isolation, wait).await;
     }
     let response_max = u64::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut sent = 0u64;
     let mut topics: Vec<FetchResponseTopic> = Vec::new();
-    let read_committed = request.isolation_level == 1;
+    let read_committed = isolation == IsolationLevel::ReadCommitted;
     for p in &plan.partitions {
         let tp = &p.topic_partition;
         let mut partition = FetchResponsePartition { partition_index: tp.partition, ..Default::default() };
@@ -220,6 +233,17 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
                 partition.records = if fetched.bytes > 0 && fits {
                     sent += fetched.bytes;
                     news = true;
+                    // Only with the records they concern: a partition left out by max_bytes
+                    // gets an empty list, as one with nothing to read does.
+                    partition.aborted_transactions = fetched.aborted_transactions.map(|aborted| {
+                        aborted
+                            .iter()
+                            .map(|t| FetchResponseAbortedTransaction {
+                                producer_id: t.producer_id.0,
+                                first_offset: t.first_offset.0,
+                            })
+                            .collect()
+                    });
                     Some(RecordSet::Chunks(fetched.chunks))
                 } else {
                     Some(RecordSet::Shared(Bytes::new()))
@@ -235,7 +259,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             }
             None => continue,
         }
-        partition.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
+        // Null for read_uncommitted, a list (maybe empty) for read_committed, as Kafka answers.
+        if read_committed && partition.aborted_transactions.is_none() {
+            partition.aborted_transactions = Some(Vec::new());
+        }
+        // The view is the same at both isolation levels (the LSO is the real one in both), so
+        // a session may change levels between fetches without confusing what counts as news.
         let view = PartitionView {
             high_watermark: partition.high_watermark,
             last_stable_offset: partition.last_stable_offset,
@@ -251,4 +280,28 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     }
     let response = FetchResponse { session_id: plan.session_id, responses: topics, ..Default::default() };
     respond(header, &response)
+}
+
+/// The answer to a fetch refused as a whole for a field Kafka does not define: every partition
+/// of the plan with the error (v4–v6 have no top-level error code).
+fn refuse_all(header: &RequestHeader, plan: &FetchPlan, error: &PartitionError) -> Reply {
+    let code = ErrorCode::from(error).code();
+    let mut topics: Vec<FetchResponseTopic> = Vec::new();
+    for p in &plan.partitions {
+        let tp = &p.topic_partition;
+        let partition = FetchResponsePartition {
+            partition_index: tp.partition,
+            error_code: code,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Some(RecordSet::Shared(Bytes::new())),
+            ..Default::default()
+        };
+        match topics.last_mut() {
+            Some(last) if last.topic == *tp.topic => last.partitions.push(partition),
+            _ => topics.push(FetchResponseTopic { topic: tp.topic.to_string(), partitions: vec![partition] }),
+        }
+    }
+    respond(header, &FetchResponse { session_id: plan.session_id, responses: topics, ..Default::default() })
 }

@@ -1,11 +1,12 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), earliest
-//! local (-4), or the first offset at or after a timestamp.
+//! ListOffsets: earliest (-2), latest (-1, the high watermark; for read_committed the last
+//! stable offset), max timestamp (-3), earliest local (-4), or the first offset at or after a
+//! timestamp (for read_committed only below the last stable offset).
 
 use std::rc::Rc;
 
 use super::scatter;
 use crate::broker::ShardBroker;
-use crate::broker::partition::{OffsetSpec, PartitionRequest, PartitionResponse};
+use crate::broker::partition::{IsolationLevel, OffsetSpec, PartitionError, PartitionRequest, PartitionResponse};
 use crate::model::TopicPartition;
 use crate::protocol::messages::{
     ListOffsetsRequest, ListOffsetsResponse, ListOffsetsResponsePartition, ListOffsetsResponseTopic,
@@ -27,11 +28,17 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: L
         }
         order.push((name, topic.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>()));
     }
-    let mut results = scatter(broker, work, PartitionRequest::ListOffsets, |response| match response {
-        PartitionResponse::ListOffsets(results) => Some(results),
-        _ => None,
-    })
-    .await;
+    let mut results = match IsolationLevel::try_from(request.isolation_level) {
+        Ok(isolation) => {
+            let ask = |partitions| PartitionRequest::ListOffsets { isolation, partitions };
+            scatter(broker, work, ask, |response| match response {
+                PartitionResponse::ListOffsets(results) => Some(results),
+                _ => None,
+            })
+            .await
+        }
+        Err(e) => work.into_iter().map(|(tp, _)| (tp, Err::<_, PartitionError>(e.clone()))).collect(),
+    };
     let image = broker.metadata.image();
     let topics = order
         .into_iter()

@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -31,6 +32,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::collections::BTreeMap;
@@ -103,6 +105,8 @@ handler_table!(|broker, header, request, peer| {
     WriteTxnMarkers => write_txn_markers::handle(broker, header, request).await,
     DescribeTransactions => describe_transactions::handle(broker, header, request).await,
     ListTransactions => list_transactions::handle(broker, header, request).await,
+    DescribeProducers => describe_producers::handle(broker, header, request).await,
+    TxnOffsetCommit => txn_offset_commit::handle(broker, header, request).await,
 });
 
 /// The versions of `api` the broker serves: all the codec implements, if the broker handles it.

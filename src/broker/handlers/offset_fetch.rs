@@ -1,10 +1,11 @@
 //! OffsetFetch: one group (v0-7) or several (v8), the given partitions or all (null topics).
+//! With `require_stable` (v7+), a partition whose offset a transaction may still replace
+//! answers UNSTABLE_OFFSET_COMMIT, which the consumer retries (KIP-447).
 
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::groups::{GroupOp, GroupResponse};
-use crate::group::CommittedOffset;
+use crate::broker::groups::{FetchedOffset, GroupOp, GroupResponse};
 use crate::protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponseGroupPartition,
     OffsetFetchResponseGroupTopic, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
@@ -12,15 +13,16 @@ use crate::protocol::messages::{
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
 
-type Fetched = Vec<(String, i32, Option<CommittedOffset>)>;
-type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+type Fetched = Vec<(String, i32, FetchedOffset)>;
+type ByTopic = Vec<(String, Vec<(i32, FetchedOffset)>)>;
 
 async fn fetch(
     broker: &Rc<ShardBroker>,
     group: &str,
     wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> Result<Fetched, ErrorCode> {
-    match broker.groups.route(group, GroupOp::FetchOffsets(wanted)).await {
+    match broker.groups.route(group, GroupOp::FetchOffsets { partitions: wanted, require_stable }).await {
         Ok(GroupResponse::Offsets(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),
         Err(e) => Err(e),
@@ -39,6 +41,20 @@ fn by_topic(found: Fetched) -> ByTopic {
     out
 }
 
+/// One partition's fields: committed offset, leader epoch, metadata, error code (`error` when
+/// the partition itself has none).
+fn partition_fields(o: FetchedOffset, error: ErrorCode) -> (i64, i32, Option<String>, i16) {
+    match o {
+        Ok(o) => (
+            o.as_ref().map_or(-1, |o| o.offset),
+            o.as_ref().map_or(-1, |o| o.leader_epoch),
+            Some(o.and_then(|o| o.metadata).unwrap_or_default()),
+            error.code(),
+        ),
+        Err(e) => (-1, -1, Some(String::new()), e.code()),
+    }
+}
+
 /// OffsetFetch (v0-8).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetFetchRequest) -> Reply {
     if header.api_version >= 8 {
@@ -48,7 +64,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
                 .topics
                 .as_ref()
                 .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.clone(), p))).collect());
-            let (topics, error) = match fetch(broker, &g.group_id, wanted).await {
+            let (topics, error) = match fetch(broker, &g.group_id, wanted, request.require_stable).await {
                 Ok(found) => (by_topic(found), ErrorCode::None),
                 Err(e) => (Vec::new(), e),
             };
@@ -60,12 +76,16 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
                         name,
                         partitions: ps
                             .into_iter()
-                            .map(|(partition_index, o)| OffsetFetchResponseGroupPartition {
-                                partition_index,
-                                committed_offset: o.as_ref().map_or(-1, |o| o.offset),
-                                committed_leader_epoch: o.as_ref().map_or(-1, |o| o.leader_epoch),
-                                metadata: Some(o.and_then(|o| o.metadata).unwrap_or_default()),
-                                error_code: 0,
+                            .map(|(partition_index, o)| {
+                                let (committed_offset, committed_leader_epoch, metadata, error_code) =
+                                    partition_fields(o, ErrorCode::None);
+                                OffsetFetchResponseGroupPartition {
+                                    partition_index,
+                                    committed_offset,
+                                    committed_leader_epoch,
+                                    metadata,
+                                    error_code,
+                                }
                             })
                             .collect(),
                     })
@@ -79,10 +99,10 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
         .topics
         .as_ref()
         .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.clone(), p))).collect());
-    let (found, error) = match fetch(broker, &request.group_id, wanted.clone()).await {
+    let (found, error) = match fetch(broker, &request.group_id, wanted.clone(), request.require_stable).await {
         Ok(found) => (found, ErrorCode::None),
         // v0-1 have no top-level error: each asked partition carries it.
-        Err(e) => (wanted.unwrap_or_default().into_iter().map(|(t, p)| (t, p, None)).collect(), e),
+        Err(e) => (wanted.unwrap_or_default().into_iter().map(|(t, p)| (t, p, Ok(None))).collect(), e),
     };
     let partition_error = if header.api_version < 2 { error } else { ErrorCode::None };
     let topics = by_topic(found)
@@ -91,12 +111,16 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             name,
             partitions: ps
                 .into_iter()
-                .map(|(partition_index, o)| OffsetFetchResponsePartition {
-                    partition_index,
-                    committed_offset: o.as_ref().map_or(-1, |o| o.offset),
-                    committed_leader_epoch: o.as_ref().map_or(-1, |o| o.leader_epoch),
-                    metadata: Some(o.and_then(|o| o.metadata).unwrap_or_default()),
-                    error_code: partition_error.code(),
+                .map(|(partition_index, o)| {
+                    let (committed_offset, committed_leader_epoch, metadata, error_code) =
+                        partition_fields(o, partition_error);
+                    OffsetFetchResponsePartition {
+                        partition_index,
+                        committed_offset,
+                        committed_leader_epoch,
+                        metadata,
+                        error_code,
+                    }
                 })
                 .collect(),
         })

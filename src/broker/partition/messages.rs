@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_channel::{mpsc, oneshot};
 
-use super::replica::{Acks, DeleteTo, Fetched, OffsetSpec, PartitionError};
+use super::replica::{Acks, DeleteTo, Fetched, IsolationLevel, OffsetSpec, PartitionError, ProducerDescription};
 use crate::model::{ControlType, Offset, ProducerId, Timestamp, TopicPartition};
 use crate::storage::CompletedTxn;
 
@@ -58,6 +58,9 @@ impl Progress {
 pub struct FetchOrder {
     /// The partitions to read.
     pub work: Vec<FetchWork>,
+    /// What the consumer may read: below the high watermark or the last stable offset. The
+    /// wait watches whichever bounds the reads.
+    pub isolation: IsolationLevel,
     /// `None`: answer at once with what there is.
     pub wait: Option<FetchWait>,
 }
@@ -109,9 +112,16 @@ pub enum PartitionRequest {
     /// Read from partitions, waiting for data as the order says.
     Fetch(FetchOrder),
     /// ListOffsets.
-    ListOffsets(Vec<(TopicPartition, OffsetSpec)>),
+    ListOffsets {
+        /// Read committed: latest is the last stable offset, lookups stop below it.
+        isolation: IsolationLevel,
+        /// What to look up, per partition.
+        partitions: Vec<(TopicPartition, OffsetSpec)>,
+    },
     /// DeleteRecords.
     DeleteRecords(Vec<(TopicPartition, DeleteTo)>),
+    /// DescribeProducers: the producers each partition remembers.
+    DescribeProducers(Vec<(TopicPartition, ())>),
 }
 
 /// The answer to a [`PartitionRequest`], variant for variant.
@@ -127,4 +137,6 @@ pub enum PartitionResponse {
     DeleteRecords(PartitionResults<Offset>),
     /// WriteMarkers results: the transaction each marker completed.
     WriteMarkers(PartitionResults<CompletedTxn>),
+    /// DescribeProducers results.
+    DescribeProducers(PartitionResults<Vec<ProducerDescription>>),
 }

@@ -1,9 +1,9 @@
 //! The partitions a shard owns. [`Partition`] holds all of one partition's state and is the only
 //! door to its log: appends go in through [`Partition::append`] (validation, offset assignment,
 //! and the place where producer-state checks and replication will sit), reads come out through
-//! [`Partition::fetch`] and [`Partition::read`], bounded by the high watermark (later the last
-//! stable offset). [`ShardPartitions`] is the shard's set of them; [`PartitionRequest`] is what
-//! other shards ask of it.
+//! [`Partition::fetch`] and [`Partition::read`], bounded by the high watermark, or for
+//! read_committed fetches by the last stable offset. [`ShardPartitions`] is the shard's set of
+//! them; [`PartitionRequest`] is what other shards ask of it.
 //!
 //! Cores: a `Partition` lives only on the shard that owns it (`Rc`); handlers on other shards
 //! reach it through a [`PartitionRequest`] over the mesh.
@@ -17,10 +17,14 @@ mod messages;
 mod registry;
 mod replica;
 mod serve;
+#[cfg(test)]
+mod tests;
 
 pub use crate::storage::HighWatermark;
 pub use messages::{
     FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome, Progress,
 };
 pub use registry::{PartitionPeers, ShardPartitions};
-pub use replica::{Acks, Appended, DeleteTo, Fetched, OffsetSpec, Partition, PartitionError, Role};
+pub use replica::{
+    Acks, Appended, DeleteTo, Fetched, IsolationLevel, OffsetSpec, Partition, PartitionError, ProducerDescription, Role,
+};

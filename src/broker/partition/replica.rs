@@ -1,6 +1,7 @@
 //! [`Partition`]: one partition on the shard that owns it (Kafka's word for this broker's copy
 //! is a replica), with every piece of its state, and the only door to its log; plus the types
-//! its operations speak: [`Acks`], [`OffsetSpec`], [`DeleteTo`], [`Fetched`], [`PartitionError`].
+//! its operations speak: [`Acks`], [`IsolationLevel`], [`OffsetSpec`], [`DeleteTo`], [`Fetched`],
+//! [`ProducerDescription`], [`PartitionError`].
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ use crate::model::{
 };
 use crate::protocol::ErrorCode;
 use crate::storage::{
-    self, AppendInfo, CompletedTxn, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits, ReadSlice,
+    self, AbortedTxn, AppendInfo, CompletedTxn, Origin, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits,
+    ReadSlice,
 };
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
@@ -41,6 +43,9 @@ pub enum PartitionError {
     /// A batch the broker refuses for what it is, not for its bytes.
     #[error("{0}")]
     InvalidRecord(String),
+    /// A request field Kafka does not define (an isolation level other than 0 or 1).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The transaction coordinator refused a transactional write (KIP-890 verification).
     #[error("transactional write refused by the coordinator: {0:?}")]
     Transaction(ErrorCode),
@@ -85,6 +90,29 @@ impl TryFrom<i16> for Acks {
             1 => Ok(Acks::Leader),
             -1 => Ok(Acks::All),
             other => Err(PartitionError::InvalidRequiredAcks(other)),
+        }
+    }
+}
+
+/// What a consumer may read (Kafka's `isolation_level` in Fetch and ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// 0: everything below the high watermark, open and aborted transactions included.
+    #[default]
+    ReadUncommitted,
+    /// 1: only below the last stable offset, with the aborted transactions in that range
+    /// named so the consumer can drop their records.
+    ReadCommitted,
+}
+
+impl TryFrom<i8> for IsolationLevel {
+    type Error = PartitionError;
+
+    fn try_from(level: i8) -> Result<Self, PartitionError> {
+        match level {
+            0 => Ok(IsolationLevel::ReadUncommitted),
+            1 => Ok(IsolationLevel::ReadCommitted),
+            other => Err(PartitionError::InvalidRequest(format!("unknown isolation level {other}"))),
         }
     }
 }
@@ -135,7 +163,7 @@ impl Appended {
 pub struct Fetched {
     /// High watermark.
     pub high_watermark: Offset,
-    /// Last stable offset (the HW: no transactions yet).
+    /// Last stable offset.
     pub last_stable_offset: Offset,
     /// Log start offset.
     pub log_start_offset: Offset,
@@ -143,6 +171,36 @@ pub struct Fetched {
     pub chunks: Vec<Chunk>,
     /// Their total size.
     pub bytes: u64,
+    /// Read committed: the aborted transactions overlapping the records returned (empty when
+    /// none are). Read uncommitted: `None`.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
+}
+
+impl Fetched {
+    /// The offset the fetch's data is bounded by: a long poll waits for it to move.
+    pub fn watermark(&self, isolation: IsolationLevel) -> Offset {
+        match isolation {
+            IsolationLevel::ReadUncommitted => self.high_watermark,
+            IsolationLevel::ReadCommitted => self.last_stable_offset,
+        }
+    }
+}
+
+/// One producer a partition remembers (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerDescription {
+    /// The producer.
+    pub producer_id: ProducerId,
+    /// Its current epoch here.
+    pub producer_epoch: i16,
+    /// The sequence of its last record, or -1.
+    pub last_sequence: i32,
+    /// When it last wrote here (broker time), or -1.
+    pub last_timestamp: Timestamp,
+    /// The coordinator epoch of its last transaction marker, or -1.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction here, if one is open.
+    pub current_txn_start_offset: Option<Offset>,
 }
 
 /// Where ListOffsets looks (the wire's -1…-4 sentinels, named).
@@ -264,6 +322,21 @@ impl Partition {
     /// transaction needs `guard` from an earlier [`PartitionError::NeedsVerification`], proving
     /// the coordinator was asked since the last marker.
     pub fn append(&self, records: BytesMut, guard: Option<u64>) -> Result<Appended, PartitionError> {
+        self.append_from(records, guard, Origin::Client)
+    }
+
+    /// Appends batches a coordinator writes on a producer's behalf (the group coordinator's
+    /// transactional offset commits; Kafka's `AppendOrigin.COORDINATOR`). They carry the
+    /// producer's id and epoch but no sequence, so only the epoch and transaction checks apply
+    /// (see `storage::Origin`); a transactional one still opens the producer's transaction here,
+    /// which its marker ends. No KIP-890 guard: the guard proves a client's produce was verified
+    /// with the transaction coordinator, and the coordinator path does its own checks before
+    /// writing.
+    pub fn append_for_coordinator(&self, records: BytesMut) -> Result<Appended, PartitionError> {
+        self.append_from(records, None, Origin::Coordinator)
+    }
+
+    fn append_from(&self, records: BytesMut, guard: Option<u64>, origin: Origin) -> Result<Appended, PartitionError> {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
@@ -285,7 +358,9 @@ impl Partition {
                 "an idempotent or transactional produce carries exactly one batch per partition".into(),
             ));
         }
-        if let Some(first) = batches.batches().iter().find(|b| b.transactional) {
+        if origin == Origin::Client
+            && let Some(first) = batches.batches().iter().find(|b| b.transactional)
+        {
             let (producer_id, producer_epoch) = (first.producer_id, first.producer_epoch);
             let open_here =
                 self.log.with_producers(|p| p.get(producer_id).is_some_and(|e| e.txn_first_offset.is_some()));
@@ -312,7 +387,7 @@ impl Partition {
             log_append_time = Timestamp::now();
             batches.stamp_log_append_time(log_append_time);
         }
-        let pending = self.log.append(batches, self.leader_epoch.get())?;
+        let pending = self.log.append_from(batches, self.leader_epoch.get(), origin)?;
         Ok(Appended { pending, log_append_time })
     }
 
@@ -343,17 +418,33 @@ impl Partition {
         if self.log.high_watermark() > last_offset { Ok(()) } else { Err(PartitionError::NotAvailable) }
     }
 
-    /// Reads from `offset` up to `max_bytes`, below the high watermark.
-    pub async fn fetch(&self, offset: Offset, max_bytes: u64) -> Result<Fetched, PartitionError> {
+    /// Reads from `offset` up to `max_bytes`: below the high watermark, or for read_committed
+    /// below the last stable offset, with the aborted transactions the records returned overlap.
+    pub async fn fetch(
+        &self,
+        offset: Offset,
+        max_bytes: u64,
+        isolation: IsolationLevel,
+    ) -> Result<Fetched, PartitionError> {
         let high_watermark = self.log.high_watermark();
-        let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound: high_watermark }).await?;
-        Ok(Fetched {
-            high_watermark,
-            last_stable_offset: high_watermark,
-            log_start_offset: self.log.log_start_offset(),
-            chunks: slice.chunks,
-            bytes: slice.bytes,
-        })
+        let last_stable_offset = self.log.last_stable_offset();
+        let mut fetched = Fetched { high_watermark, last_stable_offset, ..Fetched::default() };
+        let upper_bound = fetched.watermark(isolation);
+        let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound }).await?;
+        if isolation == IsolationLevel::ReadCommitted {
+            // From the first batch returned (it may start before `offset`) to the end of the
+            // data returned, as Kafka bounds its search.
+            fetched.aborted_transactions = Some(match slice.first_offset {
+                Some(first) if !slice.is_empty() => {
+                    self.log.aborted_transactions(first.min(offset), slice.upper_offset.min(upper_bound))
+                }
+                _ => Vec::new(),
+            });
+        }
+        fetched.log_start_offset = self.log.log_start_offset();
+        fetched.chunks = slice.chunks;
+        fetched.bytes = slice.bytes;
+        Ok(fetched)
     }
 
     /// Reads committed batches from `offset` up to `max_bytes` as the storage layer has them
@@ -363,10 +454,14 @@ impl Partition {
         Ok(self.log.read(offset, ReadLimits { max_bytes, upper_bound }).await?)
     }
 
-    /// Resolves when the high watermark moves past `offset`, or the log fails or closes (the
-    /// wait of a long-poll fetch).
-    pub async fn wait_for_data_beyond(&self, offset: Offset) {
-        self.log.wait_for_high_watermark_beyond(offset).await
+    /// Resolves when the offset that bounds reads at `isolation` (the high watermark, or the
+    /// last stable offset) moves past `offset`, or the log fails or closes (the wait of a
+    /// long-poll fetch).
+    pub async fn wait_for_data_beyond(&self, offset: Offset, isolation: IsolationLevel) {
+        match isolation {
+            IsolationLevel::ReadUncommitted => self.log.wait_for_high_watermark_beyond(offset).await,
+            IsolationLevel::ReadCommitted => self.log.wait_for_stable_offset_beyond(offset).await,
+        }
     }
 
     /// Whether the log failed or is closing, so its high watermark will not move again.
@@ -379,29 +474,61 @@ impl Partition {
         self.log.high_watermark()
     }
 
+    /// The last stable offset: read_committed consumers read below it.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.log.last_stable_offset()
+    }
+
     /// The earliest offset readable.
     pub fn log_start_offset(&self) -> Offset {
         self.log.log_start_offset()
     }
 
     /// ListOffsets for one partition. Returns (timestamp, offset); (-1, -1) when no record
-    /// qualifies.
-    pub async fn list_offset(&self, spec: OffsetSpec) -> Result<(Timestamp, Offset), PartitionError> {
-        let high_watermark = self.log.high_watermark();
+    /// qualifies. Kafka's rule: only offsets a consumer at `isolation` may read count, so
+    /// latest is the last stable offset for read_committed and lookups stop below it.
+    pub async fn list_offset(
+        &self,
+        spec: OffsetSpec,
+        isolation: IsolationLevel,
+    ) -> Result<(Timestamp, Offset), PartitionError> {
+        let fetchable = match isolation {
+            IsolationLevel::ReadUncommitted => self.log.high_watermark(),
+            IsolationLevel::ReadCommitted => self.log.last_stable_offset(),
+        };
         let none = (Timestamp::NONE, Offset(-1));
         Ok(match spec {
             OffsetSpec::Earliest | OffsetSpec::EarliestLocal => (Timestamp::NONE, self.log.log_start_offset()),
-            OffsetSpec::Latest => (Timestamp::NONE, high_watermark),
+            OffsetSpec::Latest => (Timestamp::NONE, fetchable),
             OffsetSpec::MaxTimestamp => match self.log.max_timestamp() {
-                Some((offset, ts)) if offset < high_watermark => (ts, offset),
+                Some((offset, ts)) if offset < fetchable => (ts, offset),
                 _ => none,
             },
             OffsetSpec::Timestamp(t) => match self.log.offset_for_timestamp(t).await? {
-                Some((offset, ts)) if offset < high_watermark => (ts, offset),
+                Some((offset, ts)) if offset < fetchable => (ts, offset),
                 _ => none,
             },
             OffsetSpec::Unknown => none,
         })
+    }
+
+    /// The producers this partition remembers, by producer id (DescribeProducers).
+    pub fn describe_producers(&self) -> Vec<ProducerDescription> {
+        let mut out: Vec<ProducerDescription> = self.log.with_producers(|table| {
+            table
+                .producers()
+                .map(|(producer_id, entry)| ProducerDescription {
+                    producer_id,
+                    producer_epoch: entry.epoch,
+                    last_sequence: entry.last_sequence().unwrap_or(-1),
+                    last_timestamp: entry.last_timestamp,
+                    coordinator_epoch: entry.coordinator_epoch,
+                    current_txn_start_offset: entry.txn_first_offset,
+                })
+                .collect()
+        });
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// DeleteRecords for one partition. Returns the new low watermark (log start offset).
@@ -442,6 +569,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::Timeout => ErrorCode::RequestTimedOut,
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
             PartitionError::Transaction(code) => *code,
         }

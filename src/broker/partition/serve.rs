@@ -11,7 +11,7 @@ use tracing::error;
 
 use super::messages::{FetchOrder, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome};
 use super::registry::ShardPartitions;
-use super::replica::{Acks, Fetched, PartitionError};
+use super::replica::{Acks, Fetched, IsolationLevel, PartitionError};
 use crate::model::TopicPartition;
 
 impl ShardPartitions {
@@ -45,11 +45,11 @@ impl ShardPartitions {
                 PartitionResponse::WriteMarkers(out)
             }
             PartitionRequest::Fetch(order) => PartitionResponse::Fetch(self.fetch(order).await),
-            PartitionRequest::ListOffsets(partitions) => {
+            PartitionRequest::ListOffsets { isolation, partitions } => {
                 let mut out = Vec::with_capacity(partitions.len());
                 for (tp, spec) in partitions {
                     let result = match self.get(&tp) {
-                        Some(p) => p.list_offset(spec).await,
+                        Some(p) => p.list_offset(spec, isolation).await,
                         None => Err(PartitionError::UnknownTopicOrPartition),
                     };
                     out.push((tp, result));
@@ -62,6 +62,18 @@ impl ShardPartitions {
                     .map(|(tp, to)| {
                         let result = match self.get(&tp) {
                             Some(p) => p.delete_records(to),
+                            None => Err(PartitionError::UnknownTopicOrPartition),
+                        };
+                        (tp, result)
+                    })
+                    .collect(),
+            ),
+            PartitionRequest::DescribeProducers(partitions) => PartitionResponse::DescribeProducers(
+                partitions
+                    .into_iter()
+                    .map(|(tp, ())| {
+                        let result = match self.get(&tp) {
+                            Some(p) => Ok(p.describe_producers()),
                             None => Err(PartitionError::UnknownTopicOrPartition),
                         };
                         (tp, result)
@@ -121,11 +133,11 @@ impl ShardPartitions {
         out
     }
 
-    async fn read_all(&self, work: &[FetchWork]) -> PartitionResults<Fetched> {
+    async fn read_all(&self, work: &[FetchWork], isolation: IsolationLevel) -> PartitionResults<Fetched> {
         let mut out = Vec::with_capacity(work.len());
         for item in work {
             let result = match self.get(&item.topic_partition) {
-                Some(p) => p.fetch(item.offset, item.max_bytes).await,
+                Some(p) => p.fetch(item.offset, item.max_bytes, isolation).await,
                 None => Err(PartitionError::UnknownTopicOrPartition),
             };
             out.push((item.topic_partition.clone(), result));
@@ -134,10 +146,12 @@ impl ShardPartitions {
     }
 
     /// Reads; while the order may wait and found too little, reports the count to the caller
-    /// and waits on this shard for a high watermark to move past what was read, the deadline,
-    /// or the caller's hurry, and reads again.
+    /// and waits on this shard for a watermark (the high watermark, or for read_committed the
+    /// last stable offset) to move past what was read, the deadline, or the caller's hurry, and
+    /// reads again.
     async fn fetch(&self, order: FetchOrder) -> PartitionResults<Fetched> {
-        let mut results = self.read_all(&order.work).await;
+        let isolation = order.isolation;
+        let mut results = self.read_all(&order.work, isolation).await;
         let Some(mut wait) = order.wait else { return results };
         loop {
             let bytes: u64 = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|f| f.bytes).sum();
@@ -150,11 +164,15 @@ impl ShardPartitions {
             // everyone once the sum is enough.
             wait.progress.report(bytes);
             let mut waits: Vec<Pin<Box<dyn Future<Output = Woke> + '_>>> = Vec::new();
-            for (tp, result) in &results {
+            for ((tp, result), item) in results.iter().zip(&order.work) {
                 if let (Some(partition), Ok(fetched)) = (self.get(tp), result) {
-                    let seen = fetched.high_watermark;
+                    // New data for this read means its watermark passing both what it saw and
+                    // where it reads from: a read_committed fetch blocked by an open
+                    // transaction sleeps through the transaction's appends (they move the HW,
+                    // not the LSO) and wakes when the marker commits.
+                    let seen = fetched.watermark(isolation).max(item.offset);
                     waits.push(Box::pin(async move {
-                        partition.wait_for_data_beyond(seen).await;
+                        partition.wait_for_data_beyond(seen, isolation).await;
                         Woke::Data
                     }));
                 }
@@ -173,7 +191,7 @@ impl ShardPartitions {
             // A failed or closing log wakes its waiters at once and for good: answer rather
             // than spin on it until the deadline.
             let stopped = results.iter().any(|(tp, _)| self.get(tp).is_none_or(|p| p.is_stopped()));
-            results = self.read_all(&order.work).await;
+            results = self.read_all(&order.work, isolation).await;
             if woke == Woke::Hurry || stopped {
                 return results;
             }

@@ -5,6 +5,7 @@ mod log_test;
 mod producer_test;
 mod recovery_test;
 mod retention_test;
+mod txn_test;
 
 use std::path::Path;
 

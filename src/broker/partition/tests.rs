@@ -1,0 +1,206 @@
+//! The partition layer over a real log on a real shard: read_committed fetches (bounded by the
+//! last stable offset, naming aborted transactions, long polls that sleep through an open
+//! transaction and wake at its marker), ListOffsets by isolation level, and DescribeProducers.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_channel::{mpsc, oneshot};
+
+use super::messages::{FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, Progress};
+use super::registry::ShardPartitions;
+use super::replica::{Acks, Fetched, IsolationLevel, OffsetSpec, Partition, PartitionError};
+use crate::broker::config::BrokerConfig;
+use crate::broker::topic_config::TopicConfig;
+use crate::model::{BatchIter, ControlType, LeaderEpoch, Offset, ProducerId, Timestamp, TopicId, TopicPartition};
+use crate::storage::{AbortedTxn, LogConfig};
+use crate::testing::{batch_of, run_on_shard};
+
+const BASE_TIME: i64 = 1_700_000_000_000;
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+/// A shard's partition layer with one open partition, `t-0`, in `dir`.
+async fn partitions(dir: &std::path::Path) -> (Rc<ShardPartitions>, Rc<Partition>) {
+    let config = BrokerConfig::for_data_dir(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
+    let partitions = Rc::new(ShardPartitions::new(Arc::new(config)));
+    let topic = TopicConfig::resolve(&LogConfig::default(), &BTreeMap::new()).unwrap();
+    partitions.open(tp(), TopicId::random().unwrap(), topic, LeaderEpoch(0)).await;
+    let partition = partitions.get(&tp()).unwrap();
+    (partitions, partition)
+}
+
+/// `records` records timestamped `BASE_TIME + seed`; from producer `producer` (sequence
+/// `sequence` on) unless it is negative.
+fn records(seed: u64, records: usize, producer: i64, sequence: i32, transactional: bool) -> BytesMut {
+    let mut bytes = batch_of(records, 50, seed, Timestamp(BASE_TIME + seed as i64));
+    if producer >= 0 {
+        crate::model::set_producer(&mut bytes, ProducerId(producer), 0, sequence, transactional);
+    }
+    bytes
+}
+
+/// Appends and waits for the high watermark; a transactional first write is verified first,
+/// as the produce path does with the transaction coordinator.
+async fn append(partition: &Partition, bytes: BytesMut) -> Offset {
+    let appended = match partition.append(bytes.clone(), None) {
+        Err(PartitionError::NeedsVerification { guard, .. }) => partition.append(bytes, Some(guard)),
+        other => other,
+    };
+    appended.unwrap().acknowledged(Acks::All, partition).await.unwrap().base_offset
+}
+
+async fn end_txn(partition: &Partition, producer: i64, kind: ControlType) -> Offset {
+    let (appended, _) = partition.append_marker(ProducerId(producer), 0, 1, kind).unwrap();
+    appended.acknowledged(Acks::All, partition).await.unwrap().base_offset
+}
+
+/// The base offsets of the batches a fetch returned.
+async fn batch_offsets(fetched: &Fetched) -> Vec<i64> {
+    let slice =
+        crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
+    let bytes = slice.to_vec().await.unwrap();
+    BatchIter::new(&bytes, usize::MAX).map_while(Result::ok).map(|b| b.base_offset().0).collect()
+}
+
+fn order(offset: i64, isolation: IsolationLevel, wait: Option<FetchWait>) -> PartitionRequest {
+    let work = vec![FetchWork { topic_partition: tp(), offset: Offset(offset), max_bytes: 1 << 20 }];
+    PartitionRequest::Fetch(FetchOrder { work, isolation, wait })
+}
+
+async fn fetch(partitions: &ShardPartitions, offset: i64, isolation: IsolationLevel) -> Fetched {
+    match partitions.serve(order(offset, isolation, None)).await {
+        PartitionResponse::Fetch(mut results) => results.remove(0).1.unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn read_committed_stops_at_the_last_stable_offset_and_names_aborted_transactions() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (partitions, partition) = partitions(dir.path()).await;
+        append(&partition, records(1, 2, -1, 0, false)).await;
+        let txn = append(&partition, records(2, 2, 9, 0, true)).await;
+        append(&partition, records(3, 1, -1, 0, false)).await;
+        assert_eq!((partition.high_watermark(), partition.last_stable_offset()), (Offset(5), txn));
+
+        let committed = fetch(&partitions, 0, IsolationLevel::ReadCommitted).await;
+        assert_eq!((committed.high_watermark, committed.last_stable_offset), (Offset(5), Offset(2)));
+        assert_eq!(batch_offsets(&committed).await, [0]);
+        assert_eq!(committed.aborted_transactions, Some(vec![]));
+        let nothing = fetch(&partitions, 2, IsolationLevel::ReadCommitted).await;
+        assert_eq!((nothing.bytes, nothing.aborted_transactions), (0, Some(vec![])));
+        let uncommitted = fetch(&partitions, 0, IsolationLevel::ReadUncommitted).await;
+        assert_eq!(uncommitted.last_stable_offset, Offset(2), "the real LSO, whatever the isolation");
+        assert_eq!(batch_offsets(&uncommitted).await, [0, 2, 4]);
+        assert_eq!(uncommitted.aborted_transactions, None);
+
+        let marker = end_txn(&partition, 9, ControlType::Abort).await;
+        let committed = fetch(&partitions, 2, IsolationLevel::ReadCommitted).await;
+        assert_eq!(committed.last_stable_offset, marker.plus(1));
+        assert_eq!(batch_offsets(&committed).await, [2, 4, 5]);
+        let aborted = AbortedTxn {
+            producer_id: ProducerId(9),
+            first_offset: txn,
+            last_offset: marker,
+            last_stable_offset: marker.plus(1),
+        };
+        assert_eq!(committed.aborted_transactions, Some(vec![aborted]));
+        // A fetch past the aborted transaction does not name it.
+        append(&partition, records(4, 1, -1, 0, false)).await;
+        let later = fetch(&partitions, 6, IsolationLevel::ReadCommitted).await;
+        assert_eq!(batch_offsets(&later).await, [6]);
+        assert_eq!(later.aborted_transactions, Some(vec![]));
+        partitions.close_all().await;
+    });
+}
+
+#[test]
+fn a_read_committed_long_poll_sleeps_through_an_open_transaction_and_wakes_at_its_marker() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (partitions, partition) = partitions(dir.path()).await;
+        let txn = append(&partition, records(1, 2, 9, 0, true)).await;
+        let (progress_to, mut progress) = mpsc::unbounded();
+        let (hurry_to, hurry) = oneshot::channel();
+        let wait = FetchWait {
+            until: Instant::now() + Duration::from_secs(20),
+            min_bytes: 1,
+            progress: Progress { index: 0, to: progress_to },
+            hurry,
+        };
+        let started = Instant::now();
+        let task = {
+            let partitions = partitions.clone();
+            glommio::spawn_local(
+                async move { partitions.serve(order(0, IsolationLevel::ReadCommitted, Some(wait))).await },
+            )
+        };
+        // The transaction goes on: the HW moves, the LSO does not, and the wait neither
+        // answers nor reads again (each read would report its count).
+        for sequence in 2..6 {
+            append(&partition, records(2, 1, 9, sequence, true)).await;
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(partition.high_watermark() > txn.plus(2));
+        let mut reports = 0;
+        while progress.try_recv().is_ok() {
+            reports += 1;
+        }
+        assert_eq!(reports, 1, "one read, then a wait that stayed asleep");
+        let marker = end_txn(&partition, 9, ControlType::Commit).await;
+        let answer = match task.await {
+            PartitionResponse::Fetch(mut results) => results.remove(0).1.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert!(started.elapsed() < Duration::from_secs(10), "answered at the marker, not the deadline");
+        assert_eq!(answer.last_stable_offset, marker.plus(1));
+        assert_eq!(batch_offsets(&answer).await, [0, 2, 3, 4, 5, 6]);
+        assert_eq!(answer.aborted_transactions, Some(vec![]));
+        drop(hurry_to);
+        partitions.close_all().await;
+    });
+}
+
+#[test]
+fn list_offsets_and_describe_producers_see_the_open_transaction() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_partitions, partition) = partitions(dir.path()).await;
+        append(&partition, records(1, 2, 3, 0, false)).await;
+        let txn = append(&partition, records(50, 2, 9, 0, true)).await;
+        let high_watermark = partition.high_watermark();
+        let list = |spec, isolation| {
+            let partition = partition.clone();
+            async move { partition.list_offset(spec, isolation).await.unwrap() }
+        };
+        use IsolationLevel::{ReadCommitted, ReadUncommitted};
+        assert_eq!(list(OffsetSpec::Latest, ReadUncommitted).await.1, high_watermark);
+        assert_eq!(list(OffsetSpec::Latest, ReadCommitted).await.1, txn);
+        // The transaction's batch has the largest timestamp: not for read_committed yet.
+        let newest = Timestamp(BASE_TIME + 50);
+        assert_eq!(list(OffsetSpec::MaxTimestamp, ReadUncommitted).await, (newest, txn));
+        assert_eq!(list(OffsetSpec::MaxTimestamp, ReadCommitted).await, (Timestamp::NONE, Offset(-1)));
+        assert_eq!(list(OffsetSpec::Timestamp(newest), ReadUncommitted).await, (newest, txn));
+        assert_eq!(list(OffsetSpec::Timestamp(newest), ReadCommitted).await, (Timestamp::NONE, Offset(-1)));
+        assert_eq!(list(OffsetSpec::Timestamp(Timestamp(BASE_TIME)), ReadCommitted).await.1, Offset(0));
+
+        let producers = partition.describe_producers();
+        assert_eq!(producers.len(), 2);
+        assert_eq!((producers[0].producer_id, producers[0].last_sequence), (ProducerId(3), 1));
+        assert_eq!(producers[0].current_txn_start_offset, None);
+        assert_eq!((producers[1].producer_id, producers[1].producer_epoch), (ProducerId(9), 0));
+        assert_eq!((producers[1].last_sequence, producers[1].current_txn_start_offset), (1, Some(txn)));
+        assert_eq!(producers[1].coordinator_epoch, -1);
+        end_txn(&partition, 9, ControlType::Abort).await;
+        let producers = partition.describe_producers();
+        assert_eq!((producers[1].current_txn_start_offset, producers[1].coordinator_epoch), (None, 1));
+        assert_eq!(list(OffsetSpec::Latest, ReadCommitted).await.1, partition.high_watermark());
+    });
+}
