@@ -42,6 +42,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod sequencing;
 pub mod txn_admin;
+mod txn_requests;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;

@@ -56,6 +56,7 @@ use super::metadata::{Client, ClientConfig};
 use super::partitioner::partition_for_key;
 use super::sequencing::{self, INIT_TRANSACTION_TIMEOUT_MS, Next, PartitionSequences, Stamp, Verdict};
 pub use super::sequencing::{IDEMPOTENT_IN_FLIGHT_MAX, ProducerIdentity};
+use super::txn_requests;
 use crate::model::{BatchBuilder, CompressionType, ProducerId, Timestamp};
 use crate::protocol::RecordSet;
 use crate::protocol::messages::{
@@ -115,12 +116,23 @@ pub struct ProducerConfig {
     /// says `idempotence: false`, so no producer loses the guarantee without its author
     /// having written so.
     pub idempotence: bool,
+    /// Kafka's `transactional.id`: a transactional producer ([`Producer::init_transactions`],
+    /// then transactions of sends); needs `idempotence`.
+    pub transactional_id: Option<String>,
+    /// Kafka's `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
+    pub transaction_timeout: Duration,
 }
 
 impl ProducerConfig {
     /// Checks that the settings agree with each other and with those of `client`, the client
     /// the producer will use. [`Producer::new`] calls it.
     pub fn validate(&self, client: &ClientConfig) -> Result<(), ClientError> {
+        if self.transactional_id.is_some() && !self.idempotence {
+            return Err(ClientError::Config("a transactional producer is idempotent: set idempotence".into()));
+        }
+        if self.transactional_id.as_deref() == Some("") {
+            return Err(ClientError::Config("the transactional id is empty".into()));
+        }
         if !self.idempotence {
             return Ok(());
         }
@@ -152,6 +164,8 @@ impl Default for ProducerConfig {
             buffer_memory: 32 * 1024 * 1024,
             request_max_bytes: 4 * 1024 * 1024,
             idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(INIT_TRANSACTION_TIMEOUT_MS.unsigned_abs().into()),
         }
     }
 }
@@ -445,6 +459,24 @@ struct ProducerInner {
     initializing: Cell<bool>,
     /// Why the producer stopped for good: every send fails with it.
     fatal: RefCell<Option<ClientError>>,
+    /// A transactional producer's transaction.
+    txn: RefCell<Transaction>,
+}
+
+/// Where a transactional producer is in its transaction.
+#[derive(Default)]
+struct Transaction {
+    /// `begin_transaction` was called and the transaction has not ended.
+    open: bool,
+    /// Partitions the coordinator has in the transaction (AddPartitionsToTxn answered).
+    added: std::collections::HashSet<Key>,
+    /// Partitions an AddPartitionsToTxn is under way for.
+    adding: std::collections::HashSet<Key>,
+    /// Offsets were sent to the transaction (it has something to end even without records).
+    has_offsets: bool,
+    /// The first failure of a batch (or of adding a partition) in the transaction: it can only
+    /// abort now (Kafka's abortable error), and the epoch is bumped after the abort.
+    failed: Option<ClientError>,
 }
 
 /// A producer over a [`Client`]. See the module docs.
@@ -476,12 +508,14 @@ impl Producer {
             leaving: Cell::new(None),
             initializing: Cell::new(false),
             fatal: RefCell::new(None),
+            txn: RefCell::new(Transaction::default()),
         };
         let inner = Rc::new(inner);
         glommio::spawn_local(sender_loop(Rc::downgrade(&inner), wakes)).detach();
         let producer = Producer { inner };
-        if producer.inner.config.idempotence {
-            // Asked now rather than at the first batch, so that batch does not wait for it.
+        if producer.inner.config.idempotence && producer.inner.config.transactional_id.is_none() {
+            // Asked now rather than at the first batch, so that batch does not wait for it. A
+            // transactional producer asks in `init_transactions`.
             producer.start_init();
         }
         Ok(producer)
@@ -509,6 +543,9 @@ impl Producer {
     async fn enqueue(&self, record: ProducerRecord, waiter: Waiter) -> Result<(), ClientError> {
         if let Some(error) = self.inner.fatal.borrow().as_ref() {
             return Err(error.clone());
+        }
+        if self.inner.config.transactional_id.is_some() && !self.inner.txn.borrow().open {
+            return Err(ClientError::InvalidArgument("a transactional producer sends inside a transaction".into()));
         }
         let reserve = record.reserve_bytes();
         if reserve > self.inner.config.buffer_memory {
@@ -620,6 +657,165 @@ impl Producer {
         i32::try_from(next % count.unsigned_abs()).unwrap_or(0)
     }
 
+    /// A transactional producer's first step (Kafka's `initTransactions`): takes its producer id
+    /// and epoch from the transaction coordinator, which fences every earlier producer with the
+    /// same transactional id and aborts its open transaction.
+    pub async fn init_transactions(&self) -> Result<(), ClientError> {
+        let id = self.transactional_id()?;
+        let timeout = i32::try_from(self.inner.config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+        let identity = txn_requests::init(&self.inner.client, &id, timeout, None).await?;
+        self.inner.identity.set(Some(identity));
+        *self.inner.txn.borrow_mut() = Transaction::default();
+        Ok(())
+    }
+
+    /// Opens a transaction: the records sent until it ends commit or abort together.
+    pub fn begin_transaction(&self) -> Result<(), ClientError> {
+        self.transactional_id()?;
+        if self.inner.identity.get().is_none() {
+            return Err(ClientError::InvalidArgument("call init_transactions first".into()));
+        }
+        let mut txn = self.inner.txn.borrow_mut();
+        if txn.open {
+            return Err(ClientError::InvalidArgument("a transaction is already open".into()));
+        }
+        *txn = Transaction { open: true, ..Transaction::default() };
+        Ok(())
+    }
+
+    /// Commits `offsets` (topic, partition, next offset to consume) of consumer group `group`
+    /// with the open transaction (Kafka's `sendOffsetsToTransaction`): the consume-transform-
+    /// produce loop's input position moves exactly when its output commits.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(String, i32, i64)],
+        group: &str,
+    ) -> Result<(), ClientError> {
+        let (id, identity) = self.open_transaction()?;
+        self.inner.txn.borrow_mut().has_offsets = true;
+        let sent = txn_requests::send_offsets(&self.inner.client, &id, identity, group, offsets).await;
+        if let Err(error) = &sent {
+            self.inner.txn.borrow_mut().failed.get_or_insert(error.clone());
+        }
+        sent
+    }
+
+    /// Commits the open transaction: sends what is queued, waits for every record, then asks the
+    /// coordinator to commit. If any record of the transaction failed, nothing is committed and
+    /// the error comes back: the transaction can then only be aborted.
+    pub async fn commit_transaction(&self) -> Result<(), ClientError> {
+        let (id, identity) = self.open_transaction()?;
+        self.flush().await;
+        let (failed, touched) = {
+            let txn = self.inner.txn.borrow();
+            (txn.failed.clone(), !txn.added.is_empty() || txn.has_offsets)
+        };
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if touched {
+            txn_requests::end(&self.inner.client, &id, identity, true).await?;
+        }
+        *self.inner.txn.borrow_mut() = Transaction::default();
+        Ok(())
+    }
+
+    /// Aborts the open transaction: what was written of it is never seen by read_committed
+    /// consumers. After a failed record, the producer takes a new epoch so its sequence numbers
+    /// start again.
+    pub async fn abort_transaction(&self) -> Result<(), ClientError> {
+        let (id, identity) = self.open_transaction()?;
+        self.flush().await;
+        let (failed, touched) = {
+            let txn = self.inner.txn.borrow();
+            (txn.failed.is_some(), !txn.added.is_empty() || txn.has_offsets)
+        };
+        if touched {
+            txn_requests::end(&self.inner.client, &id, identity, false).await?;
+        }
+        if failed {
+            let timeout = i32::try_from(self.inner.config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+            let bumped = txn_requests::init(&self.inner.client, &id, timeout, Some(identity)).await?;
+            self.inner.identity.set(Some(bumped));
+        }
+        *self.inner.txn.borrow_mut() = Transaction::default();
+        Ok(())
+    }
+
+    fn transactional_id(&self) -> Result<String, ClientError> {
+        self.inner
+            .config
+            .transactional_id
+            .clone()
+            .ok_or_else(|| ClientError::InvalidArgument("the producer has no transactional id".into()))
+    }
+
+    /// The transactional id and identity of a producer with an open transaction.
+    fn open_transaction(&self) -> Result<(String, ProducerIdentity), ClientError> {
+        let id = self.transactional_id()?;
+        if !self.inner.txn.borrow().open {
+            return Err(ClientError::InvalidArgument("no transaction is open".into()));
+        }
+        let identity = self
+            .inner
+            .identity
+            .get()
+            .ok_or_else(|| ClientError::InvalidArgument("call init_transactions first".into()))?;
+        Ok((id, identity))
+    }
+
+    /// Adds the partitions that have batches waiting and are not in the transaction yet, in one
+    /// AddPartitionsToTxn; their batches go out once it answers.
+    fn add_partitions_to_txn(&self) {
+        let Some(id) = self.inner.config.transactional_id.clone() else { return };
+        let Some(identity) = self.inner.identity.get() else { return };
+        let new: Vec<Key> = {
+            let txn = self.inner.txn.borrow();
+            self.inner
+                .partitions
+                .borrow()
+                .iter()
+                .filter(|(key, state)| {
+                    !state.closed.is_empty() && !txn.added.contains(*key) && !txn.adding.contains(*key)
+                })
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        if new.is_empty() {
+            return;
+        }
+        self.inner.txn.borrow_mut().adding.extend(new.iter().cloned());
+        let producer = self.clone();
+        glommio::spawn_local(async move {
+            let added = txn_requests::add_partitions(&producer.inner.client, &id, identity, &new).await;
+            let mut txn = producer.inner.txn.borrow_mut();
+            for key in &new {
+                txn.adding.remove(key);
+            }
+            match added {
+                Ok(()) => {
+                    txn.added.extend(new);
+                    drop(txn);
+                    producer.wake();
+                }
+                Err(error) => {
+                    txn.failed.get_or_insert(error.clone());
+                    drop(txn);
+                    let mut failed = Vec::new();
+                    for key in &new {
+                        if let Some(state) = producer.inner.partitions.borrow_mut().get_mut(key) {
+                            failed.extend(state.closed.drain(..).map(|batch| (key.clone(), batch)));
+                        }
+                    }
+                    for (key, batch) in failed {
+                        producer.finish(&key, batch, Err(error.clone()));
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+
     /// Closes every open batch and waits until every record sent so far is acknowledged or has
     /// failed.
     pub async fn flush(&self) {
@@ -725,6 +921,7 @@ impl Producer {
             return;
         }
         self.maybe_init();
+        self.add_partitions_to_txn();
         loop {
             let picks = self.pick();
             if picks.is_empty() {
@@ -766,9 +963,14 @@ impl Producer {
         {
             let in_flight = self.inner.in_flight.borrow();
             let mut partitions = self.inner.partitions.borrow_mut();
+            let txn = self.inner.txn.borrow();
+            let transactional = self.inner.config.transactional_id.is_some();
             for (key, state) in partitions.iter_mut() {
                 if state.paused || state.closed.is_empty() {
                     continue;
+                }
+                if transactional && !txn.added.contains(key) {
+                    continue; // not in the coordinator's transaction yet
                 }
                 let Some(leader) = metadata.leader(&key.0, key.1) else {
                     if let Some(batch) = state.closed.pop_front() {
@@ -822,7 +1024,7 @@ impl Producer {
             });
         }
         let request = ProduceRequest {
-            transactional_id: None,
+            transactional_id: self.inner.config.transactional_id.clone(),
             acks: self.inner.config.acks.wire(),
             timeout_ms: i32::try_from(self.inner.config.ack_timeout.as_millis()).unwrap_or(i32::MAX),
             topic_data: topics
@@ -938,7 +1140,11 @@ impl Producer {
     /// one. After one that failed, the next batch to close tries again.
     fn maybe_init(&self) {
         let inner = &self.inner;
-        if !inner.config.idempotence || inner.identity.get().is_some() || inner.initializing.get() {
+        if !inner.config.idempotence
+            || inner.config.transactional_id.is_some()
+            || inner.identity.get().is_some()
+            || inner.initializing.get()
+        {
             return;
         }
         if inner.partitions.borrow().values().any(|state| !state.closed.is_empty()) {
@@ -972,6 +1178,14 @@ impl Producer {
     /// is sent until it comes.
     fn request_bump(&self, leaving: ProducerIdentity) {
         if self.inner.identity.get() != Some(leaving) {
+            return;
+        }
+        if self.inner.config.transactional_id.is_some() {
+            // In a transaction a gap cannot be healed by renumbering: the transaction can only
+            // abort, after which `abort_transaction` takes a new epoch.
+            let error = ClientError::InvalidArgument("a batch of the transaction was refused; abort it".into());
+            self.inner.txn.borrow_mut().failed.get_or_insert(error.clone());
+            self.fail_queued(&error, false);
             return;
         }
         self.inner.identity.set(None);
@@ -1009,6 +1223,11 @@ impl Producer {
     /// the base offset (unknown with acks=0) and the log-append time, if the topic uses it. A
     /// numbered batch settles its place in its partition's run, whatever the outcome.
     fn finish(&self, key: &Key, batch: ClosedBatch, result: Result<(Option<i64>, Option<i64>), ClientError>) {
+        if let Err(error) = &result
+            && self.inner.config.transactional_id.is_some()
+        {
+            self.inner.txn.borrow_mut().failed.get_or_insert(error.clone());
+        }
         if let Some(stamp) = batch.stamp
             && let Some(state) = self.inner.partitions.borrow_mut().get_mut(key)
         {
@@ -1196,7 +1415,7 @@ mod tests {
 
     impl Driver {
         fn new() -> Driver {
-            let identity = ProducerIdentity { producer_id: ProducerId(1000), epoch: 0 };
+            let identity = ProducerIdentity { producer_id: ProducerId(1000), epoch: 0, transactional: false };
             let outcomes = Rc::new(RefCell::new(Vec::new()));
             Driver {
                 state: PartitionState::default(),
@@ -1408,7 +1627,7 @@ mod tests {
         let order: Vec<u64> = driver.state.closed.iter().map(|b| b.ordinal).collect();
         assert_eq!(order, [0, 1, 2, 3, 4]);
         // None had numbers (no identity yet): the first run numbers them all, in that order.
-        driver.identity = Some(ProducerIdentity { producer_id: ProducerId(5), epoch: 0 });
+        driver.identity = Some(ProducerIdentity { producer_id: ProducerId(5), epoch: 0, transactional: false });
         let picked = driver.pick();
         let sequences: Vec<i32> = picked.iter().map(|b| b.stamp.unwrap().base_sequence()).collect();
         assert_eq!(sequences, [0, 1, 2, 3, 4]);

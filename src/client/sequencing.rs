@@ -56,6 +56,8 @@ pub struct ProducerIdentity {
     pub producer_id: ProducerId,
     /// The epoch; a new one starts every partition's sequence numbers over.
     pub epoch: i16,
+    /// Given to a transactional producer: its batches carry the transactional bit.
+    pub transactional: bool,
 }
 
 /// Where a batch sits in its partition's run.
@@ -87,7 +89,7 @@ impl Stamp {
             producer_id: self.identity.producer_id,
             epoch: self.identity.epoch,
             base_sequence: self.base_sequence(),
-            transactional: false,
+            transactional: self.identity.transactional,
         }
     }
 }
@@ -328,7 +330,7 @@ pub(super) fn identity_from(
     if producer_id < 0 || epoch < 0 {
         return Err(protocol(format!("InitProducerId gave producer id {producer_id} epoch {epoch}")));
     }
-    let identity = ProducerIdentity { producer_id: ProducerId(producer_id), epoch };
+    let identity = ProducerIdentity { producer_id: ProducerId(producer_id), epoch, transactional: false };
     if Some(identity) == leaving {
         // Sequences restart under a new identity only; the same one again would reuse them.
         return Err(protocol(format!("InitProducerId gave the same producer id {producer_id} and epoch {epoch}")));
@@ -340,8 +342,8 @@ pub(super) fn identity_from(
 mod tests {
     use super::*;
 
-    const A: ProducerIdentity = ProducerIdentity { producer_id: ProducerId(7), epoch: 0 };
-    const B: ProducerIdentity = ProducerIdentity { producer_id: ProducerId(7), epoch: 1 };
+    const A: ProducerIdentity = ProducerIdentity { producer_id: ProducerId(7), epoch: 0, transactional: false };
+    const B: ProducerIdentity = ProducerIdentity { producer_id: ProducerId(7), epoch: 1, transactional: false };
 
     fn stamp(identity: ProducerIdentity, start: u64, records: u32) -> Stamp {
         Stamp { identity, start, records }
