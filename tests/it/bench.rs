@@ -267,3 +267,36 @@ fn ctrl_c_stops_the_run_and_prints_the_summary_so_far() {
     let produced = stdout.lines().find(|l| l.starts_with("produced")).unwrap();
     assert!(!produced.contains(" 0 records"), "{produced}");
 }
+
+#[test]
+fn transactional_producers_commit_every_n_records_and_report_commits() {
+    let broker = Broker::start(&[]);
+    let dir = temp_dir();
+    let json = dir.path().join("t.json");
+    let args = [
+        "e2e",
+        "--bootstrap",
+        broker.addr.as_str(),
+        "--topic",
+        "bench-txn",
+        "--partitions",
+        "2",
+        "--records",
+        "3000",
+        "--record-size",
+        "100",
+        "--transactional",
+        "--records-per-txn",
+        "500",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let output = bench(&args, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = read_json(&json);
+    assert_eq!(report["config"]["records_per_txn"], 500);
+    assert_eq!(report["produce"]["records"], 3000);
+    assert_eq!(report["consume"]["records"], 3000, "read_committed consumers see every committed record");
+    assert!(report["commits_per_sec"].as_f64().is_some_and(|c| c > 0.0), "{report}");
+    assert!(text(&output.stdout).contains("commits/s"), "{}", text(&output.stdout));
+}

@@ -20,3 +20,4 @@ mod raw;
 mod read_committed;
 mod storage_crash;
 mod tidy;
+mod txn_client;
