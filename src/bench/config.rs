@@ -122,6 +122,11 @@ pub struct BenchConfig {
     /// Acks.
     #[serde(serialize_with = "acks_name")]
     pub acks: Acks,
+    /// Idempotent producers (off unless asked, so that runs stay comparable with those from
+    /// before the producer became idempotent by default).
+    pub idempotent: bool,
+    /// Transactional producers: each commits a transaction every this many records.
+    pub records_per_txn: Option<u64>,
     /// Compression.
     #[serde(serialize_with = "compression_name")]
     pub compression: CompressionType,

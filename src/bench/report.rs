@@ -29,6 +29,8 @@ pub struct Progress {
     pub consumed: Counts,
     /// Produce failures in this second.
     pub errors: u64,
+    /// Transactions committed in this second.
+    pub commits: u64,
     /// Produce latency p99 of this second (ms).
     pub produce_p99_ms: Option<f64>,
     /// End-to-end latency p99 of this second (ms).
@@ -45,6 +47,7 @@ impl Progress {
             produced: stats.produced,
             consumed: stats.consumed,
             errors: stats.errors,
+            commits: stats.commits,
             produce_p99_ms: p99(&stats.produce_latency),
             e2e_p99_ms: p99(&stats.e2e_latency),
         }
@@ -75,6 +78,9 @@ impl Progress {
             if let Some(p99) = self.e2e_p99_ms {
                 let _ = write!(line, " e2e p99 {p99:.2} ms");
             }
+        }
+        if self.commits > 0 {
+            let _ = write!(line, " | {} commits/s", group_digits(self.commits));
         }
         if self.errors > 0 {
             let _ = write!(line, " | {} errors", self.errors);
@@ -125,6 +131,8 @@ pub struct Report {
     pub e2e_latency_ms: Option<Percentiles>,
     /// Records whose produce failed.
     pub errors: u64,
+    /// Transactions committed per second over the measured time (transactional producers).
+    pub commits_per_sec: Option<f64>,
     /// Every second of the run, warm-up included.
     pub timeline: Vec<Progress>,
     /// Stopped by Ctrl-C.
@@ -169,6 +177,7 @@ impl Report {
             consume: config.consumes().then(|| Throughput::of(totals.consumed, seconds)),
             e2e_latency_ms: Percentiles::of(&totals.e2e_latency),
             errors: totals.errors,
+            commits_per_sec: (totals.commits > 0).then(|| totals.commits as f64 / seconds),
             timeline: timeline
                 .iter()
                 .map(|(second, sum)| Progress::of(*second, *second < warmup_seconds, &sum.stats))
@@ -186,8 +195,8 @@ impl Report {
         let c = &self.config;
         let _ = writeln!(
             out,
-            "sluice bench {:?}: topic {} ({} partitions), {} producers, {} consumers, {} B records, rate {}, acks {}, \
-             compression {}",
+            "sluice bench {:?}: topic {} ({} partitions), {} producers, {} consumers, {} B records, rate {}, \
+             acks {}{}, compression {}",
             c.mode,
             c.topic,
             c.partitions,
@@ -200,6 +209,7 @@ impl Report {
                 crate::client::Acks::Leader => "1",
                 crate::client::Acks::All => "all",
             },
+            if c.idempotent { " (idempotent)" } else { "" },
             compression_label(c.compression),
         );
         let _ = writeln!(out, "measured {:.2} s (after {} s warm-up)", self.measured_s, c.warmup.as_secs_f64());
@@ -231,6 +241,9 @@ impl Report {
                     );
                 }
             }
+        }
+        if let Some(commits) = self.commits_per_sec {
+            let _ = writeln!(out, "transactions: {commits:.1} commits/s");
         }
         if self.errors > 0 {
             let _ = writeln!(out, "{} records failed", self.errors);

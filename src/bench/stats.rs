@@ -61,6 +61,8 @@ pub struct ShardStats {
     pub e2e_latency: Histogram<u64>,
     /// Records whose produce failed.
     pub errors: u64,
+    /// Transactions committed (transactional producers).
+    pub commits: u64,
 }
 
 impl Default for ShardStats {
@@ -71,6 +73,7 @@ impl Default for ShardStats {
             consumed: Counts::default(),
             e2e_latency: latency_histogram(),
             errors: 0,
+            commits: 0,
         }
     }
 }
@@ -123,6 +126,7 @@ pub fn merge_stats(into: &mut ShardStats, from: &ShardStats) {
     into.produced.merge(from.produced);
     into.consumed.merge(from.consumed);
     into.errors += from.errors;
+    into.commits += from.commits;
     // Same bounds on both sides, so adding cannot fail.
     let _ = into.produce_latency.add(&from.produce_latency);
     let _ = into.e2e_latency.add(&from.e2e_latency);

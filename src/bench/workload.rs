@@ -15,7 +15,9 @@ use rand_distr::{Distribution, Zipf};
 use super::config::{BenchConfig, Keys, Mode, Stop};
 use super::shared::{Event, Shared};
 use super::stats::{ShardStats, record};
-use crate::client::{Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo};
+use crate::client::{
+    Client, Consumer, ConsumerConfig, IsolationLevel, Producer, ProducerConfig, ProducerRecord, SeekTo,
+};
 
 /// Bytes at the front of every value: the intended send time, µs since the run's start.
 pub const SEND_TIME_BYTES: usize = 8;
@@ -46,8 +48,9 @@ pub(super) async fn shard_main(shard: usize, shared: Arc<Shared>, events: flume:
     let mut setup_error = None;
     if config.produces() {
         for index in mine(config.producers) {
-            match Client::connect(config.client_config(format!("sluice-bench-producer-{index}"))).await {
-                Ok(client) => producers.push((index, Producer::new(client, producer_config(config)))),
+            let client = Client::connect(config.client_config(format!("sluice-bench-producer-{index}"))).await;
+            match client.and_then(|client| Producer::new(client, producer_config(config, index))) {
+                Ok(producer) => producers.push((index, producer)),
                 Err(e) => setup_error = Some(format!("producer {index}: {e}")),
             }
         }
@@ -117,7 +120,7 @@ pub(super) async fn shard_main(shard: usize, shared: Arc<Shared>, events: flume:
     let _ = events.send(Event::Done);
 }
 
-fn producer_config(config: &BenchConfig) -> ProducerConfig {
+fn producer_config(config: &BenchConfig, index: usize) -> ProducerConfig {
     ProducerConfig {
         acks: config.acks,
         batch_size: config.batch_bytes,
@@ -128,6 +131,12 @@ fn producer_config(config: &BenchConfig) -> ProducerConfig {
         buffer_memory: (config.batch_bytes * 2 * usize::try_from(config.partitions.max(1)).unwrap_or(1))
             .max(32 * 1024 * 1024),
         request_max_bytes: config.batch_bytes.max(4 * 1024 * 1024),
+        idempotence: config.idempotent || config.records_per_txn.is_some(),
+        // One id per producer of this run: two producers with one id would fence each other.
+        transactional_id: config
+            .records_per_txn
+            .map(|_| format!("sluice-bench-{}-{}-{index}", std::process::id(), config.topic)),
+        ..ProducerConfig::default()
     }
 }
 
@@ -143,7 +152,12 @@ async fn setup_consumer(shared: &Shared, index: usize) -> Result<Consumer, Strin
         min_bytes: 1,
         max_bytes: config.fetch_max_bytes,
         partition_max_bytes: config.partition_fetch_max_bytes,
-        ..ConsumerConfig::default()
+        // With transactional producers, consumers see what committed: e2e is commit latency.
+        isolation: if config.records_per_txn.is_some() {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        },
     };
     let mut consumer = Consumer::new(client, consumer_config);
     let partitions: Vec<i32> = (0..shared.partitions)
@@ -203,6 +217,11 @@ async fn produce_until_done(
     let wall_start_ms = crate::model::Timestamp::now().0 - i64::try_from(start.elapsed().as_millis()).unwrap_or(0);
     let mut next = start;
     let mut sent = 0u64;
+    let per_txn = config.records_per_txn;
+    if per_txn.is_some() {
+        producer.init_transactions().await.map_err(|e| format!("init_transactions failed: {e}"))?;
+        producer.begin_transaction().map_err(|e| format!("begin_transaction failed: {e}"))?;
+    }
     loop {
         if shared.stop.load(Ordering::Relaxed) || failure.borrow().is_some() || quota.is_some_and(|q| sent >= q) {
             break;
@@ -233,25 +252,36 @@ async fn produce_until_done(
         let bytes = (value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
         let mut message = ProducerRecord::new(config.topic.clone(), key, Some(value));
         message.timestamp = Some(wall_start_ms + i64::try_from(send_time / 1000).unwrap_or(0));
-        let (stats, failure, acked) = (stats.clone(), failure.clone(), acked.clone());
+        let (record_stats, failure, acked) = (stats.clone(), failure.clone(), acked.clone());
         let callback = Box::new(move |result: crate::client::producer::DeliveryResult| match result {
             Ok(_) => {
-                let mut stats = stats.borrow_mut();
+                let mut stats = record_stats.borrow_mut();
                 stats.produced.add(bytes);
                 let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
                 record(&mut stats.produce_latency, micros);
                 acked.set(acked.get() + 1);
             }
             Err(e) => {
-                stats.borrow_mut().errors += 1;
+                record_stats.borrow_mut().errors += 1;
                 failure.borrow_mut().get_or_insert_with(|| format!("produce failed: {e}"));
             }
         });
         producer.send_with(message, callback).await.map_err(|e| format!("produce failed: {e}"))?;
         sent += 1;
+        if let Some(per_txn) = per_txn
+            && sent.is_multiple_of(per_txn)
+        {
+            producer.commit_transaction().await.map_err(|e| format!("commit failed: {e}"))?;
+            stats.borrow_mut().commits += 1;
+            producer.begin_transaction().map_err(|e| format!("begin_transaction failed: {e}"))?;
+        }
         if sent.is_multiple_of(SENDS_PER_YIELD) {
             glommio::yield_if_needed().await;
         }
+    }
+    if per_txn.is_some() {
+        producer.commit_transaction().await.map_err(|e| format!("commit failed: {e}"))?;
+        stats.borrow_mut().commits += 1;
     }
     match failure.borrow_mut().take() {
         Some(e) => Err(e),

@@ -82,7 +82,7 @@ impl ShardBroker {
         let partitions = Rc::new(ShardPartitions::new(config.clone()));
         let metadata = Rc::new(Metadata::new(config.clone(), image, partitions.clone()));
         let groups = Rc::new(Coordinator::new(config.clone(), metadata.clone(), partitions.clone()));
-        let transactions = TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone());
+        let transactions = TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone());
         Rc::new(ShardBroker {
             config,
             metadata,

@@ -171,6 +171,17 @@ struct Flags {
     /// Acknowledgements: 0, 1 or all.
     #[arg(long, value_enum, default_value = "all")]
     acks: AcksArg,
+    /// Idempotent producers (needs --acks all and --max-in-flight at most 5). Off by default,
+    /// unlike `sluice produce`, so the bench measures plain produce as it always has.
+    #[arg(long)]
+    idempotent: bool,
+    /// Transactional producers (idempotent, acks all): each commits a transaction every
+    /// --records-per-txn records; e2e consumers then read read_committed.
+    #[arg(long)]
+    transactional: bool,
+    /// Records per transaction with --transactional.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    records_per_txn: u64,
     /// Batch compression.
     #[arg(long, value_enum, default_value = "none")]
     compression: CompressionArg,
@@ -234,6 +245,16 @@ impl Flags {
         if self.max_in_flight == 0 {
             bail!("--max-in-flight must be at least 1");
         }
+        if (self.idempotent || self.transactional) && !matches!(self.acks, AcksArg::All) {
+            bail!("--idempotent and --transactional need --acks all");
+        }
+        if self.records_per_txn == 0 {
+            bail!("--records-per-txn must be at least 1");
+        }
+        let in_flight_max = crate::client::producer::IDEMPOTENT_IN_FLIGHT_MAX;
+        if (self.idempotent || self.transactional) && self.max_in_flight > in_flight_max {
+            bail!("--idempotent allows --max-in-flight {in_flight_max} at most");
+        }
         if self.batch_bytes == 0 {
             bail!("--batch-bytes must be at least 1");
         }
@@ -263,6 +284,8 @@ impl Flags {
             batch_bytes: self.batch_bytes,
             linger: seconds("linger-ms", self.linger_ms / 1000.0)?,
             acks: self.acks.into(),
+            idempotent: self.idempotent,
+            records_per_txn: self.transactional.then_some(self.records_per_txn),
             compression: self.compression.into(),
             max_in_flight: self.max_in_flight,
             cores: self.cores,

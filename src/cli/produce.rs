@@ -3,6 +3,10 @@
 //! where each record landed, in input order. The first failed record ends the run with its
 //! error.
 //!
+//! The producer is idempotent, as the client's is by default: a retry never writes a line
+//! twice. `--no-idempotence` turns that off; so do `--acks 0` and `--acks 1`, which cannot go
+//! with it, as in Kafka's own tools when `enable.idempotence` is not set.
+//!
 //! Stdin is read on a thread of its own and handed over through a bounded channel: a blocking
 //! read on the executor would stop the producer's linger timers and sender task while waiting
 //! for a person to type the next line.
@@ -16,7 +20,7 @@ use futures_lite::StreamExt;
 use serde_json::json;
 
 use super::common::{AcksArg, Cluster, CompressionArg, emit, emit_json, key_value, on_executor};
-use crate::client::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use crate::client::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord};
 
 /// Lines read ahead of the producer.
 const LINES_QUEUED_MAX: usize = 1024;
@@ -33,9 +37,12 @@ pub(super) struct ProduceArgs {
     /// A header on every record, KEY=VALUE; repeatable.
     #[arg(long = "header", value_name = "KEY=VALUE")]
     headers: Vec<String>,
-    /// Acknowledgements to wait for: 0, 1 or all.
+    /// Acknowledgements to wait for: 0, 1 or all. 0 and 1 turn idempotence off.
     #[arg(long, value_enum, default_value = "all")]
     acks: AcksArg,
+    /// Produce without idempotence: no producer id, and a retry may write a record twice.
+    #[arg(long)]
+    no_idempotence: bool,
     /// Batch compression.
     #[arg(long, value_enum, default_value = "none")]
     compression: CompressionArg,
@@ -106,7 +113,13 @@ pub(super) fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let (key, value) = key_value("--header", header)?;
         headers.push((key, value.into_bytes()));
     }
-    let config = ProducerConfig { acks: args.acks.into(), compression: args.compression.into(), ..Default::default() };
+    let acks = args.acks.into();
+    let config = ProducerConfig {
+        acks,
+        compression: args.compression.into(),
+        idempotence: !args.no_idempotence && acks == Acks::All,
+        ..Default::default()
+    };
     on_executor(|| async move {
         let client = args.cluster.connect("sluice-produce").await?;
         let topic = client.topic(&args.topic).await?;
@@ -115,7 +128,7 @@ pub(super) fn run(args: ProduceArgs) -> anyhow::Result<()> {
         {
             bail!("topic {} has no partition {p} ({} partitions)", args.topic, topic.partitions.len());
         }
-        let producer = Producer::new(client, config);
+        let producer = Producer::new(client, config)?;
         let (sender, mut lines) = futures_channel::mpsc::channel(LINES_QUEUED_MAX);
         // The reader thread is left behind if producing fails: the process exits right after.
         std::thread::Builder::new().name("stdin".into()).spawn(move || read_stdin(sender)).context("reading stdin")?;

@@ -90,6 +90,10 @@ pub enum ClientError {
     /// The caller's arguments are invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A configuration whose settings contradict each other (Kafka's `ConfigException`),
+    /// refused when the client object is made.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 fn name(code: i16) -> String {

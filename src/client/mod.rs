@@ -20,7 +20,8 @@
 //! - [`txn_admin`]: list and describe transactions, abort them, describe a partition's
 //!   producers.
 //! - [`partitioner`]: the Java client's murmur2 key partitioner.
-//! - [`producer`]: batching, compression, acks, retries, delivery futures.
+//! - [`producer`]: batching, compression, acks, retries, delivery futures; idempotence, whose
+//!   sequence-number bookkeeping is [`sequencing`].
 //! - [`consumer`]: assigned partitions, seeks, pipelined long-poll fetches, record decoding
 //!   (compressed batches too).
 //! - [`group`]: a consumer that is a member of a consumer group: join, sync, heartbeats,
@@ -39,7 +40,9 @@ pub mod group_admin;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod sequencing;
 pub mod txn_admin;
+mod txn_requests;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
 pub use assignor::Assignor;
@@ -48,4 +51,4 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, See
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, RecordMetadata};

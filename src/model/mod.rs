@@ -21,8 +21,8 @@ pub use compression::{CompressionError, CompressionType, compress, decompress};
 pub use control::{ControlType, marker_batch, parse_marker};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
-    BatchBuilder, BatchIter, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint, read_varlong,
-    seeded_batch,
+    BatchBuilder, BatchIter, ProducerStamp, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint,
+    read_varlong, seeded_batch,
 };
 pub use topic_id::TopicId;
 pub use topic_partition::{TopicNameError, TopicPartition, java_string_hash, partition_for_key, validate_topic_name};

@@ -9,9 +9,11 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::batch::{BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch};
+use super::batch::{
+    BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch, TRANSACTIONAL_FLAG, batch_size_from_prefix, set_producer,
+};
 use super::compression::{CompressionError, compress};
-use super::{CompressionType, Offset, Timestamp};
+use super::{CompressionType, Offset, ProducerId, Timestamp};
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD_BYTES};
 
 /// Why a record inside a batch cannot be read.
@@ -187,10 +189,43 @@ fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
     buf.put_u8(value as u8);
 }
 
-/// Builds a v2 batch with base offset 0, no producer id, create-time timestamps, uncompressed
-/// ([`BatchBuilder::build`]) or compressed ([`BatchBuilder::build_compressed`]). Records are
-/// encoded as they are pushed; compression happens once, over all of them, when the batch is
-/// built. Used by the producer, tools, tests and benchmarks.
+/// The idempotent (or transactional) producer fields of a batch header: who wrote the batch
+/// and where its records fall in that producer's sequence for the partition (KIP-98). The
+/// broker uses them to drop a retried batch it already has and to refuse one that skips ahead.
+/// [`BatchBuilder::set_producer`] writes them as the batch is built; [`ProducerStamp::write`]
+/// into a batch already built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    /// The id InitProducerId gave.
+    pub producer_id: ProducerId,
+    /// The epoch InitProducerId gave; a newer epoch starts the sequences over.
+    pub epoch: i16,
+    /// The sequence number of the first record; the others follow it, one per record.
+    pub base_sequence: i32,
+    /// Part of a transaction (attribute bit 4).
+    pub transactional: bool,
+}
+
+impl ProducerStamp {
+    /// Writes the stamp into the header of `batch`, which must hold exactly one whole batch
+    /// the caller built, and recomputes the CRC ([`set_producer`]): to give a batch new
+    /// sequence numbers under a new epoch. A short buffer is refused and left as it is; a
+    /// damaged batch would be made to look good, hence only batches of one's own.
+    pub fn write(&self, batch: &mut [u8]) -> Result<(), BatchError> {
+        let size = batch_size_from_prefix(batch)?;
+        if size != batch.len() {
+            return Err(BatchError::Truncated { have: batch.len(), need: size });
+        }
+        set_producer(batch, self.producer_id, self.epoch, self.base_sequence, self.transactional);
+        Ok(())
+    }
+}
+
+/// Builds a v2 batch with base offset 0, create-time timestamps, no producer id unless
+/// [`BatchBuilder::set_producer`] gives one, uncompressed ([`BatchBuilder::build`]) or
+/// compressed ([`BatchBuilder::build_compressed`]). Records are encoded as they are pushed;
+/// compression happens once, over all of them, when the batch is built. Used by the producer,
+/// tools, tests and benchmarks.
 pub struct BatchBuilder {
     /// Room for the header (written at build), then the records: an uncompressed batch is
     /// built in place, without copying the records.
@@ -198,6 +233,7 @@ pub struct BatchBuilder {
     count: i32,
     base_timestamp: Timestamp,
     max_timestamp: Timestamp,
+    producer: Option<ProducerStamp>,
 }
 
 /// An uncompressed batch of `records` records with `value_bytes`-long values (at least 8),
@@ -227,7 +263,14 @@ impl BatchBuilder {
     pub fn with_capacity(base_timestamp: Timestamp, bytes: usize) -> Self {
         let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + bytes);
         buf.resize(BATCH_HEADER_BYTES, 0);
-        Self { buf, count: 0, base_timestamp, max_timestamp: base_timestamp }
+        Self { buf, count: 0, base_timestamp, max_timestamp: base_timestamp, producer: None }
+    }
+
+    /// Writes `stamp` into the header when the batch is built: the idempotent producer knows
+    /// its sequence numbers when it closes a batch, so the CRC is computed once, at build, and
+    /// not again by [`ProducerStamp::write`].
+    pub fn set_producer(&mut self, stamp: ProducerStamp) {
+        self.producer = Some(stamp);
     }
 
     /// The encoded records.
@@ -306,18 +349,22 @@ impl BatchBuilder {
 
     /// Writes the header with a placeholder length and CRC; [`seal`] fills them in.
     fn put_header(&self, out: &mut impl BufMut, codec: CompressionType) {
+        let transactional = match self.producer {
+            Some(stamp) if stamp.transactional => TRANSACTIONAL_FLAG,
+            _ => 0,
+        };
         out.put_i64(0); // baseOffset
         out.put_i32(0); // batchLength, by seal
         out.put_i32(-1); // partitionLeaderEpoch
         out.put_u8(MAGIC_V2);
         out.put_u32(0); // crc, by seal
-        out.put_i16(codec.attribute_bits()); // attributes
+        out.put_i16(codec.attribute_bits() | transactional); // attributes
         out.put_i32(self.count - 1); // lastOffsetDelta
         out.put_i64(self.base_timestamp.0);
         out.put_i64(self.max_timestamp.0);
-        out.put_i64(-1); // producerId
-        out.put_i16(-1); // producerEpoch
-        out.put_i32(-1); // baseSequence
+        out.put_i64(self.producer.map_or(ProducerId::NONE, |p| p.producer_id).0);
+        out.put_i16(self.producer.map_or(-1, |p| p.epoch));
+        out.put_i32(self.producer.map_or(-1, |p| p.base_sequence));
         out.put_i32(self.count);
     }
 }
@@ -443,6 +490,85 @@ mod tests {
         assert_eq!(records[1].value, None);
         assert_eq!(records[1].timestamp, Timestamp(4_990));
         assert_eq!(records[1].offset, Offset(1));
+    }
+
+    fn stamp(base_sequence: i32, transactional: bool) -> ProducerStamp {
+        ProducerStamp { producer_id: ProducerId(4_000_000_007), epoch: 3, base_sequence, transactional }
+    }
+
+    fn producer_fields(batch: &RecordBatch<'_>) -> (ProducerId, i16, i32) {
+        let header = batch.header();
+        (batch.producer_id(), header.producer_epoch.get(), header.base_sequence.get())
+    }
+
+    #[test]
+    fn a_stamped_batch_validates_and_reads_back() {
+        let mut builder = BatchBuilder::new(Timestamp(10));
+        builder.push(Some(b"k"), Some(b"v"), Timestamp(10), &[]);
+        builder.push(None, Some(b"w"), Timestamp(11), &[]);
+        let plain = builder.build();
+        let unstamped = RecordBatch::parse_prefix(&plain, usize::MAX).unwrap();
+        assert_eq!(producer_fields(&unstamped), (ProducerId::NONE, -1, -1));
+
+        let mut bytes = plain.clone();
+        stamp(i32::MAX - 1, false).write(&mut bytes).unwrap();
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        batch.validate().unwrap();
+        assert_eq!(producer_fields(&batch), (ProducerId(4_000_000_007), 3, i32::MAX - 1));
+        assert!(!batch.is_transactional());
+        assert_eq!(RecordIter::new(&batch).count(), 2, "the records are untouched");
+
+        // A new epoch: the same batch again under new numbers, the transactional bit set and
+        // then cleared, the codec bits kept.
+        stamp(0, true).write(&mut bytes).unwrap();
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        batch.validate().unwrap();
+        assert!(batch.is_transactional());
+        assert_eq!(producer_fields(&batch).2, 0);
+        stamp(5, false).write(&mut bytes).unwrap();
+        let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
+        batch.validate().unwrap();
+        assert!(!batch.is_transactional());
+        assert_eq!(batch.compression().unwrap(), CompressionType::None);
+    }
+
+    #[test]
+    fn a_stamp_given_at_build_equals_one_given_after() {
+        for codec in [CompressionType::None, CompressionType::Lz4] {
+            let make = || {
+                let mut builder = BatchBuilder::new(Timestamp(1));
+                builder.push(Some(b"k"), Some(&[9; 300]), Timestamp(2), &[("h", b"x")]);
+                builder
+            };
+            let mut built = make();
+            built.set_producer(stamp(17, true));
+            let built = built.build_compressed(codec).unwrap();
+            let mut after = make().build_compressed(codec).unwrap();
+            stamp(17, true).write(&mut after).unwrap();
+            assert_eq!(built, after, "{codec:?}");
+            let batch = RecordBatch::parse_prefix(&built, usize::MAX).unwrap();
+            batch.validate().unwrap();
+            assert_eq!(batch.compression().unwrap(), codec);
+            assert!(batch.is_transactional());
+            assert_eq!(producer_fields(&batch), (ProducerId(4_000_000_007), 3, 17));
+        }
+    }
+
+    #[test]
+    fn stamping_anything_but_one_whole_batch_is_an_error() {
+        let mut builder = BatchBuilder::new(Timestamp(0));
+        builder.push(Some(b"k"), Some(b"v"), Timestamp(0), &[]);
+        let bytes = builder.build();
+        let mut short = bytes[..bytes.len() - 1].to_vec();
+        assert!(matches!(stamp(0, false).write(&mut short), Err(BatchError::Truncated { .. })));
+        assert_eq!(short, bytes[..bytes.len() - 1], "nothing was written");
+        let mut header_only = bytes[..20].to_vec();
+        assert!(matches!(stamp(0, false).write(&mut header_only), Err(BatchError::Truncated { .. })));
+        // A second batch behind the first would be left out of the CRC: refused too.
+        let mut two = bytes.to_vec();
+        two.extend_from_slice(&bytes);
+        assert!(matches!(stamp(0, false).write(&mut two), Err(BatchError::Truncated { .. })));
+        assert_eq!(two[..bytes.len()], bytes[..]);
     }
 
     #[test]

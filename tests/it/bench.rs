@@ -156,6 +156,49 @@ fn produce_then_consume_reads_back_what_was_written() {
 }
 
 #[test]
+fn idempotent_producers_only_when_asked_and_only_with_acks_all() {
+    let broker = Broker::start(&[]);
+    let dir = temp_dir();
+    let json = dir.path().join("i.json");
+    let common = [
+        "produce",
+        "--bootstrap",
+        broker.addr.as_str(),
+        "--topic",
+        "bench-idem",
+        "--partitions",
+        "2",
+        "--records",
+        "5000",
+        "--record-size",
+        "100",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    // Off by default, so runs compare with those from before.
+    let output = bench(&common, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(read_json(&json)["config"]["idempotent"], false);
+    assert!(!text(&output.stdout).contains("idempotent"), "{}", text(&output.stdout));
+
+    let output = bench(&[&common[..], &["--idempotent"]].concat(), Duration::from_secs(60));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = read_json(&json);
+    assert_eq!(report["config"]["idempotent"], true);
+    assert_eq!(report["produce"]["records"], 5000);
+    assert!(text(&output.stdout).contains("acks all (idempotent)"), "{}", text(&output.stdout));
+
+    for (flags, complaint) in [
+        (&["--idempotent", "--acks", "1"][..], "--idempotent needs --acks all"),
+        (&["--idempotent", "--max-in-flight", "6"][..], "--idempotent allows --max-in-flight 5 at most"),
+    ] {
+        let output = bench(&[&common[..], flags].concat(), Duration::from_secs(30));
+        assert!(!output.status.success());
+        assert!(text(&output.stderr).contains(complaint), "{}", text(&output.stderr));
+    }
+}
+
+#[test]
 fn unreachable_broker_and_unknown_topic_fail_with_one_clear_line() {
     let output = bench(&["produce", "--bootstrap", "127.0.0.1:1", "--duration", "1"], Duration::from_secs(30));
     assert!(!output.status.success());
@@ -223,4 +266,37 @@ fn ctrl_c_stops_the_run_and_prints_the_summary_so_far() {
     assert!(stdout.contains("interrupted") && stdout.contains("produced"), "{stdout}");
     let produced = stdout.lines().find(|l| l.starts_with("produced")).unwrap();
     assert!(!produced.contains(" 0 records"), "{produced}");
+}
+
+#[test]
+fn transactional_producers_commit_every_n_records_and_report_commits() {
+    let broker = Broker::start(&[]);
+    let dir = temp_dir();
+    let json = dir.path().join("t.json");
+    let args = [
+        "e2e",
+        "--bootstrap",
+        broker.addr.as_str(),
+        "--topic",
+        "bench-txn",
+        "--partitions",
+        "2",
+        "--records",
+        "3000",
+        "--record-size",
+        "100",
+        "--transactional",
+        "--records-per-txn",
+        "500",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let output = bench(&args, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = read_json(&json);
+    assert_eq!(report["config"]["records_per_txn"], 500);
+    assert_eq!(report["produce"]["records"], 3000);
+    assert_eq!(report["consume"]["records"], 3000, "read_committed consumers see every committed record");
+    assert!(report["commits_per_sec"].as_f64().is_some_and(|c| c > 0.0), "{report}");
+    assert!(text(&output.stdout).contains("commits/s"), "{}", text(&output.stdout));
 }

@@ -133,7 +133,7 @@ fn ten_thousand_keyed_records_round_trip_in_order_per_partition() {
     run_on_shard(move || async move {
         let client = Client::connect(config(&addr)).await.unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("keyed", 4)).await.unwrap();
-        let producer = Producer::new(client.clone(), ProducerConfig { acks: Acks::All, ..Default::default() });
+        let producer = Producer::new(client.clone(), ProducerConfig { acks: Acks::All, ..Default::default() }).unwrap();
         let mut deliveries = Vec::new();
         let mut sent: PerPartition = BTreeMap::new();
         for i in 0..10_000u32 {
@@ -176,7 +176,7 @@ fn seek_by_offset_and_by_timestamp() {
     run_on_shard(move || async move {
         let client = Client::connect(config(&addr)).await.unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("seek", 1)).await.unwrap();
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let producer = Producer::new(client.clone(), ProducerConfig::default()).unwrap();
         let mut deliveries = Vec::new();
         for i in 0..100i64 {
             let mut record = ProducerRecord::new("seek", None, Some(i.to_be_bytes().to_vec()));
@@ -219,7 +219,8 @@ fn keyless_records_stick_to_one_partition_per_batch() {
         let client = Client::connect(config(&addr)).await.unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("sticky", 4)).await.unwrap();
         let linger = Duration::from_secs(30);
-        let producer = Producer::new(client, ProducerConfig { batch_size: 1 << 20, linger, ..Default::default() });
+        let producer =
+            Producer::new(client, ProducerConfig { batch_size: 1 << 20, linger, ..Default::default() }).unwrap();
         let mut partitions = Vec::new();
         for round in 0..3 {
             let mut deliveries = Vec::new();
@@ -248,7 +249,11 @@ fn acks_zero_and_one() {
         let client = Client::connect(config(&addr)).await.unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("acks", 1)).await.unwrap();
         for (acks, expect_offsets) in [(Acks::None, false), (Acks::Leader, true)] {
-            let producer = Producer::new(client.clone(), ProducerConfig { acks, ..Default::default() });
+            // Idempotence (the default) needs acks=all: the producer says so at once.
+            let refused = Producer::new(client.clone(), ProducerConfig { acks, ..Default::default() }).err();
+            assert!(matches!(&refused, Some(ClientError::Config(m)) if m.contains("acks=all")), "{refused:?}");
+            let config = ProducerConfig { acks, idempotence: false, ..Default::default() };
+            let producer = Producer::new(client.clone(), config).unwrap();
             let mut deliveries = Vec::new();
             for i in 0..500u32 {
                 let record = ProducerRecord::new("acks", Some(i.to_be_bytes().to_vec()), Some(vec![7; 100]));
@@ -275,7 +280,7 @@ fn produce_to_an_unknown_topic_fails_clearly() {
     let started = Instant::now();
     let error = run_on_shard(move || async move {
         let client = Client::connect(config(&addr)).await.unwrap();
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let producer = Producer::new(client.clone(), ProducerConfig::default()).unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("two", 2)).await.unwrap();
         let mut record = ProducerRecord::new("two", None, Some(b"v".to_vec()));
         record.partition = Some(2);
@@ -327,7 +332,7 @@ fn produce_retries_across_a_broker_restart() {
             config.retry_backoff = Duration::from_millis(100);
             let client = Client::connect(config).await.unwrap();
             Admin::new(client.clone()).create_topic(NewTopic::new("r", 1)).await.unwrap();
-            let producer = Producer::new(client.clone(), ProducerConfig::default());
+            let producer = Producer::new(client.clone(), ProducerConfig::default()).unwrap();
             let first = producer.send(ProducerRecord::new("r", None, Some(b"before".to_vec()))).await.unwrap();
             assert_eq!(first.await.unwrap().offset, Some(0));
             to_test.send(()).unwrap();
@@ -413,7 +418,7 @@ fn assert_native(records: &[ConsumerRecord], topic: &str, what: &str) {
 /// Produces `native_record(0..count)` to partition 0 of `topic` with `codec`.
 async fn produce_native(client: &Client, topic: &str, codec: CompressionType, count: usize) {
     let config = ProducerConfig { compression: codec, batch_size: 8 * 1024, ..Default::default() };
-    let producer = Producer::new(client.clone(), config);
+    let producer = Producer::new(client.clone(), config).unwrap();
     let mut deliveries = Vec::new();
     for i in 0..count {
         deliveries.push(producer.send(native_record(topic, i)).await.unwrap());
@@ -552,7 +557,7 @@ fn pipelined_fetches_keep_positions_right_across_seeks() {
         let client = Client::connect(config(&addr)).await.unwrap();
         Admin::new(client.clone()).create_topic(NewTopic::new("pipe", PARTITIONS)).await.unwrap();
         let config = ProducerConfig { compression: CompressionType::Lz4, batch_size: 2048, ..Default::default() };
-        let producer = Producer::new(client.clone(), config);
+        let producer = Producer::new(client.clone(), config).unwrap();
         let mut deliveries = Vec::new();
         for i in 0..PER_PARTITION {
             for partition in 0..PARTITIONS {

@@ -44,7 +44,7 @@ async fn member_with(addr: &str, group: &str, assignor: Assignor, topic: &str, a
 async fn fill(addr: &str, topic: &str, partitions: i32, per_partition: usize) {
     let client = Client::connect(ClientConfig::new([addr.to_string()])).await.unwrap();
     Admin::new(client.clone()).create_topic(NewTopic::new(topic, partitions)).await.unwrap();
-    let producer = Producer::new(client, ProducerConfig::default());
+    let producer = Producer::new(client, ProducerConfig::default()).unwrap();
     for p in 0..partitions {
         for i in 0..per_partition {
             let mut record = ProducerRecord::new(topic, None, Some(format!("{p}-{i}").into_bytes()));

@@ -3,11 +3,13 @@
 //! or a test may send it). Each marker's partitions go to their owning shards; every partition
 //! is answered once its marker is committed.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::scatter;
 use crate::broker::ShardBroker;
 use crate::broker::partition::{PartitionRequest, PartitionResponse};
+use crate::group::OFFSETS_TOPIC;
 use crate::model::{ControlType, ProducerId, TopicPartition};
 use crate::protocol::messages::{
     WriteTxnMarkersRequest, WriteTxnMarkersResponse, WriteTxnMarkersResponseMarker, WriteTxnMarkersResponsePartition,
@@ -23,12 +25,12 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: W
         let (producer_id, producer_epoch) = (ProducerId(marker.producer_id), marker.producer_epoch);
         let kind = if marker.transaction_result { ControlType::Commit } else { ControlType::Abort };
         let coordinator_epoch = marker.coordinator_epoch;
-        let work: Vec<(TopicPartition, ())> = marker
+        let (offsets, work): (Vec<_>, Vec<_>) = marker
             .topics
             .iter()
             .flat_map(|t| t.partition_indexes.iter().map(move |&p| (TopicPartition::new(t.name.as_str(), p), ())))
-            .collect();
-        let mut results = scatter(
+            .partition(|(tp, ())| &*tp.topic == OFFSETS_TOPIC);
+        let results = scatter(
             broker,
             work,
             |items| PartitionRequest::WriteMarkers {
@@ -44,6 +46,17 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: W
             },
         )
         .await;
+        // `__consumer_offsets` markers go through the group coordinator, which publishes or
+        // drops the transaction's offsets as it writes them.
+        let mut results: BTreeMap<TopicPartition, Result<(), ErrorCode>> =
+            results.into_iter().map(|(tp, r)| (tp, r.map(|_| ()).map_err(|e| ErrorCode::from(&e)))).collect();
+        for (tp, ()) in offsets {
+            let written = broker
+                .groups
+                .write_txn_marker(tp.partition, producer_id, producer_epoch, coordinator_epoch, kind)
+                .await;
+            results.insert(tp, written);
+        }
         let topics = marker
             .topics
             .into_iter()
@@ -56,8 +69,8 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: W
                         .map(|&p| {
                             let tp = TopicPartition { topic: name.clone(), partition: p };
                             let error = match results.remove(&tp) {
-                                Some(Ok(_)) => ErrorCode::None,
-                                Some(Err(e)) => ErrorCode::from(&e),
+                                Some(Ok(())) => ErrorCode::None,
+                                Some(Err(e)) => e,
                                 None => ErrorCode::InvalidRequest,
                             };
                             WriteTxnMarkersResponsePartition { partition_index: p, error_code: error.code() }

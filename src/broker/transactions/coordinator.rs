@@ -27,9 +27,11 @@ use tracing::{info, warn};
 
 use super::messages::{TxnRequest, TxnResponse};
 use crate::broker::config::BrokerConfig;
+use crate::broker::groups::Coordinator as GroupCoordinator;
 use crate::broker::metadata::Metadata;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
 use crate::broker::partition::{Acks, Partition, PartitionError, PartitionRequest, PartitionResponse, ShardPartitions};
+use crate::group::OFFSETS_TOPIC;
 use crate::model::{BatchBuilder, BatchIter, ControlType, ProducerId, RecordIter, Timestamp, TopicPartition};
 use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot, ShardId};
@@ -49,6 +51,7 @@ pub struct TxnCoordinator {
     config: Arc<BrokerConfig>,
     metadata: Rc<Metadata>,
     partitions: Rc<ShardPartitions>,
+    groups: Rc<GroupCoordinator>,
     peers: PeersSlot<TxnRequest, TxnResponse>,
     txns: RefCell<HashMap<String, TxnMetadata>>,
     /// Ids with an operation in flight.
@@ -76,11 +79,17 @@ impl Drop for Busy<'_> {
 
 impl TxnCoordinator {
     /// No ids yet; they are loaded as `__transaction_state` partitions open.
-    pub fn new(config: Arc<BrokerConfig>, metadata: Rc<Metadata>, partitions: Rc<ShardPartitions>) -> Rc<Self> {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        metadata: Rc<Metadata>,
+        partitions: Rc<ShardPartitions>,
+        groups: Rc<GroupCoordinator>,
+    ) -> Rc<Self> {
         let coordinator = Rc::new(TxnCoordinator {
             config,
             metadata,
             partitions,
+            groups,
             peers: PeersSlot::default(),
             txns: RefCell::new(HashMap::new()),
             busy: RefCell::new(HashSet::new()),
@@ -322,7 +331,24 @@ impl TxnCoordinator {
         while !left.is_empty() {
             let mut failed = Vec::new();
             let mut by_shard: BTreeMap<ShardId, Vec<TopicPartition>> = BTreeMap::new();
-            for (topic, index) in &left {
+            // The group coordinator writes the markers of `__consumer_offsets` partitions, so it
+            // can publish (or drop) the transaction's offsets as the marker lands.
+            for (_, index) in left.iter().filter(|(topic, _)| topic == OFFSETS_TOPIC) {
+                let written = self
+                    .groups
+                    .write_txn_marker(*index, meta.producer_id, meta.producer_epoch, coordinator_epoch, kind)
+                    .await;
+                match written {
+                    Ok(()) | Err(ErrorCode::UnknownTopicOrPartition) => {}
+                    Err(e) => {
+                        if attempts == 0 {
+                            warn!(partition = index, error = ?e, "offsets marker not written yet; retrying");
+                        }
+                        failed.push((OFFSETS_TOPIC.to_string(), *index));
+                    }
+                }
+            }
+            for (topic, index) in left.iter().filter(|(topic, _)| topic != OFFSETS_TOPIC) {
                 // A deleted partition has nothing to end.
                 if let Some(shard) = self.metadata.owner_of(topic, *index) {
                     by_shard.entry(shard).or_default().push(TopicPartition::new(topic.as_str(), *index));
