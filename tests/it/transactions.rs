@@ -12,8 +12,9 @@
 //! - kafka-python's and KafkaJS's transactional producers (commit, abort, offsets).
 //!
 //! The raw protocol, one request at a time: KIP-890's verification of a transactional producer's
-//! first write to a partition, the errors of bad transactional requests, and the `sluice txn` and
-//! `sluice topic producers` commands on an open transaction.
+//! first write to a partition, offsets committed in a transaction (TxnOffsetCommit), the errors of
+//! bad transactional requests, and the `sluice txn` and `sluice topic producers` commands on an
+//! open transaction.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
@@ -314,8 +315,8 @@ fn consume_transform_produce_exactly_once_through_app_and_broker_sigkills() {
     let mut inside = 0;
     for &(at, crash) in &plan {
         app.wait_for(&format!("committed {at}"), Duration::from_secs(40), |o| o.committed >= at);
-        // Inside the next transaction, once its records are written (the app holds it open for
-        // up to 50 ms, then sends its offsets and commits).
+        // Inside the next transaction, once its records are written (the app then holds it open
+        // for at least 30 ms, keeping its pace, before it sends its offsets and commits).
         let opened = app.wait_open();
         assert!(app.committed() < N, "all {N} records were committed before the crash at {at}: not mid-stream");
         eprintln!("transactions: {crash:?} at {} committed ({:?})", app.committed(), started.elapsed());
