@@ -317,7 +317,11 @@ impl TxnCoordinator {
         let commit = prepared.state == TxnState::PrepareCommit;
         self.write_markers(&prepared, commit).await;
         let done = prepared.completed(now_ms());
-        self.persist(partition, &done).await?;
+        // Not waited for: every marker is committed, so a crash before this record is durable
+        // only makes the next load write the markers again (harmless: a marker with no open
+        // transaction ends nothing). Anything the id does next is appended after it, so it is
+        // durable before any later change is acknowledged. This saves one sync per transaction.
+        self.persist_with(partition, &done, false).await?;
         Ok(done)
     }
 
@@ -397,9 +401,14 @@ impl TxnCoordinator {
     /// Appends `meta` to its partition and waits until it is committed; then it is the id's
     /// metadata here.
     async fn persist(&self, partition: i32, meta: &TxnMetadata) -> Result<(), ErrorCode> {
+        self.persist_with(partition, meta, true).await
+    }
+
+    /// [`Self::persist`], waiting for the record to be committed only if `wait`.
+    async fn persist_with(&self, partition: i32, meta: &TxnMetadata, wait: bool) -> Result<(), ErrorCode> {
         let key = TxnKey(meta.transactional_id.clone()).encode();
         let value = (meta.state != TxnState::Dead).then(|| TxnValue::of(meta).encode());
-        self.append(partition, key, value).await?;
+        self.append(partition, key, value, wait).await?;
         let mut txns = self.txns.borrow_mut();
         if meta.state == TxnState::Dead {
             txns.remove(&meta.transactional_id);
@@ -409,7 +418,13 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    async fn append(&self, partition: i32, key: bytes::Bytes, value: Option<bytes::Bytes>) -> Result<(), ErrorCode> {
+    async fn append(
+        &self,
+        partition: i32,
+        key: bytes::Bytes,
+        value: Option<bytes::Bytes>,
+        wait: bool,
+    ) -> Result<(), ErrorCode> {
         let p = self.state_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
         let now = Timestamp::now();
         let mut batch = BatchBuilder::new(now);
@@ -418,6 +433,9 @@ impl TxnCoordinator {
             warn!(partition, error = %e, "append to {TRANSACTION_TOPIC} failed");
             ErrorCode::CoordinatorNotAvailable
         })?;
+        if !wait {
+            return Ok(());
+        }
         appended.acknowledged(Acks::All, &p).await.map(|_| ()).map_err(|e| {
             warn!(partition, error = %e, "{TRANSACTION_TOPIC} append was not committed");
             ErrorCode::CoordinatorNotAvailable
