@@ -245,15 +245,21 @@ impl Flags {
         if self.max_in_flight == 0 {
             bail!("--max-in-flight must be at least 1");
         }
-        if (self.idempotent || self.transactional) && !matches!(self.acks, AcksArg::All) {
-            bail!("--idempotent and --transactional need --acks all");
+        if !matches!(self.acks, AcksArg::All) {
+            if self.idempotent {
+                bail!("--idempotent needs --acks all");
+            }
+            if self.transactional {
+                bail!("--transactional needs --acks all");
+            }
         }
         if self.records_per_txn == 0 {
             bail!("--records-per-txn must be at least 1");
         }
         let in_flight_max = crate::client::producer::IDEMPOTENT_IN_FLIGHT_MAX;
         if (self.idempotent || self.transactional) && self.max_in_flight > in_flight_max {
-            bail!("--idempotent allows --max-in-flight {in_flight_max} at most");
+            let flag = if self.transactional { "--transactional" } else { "--idempotent" };
+            bail!("{flag} allows --max-in-flight {in_flight_max} at most");
         }
         if self.batch_bytes == 0 {
             bail!("--batch-bytes must be at least 1");

@@ -458,6 +458,7 @@ impl TxnCoordinator {
                 Ok(found) => {
                     let now = now_ms();
                     let mut unfinished = Vec::new();
+                    let ids = found.len();
                     for (id, value) in found {
                         let meta = TxnMetadata {
                             transactional_id: id.clone(),
@@ -474,7 +475,7 @@ impl TxnCoordinator {
                         }
                         self.txns.borrow_mut().insert(id, meta);
                     }
-                    info!(partition, ids = self.txns.borrow().len(), "transaction coordinator loaded");
+                    info!(partition, ids, "transactional ids loaded");
                     self.loaded.borrow_mut().insert(partition);
                     for meta in unfinished {
                         self.spawn_finish(partition, meta);
