@@ -139,11 +139,14 @@ fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
 impl BrokerArgs {
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
         let mut listen = resolve(&self.listen)?;
-        if listen.port() == 0 {
-            // Pick the port here, so that every shard binds the same one.
-            let probe = std::net::TcpListener::bind(listen).with_context(|| format!("cannot bind {listen}"))?;
-            listen = probe.local_addr()?;
-        }
+        // A plain bind first, without the SO_REUSEPORT the shards' listeners set: it fails if
+        // any other process listens there, where the shards' binds would succeed and the
+        // kernel would split the connections between two brokers. For port 0 it also picks the
+        // port every shard then binds.
+        let probe = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen} (is another broker running there?)"))?;
+        listen = probe.local_addr()?;
+        drop(probe);
         let (advertised_host, advertised_port) = match &self.advertised_listener {
             Some(text) => {
                 let (host, port) = text.rsplit_once(':').context("--advertised-listener must be host:port")?;

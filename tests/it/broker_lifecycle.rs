@@ -22,6 +22,23 @@ fn a_second_broker_cannot_take_the_same_data_dir() {
 }
 
 #[test]
+fn a_second_broker_cannot_take_the_same_address() {
+    // The shards' listeners set SO_REUSEPORT, which would let a second broker bind the same
+    // port and the kernel split the connections between the two.
+    let broker = Broker::start(&["--cores", "1"]);
+    let other = crate::harness::temp_dir();
+    let output = Command::new(sluice_bin())
+        .args(["broker", "--listen", broker.addr.as_str(), "--cores", "1", "--data-dir"])
+        .arg(other.path())
+        .output()
+        .expect("run a second broker");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    still_serves(&broker);
+}
+
+#[test]
 fn sigterm_closes_every_log_cleanly_and_a_restart_keeps_the_data() {
     let mut broker = Broker::start(&["--cores", "2"]);
     create_topic(&broker, "kept");
