@@ -129,6 +129,9 @@ pub(super) struct BrokerArgs {
     transaction_abort_check_interval_ms: u64,
 }
 
+/// How long the check for another listener on `--listen` waits for a connection.
+const LISTEN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
     addr.to_socket_addrs()
         .with_context(|| format!("cannot resolve {addr}"))?
@@ -139,14 +142,17 @@ fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
 impl BrokerArgs {
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
         let mut listen = resolve(&self.listen)?;
-        // A plain bind first, without the SO_REUSEPORT the shards' listeners set: it fails if
-        // any other process listens there, where the shards' binds would succeed and the
-        // kernel would split the connections between two brokers. For port 0 it also picks the
-        // port every shard then binds.
-        let probe = std::net::TcpListener::bind(listen)
-            .with_context(|| format!("cannot listen on {listen} (is another broker running there?)"))?;
-        listen = probe.local_addr()?;
-        drop(probe);
+        if listen.port() == 0 {
+            // Pick the port here, so that every shard binds the same one.
+            let probe = std::net::TcpListener::bind(listen).with_context(|| format!("cannot bind {listen}"))?;
+            listen = probe.local_addr()?;
+        } else if std::net::TcpStream::connect_timeout(&listen, LISTEN_PROBE_TIMEOUT).is_ok() {
+            // The shards' listeners set SO_REUSEPORT, so their binds would succeed beside
+            // another listener and the kernel would split the connections between two brokers.
+            // A connect, not a bind, tells: the accepted sockets a crashed broker leaves in
+            // FIN_WAIT make a plain bind fail although nobody listens.
+            bail!("cannot listen on {listen}: another process is listening there");
+        }
         let (advertised_host, advertised_port) = match &self.advertised_listener {
             Some(text) => {
                 let (host, port) = text.rsplit_once(':').context("--advertised-listener must be host:port")?;

@@ -81,7 +81,7 @@ impl Broker {
         let root = temp_dir();
         let data_dir = root.path().join("data");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(&data_dir, "127.0.0.1:0", &extra);
+        let (child, addr) = spawn(&data_dir, &format!("127.0.0.1:{}", free_port()), &extra);
         Broker { child: Some(child), addr, data_dir, extra, _root: Some(root) }
     }
 
@@ -130,6 +130,29 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first port test brokers take, below Linux's ephemeral range (32768 on): a port the kernel
+/// hands out for port 0 (another test's client or broker) could take a killed broker's port
+/// before its restart, and the restart must get the same port back.
+const TEST_PORTS_FROM: u16 = 20_000;
+/// How many ports after it test brokers may take.
+const TEST_PORTS: u16 = 12_000;
+
+/// A port no test broker of this process had and that nothing listens on now.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread concurrent test processes apart.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = u16::try_from(std::process::id() % u32::from(TEST_PORTS)).unwrap_or(0);
+    for _ in 0..TEST_PORTS {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS_FROM + (offset.wrapping_add(n) % TEST_PORTS);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for a test broker");
 }
 
 fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
