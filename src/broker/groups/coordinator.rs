@@ -33,14 +33,13 @@ use tracing::{info, warn};
 use super::messages::{FetchedOffset, GroupOp, GroupRequest, GroupResponse, MemberRef, TxnCommit};
 use crate::broker::config::BrokerConfig;
 use crate::broker::metadata::Metadata;
-use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
 use crate::broker::partition::{Acks, Partition, PartitionError, ShardPartitions};
 use crate::group::{
     CommittedOffset, Effect, Group, GroupDescription, GroupState, GroupValue, JoinResult, OFFSETS_TOPIC, OffsetKey,
     OffsetValue, RecordKey, SyncResult, Waiter,
 };
 use crate::model::{
-    BatchBuilder, BatchIter, ControlType, NO_SEQUENCE, Offset, ProducerId, RecordBatch, RecordIter, Timestamp, TopicId,
+    BatchBuilder, ControlType, NO_SEQUENCE, Offset, ProducerId, RecordBatch, RecordIter, Timestamp, TopicId,
     TopicPartition, parse_marker, set_producer,
 };
 use crate::protocol::ErrorCode;
@@ -48,8 +47,6 @@ use crate::shard::{Peers, PeersSlot};
 
 /// How often each shard runs its groups' timers (join deadlines, session expiry).
 const TICK_MS: u64 = 100;
-/// Bytes read at a time while replaying a partition.
-const REPLAY_READ_BYTES: u64 = 1024 * 1024;
 
 /// The group layer's handle on the other shards.
 pub type GroupPeers = Peers<GroupRequest, GroupResponse>;
@@ -676,8 +673,7 @@ impl Coordinator {
     /// Partitions of `__consumer_offsets` as the metadata image has them (the count the topic
     /// was created with, which a later change of the flag does not alter).
     pub fn offsets_partitions(&self) -> i32 {
-        let image = self.metadata.image();
-        image.topics.get(OFFSETS_TOPIC).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+        self.metadata.partition_count(OFFSETS_TOPIC)
     }
 
     /// Appends `records` (key, value or tombstone) as one batch to a `__consumer_offsets`
@@ -699,35 +695,7 @@ impl Coordinator {
     /// Creates `__consumer_offsets` (compacted) if it does not exist yet, as Kafka does on first
     /// use; returns its partition count.
     pub async fn ensure_offsets_topic(&self) -> Result<i32, ErrorCode> {
-        let partitions = self.offsets_partitions();
-        if partitions > 0 {
-            return Ok(partitions);
-        }
-        let topic = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: self.config.offsets_topic_partitions,
-            replication_factor: -1,
-            assignments: Vec::new(),
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
-        };
-        let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
-        match self.metadata.control(request).await {
-            Ok(ControllerResponse::CreateTopics(results)) => {
-                for (_, result) in results {
-                    match result {
-                        Ok(_) => info!(partitions = self.config.offsets_topic_partitions, "created __consumer_offsets"),
-                        // Another connection created it first.
-                        Err(TopicError::AlreadyExists(_)) => {}
-                        Err(e) => warn!(error = %e, "cannot create __consumer_offsets"),
-                    }
-                }
-            }
-            _ => warn!("controller unavailable while creating __consumer_offsets"),
-        }
-        match self.offsets_partitions() {
-            0 => Err(ErrorCode::CoordinatorNotAvailable),
-            n => Ok(n),
-        }
+        self.metadata.ensure_internal_topic(OFFSETS_TOPIC, self.config.offsets_topic_partitions).await
     }
 
     /// Routes `op` on `group` to the shard that coordinates the group (the owner of its
@@ -802,30 +770,7 @@ struct Replayed {
 /// transactional offsets held per producer until its marker.
 async fn replay(p: &Partition) -> Result<Replayed, PartitionError> {
     let mut replayed = Replayed::default();
-    let end = p.high_watermark();
-    let mut at = p.log_start_offset();
-    let limit = p.config().log.batch_bytes_max();
-    while at < end {
-        let slice = p.read(at, REPLAY_READ_BYTES).await?;
-        if slice.is_empty() {
-            break;
-        }
-        let bytes = slice.to_vec().await.map_err(|e| {
-            PartitionError::Storage(crate::storage::Error::Io {
-                context: "replaying __consumer_offsets".into(),
-                source: Arc::new(e),
-            })
-        })?;
-        let before = at;
-        for batch in BatchIter::new(&bytes, limit) {
-            let Ok(batch) = batch else { break };
-            at = at.max(batch.next_offset());
-            replayed.apply_batch(&batch, limit);
-        }
-        if at <= before {
-            break;
-        }
-    }
+    p.replay(|batch, limit| replayed.apply_batch(batch, limit)).await?;
     Ok(replayed)
 }
 

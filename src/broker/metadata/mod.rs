@@ -19,14 +19,15 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tracing::error;
+use tracing::{error, info, warn};
 
-use self::controller::{ControllerRequest, ControllerResponse, TopicError, decide};
+use self::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError, decide};
 use self::image::{MetadataImage, store_image};
 use super::config::BrokerConfig;
 use super::partition::ShardPartitions;
 use super::topic_config::TopicConfig;
 use crate::model::{LeaderEpoch, ProducerId, TopicPartition};
+use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
 
 /// The shard where topic administration runs.
@@ -122,6 +123,47 @@ impl Metadata {
         match self.peers.get().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
             MetadataResponse::Controller(response) => Ok(response),
             MetadataResponse::Done => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
+        }
+    }
+
+    /// Partitions of topic `name` in the current image (0 if it does not exist).
+    pub fn partition_count(&self, name: &str) -> i32 {
+        self.image.borrow().topics.get(name).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+    }
+
+    /// Creates the broker's internal topic `name` (compacted, `partitions` partitions) if it
+    /// does not exist yet, as Kafka does on first use of `__consumer_offsets` and
+    /// `__transaction_state`; returns its partition count (the count it was created with, which
+    /// a later change of the flag does not alter).
+    pub async fn ensure_internal_topic(&self, name: &str, partitions: i32) -> Result<i32, ErrorCode> {
+        let existing = self.partition_count(name);
+        if existing > 0 {
+            return Ok(existing);
+        }
+        let topic = NewTopic {
+            name: name.to_string(),
+            partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+        };
+        let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
+        match self.control(request).await {
+            Ok(ControllerResponse::CreateTopics(results)) => {
+                for (_, result) in results {
+                    match result {
+                        Ok(_) => info!(topic = name, partitions, "created internal topic"),
+                        // Another connection created it first.
+                        Err(TopicError::AlreadyExists(_)) => {}
+                        Err(e) => warn!(topic = name, error = %e, "cannot create internal topic"),
+                    }
+                }
+            }
+            _ => warn!(topic = name, "controller unavailable while creating internal topic"),
+        }
+        match self.partition_count(name) {
+            0 => Err(ErrorCode::CoordinatorNotAvailable),
+            n => Ok(n),
         }
     }
 

@@ -10,14 +10,17 @@ use bytes::BytesMut;
 
 use crate::broker::topic_config::TopicConfig;
 use crate::model::{
-    BatchError, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, Timestamp, TimestampType, TopicId, TopicPartition,
-    ValidBatches,
+    BatchError, BatchIter, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TimestampType,
+    TopicId, TopicPartition, ValidBatches,
 };
 use crate::protocol::ErrorCode;
 use crate::storage::{
     self, AbortedTxn, AppendInfo, CompletedTxn, Origin, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits,
     ReadSlice,
 };
+
+/// Bytes a replay reads at a time.
+const REPLAY_READ_BYTES: u64 = 1024 * 1024;
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -462,6 +465,37 @@ impl Partition {
             IsolationLevel::ReadUncommitted => self.log.wait_for_high_watermark_beyond(offset).await,
             IsolationLevel::ReadCommitted => self.log.wait_for_stable_offset_beyond(offset).await,
         }
+    }
+
+    /// Reads every committed batch from the log start to the high watermark, in order, and
+    /// shows each to `visit` with the topic's batch size limit (a coordinator's replay of its
+    /// internal partition at load). Reads [`REPLAY_READ_BYTES`] at a time.
+    pub async fn replay(&self, mut visit: impl FnMut(&RecordBatch<'_>, usize)) -> Result<(), PartitionError> {
+        let end = self.high_watermark();
+        let mut at = self.log_start_offset();
+        let limit = self.config().log.batch_bytes_max();
+        while at < end {
+            let slice = self.read(at, REPLAY_READ_BYTES).await?;
+            if slice.is_empty() {
+                break;
+            }
+            let bytes = slice.to_vec().await.map_err(|e| {
+                PartitionError::Storage(storage::Error::Io {
+                    context: format!("replaying {}", self.topic_partition),
+                    source: std::sync::Arc::new(e),
+                })
+            })?;
+            let before = at;
+            for batch in BatchIter::new(&bytes, limit) {
+                let Ok(batch) = batch else { break };
+                at = at.max(batch.next_offset());
+                visit(&batch, limit);
+            }
+            if at <= before {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the log failed or is closing, so its high watermark will not move again.

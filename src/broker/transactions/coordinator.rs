@@ -29,17 +29,14 @@ use super::messages::{TxnRequest, TxnResponse};
 use crate::broker::config::BrokerConfig;
 use crate::broker::groups::Coordinator as GroupCoordinator;
 use crate::broker::metadata::Metadata;
-use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
 use crate::broker::partition::{Acks, Partition, PartitionError, PartitionRequest, PartitionResponse, ShardPartitions};
 use crate::group::OFFSETS_TOPIC;
-use crate::model::{BatchBuilder, BatchIter, ControlType, ProducerId, RecordIter, Timestamp, TopicPartition};
+use crate::model::{BatchBuilder, ControlType, ProducerId, RecordIter, Timestamp, TopicPartition};
 use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot, ShardId};
 use crate::txn::state::{EndPlan, plan_end};
 use crate::txn::{TRANSACTION_TOPIC, TxnKey, TxnMetadata, TxnOp, TxnState, TxnValue};
 
-/// Bytes read at a time while replaying a partition.
-const REPLAY_READ_BYTES: u64 = 1024 * 1024;
 /// How long to wait before writing markers again to partitions that failed.
 const MARKER_RETRY_MS: u64 = 100;
 
@@ -107,42 +104,13 @@ impl TxnCoordinator {
 
     /// Partitions of `__transaction_state` as the metadata image has them.
     pub fn state_partitions(&self) -> i32 {
-        let image = self.metadata.image();
-        image.topics.get(TRANSACTION_TOPIC).map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+        self.metadata.partition_count(TRANSACTION_TOPIC)
     }
 
     /// Creates `__transaction_state` (compacted) if it does not exist yet, as Kafka does on first
     /// use; returns its partition count.
     pub async fn ensure_topic(&self) -> Result<i32, ErrorCode> {
-        let partitions = self.state_partitions();
-        if partitions > 0 {
-            return Ok(partitions);
-        }
-        let count = self.config.txn.state_log_partitions;
-        let topic = NewTopic {
-            name: TRANSACTION_TOPIC.to_string(),
-            partitions: count,
-            replication_factor: -1,
-            assignments: Vec::new(),
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
-        };
-        let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
-        match self.metadata.control(request).await {
-            Ok(ControllerResponse::CreateTopics(results)) => {
-                for (_, result) in results {
-                    match result {
-                        Ok(_) => info!(partitions = count, "created {TRANSACTION_TOPIC}"),
-                        Err(TopicError::AlreadyExists(_)) => {}
-                        Err(e) => warn!(error = %e, "cannot create {TRANSACTION_TOPIC}"),
-                    }
-                }
-            }
-            _ => warn!("controller unavailable while creating {TRANSACTION_TOPIC}"),
-        }
-        match self.state_partitions() {
-            0 => Err(ErrorCode::CoordinatorNotAvailable),
-            n => Ok(n),
-        }
+        self.metadata.ensure_internal_topic(TRANSACTION_TOPIC, self.config.txn.state_log_partitions).await
     }
 
     /// Routes `op` on `transactional_id` to the shard that coordinates it.
@@ -561,47 +529,25 @@ impl TxnCoordinator {
 /// Reads a partition from its start: the latest value per id, tombstones removing ids.
 async fn replay(p: &Partition) -> Result<HashMap<String, TxnValue>, PartitionError> {
     let mut found = HashMap::new();
-    let end = p.high_watermark();
-    let mut at = p.log_start_offset();
-    let limit = p.config().log.batch_bytes_max();
-    while at < end {
-        let slice = p.read(at, REPLAY_READ_BYTES).await?;
-        if slice.is_empty() {
-            break;
+    p.replay(|batch, limit| {
+        if batch.is_control() {
+            return;
         }
-        let bytes = slice.to_vec().await.map_err(|e| {
-            PartitionError::Storage(crate::storage::Error::Io {
-                context: format!("replaying {TRANSACTION_TOPIC}"),
-                source: Arc::new(e),
-            })
-        })?;
-        let before = at;
-        for batch in BatchIter::new(&bytes, limit) {
-            let Ok(batch) = batch else { break };
-            at = at.max(batch.next_offset());
-            if batch.is_control() {
-                continue;
-            }
-            let Ok(records) = batch.decompressed_records(limit) else { continue };
-            for record in RecordIter::with_records(&batch, &records) {
-                let Ok(record) = record else { break };
-                let Some(TxnKey(id)) = record.key.and_then(|k| TxnKey::decode(k).ok()) else { continue };
-                match record.value.map(TxnValue::decode) {
-                    Some(Ok(value)) => {
-                        found.insert(id, value);
-                    }
-                    None => {
-                        found.remove(&id);
-                    }
-                    Some(Err(e)) => {
-                        warn!(transactional_id = %id, error = %e, "unreadable transaction metadata skipped")
-                    }
+        let Ok(records) = batch.decompressed_records(limit) else { return };
+        for record in RecordIter::with_records(batch, &records) {
+            let Ok(record) = record else { break };
+            let Some(TxnKey(id)) = record.key.and_then(|k| TxnKey::decode(k).ok()) else { continue };
+            match record.value.map(TxnValue::decode) {
+                Some(Ok(value)) => {
+                    found.insert(id, value);
                 }
+                None => {
+                    found.remove(&id);
+                }
+                Some(Err(e)) => warn!(transactional_id = %id, error = %e, "unreadable transaction metadata skipped"),
             }
         }
-        if at <= before {
-            break;
-        }
-    }
+    })
+    .await?;
     Ok(found)
 }
