@@ -25,19 +25,13 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             .partitions
             .iter()
             .map(|p| {
-                let result = if broker.metadata.owner_of(&topic.name, p.partition_index).is_none() {
-                    Err(ErrorCode::UnknownTopicOrPartition)
-                } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
-                    Err(ErrorCode::OffsetMetadataTooLarge)
-                } else {
-                    Ok(CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.clone(),
-                        commit_timestamp_ms: if p.commit_timestamp >= 0 { p.commit_timestamp } else { now },
-                    })
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.clone(),
+                    commit_timestamp_ms: if p.commit_timestamp >= 0 { p.commit_timestamp } else { now },
                 };
-                (p.partition_index, result)
+                (p.partition_index, check_offset(broker, &topic.name, p.partition_index, offset))
             })
             .collect();
         checked.push((topic.name.clone(), partitions));
@@ -76,4 +70,21 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
         })
         .collect();
     respond(header, &OffsetCommitResponse { topics, ..Default::default() })
+}
+
+/// A partition's offset to commit, or the error it gets whatever the group says: an unknown
+/// partition, or metadata over `offset.metadata.max.bytes` (OffsetCommit and TxnOffsetCommit).
+pub(crate) fn check_offset(
+    broker: &ShardBroker,
+    topic: &str,
+    partition: i32,
+    offset: CommittedOffset,
+) -> Result<CommittedOffset, ErrorCode> {
+    if broker.metadata.owner_of(topic, partition).is_none() {
+        Err(ErrorCode::UnknownTopicOrPartition)
+    } else if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+        Err(ErrorCode::OffsetMetadataTooLarge)
+    } else {
+        Ok(offset)
+    }
 }

@@ -8,9 +8,10 @@
 
 use std::rc::Rc;
 
+use super::offset_commit::check_offset;
 use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse, MemberRef, TxnCommit};
-use crate::group::{CommittedOffset, OFFSET_METADATA_BYTES_MAX, OFFSETS_TOPIC};
+use crate::group::{CommittedOffset, OFFSETS_TOPIC};
 use crate::model::{ProducerId, Timestamp};
 use crate::protocol::messages::{
     TxnOffsetCommitRequest, TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -31,20 +32,14 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: T
             .partitions
             .iter()
             .map(|p| {
-                let result = if broker.metadata.owner_of(&topic.name, p.partition_index).is_none() {
-                    Err(ErrorCode::UnknownTopicOrPartition)
-                } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
-                    Err(ErrorCode::OffsetMetadataTooLarge)
-                } else {
-                    // The request carries no commit time: the coordinator's clock stamps it.
-                    Ok(CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.clone(),
-                        commit_timestamp_ms: now,
-                    })
+                // The request carries no commit time: the coordinator's clock stamps it.
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.clone(),
+                    commit_timestamp_ms: now,
                 };
-                (p.partition_index, result)
+                (p.partition_index, check_offset(broker, &topic.name, p.partition_index, offset))
             })
             .collect();
         checked.push((topic.name.clone(), partitions));
