@@ -137,3 +137,6 @@ pub const TRANSACTION_ABORT_CHECK_INTERVAL_MS_DEFAULT: u64 = 10_000;
 /// Producer ids a shard takes from the controller at a time (Kafka's brokers take blocks of
 /// 1000 from the quorum).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// KIP-890 verification guards a partition keeps (one per transactional producer between its
+/// verification and its write); past it they are dropped, which costs only re-verification.
+pub const VERIFICATION_GUARDS_MAX: usize = 10_000;

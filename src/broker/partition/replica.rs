@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 
 use crate::broker::topic_config::TopicConfig;
+use crate::limits::VERIFICATION_GUARDS_MAX;
 use crate::model::{
     BatchError, BatchIter, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TimestampType,
     TopicId, TopicPartition, ValidBatches,
@@ -377,6 +378,11 @@ impl Partition {
                         return Err(PartitionError::NeedsVerification { guard: expected, producer_id, producer_epoch });
                     }
                     None => {
+                        // Producer ids come from the network: past the bound, forget them all.
+                        // A forgotten guard only costs its producer one more verification.
+                        if guards.len() >= VERIFICATION_GUARDS_MAX {
+                            guards.clear();
+                        }
                         let fresh = self.next_guard.get();
                         self.next_guard.set(fresh.wrapping_add(1));
                         guards.insert(producer_id.0, fresh);
