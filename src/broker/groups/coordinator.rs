@@ -305,33 +305,15 @@ impl Coordinator {
         if let Err(e) = self.check(partition) {
             return e;
         }
-        {
-            let mut groups = self.groups.borrow_mut();
-            let checked = match groups.get(&group) {
-                Some(g) => g.check_commit(generation, &member_id, instance_id.as_deref()),
-                // Kafka: a commit outside group management creates the group; one that names a
-                // generation of a group that does not exist is from a stale member.
-                None if generation < 0 => {
-                    groups.insert(group.clone(), Group::new(&group, self.config.group, now_ms()));
-                    Ok(())
-                }
-                None => Err(ErrorCode::IllegalGeneration),
-            };
-            if let Err(e) = checked {
-                return e;
-            }
+        let checked = self
+            .check_committer(&group, generation, |g| g.check_commit(generation, &member_id, instance_id.as_deref()));
+        if let Err(e) = checked {
+            return e;
         }
         if offsets.is_empty() {
             return ErrorCode::None;
         }
-        let records = offsets
-            .iter()
-            .map(|((topic, p), o)| {
-                let key = RecordKey::Offset { group: group.clone(), topic: topic.clone(), partition: *p };
-                (key.encode(), Some(o.value().encode()))
-            })
-            .collect();
-        let at = match self.append(partition, records).await {
+        let at = match self.append(partition, offset_records(&group, &offsets)).await {
             Ok(at) => at,
             Err(e) => return e,
         };
@@ -339,6 +321,26 @@ impl Coordinator {
             g.commit(at, offsets);
         }
         ErrorCode::None
+    }
+
+    /// Whether `group` takes a commit (plain or transactional) from the member `check` judges;
+    /// Kafka's rule for a group that does not exist: a commit outside group management
+    /// (`generation` < 0) creates it, one naming a generation is from a stale member.
+    fn check_committer(
+        &self,
+        group: &str,
+        generation: i32,
+        check: impl FnOnce(&Group) -> Result<(), ErrorCode>,
+    ) -> Result<(), ErrorCode> {
+        let mut groups = self.groups.borrow_mut();
+        match groups.get(group) {
+            Some(g) => check(g),
+            None if generation < 0 => {
+                groups.insert(group.to_string(), Group::new(group, self.config.group, now_ms()));
+                Ok(())
+            }
+            None => Err(ErrorCode::IllegalGeneration),
+        }
     }
 
     /// TxnOffsetCommit on the coordinating shard: the KIP-447 member checks, then the offsets
@@ -350,34 +352,17 @@ impl Coordinator {
             Ok(p) => p,
             Err(e) => return e,
         };
-        {
-            let mut groups = self.groups.borrow_mut();
-            let checked = match groups.get(&group) {
-                Some(g) => g.check_txn_commit(generation, &member_id, instance_id.as_deref()),
-                // As for a plain commit: a producer outside group management creates the group;
-                // one that names a generation of a group that does not exist is stale.
-                None if generation < 0 => {
-                    groups.insert(group.clone(), Group::new(&group, self.config.group, now_ms()));
-                    Ok(())
-                }
-                None => Err(ErrorCode::IllegalGeneration),
-            };
-            if let Err(e) = checked {
-                return e;
-            }
+        let checked = self.check_committer(&group, generation, |g| {
+            g.check_txn_commit(generation, &member_id, instance_id.as_deref())
+        });
+        if let Err(e) = checked {
+            return e;
         }
         if offsets.is_empty() {
             return ErrorCode::None;
         }
-        let records: Vec<(Bytes, Option<Bytes>)> = offsets
-            .iter()
-            .map(|((topic, p), o)| {
-                let key = RecordKey::Offset { group: group.clone(), topic: topic.clone(), partition: *p };
-                (key.encode(), Some(o.value().encode()))
-            })
-            .collect();
         // Kafka's coordinator writes these with no sequence: the producer did not number them.
-        let mut batch = offsets_batch(&records);
+        let mut batch = offsets_batch(&offset_records(&group, &offsets));
         set_producer(&mut batch, producer_id, producer_epoch, NO_SEQUENCE, true);
         let appended = match p.append_for_coordinator(batch) {
             Ok(appended) => appended,
@@ -768,6 +753,17 @@ struct Replayed {
 
 /// Reads a partition from its start: the latest value per key, tombstones removing keys,
 /// transactional offsets held per producer until its marker.
+/// The `__consumer_offsets` records (key, value) of `group`'s `offsets`.
+fn offset_records(group: &str, offsets: &[((String, i32), CommittedOffset)]) -> Vec<(Bytes, Option<Bytes>)> {
+    offsets
+        .iter()
+        .map(|((topic, p), o)| {
+            let key = RecordKey::Offset { group: group.to_string(), topic: topic.clone(), partition: *p };
+            (key.encode(), Some(o.value().encode()))
+        })
+        .collect()
+}
+
 async fn replay(p: &Partition) -> Result<Replayed, PartitionError> {
     let mut replayed = Replayed::default();
     p.replay(|batch, limit| replayed.apply_batch(batch, limit)).await?;

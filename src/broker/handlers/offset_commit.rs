@@ -14,7 +14,7 @@ use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
 
 /// A partition of the request: the offset to commit, or the error it gets regardless of the group.
-type Checked = (i32, Result<CommittedOffset, ErrorCode>);
+pub(crate) type Checked = (i32, Result<CommittedOffset, ErrorCode>);
 
 /// OffsetCommit (v0-8).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetCommitRequest) -> Reply {
@@ -36,10 +36,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: O
             .collect();
         checked.push((topic.name.clone(), partitions));
     }
-    let offsets: Vec<((String, i32), CommittedOffset)> = checked
-        .iter()
-        .flat_map(|(t, ps)| ps.iter().filter_map(|(p, r)| r.as_ref().ok().map(|o| ((t.clone(), *p), o.clone()))))
-        .collect();
+    let offsets = accepted(&checked);
     let group_error = if request.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else if offsets.is_empty() {
@@ -87,4 +84,12 @@ pub(crate) fn check_offset(
     } else {
         Ok(offset)
     }
+}
+
+/// The offsets of `checked` that passed the per-partition checks, to hand to the group.
+pub(crate) fn accepted(checked: &[(String, Vec<Checked>)]) -> Vec<((String, i32), CommittedOffset)> {
+    checked
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().filter_map(|(p, r)| r.as_ref().ok().map(|o| ((t.clone(), *p), o.clone()))))
+        .collect()
 }

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use super::offset_commit::check_offset;
+use super::offset_commit::{Checked, accepted, check_offset};
 use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse, MemberRef, TxnCommit};
 use crate::group::{CommittedOffset, OFFSETS_TOPIC};
@@ -19,9 +19,6 @@ use crate::protocol::messages::{
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
 use crate::txn::TxnOp;
-
-/// A partition of the request: the offset to commit, or the error it gets regardless of the group.
-type Checked = (i32, Result<CommittedOffset, ErrorCode>);
 
 /// TxnOffsetCommit (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: TxnOffsetCommitRequest) -> Reply {
@@ -44,10 +41,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: T
             .collect();
         checked.push((topic.name.clone(), partitions));
     }
-    let offsets: Vec<((String, i32), CommittedOffset)> = checked
-        .iter()
-        .flat_map(|(t, ps)| ps.iter().filter_map(|(p, r)| r.as_ref().ok().map(|o| ((t.clone(), *p), o.clone()))))
-        .collect();
+    let offsets = accepted(&checked);
     let group_error = if request.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else if offsets.is_empty() {
