@@ -183,3 +183,118 @@ fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
     }
     panic!("the broker did not start");
 }
+
+/// tests/java: the Maven project that pins Apache Kafka's jars (client, tools, Streams, Connect).
+fn java_project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java")
+}
+
+/// The class path of the Java tests: their classes, compiled from tests/java/src with javac
+/// once per test run (so an edit to a scenario needs no install step), then every jar
+/// scripts/install-test-deps.sh copied to tests/java/target/lib.
+pub(crate) fn java_classpath() -> &'static str {
+    static CLASSPATH: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let compiled = CLASSPATH.get_or_init(|| {
+        let project = java_project();
+        let lib = project.join("target/lib");
+        if !lib.join(".pom.xml").exists() {
+            return Err(format!("{} is missing: run scripts/install-test-deps.sh (scripts/test does)", lib.display()));
+        }
+        let jars = format!("{}/*", lib.display());
+        let classes = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("java-classes");
+        let _ = std::fs::remove_dir_all(&classes);
+        let mut sources = Vec::new();
+        let mut dirs = vec![project.join("src/main/java")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "java") {
+                    sources.push(path);
+                }
+            }
+        }
+        let output = Command::new("javac")
+            .args(["-nowarn", "-encoding", "UTF-8", "--release", "17", "-cp", &jars, "-d"])
+            .arg(&classes)
+            .args(&sources)
+            .output()
+            .map_err(|e| format!("run javac: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("javac failed:\n{}", String::from_utf8_lossy(&output.stderr)));
+        }
+        Ok(format!("{}:{jars}", classes.display()))
+    });
+    match compiled {
+        Ok(classpath) => classpath,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// A `java` command for `main_class` on the Java tests' class path, logging through
+/// tests/java/log4j2.properties (warnings up; SLUICE_JAVA_LOG=info for more). Tiered compilation
+/// stops at C1: these JVMs live seconds, and start-up is most of their time.
+pub(crate) fn java(main_class: &str) -> Command {
+    let log_config = java_project().join("log4j2.properties");
+    let level = std::env::var("SLUICE_JAVA_LOG").unwrap_or_else(|_| "warn".into());
+    let mut command = Command::new("java");
+    command
+        .arg("-XX:TieredStopAtLevel=1")
+        .arg("-XX:+UseSerialGC")
+        .arg(format!("-Dlog4j2.configurationFile={}", log_config.display()))
+        .arg(format!("-Dsluice.java.log={level}"))
+        .args(["-cp", java_classpath(), main_class]);
+    command
+}
+
+/// Runs the scenario `scenario` of the Java class `sluice.it.<class>` against `broker` and
+/// asserts that it printed `PASS <scenario>`.
+pub(crate) fn java_scenario(broker: &Broker, class: &str, scenario: &str, args: &[&str]) {
+    let mut command = java(&format!("sluice.it.{class}"));
+    command.args(["--bootstrap", &broker.addr, scenario]).args(args);
+    let output = output_within(command, JAVA_SCENARIO_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(&format!("PASS {scenario}")),
+        "{}\njava scenario {class} {scenario} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        fail_line(&stdout).unwrap_or("no FAIL line")
+    );
+}
+
+/// How long one Java scenario may run before the harness kills it and fails: a client that
+/// waits on a broker bug (60 s max.block.ms per send, say) must fail the test, not hang it.
+pub(crate) const JAVA_SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Runs `command` to completion like `Command::output`, but kills it (SIGKILL) after `timeout`
+/// and returns what it printed so far, with a line saying so appended to stderr.
+pub(crate) fn output_within(mut command: Command, timeout: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + timeout;
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break (status, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().expect("wait"), true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = stderr.join().unwrap_or_default();
+    if timed_out {
+        stderr.extend_from_slice(format!("\nkilled after {timeout:?}\n").as_bytes());
+    }
+    std::process::Output { status, stdout: stdout.join().unwrap_or_default(), stderr }
+}
