@@ -4,9 +4,8 @@
 #   with npm when `node` or `npm` is missing (a NodeSource nodejs already carries npm).
 # - Python: a venv at .venv-tests with the pinned clients of tests/requirements.txt.
 # - Node: tests/clients/node/node_modules (KafkaJS), `npm ci` from its package-lock.json.
-# - Java: a JDK 17 and Maven (Debian's, when `javac` or `mvn` is missing), and Apache Kafka's jars
-#   pinned by tests/java/pom.xml, copied to tests/java/target/lib from Maven Central.
-# The venv, node_modules and the jars are re-made when their pin file changes.
+# - Java: scripts/install-java-deps.sh (a JDK, Maven, and Apache Kafka's jars for tests/java).
+# The venv and node_modules are re-made when their pin file changes.
 # Rust (cargo, rustfmt, clippy) comes with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +22,6 @@ done
 # By command, not by package: NodeSource's nodejs provides npm and conflicts with Debian's npm.
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
-command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
-command -v mvn >/dev/null || missing+=(maven)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -50,11 +47,4 @@ if [ ! -d "$node_dir/node_modules" ] || ! cmp -s "$node_dir/package-lock.json" "
     cp "$node_dir/package-lock.json" "$node_stamp"
 fi
 
-java_lib=tests/java/target/lib
-java_stamp="$java_lib/.pom.xml"
-if [ ! -d "$java_lib" ] || ! cmp -s tests/java/pom.xml "$java_stamp"; then
-    echo "install-test-deps: copying Apache Kafka's jars to $java_lib" >&2
-    rm -rf "$java_lib"
-    mvn -q -B -Dstyle.color=never -f tests/java/pom.xml dependency:copy-dependencies -DoutputDirectory=target/lib
-    cp tests/java/pom.xml "$java_stamp"
-fi
+scripts/install-java-deps.sh

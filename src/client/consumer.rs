@@ -232,10 +232,27 @@ impl Consumer {
         }
     }
 
+    /// ListOffsets on the partition's leader, retried (up to the client's retries) after a
+    /// retriable error with fresh metadata: a topic just created may not have its leader yet
+    /// (Apache Kafka answers NOT_LEADER_OR_FOLLOWER until the leader has learned it leads).
     async fn list_optional(&self, topic: &str, partition: i32, spec: OffsetSpec) -> Result<Option<i64>, ClientError> {
-        let connection = self.client.leader_connection(topic, partition).await?;
-        let found = list_offsets_on(&connection, topic, &[partition], spec).await?;
-        Ok(found.get(&partition).and_then(|o| o.offset))
+        let config = self.client.config();
+        let mut attempt = 0;
+        loop {
+            let found = match self.client.leader_connection(topic, partition).await {
+                Ok(connection) => list_offsets_on(&connection, topic, &[partition], spec).await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(found) => return Ok(found.get(&partition).and_then(|o| o.offset)),
+                Err(e) if e.is_retriable() && attempt < config.retries => {
+                    attempt += 1;
+                    glommio::timer::sleep(config.retry_backoff).await;
+                    let _ = self.client.refresh_metadata(Some(&[topic.to_string()])).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn list(&self, topic: &str, partition: i32, spec: OffsetSpec) -> Result<i64, ClientError> {

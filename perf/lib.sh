@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Shared by perf/run and perf/vs-kafka (sourced, not run): logging, the machine's limits, and
+# starting and stopping the brokers under test (Sluice, and Apache Kafka from tests/java's jars).
+# Expects: $repo, $scratch, $sluice; sets $machine, $bootstrap, $broker_pid.
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+median() { jq -s 'sort | .[(length - 1) / 2 | floor]'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# The machine's limits into $machine (JSON): fio sequential O_DIRECT write (median of $fio_runs
+# runs of $fio_size), fdatasync latency after 4 KiB writes, iperf3 loopback (one stream).
+machine_limits() {
+    local engine= candidate port iperf_pid fio_write_runs fio_write fsync_json iperf
+    for candidate in io_uring libaio psync; do
+        if fio --name=probe --filename="$scratch/probe" --rw=write --bs=4k --size=64k --direct=1 \
+            --ioengine="$candidate" --output-format=json >/dev/null 2>&1; then
+            engine=$candidate
+            break
+        fi
+    done
+    rm -f "$scratch/probe"
+    [ -n "$engine" ] || die "fio cannot do O_DIRECT writes in $scratch"
+
+    log "fio: sequential write, O_DIRECT, bs=1M, size=$fio_size, iodepth 8, $engine, x$fio_runs"
+    fio_write_runs=$(for _ in $(seq 1 "$fio_runs"); do
+        rm -f "$scratch/fio.dat"
+        fio --name=seqwrite --filename="$scratch/fio.dat" --rw=write --bs=1M --size="$fio_size" --direct=1 \
+            --ioengine="$engine" --iodepth=8 --end_fsync=1 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
+    done | jq -s -c .)
+    rm -f "$scratch/fio.dat"
+    fio_write=$(jq '.[]' <<<"$fio_write_runs" | median)
+
+    log "fio: fdatasync after each 4 KiB write"
+    fsync_json=$(fio --name=fsync --filename="$scratch/fsync.dat" --rw=write --bs=4k --size=64M --fdatasync=1 \
+        --ioengine=sync --runtime=5 --time_based --output-format=json \
+        | jq -c '.jobs[0].sync.lat_ns.percentile | {p50_us: (.["50.000000"] / 1000), p99_us: (.["99.000000"] / 1000)}')
+    rm -f "$scratch/fsync.dat"
+
+    port=$(free_port)
+    log "iperf3: loopback, 1 stream, ${iperf_seconds}s"
+    iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+    iperf_pid=$!
+    # Wait until the server listens (probing with a connection would use up its one client).
+    for _ in $(seq 1 100); do
+        [ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ] || break
+        sleep 0.05
+    done
+    iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_seconds" -J >"$scratch/iperf.json" 2>/dev/null || true
+    wait "$iperf_pid" 2>/dev/null || true
+    iperf=$(jq -e '.end.sum_received.bits_per_second / 8 / 1e6' "$scratch/iperf.json") \
+        || die "iperf3 failed: $(jq -r '.error // empty' "$scratch/iperf.json" 2>/dev/null || cat "$scratch/iperf.json")"
+
+    machine=$(jq -n -c --argjson w "$fio_write" --argjson runs "$fio_write_runs" --argjson fsync "$fsync_json" \
+        --argjson net "$iperf" --arg engine "$engine" --arg cpus "$(nproc)" \
+        '{fio_write_mb_s: $w, fio_write_runs_mb_s: $runs, fio_engine: $engine, fdatasync: $fsync,
+          loopback_mb_s: $net, cpus: ($cpus | tonumber)}')
+    log "machine: $machine"
+}
+
+# `sluice broker` on $scratch/data with --flush-mode $1 (default sync); sets $bootstrap, $broker_pid.
+start_sluice() {
+    "$sluice" broker --data-dir "$scratch/data" --listen 127.0.0.1:0 --flush-mode "${1:-sync}" \
+        >"$scratch/broker.out" 2>"$scratch/broker.err" &
+    broker_pid=$!
+    for _ in $(seq 1 200); do
+        bootstrap=$(sed -n 's/^sluice broker listening on \([^ ]*\).*/\1/p' "$scratch/broker.out" "$scratch/broker.err" | head -1)
+        [ -n "$bootstrap" ] && return 0
+        kill -0 "$broker_pid" 2>/dev/null || die "broker exited: $(tail -5 "$scratch/broker.err")"
+        sleep 0.05
+    done
+    die "broker did not start"
+}
+
+# The jars of tests/java (Apache Kafka, the release the Java tests pin).
+kafka_lib=$repo/tests/java/target/lib
+# Kafka's own kafka-server-start.sh heap and GC settings (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+# An array, not a function: `"${kafka_jvm[@]}" ... &` makes $! the JVM's own pid, which
+# stop_broker signals and /proc is read for.
+kafka_jvm=(java -Xms1G -Xmx1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$repo/tests/java/log4j2.properties" -cp "$kafka_lib/*")
+
+# A single-node KRaft Apache Kafka (broker and controller in one process) on $scratch/data, the same
+# disk as Sluice's. $1: sync (log.flush.interval.messages=1: fsync after every append, as Sluice's
+# --flush-mode sync) or none (Kafka's default: the page cache, flushed by the OS).
+start_kafka() {
+    local port cport props=$scratch/kafka.properties
+    port=$(free_port)
+    cport=$(free_port)
+    mkdir -p "$scratch/data"
+    cat >"$props" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$scratch/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+    [ "${1:-sync}" = sync ] && echo "log.flush.interval.messages=1" >>"$props"
+    if [ ! -e "$scratch/data/meta.properties" ]; then
+        : "${kafka_cluster_id:=$("${kafka_jvm[@]}" kafka.tools.StorageTool random-uuid)}"
+        "${kafka_jvm[@]}" kafka.tools.StorageTool format --cluster-id "$kafka_cluster_id" --config "$props" >/dev/null
+    fi
+    # At info, for the "Kafka Server started" line that says it is ready.
+    "${kafka_jvm[@]}" -Dsluice.java.log=info kafka.Kafka "$props" >"$scratch/broker.out" 2>"$scratch/broker.err" &
+    broker_pid=$!
+    bootstrap=127.0.0.1:$port
+    for _ in $(seq 1 1200); do
+        grep -q 'Kafka Server started' "$scratch/broker.err" && return 0
+        kill -0 "$broker_pid" 2>/dev/null || die "kafka exited: $(grep -m5 -E 'ERROR|Exception' "$scratch/broker.err")"
+        sleep 0.05
+    done
+    die "kafka did not start in 60 s"
+}
+
+stop_broker() {
+    [ -n "${broker_pid:-}" ] || return 0
+    kill -TERM "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
+}
+
+# The broker's CPU time so far (user + system, seconds) and its peak resident memory (MB).
+broker_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$broker_pid/stat"; }
+broker_rss_peak_mb() { awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$broker_pid/status"; }
