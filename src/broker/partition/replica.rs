@@ -16,8 +16,8 @@ use crate::model::{
 };
 use crate::protocol::ErrorCode;
 use crate::storage::{
-    self, AbortedTxn, AppendInfo, CompletedTxn, Origin, PartitionLog, PendingAppend, ProducerStateTable, ReadLimits,
-    ReadSlice,
+    self, AbortedTxn, AppendInfo, CompletedTxn, Origin, PartitionLog, PendingAppend, ProducerError, ProducerStateTable,
+    ReadLimits, ReadSlice,
 };
 
 /// Bytes a replay reads at a time.
@@ -254,6 +254,16 @@ impl DeleteTo {
     }
 }
 
+/// A producer's pending KIP-890 verification on a partition.
+#[derive(Debug, Clone, Copy)]
+struct Verification {
+    /// What its verified writes carry.
+    guard: u64,
+    /// The lowest first sequence of the writes sent to verification under it (Kafka's
+    /// `lowestSequence`): a verified write starting later waits for that one to land.
+    lowest_sequence: i32,
+}
+
 /// One partition on its owning shard.
 pub struct Partition {
     topic_partition: TopicPartition,
@@ -265,7 +275,7 @@ pub struct Partition {
     /// KIP-890 verification guards: producer id → the guard its next first transactional write
     /// must carry. A marker for the producer removes it, so a write verified before an abort
     /// cannot land after it and open a transaction nobody will end.
-    verification: RefCell<HashMap<i64, u64>>,
+    verification: RefCell<HashMap<i64, Verification>>,
     next_guard: Cell<u64>,
 }
 
@@ -362,20 +372,27 @@ impl Partition {
                 "an idempotent or transactional produce carries exactly one batch per partition".into(),
             ));
         }
+        // The producer whose guard this append carries, to drop once the transaction is open.
+        let mut verified = None;
         if origin == Origin::Client
             && let Some(first) = batches.batches().iter().find(|b| b.transactional)
         {
-            let (producer_id, producer_epoch) = (first.producer_id, first.producer_epoch);
+            let (producer_id, producer_epoch, sequence) =
+                (first.producer_id, first.producer_epoch, first.base_sequence);
             let open_here =
                 self.log.with_producers(|p| p.get(producer_id).is_some_and(|e| e.txn_first_offset.is_some()));
             if !open_here && producer_id.0 >= 0 {
                 let mut guards = self.verification.borrow_mut();
-                match guards.get(&producer_id.0) {
-                    Some(&expected) if guard == Some(expected) => {
-                        guards.remove(&producer_id.0);
-                    }
-                    Some(&expected) => {
-                        return Err(PartitionError::NeedsVerification { guard: expected, producer_id, producer_epoch });
+                match guards.get_mut(&producer_id.0) {
+                    // The guard stays until the append opens the transaction (below): a
+                    // producer's concurrent first writes all verify and carry the same guard, and
+                    // a later batch's guarded retry that comes first and is refused (its sequence
+                    // leaves a gap) must not use up the guard the first batch's retry needs.
+                    Some(pending) if guard == Some(pending.guard) => verified = Some(producer_id),
+                    Some(pending) => {
+                        pending.lowest_sequence = pending.lowest_sequence.min(sequence);
+                        let guard = pending.guard;
+                        return Err(PartitionError::NeedsVerification { guard, producer_id, producer_epoch });
                     }
                     None => {
                         // Producer ids come from the network: past the bound, forget them all.
@@ -383,10 +400,10 @@ impl Partition {
                         if guards.len() >= VERIFICATION_GUARDS_MAX {
                             guards.clear();
                         }
-                        let fresh = self.next_guard.get();
-                        self.next_guard.set(fresh.wrapping_add(1));
-                        guards.insert(producer_id.0, fresh);
-                        return Err(PartitionError::NeedsVerification { guard: fresh, producer_id, producer_epoch });
+                        let guard = self.next_guard.get();
+                        self.next_guard.set(guard.wrapping_add(1));
+                        guards.insert(producer_id.0, Verification { guard, lowest_sequence: sequence });
+                        return Err(PartitionError::NeedsVerification { guard, producer_id, producer_epoch });
                     }
                 }
             }
@@ -397,7 +414,32 @@ impl Partition {
             batches.stamp_log_append_time(log_append_time);
         }
         let pending = self.log.append_from(batches, self.leader_epoch.get(), origin)?;
+        if let Some(producer_id) = verified {
+            // The transaction is open here now, until its marker; the next one verifies again.
+            self.verification.borrow_mut().remove(&producer_id.0);
+        }
         Ok(Appended { pending, log_append_time })
+    }
+
+    /// Whether `error`, the answer to a verified write, is a sequence gap that an earlier write
+    /// of the same producer closes once it lands: one sent to verification under the same guard
+    /// with a lower first sequence. Verifications run concurrently (a produce request's other
+    /// partitions may hold its retry back), so a later batch's verified retry can arrive first;
+    /// refused, it would reach the producer after the earlier batch's success, as a real gap.
+    pub fn behind_a_verified_write(&self, error: &PartitionError) -> bool {
+        let (producer_id, sequence) = match error {
+            PartitionError::Storage(storage::Error::Producer(ProducerError::OutOfOrderSequence {
+                producer_id,
+                got,
+                ..
+            })) => (*producer_id, *got),
+            PartitionError::Storage(storage::Error::Producer(ProducerError::UnknownProducerId {
+                producer_id,
+                sequence,
+            })) => (*producer_id, *sequence),
+            _ => return false,
+        };
+        self.verification.borrow().get(&producer_id).is_some_and(|pending| pending.lowest_sequence < sequence)
     }
 
     /// Writes a transaction marker for `producer_id` (WriteTxnMarkers): its transaction here

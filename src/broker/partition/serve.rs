@@ -11,7 +11,7 @@ use tracing::error;
 
 use super::messages::{FetchOrder, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome};
 use super::registry::ShardPartitions;
-use super::replica::{Acks, Fetched, IsolationLevel, PartitionError};
+use super::replica::{Acks, Appended, Fetched, IsolationLevel, Partition, PartitionError};
 use crate::model::TopicPartition;
 
 impl ShardPartitions {
@@ -93,20 +93,35 @@ impl ShardPartitions {
         // Every partition's append is queued before any wait, so one flush can carry them all.
         let mut pending = Vec::with_capacity(partitions.len());
         for (tp, records) in partitions {
+            let mut in_turn = None;
             let appended = match (self.get(&tp), records) {
                 (None, _) => Err(PartitionError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(PartitionError::NoRecords),
                 (Some(partition), Some(records)) => {
                     let guard = guards.iter().find(|(g, _)| *g == tp).map(|(_, guard)| *guard);
-                    partition.append(records, guard).map(|a| (partition, a))
+                    // Only a verified write may have to wait its turn: keep a copy to append again.
+                    let copy = guard.map(|guard| (records.clone(), guard));
+                    let appended = partition.append(records, guard);
+                    if let (Err(e), Some(copy)) = (&appended, copy)
+                        && partition.behind_a_verified_write(e)
+                    {
+                        in_turn = Some((partition.clone(), copy));
+                    }
+                    appended.map(|a| (partition, a))
                 }
             };
-            pending.push((tp, appended));
+            pending.push((tp, appended, in_turn));
         }
         let deadline = glommio::timer::sleep(timeout);
         let mut deadline = std::pin::pin!(deadline);
         let mut out = Vec::with_capacity(pending.len());
-        for (tp, appended) in pending {
+        for (tp, appended, in_turn) in pending {
+            let appended = match in_turn {
+                Some((partition, (records, guard))) => {
+                    append_in_turn(&partition, records, guard, deadline.as_mut()).await.map(|a| (partition, a))
+                }
+                None => appended,
+            };
             let result = match appended {
                 Err(e) => Err(e),
                 Ok((partition, appended)) => {
@@ -209,6 +224,30 @@ enum Woke {
 }
 
 /// The output of whichever of `futures` finishes first.
+/// Appends a verified write that came before an earlier write of its producer (see
+/// [`Partition::behind_a_verified_write`]): again each time the high watermark moves (the earlier
+/// write landed, or a marker ended the transaction), until it is no longer behind or the
+/// request's deadline passes; then the last answer stands.
+async fn append_in_turn(
+    partition: &Partition,
+    records: BytesMut,
+    guard: u64,
+    mut deadline: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Appended, PartitionError> {
+    loop {
+        let high_watermark = partition.high_watermark();
+        let appended = partition.append(records.clone(), Some(guard));
+        match &appended {
+            Err(e) if partition.behind_a_verified_write(e) && !partition.is_stopped() => {}
+            _ => return appended,
+        }
+        let moved = std::pin::pin!(partition.wait_for_data_beyond(high_watermark, IsolationLevel::ReadUncommitted));
+        if let Either::Right(()) = first_of(moved, deadline.as_mut()).await {
+            return appended;
+        }
+    }
+}
+
 async fn first_of_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> T {
     std::future::poll_fn(|cx| {
         for future in futures.iter_mut() {

@@ -16,7 +16,7 @@ use super::replica::{Acks, Fetched, IsolationLevel, OffsetSpec, Partition, Parti
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::TopicConfig;
 use crate::model::{BatchIter, ControlType, LeaderEpoch, Offset, ProducerId, Timestamp, TopicId, TopicPartition};
-use crate::storage::{AbortedTxn, LogConfig};
+use crate::storage::{AbortedTxn, Error, LogConfig, ProducerError};
 use crate::testing::{batch_of, run_on_shard};
 
 const BASE_TIME: i64 = 1_700_000_000_000;
@@ -202,5 +202,112 @@ fn list_offsets_and_describe_producers_see_the_open_transaction() {
         let producers = partition.describe_producers();
         assert_eq!((producers[1].current_txn_start_offset, producers[1].coordinator_epoch), (None, 1));
         assert_eq!(list(OffsetSpec::Latest, ReadCommitted).await.1, partition.high_watermark());
+    });
+}
+
+/// KIP-890 with a producer's two first writes of a transaction in flight at once (the Java
+/// producer sends up to five): both come back for verification with the same guard, and the
+/// second batch's guarded retry may come first. Refused for its sequence gap, it must leave the
+/// guard for the first batch's retry, which opens the transaction; the second then goes in
+/// unguarded.
+#[test]
+fn a_refused_guarded_write_leaves_the_guard_for_the_producers_earlier_batch() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_partitions, partition) = partitions(dir.path()).await;
+        // An earlier transaction, so the sequences of the next one go on from 2.
+        append(&partition, records(0, 2, 7, 0, true)).await;
+        end_txn(&partition, 7, ControlType::Commit).await;
+        let first = records(1, 3, 7, 2, true);
+        let second = records(2, 3, 7, 5, true);
+        let guard = |result| match result {
+            Err(PartitionError::NeedsVerification { guard, .. }) => guard,
+            other => panic!("expected a verification, got {other:?}"),
+        };
+        let first_guard = guard(partition.append(first.clone(), None).map(|_| ()));
+        let second_guard = guard(partition.append(second.clone(), None).map(|_| ()));
+        assert_eq!(first_guard, second_guard);
+        match partition.append(second.clone(), Some(second_guard)) {
+            Err(PartitionError::Storage(Error::Producer(ProducerError::OutOfOrderSequence { .. }))) => {}
+            other => panic!("expected a sequence gap, got {:?}", other.map(|_| ())),
+        }
+        let offset = partition.append(first, Some(first_guard)).unwrap().acknowledged(Acks::All, &partition).await;
+        assert_eq!(offset.unwrap().base_offset, Offset(3));
+        let offset = partition.append(second, None).unwrap().acknowledged(Acks::All, &partition).await;
+        assert_eq!(offset.unwrap().base_offset, Offset(6));
+        // Once the transaction ends, the producer's next first write verifies again.
+        end_txn(&partition, 7, ControlType::Commit).await;
+        guard(partition.append(records(3, 1, 7, 8, true), Some(first_guard)).map(|_| ()));
+    });
+}
+
+/// A produce of one partition through the shard's serving path, as the produce handler sends it.
+async fn produce(partitions: &ShardPartitions, bytes: BytesMut, guard: Option<u64>) -> Result<Offset, PartitionError> {
+    let request = PartitionRequest::Produce {
+        acks: Acks::All,
+        timeout: Duration::from_secs(20),
+        partitions: vec![(tp(), Some(bytes))],
+        guards: guard.map(|guard| vec![(tp(), guard)]).unwrap_or_default(),
+    };
+    match partitions.serve(request).await {
+        PartitionResponse::Produce(mut results) => results.remove(0).1.map(|outcome| outcome.base_offset),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn verification(result: Result<Offset, PartitionError>) -> u64 {
+    match result {
+        Err(PartitionError::NeedsVerification { guard, .. }) => guard,
+        other => panic!("expected a verification, got {other:?}"),
+    }
+}
+
+/// The same race through the serving path: the later batch's verified retry arrives while the
+/// earlier one is still being verified. Refused at once, its gap would reach the producer after
+/// the earlier batch's success, when it looks real (the Java producer then aborts the
+/// transaction); so it waits for the earlier batch and lands after it.
+#[test]
+fn a_verified_write_ahead_of_its_producers_earlier_one_waits_for_it() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (partitions, partition) = partitions(dir.path()).await;
+        append(&partition, records(0, 2, 7, 0, true)).await;
+        end_txn(&partition, 7, ControlType::Commit).await;
+        let first = records(1, 3, 7, 2, true);
+        let second = records(2, 3, 7, 5, true);
+        let guard = verification(produce(&partitions, first.clone(), None).await);
+        assert_eq!(verification(produce(&partitions, second.clone(), None).await), guard);
+        let later = {
+            let partitions = partitions.clone();
+            glommio::spawn_local(async move { produce(&partitions, second, Some(guard)).await })
+        };
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        assert_eq!(partition.high_watermark(), Offset(3), "the later batch waits");
+        assert_eq!(produce(&partitions, first, Some(guard)).await.unwrap(), Offset(3));
+        assert_eq!(later.await.unwrap(), Offset(6));
+        partitions.close_all().await;
+    });
+}
+
+/// A verified write with a real gap (no earlier write of its producer awaits verification here)
+/// is refused at once, not at the request's deadline.
+#[test]
+fn a_verified_write_with_a_real_gap_is_refused_at_once() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (partitions, partition) = partitions(dir.path()).await;
+        append(&partition, records(0, 2, 7, 0, true)).await;
+        end_txn(&partition, 7, ControlType::Commit).await;
+        let gapped = records(1, 3, 7, 9, true);
+        let guard = verification(produce(&partitions, gapped.clone(), None).await);
+        let started = Instant::now();
+        match produce(&partitions, gapped, Some(guard)).await {
+            Err(PartitionError::Storage(Error::Producer(ProducerError::OutOfOrderSequence {
+                expected: 2, ..
+            }))) => {}
+            other => panic!("expected a sequence gap, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+        partitions.close_all().await;
     });
 }
