@@ -350,9 +350,8 @@ public final class AdminScenarios {
             Check.equal(Map.of(), offsets(admin, group), "offsets of the deleted group");
             fails(admin.deleteConsumerGroups(List.of(group)).all(), GroupIdNotFoundException.class,
                     "deleting a missing group");
-            ConsumerGroupDescription missing = admin.describeConsumerGroups(List.of("admin-no-such-group")).all().get()
-                    .get("admin-no-such-group");
-            Check.equal(GroupState.DEAD, missing.groupState(), "state of a missing group");
+            fails(admin.describeConsumerGroups(List.of("admin-no-such-group")).all(), GroupIdNotFoundException.class,
+                    "describing a missing group");
         }
     }
 
