@@ -79,3 +79,9 @@ fn compression() {
 fn group_cooperative() {
     run("group_cooperative");
 }
+
+/// Static membership: a static member's restart causes no rebalance; the admin removes one.
+#[test]
+fn group_static() {
+    run("group_static");
+}

@@ -8,6 +8,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -15,7 +16,10 @@ import java.util.concurrent.Future;
 import java.util.function.BiConsumer;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.MemberToRemove;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -53,6 +57,7 @@ public final class ClientScenarios {
         scenarios.put("consumer_protocol", ClientScenarios::consumerProtocol);
         scenarios.put("compression", ClientScenarios::compression);
         scenarios.put("group_cooperative", ClientScenarios::groupCooperative);
+        scenarios.put("group_static", ClientScenarios::groupStatic);
         Check.run(argv, scenarios);
     }
 
@@ -511,6 +516,75 @@ public final class ClientScenarios {
         }
         Check.equal(List.of(), twice, "records read twice");
         Check.equal(List.of(), lost, "partitions lost (rather than revoked)");
+    }
+
+    /**
+     * Static membership (group.instance.id, KIP-345): a static member that closes and comes back
+     * within its session gets its partitions back without a rebalance, so the other member keeps
+     * its own throughout; the admin sees the instance ids, and removeMembersFromConsumerGroup
+     * takes a static member out, which does rebalance the group.
+     */
+    static void groupStatic(String bootstrap, List<String> args) throws Exception {
+        String topic = "java-static";
+        String group = "java-static-group";
+        createTopic(bootstrap, topic, 4);
+        fill(bootstrap, topic, 4, 5);
+        List<String> rebalances = new ArrayList<>();
+        ConsumerRebalanceListener watch = new ConsumerRebalanceListener() {
+            @Override
+            public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+                rebalances.add("revoked " + partitions);
+            }
+
+            @Override
+            public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                rebalances.add("assigned " + partitions);
+            }
+        };
+        Properties staticA = new Properties();
+        staticA.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-a");
+        Properties staticB = new Properties();
+        staticB.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-b");
+        KafkaConsumer<String, String> a = consumer(bootstrap, group, staticA);
+        try (KafkaConsumer<String, String> b = consumer(bootstrap, group, staticB); Admin admin = admin(bootstrap)) {
+            a.subscribe(List.of(topic));
+            b.subscribe(List.of(topic), watch);
+            Check.eventually(WAIT, "two static members with two partitions each", () -> {
+                a.poll(Duration.ofMillis(100));
+                b.poll(Duration.ofMillis(100));
+                return a.assignment().size() == 2 && b.assignment().size() == 2;
+            });
+            Set<TopicPartition> ofA = new HashSet<>(a.assignment());
+            Set<TopicPartition> ofB = new HashSet<>(b.assignment());
+            ConsumerGroupDescription described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            Set<Optional<String>> instances = new HashSet<>();
+            described.members().forEach(m -> instances.add(m.groupInstanceId()));
+            Check.equal(Set.of(Optional.of("static-a"), Optional.of("static-b")), instances, "instance ids");
+            // A static member's close sends no LeaveGroup: the group waits for it.
+            a.close();
+            rebalances.clear();
+            KafkaConsumer<String, String> back = consumer(bootstrap, group, staticA);
+            back.subscribe(List.of(topic));
+            Check.eventually(WAIT, "the static member back with its partitions", () -> {
+                back.poll(Duration.ofMillis(100));
+                b.poll(Duration.ofMillis(100));
+                return back.assignment().size() == 2;
+            });
+            Check.equal(ofA, back.assignment(), "partitions of the returning static member");
+            for (int i = 0; i < 10; i++) {
+                back.poll(Duration.ofMillis(100));
+                b.poll(Duration.ofMillis(100));
+            }
+            Check.equal(List.of(), rebalances, "rebalances the other member saw");
+            Check.equal(ofB, b.assignment(), "partitions of the other member");
+            back.close();
+            admin.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                    List.of(new MemberToRemove("static-a")))).all().get();
+            Check.eventually(WAIT, "the remaining member owning all four partitions", () -> {
+                b.poll(Duration.ofMillis(100));
+                return b.assignment().size() == 4;
+            });
+        }
     }
 
     /**
