@@ -50,3 +50,9 @@ fn list_offsets() {
 fn delete_records() {
     run("delete_records");
 }
+
+/// listTransactions, describeTransactions, describeProducers, abortTransaction, fenceProducers.
+#[test]
+fn transactions() {
+    run("transactions");
+}

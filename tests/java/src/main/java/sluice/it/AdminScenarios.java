@@ -12,11 +12,13 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
@@ -24,17 +26,23 @@ import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.ListTopicsOptions;
+import org.apache.kafka.clients.admin.ListTransactionsOptions;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -57,9 +65,11 @@ import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.GroupSubscribedToTopicException;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
+import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.errors.UnknownTopicIdException;
@@ -77,6 +87,7 @@ public final class AdminScenarios {
         scenarios.put("groups", AdminScenarios::groups);
         scenarios.put("list_offsets", AdminScenarios::listOffsets);
         scenarios.put("delete_records", AdminScenarios::deleteRecords);
+        scenarios.put("transactions", AdminScenarios::transactions);
         Check.run(argv, scenarios);
     }
 
@@ -334,7 +345,8 @@ public final class AdminScenarios {
             Map<TopicPartition, OffsetAndMetadata> asked = admin.listConsumerGroupOffsets(Map.of(group, some))
                     .partitionsToOffsetAndMetadata(group).get();
             Check.equal(5L, asked.get(p1).offset(), "offset of p1 asked for by name");
-            Check.that(asked.containsKey(new TopicPartition(topic, 9)) && asked.get(new TopicPartition(topic, 9)) == null,
+            TopicPartition never = new TopicPartition(topic, 9);
+            Check.that(asked.containsKey(never) && asked.get(never) == null,
                     "no offset for a partition never committed: %s", asked);
             admin.deleteConsumerGroupOffsets(group, Set.of(p1)).all().get();
             Check.equal(Map.of(p0, "1 'moved'"), offsets(admin, group),
@@ -462,5 +474,79 @@ public final class AdminScenarios {
             Check.equal(6, got.size(), "records a new group reads");
             Check.that(got.stream().allMatch(r -> r.partition() == 0 && r.offset() >= 4), "only p0 from 4: %s", got);
         }
+    }
+    /**
+     * The transaction admin calls on an open transaction: listTransactions (with filters),
+     * describeTransactions, describeProducers, abortTransaction (a marker written by the admin,
+     * which lets read_committed readers past), and fenceProducers (the producer is fenced).
+     */
+    static void transactions(String bootstrap, List<String> args) throws Exception {
+        String topic = "admin-txn";
+        String id = "admin-txn-id";
+        createTopic(bootstrap, topic, 1);
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        Properties txn = new Properties();
+        txn.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id);
+        KafkaProducer<String, String> producer = producer(bootstrap, txn);
+        try (Admin admin = admin(bootstrap)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            producer.send(new ProducerRecord<>(topic, 0, null, "open")).get();
+
+            Collection<TransactionListing> listed = admin.listTransactions().all().get();
+            TransactionListing listing = listed.stream().filter(t -> t.transactionalId().equals(id)).findFirst()
+                    .orElseThrow(() -> new AssertionError("listTransactions lacks " + id + ": " + listed));
+            Check.equal(TransactionState.ONGOING, listing.state(), "state in listTransactions");
+            long producerId = listing.producerId();
+            Check.equal(Set.of(id), transactionalIds(admin, new ListTransactionsOptions()
+                    .filterStates(Set.of(TransactionState.ONGOING))), "ongoing transactions");
+            Check.equal(Set.of(id), transactionalIds(admin, new ListTransactionsOptions()
+                    .filterProducerIds(Set.of(producerId))), "transactions of the producer id");
+            Check.equal(Set.of(), transactionalIds(admin, new ListTransactionsOptions()
+                    .filterStates(Set.of(TransactionState.COMPLETE_COMMIT))), "committed transactions");
+
+            TransactionDescription described = admin.describeTransactions(List.of(id)).description(id).get();
+            Check.equal(TransactionState.ONGOING, described.state(), "state in describeTransactions");
+            Check.equal(producerId, described.producerId(), "producer id in describeTransactions");
+            Check.equal(Set.of(p0), described.topicPartitions(), "partitions of the transaction");
+            Check.equal(0, described.coordinatorId(), "the transaction coordinator");
+
+            PartitionProducerState state = admin.describeProducers(List.of(p0)).partitionResult(p0).get();
+            Check.equal(1, state.activeProducers().size(), "active producers of p0");
+            ProducerState active = state.activeProducers().get(0);
+            Check.equal(producerId, active.producerId(), "the active producer");
+            Check.equal(OptionalLong.of(0), active.currentTransactionStartOffset(), "its transaction's start");
+
+            // An abort marker from the admin ends the transaction on p0: read_committed gets past.
+            admin.abortTransaction(new AbortTransactionSpec(p0, producerId, (short) active.producerEpoch(),
+                    active.coordinatorEpoch().orElse(0))).all().get();
+            Check.eventually(ClientScenarios.WAIT, "the last stable offset past the aborted transaction", () -> {
+                try {
+                    return lastStable(admin, p0) == 2;
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            });
+
+            admin.fenceProducers(List.of(id)).all().get();
+            try {
+                producer.commitTransaction();
+                throw new AssertionError("the fenced producer committed");
+            } catch (ProducerFencedException | InvalidProducerEpochException expected) {
+                // Fenced, as Kafka answers.
+            }
+        } finally {
+            producer.close(Duration.ZERO);
+        }
+    }
+
+    static Set<String> transactionalIds(Admin admin, ListTransactionsOptions options) throws Exception {
+        return admin.listTransactions(options).all().get().stream().map(TransactionListing::transactionalId)
+                .collect(Collectors.toSet());
+    }
+
+    static long lastStable(Admin admin, TopicPartition tp) throws Exception {
+        return admin.listOffsets(Map.of(tp, OffsetSpec.latest()), new ListOffsetsOptions(IsolationLevel.READ_COMMITTED))
+                .partitionResult(tp).get().offset();
     }
 }
