@@ -48,7 +48,6 @@ mod tests {
         ListGroupsRequest {
             states_filter: states.iter().map(|s| s.to_string()).collect(),
             types_filter: types.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
         }
     }
 

@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn ask(name: Option<&str>, id: [u8; 16]) -> MetadataRequestTopic {
-        MetadataRequestTopic { name: name.map(str::to_string), topic_id: Uuid(id), ..Default::default() }
+        MetadataRequestTopic { name: name.map(str::to_string), topic_id: Uuid(id) }
     }
 
     #[test]
