@@ -85,3 +85,15 @@ fn group_cooperative() {
 fn group_static() {
     run("group_static");
 }
+
+/// Records near 1 MiB, consumers with tiny fetch limits (KIP-74), RecordTooLargeException.
+#[test]
+fn large_records() {
+    run("large_records");
+}
+
+/// The exactly-once loop: offsets committed with a live member's group metadata (KIP-447).
+#[test]
+fn consume_transform_produce() {
+    run("consume_transform_produce");
+}

@@ -12,6 +12,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.function.BiConsumer;
 import org.apache.kafka.clients.admin.Admin;
@@ -24,6 +25,7 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -33,6 +35,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -58,6 +61,8 @@ public final class ClientScenarios {
         scenarios.put("compression", ClientScenarios::compression);
         scenarios.put("group_cooperative", ClientScenarios::groupCooperative);
         scenarios.put("group_static", ClientScenarios::groupStatic);
+        scenarios.put("large_records", ClientScenarios::largeRecords);
+        scenarios.put("consume_transform_produce", ClientScenarios::consumeTransformProduce);
         Check.run(argv, scenarios);
     }
 
@@ -584,6 +589,104 @@ public final class ClientScenarios {
                 b.poll(Duration.ofMillis(100));
                 return b.assignment().size() == 4;
             });
+        }
+    }
+
+    /**
+     * Records near the default size limit (1 MiB) go through with default settings; a consumer
+     * whose fetch limits are far smaller still gets each one (KIP-74: the first batch goes
+     * whole); a record over the topic's max.message.bytes is refused with RecordTooLargeException.
+     */
+    static void largeRecords(String bootstrap, List<String> args) throws Exception {
+        String topic = "java-large";
+        createTopic(bootstrap, topic, 1);
+        int size = 900_000;
+        try (KafkaProducer<String, String> producer = producer(bootstrap)) {
+            for (int i = 0; i < 3; i++) {
+                producer.send(new ProducerRecord<>(topic, 0, null, String.valueOf(i).repeat(size))).get();
+            }
+        }
+        for (int limit : new int[] {0, 1024}) {
+            Properties small = new Properties();
+            if (limit > 0) {
+                small.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(limit));
+                small.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(limit));
+            }
+            try (KafkaConsumer<String, String> consumer = consumer(bootstrap, null, small)) {
+                consumer.assign(partitions(topic, 1));
+                List<ConsumerRecord<String, String>> got = pollFor(consumer, 3);
+                for (int i = 0; i < 3; i++) {
+                    Check.equal(String.valueOf(i).repeat(size), got.get(i).value(), "record " + i + ", limit " + limit);
+                }
+            }
+        }
+        Properties big = new Properties();
+        big.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, "4000000");
+        try (KafkaProducer<String, String> producer = producer(bootstrap, big)) {
+            producer.send(new ProducerRecord<>(topic, 0, null, "x".repeat(1_200_000))).get();
+            throw new AssertionError("a record over max.message.bytes was accepted");
+        } catch (ExecutionException e) {
+            Check.that(e.getCause() instanceof RecordTooLargeException, "expected RecordTooLargeException, got %s",
+                    e.getCause());
+        }
+    }
+
+    /**
+     * The exactly-once loop: a read_committed group member reads, and a transactional producer
+     * writes what it read and commits the member's offsets in the same transaction, with the
+     * member's group metadata (generation and member id, KIP-447). Every input record is in the
+     * output exactly once, and the group's committed offsets are the input's ends.
+     */
+    static void consumeTransformProduce(String bootstrap, List<String> args) throws Exception {
+        String input = "java-eos-in";
+        String output = "java-eos-out";
+        String group = "java-eos-group";
+        createTopic(bootstrap, input, 2);
+        createTopic(bootstrap, output, 1);
+        fill(bootstrap, input, 2, 25);
+        Properties readCommitted = new Properties();
+        readCommitted.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        readCommitted.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        readCommitted.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "7");
+        Properties txn = new Properties();
+        txn.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-eos-id");
+        int[] transactions = {0};
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, group, readCommitted);
+                KafkaProducer<String, String> producer = producer(bootstrap, txn)) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            Set<String> copied = new HashSet<>();
+            Check.eventually(WAIT, "every input record copied", () -> {
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(100));
+                if (records.isEmpty()) {
+                    return copied.size() == 50;
+                }
+                producer.beginTransaction();
+                Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+                for (ConsumerRecord<String, String> r : records) {
+                    producer.send(new ProducerRecord<>(output, 0, null, "copy of " + r.value()));
+                    copied.add(r.value());
+                    next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                }
+                producer.sendOffsetsToTransaction(next, consumer.groupMetadata());
+                producer.commitTransaction();
+                transactions[0]++;
+                return copied.size() == 50;
+            });
+            Check.that(transactions[0] >= 8, "at most 7 records a transaction: %d transactions", transactions[0]);
+            Map<TopicPartition, OffsetAndMetadata> committed = consumer.committed(partitions(input, 2));
+            for (TopicPartition tp : partitions(input, 2)) {
+                Check.equal(25L, committed.get(tp).offset(), "committed offset of " + tp);
+            }
+        }
+        try (KafkaConsumer<String, String> reader = consumer(bootstrap, null, readCommitted)) {
+            reader.assign(partitions(output, 1));
+            List<ConsumerRecord<String, String>> got = pollFor(reader, 50);
+            for (int i = 0; i < 5; i++) {
+                reader.poll(Duration.ofMillis(100)).forEach(got::add);
+            }
+            Check.equal(50, got.size(), "records in the output");
+            Check.equal(50, new HashSet<>(values(got)).size(), "distinct records in the output");
         }
     }
 
