@@ -28,6 +28,7 @@ import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsResult;
 import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
@@ -356,7 +357,18 @@ public final class AdminScenarios {
                 Check.equal("0-1", pollFor(consumer, 1).get(0).value(), "first record after the altered offset");
             }
 
-            admin.deleteConsumerGroups(List.of(group)).all().get();
+            // Offsets set for a group nobody joined create it, empty; several groups' offsets
+            // come back from one call (OffsetFetch v8 batches them).
+            String fresh = "admin-fresh-group";
+            admin.alterConsumerGroupOffsets(fresh, Map.of(p1, new OffsetAndMetadata(2))).all().get();
+            Set<String> emptyGroups = groupIds(admin, new ListGroupsOptions().inGroupStates(Set.of(GroupState.EMPTY)));
+            Check.that(emptyGroups.contains(fresh), "the group made by its offsets is empty: %s", emptyGroups);
+            ListConsumerGroupOffsetsResult both = admin.listConsumerGroupOffsets(Map.of(
+                    group, new ListConsumerGroupOffsetsSpec(), fresh, new ListConsumerGroupOffsetsSpec()));
+            Check.equal(1L, both.partitionsToOffsetAndMetadata(group).get().get(p0).offset(), "offset of the group");
+            Check.equal(2L, both.partitionsToOffsetAndMetadata(fresh).get().get(p1).offset(), "offset of the new one");
+
+            admin.deleteConsumerGroups(List.of(group, fresh)).all().get();
             Check.that(admin.listGroups().all().get().stream().noneMatch(g -> g.groupId().equals(group)),
                     "listGroups after deleteConsumerGroups");
             Check.equal(Map.of(), offsets(admin, group), "offsets of the deleted group");
