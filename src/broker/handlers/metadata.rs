@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic};
 use crate::broker::metadata::image::{MetadataImage, TopicMeta};
+use crate::broker::metadata::is_internal_topic;
 use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::messages::{
     MetadataRequest, MetadataRequestTopic, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
@@ -57,7 +58,7 @@ fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
         error_code: 0,
         name: Some(topic.name.clone()),
         topic_id: Uuid(topic.id.0),
-        is_internal: topic.name.starts_with("__"),
+        is_internal: is_internal_topic(&topic.name),
         partitions: topic
             .partitions
             .iter()
