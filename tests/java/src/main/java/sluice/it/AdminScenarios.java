@@ -157,8 +157,10 @@ public final class AdminScenarios {
             admin.createTopics(List.of(new NewTopic("admin-validate", 2, (short) 1)),
                     new CreateTopicsOptions().validateOnly(true)).all().get();
 
+            // A name starting with "__" is an ordinary topic, not one of Kafka's internal ones.
+            admin.createTopics(List.of(new NewTopic("__admin-user", 1, (short) 1))).all().get();
             Set<String> names = admin.listTopics().names().get();
-            Check.equal(Set.of("admin-plain", "admin-configs", "admin-defaults"), names, "listTopics");
+            Check.equal(Set.of("admin-plain", "admin-configs", "admin-defaults", "__admin-user"), names, "listTopics");
             Check.that(admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get().containsAll(names),
                     "listTopics with internal ones");
 
@@ -187,7 +189,7 @@ public final class AdminScenarios {
             fails(admin.createPartitions(Map.of("admin-missing", NewPartitions.increaseTo(2))).all(),
                     UnknownTopicOrPartitionException.class, "partitions of a missing topic");
 
-            admin.deleteTopics(List.of("admin-plain")).all().get();
+            admin.deleteTopics(List.of("admin-plain", "__admin-user")).all().get();
             Uuid defaultsId = describe(admin, "admin-defaults").topicId();
             admin.deleteTopics(TopicCollection.ofTopicIds(List.of(defaultsId))).all().get();
             Check.equal(Set.of("admin-configs"), admin.listTopics().names().get(), "listTopics after deleteTopics");

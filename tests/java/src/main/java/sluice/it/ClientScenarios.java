@@ -35,6 +35,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -425,6 +426,16 @@ public final class ClientScenarios {
         try (KafkaConsumer<String, String> consumer = consumer(bootstrap, group, readCommitted)) {
             OffsetAndMetadata offset = consumer.committed(Set.of(p0)).get(p0);
             Check.equal(1L, offset == null ? null : offset.offset(), "the group's offset of p0");
+        }
+        // Only the coordinators write to the internal topics, as in Kafka.
+        for (String internal : List.of("__consumer_offsets", "__transaction_state")) {
+            try (KafkaProducer<String, String> producer = producer(bootstrap)) {
+                producer.send(new ProducerRecord<>(internal, 0, null, "forged")).get();
+                throw new AssertionError("a client wrote to " + internal);
+            } catch (ExecutionException e) {
+                Check.that(e.getCause() instanceof InvalidTopicException, "writing to %s: expected "
+                        + "InvalidTopicException, got %s", internal, e.getCause());
+            }
         }
     }
 
