@@ -111,6 +111,12 @@ impl TopicConfig {
                         TimestampType::LogAppendTime => "LogAppendTime".to_string(),
                     },
                     "compression.type" => "producer".to_string(),
+                    // A list keeps the order it was given in, as Kafka prints a parsed list: an
+                    // APPEND shows up at the end, not where the policy's own order would put it.
+                    "cleanup.policy" if self.overrides.contains_key(name) => {
+                        let list = self.overrides.get(name).map(String::as_str).unwrap_or_default();
+                        list.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+                    }
                     "min.insync.replicas" => self.overrides.get(name).cloned().unwrap_or_else(|| "1".into()),
                     "unclean.leader.election.enable" => {
                         self.overrides.get(name).cloned().unwrap_or_else(|| "false".into())
@@ -148,6 +154,10 @@ mod tests {
         assert_eq!(find("retention.ms"), ("retention.ms", "1000".into(), ConfigSource::TopicOverride));
         assert_eq!(find("segment.bytes"), ("segment.bytes", "1048576".into(), ConfigSource::StaticBroker));
         assert_eq!(find("cleanup.policy"), ("cleanup.policy", "delete".into(), ConfigSource::Default));
+        let appended = BTreeMap::from([("cleanup.policy".to_string(), "delete, compact".to_string())]);
+        let config = TopicConfig::resolve(&defaults, &appended).unwrap();
+        let policy = config.describe().into_iter().find(|(name, ..)| *name == "cleanup.policy").unwrap();
+        assert_eq!(policy, ("cleanup.policy", "delete,compact".into(), ConfigSource::TopicOverride));
         let bad = BTreeMap::from([("message.timestamp.type".to_string(), "Whenever".to_string())]);
         assert!(TopicConfig::resolve(&defaults, &bad).is_err());
         let unknown = BTreeMap::from([("no.such.config".to_string(), "1".to_string())]);

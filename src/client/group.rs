@@ -512,7 +512,9 @@ impl GroupConsumer {
                     ),
                 });
             };
-            let assignments = if joined.leader == joined.member_id {
+            // A static leader back in a stable group is told to keep the current assignment
+            // (KIP-814, JoinGroup v9): the coordinator ignores what a stable group's leader syncs.
+            let assignments = if joined.leader == joined.member_id && !joined.skip_assignment {
                 self.lead(protocol, &joined.members).await?
             } else {
                 Vec::new()

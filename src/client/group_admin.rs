@@ -15,6 +15,7 @@ use super::connection::Connection;
 use super::coordinator::{CoordinatorKind, find_coordinator};
 use super::error::ClientError;
 use super::metadata::Client;
+use crate::protocol::ErrorCode;
 use crate::protocol::messages::{
     DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetCommitRequest, OffsetCommitRequestPartition,
     OffsetCommitRequestTopic, OffsetFetchRequest, OffsetFetchRequestGroup,
@@ -139,6 +140,18 @@ impl GroupAdmin {
                 reason: format!("no DescribeGroups result for {group}"),
             });
         };
+        // DescribeGroups v6+ (KIP-1043) answers an unknown group with GROUP_ID_NOT_FOUND where
+        // older versions said Dead; both are a Dead group here.
+        if described.error_code == ErrorCode::GroupIdNotFound.code() {
+            return Ok(GroupDescription {
+                group_id: described.group_id,
+                state: "Dead".to_string(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+                coordinator,
+            });
+        }
         if let Some(error) = ClientError::from_code(described.error_code, || format!("describing group {group}"), None)
         {
             return Err(error);

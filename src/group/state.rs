@@ -94,6 +94,9 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
     /// A fresh unique suffix for a new member id (`<client id>-<suffix>`).
     pub fresh_suffix: String,
+    /// JoinGroup v9+ (KIP-814): a static leader that rejoins a stable group may be told to skip
+    /// computing the assignment.
+    pub supports_skip_assignment: bool,
 }
 
 /// The answer to a JoinGroup.
@@ -113,6 +116,8 @@ pub struct JoinResult {
     pub member_id: String,
     /// For the leader: every member (id, static id, metadata for the chosen protocol).
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader keeps the current assignment instead of computing one (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl JoinResult {
@@ -126,6 +131,7 @@ impl JoinResult {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -371,10 +377,25 @@ impl Group {
                 if let Some(old_id) = self.statics.get(&instance).cloned() {
                     // A static member restarted: its new id replaces the old one, whose pending
                     // requests are fenced.
+                    let leader_before = self.leader.clone().unwrap_or_default();
                     self.replace_member_id(&old_id, &new_id, out);
-                } else {
-                    self.statics.insert(instance, new_id.clone());
+                    let known = self.members.contains_key(&new_id);
+                    request.member_id = new_id;
+                    if known && self.state == GroupState::Stable {
+                        self.rejoin_static_stable(now_ms, request, waiter, leader_before, out);
+                        return;
+                    }
+                    if known && self.state == GroupState::CompletingRebalance {
+                        // The leader may be assigning to the old id, which would leave the new
+                        // one without partitions: a new generation, as in Kafka.
+                        self.update_member(now_ms, request, waiter, out);
+                        self.prepare_rebalance(now_ms, out);
+                        return;
+                    }
+                    self.add_or_update_member(now_ms, request, waiter, out);
+                    return;
                 }
+                self.statics.insert(instance, new_id.clone());
                 request.member_id = new_id;
             } else {
                 let new_id = format!("{}-{}", request.client_id, request.fresh_suffix);
@@ -423,23 +444,71 @@ impl Group {
         }
     }
 
+    /// A static member that restarted (new member id) while the group is stable. As in Kafka,
+    /// this is no rebalance unless the group's protocol would change: the group is stored with
+    /// the new id, and the member gets the current generation back, to sync its assignment
+    /// again. A leader that can skip the assignment (v9+) is told so with the member list;
+    /// before v9 it is given the leader's old id, so it syncs as a follower.
+    fn rejoin_static_stable(
+        &mut self,
+        now_ms: i64,
+        request: JoinRequest,
+        waiter: Waiter,
+        leader_before: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let id = request.member_id.clone();
+        let skip_possible = request.supports_skip_assignment;
+        self.update_member(now_ms, request, waiter, out);
+        if self.select_protocol() != self.protocol {
+            self.prepare_rebalance(now_ms, out);
+            return;
+        }
+        out.push(Effect::StoreGroup);
+        let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.join_waiter.take()) else { return };
+        let is_leader = self.leader.as_deref() == Some(id.as_str());
+        let skip_assignment = skip_possible && is_leader;
+        out.push(Effect::Join(
+            waiter,
+            JoinResult {
+                error: ErrorCode::None,
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: self.protocol.clone(),
+                leader: if skip_possible { self.leader.clone().unwrap_or_default() } else { leader_before },
+                member_id: id,
+                members: if skip_assignment { self.member_list() } else { Vec::new() },
+                skip_assignment,
+            },
+        ));
+    }
+
+    /// Takes a known member's new protocols, timeouts and client details from a join, and
+    /// keeps the join waiting (a retried join replaces the older one).
+    fn update_member(&mut self, now_ms: i64, request: JoinRequest, waiter: Waiter, out: &mut Vec<Effect>) {
+        let rebalance_timeout_ms =
+            if request.rebalance_timeout_ms > 0 { request.rebalance_timeout_ms } else { request.session_timeout_ms };
+        let Some(member) = self.members.get_mut(&request.member_id) else { return };
+        if let Some(old) = member.join_waiter.replace(waiter) {
+            out.push(Effect::Join(old, JoinResult::error(ErrorCode::RebalanceInProgress, &request.member_id)));
+        }
+        member.protocols = request.protocols;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = rebalance_timeout_ms;
+        member.heartbeat_deadline_ms = now_ms + i64::from(request.session_timeout_ms);
+    }
+
     fn add_or_update_member(&mut self, now_ms: i64, request: JoinRequest, waiter: Waiter, out: &mut Vec<Effect>) {
         let rebalance_timeout_ms =
             if request.rebalance_timeout_ms > 0 { request.rebalance_timeout_ms } else { request.session_timeout_ms };
         let id = request.member_id.clone();
         let mut unchanged = false;
-        if let Some(member) = self.members.get_mut(&id) {
+        let protocol_type = request.protocol_type.clone();
+        if let Some(member) = self.members.get(&id) {
             unchanged = member.protocols == request.protocols;
-            if let Some(old) = member.join_waiter.replace(waiter) {
-                // A retried join replaces the older one, which is told to rejoin.
-                out.push(Effect::Join(old, JoinResult::error(ErrorCode::RebalanceInProgress, &id)));
-            }
-            member.protocols = request.protocols;
-            member.client_id = request.client_id;
-            member.client_host = request.client_host;
-            member.session_timeout_ms = request.session_timeout_ms;
-            member.rebalance_timeout_ms = rebalance_timeout_ms;
-            member.heartbeat_deadline_ms = now_ms + i64::from(request.session_timeout_ms);
+            self.update_member(now_ms, request, waiter, out);
         } else {
             let member = Member {
                 id: id.clone(),
@@ -459,7 +528,7 @@ impl Group {
                 self.leader = Some(id.clone());
             }
         }
-        self.protocol_type = Some(request.protocol_type);
+        self.protocol_type = Some(protocol_type);
         match self.state {
             GroupState::Stable if unchanged && self.leader.as_deref() != Some(id.as_str()) => {
                 // A follower rejoining with nothing new gets the current generation back, no
@@ -490,6 +559,7 @@ impl Group {
                 leader,
                 member_id: id.to_string(),
                 members,
+                skip_assignment: false,
             },
         ));
     }

@@ -22,6 +22,7 @@ fn join_request(member_id: &str, suffix: &str) -> JoinRequest {
         protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
         require_known_member_id: true,
         fresh_suffix: suffix.into(),
+        supports_skip_assignment: true,
     }
 }
 
@@ -218,6 +219,67 @@ fn a_static_member_rejoining_fences_its_old_id() {
     assert!(group.has_no_members());
 }
 
+/// Two static members, Stable at generation 2 (the leader "i1" first).
+fn stable_static_pair() -> Group {
+    let mut group = Group::new("g", CONFIG, 0);
+    let mut out = Vec::new();
+    let static_join =
+        |instance: &str, suffix: &str| JoinRequest { instance_id: Some(instance.into()), ..join_request("", suffix) };
+    group.join(0, static_join("i1", "one"), 1, &mut out);
+    group.join(1, static_join("i2", "one"), 2, &mut out);
+    group.join(1, JoinRequest { instance_id: Some("i1".into()), ..join_request("i1-one", "one") }, 3, &mut out);
+    assert_eq!(joins(&out).last().map(|(_, r)| r.generation), Some(2));
+    let assignments =
+        vec![("i1-one".to_string(), Bytes::from_static(b"p0")), ("i2-one".into(), Bytes::from_static(b"p1"))];
+    let leader_sync = SyncRequest { generation: 2, member_id: "i1-one".into(), assignments, ..Default::default() };
+    group.sync(1, leader_sync, 4, &mut out);
+    group.sync(1, SyncRequest { generation: 2, member_id: "i2-one".into(), ..Default::default() }, 5, &mut out);
+    assert_eq!(group.state(), GroupState::Stable);
+    group
+}
+
+#[test]
+fn a_static_member_restarting_in_a_stable_group_causes_no_rebalance() {
+    // A follower comes back with a new id (and new subscription bytes): same generation, its
+    // assignment on sync, the group stored with the new id; the other member is untouched.
+    let mut group = stable_static_pair();
+    let mut out = Vec::new();
+    let back = JoinRequest {
+        instance_id: Some("i2".into()),
+        protocols: vec![("range".into(), Bytes::from_static(b"sub, now owning p1"))],
+        ..join_request("", "two")
+    };
+    group.join(10, back, 6, &mut out);
+    assert_eq!(group.state(), GroupState::Stable);
+    assert!(matches!(out.first(), Some(Effect::StoreGroup)), "stored before the answer: {out:?}");
+    let (_, joined) = joins(&out).remove(0);
+    assert_eq!((joined.error, joined.generation, joined.member_id.as_str()), (ErrorCode::None, 2, "i2-two"));
+    assert_eq!((joined.leader.as_str(), joined.members.len(), joined.skip_assignment), ("i1-one", 0, false));
+    out.clear();
+    group.sync(10, SyncRequest { generation: 2, member_id: "i2-two".into(), ..Default::default() }, 7, &mut out);
+    assert_eq!(syncs(&out)[0].1.assignment, Bytes::from_static(b"p1"));
+    assert_eq!(group.heartbeat(11, 2, "i1-one", Some("i1")), ErrorCode::None, "the leader saw no rebalance");
+
+    // The leader comes back at v9: it is told to skip the assignment, with the member list.
+    out.clear();
+    group.join(12, JoinRequest { instance_id: Some("i1".into()), ..join_request("", "two") }, 8, &mut out);
+    let (_, joined) = joins(&out).remove(0);
+    assert_eq!((joined.generation, joined.leader.as_str(), joined.skip_assignment), (2, "i1-two", true));
+    assert_eq!(joined.members.len(), 2);
+    out.clear();
+    group.sync(12, SyncRequest { generation: 2, member_id: "i1-two".into(), ..Default::default() }, 9, &mut out);
+    assert_eq!(syncs(&out)[0].1.assignment, Bytes::from_static(b"p0"), "kept, though the leader sent none");
+
+    // Before v9 the leader is named by its old id, so the returning leader syncs as a follower.
+    out.clear();
+    let old_client =
+        JoinRequest { instance_id: Some("i1".into()), supports_skip_assignment: false, ..join_request("", "three") };
+    group.join(13, old_client, 10, &mut out);
+    let (_, joined) = joins(&out).remove(0);
+    assert_eq!((joined.leader.as_str(), joined.skip_assignment, joined.members.len()), ("i1-two", false, 0));
+    assert_eq!(group.state(), GroupState::Stable);
+}
+
 #[test]
 fn commit_checks_follow_kafka() {
     let empty = Group::new("g", CONFIG, 0);
@@ -398,8 +460,9 @@ fn txn_commit_checks_follow_kip_447() {
     statics.join(0, request.clone(), 1, &mut out);
     statics.sync(0, SyncRequest { generation: 1, member_id: "i1-one".into(), ..Default::default() }, 2, &mut out);
     statics.join(10, JoinRequest { fresh_suffix: "two".into(), ..request }, 3, &mut out);
-    assert_eq!(statics.check_txn_commit(2, "i1-one", Some("i1")), Err(ErrorCode::FencedInstanceId));
-    assert_eq!(statics.check_txn_commit(2, "i1-two", Some("i1")), Ok(()));
+    // The restart of a static member of a stable group keeps the generation (no rebalance).
+    assert_eq!(statics.check_txn_commit(1, "i1-one", Some("i1")), Err(ErrorCode::FencedInstanceId));
+    assert_eq!(statics.check_txn_commit(1, "i1-two", Some("i1")), Ok(()));
 }
 
 #[test]

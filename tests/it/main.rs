@@ -13,6 +13,7 @@ mod group_client;
 mod harness;
 mod idempotence;
 mod idempotent_producer;
+mod java_admin;
 mod java_client;
 mod java_streams;
 mod kafka_client_compat;

@@ -10,6 +10,9 @@ use crate::protocol::messages::{JoinGroupRequest, JoinGroupResponse, JoinGroupRe
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
 
+/// The first JoinGroup version with `skip_assignment` (KIP-814).
+const SKIP_ASSIGNMENT_FROM_VERSION: i16 = 9;
+
 /// JoinGroup (v0-9).
 pub async fn handle(
     broker: &Rc<ShardBroker>,
@@ -33,6 +36,7 @@ pub async fn handle(
             protocols: request.protocols.iter().map(|p| (p.name.clone(), p.metadata.clone())).collect(),
             require_known_member_id: version >= 4,
             fresh_suffix: fresh_suffix(),
+            supports_skip_assignment: version >= SKIP_ASSIGNMENT_FROM_VERSION,
         };
         match broker.groups.route(&request.group_id, GroupOp::Join(join)).await {
             Ok(GroupResponse::Join(result)) => result,
@@ -57,6 +61,7 @@ pub async fn handle(
                 metadata,
             })
             .collect(),
+        skip_assignment: result.skip_assignment,
         ..Default::default()
     };
     respond(header, &response)

@@ -3,13 +3,16 @@
 //! client allows it.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic};
-use crate::broker::metadata::image::TopicMeta;
-use crate::model::validate_topic_name;
+use crate::broker::metadata::image::{MetadataImage, TopicMeta};
+use crate::broker::metadata::is_internal_topic;
+use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::messages::{
-    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    MetadataRequest, MetadataRequestTopic, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
+    MetadataResponseTopic,
 };
 use crate::protocol::{ErrorCode, RequestHeader, Uuid};
 use crate::protocol::{Reply, respond};
@@ -55,7 +58,7 @@ fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
         error_code: 0,
         name: Some(topic.name.clone()),
         topic_id: Uuid(topic.id.0),
-        is_internal: topic.name.starts_with("__"),
+        is_internal: is_internal_topic(&topic.name),
         partitions: topic
             .partitions
             .iter()
@@ -71,6 +74,20 @@ fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+/// The topic a request entry names, or its error. A non-zero id wins over the name, as in
+/// Kafka: the Java admin asks by id with the name left empty (not null), which is no topic name.
+fn lookup<'a>(image: &'a MetadataImage, topic: &MetadataRequestTopic) -> Result<&'a Arc<TopicMeta>, ErrorCode> {
+    let name = match topic.name.as_deref() {
+        Some(name) if topic.topic_id == Uuid::default() => name,
+        _ => return image.topic_by_id(TopicId(topic.topic_id.0)).ok_or(ErrorCode::UnknownTopicId),
+    };
+    match image.topics.get(name) {
+        Some(meta) => Ok(meta),
+        None if validate_topic_name(name).is_err() => Err(ErrorCode::InvalidTopicException),
+        None => Err(ErrorCode::UnknownTopicOrPartition),
     }
 }
 
@@ -93,6 +110,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
                 let image = broker.metadata.image();
                 let missing: Vec<String> = wanted
                     .iter()
+                    .filter(|t| t.topic_id == Uuid::default())
                     .filter_map(|t| t.name.clone())
                     .filter(|n| !image.topics.contains_key(n) && validate_topic_name(n).is_ok())
                     .collect();
@@ -100,23 +118,15 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
             }
             let image = broker.metadata.image();
             for topic in wanted {
-                let found = match &topic.name {
-                    Some(name) => image.topics.get(name),
-                    None => image.topic_by_id(crate::model::TopicId(topic.topic_id.0)),
-                };
-                topics.push(match found {
-                    Some(meta) => describe(broker, meta),
-                    None => {
-                        let invalid = topic.name.as_deref().is_some_and(|n| validate_topic_name(n).is_err());
-                        let error =
-                            if invalid { ErrorCode::InvalidTopicException } else { ErrorCode::UnknownTopicOrPartition };
-                        MetadataResponseTopic {
-                            error_code: error.code(),
-                            name: topic.name.clone(),
-                            topic_id: topic.topic_id,
-                            ..Default::default()
-                        }
-                    }
+                topics.push(match lookup(&image, &topic) {
+                    Ok(meta) => describe(broker, meta),
+                    Err(error) => MetadataResponseTopic {
+                        error_code: error.code(),
+                        // Asked by id: Kafka answers an unknown id without a name.
+                        name: if error == ErrorCode::UnknownTopicId { None } else { topic.name.clone() },
+                        topic_id: topic.topic_id,
+                        ..Default::default()
+                    },
                 });
             }
         }
@@ -147,4 +157,32 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
         ..Default::default()
     };
     respond(header, &response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> MetadataImage {
+        let topic =
+            TopicMeta { name: "t".into(), id: TopicId([7; 16]), partitions: Vec::new(), configs: Default::default() };
+        MetadataImage { topics: [("t".to_string(), Arc::new(topic))].into(), ..Default::default() }
+    }
+
+    fn ask(name: Option<&str>, id: [u8; 16]) -> MetadataRequestTopic {
+        MetadataRequestTopic { name: name.map(str::to_string), topic_id: Uuid(id) }
+    }
+
+    #[test]
+    fn an_id_wins_over_the_name() {
+        let image = image();
+        // The Java admin's describeTopics(ofTopicIds): the id, and an empty name.
+        assert_eq!(lookup(&image, &ask(Some(""), [7; 16])).map(|t| t.name.as_str()), Ok("t"));
+        assert_eq!(lookup(&image, &ask(None, [7; 16])).map(|t| t.name.as_str()), Ok("t"));
+        assert_eq!(lookup(&image, &ask(Some("t"), [8; 16])).err(), Some(ErrorCode::UnknownTopicId));
+        assert_eq!(lookup(&image, &ask(Some("t"), [0; 16])).map(|t| t.name.as_str()), Ok("t"));
+        assert_eq!(lookup(&image, &ask(Some("u"), [0; 16])).err(), Some(ErrorCode::UnknownTopicOrPartition));
+        assert_eq!(lookup(&image, &ask(Some("bad/name"), [0; 16])).err(), Some(ErrorCode::InvalidTopicException));
+        assert_eq!(lookup(&image, &ask(None, [0; 16])).err(), Some(ErrorCode::UnknownTopicId));
+    }
 }

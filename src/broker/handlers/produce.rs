@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use super::metadata::auto_create;
 use super::scatter;
 use crate::broker::ShardBroker;
+use crate::broker::metadata::is_internal_topic;
 use crate::broker::partition::{Acks, PartitionError, PartitionRequest, PartitionResponse, ProduceOutcome};
 use crate::model::{ProducerId, TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
@@ -59,10 +60,16 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
     } else {
         Vec::new()
     };
+    // Clients never write to internal topics (Kafka's ReplicaManager refuses them the same way).
+    let (internal, work): (Vec<_>, Vec<_>) = work.into_iter().partition(|(tp, _)| is_internal_topic(&tp.topic));
     let mut results = match &acks {
         Ok(acks) => produce(broker, *acks, timeout, work, Vec::new()).await,
         Err(e) => work.into_iter().map(|(tp, _)| (tp, Err(e.clone()))).collect(),
     };
+    for (tp, _) in internal {
+        let refused = PartitionError::InternalTopic(tp.topic.to_string());
+        results.insert(tp, Err(refused));
+    }
     if let (Some(transactional_id), Ok(acks)) = (&request.transactional_id, &acks) {
         verify_and_retry(broker, transactional_id, *acks, timeout, kept, &mut results).await;
     }

@@ -33,6 +33,16 @@ use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
 /// The shard where topic administration runs.
 pub const CONTROLLER_SHARD: ShardId = 0;
 
+/// Kafka's share-group state topic (KIP-932): not served here, but its name is Kafka's and so
+/// internal, as in Kafka's `Topic.isInternal`.
+const SHARE_GROUP_STATE_TOPIC: &str = "__share_group_state";
+
+/// Whether `name` is one of Kafka's internal topics, which Metadata reports as internal and
+/// clients may not produce to. Other names starting with `__` are ordinary topics, as in Kafka.
+pub fn is_internal_topic(name: &str) -> bool {
+    [crate::group::OFFSETS_TOPIC, crate::txn::TRANSACTION_TOPIC, SHARE_GROUP_STATE_TOPIC].contains(&name)
+}
+
 /// What one shard asks of another's metadata layer.
 #[derive(Debug)]
 pub enum MetadataRequest {
@@ -287,5 +297,19 @@ impl Metadata {
         for listener in listeners {
             listener().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_internal_topic;
+
+    #[test]
+    fn only_kafkas_own_topics_are_internal() {
+        assert!(is_internal_topic("__consumer_offsets"));
+        assert!(is_internal_topic("__transaction_state"));
+        assert!(is_internal_topic("__share_group_state"));
+        assert!(!is_internal_topic("__user_topic"));
+        assert!(!is_internal_topic("consumer_offsets"));
     }
 }

@@ -50,6 +50,10 @@ pub enum PartitionError {
     /// A request field Kafka does not define (an isolation level other than 0 or 1).
     #[error("{0}")]
     InvalidRequest(String),
+    /// A client's produce to an internal topic (`__consumer_offsets`, `__transaction_state`):
+    /// only the coordinators write there.
+    #[error("cannot append to internal topic {0}")]
+    InternalTopic(String),
     /// The transaction coordinator refused a transactional write (KIP-890 verification).
     #[error("transactional write refused by the coordinator: {0:?}")]
     Transaction(ErrorCode),
@@ -652,6 +656,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            PartitionError::InternalTopic(_) => ErrorCode::InvalidTopicException,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
             PartitionError::Transaction(code) => *code,
         }
