@@ -181,6 +181,8 @@ oracle_tests! {
         versions: 0..=0;
     list_transactions_request: ListTransactionsRequest = ListTransactionsRequest, defaults: true, versions: 0..=2;
     list_transactions_response: ListTransactionsResponse = ListTransactionsResponse, defaults: true, versions: 0..=2;
+    describe_log_dirs_request: DescribeLogDirsRequest = DescribeLogDirsRequest, defaults: true, versions: 1..=4;
+    describe_log_dirs_response: DescribeLogDirsResponse = DescribeLogDirsResponse, defaults: true, versions: 1..=4;
 }
 
 /// The oracle list above covers every API in the table.
