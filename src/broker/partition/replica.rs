@@ -218,7 +218,7 @@ pub struct LogDirDescription {
     pub offset_lag: i64,
 }
 
-/// Where ListOffsets looks (the wire's -1…-4 sentinels, named).
+/// Where ListOffsets looks (the wire's -1…-5 sentinels, named).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {
     /// -2: the log start offset.
@@ -229,6 +229,8 @@ pub enum OffsetSpec {
     Latest,
     /// -3: the record with the largest timestamp.
     MaxTimestamp,
+    /// -5: the last offset in tiered storage; with none, Kafka answers no offset (-1).
+    LatestTiered,
     /// The first record with a timestamp at or after this one.
     Timestamp(Timestamp),
     /// A negative value Kafka does not define: no record qualifies.
@@ -243,6 +245,7 @@ impl OffsetSpec {
             -4 => OffsetSpec::EarliestLocal,
             -1 => OffsetSpec::Latest,
             -3 => OffsetSpec::MaxTimestamp,
+            -5 => OffsetSpec::LatestTiered,
             t if t >= 0 => OffsetSpec::Timestamp(Timestamp(t)),
             _ => OffsetSpec::Unknown,
         }
@@ -559,7 +562,7 @@ impl Partition {
                 Some((offset, ts)) if offset < fetchable => (ts, offset),
                 _ => none,
             },
-            OffsetSpec::Unknown => none,
+            OffsetSpec::LatestTiered | OffsetSpec::Unknown => none,
         })
     }
 
