@@ -15,6 +15,7 @@ mod idempotence;
 mod idempotent_producer;
 mod java_client;
 mod kafka_client_compat;
+mod kafka_tools;
 mod long_poll;
 mod malformed_frames;
 mod raw;
