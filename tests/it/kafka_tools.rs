@@ -290,6 +290,10 @@ fn kafka_consumer_groups() {
 
     let listed = tool(&broker, CONSUMER_GROUPS, &["--list"]).ok();
     assert_eq!(listed.lines().collect::<Vec<_>>(), [group], "{listed}");
+    let typed = tool(&broker, CONSUMER_GROUPS, &["--list", "--type", "classic", "--state", "empty"]).ok();
+    assert_eq!(rows(&typed, group), [[group, "Classic", "Empty"]], "{typed}");
+    let consumer_protocol = tool(&broker, CONSUMER_GROUPS, &["--list", "--type", "consumer"]).ok();
+    assert!(rows(&consumer_protocol, group).is_empty(), "{consumer_protocol}");
     // (partition, current offset, log end offset, lag) of each row of --describe.
     let describe = || {
         let run = tool(&broker, CONSUMER_GROUPS, &["--describe", "--group", group]);

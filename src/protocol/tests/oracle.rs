@@ -150,8 +150,8 @@ oracle_tests! {
     offset_commit_response: OffsetCommitResponse = OffsetCommitResponse, defaults: true, versions: 2..=8;
     offset_fetch_request: OffsetFetchRequest = OffsetFetchRequest, defaults: true, versions: 1..=8;
     offset_fetch_response: OffsetFetchResponse = OffsetFetchResponse, defaults: true, versions: 1..=8;
-    list_groups_request: ListGroupsRequest = ListGroupsRequest, defaults: true, versions: 0..=4;
-    list_groups_response: ListGroupsResponse = ListGroupsResponse, defaults: true, versions: 0..=4;
+    list_groups_request: ListGroupsRequest = ListGroupsRequest, defaults: true, versions: 0..=5;
+    list_groups_response: ListGroupsResponse = ListGroupsResponse, defaults: true, versions: 0..=5;
     describe_groups_request: DescribeGroupsRequest = DescribeGroupsRequest, defaults: true, versions: 0..=5;
     describe_groups_response: DescribeGroupsResponse = DescribeGroupsResponse, defaults: true, versions: 0..=5;
     delete_groups_request: DeleteGroupsRequest = DeleteGroupsRequest, defaults: true, versions: 0..=2;
