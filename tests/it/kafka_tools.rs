@@ -580,6 +580,16 @@ fn kafka_transactions() {
     assert!(!read.contains("open-"), "nothing of the aborted transaction: {read}");
     let none = tool(&broker, TRANSACTIONS, &abort).fails();
     assert!(none.contains(&format!("Could not find any open transactions starting at offset {start}")), "{none}");
+
+    // Its coordinator still holds it open, until forceTerminateTransaction fences the producer
+    // (InitProducerId bumps the epoch) and ends it.
+    let epoch: i32 = row[3].parse().unwrap();
+    let described = tool(&broker, TRANSACTIONS, &["describe", "--transactional-id", "tools-open"]).ok();
+    assert_eq!(rows(&described, "tools-open")[0][4], "Ongoing", "{described}");
+    tool(&broker, TRANSACTIONS, &["forceTerminateTransaction", "--transactionalId", "tools-open"]).ok();
+    let described = tool(&broker, TRANSACTIONS, &["describe", "--transactional-id", "tools-open"]).ok();
+    let row = &rows(&described, "tools-open")[0];
+    assert!(row[4] == "Empty" && row[3].parse::<i32>().unwrap() > epoch, "{described}");
 }
 
 #[test]
