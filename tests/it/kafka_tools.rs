@@ -164,6 +164,8 @@ fn kafka_topics() {
     tool(&broker, TOPICS, &["--create", "--topic", topic, "--partitions", "3", "--if-not-exists"]).ok();
     let bad = tool(&broker, TOPICS, &["--create", "--topic", "tools-bad", "--config", "no.such.config=1"]).fails();
     assert!(bad.contains("InvalidConfigurationException"), "{bad}");
+    let replicated = tool(&broker, TOPICS, &["--create", "--topic", "tools-bad", "--replication-factor", "3"]).fails();
+    assert!(replicated.contains("InvalidReplicationFactorException"), "{replicated}");
 
     let listed = tool(&broker, TOPICS, &["--list"]).ok();
     assert_eq!(listed.lines().collect::<Vec<_>>(), [topic], "only the topic created: {listed}");
@@ -240,6 +242,11 @@ fn kafka_configs() {
     );
     let log_dirs = format!("log.dirs={}", broker.data_dir.display());
     assert!(broker_all.contains(&log_dirs), "no {log_dirs}: {broker_all}");
+    // Broker configs come from the broker's flags: not alterable at run time.
+    let alter_broker =
+        ["--alter", "--entity-type", "brokers", "--entity-name", "0", "--add-config", "log.retention.ms=1"];
+    let refused = tool(&broker, CONFIGS, &alter_broker).fails();
+    assert!(refused.contains("InvalidRequestException: broker configs are set by the broker's flags"), "{refused}");
     let defaults = tool(&broker, CONFIGS, &["--describe", "--entity-type", "brokers", "--entity-default"]).ok();
     assert!(defaults.contains("Default configs for brokers in the cluster are:"), "{defaults}");
 }
@@ -349,7 +356,10 @@ fn kafka_consumer_groups() {
     };
     let member_row = rows(&members, "console-consumer");
     assert_eq!(member_row.len(), 1, "the member did not join: {members}");
-    assert_eq!(member_row[0][4], "2", "it has both partitions: {members}");
+    assert_eq!((member_row[0][2], member_row[0][4]), ("/127.0.0.1", "2"), "it has both partitions: {members}");
+    let state = tool(&broker, CONSUMER_GROUPS, &["--describe", "--group", group, "--state"]).ok();
+    let expected = [group, broker.addr.as_str(), "(0)", "range", "Stable", "1"];
+    assert_eq!(rows(&state, group), [expected], "{state}");
     let busy = tool(
         &broker,
         CONSUMER_GROUPS,
