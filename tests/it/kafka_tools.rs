@@ -341,18 +341,34 @@ fn kafka_consumer_groups() {
     assert_eq!(reset(&["--topic", topic, "--shift-by", "1", "--execute"]), [(0, 3), (1, 1)]);
     assert_eq!(describe(), [(0, 3, end0, end0 - 3), (1, 1, end1, end1 - 1)]);
     assert_eq!(reset(&["--all-topics", "--to-latest", "--dry-run"]), [(0, end0), (1, end1)]);
+}
 
+/// A child process, killed if still running when dropped, so a failing test leaves none behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kafka_consumer_groups_with_an_active_member() {
+    let broker = broker();
+    let (topic, group) = ("tools-members", "tools-members-group");
+    create_topic(&broker, topic, 2);
     // A member makes the group active: no reset, no delete.
     let mut member = java(CONSOLE_CONSUMER);
     member.args(["--bootstrap-server", &broker.addr, "--topic", topic, "--group", group]);
-    let mut member = member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut member = Reaped(member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let members = loop {
         let members = tool(&broker, CONSUMER_GROUPS, &["--describe", "--group", group, "--members"]).ok();
         if rows(&members, "console-consumer").len() == 1 || Instant::now() > deadline {
             break members;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     };
     let member_row = rows(&members, "console-consumer");
     assert_eq!(member_row.len(), 1, "the member did not join: {members}");
@@ -360,11 +376,8 @@ fn kafka_consumer_groups() {
     let state = tool(&broker, CONSUMER_GROUPS, &["--describe", "--group", group, "--state"]).ok();
     let expected = [group, broker.addr.as_str(), "(0)", "range", "Stable", "1"];
     assert_eq!(rows(&state, group), [expected], "{state}");
-    let busy = tool(
-        &broker,
-        CONSUMER_GROUPS,
-        &["--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute"],
-    );
+    let reset = ["--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute"];
+    let busy = tool(&broker, CONSUMER_GROUPS, &reset);
     let busy = busy.stdout() + &busy.stderr();
     assert!(busy.contains("can only be reset if the group") && busy.contains("inactive"), "{busy}");
     let not_empty = tool(&broker, CONSUMER_GROUPS, &["--delete", "--group", group]);
@@ -372,14 +385,12 @@ fn kafka_consumer_groups() {
     assert!(not_empty.contains("GroupNotEmptyException"), "{not_empty}");
     // SIGTERM: the console consumer's shutdown hook closes it, and it leaves the group.
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(member.id() as i32, libc::SIGTERM) };
-    member.wait().unwrap();
+    unsafe { libc::kill(member.0.id() as i32, libc::SIGTERM) };
+    member.0.wait().unwrap();
 
     let deleted = tool(&broker, CONSUMER_GROUPS, &["--delete", "--group", group]).ok();
-    assert!(
-        deleted.contains(&format!("Deletion of requested consumer groups ('{group}') was successful.")),
-        "{deleted}"
-    );
+    let expected = format!("Deletion of requested consumer groups ('{group}') was successful.");
+    assert!(deleted.contains(&expected), "{deleted}");
     let listed = tool(&broker, CONSUMER_GROUPS, &["--list"]).ok();
     assert_eq!(listed.trim(), "", "{listed}");
     let missing = tool(&broker, CONSUMER_GROUPS, &["--delete", "--group", group]);
