@@ -496,7 +496,7 @@ fn kafka_producer_and_consumer_perf_tests() {
     let stderr = sent.stderr();
     let sent = sent.ok();
     assert!(sent.lines().last().unwrap_or("").starts_with("2000 records sent, "), "{sent}");
-    assert!(!stderr.contains("ERROR") && !sent.contains("Exception"), "{sent}\n{stderr}");
+    assert!(!stderr.contains("ERROR") && !(sent.clone() + &stderr).contains("Exception"), "{sent}\n{stderr}");
     assert_eq!(offsets(&broker, topic, "latest").values().sum::<i64>(), 2000);
 
     let consumed = tool(&broker, CONSUMER_PERF, &["--topic", topic, "--messages", "2000", "--timeout", "60000"]);
