@@ -448,6 +448,8 @@ pub(crate) async fn list_offsets_on(
                 })
                 .collect(),
         }],
+        // v10: a broker reading from tiered storage may take as long as the request may wait.
+        timeout_ms: i32::try_from(connection.request_timeout().as_millis()).unwrap_or(i32::MAX),
     };
     let response = connection.send(&request).await?;
     let mut out = BTreeMap::new();

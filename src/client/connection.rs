@@ -163,6 +163,11 @@ impl Connection {
         &self.inner.addr
     }
 
+    /// How long each request on this connection may wait for its answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
     /// Whether the socket has failed (every request on it will fail).
     pub fn is_failed(&self) -> bool {
         self.inner.state.failed.borrow().is_some()

@@ -147,3 +147,35 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The size of a filesystem and the room left on it, as Java's `FileStore` reports them (what
+/// Kafka's DescribeLogDirs v4 answers for a log directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeSpace {
+    /// Every byte of the filesystem (`f_blocks × f_frsize`).
+    pub total_bytes: u64,
+    /// The bytes an unprivileged writer may still use (`f_bavail × f_frsize`): the root-reserved
+    /// blocks are not the broker's to count on.
+    pub usable_bytes: u64,
+}
+
+/// [`VolumeSpace`] of the filesystem holding `path` (statvfs(3): one blocking syscall that reads
+/// the superblock's counters, no disk I/O, so it runs on the shard).
+// The counters are 32-bit on some targets, so the widening `u64::from` is useless only on others.
+#[allow(clippy::useless_conversion)]
+pub fn volume_space(path: &Path) -> io::Result<VolumeSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: all-zero bytes are a valid `statvfs` (integers only), which the call overwrites.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and outlives the call; `stats` is a valid, writable struct.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fragment = u64::from(stats.f_frsize);
+    Ok(VolumeSpace {
+        total_bytes: u64::from(stats.f_blocks).saturating_mul(fragment),
+        usable_bytes: u64::from(stats.f_bavail).saturating_mul(fragment),
+    })
+}

@@ -17,6 +17,7 @@ mod java_admin;
 mod java_client;
 mod java_streams;
 mod kafka_client_compat;
+mod kafka_tools;
 mod long_poll;
 mod malformed_frames;
 mod raw;

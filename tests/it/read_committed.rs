@@ -61,6 +61,7 @@ fn list_request(isolation_level: i8, timestamp: i64) -> ListOffsetsRequest {
             name: TOPIC.to_string(),
             partitions: vec![ListOffsetsRequestPartition { partition_index: 0, timestamp, ..Default::default() }],
         }],
+        ..Default::default()
     }
 }
 

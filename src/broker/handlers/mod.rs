@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
@@ -83,6 +84,7 @@ handler_table!(|broker, header, request, peer| {
     DescribeConfigs => describe_configs::handle(broker, header, request),
     CreatePartitions => create_partitions::handle(broker, header, request).await,
     DescribeCluster => describe_cluster::handle(broker, header, request),
+    DescribeLogDirs => describe_log_dirs::handle(broker, header, request).await,
     // Consumer groups (the classic protocol): everything the codec implements, which covers
     // librdkafka 2.x, kafka-python 2.x and the Java 3.x/4.x clients.
     FindCoordinator => find_coordinator::handle(broker, header, request).await,

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_channel::{mpsc, oneshot};
 
-use super::replica::{Acks, DeleteTo, Fetched, IsolationLevel, OffsetSpec, PartitionError, ProducerDescription};
+use super::replica::{
+    Acks, DeleteTo, Fetched, IsolationLevel, LogDirDescription, OffsetSpec, PartitionError, ProducerDescription,
+};
 use crate::model::{ControlType, Offset, ProducerId, Timestamp, TopicPartition};
 use crate::storage::CompletedTxn;
 
@@ -122,6 +124,8 @@ pub enum PartitionRequest {
     DeleteRecords(Vec<(TopicPartition, DeleteTo)>),
     /// DescribeProducers: the producers each partition remembers.
     DescribeProducers(Vec<(TopicPartition, ())>),
+    /// DescribeLogDirs: the size and lag of each partition's log.
+    DescribeLogDirs(Vec<(TopicPartition, ())>),
 }
 
 /// The answer to a [`PartitionRequest`], variant for variant.
@@ -139,4 +143,6 @@ pub enum PartitionResponse {
     WriteMarkers(PartitionResults<CompletedTxn>),
     /// DescribeProducers results.
     DescribeProducers(PartitionResults<Vec<ProducerDescription>>),
+    /// DescribeLogDirs results.
+    DescribeLogDirs(PartitionResults<LogDirDescription>),
 }

@@ -26,5 +26,6 @@ pub use messages::{
 };
 pub use registry::{PartitionPeers, ShardPartitions};
 pub use replica::{
-    Acks, Appended, DeleteTo, Fetched, IsolationLevel, OffsetSpec, Partition, PartitionError, ProducerDescription, Role,
+    Acks, Appended, DeleteTo, Fetched, IsolationLevel, LogDirDescription, OffsetSpec, Partition, PartitionError,
+    ProducerDescription, Role,
 };

@@ -211,7 +211,18 @@ pub struct ProducerDescription {
     pub current_txn_start_offset: Option<Offset>,
 }
 
-/// Where ListOffsets looks (the wire's -1…-4 sentinels, named).
+/// What DescribeLogDirs reports of one partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogDirDescription {
+    /// The bytes of its segment files.
+    pub size_bytes: u64,
+    /// How far the log end offset is behind the high watermark, as Kafka counts it for a
+    /// partition's current log (never below 0; a follower's log may trail its leader's high
+    /// watermark, a leader's never does, so on one node it is always 0).
+    pub offset_lag: i64,
+}
+
+/// Where ListOffsets looks (the wire's -1…-5 sentinels, named).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {
     /// -2: the log start offset.
@@ -222,6 +233,8 @@ pub enum OffsetSpec {
     Latest,
     /// -3: the record with the largest timestamp.
     MaxTimestamp,
+    /// -5: the last offset in tiered storage; with none, Kafka answers no offset (-1).
+    LatestTiered,
     /// The first record with a timestamp at or after this one.
     Timestamp(Timestamp),
     /// A negative value Kafka does not define: no record qualifies.
@@ -236,6 +249,7 @@ impl OffsetSpec {
             -4 => OffsetSpec::EarliestLocal,
             -1 => OffsetSpec::Latest,
             -3 => OffsetSpec::MaxTimestamp,
+            -5 => OffsetSpec::LatestTiered,
             t if t >= 0 => OffsetSpec::Timestamp(Timestamp(t)),
             _ => OffsetSpec::Unknown,
         }
@@ -594,7 +608,7 @@ impl Partition {
                 Some((offset, ts)) if offset < fetchable => (ts, offset),
                 _ => none,
             },
-            OffsetSpec::Unknown => none,
+            OffsetSpec::LatestTiered | OffsetSpec::Unknown => none,
         })
     }
 
@@ -615,6 +629,12 @@ impl Partition {
         });
         out.sort_by_key(|p| p.producer_id);
         out
+    }
+
+    /// The size and lag of this partition's log (DescribeLogDirs).
+    pub fn describe_log_dir(&self) -> LogDirDescription {
+        let lag = self.log.high_watermark().0.saturating_sub(self.log.log_end_offset().0);
+        LogDirDescription { size_bytes: self.log.size_bytes(), offset_lag: lag.max(0) }
     }
 
     /// DeleteRecords for one partition. Returns the new low watermark (log start offset).

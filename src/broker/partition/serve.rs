@@ -80,6 +80,18 @@ impl ShardPartitions {
                     })
                     .collect(),
             ),
+            PartitionRequest::DescribeLogDirs(partitions) => PartitionResponse::DescribeLogDirs(
+                partitions
+                    .into_iter()
+                    .map(|(tp, ())| {
+                        let result = match self.get(&tp) {
+                            Some(p) => Ok(p.describe_log_dir()),
+                            None => Err(PartitionError::UnknownTopicOrPartition),
+                        };
+                        (tp, result)
+                    })
+                    .collect(),
+            ),
         }
     }
 

@@ -190,6 +190,15 @@ fn list_offsets_and_describe_producers_see_the_open_transaction() {
         assert_eq!(list(OffsetSpec::Timestamp(newest), ReadUncommitted).await, (newest, txn));
         assert_eq!(list(OffsetSpec::Timestamp(newest), ReadCommitted).await, (Timestamp::NONE, Offset(-1)));
         assert_eq!(list(OffsetSpec::Timestamp(Timestamp(BASE_TIME)), ReadCommitted).await.1, Offset(0));
+        // Without tiered storage the local log is the whole log, and nothing is tiered (Kafka: -1).
+        assert_eq!(OffsetSpec::from_wire(-4), OffsetSpec::EarliestLocal);
+        assert_eq!(list(OffsetSpec::EarliestLocal, ReadUncommitted).await.1, Offset(0));
+        assert_eq!(OffsetSpec::from_wire(-5), OffsetSpec::LatestTiered);
+        assert_eq!(list(OffsetSpec::LatestTiered, ReadUncommitted).await, (Timestamp::NONE, Offset(-1)));
+
+        let log_dir = partition.describe_log_dir();
+        assert_eq!(log_dir.offset_lag, 0);
+        assert!(log_dir.size_bytes > 0, "{log_dir:?}");
 
         let producers = partition.describe_producers();
         assert_eq!(producers.len(), 2);

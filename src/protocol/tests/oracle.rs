@@ -114,8 +114,8 @@ oracle_tests! {
     produce_response: ProduceResponse = ProduceResponse, defaults: true, versions: 3..=9;
     fetch_request: FetchRequest = FetchRequest, defaults: true, versions: 4..=12;
     fetch_response: FetchResponse = FetchResponse, defaults: true, versions: 4..=12;
-    list_offsets_request: ListOffsetsRequest = ListOffsetsRequest, defaults: true, versions: 1..=7;
-    list_offsets_response: ListOffsetsResponse = ListOffsetsResponse, defaults: true, versions: 1..=7;
+    list_offsets_request: ListOffsetsRequest = ListOffsetsRequest, defaults: true, versions: 1..=10;
+    list_offsets_response: ListOffsetsResponse = ListOffsetsResponse, defaults: true, versions: 1..=10;
     metadata_request: MetadataRequest = MetadataRequest, defaults: true, versions: 0..=12;
     metadata_response: MetadataResponse = MetadataResponse, defaults: true, versions: 0..=12;
     api_versions_request: ApiVersionsRequest = ApiVersionsRequest, defaults: true, versions: 0..=3;
@@ -181,6 +181,8 @@ oracle_tests! {
         versions: 0..=0;
     list_transactions_request: ListTransactionsRequest = ListTransactionsRequest, defaults: true, versions: 0..=2;
     list_transactions_response: ListTransactionsResponse = ListTransactionsResponse, defaults: true, versions: 0..=2;
+    describe_log_dirs_request: DescribeLogDirsRequest = DescribeLogDirsRequest, defaults: true, versions: 1..=4;
+    describe_log_dirs_response: DescribeLogDirsResponse = DescribeLogDirsResponse, defaults: true, versions: 1..=4;
 }
 
 /// The oracle list above covers every API in the table.
