@@ -14,6 +14,7 @@ mod harness;
 mod idempotence;
 mod idempotent_producer;
 mod java_client;
+mod java_connect;
 mod kafka_client_compat;
 mod long_poll;
 mod malformed_frames;
