@@ -76,6 +76,13 @@ pub struct FetchPlan {
     pub incremental: bool,
     /// Every partition to read, in order.
     pub partitions: Vec<RequestedPartition>,
+    /// Incremental plans only: what the session had last sent of each partition when this fetch
+    /// began. The response is judged against it, not against the session, because the session
+    /// may go while the fetch waits: a client closing its session (epoch -1) sends the close on
+    /// the same connection right behind its last long poll, and requests of one connection run
+    /// concurrently here (Kafka runs them one at a time). Without it, that poll's answer listed
+    /// every partition, which the Java client rejects ("invalid full fetch response").
+    last_sent: HashMap<TopicPartition, PartitionView>,
 }
 
 /// One shard's fetch sessions.
@@ -110,14 +117,24 @@ impl FetchSessions {
             if session_id != 0 {
                 self.sessions.remove(&session_id);
             }
-            return Ok(FetchPlan { session_id: 0, incremental: false, partitions: requested });
+            return Ok(FetchPlan {
+                session_id: 0,
+                incremental: false,
+                partitions: requested,
+                last_sent: HashMap::new(),
+            });
         }
         if epoch == INITIAL_EPOCH {
             if session_id != 0 {
                 self.sessions.remove(&session_id);
             }
             let id = self.new_session(&requested, now);
-            return Ok(FetchPlan { session_id: id, incremental: false, partitions: requested });
+            return Ok(FetchPlan {
+                session_id: id,
+                incremental: false,
+                partitions: requested,
+                last_sent: HashMap::new(),
+            });
         }
         let session = self.sessions.get_mut(&session_id).ok_or(SessionError::NotFound)?;
         if epoch != session.next_epoch {
@@ -146,30 +163,31 @@ impl FetchSessions {
                 }
             }
         }
-        let partitions = session
-            .order
-            .iter()
-            .filter_map(|tp| {
-                let p = session.partitions.get(tp)?;
-                Some(RequestedPartition {
-                    topic_partition: tp.clone(),
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                })
-            })
-            .collect();
-        Ok(FetchPlan { session_id, incremental: true, partitions })
+        let mut partitions = Vec::with_capacity(session.order.len());
+        let mut last_sent = HashMap::with_capacity(session.order.len());
+        for tp in &session.order {
+            let Some(p) = session.partitions.get(tp) else { continue };
+            partitions.push(RequestedPartition {
+                topic_partition: tp.clone(),
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+            });
+            if let Some(view) = p.last_sent {
+                last_sent.insert(tp.clone(), view);
+            }
+        }
+        Ok(FetchPlan { session_id, incremental: true, partitions, last_sent })
     }
 
     /// Whether a partition belongs in the response of `plan`: always in a full response; in an
-    /// incremental one only with records, an error, or a view that changed since last sent.
-    /// Records what was sent.
+    /// incremental one only with records, an error, or a view that changed since last sent
+    /// (as of the fetch's start, even if the session has gone since). Records what was sent in
+    /// the session, if it is still there.
     pub fn include(&mut self, plan: &FetchPlan, tp: &TopicPartition, view: PartitionView, news: bool) -> bool {
-        let Some(session) = self.sessions.get_mut(&plan.session_id) else { return true };
-        let Some(partition) = session.partitions.get_mut(tp) else { return true };
-        let changed = partition.last_sent != Some(view);
-        partition.last_sent = Some(view);
-        !plan.incremental || news || changed
+        if let Some(partition) = self.sessions.get_mut(&plan.session_id).and_then(|s| s.partitions.get_mut(tp)) {
+            partition.last_sent = Some(view);
+        }
+        !plan.incremental || news || plan.last_sent.get(tp) != Some(&view)
     }
 
     fn new_session(&mut self, requested: &[RequestedPartition], now: Instant) -> i32 {
@@ -265,6 +283,25 @@ mod tests {
         let closed = cache.begin(id, FINAL_EPOCH, vec![req(0, 1)], vec![], now).unwrap();
         assert_eq!(closed.session_id, 0);
         assert!(cache.is_empty());
+    }
+
+    /// A client closes its session (epoch -1) on the connection its last long poll is still
+    /// waiting on; that poll's answer stays incremental: nothing new, nothing listed.
+    #[test]
+    fn a_fetch_in_flight_when_its_session_closes_still_answers_incrementally() {
+        let mut cache = FetchSessions::new(0, 1, 10, Duration::from_secs(60));
+        let now = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        let view = PartitionView { high_watermark: 10, last_stable_offset: 10, log_start_offset: 0 };
+        let full = cache.begin(0, INITIAL_EPOCH, vec![req(0, 10)], vec![], now).unwrap();
+        assert!(cache.include(&full, &tp, view, false));
+        let waiting = cache.begin(full.session_id, 1, vec![], vec![], now).unwrap();
+        let closing = cache.begin(full.session_id, FINAL_EPOCH, vec![], vec![], now).unwrap();
+        assert!(closing.partitions.is_empty() && cache.is_empty());
+        assert!(!cache.include(&waiting, &tp, view, false), "unchanged: left out though the session is gone");
+        let moved = PartitionView { high_watermark: 11, ..view };
+        assert!(cache.include(&waiting, &tp, moved, false), "a moved high watermark is still news");
+        assert!(cache.include(&waiting, &tp, view, true), "records are still news");
     }
 
     #[test]

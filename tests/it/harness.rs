@@ -139,8 +139,9 @@ const TEST_PORTS_FROM: u16 = 20_000;
 /// How many ports after it test brokers may take.
 const TEST_PORTS: u16 = 12_000;
 
-/// A port no test broker of this process had and that nothing listens on now.
-fn free_port() -> u16 {
+/// A port no test broker of this process had and that nothing listens on now (also for other
+/// servers the tests start, such as a Kafka Connect worker's REST listener).
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     // Spread concurrent test processes apart.
     static NEXT: AtomicU16 = AtomicU16::new(0);

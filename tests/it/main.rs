@@ -15,6 +15,7 @@ mod idempotence;
 mod idempotent_producer;
 mod java_admin;
 mod java_client;
+mod java_connect;
 mod java_streams;
 mod kafka_client_compat;
 mod kafka_tools;
