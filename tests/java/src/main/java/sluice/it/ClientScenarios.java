@@ -2,8 +2,8 @@ package sluice.it;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Collection;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -132,7 +132,7 @@ public final class ClientScenarios {
     static List<ConsumerRecord<String, String>> pollFor(KafkaConsumer<String, String> consumer, int count)
             throws InterruptedException {
         List<ConsumerRecord<String, String>> got = new ArrayList<>();
-        Check.eventually(WAIT, count + " records (have " + got.size() + ")", () -> {
+        Check.eventually(WAIT, count + " records", () -> {
             consumer.poll(Duration.ofMillis(100)).forEach(got::add);
             return got.size() >= count;
         });
