@@ -156,6 +156,11 @@ pub(crate) fn free_port() -> u16 {
     panic!("no free port for a test broker");
 }
 
+/// How long a broker may take to say it listens. It takes well under a second; this is for a
+/// start that hangs (seen rarely on a two-core machine under heavy load: both shards idle before
+/// the mesh was ready), which would otherwise hang the test run.
+const BROKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
     // A restart may race the old process's port release; retry a few times.
     for attempt in 0..20 {
@@ -169,14 +174,23 @@ fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
             .spawn()
             .expect("spawn sluice broker");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next()
-            && let Some(rest) = line.strip_prefix("sluice broker listening on ")
-        {
-            let addr = rest.split_whitespace().next().expect("address").to_string();
-            // Keep draining stdout so the broker never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr);
+        // The first line, read on a thread that then keeps draining stdout (so the broker never
+        // blocks on a full pipe), with a deadline: a start that hangs fails loudly here instead of
+        // hanging the whole test run.
+        let (first_line, line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_line.send(lines.next().and_then(Result::ok));
+            for _ in lines {}
+        });
+        match line.recv_timeout(BROKER_START_TIMEOUT) {
+            Ok(Some(line)) if line.starts_with("sluice broker listening on ") => {
+                let rest = &line["sluice broker listening on ".len()..];
+                let addr = rest.split_whitespace().next().expect("address").to_string();
+                return (child, addr);
+            }
+            Err(_) => eprintln!("the broker on {listen} did not start within {BROKER_START_TIMEOUT:?}; killing it"),
+            Ok(_) => {}
         }
         let _ = child.kill();
         let _ = child.wait();
