@@ -497,7 +497,10 @@ pub fn decode_records(
     let mut pending: Vec<(i64, i64)> = aborted.to_vec();
     pending.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
     let mut aborting: HashSet<i64> = HashSet::new();
-    for batch in BatchIter::new(bytes, bytes.len()) {
+    // No size limit: the bytes are already in memory, and a batch longer than what is left is a
+    // partial one a broker may end a partition's records with (Apache Kafka cuts the log slice
+    // at the fetch's byte limits): it ends the iteration and the next fetch starts there.
+    for batch in BatchIter::new(bytes, usize::MAX) {
         let batch: RecordBatch<'_> = batch.map_err(|e| bad(format!("{topic}-{partition}: {e}")))?;
         // `Offset::plus` adds without checking, and record offsets add up to an i32 delta to the
         // base: refuse a base offset from the broker that could overflow.
@@ -616,6 +619,19 @@ mod tests {
         assert_eq!(values, [Bytes::from_static(b"b"), Bytes::from_static(b"c"), Bytes::from_static(b"d")]);
         assert_eq!(out[0].offset, 11);
         assert_eq!(out[0].headers, [(Bytes::from_static(b"h"), Some(Bytes::from_static(b"x")))]);
+    }
+
+    /// Apache Kafka may end a partition's records with the first bytes of a batch larger than all
+    /// the bytes it sent: that is a partial batch to fetch again, not an oversized one.
+    #[test]
+    fn a_trailing_partial_batch_larger_than_the_whole_answer_is_left_for_the_next_fetch() {
+        let mut run = batch(0, &[b"a", b"b"]);
+        let big = batch(2, &[&[7u8; 4096]]);
+        run.extend(&big[..100]);
+        let mut out = Vec::new();
+        let next = decode_records(&Rc::from("t"), 0, 0, &Bytes::from(run), &[], &mut out).unwrap();
+        assert_eq!(next, 2);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]
