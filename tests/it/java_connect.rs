@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Broker, free_port, java, sluice_bin, temp_dir};
+use crate::harness::{Broker, free_port, java, output_within, sluice_bin, temp_dir};
 
 /// How long a worker may take to start, run its connectors or copy a file. Generous: the
 /// machine is small and shared, and a JVM with Connect's class path starts slowly.
@@ -38,6 +38,8 @@ const TAIL_LINES: usize = 60;
 /// One REST request's read timeout: Connect answers a POST only once the leader has written the
 /// config, which waits for the group to be formed.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one `sluice` CLI command may run (it is killed then, and the test fails).
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The broker every test uses: no rebalance delay for a new group (Kafka's own tests set it to
 /// 0 too), so the worker's group and the sink's consumer group form at once.
@@ -328,11 +330,9 @@ fn wait_output(worker: &mut Worker, output: &Path, expected: &[u8]) {
 
 /// Runs `sluice <args> --bootstrap <broker> --json` and parses its output.
 fn sluice_json(broker: &Broker, args: &[&str]) -> Value {
-    let output = std::process::Command::new(sluice_bin())
-        .args(args)
-        .args(["--bootstrap", &broker.addr, "--json"])
-        .output()
-        .expect("run sluice");
+    let mut command = std::process::Command::new(sluice_bin());
+    command.args(args).args(["--bootstrap", &broker.addr, "--json"]);
+    let output = output_within(command, CLI_TIMEOUT);
     assert!(output.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("sluice --json output")
 }
@@ -607,11 +607,11 @@ fn distributed_worker_resumes_after_sigkill_at_least_once_in_order() {
 /// The records of `topic` that a read_committed consumer sees (none before the topic exists),
 /// as the strings the JsonConverter wrote.
 fn committed_values(broker: &Broker, topic: &str) -> Vec<String> {
-    let output = std::process::Command::new(sluice_bin())
+    let mut command = std::process::Command::new(sluice_bin());
+    command
         .args(["consume", topic, "--from-beginning", "--isolation-level", "read_committed", "--timeout-ms", "500"])
-        .args(["--bootstrap", &broker.addr, "--json"])
-        .output()
-        .expect("run sluice consume");
+        .args(["--bootstrap", &broker.addr, "--json"]);
+    let output = output_within(command, CLI_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() && stderr.contains("unknown topic") {
         // The source task creates the topic with its first records.
