@@ -8,9 +8,11 @@
 //! glommio delivers across threads.
 
 mod mesh;
+mod nudge;
 mod peers;
 mod runtime;
 
 pub use mesh::{Envelope, Handler, MESH_CHANNEL_CAPACITY, Mesh, ShardError, ShardId, ShardMesh};
+pub use nudge::{NUDGE_INTERVAL, Nudged, Nudger};
 pub use peers::{CallFn, CallFuture, Peers, PeersSlot};
 pub use runtime::{Ready, RunningShards, ShardContext, ShardPool, ShardsConfig, Shutdown, StartError, mesh_handles};

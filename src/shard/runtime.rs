@@ -1,5 +1,6 @@
 //! Starting and stopping the shards: one glommio executor pinned to each core, every shard
-//! reporting whether it started, and one shutdown signal fanned out to all of them.
+//! reporting whether it started, one shutdown signal fanned out to all of them, and a thread
+//! that wakes every shard now and then (`nudge.rs`) while they run.
 //!
 //! The caller decides what a shard runs and what it is given: each shard's value (its mesh
 //! handles, say) is built on the calling thread and moved to the shard, which is where
@@ -22,6 +23,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use tracing::error;
 
 use super::mesh::{Mesh, mesh};
+use super::nudge::{NUDGE_INTERVAL, Nudged, Nudger};
 
 /// References to a mesh builder kept for the life of the process (see [`mesh_handles`]).
 const MESH_SPARE_REFERENCES: usize = 64;
@@ -169,15 +171,23 @@ impl ShardPool {
         }
         raise_memlock();
         let per_shard = Arc::new(Mutex::new(per_shard));
+        // Every shard is woken from outside now and then (see `nudge.rs`: glommio can park a
+        // shard that still has tasks to run).
+        let (nudger, nudged) = Nudger::start(config.shards, NUDGE_INTERVAL);
+        let nudged: Arc<Mutex<Vec<Nudged>>> = Arc::new(Mutex::new(nudged));
         let (ready_sender, ready_receiver) = flume::unbounded::<Result<(), String>>();
         let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
             .name(config.name)
             .spin_before_park(config.spin_before_park)
             .on_all_shards(move || {
                 let value = per_shard.lock().ok().and_then(|mut values| values.pop());
+                let nudged = nudged.lock().ok().and_then(|mut nudged| nudged.pop());
                 let context =
                     ShardContext { shutdown: shutdown_receiver.clone(), ready: Ready { sender: Some(ready_sender) } };
                 async move {
+                    if let Some(nudged) = nudged {
+                        nudged.serve().await;
+                    }
                     match value {
                         Some(value) => run(value, context).await,
                         None => context.ready.fail("no per-shard value left for this shard"),
@@ -192,28 +202,32 @@ impl ShardPool {
                 Ok(Err(e)) => {
                     shutdown.signal();
                     let _ = handles.join_all();
+                    nudger.stop();
                     return Err(StartError::Shard(e));
                 }
                 Err(_) => return Err(StartError::Exited),
             }
         }
-        Ok(RunningShards { handles })
+        Ok(RunningShards { handles, nudger })
     }
 }
 
 /// Shards that all reported ready.
 pub struct RunningShards {
     handles: PoolThreadHandles<()>,
+    nudger: Nudger,
 }
 
 impl RunningShards {
-    /// Waits for every shard to exit (after a [`Shutdown::signal`]), logging any that failed.
+    /// Waits for every shard to exit (after a [`Shutdown::signal`]), logging any that failed;
+    /// then stops waking them.
     pub fn join(self) {
         for result in self.handles.join_all() {
             if let Err(e) = result {
                 error!(error = ?e, "shard failed");
             }
         }
+        self.nudger.stop();
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Broker, free_port, java, sluice_bin, temp_dir};
+use crate::harness::{Broker, free_port, java, output_within, sluice_bin, temp_dir};
 
 /// How long a worker may take to start, run its connectors or copy a file. Generous: the
 /// machine is small and shared, and a JVM with Connect's class path starts slowly.
@@ -38,6 +38,8 @@ const TAIL_LINES: usize = 60;
 /// One REST request's read timeout: Connect answers a POST only once the leader has written the
 /// config, which waits for the group to be formed.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one `sluice` CLI command may run (it is killed then, and the test fails).
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The broker every test uses: no rebalance delay for a new group (Kafka's own tests set it to
 /// 0 too), so the worker's group and the sink's consumer group form at once.
@@ -294,10 +296,9 @@ fn sink_config(file: &Path, topic: &str) -> Value {
 /// Worker settings both modes share: quick offset commits, and group timeouts short enough
 /// that a killed worker's members leave their groups in seconds (6 s is the broker's minimum
 /// session timeout), for the worker's group and for the sink tasks' consumer groups.
-fn common_worker_properties(broker: &Broker, rest_port: u16) -> Vec<(&'static str, String)> {
+fn common_worker_properties(broker: &Broker) -> Vec<(&'static str, String)> {
     vec![
         ("bootstrap.servers", broker.addr.clone()),
-        ("listeners", format!("http://127.0.0.1:{rest_port}")),
         ("offset.flush.interval.ms", "200".into()),
         // Every plugin on the class path has a ServiceLoader manifest: skip the class scan.
         ("plugin.discovery", "service_load".into()),
@@ -329,11 +330,9 @@ fn wait_output(worker: &mut Worker, output: &Path, expected: &[u8]) {
 
 /// Runs `sluice <args> --bootstrap <broker> --json` and parses its output.
 fn sluice_json(broker: &Broker, args: &[&str]) -> Value {
-    let output = std::process::Command::new(sluice_bin())
-        .args(args)
-        .args(["--bootstrap", &broker.addr, "--json"])
-        .output()
-        .expect("run sluice");
+    let mut command = std::process::Command::new(sluice_bin());
+    command.args(args).args(["--bootstrap", &broker.addr, "--json"]);
+    let output = output_within(command, CLI_TIMEOUT);
     assert!(output.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("sluice --json output")
 }
@@ -353,8 +352,9 @@ fn standalone_copies_a_file_through_a_topic_unchanged() {
 
     let rest_port = free_port();
     let worker_properties = dir.path().join("worker.properties");
-    let mut entries = common_worker_properties(&broker, rest_port);
+    let mut entries = common_worker_properties(&broker);
     entries.extend([
+        ("listeners", format!("http://127.0.0.1:{rest_port}")),
         ("key.converter", "org.apache.kafka.connect.storage.StringConverter".to_string()),
         ("value.converter", "org.apache.kafka.connect.storage.StringConverter".to_string()),
         ("offset.storage.file.filename", dir.path().join("offsets").display().to_string()),
@@ -384,28 +384,28 @@ fn standalone_copies_a_file_through_a_topic_unchanged() {
     wait_output(&mut worker, &output, &expected);
 }
 
-/// A distributed worker's files and settings; `worker()` starts one more run of it.
+/// A distributed Connect cluster's files and settings: one or more workers (members of one
+/// group, each with its own REST port); `worker()` starts the first one, again if it ran before.
 struct Distributed {
     dir: tempfile::TempDir,
-    properties: PathBuf,
-    rest: String,
+    /// The settings all members share (the REST listener is added per member).
+    entries: Vec<(&'static str, String)>,
+    /// Each member's properties file and REST address, made on first use.
+    members: Vec<(PathBuf, String)>,
     runs: usize,
 }
 
-/// The distributed worker's group and internal topics.
+/// The distributed workers' group and internal topics.
 const GROUP: &str = "connect-it";
 const CONFIG_TOPIC: &str = "connect-it-configs";
 const OFFSET_TOPIC: &str = "connect-it-offsets";
 const STATUS_TOPIC: &str = "connect-it-status";
 
 impl Distributed {
-    /// Settings for a distributed worker (JsonConverter without schemas) on `broker`, with
+    /// Settings for distributed workers (JsonConverter without schemas) on `broker`, with
     /// `extra` settings.
     fn new(broker: &Broker, extra: &[(&'static str, &str)]) -> Distributed {
-        let dir = temp_dir();
-        let rest_port = free_port();
-        let properties = dir.path().join("worker.properties");
-        let mut entries = common_worker_properties(broker, rest_port);
+        let mut entries = common_worker_properties(broker);
         entries.extend([
             ("group.id", GROUP.to_string()),
             ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
@@ -422,24 +422,42 @@ impl Distributed {
             ("heartbeat.interval.ms", "1000".into()),
         ]);
         entries.extend(extra.iter().map(|&(key, value)| (key, value.to_string())));
-        write_properties(&properties, &entries);
-        Distributed { dir, properties, rest: format!("127.0.0.1:{rest_port}"), runs: 0 }
+        Distributed { dir: temp_dir(), entries, members: Vec::new(), runs: 0 }
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    /// Starts the worker (again), logging to distributed-<run>.stdout/.stderr.
-    fn worker(&mut self) -> Worker {
+    /// The REST address of member `index`.
+    fn rest(&mut self, index: usize) -> String {
+        while self.members.len() <= index {
+            let port = free_port();
+            let properties = self.path(&format!("worker-{}.properties", self.members.len()));
+            let mut entries = self.entries.clone();
+            entries.push(("listeners", format!("http://127.0.0.1:{port}")));
+            write_properties(&properties, &entries);
+            self.members.push((properties, format!("127.0.0.1:{port}")));
+        }
+        self.members[index].1.clone()
+    }
+
+    /// Starts member `index` (again), logging to distributed-<run>.stdout/.stderr.
+    fn member(&mut self, index: usize) -> Worker {
+        let rest = self.rest(index);
         self.runs += 1;
         Worker::start(
             "org.apache.kafka.connect.cli.ConnectDistributed",
-            &[&self.properties],
+            &[&self.members[index].0],
             self.dir.path(),
             &format!("distributed-{}", self.runs),
-            &self.rest,
+            &rest,
         )
+    }
+
+    /// Starts the first member (again).
+    fn worker(&mut self) -> Worker {
+        self.member(0)
     }
 }
 
@@ -477,7 +495,7 @@ fn distributed_worker_creates_compacted_topics_joins_its_group_and_copies_a_file
     // Connect 4's default protocol: incremental cooperative rebalancing with signed requests.
     assert_eq!(group["protocol"], "sessioned", "{group}");
     assert_eq!(group["members"].as_array().map(Vec::len), Some(1), "{group}");
-    let client_id = format!("connect-{}", cluster.rest);
+    let client_id = format!("connect-{}", cluster.rest(0));
     assert_eq!(group["members"][0]["client_id"], client_id.as_str(), "{group}");
     // The sink task's consumer group, the classic consumer protocol beside it.
     let sink_group = sluice_json(&broker, &["group", "describe", "connect-file-sink"]);
@@ -589,11 +607,11 @@ fn distributed_worker_resumes_after_sigkill_at_least_once_in_order() {
 /// The records of `topic` that a read_committed consumer sees (none before the topic exists),
 /// as the strings the JsonConverter wrote.
 fn committed_values(broker: &Broker, topic: &str) -> Vec<String> {
-    let output = std::process::Command::new(sluice_bin())
+    let mut command = std::process::Command::new(sluice_bin());
+    command
         .args(["consume", topic, "--from-beginning", "--isolation-level", "read_committed", "--timeout-ms", "500"])
-        .args(["--bootstrap", &broker.addr, "--json"])
-        .output()
-        .expect("run sluice consume");
+        .args(["--bootstrap", &broker.addr, "--json"]);
+    let output = output_within(command, CLI_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() && stderr.contains("unknown topic") {
         // The source task creates the topic with its first records.
@@ -707,4 +725,59 @@ fn distributed_worker_resets_and_alters_connector_offsets() {
     }
     let expected = [file_bytes(&lines), file_bytes(&lines), file_bytes(&lines[resume_at..])].concat();
     wait_output(&mut worker, &output, &expected);
+}
+
+/// The worker (REST address) that runs task 0 of connector `name`, once it runs.
+fn task_worker(worker: &mut Worker, name: &str) -> String {
+    let path = format!("/connectors/{name}/status");
+    worker.wait_for(&format!("task 0 of {name} RUNNING"), |w, seen| {
+        let (status, body) = w.request("GET", &path, None, seen)?;
+        let task = &body["tasks"][0];
+        (status == 200 && task["state"] == "RUNNING").then(|| task["worker_id"].as_str().map(str::to_string))?
+    })
+}
+
+/// Two distributed workers form one group (a leader and a follower, one rebalance per change);
+/// the connectors, submitted to either, spread over them. The worker running the source task
+/// stops (SIGTERM); after the lost-assignment delay the other one takes the task over from its
+/// committed offsets, and the lines appended meanwhile are copied once.
+#[test]
+fn two_distributed_workers_share_connectors_and_take_over_a_stopped_ones_task() {
+    let broker = broker();
+    // Lost assignments wait this long for their worker to come back (Kafka's default: 5 min).
+    let mut cluster = Distributed::new(&broker, &[("scheduled.rebalance.max.delay.ms", "1000")]);
+    let first: Vec<String> = (0..200).map(|i| numbered_line(i, true)).collect();
+    let second: Vec<String> = (200..400).map(|i| numbered_line(i, false)).collect();
+    let (input, output) = (cluster.path("input.txt"), cluster.path("output.txt"));
+    std::fs::write(&input, file_bytes(&first)).expect("write input");
+    let mut workers = [cluster.member(0), cluster.member(1)];
+    workers[0].create_connector("file-source", source_config(&input, "shared-lines"));
+    workers[1].create_connector("file-sink", sink_config(&output, "shared-lines"));
+    for worker in &mut workers {
+        worker.wait_running("file-source");
+        worker.wait_running("file-sink");
+    }
+    wait_output(&mut workers[0], &output, &file_bytes(&first));
+    let group = sluice_json(&broker, &["group", "describe", GROUP]);
+    assert_eq!(group["state"], "Stable", "{group}");
+    let mut members: Vec<&str> =
+        group["members"].as_array().expect("members").iter().filter_map(|m| m["client_id"].as_str()).collect();
+    members.sort_unstable();
+    let mut expected = [format!("connect-{}", cluster.rest(0)), format!("connect-{}", cluster.rest(1))];
+    expected.sort_unstable();
+    assert_eq!(members, expected, "{group}");
+
+    let source_on = task_worker(&mut workers[0], "file-source");
+    let (gone, stays) = if source_on == cluster.rest(0) { (0, 1) } else { (1, 0) };
+    assert_eq!(source_on, cluster.rest(gone));
+    workers[gone].stop();
+    append(&input, &file_bytes(&second));
+    let stays_at = cluster.rest(stays);
+    let survivor = &mut workers[stays];
+    survivor.wait_for("the source task on the remaining worker", |w, seen| {
+        let (status, body) = w.request("GET", "/connectors/file-source/status", None, seen)?;
+        (status == 200 && body["tasks"][0]["state"] == "RUNNING" && body["tasks"][0]["worker_id"] == stays_at.as_str())
+            .then_some(())
+    });
+    wait_output(survivor, &output, &file_bytes(&[first, second].concat()));
 }
