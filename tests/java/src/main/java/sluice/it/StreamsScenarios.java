@@ -85,9 +85,15 @@ public final class StreamsScenarios {
                 Check.equal(expected, got, "word counts");
                 String app = StreamsApp.applicationId(StreamsApp.WORD_COUNT);
                 String repartition = app + "-" + StreamsApp.WORDS_GROUPING + "-repartition";
+                // The configs Streams creates its internal topics with, as DescribeConfigs
+                // reads them back.
                 checkConfig(admin, repartition, "cleanup.policy", "delete");
                 checkConfig(admin, repartition, "retention.ms", "-1");
-                checkConfig(admin, app + "-" + StreamsApp.WORD_COUNT_STORE + "-changelog", "cleanup.policy", "compact");
+                checkConfig(admin, repartition, "segment.bytes", "52428800");
+                checkConfig(admin, repartition, "message.timestamp.type", "CreateTime");
+                String changelog = app + "-" + StreamsApp.WORD_COUNT_STORE + "-changelog";
+                checkConfig(admin, changelog, "cleanup.policy", "compact");
+                checkConfig(admin, changelog, "message.timestamp.type", "CreateTime");
                 awaitPurged(admin, repartition);
             }
         }
