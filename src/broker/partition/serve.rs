@@ -224,7 +224,6 @@ enum Woke {
     Hurry,
 }
 
-/// The output of whichever of `futures` finishes first.
 /// Appends a write that came before an earlier write of its producer still being verified (see
 /// [`Partition::behind_a_verified_write`]): again each time the high watermark moves (the earlier
 /// write landed, or a marker ended the transaction), until it is no longer behind or the
@@ -249,6 +248,7 @@ async fn append_in_turn(
     }
 }
 
+/// The output of whichever of `futures` finishes first.
 async fn first_of_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> T {
     std::future::poll_fn(|cx| {
         for future in futures.iter_mut() {
