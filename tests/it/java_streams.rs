@@ -43,6 +43,13 @@ fn region_totals_exactly_once() {
     run("region_totals", &[EXACTLY_ONCE]);
 }
 
+/// A second instance joins (tasks move to it in Streams' follow-up rebalance, their offsets and
+/// state committed first), then the first leaves: exact counts across both moves.
+#[test]
+fn word_count_scaled_out_and_in_exactly_once() {
+    run("word_count_scaled", &[EXACTLY_ONCE]);
+}
+
 /// The app SIGKILLed mid-run and restarted on its state dir: no word lost, some maybe twice.
 #[test]
 fn word_count_killed_at_least_once() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 
 use crate::broker::topic_config::TopicConfig;
-use crate::limits::VERIFICATION_GUARDS_MAX;
+use crate::limits::{PRODUCER_BATCHES_KEPT, VERIFICATION_GUARDS_MAX};
 use crate::model::{
     BatchError, BatchIter, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TimestampType,
     TopicId, TopicPartition, ValidBatches,
@@ -272,14 +272,29 @@ impl DeleteTo {
     }
 }
 
-/// A producer's pending KIP-890 verification on a partition.
-#[derive(Debug, Clone, Copy)]
+/// A producer's KIP-890 verification on a partition, from its first write of a transaction
+/// there until every write sent to verification has landed.
+#[derive(Debug, Clone)]
 struct Verification {
-    /// What its verified writes carry.
-    guard: u64,
-    /// The lowest first sequence of the writes sent to verification under it (Kafka's
-    /// `lowestSequence`): a verified write starting later waits for that one to land.
-    lowest_sequence: i32,
+    /// What its verified writes carry; `None` once one of them opened the transaction here.
+    guard: Option<u64>,
+    /// The producer epoch it was given for.
+    epoch: i16,
+    /// First sequences of the writes answered `NeedsVerification` that have not landed yet (at
+    /// most [`PRODUCER_BATCHES_KEPT`], the producer's requests in flight): a write of the
+    /// producer refused for a gap that one of them fills waits for it.
+    awaiting: Vec<i32>,
+}
+
+impl Verification {
+    fn awaits(&mut self, sequence: i32) {
+        if !self.awaiting.contains(&sequence) {
+            if self.awaiting.len() >= PRODUCER_BATCHES_KEPT {
+                self.awaiting.remove(0);
+            }
+            self.awaiting.push(sequence);
+        }
+    }
 }
 
 /// One partition on its owning shard.
@@ -290,9 +305,9 @@ pub struct Partition {
     config: RefCell<TopicConfig>,
     leader_epoch: Cell<LeaderEpoch>,
     role: Cell<Role>,
-    /// KIP-890 verification guards: producer id → the guard its next first transactional write
-    /// must carry. A marker for the producer removes it, so a write verified before an abort
-    /// cannot land after it and open a transaction nobody will end.
+    /// KIP-890 verifications by producer id: the guard its next first transactional write must
+    /// carry, and the writes still to land. A marker for the producer removes it, so a write
+    /// verified before an abort cannot land after it and open a transaction nobody will end.
     verification: RefCell<HashMap<i64, Verification>>,
     next_guard: Cell<u64>,
 }
@@ -390,8 +405,9 @@ impl Partition {
                 "an idempotent or transactional produce carries exactly one batch per partition".into(),
             ));
         }
-        // The producer whose guard this append carries, to drop once the transaction is open.
-        let mut verified = None;
+        // The transactional producer whose verification this append may settle, with the first
+        // sequence of its batch and whether the batch opens the transaction here.
+        let mut landing = None;
         if origin == Origin::Client
             && let Some(first) = batches.batches().iter().find(|b| b.transactional)
         {
@@ -399,31 +415,39 @@ impl Partition {
                 (first.producer_id, first.producer_epoch, first.base_sequence);
             let open_here =
                 self.log.with_producers(|p| p.get(producer_id).is_some_and(|e| e.txn_first_offset.is_some()));
+            let mut verifications = self.verification.borrow_mut();
             if !open_here && producer_id.0 >= 0 {
-                let mut guards = self.verification.borrow_mut();
-                match guards.get_mut(&producer_id.0) {
+                let pending = verifications
+                    .get_mut(&producer_id.0)
+                    .filter(|v| v.epoch == producer_epoch)
+                    .and_then(|v| v.guard.map(|g| (v, g)));
+                match pending {
                     // The guard stays until the append opens the transaction (below): a
                     // producer's concurrent first writes all verify and carry the same guard, and
                     // a later batch's guarded retry that comes first and is refused (its sequence
                     // leaves a gap) must not use up the guard the first batch's retry needs.
-                    Some(pending) if guard == Some(pending.guard) => verified = Some(producer_id),
-                    Some(pending) => {
-                        pending.lowest_sequence = pending.lowest_sequence.min(sequence);
-                        let guard = pending.guard;
+                    Some((_, expected)) if guard == Some(expected) => {}
+                    Some((pending, guard)) => {
+                        pending.awaits(sequence);
                         return Err(PartitionError::NeedsVerification { guard, producer_id, producer_epoch });
                     }
                     None => {
                         // Producer ids come from the network: past the bound, forget them all.
                         // A forgotten guard only costs its producer one more verification.
-                        if guards.len() >= VERIFICATION_GUARDS_MAX {
-                            guards.clear();
+                        if verifications.len() >= VERIFICATION_GUARDS_MAX {
+                            verifications.clear();
                         }
                         let guard = self.next_guard.get();
                         self.next_guard.set(guard.wrapping_add(1));
-                        guards.insert(producer_id.0, Verification { guard, lowest_sequence: sequence });
+                        let pending =
+                            Verification { guard: Some(guard), epoch: producer_epoch, awaiting: vec![sequence] };
+                        verifications.insert(producer_id.0, pending);
                         return Err(PartitionError::NeedsVerification { guard, producer_id, producer_epoch });
                     }
                 }
+            }
+            if verifications.contains_key(&producer_id.0) {
+                landing = Some((producer_id, sequence, !open_here));
             }
         }
         let mut log_append_time = Timestamp::NONE;
@@ -432,32 +456,53 @@ impl Partition {
             batches.stamp_log_append_time(log_append_time);
         }
         let pending = self.log.append_from(batches, self.leader_epoch.get(), origin)?;
-        if let Some(producer_id) = verified {
-            // The transaction is open here now, until its marker; the next one verifies again.
-            self.verification.borrow_mut().remove(&producer_id.0);
+        if let Some((producer_id, sequence, opened)) = landing {
+            let mut verifications = self.verification.borrow_mut();
+            if let Some(pending) = verifications.get_mut(&producer_id.0) {
+                pending.awaiting.retain(|s| *s != sequence);
+                if opened {
+                    // The transaction is open here now, until its marker; the next one verifies
+                    // again.
+                    pending.guard = None;
+                }
+                if pending.guard.is_none() && pending.awaiting.is_empty() {
+                    verifications.remove(&producer_id.0);
+                }
+            }
         }
         Ok(Appended { pending, log_append_time })
     }
 
-    /// Whether `error`, the answer to a verified write, is a sequence gap that an earlier write
-    /// of the same producer closes once it lands: one sent to verification under the same guard
-    /// with a lower first sequence. Verifications run concurrently (a produce request's other
-    /// partitions may hold its retry back), so a later batch's verified retry can arrive first;
-    /// refused, it would reach the producer after the earlier batch's success, as a real gap.
+    /// Whether the producer of the batch `records` starts with has writes sent to verification
+    /// here that have not landed yet (so a write of it may have to wait for them).
+    pub fn verifying_writes_of(&self, records: &[u8]) -> bool {
+        if self.verification.borrow().is_empty() {
+            return false;
+        }
+        let Ok(batch) = RecordBatch::parse_prefix(records, usize::MAX) else { return false };
+        self.verification.borrow().get(&batch.producer_id().0).is_some_and(|pending| !pending.awaiting.is_empty())
+    }
+
+    /// Whether `error`, the answer to a transactional write, is a sequence gap that another
+    /// write of the same producer, sent to verification and not landed yet, fills.
+    /// Verifications run concurrently (a produce request's retry also waits for its other
+    /// partitions), so a later batch, verified or sent once the transaction opened, can arrive
+    /// first; refused, its gap would reach the producer after the earlier batch's success, and
+    /// look real.
     pub fn behind_a_verified_write(&self, error: &PartitionError) -> bool {
-        let (producer_id, sequence) = match error {
+        let (producer_id, expected) = match error {
             PartitionError::Storage(storage::Error::Producer(ProducerError::OutOfOrderSequence {
                 producer_id,
-                got,
+                expected,
                 ..
-            })) => (*producer_id, *got),
+            })) => (*producer_id, *expected),
+            // No state here yet: the write that fills the gap starts the sequence.
             PartitionError::Storage(storage::Error::Producer(ProducerError::UnknownProducerId {
-                producer_id,
-                sequence,
-            })) => (*producer_id, *sequence),
+                producer_id, ..
+            })) => (*producer_id, 0),
             _ => return false,
         };
-        self.verification.borrow().get(&producer_id).is_some_and(|pending| pending.lowest_sequence < sequence)
+        self.verification.borrow().get(&producer_id).is_some_and(|pending| pending.awaiting.contains(&expected))
     }
 
     /// Writes a transaction marker for `producer_id` (WriteTxnMarkers): its transaction here

@@ -111,13 +111,14 @@ impl ShardPartitions {
                 (Some(_), None) => Err(PartitionError::NoRecords),
                 (Some(partition), Some(records)) => {
                     let guard = guards.iter().find(|(g, _)| *g == tp).map(|(_, guard)| *guard);
-                    // Only a verified write may have to wait its turn: keep a copy to append again.
-                    let copy = guard.map(|guard| (records.clone(), guard));
+                    // Only a write of a producer with writes being verified here may have to wait
+                    // its turn: keep a copy to append again.
+                    let copy = partition.verifying_writes_of(&records).then(|| records.clone());
                     let appended = partition.append(records, guard);
                     if let (Err(e), Some(copy)) = (&appended, copy)
                         && partition.behind_a_verified_write(e)
                     {
-                        in_turn = Some((partition.clone(), copy));
+                        in_turn = Some((partition.clone(), (copy, guard)));
                     }
                     appended.map(|a| (partition, a))
                 }
@@ -235,20 +236,19 @@ enum Woke {
     Hurry,
 }
 
-/// The output of whichever of `futures` finishes first.
-/// Appends a verified write that came before an earlier write of its producer (see
+/// Appends a write that came before an earlier write of its producer still being verified (see
 /// [`Partition::behind_a_verified_write`]): again each time the high watermark moves (the earlier
 /// write landed, or a marker ended the transaction), until it is no longer behind or the
 /// request's deadline passes; then the last answer stands.
 async fn append_in_turn(
     partition: &Partition,
     records: BytesMut,
-    guard: u64,
+    guard: Option<u64>,
     mut deadline: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Appended, PartitionError> {
     loop {
         let high_watermark = partition.high_watermark();
-        let appended = partition.append(records.clone(), Some(guard));
+        let appended = partition.append(records.clone(), guard);
         match &appended {
             Err(e) if partition.behind_a_verified_write(e) && !partition.is_stopped() => {}
             _ => return appended,
@@ -260,6 +260,7 @@ async fn append_in_turn(
     }
 }
 
+/// The output of whichever of `futures` finishes first.
 async fn first_of_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> T {
     std::future::poll_fn(|cx| {
         for future in futures.iter_mut() {

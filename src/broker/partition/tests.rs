@@ -320,3 +320,41 @@ fn a_verified_write_with_a_real_gap_is_refused_at_once() {
         partitions.close_all().await;
     });
 }
+
+/// Three writes of a transaction: the first two verify at once, the first lands and opens the
+/// transaction, then the third comes before the second's retry, itself verified too or sent
+/// once the transaction opened (no verification). The guard is spent, but the second is still
+/// on its way: the third waits for it rather than answering a gap.
+async fn a_write_waits_for_an_earlier_verified_one(third_verified: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (partitions, partition) = partitions(dir.path()).await;
+    append(&partition, records(0, 2, 7, 0, true)).await;
+    end_txn(&partition, 7, ControlType::Commit).await;
+    let (first, second, third) = (records(1, 3, 7, 2, true), records(2, 3, 7, 5, true), records(3, 3, 7, 8, true));
+    let guard = verification(produce(&partitions, first.clone(), None).await);
+    assert_eq!(verification(produce(&partitions, second.clone(), None).await), guard);
+    if third_verified {
+        assert_eq!(verification(produce(&partitions, third.clone(), None).await), guard);
+    }
+    assert_eq!(produce(&partitions, first, Some(guard)).await.unwrap(), Offset(3));
+    let later = {
+        let partitions = partitions.clone();
+        let third_guard = third_verified.then_some(guard);
+        glommio::spawn_local(async move { produce(&partitions, third, third_guard).await })
+    };
+    glommio::timer::sleep(Duration::from_millis(100)).await;
+    assert_eq!(partition.high_watermark(), Offset(6), "the third batch waits");
+    assert_eq!(produce(&partitions, second, Some(guard)).await.unwrap(), Offset(6));
+    assert_eq!(later.await.unwrap(), Offset(9));
+    partitions.close_all().await;
+}
+
+#[test]
+fn a_verified_write_waits_for_an_earlier_one_after_the_transaction_opened() {
+    run_on_shard(|| a_write_waits_for_an_earlier_verified_one(true));
+}
+
+#[test]
+fn a_write_into_the_open_transaction_waits_for_an_earlier_verified_one() {
+    run_on_shard(|| a_write_waits_for_an_earlier_verified_one(false));
+}

@@ -52,6 +52,7 @@ public final class StreamsScenarios {
         scenarios.put("word_count", StreamsScenarios::wordCount);
         scenarios.put("region_totals", StreamsScenarios::regionTotals);
         scenarios.put("word_count_killed", StreamsScenarios::wordCountKilled);
+        scenarios.put("word_count_scaled", StreamsScenarios::wordCountScaled);
         Check.run(argv, scenarios);
     }
 
@@ -84,9 +85,15 @@ public final class StreamsScenarios {
                 Check.equal(expected, got, "word counts");
                 String app = StreamsApp.applicationId(StreamsApp.WORD_COUNT);
                 String repartition = app + "-" + StreamsApp.WORDS_GROUPING + "-repartition";
+                // The configs Streams creates its internal topics with, as DescribeConfigs
+                // reads them back.
                 checkConfig(admin, repartition, "cleanup.policy", "delete");
                 checkConfig(admin, repartition, "retention.ms", "-1");
-                checkConfig(admin, app + "-" + StreamsApp.WORD_COUNT_STORE + "-changelog", "cleanup.policy", "compact");
+                checkConfig(admin, repartition, "segment.bytes", "52428800");
+                checkConfig(admin, repartition, "message.timestamp.type", "CreateTime");
+                String changelog = app + "-" + StreamsApp.WORD_COUNT_STORE + "-changelog";
+                checkConfig(admin, changelog, "cleanup.policy", "compact");
+                checkConfig(admin, changelog, "message.timestamp.type", "CreateTime");
                 awaitPurged(admin, repartition);
             }
         }
@@ -130,6 +137,48 @@ public final class StreamsScenarios {
                         "compact");
             }
         }
+    }
+
+    /**
+     * Word count scaled out and back in: a second instance joins the first one's group (the
+     * Streams assignor moves tasks to it, the first revokes them and commits), then the first
+     * leaves; exact counts under either guarantee, as nothing crashed.
+     */
+    static void wordCountScaled(String bootstrap, List<String> args) throws Exception {
+        String guarantee = guarantee(args);
+        try (Admin admin = admin(bootstrap);
+                Output output = new Output(bootstrap, StreamsApp.WORD_COUNTS)) {
+            createTopics(admin, StreamsApp.LINES, StreamsApp.WORD_COUNTS);
+            produceLines(bootstrap, 0, 2000);
+            KafkaStreams first = inProcess(bootstrap, StreamsApp.WORD_COUNT, guarantee);
+            KafkaStreams second = null;
+            try {
+                output.awaitAtLeast(wordCounts(0, 2000), () -> failed(first));
+                second = inProcess(bootstrap, StreamsApp.WORD_COUNT, guarantee);
+                KafkaStreams joined = second;
+                Check.eventually(OUTPUT_TIMEOUT, "tasks on both instances", () -> {
+                    Check.that(failed(first) == null && failed(joined) == null, "an instance stopped");
+                    return running(first) && running(joined);
+                });
+                produceLines(bootstrap, 2000, 4000);
+                output.awaitAtLeast(wordCounts(0, 4000), () -> failed(first) != null ? failed(first) : failed(joined));
+                first.close(new KafkaStreams.CloseOptions().leaveGroup(true).timeout(Duration.ofSeconds(30)));
+                produceLines(bootstrap, 4000, 6000);
+                Map<String, Long> expected = wordCounts(0, 6000);
+                Check.equal(expected, output.awaitAtLeast(expected, () -> failed(joined)), "word counts");
+            } finally {
+                first.close(Duration.ofSeconds(30));
+                if (second != null) {
+                    second.close(Duration.ofSeconds(30));
+                }
+            }
+        }
+    }
+
+    /** Whether the instance runs with at least one active task. */
+    static boolean running(KafkaStreams streams) {
+        return streams.state() == KafkaStreams.State.RUNNING && streams.metadataForLocalThreads().stream()
+                .anyMatch(thread -> !thread.activeTasks().isEmpty());
     }
 
     /**
