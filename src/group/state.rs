@@ -468,19 +468,9 @@ impl Group {
         let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.join_waiter.take()) else { return };
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         let skip_assignment = skip_possible && is_leader;
-        out.push(Effect::Join(
-            waiter,
-            JoinResult {
-                error: ErrorCode::None,
-                generation: self.generation,
-                protocol_type: self.protocol_type.clone(),
-                protocol_name: self.protocol.clone(),
-                leader: if skip_possible { self.leader.clone().unwrap_or_default() } else { leader_before },
-                member_id: id,
-                members: if skip_assignment { self.member_list() } else { Vec::new() },
-                skip_assignment,
-            },
-        ));
+        let leader = if skip_possible { self.leader.clone().unwrap_or_default() } else { leader_before };
+        let members = if skip_assignment { self.member_list() } else { Vec::new() };
+        out.push(Effect::Join(waiter, self.joined(id, leader, members, skip_assignment)));
     }
 
     /// Takes a known member's new protocols, timeouts and client details from a join, and
@@ -549,19 +539,27 @@ impl Group {
         let Some(waiter) = member.join_waiter.take() else { return };
         let leader = self.leader.clone().unwrap_or_default();
         let members = if leader == id { self.member_list() } else { Vec::new() };
-        out.push(Effect::Join(
-            waiter,
-            JoinResult {
-                error: ErrorCode::None,
-                generation: self.generation,
-                protocol_type: self.protocol_type.clone(),
-                protocol_name: self.protocol.clone(),
-                leader,
-                member_id: id.to_string(),
-                members,
-                skip_assignment: false,
-            },
-        ));
+        out.push(Effect::Join(waiter, self.joined(id.to_string(), leader, members, false)));
+    }
+
+    /// A successful join's answer in the current generation and protocol.
+    fn joined(
+        &self,
+        member_id: String,
+        leader: String,
+        members: Vec<(String, Option<String>, Bytes)>,
+        skip_assignment: bool,
+    ) -> JoinResult {
+        JoinResult {
+            error: ErrorCode::None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader,
+            member_id,
+            members,
+            skip_assignment,
+        }
     }
 
     fn member_list(&self) -> Vec<(String, Option<String>, Bytes)> {
