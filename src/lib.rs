@@ -22,6 +22,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod group;
 pub mod limits;
 pub mod model;

@@ -27,10 +27,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("group", &["protocol", "model", "limits"]),
     // The transaction state machine and its records: pure, like `group`.
     ("txn", &["protocol", "model", "limits"]),
+    // The cluster's control plane: the metadata records and image, the Raft quorum (its log on
+    // disk) and the node-to-node transport. Knows nothing of Kafka's APIs or the broker above it.
+    ("cluster", &["storage", "model", "shard", "limits"]),
     // Frames and connections: calls a dispatch trait and never names the broker that implements it.
     ("server", &["protocol", "shard", "model", "limits"]),
     // Handlers, partitions and coordinators: the glue over everything below; implements server's trait.
-    ("broker", &["server", "group", "txn", "storage", "protocol", "shard", "model", "limits"]),
+    ("broker", &["server", "cluster", "group", "txn", "storage", "protocol", "shard", "model", "limits"]),
     // The client library: speaks the protocol to any broker, so it shares no broker code.
     ("client", &["protocol", "model", "limits"]),
     // Load generators: drive a broker only through the client.
@@ -38,7 +41,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The executable's commands: the top, wires everything together (but not the test helpers).
     (
         "cli",
-        &["bench", "client", "broker", "server", "group", "txn", "storage", "protocol", "shard", "model", "limits"],
+        &[
+            "bench", "client", "broker", "cluster", "server", "group", "txn", "storage", "protocol", "shard", "model",
+            "limits",
+        ],
     ),
     // Test helpers, built on the bottom layers; only test code uses them (`TEST_ONLY`).
     ("testing", &["model", "limits", "shard"]),
