@@ -108,6 +108,8 @@ const _: () = assert!(RAFT_QUEUE_BYTES_MAX >= PAYLOAD_BYTES_MAX);
 const _: () = assert!(RECONNECT_BACKOFF_MIN.as_nanos() <= RECONNECT_BACKOFF_MAX.as_nanos());
 
 /// Receives the Raft messages from node `from` (the id in its hello), in the order it sent them.
+/// Runs inline on the reading task, so it must not block. A handler that needs the transport holds
+/// it by `Weak` (so does a [`CallHandler`]), or the two keep each other alive.
 pub type RaftHandler = Rc<dyn Fn(i32, Bytes)>;
 /// Answers a call from node `from`; the answer goes back on the connection the request came on.
 pub type CallHandler = Rc<dyn Fn(i32, Bytes) -> Pin<Box<dyn Future<Output = Bytes>>>>;
