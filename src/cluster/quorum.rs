@@ -249,6 +249,8 @@ pub struct Quorum {
     poisoned: bool,
     /// The index of the last entry handed out in a [`Ready`].
     handed_out: u64,
+    /// Messages made outside raft (see [`Quorum::ask_for_snapshot`]), sent with the next Ready.
+    outbox: Vec<(i32, Vec<u8>)>,
 }
 
 impl Quorum {
@@ -301,7 +303,7 @@ impl Quorum {
         raft_config.validate()?;
         let logger = slog::Logger::root(TracingDrain, slog::o!("raft_id" => raft_config.id));
         let raw = RawNode::new(&raft_config, log, &logger)?;
-        Ok(Quorum { raw, config, catching_up, poisoned: false, handed_out })
+        Ok(Quorum { raw, config, catching_up, poisoned: false, handed_out, outbox: Vec::new() })
     }
 
     /// The image the application starts from after [`Quorum::open`] (the latest snapshot); the
@@ -353,17 +355,74 @@ impl Quorum {
             // Not caught up: this node may have voted or acknowledged before it lost its log.
             return Ok(());
         }
+        if msg_type == MessageType::MsgAppendResponse && msg.request_snapshot != 0 {
+            self.peer_lost_its_log(&msg);
+            return Ok(());
+        }
+        let mut behind = None;
         if msg_type == MessageType::MsgHeartbeat {
             // A leader's commit for us is min(our match, its commit); after we lost our log (a
             // rejoin) its idea of our match is stale, and raft-rs panics on a commit past our last
             // entry. Clamping loses nothing: the real commit arrives with the entries.
-            msg.commit = msg.commit.min(self.raw.raft.raft_log.last_index());
+            let last = self.raw.raft.raft_log.last_index();
+            if msg.commit > last {
+                behind = Some((msg.commit, msg.term));
+            }
+            msg.commit = msg.commit.min(last);
         }
         match self.raw.step(msg) {
-            Ok(()) => Ok(()),
-            Err(raft::Error::StepPeerNotFound) => Err(bad("not a peer".into())),
-            Err(e) => Err(QuorumError::Raft(e)),
+            Ok(()) => {}
+            Err(raft::Error::StepPeerNotFound) => return Err(bad("not a peer".into())),
+            Err(e) => return Err(QuorumError::Raft(e)),
         }
+        if let Some((leader_commit, term)) = behind {
+            self.report_lost_log(from, leader_commit, term);
+        }
+        Ok(())
+    }
+
+    /// This node holds less than the leader believes (it rejoined after losing its directory):
+    /// the leader's progress says it matches up to `leader_commit` at least, so raft-rs sends it
+    /// only heartbeats, and ignores rejections below that match as stale. raft-rs has no message
+    /// for "I lost my log", so our own rides on an append rejection that carries
+    /// `request_snapshot` (which raft-rs never sets here: we never call its `request_snapshot`)
+    /// and `reject_hint` = our last index. The leader's [`Quorum::step`] takes it out of raft
+    /// and corrects our progress ([`Quorum::peer_lost_its_log`]).
+    fn report_lost_log(&mut self, leader: i32, leader_commit: u64, term: u64) {
+        if self.raw.raft.term != term || self.leader() != Some(leader) {
+            return;
+        }
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgAppendResponse);
+        msg.from = raft_id(self.config.node_id);
+        msg.to = raft_id(leader);
+        msg.term = term;
+        msg.reject = true;
+        msg.index = leader_commit;
+        msg.reject_hint = self.raw.raft.raft_log.last_index();
+        msg.request_snapshot = BOOTSTRAP_INDEX;
+        match msg.write_to_bytes() {
+            Ok(bytes) => self.outbox.push((leader, bytes)),
+            Err(e) => tracing::error!(leader, "raft message does not encode: {e}"),
+        }
+    }
+
+    /// The leader's side of [`Quorum::report_lost_log`]: lowers the peer's match to what it
+    /// holds and probes it from there (a compacted start means a snapshot). Lowering a match is
+    /// safe: raft's commit index never moves back, later commits just count the truth.
+    fn peer_lost_its_log(&mut self, msg: &Message) {
+        if !self.is_leader() || msg.term != self.raw.raft.term || !msg.reject {
+            return;
+        }
+        let Some(pr) = self.raw.raft.mut_prs().get_mut(msg.from) else { return };
+        if pr.matched <= msg.reject_hint {
+            return; // stale: it has caught up since
+        }
+        tracing::warn!(peer = ?node_id(msg.from), matched = pr.matched, holds = msg.reject_hint,
+            "raft: a voter holds less than it acknowledged (rejoined after losing its log); catching it up");
+        pr.matched = msg.reject_hint;
+        pr.become_probe();
+        pr.next_idx = pr.matched + 1;
     }
 
     /// The checks that keep a well-formed but impossible message out of raft's asserts.
@@ -385,8 +444,8 @@ impl Quorum {
         ) {
             return Err(format!("type {msg_type:?} is not sent between nodes"));
         }
-        if msg.request_snapshot != 0 {
-            return Err("requests a snapshot (never used)".into());
+        if msg.request_snapshot != 0 && msg_type != MsgAppendResponse {
+            return Err(format!("{msg_type:?} requesting a snapshot"));
         }
         let mut expected = msg.index;
         for entry in msg.get_entries() {
@@ -442,7 +501,7 @@ impl Quorum {
 
     /// Whether [`Quorum::ready`] has work.
     pub fn has_ready(&self) -> bool {
-        self.raw.has_ready()
+        !self.outbox.is_empty() || self.raw.has_ready()
     }
 
     /// Runs raft's Ready protocol: persists (fdatasync) snapshot, entries and hard state, then
@@ -451,7 +510,7 @@ impl Quorum {
         if self.poisoned {
             return Err(QuorumError::Poisoned);
         }
-        let mut out = Ready::default();
+        let mut out = Ready { messages: std::mem::take(&mut self.outbox), ..Ready::default() };
         for _ in 0..READY_ROUNDS_MAX {
             if !self.raw.has_ready() {
                 break;
@@ -527,7 +586,7 @@ impl Quorum {
         }
         let index = index.min(self.handed_out);
         let first = self.raw.store().first_index()?;
-        if index < first || index - first + 1 <= self.config.snapshot_after_entries {
+        if index < first || index - first < self.config.snapshot_after_entries {
             return Ok(());
         }
         self.raw.mut_store().compact(index, image())?;
@@ -591,5 +650,346 @@ impl Quorum {
             self.raw.raft.prs().iter().filter_map(|(&id, pr)| Some((node_id(id)?, pr.matched))).collect();
         progress.sort_unstable();
         progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The application: the list of applied records; its image is that list as JSON.
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct App {
+        records: Vec<Vec<u8>>,
+        index: u64,
+        snapshots_installed: usize,
+    }
+
+    impl App {
+        fn from_image(image: Image) -> App {
+            if image.index == 0 {
+                return App::default(); // a rejoining node: no state until its snapshot
+            }
+            App { records: serde_json::from_slice(&image.data).unwrap(), index: image.index, snapshots_installed: 0 }
+        }
+        fn image(&self) -> Vec<u8> {
+            serde_json::to_vec(&self.records).unwrap()
+        }
+    }
+
+    struct Node {
+        quorum: Option<Quorum>,
+        app: App,
+        dir: tempfile::TempDir,
+        config: QuorumConfig,
+    }
+
+    fn initial() -> Vec<u8> {
+        serde_json::to_vec(&vec![b"init".to_vec()]).unwrap()
+    }
+
+    fn config(node_id: i32, voters: &[i32], dir: &Path, snapshot_after_entries: u64) -> QuorumConfig {
+        QuorumConfig {
+            node_id,
+            voters: voters.to_vec(),
+            dir: dir.to_path_buf(),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_after_entries,
+            bootstrap: Bootstrap::NewCluster,
+        }
+    }
+
+    use std::path::Path;
+
+    impl Node {
+        fn new(node_id: i32, voters: &[i32], snapshot_after_entries: u64) -> Node {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config(node_id, voters, dir.path(), snapshot_after_entries);
+            let mut node = Node { quorum: None, app: App::default(), dir, config };
+            node.start();
+            node
+        }
+        fn start(&mut self) {
+            let quorum = Quorum::open(self.config.clone(), initial).unwrap();
+            self.app = App::from_image(quorum.image());
+            self.quorum = Some(quorum);
+        }
+        fn q(&mut self) -> &mut Quorum {
+            self.quorum.as_mut().unwrap()
+        }
+    }
+
+    /// One round of the Ready protocol on every live node; returns the messages to deliver.
+    fn ready_all(nodes: &mut [Node]) -> Vec<(i32, i32, Vec<u8>)> {
+        let mut out = Vec::new();
+        for node in nodes.iter_mut() {
+            let Some(quorum) = node.quorum.as_mut() else { continue };
+            let rd = quorum.ready().unwrap();
+            let from = quorum.config.node_id;
+            out.extend(rd.messages.into_iter().map(|(to, bytes)| (from, to, bytes)));
+            if let Some(image) = rd.snapshot {
+                let installed = node.app.snapshots_installed + 1;
+                node.app = App::from_image(image);
+                node.app.snapshots_installed = installed;
+            }
+            for entry in rd.committed {
+                assert!(entry.index > node.app.index, "applied in order");
+                node.app.records.push(entry.data);
+                node.app.index = entry.index;
+            }
+            let app = node.app.clone();
+            quorum.applied(app.index, || app.image()).unwrap();
+        }
+        out
+    }
+
+    /// Loops ready/step (no ticks) until no message moves; messages to dead nodes are lost.
+    fn deliver_all(nodes: &mut [Node]) {
+        for _ in 0..100 {
+            let messages = ready_all(nodes);
+            if messages.is_empty() {
+                return;
+            }
+            for (from, to, bytes) in messages {
+                let target = nodes.iter_mut().find(|n| n.config.node_id == to).and_then(|n| n.quorum.as_mut());
+                if let Some(quorum) = target {
+                    quorum.step(from, &bytes).unwrap();
+                }
+            }
+        }
+        panic!("messages still flowing after 100 rounds");
+    }
+
+    /// Ticks every live node and delivers, until `done` holds.
+    fn tick_until(nodes: &mut [Node], done: impl Fn(&[Node]) -> bool) {
+        for _ in 0..500 {
+            deliver_all(nodes);
+            if done(nodes) {
+                return;
+            }
+            for node in nodes.iter_mut() {
+                if let Some(quorum) = node.quorum.as_mut() {
+                    quorum.tick();
+                }
+            }
+        }
+        for n in nodes.iter() {
+            let q = n.quorum.as_ref().unwrap();
+            eprintln!(
+                "node {} app {:?} leader {:?} term {} commit {} first {} last {} prs {:?}",
+                n.config.node_id,
+                n.app.index,
+                q.leader(),
+                q.term(),
+                q.commit_index(),
+                q.raw.store().first_index().unwrap(),
+                q.raw.store().last_index().unwrap(),
+                q.raw
+                    .raft
+                    .prs()
+                    .iter()
+                    .map(|(id, p)| (*id, p.matched, p.next_idx, p.state, p.recent_active))
+                    .collect::<Vec<_>>()
+            );
+        }
+        panic!("condition not reached in 500 ticks");
+    }
+
+    fn leader(nodes: &[Node]) -> Option<usize> {
+        nodes.iter().position(|n| n.quorum.as_ref().is_some_and(Quorum::is_leader))
+    }
+
+    fn has_leader(nodes: &[Node]) -> bool {
+        let leader = leader(nodes);
+        // Every live node agrees on it.
+        leader.is_some()
+            && nodes
+                .iter()
+                .filter_map(|n| n.quorum.as_ref())
+                .all(|q| q.leader() == Some(nodes[leader.unwrap()].config.node_id))
+    }
+
+    fn records(app: &App) -> Vec<String> {
+        app.records.iter().map(|r| String::from_utf8(r.clone()).unwrap()).collect()
+    }
+
+    fn propose(nodes: &mut [Node], data: &str) -> Proposal {
+        let leader = leader(nodes).unwrap();
+        let proposal = nodes[leader].q().propose(data.as_bytes().to_vec()).unwrap();
+        deliver_all(nodes);
+        proposal
+    }
+
+    #[test]
+    fn a_single_voter_elects_itself_commits_and_keeps_everything_across_a_restart() {
+        let mut nodes = vec![Node::new(0, &[0], 1000)];
+        tick_until(&mut nodes, has_leader);
+        assert_eq!(nodes[0].q().leader(), Some(0));
+        let p1 = propose(&mut nodes, "a");
+        propose(&mut nodes, "b");
+        assert_eq!(records(&nodes[0].app), ["init", "a", "b"]);
+        assert!(nodes[0].q().commit_index() > p1.index);
+        assert_eq!(nodes[0].q().progress(), [(0, nodes[0].q().commit_index())]);
+
+        nodes[0].quorum = None;
+        nodes[0].start();
+        deliver_all(&mut nodes);
+        assert_eq!(records(&nodes[0].app), ["init", "a", "b"], "replayed from disk");
+        tick_until(&mut nodes, has_leader);
+        propose(&mut nodes, "c");
+        assert_eq!(records(&nodes[0].app), ["init", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn three_voters_elect_a_leader_and_apply_the_same_records_in_the_same_order() {
+        let mut nodes: Vec<Node> = (0..3).map(|id| Node::new(id, &[0, 1, 2], 1000)).collect();
+        tick_until(&mut nodes, has_leader);
+        let leader = leader(&nodes).unwrap();
+        let follower = (leader + 1) % 3;
+        let err = nodes[follower].q().propose(b"x".to_vec()).unwrap_err();
+        assert!(matches!(err, QuorumError::NotLeader { leader: Some(l) } if l == leader as i32), "{err}");
+        for i in 0..10 {
+            propose(&mut nodes, &format!("r{i}"));
+        }
+        // Followers learn the last commit with the next append or heartbeat.
+        tick_until(&mut nodes, |n| n.iter().all(|n| n.app.records.len() == 11));
+        let expected: Vec<String> =
+            std::iter::once("init".to_string()).chain((0..10).map(|i| format!("r{i}"))).collect();
+        for node in &nodes {
+            assert_eq!(records(&node.app), expected);
+        }
+        let commit = nodes[leader].q().commit_index();
+        assert_eq!(nodes[leader].q().progress().iter().map(|p| p.1).min(), Some(commit));
+        match nodes[follower].q().committed_after(0, 1 << 20) {
+            CommittedRead::Snapshot(image) => assert_eq!(image.index, 1),
+            other => panic!("{other:?}"),
+        }
+        match nodes[follower].q().committed_after(1, 4) {
+            CommittedRead::Entries { entries, last_index } => {
+                assert_eq!(entries.len(), 2, "two records of 2 bytes fit in 4");
+                assert_eq!(entries[0].data, b"r0");
+                assert_eq!(last_index, entries[1].index);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn when_the_leader_dies_the_others_elect_a_new_one_and_the_old_one_catches_up() {
+        let mut nodes: Vec<Node> = (0..3).map(|id| Node::new(id, &[0, 1, 2], 1000)).collect();
+        tick_until(&mut nodes, has_leader);
+        propose(&mut nodes, "before");
+        let old = leader(&nodes).unwrap();
+        let old_term = nodes[old].q().term();
+        // Proposed but never sent: dies with the leader (the entry is on its disk only).
+        nodes[old].q().propose(b"lost".to_vec()).unwrap();
+        nodes[old].q().ready().unwrap();
+        nodes[old].quorum = None;
+        tick_until(&mut nodes, has_leader);
+        let new = leader(&nodes).unwrap();
+        assert_ne!(new, old);
+        assert!(nodes[new].q().term() > old_term);
+        propose(&mut nodes, "after");
+
+        nodes[old].start();
+        for node in nodes.iter_mut() {
+            node.q().unreachable(old as i32);
+        }
+        tick_until(&mut nodes, |n| n.iter().all(|n| n.app.records.len() == 3) && has_leader(n));
+        for node in &nodes {
+            assert_eq!(records(&node.app), ["init", "before", "after"], "the uncommitted entry is gone");
+        }
+    }
+
+    #[test]
+    fn a_wiped_voter_rejoins_by_snapshot_after_compaction() {
+        let mut nodes: Vec<Node> = (0..3).map(|id| Node::new(id, &[0, 1, 2], 5)).collect();
+        tick_until(&mut nodes, has_leader);
+        for i in 0..20 {
+            propose(&mut nodes, &format!("r{i}"));
+        }
+        tick_until(&mut nodes, |n| n.iter().all(|n| n.app.records.len() == 21));
+        let leader = leader(&nodes).unwrap();
+        assert!(nodes[leader].q().raw.store().first_index().unwrap() > 10, "compacted");
+        let wiped = (leader + 1) % 3;
+        nodes[wiped].quorum = None;
+        nodes[wiped].dir = tempfile::tempdir().unwrap();
+        nodes[wiped].config.dir = nodes[wiped].dir.path().to_path_buf();
+        nodes[wiped].config.bootstrap = Bootstrap::Rejoin;
+        nodes[wiped].start();
+        assert_eq!(nodes[wiped].app.index, 0);
+        // No unreachable() call: the leader learns from the rejoining node's answer to its
+        // heartbeats. It ignores vote requests until caught up, but a live leader needs none.
+        tick_until(&mut nodes, |n| n[wiped].app.records.len() == 21);
+        assert_eq!(nodes[wiped].app.snapshots_installed, 1);
+        propose(&mut nodes, "after");
+        tick_until(&mut nodes, |n| n.iter().all(|n| n.app.records.len() == 22));
+        assert_eq!(records(&nodes[wiped].app), records(&nodes[leader].app));
+        // Caught up, it is a full voter again: reopened, it keeps its state.
+        nodes[wiped].quorum = None;
+        nodes[wiped].start();
+        assert!(nodes[wiped].app.index > 10);
+    }
+
+    #[test]
+    fn a_voter_list_that_disagrees_with_the_log_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Quorum::open(config(0, &[0, 1, 2], dir.path(), 10), initial).unwrap());
+        let err = Quorum::open(config(0, &[0, 1], dir.path(), 10), initial).err().unwrap();
+        assert!(matches!(err, QuorumError::VotersMismatch { ref stored, .. } if stored == &[0, 1, 2]), "{err}");
+        assert!(matches!(Quorum::open(config(3, &[0, 1, 2], dir.path(), 10), initial), Err(QuorumError::Config(_))));
+        assert!(matches!(Quorum::open(config(0, &[0, 0, 1], dir.path(), 10), initial), Err(QuorumError::Config(_))));
+    }
+
+    #[test]
+    fn garbled_or_misaddressed_messages_are_errors_not_panics() {
+        let mut nodes: Vec<Node> = (0..3).map(|id| Node::new(id, &[0, 1, 2], 1000)).collect();
+        tick_until(&mut nodes, has_leader);
+        let leader_id = leader(&nodes).unwrap() as i32;
+        let leader = leader_id as usize;
+        nodes[leader].q().propose(b"x".to_vec()).unwrap();
+        let rd = nodes[leader].q().ready().unwrap();
+        let (to, bytes) = rd.messages.into_iter().find(|(to, _)| *to != leader_id).unwrap();
+        let other = (0..3).find(|&i| i != leader_id && i != to).unwrap();
+        let target = nodes[to as usize].q();
+        assert!(matches!(target.step(other, &bytes), Err(QuorumError::BadMessage { .. })), "wrong sender");
+        assert!(matches!(target.step(7, &bytes), Err(QuorumError::BadMessage { .. })), "not a voter");
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..300 {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = target.step(leader_id, &garbage);
+        }
+        // Truncations and bit flips of a real message.
+        for cut in 0..bytes.len() {
+            let _ = target.step(leader_id, &bytes[..cut]);
+        }
+        for at in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x5a;
+            let _ = target.step(leader_id, &flipped);
+        }
+        // A message type peers never send.
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgPropose);
+        msg.from = raft_id(leader_id);
+        msg.to = raft_id(to);
+        let err = target.step(leader_id, &msg.write_to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(err, QuorumError::BadMessage { .. }), "{err}");
+        // A heartbeat with a commit past our log is clamped, not a raft panic.
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgHeartbeat);
+        msg.from = raft_id(leader_id);
+        msg.to = raft_id(to);
+        msg.term = target.term();
+        msg.commit = 1_000_000;
+        target.step(leader_id, &msg.write_to_bytes().unwrap()).unwrap();
     }
 }

@@ -191,11 +191,12 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, RaftLogError> {
                 push_replayed(path, &mut out.entries, entry)?;
             }
             RECORD_HARD_STATE if payload.len() == HARD_STATE_BYTES => {
-                let mut hs = HardState::default();
-                hs.term = u64_at(payload, 0);
-                hs.vote = u64_at(payload, 8);
-                hs.commit = u64_at(payload, 16);
-                out.hard_state = Some(hs);
+                out.hard_state = Some(HardState {
+                    term: u64_at(payload, 0),
+                    vote: u64_at(payload, 8),
+                    commit: u64_at(payload, 16),
+                    ..HardState::default()
+                });
             }
             _ => return Err(corrupt(path, format!("record kind {kind} ({} bytes) at byte {at}", payload.len()))),
         }
@@ -264,8 +265,7 @@ impl RaftLog {
             return Err(corrupt(&snapshot_path, "missing while raft.log exists"));
         } else {
             let init = bootstrap();
-            let mut snapshot = Snapshot::default();
-            snapshot.data = init.data.into();
+            let mut snapshot = Snapshot { data: init.data.into(), ..Snapshot::default() };
             let meta = snapshot.mut_metadata();
             meta.index = init.index;
             meta.term = init.term;
@@ -437,8 +437,7 @@ impl RaftLog {
         let Some(term) = self.entry(index).map(|e| e.term) else {
             return Err(RaftLogError::Misuse(format!("compact at {index}: no such entry")));
         };
-        let mut snapshot = Snapshot::default();
-        snapshot.data = data.into();
+        let mut snapshot = Snapshot { data: data.into(), ..Snapshot::default() };
         let meta = snapshot.mut_metadata();
         meta.index = index;
         meta.term = term;
@@ -510,7 +509,8 @@ impl Storage for RaftLog {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot_index() < request_index {
+        // Index 0 is a rejoining node's empty start, not a snapshot to send (raft-rs would abort).
+        if self.snapshot_index() < request_index.max(1) {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
         Ok(self.snapshot.clone())
@@ -526,19 +526,11 @@ mod tests {
     }
 
     fn entry(index: u64, term: u64, data: &str) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.as_bytes().to_vec().into();
-        e
+        Entry { index, term, data: data.as_bytes().to_vec().into(), ..Entry::default() }
     }
 
     fn hs(term: u64, vote: u64, commit: u64) -> HardState {
-        let mut hs = HardState::default();
-        hs.term = term;
-        hs.vote = vote;
-        hs.commit = commit;
-        hs
+        HardState { term, vote, commit, ..HardState::default() }
     }
 
     fn datas(log: &RaftLog) -> Vec<String> {
@@ -624,7 +616,7 @@ mod tests {
         log.compact(4, b"image@4".to_vec()).unwrap();
         assert_eq!(log.first_index().unwrap(), 5);
         assert_eq!(log.term(4).unwrap(), 1);
-        assert!(matches!(log.entries(4, 6, None, GetEntriesContext::empty(false)), Err(_)));
+        assert!(log.entries(4, 6, None, GetEntriesContext::empty(false)).is_err());
         drop(log);
         let log = RaftLog::open(dir.path(), || panic!()).unwrap();
         assert_eq!(datas(&log), ["e5", "e6"]);
@@ -637,8 +629,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = RaftLog::open(dir.path(), boot).unwrap();
         log.persist(None, &[entry(2, 1, "old")], Some(&hs(1, 0, 1))).unwrap();
-        let mut snap = Snapshot::default();
-        snap.data = b"leader image".to_vec().into();
+        let mut snap = Snapshot { data: b"leader image".to_vec().into(), ..Snapshot::default() };
         snap.mut_metadata().index = 10;
         snap.mut_metadata().term = 4;
         snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
