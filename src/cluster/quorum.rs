@@ -27,8 +27,13 @@
 //! [`Bootstrap::Rejoin`]: it starts from an empty log (snapshot index 0, no data), never campaigns
 //! and ignores vote requests until it installed a snapshot from a leader (whose log holds every
 //! committed entry); only then does it vote again. The leader's first index is at least 2, so
-//! such a node is always caught up by a snapshot. The caller decides which mode an empty
-//! directory means (an operator flag): nothing on a node can tell "new" from "wiped".
+//! such a node is always caught up by a snapshot. The leader still believes the node holds what
+//! it acknowledged before, so the node tells it otherwise when a heartbeat shows the gap
+//! (`report_lost_log`, `peer_lost_its_log`). The caller decides which mode an empty directory
+//! means (an operator flag): nothing on a node can tell "new" from "wiped". While two of three
+//! voters are rejoining, the quorum is unavailable rather than at risk of losing commits.
+//! Bootstrapping "identically" is the caller's promise: the same voters and the same
+//! `initial_data` on every voter (a differing image at index 1 would go unnoticed).
 //!
 //! # Untrusted input
 //! [`Quorum::step`] decodes and checks each message's shape (sender, recipient, type, entry
@@ -930,6 +935,32 @@ mod tests {
         nodes[wiped].quorum = None;
         nodes[wiped].start();
         assert!(nodes[wiped].app.index > 10);
+    }
+
+    #[test]
+    fn a_rejoining_voter_neither_campaigns_nor_votes_until_caught_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(1, &[0, 1, 2], dir.path(), 10);
+        config.bootstrap = Bootstrap::Rejoin;
+        let mut quorum = Quorum::open(config, || panic!("a rejoining node has no initial data")).unwrap();
+        assert_eq!(quorum.image(), Image { index: 0, data: Vec::new() });
+        for _ in 0..100 {
+            quorum.tick();
+        }
+        assert!(quorum.ready().unwrap().messages.is_empty(), "no campaign");
+        for msg_type in [MessageType::MsgRequestPreVote, MessageType::MsgRequestVote] {
+            let mut msg = Message::default();
+            msg.set_msg_type(msg_type);
+            msg.from = raft_id(0);
+            msg.to = raft_id(1);
+            msg.term = 5;
+            msg.log_term = 1;
+            msg.index = 1;
+            quorum.step(0, &msg.write_to_bytes().unwrap()).unwrap();
+        }
+        assert!(quorum.ready().unwrap().messages.is_empty(), "no vote granted");
+        let read = quorum.committed_after(0, 100);
+        assert_eq!(read, CommittedRead::Entries { entries: Vec::new(), last_index: 0 });
     }
 
     #[test]

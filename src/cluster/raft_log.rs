@@ -345,7 +345,7 @@ impl RaftLog {
     }
 
     /// Makes one Ready's snapshot, entries and hard state durable, in that order, and returns once
-    /// they are fdatasync'd. A snapshot replaces everything before it (see [`Self::install`]).
+    /// they are fdatasync'd. A snapshot replaces everything before it: snapshot, entries, and a lower term or commit.
     pub fn persist(
         &mut self,
         snapshot: Option<&Snapshot>,
