@@ -140,3 +140,18 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// KIP-890 verification guards a partition keeps (one per transactional producer between its
 /// verification and its write); past it they are dropped, which costs only re-verification.
 pub const VERIFICATION_GUARDS_MAX: usize = 10_000;
+
+/// Default `offsets.topic.replication.factor` (Kafka's 3), capped by the live brokers when the
+/// internal topics are created.
+pub const INTERNAL_REPLICATION_FACTOR_DEFAULT: i16 = 3;
+/// The metadata quorum's Raft tick.
+pub const RAFT_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+/// Ticks without hearing from a leader before a voter campaigns (raft randomises in [n, 2n)):
+/// 1-2 s, Kafka's `controller.quorum.election.timeout.ms` is 1 s.
+pub const RAFT_ELECTION_TICKS_DEFAULT: usize = 10;
+/// Default `broker.heartbeat.interval.ms` (Kafka's 2 s).
+pub const BROKER_HEARTBEAT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_millis(2000);
+/// Default `broker.session.timeout.ms` (Kafka's 9 s).
+pub const BROKER_SESSION_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_millis(9000);
+/// Metadata log entries kept before they are compacted into a snapshot of the image.
+pub const METADATA_SNAPSHOT_AFTER_ENTRIES: u64 = 1000;

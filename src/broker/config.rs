@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
 use crate::storage::LogConfig;
 
@@ -54,6 +55,13 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// Idempotent producers and transactions.
     pub txn: TxnConfig,
+    /// `default.replication.factor`: replicas of a topic created without a count.
+    pub default_replication_factor: i16,
+    /// `offsets.topic.replication.factor` (and the transaction log's): replicas of the internal
+    /// topics, at most the live brokers when they are created.
+    pub internal_replication_factor: i16,
+    /// This node's part in the metadata quorum.
+    pub cluster: NodeConfig,
 }
 
 /// Kafka's producer-state and transaction settings.
@@ -87,6 +95,7 @@ impl Default for TxnConfig {
 impl BrokerConfig {
     /// A configuration for tests and tools: one shard, everything else at its default.
     pub fn for_data_dir(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        let data_dir_for_quorum = data_dir.clone();
         BrokerConfig {
             node_id: 0,
             listen,
@@ -110,6 +119,9 @@ impl BrokerConfig {
             offsets_retention_ms: crate::limits::OFFSETS_RETENTION_MINUTES_DEFAULT * 60 * 1000,
             txn: TxnConfig::default(),
             offsets_retention_check_interval_ms: crate::limits::OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+            default_replication_factor: 1,
+            internal_replication_factor: crate::limits::INTERNAL_REPLICATION_FACTOR_DEFAULT,
+            cluster: NodeConfig::single(0, &data_dir_for_quorum),
         }
     }
 }

@@ -138,7 +138,6 @@ impl ShardBroker {
                 }
             })
         }));
-        self.metadata.open_current().await;
         self.partitions.spawn_retention();
         self.groups.spawn_timers();
         self.transactions.spawn_timers();

@@ -11,8 +11,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tracing::info;
 
-use crate::broker::metadata::image::{MetadataImage, load_image, store_image};
+use crate::broker::metadata::CONTROLLER_SHARD;
+use crate::broker::metadata::image::{MetadataImage, legacy_image_path, load_legacy_image};
 use crate::broker::{BrokerConfig, BrokerMesh, ShardBroker, broker_meshes};
+use crate::cluster::node::{NodeConfig, quorum_dir};
 use crate::limits;
 use crate::shard::{ShardContext, ShardPool, ShardsConfig, Shutdown};
 use crate::storage::{FlushMode, LogConfig};
@@ -35,6 +37,33 @@ pub(super) struct BrokerArgs {
     /// This broker's node id.
     #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 0)]
     node_id: i32,
+    /// The metadata quorum's voters, `id@host:port,...` (their --controller-listen addresses).
+    /// Without it the broker is a cluster of one, its own single voter. A node whose id is not
+    /// listed joins as a broker only.
+    #[arg(long, env = "SLUICE_CONTROLLER_VOTERS")]
+    controller_voters: Option<String>,
+    /// Where this node listens for the other nodes of the cluster (Raft and controller calls).
+    /// A voter must listen at its address in --controller-voters; other brokers need not.
+    #[arg(long, env = "SLUICE_CONTROLLER_LISTEN")]
+    controller_listen: Option<String>,
+    /// broker.session.timeout.ms: a broker the controller has not heard from for this long is
+    /// fenced and its partitions' leadership moves.
+    #[arg(long, default_value_t = limits::BROKER_SESSION_TIMEOUT_DEFAULT.as_millis() as u64)]
+    broker_session_timeout_ms: u64,
+    /// broker.heartbeat.interval.ms: how often a broker tells the controller it is alive.
+    #[arg(long, default_value_t = limits::BROKER_HEARTBEAT_INTERVAL_DEFAULT.as_millis() as u64)]
+    broker_heartbeat_interval_ms: u64,
+    /// controller.quorum.election.timeout.ms: how long voters go without a leader before one
+    /// campaigns (Raft randomises between this and twice this).
+    #[arg(long, default_value_t = limits::RAFT_TICK.as_millis() as u64 * limits::RAFT_ELECTION_TICKS_DEFAULT as u64)]
+    controller_election_timeout_ms: u64,
+    /// default.replication.factor: replicas of topics created without a count.
+    #[arg(long, default_value_t = 1)]
+    default_replication_factor: i16,
+    /// offsets.topic.replication.factor: replicas of __consumer_offsets and __transaction_state,
+    /// at most the brokers alive when they are created.
+    #[arg(long, default_value_t = limits::INTERNAL_REPLICATION_FACTOR_DEFAULT)]
+    offsets_topic_replication_factor: i16,
     /// segment.bytes default: roll segments at this size.
     #[arg(long, default_value_t = limits::SEGMENT_BYTES_DEFAULT)]
     segment_bytes: u32,
@@ -129,6 +158,9 @@ pub(super) struct BrokerArgs {
     transaction_abort_check_interval_ms: u64,
 }
 
+/// How often a shard looks whether shard 0 has let it serve, at startup.
+const SERVING_POLL: Duration = Duration::from_millis(10);
+
 /// How long the check for another listener on `--listen` waits for a connection.
 const LISTEN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -198,7 +230,14 @@ impl BrokerArgs {
         {
             bail!("group timeouts must be positive, min <= max session timeout, retention >= 1 minute");
         }
+        let cluster = self.cluster_config()?;
+        if self.default_replication_factor < 1 || self.offsets_topic_replication_factor < 1 {
+            bail!("--default-replication-factor and --offsets-topic-replication-factor must be at least 1");
+        }
         Ok(BrokerConfig {
+            default_replication_factor: self.default_replication_factor,
+            internal_replication_factor: self.offsets_topic_replication_factor,
+            cluster,
             node_id: self.node_id,
             listen,
             advertised_host,
@@ -235,6 +274,59 @@ impl BrokerArgs {
     }
 }
 
+impl BrokerArgs {
+    /// This node's part in the metadata quorum, from the cluster flags.
+    fn cluster_config(&self) -> anyhow::Result<NodeConfig> {
+        if self.node_id < 0 {
+            bail!("--node-id must not be negative");
+        }
+        let mut config = NodeConfig::single(self.node_id, &self.data_dir);
+        let tick = config.tick.as_millis().max(1) as u64;
+        if self.controller_election_timeout_ms < 2 * tick {
+            bail!("--controller-election-timeout-ms must be at least {} ms", 2 * tick);
+        }
+        config.election_ticks = usize::try_from(self.controller_election_timeout_ms / tick).unwrap_or(usize::MAX);
+        if self.broker_heartbeat_interval_ms == 0 || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            bail!("--broker-heartbeat-interval-ms must be positive and below --broker-session-timeout-ms");
+        }
+        config.heartbeat_interval = Duration::from_millis(self.broker_heartbeat_interval_ms);
+        config.session_timeout = Duration::from_millis(self.broker_session_timeout_ms);
+        config.listen = self.controller_listen.as_deref().map(resolve).transpose()?;
+        if let Some(voters) = &self.controller_voters {
+            config.voters = parse_voters(voters)?;
+            let mine = config.voters.iter().find(|(id, _)| *id == self.node_id).map(|(_, addr)| *addr);
+            match (mine, config.listen) {
+                (Some(addr), None) => config.listen = Some(addr),
+                (Some(addr), Some(listen)) if addr != listen => {
+                    bail!("--controller-listen {listen} differs from this node's address {addr} in --controller-voters")
+                }
+                _ => {}
+            }
+        } else if let Some(listen) = config.listen {
+            config.voters = vec![(self.node_id, listen)];
+        }
+        Ok(config)
+    }
+}
+
+/// `id@host:port,...`.
+fn parse_voters(text: &str) -> anyhow::Result<Vec<(i32, SocketAddr)>> {
+    let mut voters = Vec::new();
+    for voter in text.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let (id, addr) = voter.split_once('@').with_context(|| format!("voter '{voter}' is not id@host:port"))?;
+        let id: i32 = id.parse().with_context(|| format!("voter '{voter}': bad node id"))?;
+        if id < 0 || voters.iter().any(|(other, _)| *other == id) {
+            bail!("voter '{voter}': node ids must be distinct and not negative");
+        }
+        voters.push((id, resolve(addr)?));
+    }
+    if voters.is_empty() {
+        bail!("--controller-voters names no voter");
+    }
+    Ok(voters)
+}
+
 /// Holds an exclusive `flock` on `<data-dir>/.lock` for the broker's lifetime, so a second broker
 /// cannot open the same logs (glommio's listeners set SO_REUSEPORT, so a second broker on the
 /// same port would otherwise start silently).
@@ -267,11 +359,24 @@ impl DataDirLock {
 pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.into_config()?);
     let _lock = DataDirLock::acquire(&config.data_dir)?;
-    let (image, moved) = load_image(&config.data_dir, config.shards).context("loading metadata")?;
-    if moved {
-        store_image(&config.data_dir, &image).context("storing metadata")?;
+    // A data dir from before the cluster: its image becomes the quorum's first snapshot (read
+    // only while the quorum's log does not exist yet).
+    let mut initial = MetadataImage::default();
+    let legacy = match quorum_dir(&config.data_dir).exists() {
+        true => None,
+        false => load_legacy_image(&config.data_dir, config.node_id, config.shards).context("loading metadata")?,
+    };
+    if let Some(legacy) = legacy {
+        if config.cluster.voters.len() > 1 {
+            bail!(
+                "{} holds a single-node broker's metadata; a cluster of several voters starts from empty data dirs",
+                legacy_image_path(&config.data_dir).display()
+            );
+        }
+        info!(topics = legacy.topics.len(), "migrating the single-node metadata image into the metadata log");
+        initial = legacy;
     }
-    let image = Arc::new(image);
+    let image = Arc::new(initial);
     let pool = ShardPool::new(ShardsConfig {
         shards: config.shards,
         name: "sluice-shard",
@@ -307,10 +412,23 @@ async fn run_shard(
     mesh: BrokerMesh,
     ShardContext { shutdown, ready }: ShardContext,
 ) {
-    let broker = ShardBroker::new(config.clone(), image);
+    let broker = ShardBroker::new(config.clone(), Arc::new(MetadataImage::default()));
     if let Err(e) = broker.start(mesh).await {
         ready.fail(format!("shard failed to join the mesh: {e}"));
         return;
+    }
+    // Shard 0 runs the control plane; every shard serves once it has registered the broker and
+    // installed the current image everywhere.
+    if broker.metadata.shard_id() == CONTROLLER_SHARD {
+        if let Err(e) = broker.metadata.start_node((*image).clone()).await {
+            ready.fail(format!("cannot join the cluster: {e}"));
+            broker.close_all().await;
+            return;
+        }
+    } else {
+        while !broker.metadata.serving() {
+            glommio::timer::sleep(SERVING_POLL).await;
+        }
     }
     let listener = match glommio::net::TcpListener::bind(config.listen) {
         Ok(listener) => listener,

@@ -11,6 +11,10 @@ use super::common::{Cluster, emit, emit_json, key_value, on_executor, table};
 use crate::client::txn_admin::TxnAdmin;
 use crate::client::{Admin, AlterConfigOp, NewTopic, TopicMetadata};
 
+/// How often, and how many times, `topic create` asks for the new topic before reporting it.
+const CREATED_TOPIC_POLLS: usize = 50;
+const CREATED_TOPIC_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[derive(Debug, Args)]
 pub(super) struct TopicArgs {
     #[command(subcommand)]
@@ -122,7 +126,21 @@ pub(super) fn run(args: TopicArgs) -> anyhow::Result<()> {
                 }
                 let admin = admin(&cluster).await?;
                 admin.create_topic(topic).await?;
-                let count = admin.describe_topics(&[&name]).await?.first().map_or(0, |t| t.partitions.len());
+                // In a cluster, the broker asked next may learn of the topic a moment after the
+                // controller committed it (metadata propagates, as in Kafka).
+                let mut count = 0;
+                for _ in 0..CREATED_TOPIC_POLLS {
+                    count = admin
+                        .describe_topics(&[&name])
+                        .await
+                        .ok()
+                        .and_then(|t| t.first().map(|t| t.partitions.len()))
+                        .unwrap_or(0);
+                    if count > 0 {
+                        break;
+                    }
+                    glommio::timer::sleep(CREATED_TOPIC_POLL_INTERVAL).await;
+                }
                 done(json, json!({"topic": name, "created": true, "partitions": count}), || {
                     format!("created topic {name} with {count} partition(s)")
                 })

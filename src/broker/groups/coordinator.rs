@@ -559,7 +559,7 @@ impl Coordinator {
         let me = self.metadata.shard_id();
         for (index, meta) in topic.partitions.iter().enumerate() {
             let Ok(partition) = i32::try_from(index) else { continue };
-            if meta.shard != me || self.loaded.borrow().contains(&partition) {
+            if self.metadata.led_shard(meta) != Some(me) || self.loaded.borrow().contains(&partition) {
                 continue;
             }
             let Some(p) = self.offsets_partition(partition) else { continue };
@@ -688,7 +688,7 @@ impl Coordinator {
     pub async fn route(&self, group: &str, op: GroupOp) -> Result<GroupResponse, ErrorCode> {
         let partitions = self.ensure_offsets_topic().await?;
         let partition = crate::group::partition_for(group, partitions);
-        let shard = self.metadata.owner_of(OFFSETS_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let shard = self.metadata.route(OFFSETS_TOPIC, partition).map_err(coordinator_error)?;
         let request = GroupRequest::ForGroup { group: group.to_string(), partition, op: Box::new(op) };
         self.peers.get().call(shard, request).await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
     }
@@ -847,5 +847,14 @@ impl Replayed {
                 self.offsets.insert(key, (value, at));
             }
         }
+    }
+}
+
+/// A group request reached a broker that does not lead the group's `__consumer_offsets`
+/// partition: NOT_COORDINATOR sends the client to FindCoordinator again.
+pub fn coordinator_error(e: crate::broker::partition::PartitionError) -> ErrorCode {
+    match e {
+        crate::broker::partition::PartitionError::NotLeader => ErrorCode::NotCoordinator,
+        _ => ErrorCode::CoordinatorNotAvailable,
     }
 }

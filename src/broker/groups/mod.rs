@@ -9,5 +9,5 @@ mod messages;
 #[cfg(test)]
 mod tests;
 
-pub use coordinator::{Coordinator, GroupPeers, fresh_suffix};
+pub use coordinator::{Coordinator, GroupPeers, coordinator_error, fresh_suffix};
 pub use messages::{FetchedOffset, GroupOp, GroupRequest, GroupResponse, LeavingMember, MemberRef, TxnCommit};

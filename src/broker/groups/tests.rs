@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::{Coordinator, FetchedOffset, GroupOp, GroupResponse, MemberRef, TxnCommit};
 use crate::broker::config::BrokerConfig;
 use crate::broker::metadata::Metadata;
-use crate::broker::metadata::image::load_image;
 use crate::broker::partition::ShardPartitions;
 use crate::group::CommittedOffset;
 use crate::model::{ControlType, ProducerId};
@@ -34,9 +33,8 @@ async fn start(dir: &Path) -> Node {
     let mut config = BrokerConfig::for_data_dir(dir.to_path_buf(), "127.0.0.1:0".parse().expect("an address"));
     config.offsets_topic_partitions = 1;
     let config = Arc::new(config);
-    let (image, _) = load_image(dir, 1).expect("the metadata image");
     let partitions = Rc::new(ShardPartitions::new(config.clone()));
-    let metadata = Rc::new(Metadata::new(config.clone(), Arc::new(image), partitions.clone()));
+    let metadata = Rc::new(Metadata::new(config.clone(), Arc::default(), partitions.clone()));
     let groups = Rc::new(Coordinator::new(config, metadata.clone(), partitions.clone()));
     let weak = Rc::downgrade(&metadata);
     metadata.set_peers(Peers::new(
@@ -74,7 +72,7 @@ async fn start(dir: &Path) -> Node {
             }
         })
     }));
-    metadata.open_current().await;
+    metadata.start_node(Default::default()).await.expect("a one-node control plane");
     Node { partitions, groups }
 }
 

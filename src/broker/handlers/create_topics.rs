@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError};
+use crate::broker::topic_config::TopicConfig;
 use crate::protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseConfig, CreateTopicsResponseTopic,
 };
@@ -46,9 +47,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
                 num_partitions: created.partitions,
                 replication_factor: created.replication_factor,
                 configs: Some(
-                    created
-                        .config
-                        .describe()
+                    TopicConfig::resolve(&broker.config.log_defaults, &created.configs)
+                        .map(|config| config.describe())
+                        .unwrap_or_default()
                         .into_iter()
                         .map(|(name, value, source)| CreateTopicsResponseConfig {
                             name: name.to_string(),

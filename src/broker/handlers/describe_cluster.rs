@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker is the whole cluster (and its controller).
+//! DescribeCluster: the live brokers and the controller (the metadata quorum's leader).
 
 use std::rc::Rc;
 
@@ -9,17 +9,15 @@ use crate::protocol::{Reply, respond};
 
 /// DescribeCluster.
 pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeClusterRequest) -> Reply {
-    let config = &broker.config;
+    let image = broker.metadata.image();
     let response = DescribeClusterResponse {
-        cluster_id: broker.metadata.image().cluster_id.clone(),
-        controller_id: config.node_id,
+        cluster_id: image.cluster_id.clone(),
+        controller_id: super::metadata::controller_id(broker, &image),
         endpoint_type: 1,
-        brokers: vec![DescribeClusterResponseBroker {
-            broker_id: config.node_id,
-            host: config.advertised_host.clone(),
-            port: i32::from(config.advertised_port),
-            rack: None,
-        }],
+        brokers: super::metadata::live_brokers(broker, &image)
+            .into_iter()
+            .map(|(broker_id, host, port)| DescribeClusterResponseBroker { broker_id, host, port, rack: None })
+            .collect(),
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
             super::metadata::CLUSTER_AUTHORIZED_OPERATIONS
         } else {

@@ -127,7 +127,7 @@ mod tests {
             let meta = TopicMeta {
                 name: name.to_string(),
                 id: TopicId([u8::try_from(i).unwrap(); 16]),
-                partitions: vec![PartitionMeta { shard: 0, leader_epoch: 0 }; *partitions],
+                partitions: vec![PartitionMeta::single(0, 0, 0); *partitions],
                 configs: BTreeMap::new(),
             };
             image.topics.insert(name.to_string(), Arc::new(meta));

@@ -54,15 +54,15 @@ async fn read(
             offset: Offset(p.fetch_offset),
             max_bytes: u64::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
         };
-        match broker.metadata.owner_of(&tp.topic, tp.partition) {
-            Some(shard) => by_shard.entry(shard).or_default().push(work),
-            None => {
-                out.insert(tp.clone(), Err(PartitionError::UnknownTopicOrPartition));
+        match broker.metadata.route(&tp.topic, tp.partition) {
+            Ok(shard) => by_shard.entry(shard).or_default().push(work),
+            Err(e) => {
+                out.insert(tp.clone(), Err(e));
             }
         }
     }
     if !out.is_empty() {
-        // A partition already failed (nobody owns it): the answer goes out now, as an error
+        // A partition already failed (not led here): the answer goes out now, as an error
         // does, so no shard waits.
         wait = None;
     }

@@ -1,6 +1,6 @@
-//! FindCoordinator: this broker coordinates every group and transactional id (single broker);
-//! answering also creates `__consumer_offsets` or `__transaction_state` on first use, as Kafka
-//! does.
+//! FindCoordinator: the coordinator of a group or transactional id is the leader of its
+//! `__consumer_offsets` or `__transaction_state` partition; answering also creates that topic on
+//! first use, as Kafka does.
 
 use std::rc::Rc;
 
@@ -19,27 +19,23 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     let keys = if header.api_version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
     let mut answers = Vec::with_capacity(keys.len());
     for key in keys {
-        let error = if key.is_empty() {
-            ErrorCode::InvalidRequest
+        let found = if key.is_empty() {
+            Err(ErrorCode::InvalidRequest)
         } else {
-            let ready = match request.key_type {
-                KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await,
-                KEY_TYPE_TRANSACTION => broker.transactions.ensure_topic().await,
-                _ => Err(ErrorCode::InvalidRequest),
-            };
-            match ready {
-                Ok(_) => ErrorCode::None,
-                Err(e) => e,
-            }
+            coordinator(broker, request.key_type, &key).await
         };
-        let ok = error == ErrorCode::None;
-        answers.push(FindCoordinatorResponseCoordinator {
-            key,
-            node_id: if ok { broker.config.node_id } else { -1 },
-            host: if ok { broker.config.advertised_host.clone() } else { String::new() },
-            port: if ok { i32::from(broker.config.advertised_port) } else { -1 },
-            error_code: error.code(),
-            error_message: (!ok).then(|| format!("{error:?}")),
+        answers.push(match found {
+            Ok((node_id, host, port)) => {
+                FindCoordinatorResponseCoordinator { key, node_id, host, port, error_code: 0, error_message: None }
+            }
+            Err(error) => FindCoordinatorResponseCoordinator {
+                key,
+                node_id: -1,
+                host: String::new(),
+                port: -1,
+                error_code: error.code(),
+                error_message: Some(format!("{error:?}")),
+            },
         });
     }
     let response = if header.api_version >= 4 {
@@ -56,4 +52,27 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         }
     };
     respond(header, &response)
+}
+
+/// The broker (id, host, port) leading the internal partition that holds `key`.
+async fn coordinator(broker: &Rc<ShardBroker>, key_type: i8, key: &str) -> Result<(i32, String, i32), ErrorCode> {
+    let (topic, partition) = match key_type {
+        KEY_TYPE_GROUP => {
+            let partitions = broker.groups.ensure_offsets_topic().await?;
+            (crate::group::OFFSETS_TOPIC, crate::group::partition_for(key, partitions))
+        }
+        KEY_TYPE_TRANSACTION => {
+            let partitions = broker.transactions.ensure_topic().await?;
+            (crate::txn::TRANSACTION_TOPIC, crate::txn::partition_for(key, partitions))
+        }
+        _ => return Err(ErrorCode::InvalidRequest),
+    };
+    let image = broker.metadata.image();
+    let leader = usize::try_from(partition)
+        .ok()
+        .and_then(|index| image.topics.get(topic)?.partitions.get(index))
+        .map(|p| p.leader)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    let live = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    Ok((live.id, live.host.clone(), i32::from(live.port)))
 }

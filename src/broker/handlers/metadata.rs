@@ -1,13 +1,13 @@
-//! Metadata: brokers, the controller, and topics with their partitions (every partition's
-//! leader is this broker). Creates unknown topics when `--auto-create-topics` is on and the
-//! client allows it.
+//! Metadata: the live brokers, the controller, and topics with their partitions (leader, leader
+//! epoch, replicas, ISR, offline replicas), from this broker's image. Creates unknown topics when
+//! `--auto-create-topics` is on and the client allows it.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, NewTopic};
-use crate::broker::metadata::image::{MetadataImage, TopicMeta};
+use crate::broker::metadata::image::{MetadataImage, NO_LEADER, TopicMeta};
 use crate::broker::metadata::is_internal_topic;
 use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::messages::{
@@ -26,6 +26,24 @@ pub(crate) const TOPIC_AUTHORIZED_OPERATIONS: i32 =
 /// cluster.
 pub(crate) const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+/// The live brokers (id, host, port) as clients see them: this one alone while its image has no
+/// registration yet.
+pub(crate) fn live_brokers(broker: &ShardBroker, image: &MetadataImage) -> Vec<(i32, String, i32)> {
+    let live: Vec<(i32, String, i32)> =
+        image.live_brokers().map(|b| (b.id, b.host.clone(), i32::from(b.port))).collect();
+    if live.is_empty() {
+        let config = &broker.config;
+        return vec![(config.node_id, config.advertised_host.clone(), i32::from(config.advertised_port))];
+    }
+    live
+}
+
+/// The controller clients are told of: the metadata quorum's leader when it is a live broker,
+/// else this broker (any broker forwards what it receives to the quorum, as in KRaft).
+pub(crate) fn controller_id(broker: &ShardBroker, image: &MetadataImage) -> i32 {
+    broker.metadata.controller().filter(|id| image.is_live(*id)).unwrap_or(broker.config.node_id)
+}
 
 /// Creates `names` with the broker's defaults (auto-creation), returning which failed.
 pub(crate) async fn auto_create(broker: &Rc<ShardBroker>, names: Vec<String>) {
@@ -52,8 +70,7 @@ pub(crate) async fn auto_create(broker: &Rc<ShardBroker>, names: Vec<String>) {
     }
 }
 
-fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
-    let node = broker.config.node_id;
+fn describe(image: &MetadataImage, topic: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic {
         error_code: 0,
         name: Some(topic.name.clone()),
@@ -64,13 +81,14 @@ fn describe(broker: &ShardBroker, topic: &TopicMeta) -> MetadataResponseTopic {
             .iter()
             .enumerate()
             .map(|(index, p)| MetadataResponsePartition {
-                error_code: 0,
+                // Kafka: a partition without a leader is listed with LEADER_NOT_AVAILABLE.
+                error_code: if p.leader == NO_LEADER { ErrorCode::LeaderNotAvailable.code() } else { 0 },
                 partition_index: i32::try_from(index).unwrap_or(i32::MAX),
-                leader_id: node,
+                leader_id: p.leader,
                 leader_epoch: p.leader_epoch,
-                replica_nodes: vec![node],
-                isr_nodes: vec![node],
-                offline_replicas: Vec::new(),
+                replica_nodes: p.replicas.clone(),
+                isr_nodes: p.isr.clone(),
+                offline_replicas: image.offline_replicas(p),
             })
             .collect(),
         ..Default::default()
@@ -103,7 +121,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
     match requested {
         None => {
             let image = broker.metadata.image();
-            topics.extend(image.topics.values().map(|t| describe(broker, t)));
+            topics.extend(image.topics.values().map(|t| describe(&image, t)));
         }
         Some(wanted) => {
             if broker.config.auto_create_topics && allow_create {
@@ -119,7 +137,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
             let image = broker.metadata.image();
             for topic in wanted {
                 topics.push(match lookup(&image, &topic) {
-                    Ok(meta) => describe(broker, meta),
+                    Ok(meta) => describe(&image, meta),
                     Err(error) => MetadataResponseTopic {
                         error_code: error.code(),
                         // Asked by id: Kafka answers an unknown id without a name.
@@ -138,16 +156,14 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: M
             }
         }
     }
-    let config = &broker.config;
+    let image = broker.metadata.image();
     let response = MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
-            node_id: config.node_id,
-            host: config.advertised_host.clone(),
-            port: i32::from(config.advertised_port),
-            rack: None,
-        }],
-        cluster_id: Some(broker.metadata.image().cluster_id.clone()),
-        controller_id: config.node_id,
+        brokers: live_brokers(broker, &image)
+            .into_iter()
+            .map(|(node_id, host, port)| MetadataResponseBroker { node_id, host, port, rack: None })
+            .collect(),
+        cluster_id: Some(image.cluster_id.clone()),
+        controller_id: controller_id(broker, &image),
         topics,
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
             CLUSTER_AUTHORIZED_OPERATIONS

@@ -125,8 +125,9 @@ pub fn serves(api: ApiKey, version: i16) -> bool {
 }
 
 /// Sends each shard its part of a partition-wise request (one message per shard, concurrently)
-/// and gathers the per-partition results, keyed by partition. Partitions nobody owns get
-/// `UnknownTopicOrPartition` without a message.
+/// and gathers the per-partition results, keyed by partition. Partitions this broker does not
+/// lead get their routing error (unknown, NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE) without a
+/// message.
 pub(crate) async fn scatter<W, T>(
     broker: &Rc<ShardBroker>,
     work: Vec<(TopicPartition, W)>,
@@ -136,10 +137,10 @@ pub(crate) async fn scatter<W, T>(
     let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, W)>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (tp, item) in work {
-        match broker.metadata.owner_of(&tp.topic, tp.partition) {
-            Some(shard) => by_shard.entry(shard).or_default().push((tp, item)),
-            None => {
-                out.insert(tp, Err(PartitionError::UnknownTopicOrPartition));
+        match broker.metadata.route(&tp.topic, tp.partition) {
+            Ok(shard) => by_shard.entry(shard).or_default().push((tp, item)),
+            Err(e) => {
+                out.insert(tp, Err(e));
             }
         }
     }

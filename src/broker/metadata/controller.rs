@@ -1,7 +1,9 @@
 //! Topic administration as decisions over the metadata image: create and delete topics, add
-//! partitions, change topic configs. [`decide`] is pure; `Metadata::control` runs it on shard 0
-//! alone (so changes are serialised), persists the new image and installs it on every shard in
-//! two phases (open the new partitions everywhere, then swap the image and close what was
+//! partitions, change topic configs, allocate producer ids, elect preferred leaders. [`decide`]
+//! is pure. Whichever broker receives a request sends it to the metadata quorum's leader (the
+//! controller), which decides it on its committed image, one request at a time, and commits the
+//! records that make the new image (`cluster::node`); every broker then installs that image on
+//! its shards in two phases (open the new partitions, then swap the image and close what was
 //! removed), so no shard advertises a partition whose log is not open.
 
 use std::collections::BTreeMap;
@@ -9,7 +11,9 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::image::{MetadataImage, PartitionMeta, TopicMeta};
+use serde::{Deserialize, Serialize};
+
+use super::image::{MetadataImage, NO_LEADER, PartitionMeta, TopicMeta};
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::{TopicConfig, topic_config_names};
 use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_SIZE};
@@ -17,7 +21,7 @@ use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::ErrorCode;
 
 /// Why a topic operation failed; each maps to Kafka's error code for it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum TopicError {
     /// The name breaks Kafka's rules.
     #[error("invalid topic name: {0}")]
@@ -43,13 +47,25 @@ pub enum TopicError {
     /// The metadata could not be persisted or installed.
     #[error("{0}")]
     Storage(String),
+    /// A request that contradicts itself.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// ElectLeaders: the preferred replica leads already.
+    #[error("the preferred replica leads already")]
+    ElectionNotNeeded,
+    /// ElectLeaders: the preferred replica is not live and in sync.
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
     /// Topics whose names start with `__` are the broker's own.
     #[error("topic '{0}' is internal")]
     Internal(String),
+    /// The metadata quorum has no controller, or the change did not commit in time.
+    #[error("{0}")]
+    NoController(String),
 }
 
 /// A topic to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewTopic {
     /// Its name.
     pub name: String,
@@ -57,14 +73,14 @@ pub struct NewTopic {
     pub partitions: i32,
     /// Replication factor, or -1 for the broker default (1 on a single broker).
     pub replication_factor: i16,
-    /// Whether replicas were assigned by hand (only this broker is accepted).
+    /// Replicas assigned by hand: (partition, brokers), the preferred leader first.
     pub assignments: Vec<(i32, Vec<i32>)>,
     /// Config overrides by Kafka name.
     pub configs: BTreeMap<String, String>,
 }
 
 /// A created topic's facts, for the CreateTopics response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedTopic {
     /// Its id.
     pub id: TopicId,
@@ -72,12 +88,12 @@ pub struct CreatedTopic {
     pub partitions: i32,
     /// Replication factor.
     pub replication_factor: i16,
-    /// Effective configs with sources.
-    pub config: TopicConfig,
+    /// Its config overrides (the receiving broker resolves them over its defaults).
+    pub configs: BTreeMap<String, String>,
 }
 
-/// Requests for the controller (shard 0).
-#[derive(Debug)]
+/// Requests for the controller (forwarded to the metadata quorum's leader).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
     /// CreateTopics.
     CreateTopics {
@@ -104,10 +120,12 @@ pub enum ControllerRequest {
     },
     /// A block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids for one shard.
     AllocateProducerIds,
+    /// ElectLeaders (preferred): the partitions asked, or all.
+    ElectPreferred(Option<Vec<(String, i32)>>),
 }
 
 /// One change of IncrementalAlterConfigs to a topic's config overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigChange {
     /// Set the override.
     Set(String, String),
@@ -132,7 +150,7 @@ impl ConfigChange {
 }
 
 /// Answers from the controller.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum ControllerResponse {
     /// Per topic.
     CreateTopics(Vec<(String, Result<CreatedTopic, TopicError>)>),
@@ -144,31 +162,36 @@ pub enum ControllerResponse {
     AlterTopicConfigs(Vec<(String, Result<(), TopicError>)>),
     /// The ids `start..end`, the block's own.
     ProducerIds(Result<std::ops::Range<i64>, TopicError>),
+    /// Per partition asked: whether it is now led by its preferred replica.
+    ElectPreferred(Vec<Elected>),
+}
+
+impl ControllerRequest {
+    /// The answer that fails everything this request asked with `error`.
+    pub fn fail_all(&self, error: &TopicError) -> ControllerResponse {
+        fn each<T>(names: Vec<String>, error: &TopicError) -> Vec<(String, Result<T, TopicError>)> {
+            names.into_iter().map(|n| (n, Err(error.clone()))).collect()
+        }
+        match self {
+            ControllerRequest::CreateTopics { topics, .. } => {
+                ControllerResponse::CreateTopics(each(topics.iter().map(|t| t.name.clone()).collect(), error))
+            }
+            ControllerRequest::DeleteTopics(names) => ControllerResponse::DeleteTopics(each(names.clone(), error)),
+            ControllerRequest::CreatePartitions { topics, .. } => {
+                ControllerResponse::CreatePartitions(each(topics.iter().map(|t| t.0.clone()).collect(), error))
+            }
+            ControllerRequest::AlterTopicConfigs { topics, .. } => {
+                ControllerResponse::AlterTopicConfigs(each(topics.iter().map(|t| t.0.clone()).collect(), error))
+            }
+            ControllerRequest::AllocateProducerIds => ControllerResponse::ProducerIds(Err(error.clone())),
+            ControllerRequest::ElectPreferred(asked) => ControllerResponse::ElectPreferred(
+                asked.iter().flatten().map(|tp| (tp.clone(), Err(error.clone()))).collect(),
+            ),
+        }
+    }
 }
 
 impl ControllerResponse {
-    /// Fails every topic that succeeded with `error` (the new image could not be installed).
-    pub(crate) fn fail_successes(&mut self, error: &TopicError) {
-        fn fail<T>(results: &mut [(String, Result<T, TopicError>)], error: &TopicError) {
-            for (_, result) in results.iter_mut() {
-                if result.is_ok() {
-                    *result = Err(error.clone());
-                }
-            }
-        }
-        match self {
-            ControllerResponse::CreateTopics(r) => fail(r, error),
-            ControllerResponse::DeleteTopics(r) => fail(r, error),
-            ControllerResponse::CreatePartitions(r) => fail(r, error),
-            ControllerResponse::AlterTopicConfigs(r) => fail(r, error),
-            ControllerResponse::ProducerIds(r) => {
-                if r.is_ok() {
-                    *r = Err(error.clone());
-                }
-            }
-        }
-    }
-
     /// Logs what changed, once the new image is installed.
     pub(crate) fn log_changes(&self) {
         match self {
@@ -192,6 +215,10 @@ impl ControllerResponse {
                     info!(topic = %name, "topic configs altered");
                 }
             }
+            ControllerResponse::ElectPreferred(results) => {
+                let moved = results.iter().filter(|(_, r)| r.is_ok()).count();
+                info!(partitions = moved, "preferred leaders elected");
+            }
         }
     }
 
@@ -203,6 +230,7 @@ impl ControllerResponse {
             ControllerResponse::CreatePartitions(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::AlterTopicConfigs(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::ProducerIds(r) => r.is_ok(),
+            ControllerResponse::ElectPreferred(r) => r.iter().any(|(_, r)| r.is_ok()),
         }
     }
 }
@@ -227,10 +255,9 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
         ControllerRequest::DeleteTopics(names) => {
             (false, ControllerResponse::DeleteTopics(delete_topics(&mut image, names)))
         }
-        ControllerRequest::CreatePartitions { topics, validate_only } => (
-            validate_only,
-            ControllerResponse::CreatePartitions(create_partitions(&mut image, config, topics, validate_only)),
-        ),
+        ControllerRequest::CreatePartitions { topics, validate_only } => {
+            (validate_only, ControllerResponse::CreatePartitions(create_partitions(&mut image, topics, validate_only)))
+        }
         ControllerRequest::AlterTopicConfigs { topics, validate_only } => (
             validate_only,
             ControllerResponse::AlterTopicConfigs(alter_topic_configs(&mut image, config, topics, validate_only)),
@@ -246,6 +273,11 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
             };
             (false, ControllerResponse::ProducerIds(ids))
         }
+        ControllerRequest::ElectPreferred(asked) => {
+            let (next, results) = elect_preferred(&image, asked);
+            image = next;
+            (false, ControllerResponse::ElectPreferred(results))
+        }
     };
     let changed = !validate_only && response.any_succeeded();
     Decision { image: changed.then_some(image), response }
@@ -259,59 +291,138 @@ fn create_topics(
 ) -> Vec<(String, Result<CreatedTopic, TopicError>)> {
     let mut results = Vec::new();
     for topic in topics {
-        let result = check_new_topic(image, config, &topic).and_then(|(partitions, topic_config)| {
-            let placement = image.place_partitions(config.shards, partitions as usize);
+        let result = check_new_topic(image, config, &topic).and_then(|(placement, replication_factor)| {
             let id = TopicId::random().map_err(|e| TopicError::Storage(e.to_string()))?;
+            let partitions = i32::try_from(placement.len()).unwrap_or(i32::MAX);
             if !validate_only {
                 let meta =
                     TopicMeta { name: topic.name.clone(), id, partitions: placement, configs: topic.configs.clone() };
                 image.topics.insert(topic.name.clone(), Arc::new(meta));
             }
-            Ok(CreatedTopic { id, partitions, replication_factor: 1, config: topic_config })
+            Ok(CreatedTopic { id, partitions, replication_factor, configs: topic.configs.clone() })
         });
         results.push((topic.name, result));
     }
     results
 }
 
+/// Checks a new topic and places its partitions: by hand (`assignments`, each broker
+/// registered, no broker twice, one replication factor for all) or over the live brokers.
 fn check_new_topic(
     image: &MetadataImage,
     config: &BrokerConfig,
     topic: &NewTopic,
-) -> Result<(i32, TopicConfig), TopicError> {
+) -> Result<(Vec<PartitionMeta>, i16), TopicError> {
     validate_topic_name(&topic.name).map_err(|e| TopicError::InvalidName(e.to_string()))?;
     if image.topics.contains_key(&topic.name) {
         return Err(TopicError::AlreadyExists(topic.name.clone()));
     }
-    let partitions = if !topic.assignments.is_empty() {
-        for (_, replicas) in &topic.assignments {
-            if replicas.iter().any(|&r| r != config.node_id) || replicas.len() != 1 {
-                return Err(TopicError::InvalidReplicaAssignment(format!(
-                    "replicas must be exactly this broker ({})",
-                    config.node_id
-                )));
-            }
+    TopicConfig::resolve(&config.log_defaults, &topic.configs).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    if !topic.assignments.is_empty() {
+        if topic.partitions != -1 || topic.replication_factor != -1 {
+            return Err(TopicError::InvalidRequest(
+                "both assignments and the number of partitions or replication factor were given".into(),
+            ));
         }
-        i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
-    } else if topic.partitions == -1 {
-        config.default_partitions
-    } else {
-        topic.partitions
-    };
+        return assigned(image, &topic.assignments);
+    }
+    let partitions = if topic.partitions == -1 { config.default_partitions } else { topic.partitions };
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return Err(TopicError::InvalidPartitions(format!(
             "number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}"
         )));
     }
-    if topic.replication_factor != -1 && topic.replication_factor != 1 {
-        return Err(TopicError::InvalidReplicationFactor(format!(
-            "replication factor {} is larger than the 1 available broker",
-            topic.replication_factor
-        )));
+    let factor =
+        if topic.replication_factor == -1 { config.default_replication_factor } else { topic.replication_factor };
+    let live = image.live_brokers().count();
+    let placed = usize::try_from(factor)
+        .ok()
+        .filter(|f| *f >= 1)
+        .and_then(|f| image.place_partitions(partitions as usize, f))
+        .ok_or_else(|| {
+            TopicError::InvalidReplicationFactor(format!(
+                "Replication factor: {factor} larger than available brokers: {live}."
+            ))
+        })?;
+    Ok((placed, factor))
+}
+
+/// Partitions placed by hand, each replica on its broker's least loaded shard.
+fn assigned(image: &MetadataImage, assignments: &[(i32, Vec<i32>)]) -> Result<(Vec<PartitionMeta>, i16), TopicError> {
+    let mut sorted: Vec<&(i32, Vec<i32>)> = assignments.iter().collect();
+    sorted.sort_by_key(|(p, _)| *p);
+    let factor = sorted.first().map_or(0, |(_, r)| r.len());
+    let mut out = Vec::with_capacity(sorted.len());
+    for (expected, (index, replicas)) in sorted.into_iter().enumerate() {
+        if usize::try_from(*index).ok() != Some(expected) {
+            return Err(TopicError::InvalidReplicaAssignment(
+                "partitions must be numbered consecutively from 0".into(),
+            ));
+        }
+        if replicas.is_empty() || replicas.len() != factor {
+            return Err(TopicError::InvalidReplicaAssignment(
+                "every partition needs the same, non-zero number of replicas".into(),
+            ));
+        }
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return Err(TopicError::InvalidReplicaAssignment(format!("partition {index} names a broker twice")));
+        }
+        if let Some(unknown) = replicas.iter().find(|r| !image.brokers.contains_key(r)) {
+            return Err(TopicError::InvalidReplicaAssignment(format!("broker {unknown} is not registered")));
+        }
+        let mut placed = image.place_on(replicas);
+        // The first live replica leads; with none live the partition starts offline.
+        placed.leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(NO_LEADER);
+        placed.isr = vec![if placed.leader == NO_LEADER { replicas[0] } else { placed.leader }];
+        out.push(placed);
     }
-    let topic_config = TopicConfig::resolve(&config.log_defaults, &topic.configs)
-        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-    Ok((partitions, topic_config))
+    if out.len() > PARTITIONS_PER_TOPIC_MAX as usize {
+        return Err(TopicError::InvalidPartitions(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions")));
+    }
+    Ok((out, i16::try_from(factor).unwrap_or(i16::MAX)))
+}
+
+/// One partition's outcome of ElectLeaders.
+pub type Elected = ((String, i32), Result<(), TopicError>);
+
+/// Moves leadership of the asked partitions (all if none) to their preferred replica where it
+/// is live and in sync.
+fn elect_preferred(image: &MetadataImage, asked: Option<Vec<(String, i32)>>) -> (MetadataImage, Vec<Elected>) {
+    let next = crate::cluster::brokers::elect_preferred(image, asked.as_deref());
+    let mut results = Vec::new();
+    let all: Vec<(String, i32)> = match asked {
+        Some(asked) => asked,
+        None => image
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len()).map(|i| (t.name.clone(), i32::try_from(i).unwrap_or(i32::MAX))))
+            .collect(),
+    };
+    for (topic, index) in all {
+        let at = |img: &MetadataImage| {
+            usize::try_from(index).ok().and_then(|i| img.topics.get(&topic)?.partitions.get(i).cloned())
+        };
+        let result = match (at(image), at(&next)) {
+            (None, _) | (_, None) => Err(TopicError::Unknown),
+            (Some(before), Some(after)) => {
+                let preferred = after.replicas.first().copied().unwrap_or(NO_LEADER);
+                if after.leader == preferred && before.leader != preferred {
+                    Ok(())
+                } else if after.leader == preferred {
+                    Err(TopicError::ElectionNotNeeded)
+                } else {
+                    Err(TopicError::PreferredLeaderNotAvailable(format!(
+                        "preferred replica {preferred} of {topic}-{index} is not live and in sync"
+                    )))
+                }
+            }
+        };
+        results.push(((topic, index), result));
+    }
+    (next, results)
 }
 
 fn delete_topics(image: &mut MetadataImage, names: Vec<String>) -> Vec<(String, Result<TopicId, TopicError>)> {
@@ -328,7 +439,6 @@ fn delete_topics(image: &mut MetadataImage, names: Vec<String>) -> Vec<(String, 
 
 fn create_partitions(
     image: &mut MetadataImage,
-    config: &BrokerConfig,
     topics: Vec<(String, i32)>,
     validate_only: bool,
 ) -> Vec<(String, Result<(), TopicError>)> {
@@ -346,12 +456,20 @@ fn create_partitions(
                     Err(TopicError::InvalidPartitions(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions")))
                 } else {
                     let mut grown = (**topic).clone();
-                    let added = image.place_partitions(config.shards, (count - current) as usize);
-                    grown.partitions.extend::<Vec<PartitionMeta>>(added);
-                    if !validate_only {
-                        image.topics.insert(name.clone(), Arc::new(grown));
+                    let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+                    match image.place_partitions((count - current) as usize, factor) {
+                        Some(added) => {
+                            grown.partitions.extend(added);
+                            if !validate_only {
+                                image.topics.insert(name.clone(), Arc::new(grown));
+                            }
+                            Ok(())
+                        }
+                        None => Err(TopicError::InvalidReplicationFactor(format!(
+                            "Replication factor: {factor} larger than available brokers: {}.",
+                            image.live_brokers().count()
+                        ))),
                     }
-                    Ok(())
                 }
             }
         };
@@ -448,6 +566,10 @@ impl From<&TopicError> for ErrorCode {
             TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             TopicError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
             TopicError::Storage(_) => ErrorCode::KafkaStorageError,
+            TopicError::NoController(_) => ErrorCode::RequestTimedOut,
+            TopicError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            TopicError::ElectionNotNeeded => ErrorCode::ElectionNotNeeded,
+            TopicError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
         }
     }
 }

@@ -1,134 +1,75 @@
-//! The metadata image: which topics exist, their ids, partitions, owning shards and config
-//! overrides. Immutable once built; a change makes a new image on shard 0 (the controller),
-//! which persists it and hands it to every shard. Persisted as JSON in
-//! `<data-dir>/__metadata/image.json` (atomically replaced); the cluster issue replaces this file
-//! with the replicated metadata log.
+//! The metadata image (defined in `crate::cluster::image`, built by the metadata log) and the
+//! migration of the JSON image a single-node broker kept before the cluster existed: a data dir
+//! written by that release opens unchanged, its image becoming the quorum's first snapshot.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use crate::cluster::image::*;
 use crate::model::TopicId;
 use crate::shard::ShardId;
-use crate::storage::io::write_atomically;
 
-/// One partition's placement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionMeta {
-    /// The shard that owns the partition's log on this broker.
-    pub shard: ShardId,
-    /// The partition's leader epoch.
-    pub leader_epoch: i32,
-}
-
-/// One topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicMeta {
-    /// The name.
-    pub name: String,
-    /// The id.
-    pub id: TopicId,
-    /// Partition `i` is `partitions[i]`.
-    pub partitions: Vec<PartitionMeta>,
-    /// Topic config overrides, by Kafka name.
-    pub configs: BTreeMap<String, String>,
-}
-
-/// The whole image.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetadataImage {
-    /// The cluster's id, made when the data dir was first used.
-    pub cluster_id: String,
-    /// Bumped by every change.
-    pub version: u64,
-    /// Topics by name.
-    pub topics: BTreeMap<String, Arc<TopicMeta>>,
-    /// The first producer id not yet handed out in a block: ids below it were given to shards
-    /// (persisted with the image before any is used, so none repeats after a restart).
-    #[serde(default)]
-    pub next_producer_id: i64,
-}
-
-impl MetadataImage {
-    /// The topic with this id.
-    pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicMeta>> {
-        self.topics.values().find(|t| t.id == id)
-    }
-
-    /// How many partitions each shard owns.
-    pub fn shard_loads(&self, shards: usize) -> Vec<usize> {
-        let mut loads = vec![0; shards];
-        for topic in self.topics.values() {
-            for partition in &topic.partitions {
-                if let Some(load) = loads.get_mut(partition.shard) {
-                    *load += 1;
-                }
-            }
-        }
-        loads
-    }
-
-    /// Places `count` new partitions, each on the least loaded shard at that moment.
-    pub fn place_partitions(&self, shards: usize, count: usize) -> Vec<PartitionMeta> {
-        let mut loads = self.shard_loads(shards.max(1));
-        (0..count)
-            .map(|_| {
-                let (shard, _) = loads.iter().enumerate().min_by_key(|(_, l)| **l).unwrap_or((0, &0));
-                loads[shard] += 1;
-                PartitionMeta { shard, leader_epoch: 0 }
-            })
-            .collect()
-    }
-}
-
-/// Where the image lives under the data dir.
-pub fn image_path(data_dir: &Path) -> PathBuf {
+/// Where the pre-cluster image lived under the data dir.
+pub fn legacy_image_path(data_dir: &Path) -> PathBuf {
     data_dir.join("__metadata").join("image.json")
 }
 
-/// Loads the image, or makes a new one (with a new cluster id) for an empty data dir. Partitions
-/// placed on shards that no longer exist (the broker was restarted with fewer cores) move to the
-/// least loaded shards; the caller persists the result.
-pub fn load_image(data_dir: &Path, shards: usize) -> std::io::Result<(MetadataImage, bool)> {
-    let path = image_path(data_dir);
-    let mut image = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<MetadataImage>(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = TopicId::random()?;
-            MetadataImage { cluster_id: id.hex(), version: 0, topics: BTreeMap::new(), next_producer_id: 0 }
-        }
-        Err(e) => return Err(e),
-    };
-    let mut moved = false;
-    let names: Vec<String> = image.topics.keys().cloned().collect();
-    for name in names {
-        let Some(topic) = image.topics.get(&name) else { continue };
-        if topic.partitions.iter().all(|p| p.shard < shards) {
-            continue;
-        }
-        let mut topic = (**topic).clone();
-        for partition in &mut topic.partitions {
-            if partition.shard >= shards {
-                partition.shard = image.place_partitions(shards, 1).first().map_or(0, |p| p.shard);
-                moved = true;
-            }
-        }
-        image.topics.insert(name, Arc::new(topic));
-    }
-    Ok((image, moved))
+#[derive(Deserialize)]
+struct LegacyPartition {
+    shard: ShardId,
+    leader_epoch: i32,
 }
 
-/// Persists the image atomically.
-pub fn store_image(data_dir: &Path, image: &MetadataImage) -> std::io::Result<()> {
-    let path = image_path(data_dir);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let bytes = serde_json::to_vec_pretty(image).map_err(std::io::Error::other)?;
-    write_atomically(&path, &bytes)
+#[derive(Deserialize)]
+struct LegacyTopic {
+    name: String,
+    id: TopicId,
+    partitions: Vec<LegacyPartition>,
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct LegacyImage {
+    cluster_id: String,
+    topics: BTreeMap<String, LegacyTopic>,
+    #[serde(default)]
+    next_producer_id: i64,
+}
+
+/// The pre-cluster image of `data_dir`, if it has one, as this node's image: every partition's
+/// one replica on `node`, on the shard it had (modulo `shards`, should the broker now run fewer).
+pub fn load_legacy_image(data_dir: &Path, node: NodeId, shards: usize) -> std::io::Result<Option<MetadataImage>> {
+    let path = legacy_image_path(data_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let legacy: LegacyImage = serde_json::from_slice(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+    let topics = legacy
+        .topics
+        .into_iter()
+        .map(|(name, topic)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| PartitionMeta::single(node, p.shard % shards.max(1), p.leader_epoch))
+                .collect();
+            let meta = TopicMeta { name: topic.name, id: topic.id, partitions, configs: topic.configs };
+            (name, Arc::new(meta))
+        })
+        .collect();
+    Ok(Some(MetadataImage {
+        cluster_id: legacy.cluster_id,
+        version: 0,
+        brokers: BTreeMap::new(),
+        topics,
+        next_producer_id: legacy.next_producer_id,
+    }))
 }
 
 #[cfg(test)]
@@ -136,26 +77,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn images_round_trip_and_partitions_spread() {
+    fn a_pre_cluster_image_becomes_this_nodes_image() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut image, _) = load_image(dir.path(), 2).unwrap();
-        let partitions = image.place_partitions(2, 5);
-        assert_eq!(partitions.iter().filter(|p| p.shard == 0).count(), 3);
-        image.topics.insert(
-            "t".into(),
-            Arc::new(TopicMeta {
-                name: "t".into(),
-                id: TopicId::random().unwrap(),
-                partitions,
-                configs: BTreeMap::new(),
-            }),
-        );
-        store_image(dir.path(), &image).unwrap();
-        let (loaded, moved) = load_image(dir.path(), 2).unwrap();
-        assert_eq!(loaded, image);
-        assert!(!moved);
-        let (shrunk, moved) = load_image(dir.path(), 1).unwrap();
-        assert!(moved);
-        assert!(shrunk.topics["t"].partitions.iter().all(|p| p.shard == 0));
+        assert!(load_legacy_image(dir.path(), 1, 2).unwrap().is_none());
+        std::fs::create_dir_all(dir.path().join("__metadata")).unwrap();
+        let json = r#"{"cluster_id":"abc","version":4,"topics":{"t":{"name":"t","id":"01010101010101010101010101010101",
+            "partitions":[{"shard":0,"leader_epoch":0},{"shard":3,"leader_epoch":2}],
+            "configs":{"retention.ms":"1000"}}},"next_producer_id":5000}"#;
+        std::fs::write(legacy_image_path(dir.path()), json).unwrap();
+        let image = load_legacy_image(dir.path(), 7, 2).unwrap().unwrap();
+        assert_eq!(image.cluster_id, "abc");
+        assert_eq!(image.next_producer_id, 5000);
+        let t = &image.topics["t"];
+        assert_eq!(t.partitions[1], PartitionMeta::single(7, 1, 2));
+        assert_eq!(t.configs["retention.ms"], "1000");
+        std::fs::write(legacy_image_path(dir.path()), "{").unwrap();
+        assert!(load_legacy_image(dir.path(), 7, 2).is_err());
     }
 }

@@ -13,7 +13,7 @@
 pub mod controller;
 pub mod image;
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -22,13 +22,18 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 use self::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError, decide};
-use self::image::{MetadataImage, store_image};
+use self::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId, PartitionMeta};
 use super::config::BrokerConfig;
-use super::partition::ShardPartitions;
+use super::partition::{PartitionError, ShardPartitions};
 use super::topic_config::TopicConfig;
+use crate::cluster::node::{ClusterNode, Decide, Decided, ImageSink, NodeError};
 use crate::model::{LeaderEpoch, ProducerId, TopicPartition};
 use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
+
+/// How long a starting broker waits to be registered and unfenced by the controller quorum
+/// (nodes of a cluster may start in any order, minutes apart) before it gives up.
+pub const BROKER_STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The shard where topic administration runs.
 pub const CONTROLLER_SHARD: ShardId = 0;
@@ -48,10 +53,13 @@ pub fn is_internal_topic(name: &str) -> bool {
 pub enum MetadataRequest {
     /// Open the logs of partitions this shard owns in the image (phase one of an install).
     OpenPartitions(Arc<MetadataImage>),
-    /// Use this image, and close the partitions it no longer has (phase two).
-    InstallImage(Arc<MetadataImage>),
+    /// Use this image, and close the partitions it no longer has (phase two); the controller
+    /// is the one the metadata quorum knew of when the image was installed.
+    InstallImage(Arc<MetadataImage>, Option<NodeId>),
     /// Topic administration (shard 0 only).
     Controller(ControllerRequest),
+    /// The broker is registered and caught up: shards may serve clients.
+    Serving,
 }
 
 /// The answer to a [`MetadataRequest`].
@@ -74,12 +82,16 @@ pub struct Metadata {
     config: Arc<BrokerConfig>,
     image: RefCell<Arc<MetadataImage>>,
     partitions: Rc<ShardPartitions>,
-    /// One change at a time on shard 0: each builds on the image the previous one installed.
-    controller_lock: glommio::sync::Semaphore,
     peers: PeersSlot<MetadataRequest, MetadataResponse>,
     listeners: RefCell<Vec<InstallListener>>,
     /// Producer ids this shard may hand out, from its last block.
     producer_ids: RefCell<std::ops::Range<i64>>,
+    /// The control plane (shard 0 only).
+    node: OnceCell<Rc<ClusterNode>>,
+    /// The controller as of the last install.
+    controller: Cell<Option<NodeId>>,
+    /// Whether shard 0 said the broker may serve.
+    serving: Cell<bool>,
 }
 
 impl Metadata {
@@ -89,10 +101,98 @@ impl Metadata {
             config,
             image: RefCell::new(image),
             partitions,
-            controller_lock: glommio::sync::Semaphore::new(1),
             peers: PeersSlot::default(),
             listeners: RefCell::new(Vec::new()),
             producer_ids: RefCell::new(0..0),
+            node: OnceCell::new(),
+            controller: Cell::new(None),
+            serving: Cell::new(false),
+        }
+    }
+
+    /// Gives shard 0 its control plane (once, at startup).
+    pub fn set_node(&self, node: Rc<ClusterNode>) {
+        let _ = self.node.set(node);
+    }
+
+    /// Starts this broker's control plane on shard 0 (the metadata quorum's node, from `initial`
+    /// if its log is new), registers the broker, waits until the controller has unfenced it and
+    /// its image is installed everywhere, then lets every shard serve.
+    pub async fn start_node(self: &Rc<Self>, initial: MetadataImage) -> Result<(), NodeError> {
+        let incarnation = crate::model::TopicId::random().map_err(NodeError::Transport)?.hex();
+        let me = BrokerMeta {
+            id: self.config.node_id,
+            incarnation,
+            epoch: 0,
+            host: self.config.advertised_host.clone(),
+            port: self.config.advertised_port,
+            transport: None,
+            shards: self.shard_count(),
+            fenced: true,
+        };
+        let node =
+            ClusterNode::start(self.config.cluster.clone(), me, initial, self.image_sink(), self.decider()).await?;
+        self.set_node(node.clone());
+        node.wait_unfenced(BROKER_STARTUP_TIMEOUT).await?;
+        self.start_serving().await;
+        Ok(())
+    }
+
+    /// The control plane, on shard 0.
+    pub fn node(&self) -> Option<&Rc<ClusterNode>> {
+        self.node.get()
+    }
+
+    /// What the control plane installs each new image with (every shard, two phases).
+    pub fn image_sink(self: &Rc<Self>) -> ImageSink {
+        let me = Rc::downgrade(self);
+        Rc::new(move |image| {
+            let me = me.clone();
+            Box::pin(async move {
+                if let Some(me) = me.upgrade() {
+                    let controller = me.node.get().and_then(|n| n.controller());
+                    if let Err(e) = me.install_everywhere(image, controller).await {
+                        error!(error = %e, "cannot install the metadata image");
+                    }
+                }
+            })
+        })
+    }
+
+    /// How the controller decides topic administration: [`decide`] on the image, with this
+    /// broker's config, the request and answer encoded for the metadata quorum's transport.
+    pub fn decider(&self) -> Decide {
+        let config = self.config.clone();
+        Rc::new(move |image: &MetadataImage, bytes: &[u8]| match serde_json::from_slice::<ControllerRequest>(bytes) {
+            Ok(request) => {
+                let decision = decide(image, &config, request);
+                let answer: Result<ControllerResponse, String> = Ok(decision.response);
+                Decided { image: decision.image, response: serde_json::to_vec(&answer).unwrap_or_default() }
+            }
+            Err(e) => {
+                let answer: Result<ControllerResponse, String> = Err(format!("undecodable request: {e}"));
+                Decided { image: None, response: serde_json::to_vec(&answer).unwrap_or_default() }
+            }
+        })
+    }
+
+    /// The controller as of the last install.
+    pub fn controller(&self) -> Option<NodeId> {
+        self.controller.get()
+    }
+
+    /// Whether this shard may serve clients yet.
+    pub fn serving(&self) -> bool {
+        self.serving.get()
+    }
+
+    /// Tells every shard the broker may serve (shard 0, once unfenced at startup).
+    pub async fn start_serving(&self) {
+        let peers = self.peers.get();
+        for shard in 0..peers.count() {
+            if let Err(e) = peers.call(shard, MetadataRequest::Serving).await {
+                warn!(shard, error = %e, "cannot tell a shard to serve");
+            }
         }
     }
 
@@ -121,11 +221,34 @@ impl Metadata {
         self.image.borrow().clone()
     }
 
-    /// The shard that owns a partition, if the partition exists.
+    /// The shard of this broker that leads a partition, if this broker leads it.
     pub fn owner_of(&self, topic: &str, partition: i32) -> Option<ShardId> {
+        self.route(topic, partition).ok()
+    }
+
+    /// The shard of this broker that leads a partition; or why a request for it cannot be
+    /// served here: unknown, led by another broker (clients re-route), or without a leader.
+    pub fn route(&self, topic: &str, partition: i32) -> Result<ShardId, PartitionError> {
         let image = self.image.borrow();
-        let index = usize::try_from(partition).ok()?;
-        image.topics.get(topic)?.partitions.get(index).map(|p| p.shard)
+        let meta = usize::try_from(partition)
+            .ok()
+            .and_then(|index| image.topics.get(topic)?.partitions.get(index))
+            .ok_or(PartitionError::UnknownTopicOrPartition)?;
+        match meta.leader {
+            leader if leader == self.config.node_id => self.local_shard(meta).ok_or(PartitionError::NotLeader),
+            NO_LEADER => Err(PartitionError::NotAvailable),
+            _ => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// The shard holding this broker's replica of `meta`, if it has one.
+    pub fn local_shard(&self, meta: &PartitionMeta) -> Option<ShardId> {
+        meta.shard_on(self.config.node_id).map(|shard| shard % self.shard_count().max(1))
+    }
+
+    /// The shard of this broker that leads `meta`, if it leads it.
+    pub fn led_shard(&self, meta: &PartitionMeta) -> Option<ShardId> {
+        (meta.leader == self.config.node_id).then(|| self.local_shard(meta)).flatten()
     }
 
     /// Sends a topic administration request to the controller shard and returns its answer.
@@ -150,10 +273,14 @@ impl Metadata {
         if existing > 0 {
             return Ok(existing);
         }
+        // Kafka's offsets.topic.replication.factor, but never more than the live brokers: a
+        // cluster still starting gets its internal topics at once.
+        let live = self.image().live_brokers().count().max(1);
+        let replication_factor = i16::try_from(live).unwrap_or(i16::MAX).min(self.config.internal_replication_factor);
         let topic = NewTopic {
             name: name.to_string(),
             partitions,
-            replication_factor: -1,
+            replication_factor,
             assignments: Vec::new(),
             configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
         };
@@ -199,13 +326,6 @@ impl Metadata {
         }
     }
 
-    /// Opens this shard's partitions of the current image (at startup, before serving).
-    pub async fn open_current(&self) {
-        let image = self.image();
-        self.open_partitions(&image).await;
-        self.install_image(image).await;
-    }
-
     /// Serves a request from another shard (or this one).
     pub async fn serve(&self, request: MetadataRequest) -> MetadataResponse {
         match request {
@@ -213,46 +333,63 @@ impl Metadata {
                 self.open_partitions(&image).await;
                 MetadataResponse::Done
             }
-            MetadataRequest::InstallImage(image) => {
+            MetadataRequest::InstallImage(image, controller) => {
+                self.controller.set(controller);
                 self.install_image(image).await;
                 MetadataResponse::Done
             }
             MetadataRequest::Controller(request) => MetadataResponse::Controller(self.run_controller(request).await),
+            MetadataRequest::Serving => {
+                self.serving.set(true);
+                MetadataResponse::Done
+            }
         }
     }
 
-    /// Decides `request`, then persists and installs the new image everywhere (shard 0 only).
+    /// Runs `request` through the metadata quorum's controller (shard 0 only): decided there
+    /// on the committed image, committed, and installed here before the answer comes back.
     async fn run_controller(&self, request: ControllerRequest) -> ControllerResponse {
-        let _permit = self.controller_lock.acquire_permit(1).await;
-        let decision = decide(&self.image(), &self.config, request);
-        let mut response = decision.response;
-        if let Some(image) = decision.image {
-            match self.install_everywhere(image).await {
-                Ok(()) => response.log_changes(),
-                Err(e) => response.fail_successes(&e),
-            }
+        let Some(node) = self.node.get() else {
+            return request.fail_all(&TopicError::NoController("no control plane on this shard".into()));
+        };
+        let bytes = serde_json::to_vec(&request).unwrap_or_default();
+        match node.control(bytes).await {
+            Ok(answer) => match serde_json::from_slice::<Result<ControllerResponse, String>>(&answer) {
+                Ok(Ok(response)) => {
+                    response.log_changes();
+                    response
+                }
+                Ok(Err(why)) => request.fail_all(&TopicError::NoController(why)),
+                Err(e) => request.fail_all(&TopicError::NoController(format!("undecodable answer: {e}"))),
+            },
+            Err(e) => request.fail_all(&TopicError::NoController(e.to_string())),
         }
-        response
     }
 
-    /// Persists `image` and installs it on every shard.
-    async fn install_everywhere(&self, mut image: MetadataImage) -> Result<(), TopicError> {
-        image.version += 1;
-        store_image(&self.config.data_dir, &image).map_err(|e| TopicError::Storage(e.to_string()))?;
-        let image = Arc::new(image);
+    /// Installs `image` on every shard, in two phases.
+    async fn install_everywhere(
+        &self,
+        image: Arc<MetadataImage>,
+        controller: Option<NodeId>,
+    ) -> Result<(), ShardError> {
         let peers = self.peers.get();
-        let phases: [fn(Arc<MetadataImage>) -> MetadataRequest; 2] =
-            [MetadataRequest::OpenPartitions, MetadataRequest::InstallImage];
-        for phase in phases {
-            let calls: Vec<_> = (0..peers.count())
-                .map(|shard| {
-                    let (peers, request) = (peers.clone(), phase(image.clone()));
-                    glommio::spawn_local(async move { peers.call(shard, request).await })
-                })
-                .collect();
-            for call in calls {
-                call.await.map_err(|e| TopicError::Storage(e.to_string()))?;
-            }
+        let calls: Vec<_> = (0..peers.count())
+            .map(|shard| {
+                let (peers, request) = (peers.clone(), MetadataRequest::OpenPartitions(image.clone()));
+                glommio::spawn_local(async move { peers.call(shard, request).await })
+            })
+            .collect();
+        for call in calls {
+            call.await?;
+        }
+        let calls: Vec<_> = (0..peers.count())
+            .map(|shard| {
+                let (peers, request) = (peers.clone(), MetadataRequest::InstallImage(image.clone(), controller));
+                glommio::spawn_local(async move { peers.call(shard, request).await })
+            })
+            .collect();
+        for call in calls {
+            call.await?;
         }
         Ok(())
     }
@@ -274,7 +411,7 @@ impl Metadata {
             };
             for (index, meta) in topic.partitions.iter().enumerate() {
                 let Ok(partition) = i32::try_from(index) else { continue };
-                if meta.shard != me {
+                if self.local_shard(meta) != Some(me) {
                     continue;
                 }
                 let tp = TopicPartition::new(topic.name.as_str(), partition);
@@ -283,14 +420,17 @@ impl Metadata {
         }
     }
 
-    /// Swaps in `image`, closes (and deletes) the partitions it no longer has, and runs the
-    /// install listeners.
+    /// Swaps in `image`, closes (and deletes) the partitions it no longer has here, and runs
+    /// the install listeners.
     async fn install_image(&self, image: Arc<MetadataImage>) {
         *self.image.borrow_mut() = image.clone();
+        let me = self.shard_id();
         self.partitions
             .retain(|tp, id| {
                 let index = usize::try_from(tp.partition).unwrap_or(usize::MAX);
-                image.topics.get(&*tp.topic).is_some_and(|topic| topic.id == id && index < topic.partitions.len())
+                image.topics.get(&*tp.topic).is_some_and(|topic| {
+                    topic.id == id && topic.partitions.get(index).is_some_and(|p| self.local_shard(p) == Some(me))
+                })
             })
             .await;
         let listeners: Vec<InstallListener> = self.listeners.borrow().clone();

@@ -64,6 +64,7 @@ impl ShardPartitions {
     pub async fn open(&self, tp: TopicPartition, topic_id: TopicId, config: TopicConfig, leader_epoch: LeaderEpoch) {
         if let Some(open) = self.get(&tp).filter(|p| p.topic_id() == topic_id) {
             open.set_config(config);
+            open.set_leader_epoch(leader_epoch);
             return;
         }
         let opened = PartitionLog::open(OpenOptions {

@@ -29,9 +29,12 @@ pub enum PartitionError {
     /// No such topic or partition on this broker.
     #[error("unknown topic or partition")]
     UnknownTopicOrPartition,
-    /// The partition exists but is not open yet (a topic being created).
+    /// The partition exists but is not open yet (a topic being created), or has no leader.
     #[error("partition not available yet")]
     NotAvailable,
+    /// Another broker leads the partition: the client re-routes after refreshing its metadata.
+    #[error("this broker does not lead the partition")]
+    NotLeader,
     /// The storage layer refused or failed.
     #[error(transparent)]
     Storage(#[from] storage::Error),
@@ -356,6 +359,11 @@ impl Partition {
     /// The topic's configuration.
     pub fn config(&self) -> Ref<'_, TopicConfig> {
         self.config.borrow()
+    }
+
+    /// Takes the leader epoch of a new leadership (the metadata quorum moved it).
+    pub(crate) fn set_leader_epoch(&self, epoch: LeaderEpoch) {
+        self.leader_epoch.set(epoch);
     }
 
     /// Takes a changed topic configuration (IncrementalAlterConfigs).
@@ -715,6 +723,7 @@ impl From<&PartitionError> for ErrorCode {
         match e {
             PartitionError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
             PartitionError::NotAvailable => ErrorCode::LeaderNotAvailable,
+            PartitionError::NotLeader => ErrorCode::NotLeaderOrFollower,
             PartitionError::Storage(e) => e.into(),
             PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
             PartitionError::Timeout => ErrorCode::RequestTimedOut,

@@ -149,7 +149,8 @@ impl TxnCoordinator {
     async fn coordinator_of(&self, transactional_id: &str) -> Result<(ShardId, i32), ErrorCode> {
         let partitions = self.ensure_topic().await?;
         let partition = crate::txn::partition_for(transactional_id, partitions);
-        let shard = self.metadata.owner_of(TRANSACTION_TOPIC, partition).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let shard =
+            self.metadata.route(TRANSACTION_TOPIC, partition).map_err(crate::broker::groups::coordinator_error)?;
         Ok((shard, partition))
     }
 
@@ -418,7 +419,7 @@ impl TxnCoordinator {
         let me = self.metadata.shard_id();
         for (index, meta) in topic.partitions.iter().enumerate() {
             let Ok(partition) = i32::try_from(index) else { continue };
-            if meta.shard != me || self.loaded.borrow().contains(&partition) {
+            if self.metadata.led_shard(meta) != Some(me) || self.loaded.borrow().contains(&partition) {
                 continue;
             }
             let Some(p) = self.state_partition(partition) else { continue };
