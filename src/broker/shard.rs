@@ -25,6 +25,9 @@ use super::partition::{PartitionRequest, PartitionResponse, ShardPartitions};
 use super::transactions::{TxnCoordinator, TxnRequest, TxnResponse};
 use crate::shard::{CallFuture, Mesh, Peers, ShardError, ShardMesh};
 
+/// How often a message that arrived while this shard was still starting looks again.
+const STARTING_POLL: Duration = Duration::from_millis(1);
+
 /// A message between shards: one variant per layer.
 #[derive(Debug)]
 pub enum ShardMessage {
@@ -74,6 +77,9 @@ pub struct ShardBroker {
     pub transactions: Rc<TxnCoordinator>,
     /// The fetch sessions of this shard's connections.
     pub fetch_sessions: RefCell<FetchSessions>,
+    /// Set once `start` has given every layer its peers: a message from a shard that started
+    /// first (shard 0 installing the first image) waits for it.
+    started: std::cell::Cell<bool>,
 }
 
 impl ShardBroker {
@@ -90,6 +96,7 @@ impl ShardBroker {
             groups,
             transactions,
             fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
+            started: std::cell::Cell::new(false),
         })
     }
 
@@ -138,6 +145,7 @@ impl ShardBroker {
                 }
             })
         }));
+        self.started.set(true);
         self.partitions.spawn_retention();
         self.groups.spawn_timers();
         self.transactions.spawn_timers();
@@ -145,6 +153,9 @@ impl ShardBroker {
     }
 
     async fn serve(&self, message: ShardMessage) -> ShardReply {
+        while !self.started.get() {
+            glommio::timer::sleep(STARTING_POLL).await;
+        }
         match message {
             ShardMessage::Partitions(request) => ShardReply::Partitions(self.partitions.serve(request).await),
             ShardMessage::Metadata(request) => ShardReply::Metadata(self.metadata.serve(request).await),

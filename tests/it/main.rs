@@ -8,6 +8,7 @@ mod broker_crash;
 mod broker_lifecycle;
 mod cli;
 mod client;
+mod cluster;
 mod group;
 mod group_client;
 mod harness;

@@ -1,0 +1,267 @@
+//! A Sluice cluster on loopback: three voters (and brokers only past them), seen through
+//! other people's clients (kcat's metadata, confluent-kafka and kafka-python through
+//! tests/clients/compat.py) and raw requests. The faults are real: SIGKILL of the controller, of a
+//! broker, of two voters at once, a wiped data dir, a duplicate node id, a voter list that
+//! disagrees with the quorum's.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Cluster, FAST_CLUSTER, compat_scenario, free_port, sluice_bin};
+use crate::raw::{batch, produce_to};
+
+/// How long a cluster may take to notice a failure and recover: the fast session timeout (1.5 s)
+/// and election timeout (0.5-1 s) with room for a loaded two-core machine.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(sluice_bin()).args(args).output().expect("run sluice")
+}
+
+fn create_topic(addr: &str, name: &str, partitions: u32, replication_factor: u32) -> Output {
+    sluice(&[
+        "topic",
+        "create",
+        name,
+        "--partitions",
+        &partitions.to_string(),
+        "--replication-factor",
+        &replication_factor.to_string(),
+        "--bootstrap",
+        addr,
+    ])
+}
+
+fn topic<'a>(metadata: &'a Value, name: &str) -> Option<&'a Value> {
+    metadata["topics"].as_array()?.iter().find(|t| t["topic"] == name)
+}
+
+/// (partition, leader, replicas, isr) of each partition of `name`.
+fn partitions(metadata: &Value, name: &str) -> Vec<(i64, i64, Vec<i64>, Vec<i64>)> {
+    let ids = |v: &Value| v.as_array().map(|a| a.iter().filter_map(|r| r["id"].as_i64()).collect()).unwrap_or_default();
+    topic(metadata, name)
+        .and_then(|t| t["partitions"].as_array())
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    (
+                        p["partition"].as_i64().unwrap_or(-1),
+                        p["leader"].as_i64().unwrap_or(-1),
+                        ids(&p["replicas"]),
+                        ids(&p["isrs"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn brokers(metadata: &Value) -> Vec<i64> {
+    let mut ids: Vec<i64> =
+        metadata["brokers"].as_array().map(|a| a.iter().filter_map(|b| b["id"].as_i64()).collect()).unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+fn controller(metadata: &Value) -> i64 {
+    metadata["controllerid"].as_i64().unwrap_or(-1)
+}
+
+fn ok(output: &Output) -> bool {
+    output.status.success()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Creates a topic through node `via`, retrying while the quorum is electing.
+fn create_until(cluster: &Cluster, via: usize, name: &str, partitions: u32, rf: u32, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let output = create_topic(&cluster.nodes[via - 1].addr, name, partitions, rf);
+        if ok(&output) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "creating {name} through node {via}: {}", text(&output));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn partitions_spread_over_the_brokers_and_clients_use_one_bootstrap() {
+    let cluster = Cluster::start(3, &[]);
+    let created = create_topic(&cluster.nodes[1].addr, "spread", 6, 1);
+    assert!(ok(&created), "{}", text(&created));
+    let metadata = cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "spread").len() == 6);
+    assert_eq!(brokers(&metadata), vec![1, 2, 3], "{metadata}");
+    assert!((1..=3).contains(&controller(&metadata)), "{metadata}");
+    let spread = partitions(&metadata, "spread");
+    for broker in 1..=3 {
+        assert_eq!(spread.iter().filter(|p| p.1 == broker).count(), 2, "leaders balanced: {spread:?}");
+    }
+    assert!(spread.iter().all(|p| p.2 == vec![p.1] && p.3 == vec![p.1]), "{spread:?}");
+
+    // Three replicas each, the preferred (first) one leading, leaders balanced.
+    assert!(ok(&create_topic(&cluster.nodes[2].addr, "r3", 3, 3)));
+    let metadata = cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "r3").len() == 3);
+    let r3 = partitions(&metadata, "r3");
+    assert!(r3.iter().all(|p| p.2.len() == 3 && p.2[0] == p.1), "{r3:?}");
+    let mut leaders: Vec<i64> = r3.iter().map(|p| p.1).collect();
+    leaders.sort_unstable();
+    assert_eq!(leaders, vec![1, 2, 3]);
+    let refused = create_topic(&cluster.nodes[0].addr, "r4", 1, 4);
+    assert!(!ok(&refused) && text(&refused).contains("InvalidReplicationFactor"), "{}", text(&refused));
+
+    // A broker that does not lead a partition says so, and the leader takes the write.
+    let (leader, other) = {
+        let p0 = &spread[0];
+        (p0.1 as usize, (p0.1 as usize % 3) + 1)
+    };
+    let (code, _) = produce_to(&cluster.nodes[other - 1].addr, "spread", 0, &batch(1, 10));
+    assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER from broker {other}");
+    let (code, _) = produce_to(&cluster.nodes[leader - 1].addr, "spread", 0, &batch(1, 10));
+    assert_eq!(code, 0);
+
+    // Other people's clients, bootstrapped from node 1 only, reach every partition's leader.
+    compat_scenario(&cluster.nodes[0], "roundtrip_confluent", &[]);
+    compat_scenario(&cluster.nodes[0], "cross_client", &[]);
+    compat_scenario(&cluster.nodes[0], "kcat", &[]);
+}
+
+#[test]
+fn a_killed_controller_is_replaced_and_its_partitions_return_with_it() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_until(&cluster, 1, "before", 3, 1, RECOVERY);
+    let metadata = cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "before").len() == 3);
+    let old = controller(&metadata) as usize;
+    let on_old: Vec<i64> = partitions(&metadata, "before").iter().filter(|p| p.1 == old as i64).map(|p| p.0).collect();
+    for p in &on_old {
+        let (code, _) = produce_to(&cluster.nodes[old - 1].addr, "before", *p as i32, &batch(5, 10));
+        assert_eq!(code, 0);
+    }
+    cluster.node(old).kill9();
+    let survivor = (old % 3) + 1;
+    let took = create_until(&cluster, survivor, "after", 3, 1, RECOVERY);
+    eprintln!("topic creation worked again {took:?} after the controller was killed");
+    let metadata = cluster.wait_metadata(survivor, RECOVERY, |m| {
+        controller(m) != old as i64 && partitions(m, "before").iter().all(|p| p.1 != old as i64)
+    });
+    assert_ne!(controller(&metadata), old as i64, "{metadata}");
+    // Its partitions are offline (one replica, fenced), not led by anyone else.
+    for p in partitions(&metadata, "before").iter().filter(|p| on_old.contains(&p.0)) {
+        assert_eq!(p.1, -1, "{p:?}");
+    }
+    assert!(!brokers(&metadata).contains(&(old as i64)));
+
+    // Back with the same data dir: unfenced, leading its partitions again, every record there.
+    cluster.node(old).restart();
+    let metadata = cluster.wait_metadata(survivor, RECOVERY, |m| {
+        partitions(m, "before").iter().all(|p| p.1 != -1) && brokers(m).len() == 3
+    });
+    assert!(partitions(&metadata, "before").iter().all(|p| p.1 != -1), "{metadata}");
+    for p in &on_old {
+        let (code, offset) = produce_to(&cluster.nodes[old - 1].addr, "before", *p as i32, &batch(1, 10));
+        assert_eq!((code, offset), (0, 5), "partition {p} kept its five records");
+    }
+}
+
+#[test]
+fn with_two_voters_down_changes_fail_clearly_and_live_leaders_keep_serving() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_until(&cluster, 1, "t", 3, 1, RECOVERY);
+    let metadata = cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "t").len() == 3);
+    let on_1: Vec<i64> = partitions(&metadata, "t").iter().filter(|p| p.1 == 1).map(|p| p.0).collect();
+    assert!(!on_1.is_empty());
+    cluster.node(2).kill9();
+    cluster.node(3).kill9();
+    // No quorum: a change fails with a clear error instead of hanging.
+    let refused = create_topic(&cluster.nodes[0].addr, "no-quorum", 1, 1);
+    assert!(!ok(&refused), "{}", text(&refused));
+    let why = text(&refused);
+    assert!(why.contains("RequestTimedOut") || why.contains("quorum"), "{why}");
+    // Node 1 still leads its partitions and takes writes.
+    for p in &on_1 {
+        let (code, _) = produce_to(&cluster.nodes[0].addr, "t", *p as i32, &batch(1, 10));
+        assert_eq!(code, 0, "partition {p} on the live leader");
+    }
+    // The voters return; the quorum works again and every node agrees.
+    cluster.node(2).restart();
+    cluster.node(3).restart();
+    create_until(&cluster, 3, "after", 1, 1, RECOVERY);
+    for id in 1..=3 {
+        let metadata = cluster.wait_metadata(id, RECOVERY, |m| topic(m, "after").is_some() && brokers(m).len() == 3);
+        assert!(
+            topic(&metadata, "after").is_some() && topic(&metadata, "no-quorum").is_none(),
+            "node {id}: {metadata}"
+        );
+    }
+}
+
+#[test]
+fn a_wiped_voter_rejoins_and_a_broker_only_node_follows_the_log() {
+    let mut cluster = Cluster::start(4, &[]);
+    create_until(&cluster, 4, "from-observer", 4, 1, RECOVERY);
+    let metadata = cluster.wait_metadata(4, RECOVERY, |m| partitions(m, "from-observer").len() == 4);
+    assert_eq!(brokers(&metadata), vec![1, 2, 3, 4]);
+    // A voter loses its whole data dir and comes back as a new incarnation.
+    let victim = if controller(&metadata) == 3 { 2 } else { 3 };
+    cluster.node(victim).kill9();
+    std::fs::remove_dir_all(&cluster.nodes[victim - 1].data_dir).expect("wipe the data dir");
+    cluster.node(victim).restart();
+    create_until(&cluster, victim, "after-wipe", 2, 1, RECOVERY);
+    for id in 1..=4 {
+        let metadata = cluster.wait_metadata(id, RECOVERY, |m| {
+            partitions(m, "after-wipe").len() == 2 && partitions(m, "from-observer").len() == 4 && brokers(m).len() == 4
+        });
+        assert_eq!(brokers(&metadata), vec![1, 2, 3, 4], "node {id}: {metadata}");
+        assert_eq!(partitions(&metadata, "from-observer").len(), 4, "node {id}: {metadata}");
+    }
+}
+
+#[test]
+fn a_duplicate_node_id_or_a_disagreeing_voter_list_exits_with_one_clear_line() {
+    let mut cluster = Cluster::start(3, &[]);
+    // Node 2's quorum log names voters 1, 2, 3; started with another list it refuses to run.
+    cluster.node(2).stop();
+    let data_dir = cluster.nodes[1].data_dir.clone();
+    let mut wrong = Command::new(sluice_bin());
+    wrong
+        .args(["broker", "--node-id", "2", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--controller-voters", &format!("2@127.0.0.1:{},5@127.0.0.1:{}", free_port(), free_port())])
+        .args(FAST_CLUSTER);
+    let output = crate::harness::output_within(wrong, Duration::from_secs(30));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("voters"), "{stderr}");
+
+    // A second live process claiming node 3's id is refused once node 3's session is known live.
+    let dir = crate::harness::temp_dir();
+    let voters = cluster.voters.clone();
+    let mut duplicate = Command::new(sluice_bin());
+    duplicate
+        .args(["broker", "--node-id", "4", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("a"))
+        .args(["--controller-voters", &voters])
+        .args(FAST_CLUSTER)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = duplicate.spawn().expect("spawn node 4");
+    let mut second = Command::new(sluice_bin());
+    second
+        .args(["broker", "--node-id", "4", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("b"))
+        .args(["--controller-voters", &voters])
+        .args(FAST_CLUSTER);
+    // Let the first register and heartbeat.
+    std::thread::sleep(Duration::from_secs(2));
+    let output = crate::harness::output_within(second, Duration::from_secs(60));
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already registered by a live broker"), "{stderr}");
+}
