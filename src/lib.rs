@@ -6,6 +6,7 @@
 //!   cli ─────────────────────────────────────────────┐  (everything)
 //!   bench ──► client ──► protocol ──► model ──► limits
 //!   broker ──► server ──► protocol                   shard (runtime, mesh) ◄── server, storage
+//!      ├────► cluster ──► storage (the Raft metadata quorum, its image and transport)
 //!      ├────► group ────► protocol
 //!      ├────► txn ──────► protocol
 //!      └────► storage ──► model

@@ -110,6 +110,10 @@ impl Coordinator {
 
     /// Whether this shard coordinates groups of `partition` now.
     fn check(&self, partition: i32) -> Result<Rc<Partition>, ErrorCode> {
+        // This broker may hold a follower replica: only the leader coordinates.
+        if self.metadata.route(OFFSETS_TOPIC, partition).ok() != Some(self.metadata.shard_id()) {
+            return Err(ErrorCode::NotCoordinator);
+        }
         let p = self.offsets_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
         if !self.loaded.borrow().contains(&partition) {
             return Err(ErrorCode::CoordinatorLoadInProgress);
@@ -552,8 +556,38 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Replays every `__consumer_offsets` partition this shard owns and has not loaded yet.
+    /// Forgets the groups of `__consumer_offsets` partitions this shard no longer leads (their
+    /// new leader loads them from the log; requests here get NOT_COORDINATOR).
+    fn unload(&self) {
+        let image = self.metadata.image();
+        let me = self.metadata.shard_id();
+        let count = image.topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len());
+        let lost: Vec<i32> = self
+            .loaded
+            .borrow()
+            .iter()
+            .copied()
+            .filter(|p| self.metadata.route(OFFSETS_TOPIC, *p).ok() != Some(me))
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        for partition in &lost {
+            self.loaded.borrow_mut().remove(partition);
+            self.txn_groups.borrow_mut().retain(|(p, _), _| p != partition);
+        }
+        let mut groups = self.groups.borrow_mut();
+        let before = groups.len();
+        // A partition count of 0 (the topic deleted) drops every group of the lost partitions.
+        groups.retain(|id, _| count > 0 && !lost.contains(&crate::group::partition_for(id, count)));
+        info!(partitions = ?lost, groups = before - groups.len(), "consumer groups unloaded (no longer the leader)");
+    }
+
+    /// Unloads what this shard no longer leads, then replays every `__consumer_offsets`
+    /// partition it leads and has not loaded yet.
     pub async fn load(&self) {
+        self.unload();
         let image = self.metadata.image();
         let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return };
         let me = self.metadata.shard_id();
