@@ -445,5 +445,8 @@ async fn run_shard(
         request_bytes_max: config.max_request_bytes,
     };
     crate::server::serve(broker.clone(), limits, listener, shutdown).await;
+    if let Some(node) = broker.metadata.node() {
+        node.leave().await;
+    }
     broker.close_all().await;
 }

@@ -40,6 +40,8 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const CONTROLLER_SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a voter without a log waits for each other voter to say whether a quorum exists.
 pub const BOOTSTRAP_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a broker shutting down waits for the controller to fence it.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than [`COMMIT_TIMEOUT`] a call waits for its answer (the way there and back).
 pub const CALL_MARGIN: Duration = Duration::from_secs(5);
 /// How long a connect to another node may take (loopback or a LAN: a peer that does not
@@ -158,6 +160,8 @@ pub struct ClusterNode {
     me: RefCell<BrokerMeta>,
     /// Whether the controller has this incarnation registered.
     registered: Cell<bool>,
+    /// Set at shutdown: no more heartbeats or registrations.
+    leaving: Cell<bool>,
 }
 
 impl ClusterNode {
@@ -190,6 +194,7 @@ impl ClusterNode {
             known_leader: Cell::new(None),
             me: RefCell::new(me),
             registered: Cell::new(false),
+            leaving: Cell::new(false),
         });
         let _ = node.decide.set(decide);
         if config.listen.is_some() || !config.voters.iter().all(|(id, _)| *id == config.node_id) {
@@ -476,6 +481,7 @@ impl ClusterNode {
             NodeRequest::Register(broker) => self.on_register(broker).await,
             NodeRequest::Heartbeat { id, incarnation, applied } => self.on_heartbeat(id, &incarnation, applied).await,
             NodeRequest::Control(bytes) => self.on_control(&bytes).await,
+            NodeRequest::Leave { id, incarnation } => self.on_leave(id, &incarnation).await,
             NodeRequest::Status => NodeResponse::Status(self.quorum_status()),
             NodeRequest::FetchLog { .. } => NodeResponse::Failed("unreachable".into()),
         }
@@ -552,6 +558,21 @@ impl ClusterNode {
             }
         }
         NodeResponse::Heartbeat { known: true }
+    }
+
+    async fn on_leave(&self, id: NodeId, incarnation: &str) -> NodeResponse {
+        let Ok(_permit) = self.decisions.acquire_permit(1).await else {
+            return NodeResponse::Failed("closing".into());
+        };
+        let current = self.image();
+        if current.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation && !b.fenced) {
+            if let Err(e) = self.commit(&brokers::fence(&current, id)).await {
+                return NodeResponse::Failed(e.to_string());
+            }
+            self.sessions.borrow_mut().remove(&id);
+            info!(node = id, "broker fenced at its shutdown");
+        }
+        NodeResponse::Left
     }
 
     async fn on_control(&self, request: &[u8]) -> NodeResponse {
@@ -720,6 +741,23 @@ impl ClusterNode {
         }
     }
 
+    /// Tells the controller this broker is shutting down (it is fenced at once and its partitions
+    /// move), waiting at most [`LEAVE_TIMEOUT`]; then stops the transport.
+    pub async fn leave(&self) {
+        self.leaving.set(true);
+        let me = self.me();
+        let request = NodeRequest::Leave { id: me.id, incarnation: me.incarnation };
+        let left = futures_lite::future::or(async { self.ask_controller(request).await.ok() }, async {
+            glommio::timer::sleep(LEAVE_TIMEOUT).await;
+            None
+        })
+        .await;
+        if !matches!(left, Some(NodeResponse::Left)) {
+            warn!("the controller did not confirm this broker's shutdown; it is fenced when its session expires");
+        }
+        self.close().await;
+    }
+
     /// Stops the transport (shutdown).
     pub async fn close(&self) {
         if let Some(transport) = self.transport.get() {
@@ -773,6 +811,9 @@ async fn lifecycle(node: std::rc::Weak<ClusterNode>) {
     loop {
         let Some(this) = node.upgrade() else { return };
         let interval = this.config.heartbeat_interval;
+        if this.leaving.get() {
+            return;
+        }
         match this.heartbeat_once().await {
             Ok(()) => refused_since = None,
             Err(NodeError::Refused(e)) => {

@@ -21,6 +21,14 @@ pub enum NodeRequest {
         /// The last log index it applied.
         applied: u64,
     },
+    /// A broker shutting down cleanly: fence it now (its partitions' leadership moves at once)
+    /// rather than when its session expires.
+    Leave {
+        /// The broker.
+        id: NodeId,
+        /// Its incarnation.
+        incarnation: String,
+    },
     /// Committed records after `after`, for a broker that is not a voter.
     FetchLog {
         /// The last index the asker applied.
@@ -47,6 +55,8 @@ pub enum NodeResponse {
     },
     /// The registration is refused.
     Refused(RegisterError),
+    /// The broker is fenced.
+    Left,
     /// The heartbeat was counted (`known`: the incarnation is the registered one; if not, the
     /// broker registers again).
     Heartbeat {

@@ -442,7 +442,9 @@ def scenario_configs(b):
     assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
     assert configs["message.timestamp.type"].value == "LogAppendTime"
     assert configs["segment.bytes"].value is not None
-    res = client.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "0")])
+    # A broker that exists: "0" alone, or any node of a cluster.
+    broker_id = str(min(client.list_topics(timeout=TIMEOUT).brokers))
+    res = client.describe_configs([ConfigResource(ConfigResource.Type.BROKER, broker_id)])
     broker = list(res.values())[0].result(timeout=TIMEOUT)
     assert len(broker) > 5, broker
     # LogAppendTime: the broker's clock, not the producer's, stamps the records.

@@ -124,11 +124,45 @@ fn partitions_spread_over_the_brokers_and_clients_use_one_bootstrap() {
     assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER from broker {other}");
     let (code, _) = produce_to(&cluster.nodes[leader - 1].addr, "spread", 0, &batch(1, 10));
     assert_eq!(code, 0);
+}
 
-    // Other people's clients, bootstrapped from node 1 only, reach every partition's leader.
-    compat_scenario(&cluster.nodes[0], "roundtrip_confluent", &[]);
-    compat_scenario(&cluster.nodes[0], "cross_client", &[]);
-    compat_scenario(&cluster.nodes[0], "kcat", &[]);
+/// The client compatibility scenarios (tests/clients/compat.py: confluent-kafka, kafka-python,
+/// kcat), bootstrapped from node 1 of a three-node cluster: topics spread over all three brokers,
+/// groups coordinated by whichever broker leads their `__consumer_offsets` partition.
+#[test]
+fn client_scenarios_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            "--group-initial-rebalance-delay-ms",
+            "0",
+            "--group-min-session-timeout-ms",
+            "100",
+            "--offsets-topic-partitions",
+            "6",
+        ],
+    );
+    for scenario in [
+        "roundtrip_confluent",
+        "cross_client",
+        "kcat",
+        "compression",
+        "acks",
+        "list_offsets",
+        "topic_admin_errors",
+        "configs",
+        "incremental_alter_configs",
+        "unknown_topic_produce",
+        "large_batches",
+        "group_split",
+        "group_two_groups",
+        "group_resume",
+        "group_rebalance_at_least_once",
+        "group_cooperative_sticky",
+        "group_admin",
+    ] {
+        compat_scenario(&cluster.nodes[0], scenario, &[]);
+    }
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub(crate) fn check_offset(
     partition: i32,
     offset: CommittedOffset,
 ) -> Result<CommittedOffset, ErrorCode> {
-    if broker.metadata.owner_of(topic, partition).is_none() {
+    if !broker.metadata.exists(topic, partition) {
         Err(ErrorCode::UnknownTopicOrPartition)
     } else if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
         Err(ErrorCode::OffsetMetadataTooLarge)

@@ -14,8 +14,7 @@ use crate::protocol::{Reply, respond};
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
     let asked: Vec<(String, i32)> =
         request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index))).collect();
-    let known: Vec<(String, i32)> =
-        asked.iter().filter(|(t, p)| broker.metadata.owner_of(t, *p).is_some()).cloned().collect();
+    let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| broker.metadata.exists(t, *p)).cloned().collect();
     let outcome = match broker.groups.route(&request.group_id, GroupOp::OffsetDelete(known.clone())).await {
         Ok(GroupResponse::OffsetDelete(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),

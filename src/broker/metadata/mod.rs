@@ -221,6 +221,13 @@ impl Metadata {
         self.image.borrow().clone()
     }
 
+    /// Whether the partition exists in the image (wherever it is led).
+    pub fn exists(&self, topic: &str, partition: i32) -> bool {
+        let image = self.image.borrow();
+        usize::try_from(partition)
+            .is_ok_and(|index| image.topics.get(topic).is_some_and(|t| index < t.partitions.len()))
+    }
+
     /// The shard of this broker that leads a partition, if this broker leads it.
     pub fn owner_of(&self, topic: &str, partition: i32) -> Option<ShardId> {
         self.route(topic, partition).ok()
