@@ -40,8 +40,10 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const CONTROLLER_SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a voter without a log waits for each other voter to say whether a quorum exists.
 pub const BOOTSTRAP_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a broker shutting down waits for the controller to fence it.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a broker shutting down waits for the controller to fence it: a commit takes
+/// milliseconds with a quorum, and without one the shutdown should not hang (the session then
+/// expires as after a crash).
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How much longer than [`COMMIT_TIMEOUT`] a call waits for its answer (the way there and back).
 pub const CALL_MARGIN: Duration = Duration::from_secs(5);
 /// How long a connect to another node may take (loopback or a LAN: a peer that does not

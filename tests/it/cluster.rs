@@ -308,3 +308,44 @@ fn a_duplicate_node_id_or_a_disagreeing_voter_list_exits_with_one_clear_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already registered by a live broker"), "{stderr}");
 }
+
+#[test]
+fn a_data_dir_from_before_the_cluster_opens_with_its_topics_and_records() {
+    use crate::harness::Broker;
+    let mut broker = Broker::start(&["--cores", "1"]);
+    let created = create_topic(&broker.addr, "old", 2, 1);
+    assert!(ok(&created), "{}", text(&created));
+    for p in 0..2 {
+        assert_eq!(produce_to(&broker.addr, "old", p, &batch(5, 10)), (0, 0));
+    }
+    assert!(broker.stop());
+    // What the single-node release kept: a JSON image, and no metadata log.
+    let metadata = broker.data_dir.join("__metadata");
+    std::fs::remove_dir_all(metadata.join("quorum")).expect("remove the quorum's log");
+    let legacy = r#"{"cluster_id":"legacy-cluster","version":3,"topics":{"old":{"name":"old",
+        "id":"0123456789abcdef0123456789abcdef","partitions":[{"shard":0,"leader_epoch":0},
+        {"shard":0,"leader_epoch":0}],"configs":{"retention.ms":"3600000"}}},"next_producer_id":4000}"#;
+    std::fs::write(metadata.join("image.json"), legacy).expect("write the old image");
+    broker.restart();
+    for p in 0..2 {
+        assert_eq!(produce_to(&broker.addr, "old", p, &batch(1, 10)), (0, 5), "partition {p} kept its records");
+    }
+    let described = sluice(&["topic", "describe", "old", "--bootstrap", &broker.addr]);
+    assert!(text(&described).contains("3600000"), "{}", text(&described));
+    // From now on the metadata log is the truth: a restart does not read the old image again.
+    broker.restart();
+    assert_eq!(produce_to(&broker.addr, "old", 0, &batch(1, 10)), (0, 6));
+}
+
+#[test]
+fn garbage_on_the_controller_port_closes_only_that_connection() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start(3, &[]);
+    let port = cluster.voters.split(',').next().and_then(|v| v.rsplit(':').next()).expect("a voter port");
+    let mut garbage = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect to a voter");
+    garbage.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send garbage");
+    let mut buf = [0u8; 16];
+    assert!(matches!(garbage.read(&mut buf), Ok(0) | Err(_)), "the voter closes a connection that is not a node's");
+    create_until(&cluster, 1, "still-works", 1, 1, RECOVERY);
+}
