@@ -890,6 +890,33 @@ def scenario_group_admin(b):
     assert not {group, idle} & {g.group_id for g in listed.valid}, [g.group_id for g in listed.valid]
 
 
+def scenario_replica_assignment(b):
+    """On a cluster of brokers 1, 2 and 3: CreateTopics with replicas assigned by hand keeps them,
+    the first of each list leading; an assignment naming an unknown broker is refused."""
+    client = admin(b)
+    topic = unique("assigned")
+    layout = [[2, 1], [3, 2], [1, 3]]
+    futures = client.create_topics([NewTopic(topic, num_partitions=len(layout), replica_assignment=layout)])
+    for _, future in futures.items():
+        future.result(timeout=TIMEOUT)
+    deadline = time.time() + TIMEOUT
+    while True:
+        meta = client.list_topics(topic, timeout=TIMEOUT).topics[topic]
+        if len(meta.partitions) == 3 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    got = [list(meta.partitions[p].replicas) for p in range(3)]
+    assert got == layout, got
+    assert [meta.partitions[p].leader for p in range(3)] == [2, 3, 1], meta.partitions
+    futures = client.create_topics([NewTopic(unique("badassign"), num_partitions=1, replica_assignment=[[9]])])
+    try:
+        for _, future in futures.items():
+            future.result(timeout=TIMEOUT)
+        raise AssertionError("an assignment to broker 9 was accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 

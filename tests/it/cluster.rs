@@ -160,6 +160,7 @@ fn client_scenarios_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
         "group_rebalance_at_least_once",
         "group_cooperative_sticky",
         "group_admin",
+        "replica_assignment",
     ] {
         compat_scenario(&cluster.nodes[0], scenario, &[]);
     }
