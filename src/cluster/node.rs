@@ -38,6 +38,13 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a call to the controller keeps looking for it (following leader hints, trying every
 /// voter) before it gives up.
 pub const CONTROLLER_SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Applied entries whose terms a voter remembers, to confirm its own proposals: far more than
+/// can commit while one decision waits for its own.
+pub const APPLIED_TERMS_KEPT: usize = 4096;
+/// How long a call other than a metadata change (a heartbeat, a registration, a log pull) waits
+/// for the controller before trying another: well inside the session timeout, so a paused
+/// controller does not keep a live broker from reaching the new one.
+pub const QUICK_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a voter without a log waits for each other voter to say whether a quorum exists.
 pub const BOOTSTRAP_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a broker shutting down waits for the controller to fence it: a commit takes
@@ -160,6 +167,9 @@ pub struct ClusterNode {
     known_leader: Cell<Option<NodeId>>,
     /// This broker's registration (its incarnation is this process's).
     me: RefCell<BrokerMeta>,
+    /// The (index, term) of the entries this voter applied lately: a proposal committed only if
+    /// its index came back with its term (a new leader may have put another entry there).
+    applied_terms: RefCell<std::collections::VecDeque<(u64, u64)>>,
     /// Whether the controller has this incarnation registered.
     registered: Cell<bool>,
     /// Set at shutdown: no more heartbeats or registrations.
@@ -195,6 +205,7 @@ impl ClusterNode {
             led_term: Cell::new(0),
             known_leader: Cell::new(None),
             me: RefCell::new(me),
+            applied_terms: RefCell::new(std::collections::VecDeque::new()),
             registered: Cell::new(false),
             leaving: Cell::new(false),
         });
@@ -357,13 +368,19 @@ impl ClusterNode {
         if records.is_empty() {
             return Ok(0);
         }
-        let index = {
+        let proposal = {
             let Some(quorum) = self.quorum.get() else { return Err(NodeError::Failed("not a voter".into())) };
-            quorum.borrow_mut().propose(records::encode(&records))?.index
+            quorum.borrow_mut().propose(records::encode(&records))?
         };
         self.drive()?;
-        self.wait_installed(index).await?;
-        Ok(index)
+        self.wait_installed(proposal.index).await?;
+        let term = self.applied_terms.borrow().iter().find(|(index, _)| *index == proposal.index).map(|(_, t)| *t);
+        if term != Some(proposal.term) {
+            return Err(NodeError::Failed(
+                "the controller lost its leadership before the change committed; try again".into(),
+            ));
+        }
+        Ok(proposal.index)
     }
 
     /// Waits until the image at `index` is installed on every shard of this broker.
@@ -428,6 +445,11 @@ impl ClusterNode {
         let mut last = None;
         for entry in ready.committed {
             self.apply_entry(entry.index, &entry.data);
+            let mut terms = self.applied_terms.borrow_mut();
+            if terms.len() >= APPLIED_TERMS_KEPT {
+                terms.pop_front();
+            }
+            terms.push_back((entry.index, entry.term));
             last = Some(entry.index);
         }
         if let Some(index) = last {
@@ -675,7 +697,18 @@ impl ClusterNode {
                     }
                 };
                 if let Some(addr) = target {
-                    match transport.call(addr, Bytes::from(rpc::encode(&request))).await {
+                    let quick = !matches!(request, NodeRequest::Control(_));
+                    let call = transport.call(addr, Bytes::from(rpc::encode(&request)));
+                    let answer = futures_lite::future::or(call, async {
+                        if quick {
+                            glommio::timer::sleep(QUICK_CALL_TIMEOUT).await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                        Err(super::transport::TransportError::Timeout)
+                    })
+                    .await;
+                    match answer {
                         Ok(bytes) => match rpc::decode::<NodeResponse>(&bytes) {
                             Ok(NodeResponse::NotController { leader }) => {
                                 self.known_leader.set(leader.filter(|l| Some(*l) != self.controller()));
