@@ -4,6 +4,7 @@
 //! taking over a leaderless partition) is not implemented: each partition gets the error Kafka
 //! gives when no unclean election is possible. What `kafka-leader-election.sh` drives.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
@@ -21,10 +22,13 @@ const UNCLEAN: i8 = 1;
 
 /// ElectLeaders.
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ElectLeadersRequest) -> Reply {
-    let asked: Option<Vec<(String, i32)>> = request
-        .topic_partitions
-        .as_ref()
-        .map(|topics| topics.iter().flat_map(|t| t.partitions.iter().map(move |&p| (t.topic.clone(), p))).collect());
+    // A partition named twice is answered once (a set also orders the answer by partition).
+    // `timeout_ms` is not used: the controller bounds each decision by its commit timeout.
+    let asked: Option<Vec<(String, i32)>> = request.topic_partitions.as_ref().map(|topics| {
+        let set: BTreeSet<(String, i32)> =
+            topics.iter().flat_map(|t| t.partitions.iter().map(move |&p| (t.topic.clone(), p))).collect();
+        set.into_iter().collect()
+    });
     let all = asked.is_none();
     let (error_code, results) = match request.election_type {
         PREFERRED => match broker.metadata.control(ControllerRequest::ElectPreferred(asked.clone())).await {
@@ -86,4 +90,43 @@ fn unclean(image: &MetadataImage, asked: Option<Vec<(String, i32)>>) -> Vec<Elec
             ((topic, index), result)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::broker::metadata::image::{PartitionMeta, TopicMeta};
+    use crate::model::TopicId;
+
+    #[test]
+    fn unclean_elections_are_never_run_and_say_why() {
+        let led = PartitionMeta::single(1, 0, 0);
+        let leaderless = PartitionMeta { leader: NO_LEADER, ..PartitionMeta::single(2, 0, 1) };
+        let topic = TopicMeta {
+            name: "t".into(),
+            id: TopicId([1; 16]),
+            partitions: vec![led, leaderless],
+            configs: BTreeMap::new(),
+        };
+        let mut image = MetadataImage::default();
+        image.topics.insert("t".into(), Arc::new(topic));
+        let codes = |asked| -> Vec<((String, i32), i16)> {
+            unclean(&image, asked)
+                .into_iter()
+                .map(|(tp, r)| (tp, r.err().map_or(0, |e| ErrorCode::from(&e).code())))
+                .collect()
+        };
+        let not_needed = ErrorCode::ElectionNotNeeded.code();
+        let impossible = ErrorCode::EligibleLeadersNotAvailable.code();
+        let unknown = ErrorCode::UnknownTopicOrPartition.code();
+        assert_eq!(codes(None), vec![(("t".into(), 0), not_needed), (("t".into(), 1), impossible)]);
+        let asked = vec![("t".to_string(), 1), ("t".to_string(), 2), ("u".to_string(), 0)];
+        assert_eq!(
+            codes(Some(asked)),
+            vec![(("t".into(), 1), impossible), (("t".into(), 2), unknown), (("u".into(), 0), unknown)]
+        );
+    }
 }
