@@ -3,6 +3,7 @@
 
 mod bench;
 mod broker;
+mod cluster;
 mod common;
 mod consume;
 mod group;
@@ -42,6 +43,8 @@ enum Command {
     Group(group::GroupArgs),
     /// List and describe transactions; abort open or hanging ones.
     Txn(txn::TxnArgs),
+    /// Show the brokers, the controller and the metadata quorum; elect preferred leaders.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Parses the command line and runs the subcommand; errors print one line and exit non-zero.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::Txn(args) => txn::run(args),
+        Command::Cluster(args) => cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,8 +50,8 @@ enum TopicCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show a topic's partitions (leader, replicas, in-sync replicas) and its configs with where
-    /// each value comes from.
+    /// Show a topic's partitions (leader, leader epoch, replicas, in-sync replicas, offline
+    /// replicas) and its configs with where each value comes from.
     Describe {
         /// The topic name.
         name: String,
@@ -235,7 +235,16 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
         let partitions: Vec<_> = topic
             .partitions
             .iter()
-            .map(|p| json!({"partition": p.partition, "leader": p.leader, "replicas": p.replicas, "isr": p.isr}))
+            .map(|p| {
+                json!({
+                    "partition": p.partition,
+                    "leader": p.leader,
+                    "leader_epoch": p.leader_epoch,
+                    "replicas": p.replicas,
+                    "isr": p.isr,
+                    "offline_replicas": p.offline_replicas,
+                })
+            })
             .collect();
         let configs: Vec<_> = configs
             .iter()
@@ -258,9 +267,18 @@ async fn describe(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = topic
         .partitions
         .iter()
-        .map(|p| vec![p.partition.to_string(), p.leader.to_string(), ids(&p.replicas), ids(&p.isr)])
+        .map(|p| {
+            vec![
+                p.partition.to_string(),
+                p.leader.to_string(),
+                p.leader_epoch.to_string(),
+                ids(&p.replicas),
+                ids(&p.isr),
+                if p.offline_replicas.is_empty() { "-".to_string() } else { ids(&p.offline_replicas) },
+            ]
+        })
         .collect();
-    out.push_str(&table(&["PARTITION", "LEADER", "REPLICAS", "ISR"], &rows));
+    out.push_str(&table(&["PARTITION", "LEADER", "LEADER-EPOCH", "REPLICAS", "ISR", "OFFLINE"], &rows));
     out.push('\n');
     let rows: Vec<Vec<String>> = configs
         .iter()

@@ -1,5 +1,6 @@
-//! [`Admin`]: create, delete and describe topics; list offsets. Topic changes go to the
-//! controller; offsets are asked of each partition's leader.
+//! [`Admin`]: create, delete and describe topics; list offsets; describe the cluster and its
+//! metadata quorum; elect preferred leaders. Topic changes and elections go to the controller;
+//! offsets are asked of each partition's leader.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +12,10 @@ use crate::protocol::messages::{
     CreateTopicsRequestTopic, DeleteTopicsRequest, DeleteTopicsRequestTopic, DescribeConfigsRequest,
     DescribeConfigsRequestResource, IncrementalAlterConfigsRequest, IncrementalAlterConfigsRequestConfig,
     IncrementalAlterConfigsRequestResource, ListOffsetsRequest, ListOffsetsRequestPartition, ListOffsetsRequestTopic,
+};
+use crate::protocol::messages::{
+    DescribeClusterRequest, DescribeQuorumRequest, DescribeQuorumRequestPartition, DescribeQuorumRequestTopic,
+    DescribeQuorumResponseReplica, ElectLeadersRequest, ElectLeadersRequestTopic,
 };
 
 /// DescribeConfigs' and IncrementalAlterConfigs' resource type of a topic.
@@ -425,6 +430,162 @@ impl Admin {
             reason: format!("no ListOffsets result for {topic}-{partition}"),
         })
     }
+
+    /// The cluster's id, controller and live brokers (DescribeCluster), from any broker.
+    pub async fn describe_cluster(&self) -> Result<ClusterInfo, ClientError> {
+        let connection = self.client.any_connection().await?;
+        let response = connection.send(&DescribeClusterRequest::default()).await?;
+        if let Some(error) = ClientError::from_code(
+            response.error_code,
+            || "describing the cluster".to_string(),
+            response.error_message.as_deref(),
+        ) {
+            return Err(error);
+        }
+        let mut brokers: Vec<BrokerInfo> = response
+            .brokers
+            .into_iter()
+            .map(|b| BrokerInfo { id: b.broker_id, host: b.host, port: b.port, rack: b.rack })
+            .collect();
+        brokers.sort_by_key(|b| b.id);
+        Ok(ClusterInfo { cluster_id: response.cluster_id, controller_id: response.controller_id, brokers })
+    }
+
+    /// The metadata quorum's state (DescribeQuorum of `__cluster_metadata` 0), from any broker.
+    pub async fn describe_quorum(&self) -> Result<QuorumInfo, ClientError> {
+        let request = DescribeQuorumRequest {
+            topics: vec![DescribeQuorumRequestTopic {
+                topic_name: METADATA_TOPIC.to_string(),
+                partitions: vec![DescribeQuorumRequestPartition { partition_index: 0 }],
+            }],
+        };
+        let connection = self.client.any_connection().await?;
+        let response = connection.send(&request).await?;
+        let context = || "describing the metadata quorum".to_string();
+        if let Some(error) = ClientError::from_code(response.error_code, context, response.error_message.as_deref()) {
+            return Err(error);
+        }
+        let partition =
+            response.topics.into_iter().flat_map(|t| t.partitions).next().ok_or_else(|| ClientError::Protocol {
+                addr: connection.addr().to_string(),
+                reason: "DescribeQuorum answered no partition".to_string(),
+            })?;
+        if let Some(error) = ClientError::from_code(partition.error_code, context, partition.error_message.as_deref()) {
+            return Err(error);
+        }
+        let replica = |r: DescribeQuorumResponseReplica| QuorumReplica {
+            id: r.replica_id,
+            log_end_offset: r.log_end_offset,
+            last_fetch_timestamp: r.last_fetch_timestamp,
+            last_caught_up_timestamp: r.last_caught_up_timestamp,
+        };
+        Ok(QuorumInfo {
+            leader_id: partition.leader_id,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            voters: partition.current_voters.into_iter().map(replica).collect(),
+            observers: partition.observers.into_iter().map(replica).collect(),
+        })
+    }
+
+    /// Elects the preferred replica leader of `partitions` (topic, index), or of every partition
+    /// where it is needed if `None` (ElectLeaders, sent to the controller). Per-partition results
+    /// come back as the broker gave them; ELECTION_NOT_NEEDED is an error like the others.
+    pub async fn elect_preferred_leaders(
+        &self,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<((String, i32), Result<(), ClientError>)>, ClientError> {
+        let topic_partitions = partitions.map(|partitions| {
+            let mut topics: Vec<ElectLeadersRequestTopic> = Vec::new();
+            for (topic, partition) in partitions {
+                match topics.iter_mut().find(|t| &t.topic == topic) {
+                    Some(t) => t.partitions.push(*partition),
+                    None => {
+                        topics.push(ElectLeadersRequestTopic { topic: topic.clone(), partitions: vec![*partition] })
+                    }
+                }
+            }
+            topics
+        });
+        let request =
+            ElectLeadersRequest { election_type: ELECTION_PREFERRED, topic_partitions, timeout_ms: self.timeout_ms() };
+        let connection = self.client.controller_connection().await?;
+        let response = connection.send(&request).await?;
+        if let Some(error) = ClientError::from_code(response.error_code, || "electing leaders".to_string(), None) {
+            return Err(error);
+        }
+        let mut out = Vec::new();
+        for topic in response.replica_election_results {
+            for p in topic.partition_result {
+                let tp = (topic.topic.clone(), p.partition_id);
+                let error = ClientError::from_code(
+                    p.error_code,
+                    || format!("electing a leader for {}-{}", tp.0, tp.1),
+                    p.error_message.as_deref(),
+                );
+                out.push((tp, error.map_or(Ok(()), Err)));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+/// Kafka's name for the metadata log's topic, the one DescribeQuorum describes.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+/// ElectLeaders' election type for the preferred replica (KIP-460).
+const ELECTION_PREFERRED: i8 = 0;
+
+/// One broker as DescribeCluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// The broker id.
+    pub id: i32,
+    /// Its advertised host.
+    pub host: String,
+    /// Its advertised port.
+    pub port: i32,
+    /// Its rack, if it has one.
+    pub rack: Option<String>,
+}
+
+/// The cluster as DescribeCluster describes it: only live (unfenced) brokers are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// The controller's id, -1 if unknown.
+    pub controller_id: i32,
+    /// The brokers, by id.
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// One replica of the metadata log as DescribeQuorum describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// The node id.
+    pub id: i32,
+    /// Its log end offset as the leader knows it, -1 if unknown.
+    pub log_end_offset: i64,
+    /// When it last fetched from the leader (ms since the epoch), -1 if unknown.
+    pub last_fetch_timestamp: i64,
+    /// When it was last caught up (ms since the epoch), -1 if unknown.
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The metadata quorum as DescribeQuorum describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    /// The leader (the active controller), -1 if unknown.
+    pub leader_id: i32,
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The high watermark: the end of the committed log.
+    pub high_watermark: i64,
+    /// The voters.
+    pub voters: Vec<QuorumReplica>,
+    /// The observers (brokers that are not voters).
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// ListOffsets for some partitions of one topic on one broker.

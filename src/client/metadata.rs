@@ -56,6 +56,8 @@ pub struct PartitionMetadata {
     pub replicas: Vec<i32>,
     /// Broker ids of the in-sync replicas.
     pub isr: Vec<i32>,
+    /// Broker ids of the replicas on brokers that are not live (v5+; empty before).
+    pub offline_replicas: Vec<i32>,
     /// The partition's error code (0 if none).
     pub error_code: i16,
 }
@@ -113,6 +115,7 @@ impl ClusterMetadata {
                     leader_epoch: p.leader_epoch,
                     replicas: p.replica_nodes,
                     isr: p.isr_nodes,
+                    offline_replicas: p.offline_replicas,
                     error_code: p.error_code,
                 })
                 .collect();

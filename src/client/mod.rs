@@ -44,7 +44,10 @@ pub mod sequencing;
 pub mod txn_admin;
 mod txn_requests;
 
-pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigSource, NewTopic, OffsetSpec};
+pub use admin::{
+    Admin, AlterConfigOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, OffsetSpec, QuorumInfo,
+    QuorumReplica,
+};
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, SeekTo};

@@ -161,6 +161,9 @@ pub struct ClusterNode {
     /// Controller only: when each broker last heartbeat, and whether this controller heard it
     /// (a new controller gives every broker a grace period, which is not proof of life).
     sessions: RefCell<BTreeMap<NodeId, (Instant, bool)>>,
+    /// Controller only: the image index each broker's last heartbeat reported (its metadata
+    /// log end, as DescribeQuorum shows observers).
+    applied: RefCell<BTreeMap<NodeId, u64>>,
     /// The term this node last led in, so a new leadership resets the sessions.
     led_term: Cell<u64>,
     /// The controller this node last heard of.
@@ -202,6 +205,7 @@ impl ClusterNode {
             decide: OnceCell::new(),
             decisions: glommio::sync::Semaphore::new(1),
             sessions: RefCell::new(BTreeMap::new()),
+            applied: RefCell::new(BTreeMap::new()),
             led_term: Cell::new(0),
             known_leader: Cell::new(None),
             me: RefCell::new(me),
@@ -514,11 +518,20 @@ impl ClusterNode {
     fn quorum_status(&self) -> QuorumStatus {
         let Some(quorum) = self.quorum.get() else { return QuorumStatus::default() };
         let quorum = quorum.borrow();
+        let applied = self.applied.borrow();
+        let observers = self
+            .image()
+            .brokers
+            .keys()
+            .filter(|id| !self.config.voters.iter().any(|(voter, _)| voter == *id))
+            .map(|id| (*id, applied.get(id).copied()))
+            .collect();
         QuorumStatus {
             leader: quorum.leader(),
             term: quorum.term(),
             commit_index: quorum.commit_index(),
             voters: quorum.progress(),
+            observers,
         }
     }
 
@@ -567,6 +580,7 @@ impl ClusterNode {
             return NodeResponse::Heartbeat { known: false };
         };
         self.sessions.borrow_mut().insert(id, (Instant::now(), true));
+        self.applied.borrow_mut().insert(id, applied);
         if broker.fenced && applied >= broker.epoch {
             let Ok(_permit) = self.decisions.acquire_permit(1).await else {
                 return NodeResponse::Failed("closing".into());

@@ -105,6 +105,11 @@ pub struct QuorumStatus {
     pub commit_index: u64,
     /// Each voter and the index it has replicated.
     pub voters: Vec<(NodeId, u64)>,
+    /// Each registered broker that is not a voter, and the index its image reached as its last
+    /// heartbeat told this controller (`None` before one has been heard). Defaulted so a node
+    /// without the field still decodes the answer.
+    #[serde(default)]
+    pub observers: Vec<(NodeId, Option<u64>)>,
 }
 
 /// Encodes a call or an answer.

@@ -102,7 +102,7 @@ fn topic_create_list_describe_add_partitions_alter_config_delete() {
     assert_eq!(config(&described, "retention.ms")["source"], "DYNAMIC_TOPIC_CONFIG");
     assert_eq!(config(&described, "segment.bytes")["source"], "DEFAULT_CONFIG");
     let table = ok(&broker, &["topic", "describe", "orders"], "");
-    assert!(table.contains("PARTITION  LEADER  REPLICAS  ISR"), "{table}");
+    assert!(table.contains("PARTITION  LEADER  LEADER-EPOCH  REPLICAS  ISR  OFFLINE"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("retention.ms") && l.ends_with("DYNAMIC_TOPIC_CONFIG")), "{table}");
 
     ok(&broker, &["topic", "add-partitions", "orders", "--partitions", "4"], "");

@@ -2,8 +2,7 @@
 //! kafka-*.sh scripts start (tests/java pins their jars): one test per tool, several invocations
 //! each, checking what they print and how they exit.
 //!
-//! Not covered: kafka-leader-election (ElectLeaders) needs replicas to elect among, which come
-//! with the cluster.
+//! kafka-metadata-quorum and kafka-leader-election need a cluster: see `cluster_tools.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

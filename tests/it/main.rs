@@ -9,6 +9,8 @@ mod broker_lifecycle;
 mod cli;
 mod client;
 mod cluster;
+mod cluster_cli;
+mod cluster_tools;
 mod group;
 mod group_client;
 mod harness;

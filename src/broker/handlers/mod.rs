@@ -15,7 +15,9 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -85,6 +87,9 @@ handler_table!(|broker, header, request, peer| {
     CreatePartitions => create_partitions::handle(broker, header, request).await,
     DescribeCluster => describe_cluster::handle(broker, header, request),
     DescribeLogDirs => describe_log_dirs::handle(broker, header, request).await,
+    // The cluster: the metadata quorum and partition leadership.
+    DescribeQuorum => describe_quorum::handle(broker, header, request).await,
+    ElectLeaders => elect_leaders::handle(broker, header, request).await,
     // Consumer groups (the classic protocol): everything the codec implements, which covers
     // librdkafka 2.x, kafka-python 2.x and the Java 3.x/4.x clients.
     FindCoordinator => find_coordinator::handle(broker, header, request).await,

@@ -56,6 +56,10 @@ pub enum TopicError {
     /// ElectLeaders: the preferred replica is not live and in sync.
     #[error("{0}")]
     PreferredLeaderNotAvailable(String),
+    /// ElectLeaders: no replica may take over a leaderless partition (unclean election is not
+    /// implemented).
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
     /// Topics whose names start with `__` are the broker's own.
     #[error("topic '{0}' is internal")]
     Internal(String),
@@ -570,6 +574,7 @@ impl From<&TopicError> for ErrorCode {
             TopicError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             TopicError::ElectionNotNeeded => ErrorCode::ElectionNotNeeded,
             TopicError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
+            TopicError::EligibleLeadersNotAvailable(_) => ErrorCode::EligibleLeadersNotAvailable,
         }
     }
 }

@@ -27,6 +27,7 @@ use super::config::BrokerConfig;
 use super::partition::{PartitionError, ShardPartitions};
 use super::topic_config::TopicConfig;
 use crate::cluster::node::{ClusterNode, Decide, Decided, ImageSink, NodeError};
+use crate::cluster::rpc::QuorumStatus;
 use crate::model::{LeaderEpoch, ProducerId, TopicPartition};
 use crate::protocol::ErrorCode;
 use crate::shard::{Peers, PeersSlot, ShardError, ShardId};
@@ -60,6 +61,8 @@ pub enum MetadataRequest {
     Controller(ControllerRequest),
     /// The broker is registered and caught up: shards may serve clients.
     Serving,
+    /// The metadata quorum's state (shard 0 only, which asks the controller).
+    QuorumStatus,
 }
 
 /// The answer to a [`MetadataRequest`].
@@ -69,6 +72,8 @@ pub enum MetadataResponse {
     Done,
     /// From the controller.
     Controller(ControllerResponse),
+    /// The metadata quorum's state, or why the controller could not tell it.
+    QuorumStatus(Result<QuorumStatus, String>),
 }
 
 /// The metadata layer's handle on the other shards.
@@ -262,7 +267,17 @@ impl Metadata {
     pub async fn control(&self, request: ControllerRequest) -> Result<ControllerResponse, ShardError> {
         match self.peers.get().call(CONTROLLER_SHARD, MetadataRequest::Controller(request)).await? {
             MetadataResponse::Controller(response) => Ok(response),
-            MetadataResponse::Done => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
+            _ => Err(ShardError::WrongReply(CONTROLLER_SHARD)),
+        }
+    }
+
+    /// The metadata quorum's state as the controller sees it (DescribeQuorum), asked through
+    /// shard 0's control plane; the error says why no controller answered.
+    pub async fn quorum_status(&self) -> Result<QuorumStatus, String> {
+        match self.peers.get().call(CONTROLLER_SHARD, MetadataRequest::QuorumStatus).await {
+            Ok(MetadataResponse::QuorumStatus(status)) => status,
+            Ok(_) => Err(ShardError::WrongReply(CONTROLLER_SHARD).to_string()),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -350,6 +365,10 @@ impl Metadata {
                 self.serving.set(true);
                 MetadataResponse::Done
             }
+            MetadataRequest::QuorumStatus => MetadataResponse::QuorumStatus(match self.node.get() {
+                Some(node) => node.status().await.map_err(|e| e.to_string()),
+                None => Err("no control plane on this shard".into()),
+            }),
         }
     }
 

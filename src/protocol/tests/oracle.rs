@@ -136,6 +136,10 @@ oracle_tests! {
         defaults: true, versions: 0..=1;
     describe_cluster_request: DescribeClusterRequest = DescribeClusterRequest, defaults: true, versions: 0..=1;
     describe_cluster_response: DescribeClusterResponse = DescribeClusterResponse, defaults: true, versions: 0..=1;
+    describe_quorum_request: DescribeQuorumRequest = DescribeQuorumRequest, defaults: true, versions: 0..=2;
+    describe_quorum_response: DescribeQuorumResponse = DescribeQuorumResponse, defaults: true, versions: 0..=2;
+    elect_leaders_request: ElectLeadersRequest = ElectLeadersRequest, defaults: true, versions: 0..=2;
+    elect_leaders_response: ElectLeadersResponse = ElectLeadersResponse, defaults: true, versions: 0..=2;
     find_coordinator_request: FindCoordinatorRequest = FindCoordinatorRequest, defaults: true, versions: 0..=4;
     find_coordinator_response: FindCoordinatorResponse = FindCoordinatorResponse, defaults: true, versions: 0..=4;
     join_group_request: JoinGroupRequest = JoinGroupRequest, defaults: true, versions: 0..=9;
