@@ -57,6 +57,10 @@ pub(super) struct BrokerArgs {
     /// campaigns (Raft randomises between this and twice this).
     #[arg(long, default_value_t = limits::RAFT_TICK.as_millis() as u64 * limits::RAFT_ELECTION_TICKS_DEFAULT as u64)]
     controller_election_timeout_ms: u64,
+    /// Metadata log entries kept before the quorum compacts them into a snapshot of the image
+    /// (a new or lagging node then catches up from the snapshot).
+    #[arg(long, default_value_t = limits::METADATA_SNAPSHOT_AFTER_ENTRIES)]
+    metadata_snapshot_after_entries: u64,
     /// default.replication.factor: replicas of topics created without a count.
     #[arg(long, default_value_t = 1)]
     default_replication_factor: i16,
@@ -291,6 +295,10 @@ impl BrokerArgs {
             bail!("--broker-heartbeat-interval-ms must be positive and below --broker-session-timeout-ms");
         }
         config.heartbeat_interval = Duration::from_millis(self.broker_heartbeat_interval_ms);
+        if self.metadata_snapshot_after_entries == 0 {
+            bail!("--metadata-snapshot-after-entries must be positive");
+        }
+        config.snapshot_after_entries = self.metadata_snapshot_after_entries;
         config.session_timeout = Duration::from_millis(self.broker_session_timeout_ms);
         config.listen = self.controller_listen.as_deref().map(resolve).transpose()?;
         if let Some(voters) = &self.controller_voters {
