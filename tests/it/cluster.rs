@@ -354,3 +354,28 @@ fn garbage_on_the_controller_port_closes_only_that_connection() {
     assert!(matches!(garbage.read(&mut buf), Ok(0) | Err(_)), "the voter closes a connection that is not a node's");
     create_until(&cluster, 1, "still-works", 1, 1, RECOVERY);
 }
+
+/// Apache Kafka's Java client at its defaults (tests/java ClientScenarios), bootstrapped from node
+/// 1 of a three-node cluster.
+#[test]
+fn java_client_scenarios_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
+    let cluster = Cluster::start(3, &["--auto-create-topics", "--group-initial-rebalance-delay-ms", "0"]);
+    for scenario in [
+        "producer_defaults",
+        "group_rebalance",
+        "group_commits",
+        "manual_assign",
+        "seek",
+        "offsets_for_times",
+        "pause_resume",
+        "transactions",
+        "consumer_protocol",
+        "compression",
+        "group_cooperative",
+        "group_static",
+        "large_records",
+        "consume_transform_produce",
+    ] {
+        crate::harness::java_scenario(&cluster.nodes[0], "ClientScenarios", scenario, &[]);
+    }
+}
