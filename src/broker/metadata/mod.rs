@@ -48,6 +48,33 @@ pub fn is_internal_topic(name: &str) -> bool {
     [crate::group::OFFSETS_TOPIC, crate::txn::TRANSACTION_TOPIC, SHARE_GROUP_STATE_TOPIC].contains(&name)
 }
 
+/// A broker's Kafka listener as `host:port` (an IPv6 host in brackets).
+fn listener_addr(broker: &BrokerMeta) -> String {
+    if broker.host.contains(':') {
+        format!("[{}]:{}", broker.host, broker.port)
+    } else {
+        format!("{}:{}", broker.host, broker.port)
+    }
+}
+
+/// Where a partition's leader is, as [`Metadata::partition_leader`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionLeader {
+    /// This broker leads it, on this shard.
+    Local(ShardId),
+    /// Another broker leads it.
+    Remote {
+        /// The leader's id.
+        node: NodeId,
+        /// The leader's Kafka listener, `host:port`.
+        addr: String,
+    },
+    /// It exists but has no leader now (or one this broker cannot reach yet): try again later.
+    Offline,
+    /// No such topic or partition (deleted, or never created).
+    Missing,
+}
+
 /// What one shard asks of another's metadata layer.
 #[derive(Debug)]
 pub enum MetadataRequest {
@@ -238,6 +265,27 @@ impl Metadata {
             leader if leader == self.config.node_id => self.local_shard(meta).ok_or(PartitionError::NotLeader),
             NO_LEADER => Err(PartitionError::NotAvailable),
             _ => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// Who leads a partition, for work that must reach its leader wherever it is (transaction
+    /// markers, KIP-890 verification): a shard of this broker, another broker's Kafka listener,
+    /// nobody now, or nothing (no such partition).
+    pub fn partition_leader(&self, topic: &str, partition: i32) -> PartitionLeader {
+        let image = self.image.borrow();
+        let Some(meta) = usize::try_from(partition).ok().and_then(|i| image.topics.get(topic)?.partitions.get(i))
+        else {
+            return PartitionLeader::Missing;
+        };
+        match meta.leader {
+            NO_LEADER => PartitionLeader::Offline,
+            leader if leader == self.config.node_id => {
+                self.local_shard(meta).map_or(PartitionLeader::Offline, PartitionLeader::Local)
+            }
+            leader => match image.brokers.get(&leader) {
+                Some(broker) => PartitionLeader::Remote { node: leader, addr: listener_addr(broker) },
+                None => PartitionLeader::Offline,
+            },
         }
     }
 
