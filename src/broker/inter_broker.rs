@@ -115,6 +115,8 @@ pub enum InterBrokerError {
 pub struct InterBroker {
     client_id: String,
     connections: RefCell<HashMap<String, Rc<Link>>>,
+    /// One gate per address (one per broker of the cluster), held while connecting to it.
+    connecting: RefCell<HashMap<String, Rc<Semaphore>>>,
     timeouts: Timeouts,
 }
 
@@ -134,7 +136,12 @@ impl InterBroker {
     }
 
     fn with_timeouts(node_id: i32, timeouts: Timeouts) -> InterBroker {
-        InterBroker { client_id: format!("{CLIENT_ID_PREFIX}{node_id}"), connections: RefCell::default(), timeouts }
+        InterBroker {
+            client_id: format!("{CLIENT_ID_PREFIX}{node_id}"),
+            connections: RefCell::default(),
+            connecting: RefCell::default(),
+            timeouts,
+        }
     }
 
     /// Sends `request` at `api_version` to the broker at `addr` (`host:port`) and waits for its
@@ -163,18 +170,30 @@ impl InterBroker {
 
     /// The working connection to `addr`, made now if there is none (or the last one failed).
     async fn link(&self, addr: &str) -> Result<Rc<Link>, InterBrokerError> {
-        let existing = self.connections.borrow().get(addr).cloned();
-        if let Some(link) = existing {
-            if link.shared.failure().is_none() {
-                return Ok(link);
-            }
+        if let Some(link) = self.working(addr) {
+            return Ok(link);
+        }
+        // One connect per address at a time: requests that arrive meanwhile wait for it and
+        // share the connection instead of each opening their own.
+        let gate =
+            self.connecting.borrow_mut().entry(addr.to_string()).or_insert_with(|| Rc::new(Semaphore::new(1))).clone();
+        let _permit = gate.acquire_permit(1).await.map_err(|_| InterBrokerError::Connect {
+            addr: addr.to_string(),
+            reason: "connection gate closed".into(),
+        })?;
+        if let Some(link) = self.working(addr) {
+            return Ok(link);
+        }
+        if self.connections.borrow().contains_key(addr) {
             debug!(addr, "reconnecting to a broker after a failed connection");
         }
-        // Two requests may both connect at once; the later one's connection is kept, and the
-        // other ends once its requests are answered. Rare and harmless, so not worth a lock.
         let link = Rc::new(Link::connect(addr, self.timeouts.connect).await?);
         self.connections.borrow_mut().insert(addr.to_string(), link.clone());
         Ok(link)
+    }
+
+    fn working(&self, addr: &str) -> Option<Rc<Link>> {
+        self.connections.borrow().get(addr).filter(|link| link.shared.failure().is_none()).cloned()
     }
 }
 

@@ -9,6 +9,7 @@ mod broker_lifecycle;
 mod cli;
 mod client;
 mod cluster;
+mod cluster_txn;
 mod group;
 mod group_client;
 mod harness;
