@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse, MemberRef};
+use crate::broker::metadata::PartitionLeader;
 use crate::group::{CommittedOffset, OFFSET_METADATA_BYTES_MAX};
 use crate::model::Timestamp;
 use crate::protocol::messages::{
@@ -77,7 +78,9 @@ pub(crate) fn check_offset(
     partition: i32,
     offset: CommittedOffset,
 ) -> Result<CommittedOffset, ErrorCode> {
-    if broker.metadata.owner_of(topic, partition).is_none() {
+    // The partition must exist in the cluster, as in Kafka; which broker leads it is no concern
+    // of the group coordinator (in a cluster it is usually another one).
+    if broker.metadata.partition_leader(topic, partition) == PartitionLeader::Missing {
         Err(ErrorCode::UnknownTopicOrPartition)
     } else if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
         Err(ErrorCode::OffsetMetadataTooLarge)

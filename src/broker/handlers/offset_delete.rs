@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use crate::broker::ShardBroker;
 use crate::broker::groups::{GroupOp, GroupResponse};
+use crate::broker::metadata::PartitionLeader;
 use crate::protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -14,8 +15,9 @@ use crate::protocol::{Reply, respond};
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
     let asked: Vec<(String, i32)> =
         request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index))).collect();
-    let known: Vec<(String, i32)> =
-        asked.iter().filter(|(t, p)| broker.metadata.owner_of(t, *p).is_some()).cloned().collect();
+    // Partitions that exist anywhere in the cluster, whichever broker leads them.
+    let exists = |t: &str, p: i32| broker.metadata.partition_leader(t, p) != PartitionLeader::Missing;
+    let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| exists(t, *p)).cloned().collect();
     let outcome = match broker.groups.route(&request.group_id, GroupOp::OffsetDelete(known.clone())).await {
         Ok(GroupResponse::OffsetDelete(result)) => result,
         Ok(_) => Err(ErrorCode::UnknownServerError),

@@ -546,7 +546,11 @@ impl TxnCoordinator {
             // As when a local coordinator cannot be reached: retriable, the client tries again.
             ErrorCode::CoordinatorNotAvailable
         })?;
-        verify_answer(transactional_id, &response)
+        let answer = verify_answer(transactional_id, &response);
+        if let Err(error) = answer {
+            debug!(addr, transactional_id, ?error, "the transaction coordinator refused the verification");
+        }
+        answer
     }
     async fn new_producer_id(&self) -> Result<ProducerId, ErrorCode> {
         self.metadata.next_producer_id().await.map_err(|e| {
