@@ -763,3 +763,44 @@ fn verify_answer(transactional_id: &str, response: &AddPartitionsToTxnResponse) 
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::{
+        AddPartitionsToTxnResponsePartition, AddPartitionsToTxnResponseTopic, AddPartitionsToTxnResponseTransaction,
+    };
+
+    fn answer(id: &str, codes: &[ErrorCode]) -> AddPartitionsToTxnResponse {
+        let results_by_partition = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| AddPartitionsToTxnResponsePartition {
+                partition_index: i32::try_from(i).unwrap(),
+                partition_error_code: c.code(),
+            })
+            .collect();
+        AddPartitionsToTxnResponse {
+            results_by_transaction: vec![AddPartitionsToTxnResponseTransaction {
+                transactional_id: id.to_string(),
+                topic_results: vec![AddPartitionsToTxnResponseTopic { name: "t".into(), results_by_partition }],
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_remote_verification_answers_as_the_coordinator_did() {
+        assert_eq!(verify_answer("a", &answer("a", &[ErrorCode::None, ErrorCode::None])), Ok(()));
+        let refused = answer("a", &[ErrorCode::None, ErrorCode::InvalidTxnState]);
+        assert_eq!(verify_answer("a", &refused), Err(ErrorCode::InvalidTxnState));
+        let mut whole = answer("a", &[ErrorCode::None]);
+        whole.error_code = ErrorCode::NotCoordinator.code();
+        assert_eq!(verify_answer("a", &whole), Err(ErrorCode::NotCoordinator));
+        // Another id's answer, or a code this broker does not know, is no answer.
+        assert_eq!(verify_answer("a", &answer("b", &[])), Err(ErrorCode::CoordinatorNotAvailable));
+        let mut odd = answer("a", &[ErrorCode::None]);
+        odd.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code = 32_000;
+        assert_eq!(verify_answer("a", &odd), Err(ErrorCode::UnknownServerError));
+    }
+}
