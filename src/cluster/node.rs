@@ -608,7 +608,8 @@ impl ClusterNode {
         }
         match self.commit(&next).await {
             Ok(_) => {
-                warn!(brokers = ?expired, timeout = ?self.config.session_timeout, "fenced brokers whose session expired")
+                let timeout = self.config.session_timeout;
+                warn!(brokers = ?expired, ?timeout, "fenced brokers whose session expired")
             }
             Err(e) => warn!(error = %e, "cannot fence brokers"),
         }

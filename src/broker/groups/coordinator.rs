@@ -442,8 +442,8 @@ impl Coordinator {
     /// producer's pending offsets in the partition's groups committed (COMMIT) or drops them
     /// (ABORT). Errors: UNKNOWN_TOPIC_OR_PARTITION if the partition does not exist (nothing to
     /// end), NOT_LEADER_OR_FOLLOWER if another broker leads it and LEADER_NOT_AVAILABLE if none
-    /// does (the marker goes to the leader), COORDINATOR_LOAD_IN_PROGRESS while it loads and NOT_COORDINATOR if the shard does
-    /// not have it (both retriable), the log's refusal (INVALID_PRODUCER_EPOCH,
+    /// does (the marker goes to the leader), COORDINATOR_LOAD_IN_PROGRESS while it loads and
+    /// NOT_COORDINATOR if the shard does not have it (both retriable), the log's refusal (INVALID_PRODUCER_EPOCH,
     /// TRANSACTION_COORDINATOR_FENCED), or the storage error that kept the marker from being
     /// committed.
     pub async fn write_txn_marker(
