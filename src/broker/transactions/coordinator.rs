@@ -13,6 +13,12 @@
 //! persist PrepareCommit/PrepareAbort, write a marker to every partition of the transaction
 //! (each committed), persist CompleteCommit/CompleteAbort. A crash between them resumes at load.
 //!
+//! Cluster: markers go to each partition's leader, through the shards when it is this broker
+//! and with WriteTxnMarkers when it is another; a partition leader asks this coordinator to
+//! verify with AddPartitionsToTxn `verify_only`, and [`TxnCoordinator::verify`] does the same
+//! for this broker's partitions when another broker coordinates the id. Both go through
+//! [`InterBroker`].
+//!
 //! One operation per id at a time: a request for an id that is busy (its markers being
 //! written, its metadata being persisted) gets CONCURRENT_TRANSACTIONS and retries, as Kafka's
 //! clients do.
@@ -368,12 +374,8 @@ impl TxnCoordinator {
                         by_shard.entry(shard).or_default().push(TopicPartition::new(topic.as_str(), index));
                     }
                     PartitionLeader::Remote { addr, .. } => by_broker.entry(addr).or_default().push((topic, index)),
-                    PartitionLeader::Offline => {
-                        if attempts == 0 {
-                            warn!(topic, partition = index, "no leader for a transaction marker yet; retrying");
-                        }
-                        failed.push((topic, index));
-                    }
+                    // No leader now: retried until the partition has one again.
+                    PartitionLeader::Offline => failed.push((topic, index)),
                     // A deleted partition has nothing to end.
                     PartitionLeader::Missing => {}
                 }
