@@ -1,16 +1,17 @@
-//! Transactions across the brokers of a cluster, through Kafka's Java client bootstrapped from one
-//! node: the transaction coordinator writes markers to partitions other brokers lead
+//! Transactions across the brokers of a cluster, through Kafka's Java client and librdkafka
+//! (confluent-kafka), bootstrapped from one node: the transaction coordinator writes markers to partitions other brokers lead
 //! (WriteTxnMarkers), partition leaders verify with a coordinator on another broker (KIP-890,
 //! AddPartitionsToTxn `verify_only`), and TxnOffsetCommit reaches a group coordinator that is
 //! not the transaction coordinator. A marker that never arrives shows as a read_committed
 //! consumer stalled behind an open transaction, which the scenarios check.
 
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use sluice::model::partition_for_key;
 
-use crate::harness::{Cluster, java_scenario};
+use crate::harness::{Cluster, client_script, fail_line, java_scenario, python, sluice_bin};
 
 /// How long the cluster may take to show a topic in its metadata.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -36,6 +37,16 @@ fn coordinator(leaders: &[i64], key: &str) -> i64 {
     leaders[usize::try_from(partition_for_key(key, count)).unwrap()]
 }
 
+/// Creates `name` with `partitions` partitions of one replica each through `addr`.
+fn create_topic(addr: &str, name: &str, partitions: u32) {
+    let output = Command::new(sluice_bin())
+        .args(["topic", "create", name, "--partitions", &partitions.to_string(), "--replication-factor", "1"])
+        .args(["--bootstrap", addr])
+        .output()
+        .expect("run sluice topic create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 #[test]
 fn transactions_over_partitions_and_coordinators_on_different_brokers() {
     let cluster = Cluster::start(3, &[]);
@@ -58,6 +69,22 @@ fn transactions_over_partitions_and_coordinators_on_different_brokers() {
     for broker in 1..=3 {
         assert!(spread.contains(&broker), "every broker leads a partition of the topic: {spread:?}");
     }
+
+    // librdkafka too (confluent-kafka): an aborted, a committed and an open transaction over the
+    // six partitions; read_committed sees exactly the committed records on every partition.
+    create_topic(&bootstrap.addr, "spread-rdkafka", 6);
+    let output = Command::new(python())
+        .arg(client_script("read_committed.py"))
+        .args(["--bootstrap", &bootstrap.addr, "--topic", "spread-rdkafka", "--partitions", "6"])
+        .output()
+        .expect("run read_committed.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("PASS read_committed"),
+        "{}\nread_committed.py failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        fail_line(&stdout).unwrap_or("no FAIL line"),
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // A consume-transform-produce loop whose group coordinator is not its transaction
     // coordinator: its offsets are verified with, and ended by, another broker.
