@@ -5,7 +5,8 @@
 //!   messages over the mesh;
 //! - [`metadata`] (the image, topic administration) and [`groups`] (the group coordinator);
 //! - [`partition`]: the partitions a shard owns, each the only door to its log;
-//! - [`fetch_session`], [`config`], [`errors`], [`topic_config`]: leaves.
+//! - [`fetch_session`], [`config`], [`errors`], [`topic_config`], [`inter_broker`] (requests to
+//!   other brokers): leaves.
 //!
 //! A file uses only files below it; `tests/it/tidy.rs` checks the order.
 
@@ -15,6 +16,7 @@ pub mod errors;
 pub mod fetch_session;
 pub mod groups;
 pub mod handlers;
+pub mod inter_broker;
 pub mod metadata;
 pub mod partition;
 pub mod shard;

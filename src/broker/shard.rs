@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::config::BrokerConfig;
 use super::fetch_session::FetchSessions;
 use super::groups::{Coordinator, GroupRequest, GroupResponse};
+use super::inter_broker::InterBroker;
 use super::metadata::image::MetadataImage;
 use super::metadata::{Metadata, MetadataRequest, MetadataResponse};
 use super::partition::{PartitionRequest, PartitionResponse, ShardPartitions};
@@ -88,7 +89,9 @@ impl ShardBroker {
         let partitions = Rc::new(ShardPartitions::new(config.clone()));
         let metadata = Rc::new(Metadata::new(config.clone(), image, partitions.clone()));
         let groups = Rc::new(Coordinator::new(config.clone(), metadata.clone(), partitions.clone()));
-        let transactions = TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone());
+        let inter_broker = Rc::new(InterBroker::new(config.node_id));
+        let transactions =
+            TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone(), inter_broker);
         Rc::new(ShardBroker {
             config,
             metadata,

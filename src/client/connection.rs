@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -29,19 +29,14 @@ use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 
 use super::error::ClientError;
-use crate::model::Chunk;
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponseKey};
 use crate::protocol::{
     ApiKey, ApiSupport, FrameLimits, Request, RequestHeader, SUPPORTED, decode_response_frame, encode_request_frame,
-    split_frame,
+    request_buffers, split_frame,
 };
 
 /// Bytes read from the socket at a time when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Frame pieces at least this large (record sets) are written from their own memory; smaller
-/// ones are copied together first, so a request is a few large writes and no tiny ones.
-const WRITE_IN_PLACE_BYTES: usize = 16 * 1024;
 
 /// How a connection behaves. Build with `..Default::default()`.
 #[derive(Debug, Clone)]
@@ -222,7 +217,7 @@ impl Connection {
             correlation_id,
             client_id: Some(inner.config.client_id.clone()),
         };
-        let frame = coalesce(encode_request_frame(&header, body)?)?;
+        let frame = request_buffers(encode_request_frame(&header, body)?)?;
         let timeout = inner.config.request_timeout;
         let timed_out = || ClientError::Timeout { api: R::API_KEY, addr: inner.addr.clone(), after: timeout };
         let work = async {
@@ -287,31 +282,6 @@ pub fn negotiate(ours: &[ApiSupport], theirs: &[ApiVersionsResponseKey]) -> Hash
 
 fn network(addr: &str, reason: impl Into<String>) -> ClientError {
     ClientError::Network { addr: addr.to_string(), reason: reason.into() }
-}
-
-/// The frame as buffers to write in order: large pieces (record sets) as they are, runs of small
-/// ones copied together. A request never holds file ranges.
-fn coalesce(pieces: Vec<Chunk>) -> Result<Vec<Bytes>, ClientError> {
-    let mut out = Vec::new();
-    let mut small = BytesMut::new();
-    for piece in pieces {
-        match piece {
-            Chunk::Bytes(bytes) if bytes.len() >= WRITE_IN_PLACE_BYTES => {
-                if !small.is_empty() {
-                    out.push(small.split().freeze());
-                }
-                out.push(bytes);
-            }
-            Chunk::Bytes(bytes) => small.put_slice(&bytes),
-            Chunk::File(_) => {
-                return Err(ClientError::InvalidArgument("a request cannot carry a file range".into()));
-            }
-        }
-    }
-    if !small.is_empty() {
-        out.push(small.freeze());
-    }
-    Ok(out)
 }
 
 async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job>, state: Rc<Shared>) {
@@ -427,21 +397,5 @@ mod tests {
         assert_eq!(versions.get(&ApiKey::Fetch), api_support(ApiKey::Fetch).map(|s| &s.version_max));
         assert_eq!(versions.get(&ApiKey::Metadata), None, "no overlap");
         assert_eq!(versions.get(&ApiKey::ListOffsets), None, "not offered");
-    }
-
-    #[test]
-    fn coalesce_joins_small_pieces_and_keeps_large_ones_in_place() {
-        let large = Bytes::from(vec![7u8; WRITE_IN_PLACE_BYTES]);
-        let pieces = vec![
-            Chunk::Bytes(Bytes::from_static(b"ab")),
-            Chunk::Bytes(Bytes::from_static(b"cd")),
-            Chunk::Bytes(large.clone()),
-            Chunk::Bytes(Bytes::from_static(b"ef")),
-        ];
-        let out = coalesce(pieces).unwrap();
-        assert_eq!(out, [Bytes::from_static(b"abcd"), large.clone(), Bytes::from_static(b"ef")]);
-        assert_eq!(out[1].as_ptr(), large.as_ptr(), "the record set was copied");
-        let file = std::sync::Arc::new(tempfile::tempfile().unwrap());
-        assert!(coalesce(vec![Chunk::File(crate::model::FileRange { file, position: 0, len: 2 })]).is_err());
     }
 }

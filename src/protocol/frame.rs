@@ -4,7 +4,7 @@
 //! The length comes from the peer, so it is checked against the caller's limit
 //! (`--max-request-bytes`) before a single byte is allocated for the frame.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::codec::{DecodeError, EncodeError, Encoder};
 use super::header::{RequestHeader, ResponseHeader, response_header_version};
@@ -104,6 +104,35 @@ fn finish(mut enc: Encoder) -> Result<Vec<Chunk>, EncodeError> {
     Ok(enc.into_pieces())
 }
 
+/// Frame pieces at least this large (record sets) are written from their own memory; smaller
+/// ones are copied together first, so a request is a few large writes and no tiny ones.
+pub const WRITE_IN_PLACE_BYTES: usize = 16 * 1024;
+
+/// A request frame's pieces ([`encode_request_frame`]) as buffers to write in order: large pieces
+/// (record sets) as they are, runs of small ones copied together. Both the client and the
+/// broker's inter-broker connections write requests this way. A request never holds file
+/// ranges: one is refused with [`EncodeError::FileRecords`].
+pub fn request_buffers(pieces: Vec<Chunk>) -> Result<Vec<Bytes>, EncodeError> {
+    let mut out = Vec::new();
+    let mut small = BytesMut::new();
+    for piece in pieces {
+        match piece {
+            Chunk::Bytes(bytes) if bytes.len() >= WRITE_IN_PLACE_BYTES => {
+                if !small.is_empty() {
+                    out.push(small.split().freeze());
+                }
+                out.push(bytes);
+            }
+            Chunk::Bytes(bytes) => small.put_slice(&bytes),
+            Chunk::File(_) => return Err(EncodeError::FileRecords),
+        }
+    }
+    if !small.is_empty() {
+        out.push(small.freeze());
+    }
+    Ok(out)
+}
+
 /// Encodes a request frame: length, header, body. The header's API key must be the body's.
 pub fn encode_request_frame<M: Message>(header: &RequestHeader, body: &M) -> Result<Vec<Chunk>, EncodeError> {
     if header.api_key != M::API_KEY {
@@ -148,8 +177,6 @@ pub fn decode_response_frame<M: Message>(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use bytes::{BufMut, Bytes};
 
     use super::*;
     use crate::model::FileRange;
@@ -302,5 +329,22 @@ mod tests {
             decode_request_body(ApiKey::SaslHandshake, 1, &mut BytesMut::new()),
             Err(DecodeError::UnsupportedVersion { api_key: 17, version: 1 })
         );
+    }
+
+    #[test]
+    fn request_buffers_join_small_pieces_and_keep_large_ones_in_place() {
+        let large = Bytes::from(vec![7u8; WRITE_IN_PLACE_BYTES]);
+        let pieces = vec![
+            Chunk::Bytes(Bytes::from_static(b"ab")),
+            Chunk::Bytes(Bytes::from_static(b"cd")),
+            Chunk::Bytes(large.clone()),
+            Chunk::Bytes(Bytes::from_static(b"ef")),
+        ];
+        let out = request_buffers(pieces).unwrap();
+        assert_eq!(out, [Bytes::from_static(b"abcd"), large.clone(), Bytes::from_static(b"ef")]);
+        assert_eq!(out[1].as_ptr(), large.as_ptr(), "the record set was copied");
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let range = Chunk::File(FileRange { file, position: 0, len: 2 });
+        assert_eq!(request_buffers(vec![range]), Err(EncodeError::FileRecords));
     }
 }

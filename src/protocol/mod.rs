@@ -52,7 +52,7 @@ pub use codec::{DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 pub use error_code::ErrorCode;
 pub use frame::{
     FrameError, FrameLimits, LENGTH_PREFIX_BYTES, decode_response_frame, encode_request_frame, encode_response_frame,
-    frame_length, split_frame,
+    frame_length, request_buffers, split_frame,
 };
 pub use header::{HeaderError, RequestHeader, ResponseHeader, request_header_version, response_header_version};
 pub use messages::{

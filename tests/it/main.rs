@@ -11,6 +11,7 @@ mod client;
 mod cluster;
 mod cluster_cli;
 mod cluster_tools;
+mod cluster_txn;
 mod group;
 mod group_client;
 mod harness;

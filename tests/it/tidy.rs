@@ -87,7 +87,7 @@ const SUBLAYERS: &[Sublayers] = &[Sublayers {
         // One partition: all its state, and the only door to its log.
         &["partition"],
         // Leaves: plain types and settings any layer above may use.
-        &["fetch_session", "config", "errors", "topic_config"],
+        &["fetch_session", "config", "errors", "topic_config", "inter_broker"],
     ],
     // Offset commits look topics up in the metadata image.
     also: &[("groups", "metadata")],

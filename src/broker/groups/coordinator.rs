@@ -445,8 +445,9 @@ impl Coordinator {
     /// partition, appends the marker and waits until it is committed, then makes the
     /// producer's pending offsets in the partition's groups committed (COMMIT) or drops them
     /// (ABORT). Errors: UNKNOWN_TOPIC_OR_PARTITION if the partition does not exist (nothing to
-    /// end), COORDINATOR_LOAD_IN_PROGRESS while it loads and NOT_COORDINATOR if the shard does
-    /// not have it (both retriable), the log's refusal (INVALID_PRODUCER_EPOCH,
+    /// end), NOT_LEADER_OR_FOLLOWER if another broker leads it and LEADER_NOT_AVAILABLE if none
+    /// does (the marker goes to the leader), COORDINATOR_LOAD_IN_PROGRESS while it loads and
+    /// NOT_COORDINATOR if the shard does not have it (both retriable), the log's refusal (INVALID_PRODUCER_EPOCH,
     /// TRANSACTION_COORDINATOR_FENCED), or the storage error that kept the marker from being
     /// committed.
     pub async fn write_txn_marker(
@@ -457,8 +458,9 @@ impl Coordinator {
         coordinator_epoch: i32,
         kind: ControlType,
     ) -> Result<(), ErrorCode> {
-        let shard =
-            self.metadata.owner_of(OFFSETS_TOPIC, offsets_partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        // Led by another broker (or by none) is not "no such partition": the transaction
+        // coordinator must send the marker to the leader, not drop it.
+        let shard = self.metadata.route(OFFSETS_TOPIC, offsets_partition).map_err(|e| ErrorCode::from(&e))?;
         let request = GroupRequest::TxnMarker {
             partition: offsets_partition,
             producer_id,

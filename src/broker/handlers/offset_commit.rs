@@ -77,6 +77,8 @@ pub(crate) fn check_offset(
     partition: i32,
     offset: CommittedOffset,
 ) -> Result<CommittedOffset, ErrorCode> {
+    // The partition must exist in the cluster, as in Kafka; which broker leads it is no concern
+    // of the group coordinator (in a cluster it is usually another one).
     if !broker.metadata.exists(topic, partition) {
         Err(ErrorCode::UnknownTopicOrPartition)
     } else if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {

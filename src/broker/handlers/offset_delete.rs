@@ -14,6 +14,7 @@ use crate::protocol::{Reply, respond};
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
     let asked: Vec<(String, i32)> =
         request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index))).collect();
+    // Partitions that exist anywhere in the cluster, whichever broker leads them.
     let known: Vec<(String, i32)> = asked.iter().filter(|(t, p)| broker.metadata.exists(t, *p)).cloned().collect();
     let outcome = match broker.groups.route(&request.group_id, GroupOp::OffsetDelete(known.clone())).await {
         Ok(GroupResponse::OffsetDelete(result)) => result,

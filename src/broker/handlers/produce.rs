@@ -17,7 +17,6 @@ use crate::model::{ProducerId, TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
 use crate::protocol::{Reply, respond};
-use crate::txn::TxnOp;
 
 /// The longest a produce request may wait for acknowledgements.
 const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
@@ -138,8 +137,8 @@ async fn produce(
 }
 
 /// KIP-890: partitions that answered `NeedsVerification` are checked with the transaction
-/// coordinator (are they in the producer's open transaction?) and, if so, produced again with
-/// the guard they gave; otherwise they keep the coordinator's error.
+/// coordinator, on this broker or another (are they in the producer's open transaction?) and, if
+/// so, produced again with the guard they gave; otherwise they keep the coordinator's error.
 async fn verify_and_retry(
     broker: &Rc<ShardBroker>,
     transactional_id: &str,
@@ -156,8 +155,7 @@ async fn verify_and_retry(
     }
     for ((producer_id, producer_epoch), guards) in asks {
         let partitions = guards.iter().map(|(tp, _)| (tp.topic.to_string(), tp.partition)).collect();
-        let op = TxnOp::Verify { producer_id: ProducerId(producer_id), producer_epoch, partitions };
-        match broker.transactions.route(transactional_id, op).await {
+        match broker.transactions.verify(transactional_id, ProducerId(producer_id), producer_epoch, partitions).await {
             Ok(_) => {
                 let work: Vec<(TopicPartition, Option<BytesMut>)> =
                     kept.iter().filter(|(tp, _)| guards.iter().any(|(g, _)| g == tp)).cloned().collect();

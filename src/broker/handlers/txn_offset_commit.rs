@@ -18,7 +18,6 @@ use crate::protocol::messages::{
 };
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
-use crate::txn::TxnOp;
 
 /// TxnOffsetCommit (v0-5).
 pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: TxnOffsetCommitRequest) -> Reply {
@@ -77,12 +76,11 @@ async fn commit(
         Err(e) => return e,
     };
     let partition = crate::group::partition_for(&request.group_id, partitions);
-    let verify = TxnOp::Verify {
-        producer_id,
-        producer_epoch: request.producer_epoch,
-        partitions: vec![(OFFSETS_TOPIC.to_string(), partition)],
-    };
-    if let Err(e) = broker.transactions.route(&request.transactional_id, verify).await {
+    // The transaction coordinator may be another broker than this group coordinator.
+    let partitions = vec![(OFFSETS_TOPIC.to_string(), partition)];
+    let verified =
+        broker.transactions.verify(&request.transactional_id, producer_id, request.producer_epoch, partitions);
+    if let Err(e) = verified.await {
         return verification_error(e);
     }
     let member = MemberRef {

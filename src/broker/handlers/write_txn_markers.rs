@@ -1,7 +1,8 @@
 //! WriteTxnMarkers: writes commit or abort markers to partitions (Kafka's coordinator-to-leader
-//! request; Sluice's coordinators write markers through the shards directly, but a Kafka tool
-//! or a test may send it). Each marker's partitions go to their owning shards; every partition
-//! is answered once its marker is committed.
+//! request). A transaction coordinator on another broker sends it for the partitions this broker
+//! leads (its own it writes through the shards directly). Each marker's partitions go to their
+//! owning shards; every partition is answered once its marker is committed, and one this broker
+//! does not lead gets NOT_LEADER_OR_FOLLOWER, so the coordinator asks the new leader.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;

@@ -49,6 +49,33 @@ pub fn is_internal_topic(name: &str) -> bool {
     [crate::group::OFFSETS_TOPIC, crate::txn::TRANSACTION_TOPIC, SHARE_GROUP_STATE_TOPIC].contains(&name)
 }
 
+/// A broker's Kafka listener as `host:port` (an IPv6 host in brackets).
+fn listener_addr(broker: &BrokerMeta) -> String {
+    if broker.host.contains(':') {
+        format!("[{}]:{}", broker.host, broker.port)
+    } else {
+        format!("{}:{}", broker.host, broker.port)
+    }
+}
+
+/// Where a partition's leader is, as [`Metadata::partition_leader`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionLeader {
+    /// This broker leads it, on this shard.
+    Local(ShardId),
+    /// Another broker leads it.
+    Remote {
+        /// The leader's id.
+        node: NodeId,
+        /// The leader's Kafka listener, `host:port`.
+        addr: String,
+    },
+    /// It exists but has no leader now (or one this broker cannot reach yet): try again later.
+    Offline,
+    /// No such topic or partition (deleted, or never created).
+    Missing,
+}
+
 /// What one shard asks of another's metadata layer.
 #[derive(Debug)]
 pub enum MetadataRequest {
@@ -228,9 +255,7 @@ impl Metadata {
 
     /// Whether the partition exists in the image (wherever it is led).
     pub fn exists(&self, topic: &str, partition: i32) -> bool {
-        let image = self.image.borrow();
-        usize::try_from(partition)
-            .is_ok_and(|index| image.topics.get(topic).is_some_and(|t| index < t.partitions.len()))
+        partition_meta(&self.image.borrow(), topic, partition).is_some()
     }
 
     /// The shard of this broker that leads a partition, if this broker leads it.
@@ -242,14 +267,29 @@ impl Metadata {
     /// served here: unknown, led by another broker (clients re-route), or without a leader.
     pub fn route(&self, topic: &str, partition: i32) -> Result<ShardId, PartitionError> {
         let image = self.image.borrow();
-        let meta = usize::try_from(partition)
-            .ok()
-            .and_then(|index| image.topics.get(topic)?.partitions.get(index))
-            .ok_or(PartitionError::UnknownTopicOrPartition)?;
+        let meta = partition_meta(&image, topic, partition).ok_or(PartitionError::UnknownTopicOrPartition)?;
         match meta.leader {
             leader if leader == self.config.node_id => self.local_shard(meta).ok_or(PartitionError::NotLeader),
             NO_LEADER => Err(PartitionError::NotAvailable),
             _ => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// Who leads a partition, for work that must reach its leader wherever it is (transaction
+    /// markers, KIP-890 verification): a shard of this broker, another broker's Kafka listener,
+    /// nobody now, or nothing (no such partition).
+    pub fn partition_leader(&self, topic: &str, partition: i32) -> PartitionLeader {
+        let image = self.image.borrow();
+        let Some(meta) = partition_meta(&image, topic, partition) else { return PartitionLeader::Missing };
+        match meta.leader {
+            NO_LEADER => PartitionLeader::Offline,
+            leader if leader == self.config.node_id => {
+                self.local_shard(meta).map_or(PartitionLeader::Offline, PartitionLeader::Local)
+            }
+            leader => match image.brokers.get(&leader) {
+                Some(broker) => PartitionLeader::Remote { node: leader, addr: listener_addr(broker) },
+                None => PartitionLeader::Offline,
+            },
         }
     }
 
@@ -464,6 +504,11 @@ impl Metadata {
             listener().await;
         }
     }
+}
+
+/// Partition `partition` of `topic` in `image`.
+fn partition_meta<'a>(image: &'a MetadataImage, topic: &str, partition: i32) -> Option<&'a PartitionMeta> {
+    image.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
 }
 
 #[cfg(test)]

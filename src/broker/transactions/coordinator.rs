@@ -13,32 +13,86 @@
 //! persist PrepareCommit/PrepareAbort, write a marker to every partition of the transaction
 //! (each committed), persist CompleteCommit/CompleteAbort. A crash between them resumes at load.
 //!
+//! Cluster: markers go to each partition's leader, through the shards when it is this broker
+//! and with WriteTxnMarkers when it is another; a partition leader asks this coordinator to
+//! verify with AddPartitionsToTxn `verify_only`, and [`TxnCoordinator::verify`] does the same
+//! for this broker's partitions when another broker coordinates the id. Both go through
+//! [`InterBroker`].
+//!
 //! One operation per id at a time: a request for an id that is busy (its markers being
 //! written, its metadata being persisted) gets CONCURRENT_TRANSACTIONS and retries, as Kafka's
 //! clients do.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::messages::{TxnRequest, TxnResponse};
 use crate::broker::config::BrokerConfig;
 use crate::broker::groups::Coordinator as GroupCoordinator;
-use crate::broker::metadata::Metadata;
+use crate::broker::inter_broker::InterBroker;
+use crate::broker::metadata::{Metadata, PartitionLeader};
 use crate::broker::partition::{Acks, Partition, PartitionError, PartitionRequest, PartitionResponse, ShardPartitions};
 use crate::group::OFFSETS_TOPIC;
 use crate::model::{BatchBuilder, ControlType, ProducerId, RecordIter, Timestamp, TopicPartition};
-use crate::protocol::ErrorCode;
+use crate::protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnRequestTopic, AddPartitionsToTxnRequestTransaction,
+    AddPartitionsToTxnResponse, WriteTxnMarkersRequest, WriteTxnMarkersRequestMarker, WriteTxnMarkersRequestTopic,
+};
+use crate::protocol::{ErrorCode, Message};
 use crate::shard::{Peers, PeersSlot, ShardId};
 use crate::txn::state::{EndPlan, plan_end};
 use crate::txn::{TRANSACTION_TOPIC, TxnKey, TxnMetadata, TxnOp, TxnState, TxnValue};
 
+/// Runs `futures` concurrently (on this task: they may borrow) and returns their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut running: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, slot) in running.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(output) => *slot = Some(output),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
 /// How long to wait before writing markers again to partitions that failed.
 const MARKER_RETRY_MS: u64 = 100;
+
+/// The coordinator epoch markers carry: 0 until a `__transaction_state` partition can change
+/// leader with its ids moving along (then it becomes that partition's leader epoch).
+const COORDINATOR_EPOCH: i32 = 0;
+
+/// WriteTxnMarkers to another broker at the newest version Sluice serves (no ApiVersions
+/// between Sluice brokers: see `inter_broker`).
+const WRITE_TXN_MARKERS_VERSION: i16 = WriteTxnMarkersRequest::VERSION_MAX;
+
+/// AddPartitionsToTxn to another broker: v4 is the first with `verify_only` (KIP-890), and
+/// Sluice serves it; v5 only adds TRANSACTION_ABORTABLE, which no coordinator here answers.
+const VERIFY_VERSION: i16 = 4;
+
+/// One transaction's marker, as every partition of it gets it.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    producer_id: ProducerId,
+    producer_epoch: i16,
+    kind: ControlType,
+}
 
 /// The transaction layer's handle on the other shards.
 pub type TxnPeers = Peers<TxnRequest, TxnResponse>;
@@ -49,6 +103,8 @@ pub struct TxnCoordinator {
     metadata: Rc<Metadata>,
     partitions: Rc<ShardPartitions>,
     groups: Rc<GroupCoordinator>,
+    /// Connections to the other brokers, for markers and verifications they must serve.
+    inter_broker: Rc<InterBroker>,
     peers: PeersSlot<TxnRequest, TxnResponse>,
     txns: RefCell<HashMap<String, TxnMetadata>>,
     /// Ids with an operation in flight.
@@ -81,12 +137,14 @@ impl TxnCoordinator {
         metadata: Rc<Metadata>,
         partitions: Rc<ShardPartitions>,
         groups: Rc<GroupCoordinator>,
+        inter_broker: Rc<InterBroker>,
     ) -> Rc<Self> {
         let coordinator = Rc::new(TxnCoordinator {
             config,
             metadata,
             partitions,
             groups,
+            inter_broker,
             peers: PeersSlot::default(),
             txns: RefCell::new(HashMap::new()),
             busy: RefCell::new(HashSet::new()),
@@ -171,6 +229,10 @@ impl TxnCoordinator {
 
     /// Whether this shard coordinates `partition`'s ids now.
     fn check(&self, partition: i32) -> Result<Rc<Partition>, ErrorCode> {
+        // This broker may hold a follower replica: only the leader coordinates.
+        if self.metadata.route(TRANSACTION_TOPIC, partition).ok() != Some(self.metadata.shard_id()) {
+            return Err(ErrorCode::NotCoordinator);
+        }
         let p = self.state_partition(partition).ok_or(ErrorCode::NotCoordinator)?;
         if !self.loaded.borrow().contains(&partition) {
             return Err(ErrorCode::CoordinatorLoadInProgress);
@@ -295,61 +357,42 @@ impl TxnCoordinator {
     }
 
     /// Writes a marker to every partition of the transaction, retrying those that fail until
-    /// each is written (a deleted partition needs none).
+    /// each is written. Each partition's marker goes to its leader: through the shards for the
+    /// partitions this broker leads, in one WriteTxnMarkers per broker for the others. Every round
+    /// looks the leaders up again in the current image, so a partition whose leader moved (or had
+    /// none) gets its marker from its new leader; a partition whose topic is gone needs none.
     async fn write_markers(&self, meta: &TxnMetadata, commit: bool) {
         let kind = if commit { ControlType::Commit } else { ControlType::Abort };
-        let coordinator_epoch = 0;
+        let marker = Marker { producer_id: meta.producer_id, producer_epoch: meta.producer_epoch, kind };
         let mut left: Vec<(String, i32)> = meta.partitions.iter().cloned().collect();
         let mut attempts = 0u32;
         while !left.is_empty() {
             let mut failed = Vec::new();
+            let mut offsets = Vec::new();
             let mut by_shard: BTreeMap<ShardId, Vec<TopicPartition>> = BTreeMap::new();
-            // The group coordinator writes the markers of `__consumer_offsets` partitions, so it
-            // can publish (or drop) the transaction's offsets as the marker lands.
-            for (_, index) in left.iter().filter(|(topic, _)| topic == OFFSETS_TOPIC) {
-                let written = self
-                    .groups
-                    .write_txn_marker(*index, meta.producer_id, meta.producer_epoch, coordinator_epoch, kind)
-                    .await;
-                match written {
-                    Ok(()) | Err(ErrorCode::UnknownTopicOrPartition) => {}
-                    Err(e) => {
-                        if attempts == 0 {
-                            warn!(partition = index, error = ?e, "offsets marker not written yet; retrying");
-                        }
-                        failed.push((OFFSETS_TOPIC.to_string(), *index));
+            let mut by_broker: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+            for (topic, index) in left {
+                match self.metadata.partition_leader(&topic, index) {
+                    PartitionLeader::Local(_) if topic == OFFSETS_TOPIC => offsets.push(index),
+                    PartitionLeader::Local(shard) => {
+                        by_shard.entry(shard).or_default().push(TopicPartition::new(topic.as_str(), index));
                     }
+                    PartitionLeader::Remote { addr, .. } => by_broker.entry(addr).or_default().push((topic, index)),
+                    // No leader now: retried until the partition has one again.
+                    PartitionLeader::Offline => failed.push((topic, index)),
+                    // A deleted partition has nothing to end.
+                    PartitionLeader::Missing => {}
                 }
             }
-            for (topic, index) in left.iter().filter(|(topic, _)| topic != OFFSETS_TOPIC) {
-                // A deleted partition has nothing to end.
-                if let Some(shard) = self.metadata.owner_of(topic, *index) {
-                    by_shard.entry(shard).or_default().push(TopicPartition::new(topic.as_str(), *index));
-                }
-            }
-            for (shard, tps) in by_shard {
-                let request = PartitionRequest::WriteMarkers {
-                    producer_id: meta.producer_id,
-                    producer_epoch: meta.producer_epoch,
-                    coordinator_epoch,
-                    kind,
-                    partitions: tps.clone(),
-                };
-                match self.partitions.peers().call(shard, request).await {
-                    Ok(PartitionResponse::WriteMarkers(results)) => {
-                        for (tp, result) in results {
-                            match result {
-                                Ok(_) | Err(PartitionError::UnknownTopicOrPartition) => {}
-                                Err(e) => {
-                                    if attempts == 0 {
-                                        warn!(%tp, error = %e, "transaction marker not written yet; retrying");
-                                    }
-                                    failed.push((tp.topic.to_string(), tp.partition));
-                                }
-                            }
-                        }
-                    }
-                    _ => failed.extend(tps.iter().map(|tp| (tp.topic.to_string(), tp.partition))),
+            let remote = by_broker.into_iter().map(|(addr, partitions)| self.remote_markers(marker, addr, partitions));
+            let remote: Vec<_> = remote.collect();
+            let (local, remote) =
+                futures_lite::future::zip(self.local_markers(marker, offsets, by_shard), join_all(remote)).await;
+            failed.extend(local);
+            failed.extend(remote.into_iter().flatten());
+            if attempts == 0 {
+                for (topic, partition) in &failed {
+                    warn!(topic, partition, "transaction marker not written yet; retrying");
                 }
             }
             left = failed;
@@ -360,6 +403,161 @@ impl TxnCoordinator {
         }
     }
 
+    /// Writes `marker` to partitions this broker leads; returns those that failed.
+    async fn local_markers(
+        &self,
+        marker: Marker,
+        offsets: Vec<i32>,
+        by_shard: BTreeMap<ShardId, Vec<TopicPartition>>,
+    ) -> Vec<(String, i32)> {
+        let mut failed = Vec::new();
+        // The group coordinator writes the markers of `__consumer_offsets` partitions, so it
+        // can publish (or drop) the transaction's offsets as the marker lands.
+        for index in offsets {
+            let written = self
+                .groups
+                .write_txn_marker(index, marker.producer_id, marker.producer_epoch, COORDINATOR_EPOCH, marker.kind)
+                .await;
+            if let Err(error) = written {
+                debug!(partition = index, ?error, "offsets marker not written");
+                failed.push((OFFSETS_TOPIC.to_string(), index));
+            }
+        }
+        for (shard, tps) in by_shard {
+            let request = PartitionRequest::WriteMarkers {
+                producer_id: marker.producer_id,
+                producer_epoch: marker.producer_epoch,
+                coordinator_epoch: COORDINATOR_EPOCH,
+                kind: marker.kind,
+                partitions: tps.clone(),
+            };
+            match self.partitions.peers().call(shard, request).await {
+                Ok(PartitionResponse::WriteMarkers(results)) => {
+                    for (tp, result) in results {
+                        match result {
+                            Ok(_) | Err(PartitionError::UnknownTopicOrPartition) => {}
+                            Err(error) => {
+                                debug!(%tp, %error, "transaction marker not written");
+                                failed.push((tp.topic.to_string(), tp.partition));
+                            }
+                        }
+                    }
+                }
+                _ => failed.extend(tps.iter().map(|tp| (tp.topic.to_string(), tp.partition))),
+            }
+        }
+        failed
+    }
+
+    /// Sends `marker` for `partitions` to the broker at `addr`, their leader, in one
+    /// WriteTxnMarkers; returns the partitions that failed (all of them if the request did).
+    /// UNKNOWN_TOPIC_OR_PARTITION from the leader is a failure too: its image may lag behind
+    /// ours, and the next round's look at our own image says whether the topic is gone.
+    async fn remote_markers(&self, marker: Marker, addr: String, partitions: Vec<(String, i32)>) -> Vec<(String, i32)> {
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, index) in &partitions {
+            topics.entry(topic.as_str()).or_default().push(*index);
+        }
+        let request = WriteTxnMarkersRequest {
+            markers: vec![WriteTxnMarkersRequestMarker {
+                producer_id: marker.producer_id.0,
+                producer_epoch: marker.producer_epoch,
+                transaction_result: marker.kind == ControlType::Commit,
+                topics: topics
+                    .into_iter()
+                    .map(|(name, partition_indexes)| WriteTxnMarkersRequestTopic {
+                        name: name.to_string(),
+                        partition_indexes,
+                    })
+                    .collect(),
+                coordinator_epoch: COORDINATOR_EPOCH,
+            }],
+        };
+        let response = match self.inter_broker.send(&addr, WRITE_TXN_MARKERS_VERSION, &request).await {
+            Ok(response) => response,
+            Err(error) => {
+                debug!(addr, %error, "WriteTxnMarkers to the partitions' leader failed");
+                return partitions;
+            }
+        };
+        let mut written: HashSet<(String, i32)> = HashSet::new();
+        for topic in
+            response.markers.into_iter().filter(|m| m.producer_id == marker.producer_id.0).flat_map(|m| m.topics)
+        {
+            for p in topic.partitions {
+                if p.error_code == ErrorCode::None.code() {
+                    written.insert((topic.name.clone(), p.partition_index));
+                } else {
+                    debug!(
+                        addr,
+                        topic = topic.name,
+                        partition = p.partition_index,
+                        code = p.error_code,
+                        "marker refused"
+                    );
+                }
+            }
+        }
+        partitions.into_iter().filter(|tp| !written.contains(tp)).collect()
+    }
+
+    /// KIP-890: whether `partitions` are in the open transaction of `transactional_id` with this
+    /// producer id and epoch, asked of its coordinator wherever it is: through the shards when
+    /// this broker coordinates it, else with AddPartitionsToTxn (`verify_only`) to the broker that
+    /// does. Errors are the coordinator's, so callers map them alike either way.
+    pub async fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), ErrorCode> {
+        let count = self.ensure_topic().await?;
+        let state_partition = crate::txn::partition_for(transactional_id, count);
+        if let PartitionLeader::Remote { addr, .. } = self.metadata.partition_leader(TRANSACTION_TOPIC, state_partition)
+        {
+            return self.verify_remote(&addr, transactional_id, producer_id, producer_epoch, partitions).await;
+        }
+        let op = TxnOp::Verify { producer_id, producer_epoch, partitions };
+        self.route(transactional_id, op).await.map(drop)
+    }
+
+    async fn verify_remote(
+        &self,
+        addr: &str,
+        transactional_id: &str,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), ErrorCode> {
+        let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (topic, index) in partitions {
+            topics.entry(topic).or_default().push(index);
+        }
+        let request = AddPartitionsToTxnRequest {
+            transactions: vec![AddPartitionsToTxnRequestTransaction {
+                transactional_id: transactional_id.to_string(),
+                producer_id: producer_id.0,
+                producer_epoch,
+                verify_only: true,
+                topics: topics
+                    .into_iter()
+                    .map(|(name, partitions)| AddPartitionsToTxnRequestTopic { name, partitions })
+                    .collect(),
+            }],
+            ..Default::default()
+        };
+        let response = self.inter_broker.send(addr, VERIFY_VERSION, &request).await.map_err(|error| {
+            warn!(addr, transactional_id, %error, "cannot reach the transaction coordinator to verify");
+            // As when a local coordinator cannot be reached: retriable, the client tries again.
+            ErrorCode::CoordinatorNotAvailable
+        })?;
+        let answer = verify_answer(transactional_id, &response);
+        if let Err(error) = answer {
+            debug!(addr, transactional_id, ?error, "the transaction coordinator refused the verification");
+        }
+        answer
+    }
     async fn new_producer_id(&self) -> Result<ProducerId, ErrorCode> {
         self.metadata.next_producer_id().await.map_err(|e| {
             warn!(error = %e, "could not allocate a producer id");
@@ -411,9 +609,34 @@ impl TxnCoordinator {
         })
     }
 
+    /// Forgets the ids of `__transaction_state` partitions this shard no longer leads (their new
+    /// leader loads them from the log; requests here get NOT_COORDINATOR).
+    fn unload(&self) {
+        let me = self.metadata.shard_id();
+        let lost: Vec<i32> = self
+            .loaded
+            .borrow()
+            .iter()
+            .copied()
+            .filter(|p| self.metadata.route(TRANSACTION_TOPIC, *p).ok() != Some(me))
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let count = self.state_partitions();
+        for partition in &lost {
+            self.loaded.borrow_mut().remove(partition);
+        }
+        let mut txns = self.txns.borrow_mut();
+        let before = txns.len();
+        txns.retain(|id, _| count > 0 && !lost.contains(&crate::txn::partition_for(id, count)));
+        info!(partitions = ?lost, ids = before - txns.len(), "transactional ids unloaded (no longer the leader)");
+    }
+
     /// Replays every `__transaction_state` partition this shard owns and has not loaded yet, and
     /// finishes the transactions found half ended.
     pub async fn load(&self) {
+        self.unload();
         let image = self.metadata.image();
         let Some(topic) = image.topics.get(TRANSACTION_TOPIC) else { return };
         let me = self.metadata.shard_id();
@@ -551,4 +774,64 @@ async fn replay(p: &Partition) -> Result<HashMap<String, TxnValue>, PartitionErr
     })
     .await?;
     Ok(found)
+}
+
+/// The outcome of a remote verification: the request's error, else the first partition's error
+/// (the coordinator answers all partitions of a transaction alike), else success. A response
+/// without the transaction, or with a code this broker does not know, is the coordinator's
+/// failure to answer, which the client retries.
+fn verify_answer(transactional_id: &str, response: &AddPartitionsToTxnResponse) -> Result<(), ErrorCode> {
+    let code = |raw: i16| ErrorCode::try_from(raw).unwrap_or(ErrorCode::UnknownServerError);
+    if response.error_code != ErrorCode::None.code() {
+        return Err(code(response.error_code));
+    }
+    let Some(txn) = response.results_by_transaction.iter().find(|t| t.transactional_id == transactional_id) else {
+        return Err(ErrorCode::CoordinatorNotAvailable);
+    };
+    let errors = txn.topic_results.iter().flat_map(|t| &t.results_by_partition).map(|p| p.partition_error_code);
+    match errors.into_iter().find(|&e| e != ErrorCode::None.code()) {
+        Some(raw) => Err(code(raw)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::{
+        AddPartitionsToTxnResponsePartition, AddPartitionsToTxnResponseTopic, AddPartitionsToTxnResponseTransaction,
+    };
+
+    fn answer(id: &str, codes: &[ErrorCode]) -> AddPartitionsToTxnResponse {
+        let results_by_partition = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| AddPartitionsToTxnResponsePartition {
+                partition_index: i32::try_from(i).unwrap(),
+                partition_error_code: c.code(),
+            })
+            .collect();
+        AddPartitionsToTxnResponse {
+            results_by_transaction: vec![AddPartitionsToTxnResponseTransaction {
+                transactional_id: id.to_string(),
+                topic_results: vec![AddPartitionsToTxnResponseTopic { name: "t".into(), results_by_partition }],
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_remote_verification_answers_as_the_coordinator_did() {
+        assert_eq!(verify_answer("a", &answer("a", &[ErrorCode::None, ErrorCode::None])), Ok(()));
+        let refused = answer("a", &[ErrorCode::None, ErrorCode::InvalidTxnState]);
+        assert_eq!(verify_answer("a", &refused), Err(ErrorCode::InvalidTxnState));
+        let mut whole = answer("a", &[ErrorCode::None]);
+        whole.error_code = ErrorCode::NotCoordinator.code();
+        assert_eq!(verify_answer("a", &whole), Err(ErrorCode::NotCoordinator));
+        // Another id's answer, or a code this broker does not know, is no answer.
+        assert_eq!(verify_answer("a", &answer("b", &[])), Err(ErrorCode::CoordinatorNotAvailable));
+        let mut odd = answer("a", &[ErrorCode::None]);
+        odd.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code = 32_000;
+        assert_eq!(verify_answer("a", &odd), Err(ErrorCode::UnknownServerError));
+    }
 }
