@@ -124,16 +124,7 @@ mod tests {
     use crate::model::TopicId;
 
     fn broker(id: NodeId, incarnation: &str) -> BrokerMeta {
-        BrokerMeta {
-            id,
-            incarnation: incarnation.into(),
-            epoch: 0,
-            host: "h".into(),
-            port: 1,
-            transport: None,
-            shards: 1,
-            fenced: false,
-        }
+        crate::cluster::image::tests::broker(id, incarnation, 1)
     }
 
     fn cluster() -> MetadataImage {

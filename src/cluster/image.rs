@@ -225,14 +225,15 @@ impl MetadataImage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn broker(id: NodeId, shards: usize) -> BrokerMeta {
+    /// A live broker for tests.
+    pub(crate) fn broker(id: NodeId, incarnation: &str, shards: usize) -> BrokerMeta {
         BrokerMeta {
             id,
-            incarnation: format!("i{id}"),
-            epoch: 1,
+            incarnation: incarnation.into(),
+            epoch: 0,
             host: "127.0.0.1".into(),
             port: 9092,
             transport: None,
@@ -245,7 +246,7 @@ mod tests {
     fn partitions_spread_over_brokers_and_shards() {
         let mut image = MetadataImage::default();
         for id in 1..=3 {
-            image.brokers.insert(id, broker(id, 2));
+            image.brokers.insert(id, broker(id, "i", 2));
         }
         let placed = image.place_partitions(6, 2).unwrap();
         let mut leaders = BTreeMap::<NodeId, usize>::new();

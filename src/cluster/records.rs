@@ -186,16 +186,7 @@ mod tests {
     use super::*;
 
     fn broker(id: NodeId, incarnation: &str) -> BrokerMeta {
-        BrokerMeta {
-            id,
-            incarnation: incarnation.into(),
-            epoch: 0,
-            host: "h".into(),
-            port: 1,
-            transport: None,
-            shards: 2,
-            fenced: false,
-        }
+        crate::cluster::image::tests::broker(id, incarnation, 2)
     }
 
     #[test]
