@@ -69,6 +69,11 @@ fn lag(quorum: &QuorumInfo, replica: &QuorumReplica) -> Option<i64> {
 async fn status(admin: &Admin, json: bool) -> anyhow::Result<()> {
     let cluster = admin.describe_cluster().await?;
     let quorum = admin.describe_quorum().await?;
+    // A node of the quorum that Metadata does not list as a live broker is fenced (down, or cut
+    // off from the controller for longer than the session timeout).
+    let live = |id: i32| cluster.brokers.iter().any(|b| b.id == id);
+    let fenced: Vec<i32> =
+        quorum.voters.iter().chain(&quorum.observers).map(|r| r.id).filter(|id| !live(*id)).collect();
     let replicas = |list: &[QuorumReplica]| -> Vec<serde_json::Value> {
         list.iter().map(|r| json!({"id": r.id, "log_end_offset": r.log_end_offset, "lag": lag(&quorum, r)})).collect()
     };
@@ -79,6 +84,7 @@ async fn status(admin: &Admin, json: bool) -> anyhow::Result<()> {
             "cluster_id": cluster.cluster_id,
             "controller": cluster.controller_id,
             "brokers": brokers,
+            "fenced": fenced,
             "quorum": {
                 "leader": quorum.leader_id,
                 "epoch": quorum.leader_epoch,
@@ -110,12 +116,13 @@ async fn status(admin: &Admin, json: bool) -> anyhow::Result<()> {
             vec![
                 r.id.to_string(),
                 role(r.id, voter).to_string(),
+                if live(r.id) { "live" } else { "fenced" }.to_string(),
                 r.log_end_offset.to_string(),
                 lag(&quorum, r).map_or("-".into(), |lag| lag.to_string()),
             ]
         })
         .collect();
-    out.push_str(&table(&["NODE", "ROLE", "LOG-END", "LAG"], &rows));
+    out.push_str(&table(&["NODE", "ROLE", "BROKER", "LOG-END", "LAG"], &rows));
     emit(&out)
 }
 

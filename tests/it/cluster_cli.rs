@@ -86,6 +86,7 @@ fn cluster_status_elect_leaders_and_topic_leadership() {
     assert!(text.contains("BROKER  ADDRESS"), "{text}");
     assert!(text.contains(&format!("metadata quorum: leader {leader}, epoch ")), "{text}");
     assert!(text.contains("NODE  ROLE") && text.contains(" leader ") && text.contains(" follower "), "{text}");
+    assert!(!text.contains(" fenced "), "{text}");
 
     // A topic whose partitions each have three replicas, the preferred one leading.
     let created = ok(&addr, &["topic", "create", "lead", "--partitions", "3", "--replication-factor", "3"]);
@@ -117,6 +118,9 @@ fn cluster_status_elect_leaders_and_topic_leadership() {
     let status =
         until(&addr, &["cluster", "status", "--json"], |s| s["brokers"].as_array().is_some_and(|b| b.len() == 2));
     assert_eq!(status["brokers"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["fenced"], serde_json::json!([3]), "{status}");
+    let text = ok(&addr, &["cluster", "status"]);
+    assert!(text.lines().any(|l| l.starts_with("3 ") && l.contains(" fenced ")), "{text}");
     let described = until(&addr, &["topic", "describe", "lead", "--json"], |d| {
         d["partitions"].as_array().is_some_and(|ps| ps.iter().all(|p| p["leader"] != 3))
     });
