@@ -379,3 +379,26 @@ fn java_client_scenarios_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
         crate::harness::java_scenario(&cluster.nodes[0], "ClientScenarios", scenario, &[]);
     }
 }
+
+/// Apache Kafka's AdminClient (tests/java AdminScenarios), and the kafka-python and KafkaJS
+/// transactional producers (tests/clients), bootstrapped from node 1 of a three-node cluster.
+#[test]
+fn admin_and_other_transactional_clients_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
+    use crate::transactions::{passed, transactions_py};
+    let cluster = Cluster::start(3, &["--group-initial-rebalance-delay-ms", "0"]);
+    // Written for a fresh broker each: topics lists every topic and transactions every
+    // transactional id, so they go first.
+    for scenario in ["topics", "transactions", "configs", "cluster", "groups", "list_offsets", "delete_records"] {
+        crate::harness::java_scenario(&cluster.nodes[0], "AdminScenarios", scenario, &[]);
+    }
+    let addr = &cluster.nodes[0].addr;
+    transactions_py(addr, "kafka-python", &["kafka-python", "kafka-python-group"]);
+    transactions_py(addr, "expect", &["kafka-python", "c1,c2,c3", "c1,c2,a1,c3"]);
+    let output = Command::new("node")
+        .arg(crate::harness::node_script("transactions.js"))
+        .args([addr.as_str(), "kafkajs", "kafkajs-group"])
+        .output()
+        .expect("run transactions.js");
+    passed(&output, "kafkajs", "transactions.js");
+    transactions_py(addr, "expect", &["kafkajs", "c1,c2,c3", "c1,c2,a1,c3"]);
+}

@@ -40,7 +40,7 @@ fn tail(text: &str, lines: usize) -> String {
 /// Runs `command` of tests/clients/transactions.py against `addr` and asserts that it printed
 /// `PASS <command>`; returns that line.
 #[track_caller]
-fn transactions_py(addr: &str, command: &str, args: &[&str]) -> String {
+pub(crate) fn transactions_py(addr: &str, command: &str, args: &[&str]) -> String {
     let output = Command::new(python())
         .arg(client_script("transactions.py"))
         .args(["--bootstrap", addr, "--sluice"])
@@ -53,7 +53,7 @@ fn transactions_py(addr: &str, command: &str, args: &[&str]) -> String {
 }
 
 #[track_caller]
-fn passed(output: &Output, command: &str, what: &str) -> String {
+pub(crate) fn passed(output: &Output, command: &str, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let pass = stdout.lines().find(|l| l.starts_with(&format!("PASS {command}")));

@@ -146,8 +146,9 @@ public final class AdminScenarios {
                     InvalidTopicException.class, "a bad topic name");
             fails(admin.createTopics(List.of(new NewTopic("admin-none", 0, (short) 1))).all(),
                     InvalidPartitionsException.class, "zero partitions");
-            fails(admin.createTopics(List.of(new NewTopic("admin-rf3", 1, (short) 3))).all(),
-                    InvalidReplicationFactorException.class, "three replicas on one broker");
+            int brokers = admin.describeCluster().nodes().get().size();
+            fails(admin.createTopics(List.of(new NewTopic("admin-rf3", 1, (short) (brokers + 1)))).all(),
+                    InvalidReplicationFactorException.class, "more replicas than brokers");
             fails(admin.createTopics(List.of(new NewTopic("admin-badconf", 1, (short) 1)
                             .configs(Map.of("retention.ms", "soon")))).all(),
                     InvalidConfigurationException.class, "a bad config value");
@@ -217,9 +218,12 @@ public final class AdminScenarios {
             Check.that(retention != null && retention.isDefault(), "retention.ms is a default: %s", retention);
             Check.equal("delete", config.get("cleanup.policy").value(), "default cleanup.policy");
 
-            ConfigResource brokerResource = new ConfigResource(ConfigResource.Type.BROKER, "0");
+            // A broker that exists: node 0 alone, or the lowest id of a cluster.
+            String brokerId = String.valueOf(admin.describeCluster().nodes().get().stream()
+                    .mapToInt(Node::id).min().orElse(0));
+            ConfigResource brokerResource = new ConfigResource(ConfigResource.Type.BROKER, brokerId);
             Config brokerConfig = admin.describeConfigs(List.of(brokerResource)).all().get().get(brokerResource);
-            Check.equal("0", brokerConfig.get("node.id").value(), "broker node.id");
+            Check.equal(brokerId, brokerConfig.get("node.id").value(), "broker node.id");
             Check.that(brokerConfig.get("log.retention.ms") != null, "broker log.retention.ms: %s", brokerConfig);
 
             ConfigResource topic = new ConfigResource(ConfigResource.Type.TOPIC, "admin-alter");
@@ -269,16 +273,34 @@ public final class AdminScenarios {
         admin.incrementalAlterConfigs(Map.of(resource, ops)).all().get();
     }
 
-    /** describeCluster: one node (the bootstrap), which is also the controller, and a cluster id. */
+    /**
+     * The broker that should coordinate `key`: the leader of its partition of `internalTopic`,
+     * chosen as Kafka chooses it (the key's hash code, made non-negative, modulo the partitions).
+     */
+    static int coordinatorOf(Admin admin, String internalTopic, String key) throws Exception {
+        TopicDescription topic = admin.describeTopics(List.of(internalTopic)).allTopicNames().get().get(internalTopic);
+        int hash = key.hashCode();
+        int partition = (hash == Integer.MIN_VALUE ? 0 : Math.abs(hash)) % topic.partitions().size();
+        return topic.partitions().get(partition).leader().id();
+    }
+
+    /**
+     * describeCluster: the bootstrap among the nodes, the controller one of them, and a cluster id;
+     * a single broker is node 0 and its own controller.
+     */
     static void cluster(String bootstrap, List<String> args) throws Exception {
         try (Admin admin = admin(bootstrap)) {
             DescribeClusterResult cluster = admin.describeCluster();
             Collection<Node> nodes = cluster.nodes().get();
-            Check.equal(1, nodes.size(), "nodes");
-            Node node = nodes.iterator().next();
-            Check.equal(bootstrap, node.host() + ":" + node.port(), "the node's address");
-            Check.equal(0, node.id(), "the node's id");
-            Check.equal(node, cluster.controller().get(), "the controller");
+            Node controller = cluster.controller().get();
+            Check.that(nodes.contains(controller), "the controller %s is one of the nodes %s", controller, nodes);
+            Check.that(nodes.stream().anyMatch(n -> bootstrap.equals(n.host() + ":" + n.port())),
+                    "the bootstrap %s is one of the nodes %s", bootstrap, nodes);
+            if (nodes.size() == 1) {
+                Node node = nodes.iterator().next();
+                Check.equal(0, node.id(), "the node's id");
+                Check.equal(node, controller, "the controller");
+            }
             String clusterId = cluster.clusterId().get();
             Check.that(clusterId != null && !clusterId.isEmpty(), "a cluster id: %s", clusterId);
             Check.equal(clusterId, admin.describeCluster().clusterId().get(), "the same cluster id again");
@@ -325,7 +347,8 @@ public final class AdminScenarios {
                 Check.equal(Set.of(p0, p1), live.members().iterator().next().assignment().topicPartitions(),
                         "the member's assignment");
                 Check.that(!live.partitionAssignor().isEmpty(), "an assignor: %s", live.partitionAssignor());
-                Check.equal(0, live.coordinator().id(), "the coordinator");
+                Check.equal(coordinatorOf(admin, "__consumer_offsets", group), live.coordinator().id(),
+                        "the coordinator");
                 Check.that(!live.isSimpleConsumerGroup(), "not a simple group");
 
                 fails(admin.alterConsumerGroupOffsets(group, Map.of(p0, new OffsetAndMetadata(1))).all(),
@@ -523,7 +546,8 @@ public final class AdminScenarios {
             Check.equal(TransactionState.ONGOING, described.state(), "state in describeTransactions");
             Check.equal(producerId, described.producerId(), "producer id in describeTransactions");
             Check.equal(Set.of(p0), described.topicPartitions(), "partitions of the transaction");
-            Check.equal(0, described.coordinatorId(), "the transaction coordinator");
+            Check.equal(coordinatorOf(admin, "__transaction_state", id), described.coordinatorId(),
+                    "the transaction coordinator");
 
             PartitionProducerState state = admin.describeProducers(List.of(p0)).partitionResult(p0).get();
             Check.equal(1, state.activeProducers().size(), "active producers of p0");
