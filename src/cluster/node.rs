@@ -368,6 +368,13 @@ impl ClusterNode {
     /// decision lock), and waits until they are installed here. Returns the index, or 0 if
     /// nothing changed.
     async fn commit(&self, next: &MetadataImage) -> Result<u64, NodeError> {
+        self.commit_then(next, true).await
+    }
+
+    /// [`Self::commit`], waiting for the change to be installed here only if `install` (a
+    /// controller that is shutting down cannot count on its own shards any more: applied is
+    /// enough).
+    async fn commit_then(&self, next: &MetadataImage, install: bool) -> Result<u64, NodeError> {
         let records = records::diff(&self.image(), next);
         if records.is_empty() {
             return Ok(0);
@@ -377,7 +384,14 @@ impl ClusterNode {
             quorum.borrow_mut().propose(records::encode(&records))?
         };
         self.drive()?;
-        self.wait_installed(proposal.index).await?;
+        if install {
+            self.wait_installed(proposal.index).await?;
+        } else {
+            let until = Instant::now() + COMMIT_TIMEOUT;
+            while self.image().version < proposal.index && Instant::now() < until {
+                glommio::timer::sleep(self.config.tick).await;
+            }
+        }
         let term = self.applied_terms.borrow().iter().find(|(index, _)| *index == proposal.index).map(|(_, t)| *t);
         if term != Some(proposal.term) {
             return Err(NodeError::Failed(
@@ -604,7 +618,7 @@ impl ClusterNode {
         };
         let current = self.image();
         if current.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation && !b.fenced) {
-            if let Err(e) = self.commit(&brokers::fence(&current, id)).await {
+            if let Err(e) = self.commit_then(&brokers::fence(&current, id), id != self.config.node_id).await {
                 return NodeResponse::Failed(e.to_string());
             }
             self.sessions.borrow_mut().remove(&id);
@@ -794,6 +808,11 @@ impl ClusterNode {
     /// move), waiting at most [`LEAVE_TIMEOUT`]; then stops the transport.
     pub async fn leave(&self) {
         self.leaving.set(true);
+        // Alone, there is nobody to hand leadership to: the next start registers again anyway.
+        if self.config.voters.iter().all(|(id, _)| *id == self.config.node_id) && self.image().brokers.len() <= 1 {
+            self.close().await;
+            return;
+        }
         let me = self.me();
         let request = NodeRequest::Leave { id: me.id, incarnation: me.incarnation };
         let left = futures_lite::future::or(async { self.ask_controller(request).await.ok() }, async {
