@@ -43,7 +43,27 @@ def create_topic(bootstrap, name, partitions=1, config=None):
     )
     for _, future in futures.items():
         future.result(timeout=TIMEOUT)
+    wait_known_everywhere(client, name, partitions)
     del client
+
+
+def wait_known_everywhere(client, name, partitions):
+    """Waits until every broker serves `name` with a leader for each partition. In a cluster, as
+    in Kafka, CreateTopics returns once the controller committed the topic and the other brokers
+    learn it a moment later; a producer that is not idempotent (librdkafka's default) may have its
+    first batch refused by a leader that has not learnt it yet, retry it, and land it after the
+    second. The scenarios check record order, so they start once everyone knows the topic."""
+    deadline = time.time() + TIMEOUT
+    for broker in client.list_topics(timeout=TIMEOUT).brokers.values():
+        one = AdminClient({"bootstrap.servers": f"{broker.host}:{broker.port}"})
+        while True:
+            topic = one.list_topics(name, timeout=TIMEOUT).topics.get(name)
+            if topic is not None and topic.error is None and len(topic.partitions) == partitions and all(
+                p.leader >= 0 for p in topic.partitions.values()
+            ):
+                break
+            assert time.time() < deadline, f"broker {broker.id} does not know topic {name}: {topic}"
+            time.sleep(0.05)
 
 
 def records_equal(a, b, what):
