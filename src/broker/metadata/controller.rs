@@ -75,7 +75,7 @@ pub struct NewTopic {
     pub name: String,
     /// Partitions, or -1 for the broker default.
     pub partitions: i32,
-    /// Replication factor, or -1 for the broker default (1 on a single broker).
+    /// Replication factor, or -1 for the broker default (`--default-replication-factor`).
     pub replication_factor: i16,
     /// Replicas assigned by hand: (partition, brokers), the preferred leader first.
     pub assignments: Vec<(i32, Vec<i32>)>,
