@@ -93,22 +93,28 @@ pub fn elect_preferred(image: &MetadataImage, only: Option<&[(String, i32)]>) ->
     let mut next = image.clone();
     let live: Vec<NodeId> = next.live_brokers().map(|b| b.id).collect();
     for topic in next.topics.values_mut() {
-        let wanted = |index: usize, p: &super::image::PartitionMeta| {
-            let asked = only.is_none_or(|only| {
-                only.iter().any(|(t, i)| *t == topic.name && usize::try_from(*i).ok() == Some(index))
-            });
-            let preferred = p.replicas.first().copied().unwrap_or(NO_LEADER);
-            asked && p.leader != preferred && p.isr.contains(&preferred) && live.contains(&preferred)
+        let asked = |index: usize| {
+            only.is_none_or(|only| only.iter().any(|(t, i)| *t == topic.name && usize::try_from(*i) == Ok(index)))
         };
-        if !topic.partitions.iter().enumerate().any(|(i, p)| wanted(i, p)) {
+        // (partition, its preferred replica) for each partition to move.
+        let changes: Vec<(usize, NodeId)> = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(index, p)| {
+                let preferred = *p.replicas.first()?;
+                let movable = p.leader != preferred && p.isr.contains(&preferred) && live.contains(&preferred);
+                (movable && asked(index)).then_some((index, preferred))
+            })
+            .collect();
+        if changes.is_empty() {
             continue;
         }
-        let changes: Vec<usize> =
-            topic.partitions.iter().enumerate().filter(|(i, p)| wanted(*i, p)).map(|(i, _)| i).collect();
         let topic = std::sync::Arc::make_mut(topic);
-        for index in changes {
-            let preferred = topic.partitions[index].replicas[0];
-            topic.partitions[index].elect(preferred);
+        for (index, preferred) in changes {
+            if let Some(partition) = topic.partitions.get_mut(index) {
+                partition.elect(preferred);
+            }
         }
     }
     next

@@ -725,14 +725,14 @@ impl ClusterNode {
                     }
                 };
                 if let Some(addr) = target {
-                    let quick = !matches!(request, NodeRequest::Control(_));
+                    // A change may wait out its commit timeout; anything else gives up sooner.
+                    let limit = match request {
+                        NodeRequest::Control(_) => COMMIT_TIMEOUT + CALL_MARGIN,
+                        _ => QUICK_CALL_TIMEOUT,
+                    };
                     let call = transport.call(addr, Bytes::from(rpc::encode(&request)));
                     let answer = futures_lite::future::or(call, async {
-                        if quick {
-                            glommio::timer::sleep(QUICK_CALL_TIMEOUT).await;
-                        } else {
-                            std::future::pending::<()>().await;
-                        }
+                        glommio::timer::sleep(limit).await;
                         Err(super::transport::TransportError::Timeout)
                     })
                     .await;

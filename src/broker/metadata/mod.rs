@@ -1,14 +1,13 @@
 //! The metadata layer: the image of topics and partitions every shard holds ([`image`]), topic
-//! administration on shard 0 ([`controller`]), and [`Metadata`], one shard's view of both with
-//! the [`MetadataRequest`]s shards send each other to change it.
+//! administration decided on the metadata quorum's leader ([`controller`]), and [`Metadata`],
+//! one shard's view of both with the [`MetadataRequest`]s shards send each other.
 //!
-//! Lifecycle: each shard starts with the image loaded from disk; a change is decided and
-//! persisted on shard 0 and installed on every shard in two phases (open the new partitions,
-//! then swap the image and close what was removed), so no shard advertises a partition whose
-//! log is not open. After an install, the listeners registered with
-//! [`Metadata::on_installed`] run (the group coordinator loads new `__consumer_offsets`
-//! partitions). The cluster issue replaces the JSON image with the replicated metadata log; this
-//! is where its driver will feed images in.
+//! Lifecycle: shard 0 runs the cluster node (`crate::cluster::node::ClusterNode`), which applies
+//! the committed metadata log and hands each new image to [`Metadata::image_sink`]; the image is
+//! installed on every shard in two phases (open the new partitions, then swap the image and close
+//! what was removed), so no shard advertises a partition whose log is not open. After an install,
+//! the listeners registered with [`Metadata::on_installed`] run (the coordinators load the
+//! internal partitions they now lead and unload those they lost).
 
 pub mod controller;
 pub mod image;
@@ -258,20 +257,14 @@ impl Metadata {
         partition_meta(&self.image.borrow(), topic, partition).is_some()
     }
 
-    /// The shard of this broker that leads a partition, if this broker leads it.
-    pub fn owner_of(&self, topic: &str, partition: i32) -> Option<ShardId> {
-        self.route(topic, partition).ok()
-    }
-
     /// The shard of this broker that leads a partition; or why a request for it cannot be
     /// served here: unknown, led by another broker (clients re-route), or without a leader.
     pub fn route(&self, topic: &str, partition: i32) -> Result<ShardId, PartitionError> {
-        let image = self.image.borrow();
-        let meta = partition_meta(&image, topic, partition).ok_or(PartitionError::UnknownTopicOrPartition)?;
-        match meta.leader {
-            leader if leader == self.config.node_id => self.local_shard(meta).ok_or(PartitionError::NotLeader),
-            NO_LEADER => Err(PartitionError::NotAvailable),
-            _ => Err(PartitionError::NotLeader),
+        match self.partition_leader(topic, partition) {
+            PartitionLeader::Local(shard) => Ok(shard),
+            PartitionLeader::Remote { .. } => Err(PartitionError::NotLeader),
+            PartitionLeader::Offline => Err(PartitionError::NotAvailable),
+            PartitionLeader::Missing => Err(PartitionError::UnknownTopicOrPartition),
         }
     }
 
@@ -439,23 +432,19 @@ impl Metadata {
         controller: Option<NodeId>,
     ) -> Result<(), ShardError> {
         let peers = self.peers.get();
-        let calls: Vec<_> = (0..peers.count())
-            .map(|shard| {
-                let (peers, request) = (peers.clone(), MetadataRequest::OpenPartitions(image.clone()));
-                glommio::spawn_local(async move { peers.call(shard, request).await })
-            })
-            .collect();
-        for call in calls {
-            call.await?;
-        }
-        let calls: Vec<_> = (0..peers.count())
-            .map(|shard| {
-                let (peers, request) = (peers.clone(), MetadataRequest::InstallImage(image.clone(), controller));
-                glommio::spawn_local(async move { peers.call(shard, request).await })
-            })
-            .collect();
-        for call in calls {
-            call.await?;
+        let phases: [&dyn Fn() -> MetadataRequest; 2] = [&|| MetadataRequest::OpenPartitions(image.clone()), &|| {
+            MetadataRequest::InstallImage(image.clone(), controller)
+        }];
+        for phase in phases {
+            let calls: Vec<_> = (0..peers.count())
+                .map(|shard| {
+                    let (peers, request) = (peers.clone(), phase());
+                    glommio::spawn_local(async move { peers.call(shard, request).await })
+                })
+                .collect();
+            for call in calls {
+                call.await?;
+            }
         }
         Ok(())
     }
