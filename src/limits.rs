@@ -144,6 +144,20 @@ pub const VERIFICATION_GUARDS_MAX: usize = 10_000;
 /// Default `offsets.topic.replication.factor` (Kafka's 3), capped by the live brokers when the
 /// internal topics are created.
 pub const INTERNAL_REPLICATION_FACTOR_DEFAULT: i16 = 3;
+/// Default `replica.lag.time.max.ms` (Kafka's 30 s): how long a follower may go without catching
+/// up before it leaves the ISR.
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
+/// Default `replica.fetch.max.bytes` (Kafka's 1 MiB) per partition of a follower fetch.
+pub const REPLICA_FETCH_MAX_BYTES_DEFAULT: i32 = 1024 * 1024;
+/// Default `replica.fetch.response.max.bytes` (Kafka's 10 MiB). It stays below the inter-broker
+/// pool's largest accepted answer, so a full answer is never refused.
+pub const REPLICA_FETCH_RESPONSE_MAX_BYTES_DEFAULT: i32 = 10 * 1024 * 1024;
+/// Default `replica.fetch.wait.max.ms` (Kafka's 500 ms).
+pub const REPLICA_FETCH_WAIT_MAX_MS_DEFAULT: i32 = 500;
+/// Default `replica.fetch.backoff.ms` (Kafka's 1 s).
+pub const REPLICA_FETCH_BACKOFF_MS_DEFAULT: u64 = 1000;
+/// Default `leader.imbalance.check.interval.seconds` (Kafka's 300 s), in milliseconds.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// The metadata quorum's Raft tick.
 pub const RAFT_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 /// Ticks without hearing from a leader before a voter campaigns (raft randomises in [n, 2n)):

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::topic_config::TopicDefaults;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
 use crate::storage::LogConfig;
@@ -62,6 +63,65 @@ pub struct BrokerConfig {
     pub internal_replication_factor: i16,
     /// This node's part in the metadata quorum.
     pub cluster: NodeConfig,
+    /// Partition replication: the ISR, follower fetching, leader elections.
+    pub replication: ReplicationConfig,
+}
+
+/// Kafka's replication settings (broker level; `min.insync.replicas` and
+/// `unclean.leader.election.enable` are topic configs too, and these are their defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `min.insync.replicas`, the topic default.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`, the topic default.
+    pub unclean_leader_election: bool,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with the leader's log end for
+    /// this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.max.bytes`: bytes per partition in one follower fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes in one follower fetch answer.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`: how long a follower fetch waits on the leader for new data.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.backoff.ms`: how long a follower waits after a failed fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// The first port of the per-shard replication listeners (shard i listens on port + i);
+    /// 0 picks free ports. Advertised at registration either way.
+    pub replication_port: u16,
+    /// `auto.leader.rebalance.enable`: the controller moves leaderships back to preferred
+    /// replicas.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+            replica_lag_time_max_ms: crate::limits::REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+            replica_fetch_max_bytes: crate::limits::REPLICA_FETCH_MAX_BYTES_DEFAULT,
+            replica_fetch_response_max_bytes: crate::limits::REPLICA_FETCH_RESPONSE_MAX_BYTES_DEFAULT,
+            replica_fetch_wait_max_ms: crate::limits::REPLICA_FETCH_WAIT_MAX_MS_DEFAULT,
+            replica_fetch_backoff_ms: crate::limits::REPLICA_FETCH_BACKOFF_MS_DEFAULT,
+            replication_port: 0,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: crate::limits::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The broker's defaults for topic configs.
+    pub fn topic_defaults(&self) -> TopicDefaults {
+        TopicDefaults {
+            log: self.log_defaults.clone(),
+            min_insync_replicas: self.replication.min_insync_replicas,
+            unclean_leader_election: self.replication.unclean_leader_election,
+        }
+    }
 }
 
 /// Kafka's producer-state and transaction settings.
@@ -122,6 +182,7 @@ impl BrokerConfig {
             default_replication_factor: 1,
             internal_replication_factor: crate::limits::INTERNAL_REPLICATION_FACTOR_DEFAULT,
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
+            replication: ReplicationConfig::default(),
         }
     }
 }

@@ -23,5 +23,5 @@ pub mod shard;
 pub mod topic_config;
 pub mod transactions;
 
-pub use config::{BrokerConfig, TxnConfig};
+pub use config::{BrokerConfig, ReplicationConfig, TxnConfig};
 pub use shard::{BrokerMesh, ShardBroker, broker_meshes};

@@ -28,9 +28,15 @@ impl ConfigSource {
     }
 }
 
-/// Topic configs the broker keeps and reports but that the log does not use (yet): accepted so
-/// that tools which set them work, validated so that nonsense is refused.
-const STORED_ONLY: &[&str] = &["compression.type", "min.insync.replicas", "unclean.leader.election.enable"];
+/// Topic configs the partition log does not use: accepted so that tools which set them work,
+/// validated so that nonsense is refused. `compression.type` is stored only; the replication
+/// ones are read through [`TopicConfig::min_insync_replicas`] and
+/// [`TopicConfig::unclean_leader_election`].
+const STORED_ONLY: &[&str] = &["compression.type", MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION];
+/// `min.insync.replicas`.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+/// `unclean.leader.election.enable`.
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 /// `message.timestamp.type`.
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
@@ -42,6 +48,37 @@ pub fn topic_config_names() -> Vec<&'static str> {
     names
 }
 
+/// The broker's defaults for topic configs: the log's, and replication's.
+#[derive(Debug, Clone)]
+pub struct TopicDefaults {
+    /// Defaults of the configs the log uses.
+    pub log: LogConfig,
+    /// `min.insync.replicas` (Kafka's default 1).
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable` (Kafka's default false).
+    pub unclean_leader_election: bool,
+}
+
+impl TopicDefaults {
+    /// Kafka's own defaults, with no broker flag set.
+    pub fn default_kafka() -> Self {
+        TopicDefaults::from(LogConfig::default())
+    }
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults::default_kafka()
+    }
+}
+
+impl From<LogConfig> for TopicDefaults {
+    /// The log defaults given, Kafka's replication defaults.
+    fn from(log: LogConfig) -> Self {
+        TopicDefaults { log, min_insync_replicas: 1, unclean_leader_election: false }
+    }
+}
+
 /// A topic's effective configuration.
 #[derive(Debug, Clone)]
 pub struct TopicConfig {
@@ -49,15 +86,23 @@ pub struct TopicConfig {
     pub log: LogConfig,
     /// Whether the broker stamps batches with the append time.
     pub timestamp_type: TimestampType,
+    /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas, and the high
+    /// watermark does not move with fewer.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: with no live in-sync replica, the controller may elect
+    /// an out-of-sync one (losing what only the others had).
+    pub unclean_leader_election: bool,
     overrides: BTreeMap<String, String>,
-    defaults: LogConfig,
+    defaults: TopicDefaults,
 }
 
 impl TopicConfig {
     /// Resolves `overrides` over the broker's `defaults`, refusing unknown names and bad values.
-    pub fn resolve(defaults: &LogConfig, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
-        let mut log = defaults.clone();
+    pub fn resolve(defaults: &TopicDefaults, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
+        let mut log = defaults.log.clone();
         let mut timestamp_type = TimestampType::CreateTime;
+        let mut min_insync_replicas = defaults.min_insync_replicas;
+        let mut unclean_leader_election = defaults.unclean_leader_election;
         for (name, value) in overrides {
             let invalid =
                 |reason: &str| ConfigError::Invalid { name: name.clone(), value: value.clone(), reason: reason.into() };
@@ -76,20 +121,26 @@ impl TopicConfig {
                         return Err(invalid("only 'producer' is supported: batches are stored as compressed"));
                     }
                 }
-                "min.insync.replicas" => {
-                    if value.parse::<i32>().map_or(true, |v| v < 1) {
-                        return Err(invalid("must be a positive integer"));
-                    }
-                }
-                "unclean.leader.election.enable" => {
-                    if value != "true" && value != "false" {
-                        return Err(invalid("must be true or false"));
-                    }
-                }
+                MIN_INSYNC_REPLICAS => match value.parse::<i32>() {
+                    Ok(v) if v >= 1 => min_insync_replicas = v,
+                    _ => return Err(invalid("must be a positive integer")),
+                },
+                UNCLEAN_LEADER_ELECTION => match value.as_str() {
+                    "true" => unclean_leader_election = true,
+                    "false" => unclean_leader_election = false,
+                    _ => return Err(invalid("must be true or false")),
+                },
                 _ => log.set(name, value)?,
             }
         }
-        Ok(TopicConfig { log, timestamp_type, overrides: overrides.clone(), defaults: defaults.clone() })
+        Ok(TopicConfig {
+            log,
+            timestamp_type,
+            min_insync_replicas,
+            unclean_leader_election,
+            overrides: overrides.clone(),
+            defaults: defaults.clone(),
+        })
     }
 
     /// Every config with its value and source, sorted by name.
@@ -97,10 +148,15 @@ impl TopicConfig {
         topic_config_names()
             .into_iter()
             .map(|name| {
+                let kafkas = TopicDefaults::default_kafka();
+                let broker_set = match name {
+                    MIN_INSYNC_REPLICAS => self.defaults.min_insync_replicas != kafkas.min_insync_replicas,
+                    UNCLEAN_LEADER_ELECTION => self.defaults.unclean_leader_election != kafkas.unclean_leader_election,
+                    _ => self.defaults.log.get(name).is_some() && self.defaults.log.get(name) != kafkas.log.get(name),
+                };
                 let source = if self.overrides.contains_key(name) {
                     ConfigSource::TopicOverride
-                } else if self.defaults.get(name).is_some() && self.defaults.get(name) != LogConfig::default().get(name)
-                {
+                } else if broker_set {
                     ConfigSource::StaticBroker
                 } else {
                     ConfigSource::Default
@@ -117,10 +173,8 @@ impl TopicConfig {
                         let list = self.overrides.get(name).map(String::as_str).unwrap_or_default();
                         list.split(',').map(str::trim).collect::<Vec<_>>().join(",")
                     }
-                    "min.insync.replicas" => self.overrides.get(name).cloned().unwrap_or_else(|| "1".into()),
-                    "unclean.leader.election.enable" => {
-                        self.overrides.get(name).cloned().unwrap_or_else(|| "false".into())
-                    }
+                    MIN_INSYNC_REPLICAS => self.min_insync_replicas.to_string(),
+                    UNCLEAN_LEADER_ELECTION => self.unclean_leader_election.to_string(),
                     _ => self.log.get(name).unwrap_or_default(),
                 };
                 (name, value, source)
@@ -146,6 +200,7 @@ mod tests {
             ("retention.ms".to_string(), "1000".to_string()),
             ("message.timestamp.type".to_string(), "LogAppendTime".to_string()),
         ]);
+        let defaults = TopicDefaults::from(defaults);
         let config = TopicConfig::resolve(&defaults, &overrides).unwrap();
         assert_eq!(config.log.retention_ms, Some(1000));
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);

@@ -160,10 +160,49 @@ pub(super) struct BrokerArgs {
     /// How often transactions past their timeout are looked for and aborted.
     #[arg(long, default_value_t = limits::TRANSACTION_ABORT_CHECK_INTERVAL_MS_DEFAULT)]
     transaction_abort_check_interval_ms: u64,
+    /// min.insync.replicas (topic default): in-sync replicas an acks=all produce needs; the high
+    /// watermark does not move with fewer.
+    #[arg(long, default_value_t = 1)]
+    min_insync_replicas: i32,
+    /// unclean.leader.election.enable (topic default): with no live in-sync replica, elect an
+    /// out-of-sync one, losing the records only the others had.
+    #[arg(long, default_value_t = false)]
+    unclean_leader_election_enable: bool,
+    /// replica.lag.time.max.ms: a follower not caught up with its leader for this long leaves
+    /// the ISR.
+    #[arg(long, default_value_t = limits::REPLICA_LAG_TIME_MAX_MS_DEFAULT)]
+    replica_lag_time_max_ms: u64,
+    /// replica.fetch.max.bytes: bytes per partition in one follower fetch.
+    #[arg(long, default_value_t = limits::REPLICA_FETCH_MAX_BYTES_DEFAULT)]
+    replica_fetch_max_bytes: i32,
+    /// replica.fetch.response.max.bytes: bytes in one follower fetch answer.
+    #[arg(long, default_value_t = limits::REPLICA_FETCH_RESPONSE_MAX_BYTES_DEFAULT)]
+    replica_fetch_response_max_bytes: i32,
+    /// replica.fetch.wait.max.ms: how long a follower fetch waits on the leader for new records.
+    #[arg(long, default_value_t = limits::REPLICA_FETCH_WAIT_MAX_MS_DEFAULT)]
+    replica_fetch_wait_max_ms: i32,
+    /// replica.fetch.backoff.ms: how long a follower waits after a failed fetch.
+    #[arg(long, default_value_t = limits::REPLICA_FETCH_BACKOFF_MS_DEFAULT)]
+    replica_fetch_backoff_ms: u64,
+    /// First port of the per-core replication listeners (core i listens on port + i, on the
+    /// --listen address); 0 picks free ports. Other brokers learn them at registration.
+    #[arg(long, default_value_t = 0)]
+    replication_port: u16,
+    /// auto.leader.rebalance.enable: move leaderships back to preferred replicas periodically.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_leader_rebalance_enable: bool,
+    /// leader.imbalance.check.interval.seconds: how often the controller looks for leaderships
+    /// to move back.
+    #[arg(long, default_value_t = limits::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT / 1000)]
+    leader_imbalance_check_interval_seconds: u64,
 }
 
 /// How often a shard looks whether shard 0 has let it serve, at startup.
 const SERVING_POLL: Duration = Duration::from_millis(10);
+
+/// Room kept in an inter-broker answer beyond a follower fetch's record bytes (headers, topic
+/// names, per-partition fields), so a full answer always fits the pool's limit.
+const REPLICA_FETCH_RESPONSE_OVERHEAD: i64 = 1024 * 1024;
 
 /// How long the check for another listener on `--listen` waits for a connection.
 const LISTEN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -238,7 +277,42 @@ impl BrokerArgs {
         if self.default_replication_factor < 1 || self.offsets_topic_replication_factor < 1 {
             bail!("--default-replication-factor and --offsets-topic-replication-factor must be at least 1");
         }
+        if self.min_insync_replicas < 1 {
+            bail!("--min-insync-replicas must be at least 1");
+        }
+        let response_max = i64::from(crate::broker::inter_broker::RESPONSE_BYTES_MAX) - REPLICA_FETCH_RESPONSE_OVERHEAD;
+        if self.replica_fetch_max_bytes < 1
+            || self.replica_fetch_response_max_bytes < 1
+            || i64::from(self.replica_fetch_response_max_bytes) > response_max
+        {
+            bail!(
+                "--replica-fetch-max-bytes and --replica-fetch-response-max-bytes must be positive, \
+                the latter at most {response_max}"
+            );
+        }
+        if self.replica_lag_time_max_ms == 0 || self.replica_fetch_wait_max_ms < 0 {
+            bail!("--replica-lag-time-max-ms must be positive and --replica-fetch-wait-max-ms not negative");
+        }
+        if self.replication_port != 0 && usize::from(u16::MAX - self.replication_port) < shards {
+            bail!("--replication-port leaves no room for one port per core");
+        }
+        let replication = crate::broker::ReplicationConfig {
+            min_insync_replicas: self.min_insync_replicas,
+            unclean_leader_election: self.unclean_leader_election_enable,
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
+            replica_fetch_max_bytes: self.replica_fetch_max_bytes,
+            replica_fetch_response_max_bytes: self.replica_fetch_response_max_bytes,
+            replica_fetch_wait_max_ms: self.replica_fetch_wait_max_ms,
+            replica_fetch_backoff_ms: self.replica_fetch_backoff_ms,
+            replication_port: self.replication_port,
+            auto_leader_rebalance: self.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms: self
+                .leader_imbalance_check_interval_seconds
+                .max(1)
+                .saturating_mul(1000),
+        };
         Ok(BrokerConfig {
+            replication,
             default_replication_factor: self.default_replication_factor,
             internal_replication_factor: self.offsets_topic_replication_factor,
             cluster,

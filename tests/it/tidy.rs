@@ -81,7 +81,8 @@ const SUBLAYERS: &[Sublayers] = &[Sublayers {
         // The shard's broker: owns the state below and serves the cross-shard messages.
         &["shard"],
         // The transaction coordinators: write markers through the partitions and the groups.
-        &["transactions"],
+        // Replication: followers fetch from leaders; leaders track followers and the ISR.
+        &["transactions", "replication"],
         // The metadata image and topic administration; the group coordinators' glue.
         &["metadata", "groups"],
         // One partition: all its state, and the only door to its log.
@@ -89,8 +90,9 @@ const SUBLAYERS: &[Sublayers] = &[Sublayers {
         // Leaves: plain types and settings any layer above may use.
         &["fetch_session", "config", "errors", "topic_config", "inter_broker"],
     ],
-    // Offset commits look topics up in the metadata image.
-    also: &[("groups", "metadata")],
+    // Offset commits look topics up in the metadata image; the broker's settings include its
+    // topic-config defaults.
+    also: &[("groups", "metadata"), ("config", "topic_config")],
 }];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

@@ -47,7 +47,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
                 num_partitions: created.partitions,
                 replication_factor: created.replication_factor,
                 configs: Some(
-                    TopicConfig::resolve(&broker.config.log_defaults, &created.configs)
+                    TopicConfig::resolve(&broker.config.topic_defaults(), &created.configs)
                         .map(|config| config.describe())
                         .unwrap_or_default()
                         .into_iter()

@@ -102,7 +102,7 @@ pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: Describ
             };
             match resource.resource_type {
                 RESOURCE_TOPIC => match image.topics.get(&resource.resource_name) {
-                    Some(topic) => match TopicConfig::resolve(&broker.config.log_defaults, &topic.configs) {
+                    Some(topic) => match TopicConfig::resolve(&broker.config.topic_defaults(), &topic.configs) {
                         Ok(config) => {
                             result.configs = config
                                 .describe()

@@ -321,7 +321,8 @@ fn check_new_topic(
     if image.topics.contains_key(&topic.name) {
         return Err(TopicError::AlreadyExists(topic.name.clone()));
     }
-    TopicConfig::resolve(&config.log_defaults, &topic.configs).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    TopicConfig::resolve(&config.topic_defaults(), &topic.configs)
+        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
     if !topic.assignments.is_empty() {
         if topic.partitions != -1 || topic.replication_factor != -1 {
             return Err(TopicError::InvalidRequest(
@@ -496,7 +497,7 @@ fn alter_topic_configs(
         let result = match image.topics.get(&name).cloned() {
             None => Err(TopicError::Unknown),
             Some(topic) => apply_config_changes(&topic.configs, &changes).and_then(|configs| {
-                TopicConfig::resolve(&config.log_defaults, &configs)
+                TopicConfig::resolve(&config.topic_defaults(), &configs)
                     .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
                 if !validate_only {
                     let mut altered = (*topic).clone();

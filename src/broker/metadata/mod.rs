@@ -454,11 +454,11 @@ impl Metadata {
     async fn open_partitions(&self, image: &MetadataImage) {
         let me = self.shard_id();
         for topic in image.topics.values() {
-            let config = match TopicConfig::resolve(&self.config.log_defaults, &topic.configs) {
+            let config = match TopicConfig::resolve(&self.config.topic_defaults(), &topic.configs) {
                 Ok(config) => config,
                 Err(e) => {
                     error!(topic = %topic.name, error = %e, "stored topic config is invalid; using defaults");
-                    match TopicConfig::resolve(&self.config.log_defaults, &Default::default()) {
+                    match TopicConfig::resolve(&self.config.topic_defaults(), &Default::default()) {
                         Ok(config) => config,
                         Err(_) => continue,
                     }

@@ -29,7 +29,7 @@ fn tp() -> TopicPartition {
 async fn partitions(dir: &std::path::Path) -> (Rc<ShardPartitions>, Rc<Partition>) {
     let config = BrokerConfig::for_data_dir(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
     let partitions = Rc::new(ShardPartitions::new(Arc::new(config)));
-    let topic = TopicConfig::resolve(&LogConfig::default(), &BTreeMap::new()).unwrap();
+    let topic = TopicConfig::resolve(&LogConfig::default().into(), &BTreeMap::new()).unwrap();
     partitions.open(tp(), TopicId::random().unwrap(), topic, LeaderEpoch(0)).await;
     let partition = partitions.get(&tp()).unwrap();
     (partitions, partition)
