@@ -35,6 +35,11 @@ pub struct BrokerMeta {
     pub transport: Option<String>,
     /// How many shards (cores) it runs.
     pub shards: usize,
+    /// Its per-shard replication listeners (`host:port`, shard i at index i): a follower replica
+    /// on shard s fetches from the leader's listener of the shard owning the partition there, so
+    /// replication traffic is handled by the owning shard at both ends.
+    #[serde(default)]
+    pub replication: Vec<String>,
     /// Fenced: registered but not caught up, or its session expired. A fenced broker leads
     /// nothing and clients are not told about it.
     pub fenced: bool,
@@ -237,6 +242,7 @@ pub(crate) mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             transport: None,
+            replication: Vec::new(),
             shards,
             fenced: false,
         }

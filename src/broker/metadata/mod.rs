@@ -158,6 +158,7 @@ impl Metadata {
             host: self.config.advertised_host.clone(),
             port: self.config.advertised_port,
             transport: None,
+            replication: Vec::new(),
             shards: self.shard_count(),
             fenced: true,
         };
