@@ -1,11 +1,22 @@
-//! The controller's decisions about brokers, as pure functions from image to image: register,
-//! unfence once caught up, fence when a session expires (and move its leaderships), elect
-//! preferred leaders. The quorum's leader runs them (`node.rs`) and logs the [`diff`] of the
-//! result.
+//! The controller's decisions about brokers and leaderships, as pure functions from image to
+//! image: register, unfence once caught up, fence when a session expires (and move its
+//! leaderships), change a partition's ISR at its leader's request (AlterPartition), elect
+//! preferred leaders (on request, or when a broker's leaderships are out of balance) and, where
+//! allowed, unclean leaders. The quorum's leader runs them (`node.rs`) and logs the [`diff`] of
+//! the result.
 //!
 //! [`diff`]: super::records::diff
 
-use super::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId};
+use super::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId, TopicMeta};
+
+/// The topic config allowing unclean leader election, by its Kafka name: the image holds topic
+/// configs as the strings the broker validated, and this is the one the controller reads.
+pub const UNCLEAN_LEADER_ELECTION_CONFIG: &str = "unclean.leader.election.enable";
+
+/// Kafka's `leader.imbalance.per.broker.percentage` (default 10): a broker not leading more
+/// than this share of the partitions it is the preferred leader of has them moved back.
+/// Below it, moving leaders is not worth the clients' metadata refreshes it causes.
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE: usize = 10;
 
 /// Why a registration is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -120,6 +131,190 @@ pub fn elect_preferred(image: &MetadataImage, only: Option<&[(String, i32)]>) ->
     next
 }
 
+/// Why an ISR change (AlterPartition) is refused; each is Kafka's error for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsrChangeError {
+    /// No such topic or partition (UNKNOWN_TOPIC_OR_PARTITION).
+    #[error("unknown topic or partition")]
+    UnknownPartition,
+    /// The sender is not the leader, or leads an older epoch (FENCED_LEADER_EPOCH).
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// The sender's partition epoch is not the current one (INVALID_UPDATE_VERSION): the
+    /// partition changed since it last learnt of it.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// The new ISR is empty, lacks the leader, names a broker twice or a non-replica
+    /// (INVALID_REQUEST).
+    #[error("{0}")]
+    InvalidIsr(String),
+    /// The new ISR adds a broker that is fenced (INELIGIBLE_REPLICA).
+    #[error("{0}")]
+    IneligibleReplica(String),
+}
+
+/// `image` with partition `partition` of `topic` given the ISR `isr`, as its leader `leader`
+/// (at `leader_epoch`, having seen `partition_epoch`) asked: Kafka's AlterPartition, checked in
+/// Kafka's order. The partition epoch goes up by one; leader and leader epoch stay. An ISR equal
+/// to the current one changes nothing.
+pub fn alter_isr(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    leader: NodeId,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: &[NodeId],
+) -> Result<MetadataImage, IsrChangeError> {
+    let index = usize::try_from(partition).map_err(|_| IsrChangeError::UnknownPartition)?;
+    let current =
+        image.topics.get(topic).and_then(|t| t.partitions.get(index)).ok_or(IsrChangeError::UnknownPartition)?;
+    if current.leader != leader || current.leader_epoch != leader_epoch {
+        return Err(IsrChangeError::FencedLeaderEpoch(format!(
+            "{topic}-{partition} is led by {} at epoch {}, not by {leader} at epoch {leader_epoch}",
+            current.leader, current.leader_epoch
+        )));
+    }
+    if current.partition_epoch != partition_epoch {
+        return Err(IsrChangeError::InvalidUpdateVersion(format!(
+            "{topic}-{partition} is at partition epoch {}, not {partition_epoch}",
+            current.partition_epoch
+        )));
+    }
+    let mut distinct = isr.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if isr.is_empty() || !isr.contains(&leader) || distinct.len() != isr.len() {
+        return Err(IsrChangeError::InvalidIsr(format!(
+            "the ISR {isr:?} of {topic}-{partition} must hold its leader {leader}, each broker once"
+        )));
+    }
+    if let Some(stranger) = isr.iter().find(|r| !current.replicas.contains(r)) {
+        return Err(IsrChangeError::InvalidIsr(format!("broker {stranger} holds no replica of {topic}-{partition}")));
+    }
+    if let Some(fenced) = isr.iter().find(|r| !current.isr.contains(r) && !image.is_live(**r)) {
+        return Err(IsrChangeError::IneligibleReplica(format!(
+            "broker {fenced} is fenced and cannot join the ISR of {topic}-{partition}"
+        )));
+    }
+    if current.isr == isr {
+        return Ok(image.clone());
+    }
+    let mut next = image.clone();
+    if let Some(meta) = next.topics.get_mut(topic) {
+        if let Some(p) = std::sync::Arc::make_mut(meta).partitions.get_mut(index) {
+            p.isr = isr.to_vec();
+            p.partition_epoch = p.partition_epoch.saturating_add(1);
+        }
+    }
+    Ok(next)
+}
+
+/// Whether `topic` allows unclean leader election: its `unclean.leader.election.enable`
+/// override, else the broker's `default`.
+pub fn unclean_allowed(topic: &TopicMeta, default: bool) -> bool {
+    match topic.configs.get(UNCLEAN_LEADER_ELECTION_CONFIG).map(String::as_str) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => default,
+    }
+}
+
+/// One leadership that moved: (topic, partition, new leader).
+pub type Moved = (String, i32, NodeId);
+
+/// `image` with a leader elected for each leaderless partition `allowed` names (topic, index):
+/// a live ISR member if there is one (a clean election), else the first live replica, whose
+/// ISR becomes that replica alone: what only the others had is lost (Kafka's unclean leader
+/// election). Also returns the unclean elections.
+pub fn elect_unclean(
+    image: &MetadataImage,
+    allowed: impl Fn(&TopicMeta, usize) -> bool,
+) -> (MetadataImage, Vec<Moved>) {
+    let mut next = image.clone();
+    let mut unclean = Vec::new();
+    for topic in next.topics.values_mut() {
+        let view: &TopicMeta = topic;
+        let eligible: Vec<usize> = view
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| p.leader == NO_LEADER && allowed(view, *i) && p.replicas.iter().any(|r| image.is_live(*r)))
+            .map(|(i, _)| i)
+            .collect();
+        if eligible.is_empty() {
+            continue;
+        }
+        let topic = std::sync::Arc::make_mut(topic);
+        for index in eligible {
+            let Some(p) = topic.partitions.get_mut(index) else { continue };
+            if let Some(clean) = p.isr.iter().copied().find(|r| image.is_live(*r)) {
+                p.elect(clean);
+            } else if let Some(replica) = p.replicas.iter().copied().find(|r| image.is_live(*r)) {
+                p.isr = vec![replica];
+                p.elect(replica);
+                unclean.push((topic.name.clone(), i32::try_from(index).unwrap_or(i32::MAX), replica));
+            }
+        }
+    }
+    (next, unclean)
+}
+
+/// Brokers leading too few of the partitions they are the preferred leader of: more than
+/// [`LEADER_IMBALANCE_PER_BROKER_PERCENTAGE`] percent of those are led by others. Only live
+/// brokers count (a fenced one can lead nothing).
+pub fn imbalanced_brokers(image: &MetadataImage) -> Vec<NodeId> {
+    // Per live broker: (partitions it is preferred for, those it does not lead).
+    let mut counts: std::collections::BTreeMap<NodeId, (usize, usize)> = std::collections::BTreeMap::new();
+    for p in image.topics.values().flat_map(|t| &t.partitions) {
+        let Some(&preferred) = p.replicas.first() else { continue };
+        if !image.is_live(preferred) {
+            continue;
+        }
+        let entry = counts.entry(preferred).or_default();
+        entry.0 += 1;
+        if p.leader != preferred {
+            entry.1 += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, (preferred, not_led))| not_led * 100 > preferred * LEADER_IMBALANCE_PER_BROKER_PERCENTAGE)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Auto leader rebalance (`auto.leader.rebalance.enable`): `image` with a preferred election
+/// for every partition whose preferred replica is one of the [`imbalanced_brokers`], where that
+/// replica is live and in sync; and the leaderships that moved.
+pub fn rebalance_leaders(image: &MetadataImage) -> (MetadataImage, Vec<Moved>) {
+    let imbalanced = imbalanced_brokers(image);
+    let mut next = image.clone();
+    let mut moved = Vec::new();
+    if imbalanced.is_empty() {
+        return (next, moved);
+    }
+    for topic in next.topics.values_mut() {
+        let movable = |p: &super::image::PartitionMeta| {
+            p.replicas.first().is_some_and(|&preferred| {
+                imbalanced.contains(&preferred) && p.leader != preferred && p.isr.contains(&preferred)
+            })
+        };
+        if !topic.partitions.iter().any(movable) {
+            continue;
+        }
+        let topic = std::sync::Arc::make_mut(topic);
+        for (index, p) in topic.partitions.iter_mut().enumerate() {
+            if movable(p) {
+                let preferred = p.replicas.first().copied().unwrap_or(NO_LEADER);
+                p.elect(preferred);
+                moved.push((topic.name.clone(), i32::try_from(index).unwrap_or(i32::MAX), preferred));
+            }
+        }
+    }
+    (next, moved)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -185,5 +380,126 @@ mod tests {
         assert!(again.brokers[&1].fenced);
         assert_eq!(again.topics["t"].partitions[0].leader, 2);
         assert_eq!(register(&image, &broker(1, "a"), true).unwrap(), image);
+    }
+    /// Topic "r": one partition on 1, 2, 3 (preferred 1), all in sync, led by 1.
+    fn replicated() -> MetadataImage {
+        let mut image = cluster();
+        let p = PartitionMeta {
+            replicas: vec![1, 2, 3],
+            shards: vec![0, 0, 0],
+            isr: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let topic = TopicMeta { name: "r".into(), id: TopicId([2; 16]), partitions: vec![p], configs: BTreeMap::new() };
+        image.topics.insert("r".into(), Arc::new(topic));
+        image
+    }
+
+    #[test]
+    fn the_leader_shrinks_and_expands_its_isr() {
+        let image = replicated();
+        let shrunk = alter_isr(&image, "r", 0, 1, 0, 0, &[1, 3]).unwrap();
+        let p = &shrunk.topics["r"].partitions[0];
+        assert_eq!((p.isr.clone(), p.leader, p.leader_epoch, p.partition_epoch), (vec![1, 3], 1, 0, 1));
+        let grown = alter_isr(&shrunk, "r", 0, 1, 0, 1, &[1, 3, 2]).unwrap();
+        assert_eq!(grown.topics["r"].partitions[0].isr, vec![1, 3, 2]);
+        assert_eq!(grown.topics["r"].partitions[0].partition_epoch, 2);
+        assert_eq!(alter_isr(&grown, "r", 0, 1, 0, 2, &[1, 3, 2]).unwrap(), grown, "no change, no new epoch");
+    }
+
+    #[test]
+    fn isr_changes_are_checked_in_kafkas_order() {
+        let image = replicated();
+        let check = |topic: &str, partition, leader, leader_epoch, partition_epoch, isr: &[NodeId]| {
+            alter_isr(&image, topic, partition, leader, leader_epoch, partition_epoch, isr).unwrap_err()
+        };
+        assert_eq!(check("x", 0, 1, 0, 0, &[1]), IsrChangeError::UnknownPartition);
+        assert_eq!(check("r", 1, 1, 0, 0, &[1]), IsrChangeError::UnknownPartition);
+        assert_eq!(check("r", -1, 1, 0, 0, &[1]), IsrChangeError::UnknownPartition);
+        // A stale leader epoch wins over a bad partition epoch and a bad ISR.
+        assert!(matches!(check("r", 0, 2, 0, 9, &[]), IsrChangeError::FencedLeaderEpoch(_)));
+        assert!(matches!(check("r", 0, 1, 1, 9, &[]), IsrChangeError::FencedLeaderEpoch(_)));
+        assert!(matches!(check("r", 0, 1, 0, 9, &[]), IsrChangeError::InvalidUpdateVersion(_)));
+        assert!(matches!(check("r", 0, 1, 0, 0, &[]), IsrChangeError::InvalidIsr(_)));
+        assert!(matches!(check("r", 0, 1, 0, 0, &[2, 3]), IsrChangeError::InvalidIsr(_)));
+        assert!(matches!(check("r", 0, 1, 0, 0, &[1, 1]), IsrChangeError::InvalidIsr(_)));
+        assert!(matches!(check("r", 0, 1, 0, 0, &[1, 4]), IsrChangeError::InvalidIsr(_)));
+        // Broker 3 fenced: it may stay while the leader drops it, not be added back.
+        let mut fenced = image.clone();
+        fenced.brokers.get_mut(&3).unwrap().fenced = true;
+        assert!(alter_isr(&fenced, "r", 0, 1, 0, 0, &[1, 3]).is_ok());
+        let shrunk = alter_isr(&fenced, "r", 0, 1, 0, 0, &[1]).unwrap();
+        let refused = alter_isr(&shrunk, "r", 0, 1, 0, 1, &[1, 3]).unwrap_err();
+        assert!(matches!(refused, IsrChangeError::IneligibleReplica(_)), "{refused:?}");
+    }
+
+    #[test]
+    fn fencing_with_a_full_isr_moves_leadership_and_shrinks_the_isr() {
+        let image = replicated();
+        let fenced = fence(&image, 1);
+        let p = &fenced.topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2, 3], 1));
+        let fenced = fence(&fence(&fenced, 2), 3);
+        let p = &fenced.topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![3]), "the last member keeps the ISR");
+        // The last in-sync replica returning leads again; another one would need an unclean
+        // election.
+        assert_eq!(unfence(&fenced, 3).topics["r"].partitions[0].leader, 3);
+        assert_eq!(unfence(&fenced, 1).topics["r"].partitions[0].leader, NO_LEADER);
+    }
+
+    #[test]
+    fn unclean_elections_take_the_first_live_replica_where_allowed() {
+        let image = replicated();
+        let offline = unfence(&fence(&fence(&fence(&image, 1), 2), 3), 2);
+        assert_eq!(offline.topics["r"].partitions[0].leader, NO_LEADER);
+        let (same, unclean) = elect_unclean(&offline, |_, _| false);
+        assert_eq!((same, unclean), (offline.clone(), Vec::new()));
+        let (elected, unclean) = elect_unclean(&offline, |t, _| unclean_allowed(t, true));
+        let p = &elected.topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+        assert_eq!(unclean, vec![("r".to_string(), 0, 2)]);
+        // Partition t-1 (ISR [2], 2 live) was led all along: untouched.
+        assert_eq!(elected.topics["t"], offline.topics["t"]);
+        // A live ISR member is elected cleanly, ISR kept, and not reported.
+        let back = fence(&unfence(&offline, 3), 2);
+        let (clean, unclean) = elect_unclean(&back, |_, _| true);
+        assert!(unclean.is_empty());
+        assert_eq!(clean, back, "unfence elected 3 already");
+        // The topic's override beats the broker default.
+        let mut topic = (*image.topics["r"]).clone();
+        topic.configs.insert(UNCLEAN_LEADER_ELECTION_CONFIG.into(), "false".into());
+        assert!(!unclean_allowed(&topic, true));
+        topic.configs.insert(UNCLEAN_LEADER_ELECTION_CONFIG.into(), "true".into());
+        assert!(unclean_allowed(&topic, false));
+    }
+
+    #[test]
+    fn rebalance_moves_leaders_of_imbalanced_brokers_only() {
+        let mut image = replicated();
+        let mut topic = (*image.topics["r"]).clone();
+        // Ten partitions preferring 1, all led by it: 1 of 10 moved away is not above 10 %.
+        topic.partitions = vec![topic.partitions[0].clone(); 10];
+        topic.partitions[0].leader = 2;
+        image.topics.insert("r".into(), Arc::new(topic.clone()));
+        image.topics.remove("t");
+        assert!(imbalanced_brokers(&image).is_empty());
+        assert_eq!(rebalance_leaders(&image).0, image);
+        // Two of ten is above: both go back to 1, but not the one whose ISR lacks 1.
+        topic.partitions[1].leader = 3;
+        topic.partitions[2].leader = 3;
+        topic.partitions[2].isr = vec![3, 2];
+        image.topics.insert("r".into(), Arc::new(topic));
+        assert_eq!(imbalanced_brokers(&image), vec![1]);
+        let (next, moved) = rebalance_leaders(&image);
+        assert_eq!(moved, vec![("r".to_string(), 0, 1), ("r".to_string(), 1, 1)]);
+        let leaders: Vec<NodeId> = next.topics["r"].partitions.iter().map(|p| p.leader).take(3).collect();
+        assert_eq!(leaders, vec![1, 1, 3]);
+        assert_eq!(next.topics["r"].partitions[0].leader_epoch, 1);
+        // A fenced preferred leader is not imbalanced: it can lead nothing.
+        image.brokers.get_mut(&1).unwrap().fenced = true;
+        assert!(imbalanced_brokers(&image).is_empty());
     }
 }

@@ -153,22 +153,36 @@ impl MetadataImage {
         loads
     }
 
-    /// One partition on exactly `replicas` (by hand), each on its broker's least loaded shard,
-    /// led by the first.
-    pub fn place_on(&self, replicas: &[NodeId]) -> PartitionMeta {
-        let loads = self.replica_loads();
-        let shards = replicas
-            .iter()
-            .map(|node| {
-                let count = self.brokers.get(node).map_or(1, |b| b.shards.max(1));
-                (0..count).min_by_key(|s| loads.get(&(*node, *s)).copied().unwrap_or(0)).unwrap_or(0)
+    /// The shard index `s` for a new partition's replicas on `nodes`: each replica goes on
+    /// shard `s` modulo its broker's shard count, so replication between brokers with as many
+    /// cores pairs shard s with shard s (a follower's fetcher on shard s then needs one
+    /// connection per leader broker). `s` is the one whose shards hold fewest replicas in all.
+    fn shared_shard(&self, nodes: &[NodeId], loads: &BTreeMap<(NodeId, ShardId), usize>) -> ShardId {
+        let count = |node: &NodeId| self.brokers.get(node).map_or(1, |b| b.shards.max(1));
+        let widest = nodes.iter().map(count).max().unwrap_or(1);
+        (0..widest)
+            .min_by_key(|s| {
+                let on = |node: &NodeId| loads.get(&(*node, s % count(node))).copied().unwrap_or(0);
+                (nodes.iter().map(on).sum::<usize>(), nodes.iter().map(on).max().unwrap_or(0), *s)
             })
-            .collect();
+            .unwrap_or(0)
+    }
+
+    /// The shards of `nodes`' replicas on shard index `s` (modulo each broker's shard count).
+    fn shards_at(&self, nodes: &[NodeId], s: ShardId) -> Vec<ShardId> {
+        nodes.iter().map(|node| s % self.brokers.get(node).map_or(1, |b| b.shards.max(1))).collect()
+    }
+
+    /// One partition on exactly `replicas` (by hand), all on one shard index (see
+    /// [`Self::place_partitions`]), led by the first. Every replica is in the ISR: all are
+    /// empty, so all are in sync.
+    pub fn place_on(&self, replicas: &[NodeId]) -> PartitionMeta {
+        let s = self.shared_shard(replicas, &self.replica_loads());
         let leader = replicas.first().copied().unwrap_or(NO_LEADER);
         PartitionMeta {
             replicas: replicas.to_vec(),
-            shards,
-            isr: vec![leader],
+            shards: self.shards_at(replicas, s),
+            isr: replicas.to_vec(),
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
@@ -177,9 +191,10 @@ impl MetadataImage {
 
     /// Places `count` new partitions of `replication_factor` replicas each over the live
     /// brokers: each partition's leader (its first replica) on the broker leading fewest
-    /// partitions, its other replicas on the brokers holding fewest replicas, and each replica on
-    /// its broker's least loaded shard. The in-sync set starts as the leader alone: followers
-    /// join it once they have fetched from the leader. `None` if fewer live brokers than
+    /// partitions, its other replicas on the brokers holding fewest replicas, and all replicas
+    /// on one shard index, the least loaded over those brokers (taken modulo each broker's shard
+    /// count), so that shard s replicates from shard s. The ISR is every replica, as in Kafka: a
+    /// new partition is empty everywhere. `None` if fewer live brokers than
     /// `replication_factor`.
     pub fn place_partitions(&self, count: usize, replication_factor: usize) -> Option<Vec<PartitionMeta>> {
         let live: Vec<&BrokerMeta> = self.live_brokers().collect();
@@ -201,25 +216,23 @@ impl MetadataImage {
         }
         let mut placed = Vec::with_capacity(count);
         for _ in 0..count {
-            let leader = *leaders.iter().min_by_key(|(id, n)| (**n, replicas[*id], **id))?.0;
+            let leader = *leaders.iter().min_by_key(|(id, n)| (**n, replicas.get(*id), **id))?.0;
             let mut chosen = vec![leader];
             while chosen.len() < replication_factor {
                 let next = replicas.iter().filter(|(id, _)| !chosen.contains(id)).min_by_key(|(id, n)| (**n, **id))?.0;
                 chosen.push(*next);
             }
-            let mut shards = Vec::with_capacity(chosen.len());
-            for node in &chosen {
-                let count = live.iter().find(|b| b.id == *node).map_or(1, |b| b.shards.max(1));
-                let shard = (0..count).min_by_key(|s| shard_loads.get(&(*node, *s)).copied().unwrap_or(0))?;
-                *shard_loads.entry((*node, shard)).or_default() += 1;
+            let s = self.shared_shard(&chosen, &shard_loads);
+            let shards = self.shards_at(&chosen, s);
+            for (node, shard) in chosen.iter().zip(&shards) {
+                *shard_loads.entry((*node, *shard)).or_default() += 1;
                 *replicas.entry(*node).or_default() += 1;
-                shards.push(shard);
             }
             *leaders.entry(leader).or_default() += 1;
             placed.push(PartitionMeta {
-                replicas: chosen,
+                replicas: chosen.clone(),
                 shards,
-                isr: vec![leader],
+                isr: chosen,
                 leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
@@ -261,7 +274,8 @@ pub(crate) mod tests {
             assert_eq!(p.replicas.len(), 2);
             assert_ne!(p.replicas[0], p.replicas[1]);
             assert_eq!(p.leader, p.replicas[0]);
-            assert_eq!(p.isr, vec![p.leader]);
+            assert_eq!(p.isr, p.replicas);
+            assert_eq!(p.shards[0], p.shards[1], "replicas share a shard index");
         }
         assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
         // Each broker holds 4 replicas, two per shard.
@@ -273,5 +287,25 @@ pub(crate) mod tests {
         image.brokers.get_mut(&3).unwrap().fenced = true;
         assert!(image.place_partitions(1, 3).is_none());
         assert!(image.place_partitions(3, 1).unwrap().iter().all(|p| p.leader != 3));
+    }
+
+    #[test]
+    fn replicas_share_a_shard_index_modulo_each_brokers_cores() {
+        let mut image = MetadataImage::default();
+        image.brokers.insert(1, broker(1, "i", 4));
+        image.brokers.insert(2, broker(2, "i", 2));
+        let placed = image.place_partitions(4, 2).unwrap();
+        let mut indexes: Vec<ShardId> = Vec::new();
+        for p in &placed {
+            let s = p.shard_on(1).unwrap();
+            assert_eq!(p.shard_on(2), Some(s % 2), "{p:?}");
+            indexes.push(s);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, vec![0, 1, 2, 3], "the four cores of broker 1 take one each");
+        // By hand: the same rule, every replica in the ISR, led by the first.
+        let by_hand = image.place_on(&[2, 1]);
+        assert_eq!((by_hand.leader, by_hand.isr.clone()), (2, vec![2, 1]));
+        assert_eq!(by_hand.shards[0], by_hand.shards[1] % 2);
     }
 }

@@ -352,7 +352,7 @@ fn check_new_topic(
     Ok((placed, factor))
 }
 
-/// Partitions placed by hand, each replica on its broker's least loaded shard.
+/// Partitions placed by hand, all replicas of one on the same shard index (`place_on`).
 fn assigned(image: &MetadataImage, assignments: &[(i32, Vec<i32>)]) -> Result<(Vec<PartitionMeta>, i16), TopicError> {
     let mut sorted: Vec<&(i32, Vec<i32>)> = assignments.iter().collect();
     sorted.sort_by_key(|(p, _)| *p);
@@ -379,9 +379,13 @@ fn assigned(image: &MetadataImage, assignments: &[(i32, Vec<i32>)]) -> Result<(V
             return Err(TopicError::InvalidReplicaAssignment(format!("broker {unknown} is not registered")));
         }
         let mut placed = image.place_on(replicas);
-        // The first live replica leads; with none live the partition starts offline.
+        // As in KRaft, the ISR is the live replicas (all empty, so all in sync) and the first
+        // of them leads. With none live the partition starts offline with every replica in
+        // its ISR: whichever comes back first may lead, none having any data.
         placed.leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(NO_LEADER);
-        placed.isr = vec![if placed.leader == NO_LEADER { replicas[0] } else { placed.leader }];
+        if placed.leader != NO_LEADER {
+            placed.isr.retain(|r| image.is_live(*r));
+        }
         out.push(placed);
     }
     if out.len() > PARTITIONS_PER_TOPIC_MAX as usize {
