@@ -1,15 +1,15 @@
-//! ElectLeaders (KIP-183, KIP-460): move partitions' leadership. A preferred election (type 0)
-//! is decided by the controller (`ControllerRequest::ElectPreferred`): the preferred replica
-//! takes over where it is live and in sync. Unclean election (type 1, a replica outside the ISR
-//! taking over a leaderless partition) is not implemented: each partition gets the error Kafka
-//! gives when no unclean election is possible. What `kafka-leader-election.sh` drives.
+//! ElectLeaders (KIP-183, KIP-460): move partitions' leadership, decided by the controller. A
+//! preferred election (type 0, `ControllerRequest::ElectPreferred`): the preferred replica takes
+//! over where it is live and in sync. An unclean election (type 1,
+//! `ControllerRequest::ElectUnclean`): a leaderless partition gets a live in-sync replica, else
+//! any live replica (losing what only the others had), whatever the topic's
+//! `unclean.leader.election.enable`. What `kafka-leader-election.sh` drives.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse, Elected, TopicError};
-use crate::broker::metadata::image::{MetadataImage, NO_LEADER};
 use crate::protocol::messages::{
     ElectLeadersRequest, ElectLeadersResponse, ElectLeadersResponsePartition, ElectLeadersResponseTopic,
 };
@@ -30,17 +30,27 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: E
         set.into_iter().collect()
     });
     let all = asked.is_none();
-    let (error_code, results) = match request.election_type {
-        PREFERRED => match broker.metadata.control(ControllerRequest::ElectPreferred(asked.clone())).await {
-            Ok(ControllerResponse::ElectPreferred(results)) => (0, results),
-            Ok(_) => failed(asked, TopicError::NoController("unexpected controller answer".into())),
-            Err(e) => failed(asked, TopicError::NoController(e.to_string())),
-        },
-        UNCLEAN => (0, unclean(&broker.metadata.image(), asked)),
-        other => failed(asked, TopicError::InvalidRequest(format!("unknown election type {other}"))),
+    let call = match request.election_type {
+        PREFERRED => ControllerRequest::ElectPreferred(asked.clone()),
+        UNCLEAN => ControllerRequest::ElectUnclean(asked.clone()),
+        other => {
+            let (error_code, results) =
+                failed(asked, TopicError::InvalidRequest(format!("unknown election type {other}")));
+            return answer(header, error_code, results, all);
+        }
     };
+    let (error_code, results) = match broker.metadata.control(call).await {
+        Ok(ControllerResponse::ElectPreferred(results) | ControllerResponse::ElectUnclean(results)) => (0, results),
+        Ok(_) => failed(asked, TopicError::NoController("unexpected controller answer".into())),
+        Err(e) => failed(asked, TopicError::NoController(e.to_string())),
+    };
+    answer(header, error_code, results, all)
+}
+
+/// The response: per topic, each partition's outcome.
+fn answer(header: &RequestHeader, error_code: i16, results: Vec<Elected>, all: bool) -> Reply {
     // Asked about every partition, Kafka answers only for those it acted on (or could not):
-    // a partition its preferred leader already leads is left out.
+    // a partition that needed no election is left out.
     let results = results.into_iter().filter(|(_, r)| !(all && matches!(r, Err(TopicError::ElectionNotNeeded))));
     let mut topics: Vec<ElectLeadersResponseTopic> = Vec::new();
     for ((topic, partition_id), result) in results {
@@ -62,71 +72,5 @@ fn failed(asked: Option<Vec<(String, i32)>>, error: TopicError) -> (i16, Vec<Ele
     match asked {
         None => (ErrorCode::from(&error).code(), Vec::new()),
         Some(asked) => (0, asked.into_iter().map(|tp| (tp, Err(error.clone()))).collect()),
-    }
-}
-
-/// Unclean election, not implemented: a partition with a leader needs none (Kafka's
-/// ELECTION_NOT_NEEDED); a leaderless one gets ELIGIBLE_LEADERS_NOT_AVAILABLE, as Kafka answers
-/// when no replica may take over.
-fn unclean(image: &MetadataImage, asked: Option<Vec<(String, i32)>>) -> Vec<Elected> {
-    let asked = asked.unwrap_or_else(|| {
-        image
-            .topics
-            .values()
-            .flat_map(|t| (0..t.partitions.len()).filter_map(|i| Some((t.name.clone(), i32::try_from(i).ok()?))))
-            .collect()
-    });
-    asked
-        .into_iter()
-        .map(|(topic, index)| {
-            let meta = usize::try_from(index).ok().and_then(|i| image.topics.get(&topic)?.partitions.get(i));
-            let result = match meta {
-                None => Err(TopicError::Unknown),
-                Some(meta) if meta.leader != NO_LEADER => Err(TopicError::ElectionNotNeeded),
-                Some(_) => Err(TopicError::EligibleLeadersNotAvailable(format!(
-                    "{topic}-{index} has no leader and Sluice does not implement unclean leader election"
-                ))),
-            };
-            ((topic, index), result)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::broker::metadata::image::{PartitionMeta, TopicMeta};
-    use crate::model::TopicId;
-
-    #[test]
-    fn unclean_elections_are_never_run_and_say_why() {
-        let led = PartitionMeta::single(1, 0, 0);
-        let leaderless = PartitionMeta { leader: NO_LEADER, ..PartitionMeta::single(2, 0, 1) };
-        let topic = TopicMeta {
-            name: "t".into(),
-            id: TopicId([1; 16]),
-            partitions: vec![led, leaderless],
-            configs: BTreeMap::new(),
-        };
-        let mut image = MetadataImage::default();
-        image.topics.insert("t".into(), Arc::new(topic));
-        let codes = |asked| -> Vec<((String, i32), i16)> {
-            unclean(&image, asked)
-                .into_iter()
-                .map(|(tp, r)| (tp, r.err().map_or(0, |e| ErrorCode::from(&e).code())))
-                .collect()
-        };
-        let not_needed = ErrorCode::ElectionNotNeeded.code();
-        let impossible = ErrorCode::EligibleLeadersNotAvailable.code();
-        let unknown = ErrorCode::UnknownTopicOrPartition.code();
-        assert_eq!(codes(None), vec![(("t".into(), 0), not_needed), (("t".into(), 1), impossible)]);
-        let asked = vec![("t".to_string(), 1), ("t".to_string(), 2), ("u".to_string(), 0)];
-        assert_eq!(
-            codes(Some(asked)),
-            vec![(("t".into(), 1), impossible), (("t".into(), 2), unknown), (("u".into(), 0), unknown)]
-        );
     }
 }

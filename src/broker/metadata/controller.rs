@@ -1,21 +1,23 @@
 //! Topic administration as decisions over the metadata image: create and delete topics, add
-//! partitions, change topic configs, allocate producer ids, elect preferred leaders. [`decide`]
+//! partitions, change topic configs, allocate producer ids, elect preferred or unclean leaders,
+//! and change a partition's ISR at its leader's request (AlterPartition). [`decide`]
 //! is pure. Whichever broker receives a request sends it to the metadata quorum's leader (the
 //! controller), which decides it on its committed image, one request at a time, and commits the
 //! records that make the new image (`cluster::node`); every broker then installs that image on
 //! its shards in two phases (open the new partitions, then swap the image and close what was
 //! removed), so no shard advertises a partition whose log is not open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use serde::{Deserialize, Serialize};
 
-use super::image::{MetadataImage, NO_LEADER, PartitionMeta, TopicMeta};
+use super::image::{MetadataImage, NO_LEADER, NodeId, PartitionMeta, TopicMeta};
 use crate::broker::config::BrokerConfig;
 use crate::broker::topic_config::{TopicConfig, topic_config_names};
+use crate::cluster::brokers::{IsrChangeError, alter_isr};
 use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_SIZE};
 use crate::model::{TopicId, validate_topic_name};
 use crate::protocol::ErrorCode;
@@ -56,10 +58,18 @@ pub enum TopicError {
     /// ElectLeaders: the preferred replica is not live and in sync.
     #[error("{0}")]
     PreferredLeaderNotAvailable(String),
-    /// ElectLeaders: no replica may take over a leaderless partition (unclean election is not
-    /// implemented).
+    /// ElectLeaders: no replica may take over a leaderless partition (none is live).
     #[error("{0}")]
     EligibleLeadersNotAvailable(String),
+    /// AlterPartition: the sender is not the leader, or leads an older epoch.
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// AlterPartition: the sender's partition epoch is not the current one.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// AlterPartition: the new ISR adds a fenced broker.
+    #[error("{0}")]
+    IneligibleReplica(String),
     /// Topics whose names start with `__` are the broker's own.
     #[error("topic '{0}' is internal")]
     Internal(String),
@@ -126,6 +136,37 @@ pub enum ControllerRequest {
     AllocateProducerIds,
     /// ElectLeaders (preferred): the partitions asked, or all.
     ElectPreferred(Option<Vec<(String, i32)>>),
+    /// ElectLeaders (unclean): a leader for each leaderless partition asked (or all), an
+    /// out-of-sync replica if no in-sync one is live, whatever the topic's
+    /// `unclean.leader.election.enable` (as `kafka-leader-election --election-type unclean`).
+    ElectUnclean(Option<Vec<(String, i32)>>),
+    /// AlterPartition: a partition's leader sets its ISR (shrinking it when followers lag,
+    /// expanding it when they catch up).
+    AlterPartition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The sender, which must lead the partition.
+        leader: NodeId,
+        /// The sender's leader epoch, which must be the current one.
+        leader_epoch: i32,
+        /// The partition epoch the sender knows, which must be the current one.
+        partition_epoch: i32,
+        /// The new ISR.
+        isr: Vec<NodeId>,
+    },
+}
+
+/// The partition's state after an accepted AlterPartition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlteredPartition {
+    /// The ISR now.
+    pub isr: Vec<NodeId>,
+    /// The leader epoch (unchanged).
+    pub leader_epoch: i32,
+    /// The partition epoch now: the leader's next AlterPartition names it.
+    pub partition_epoch: i32,
 }
 
 /// One change of IncrementalAlterConfigs to a topic's config overrides.
@@ -168,6 +209,10 @@ pub enum ControllerResponse {
     ProducerIds(Result<std::ops::Range<i64>, TopicError>),
     /// Per partition asked: whether it is now led by its preferred replica.
     ElectPreferred(Vec<Elected>),
+    /// Per partition asked: whether it has a leader now that it had none.
+    ElectUnclean(Vec<Elected>),
+    /// The partition's new state, or why the change was refused.
+    AlterPartition(Result<AlteredPartition, TopicError>),
 }
 
 impl ControllerRequest {
@@ -191,6 +236,10 @@ impl ControllerRequest {
             ControllerRequest::ElectPreferred(asked) => ControllerResponse::ElectPreferred(
                 asked.iter().flatten().map(|tp| (tp.clone(), Err(error.clone()))).collect(),
             ),
+            ControllerRequest::ElectUnclean(asked) => ControllerResponse::ElectUnclean(
+                asked.iter().flatten().map(|tp| (tp.clone(), Err(error.clone()))).collect(),
+            ),
+            ControllerRequest::AlterPartition { .. } => ControllerResponse::AlterPartition(Err(error.clone())),
         }
     }
 }
@@ -223,6 +272,13 @@ impl ControllerResponse {
                 let moved = results.iter().filter(|(_, r)| r.is_ok()).count();
                 info!(partitions = moved, "preferred leaders elected");
             }
+            ControllerResponse::ElectUnclean(results) => {
+                for ((topic, partition), _) in results.iter().filter(|(_, r)| r.is_ok()) {
+                    warn!(%topic, partition, "leader elected on request, perhaps uncleanly (records may be lost)");
+                }
+            }
+            // The leader logs its own ISR changes.
+            ControllerResponse::AlterPartition(_) => {}
         }
     }
 
@@ -234,7 +290,10 @@ impl ControllerResponse {
             ControllerResponse::CreatePartitions(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::AlterTopicConfigs(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::ProducerIds(r) => r.is_ok(),
-            ControllerResponse::ElectPreferred(r) => r.iter().any(|(_, r)| r.is_ok()),
+            ControllerResponse::ElectPreferred(r) | ControllerResponse::ElectUnclean(r) => {
+                r.iter().any(|(_, r)| r.is_ok())
+            }
+            ControllerResponse::AlterPartition(r) => r.is_ok(),
         }
     }
 }
@@ -281,6 +340,19 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
             let (next, results) = elect_preferred(&image, asked);
             image = next;
             (false, ControllerResponse::ElectPreferred(results))
+        }
+        ControllerRequest::ElectUnclean(asked) => {
+            let (next, results) = elect_unclean(&image, asked);
+            image = next;
+            (false, ControllerResponse::ElectUnclean(results))
+        }
+        ControllerRequest::AlterPartition { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
+            let altered = alter_partition(&image, &topic, partition, leader, leader_epoch, partition_epoch, &isr);
+            let response = altered.map(|(next, altered)| {
+                image = next;
+                altered
+            });
+            (false, ControllerResponse::AlterPartition(response))
         }
     };
     let changed = !validate_only && response.any_succeeded();
@@ -434,6 +506,65 @@ fn elect_preferred(image: &MetadataImage, asked: Option<Vec<(String, i32)>>) -> 
     (next, results)
 }
 
+/// Elects a leader for each leaderless partition asked (all if none): a live ISR member, else
+/// the first live replica (unclean). Kafka's per-partition errors: ELECTION_NOT_NEEDED where it
+/// has a leader, ELIGIBLE_LEADERS_NOT_AVAILABLE where no replica is live.
+fn elect_unclean(image: &MetadataImage, asked: Option<Vec<(String, i32)>>) -> (MetadataImage, Vec<Elected>) {
+    let all: Vec<(String, i32)> = match asked {
+        Some(asked) => asked,
+        None => image
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len()).filter_map(|i| Some((t.name.clone(), i32::try_from(i).ok()?))))
+            .collect(),
+    };
+    let wanted: BTreeSet<(&str, i32)> = all.iter().map(|(t, i)| (t.as_str(), *i)).collect();
+    let (next, _) = crate::cluster::brokers::elect_unclean(image, |topic, index| {
+        i32::try_from(index).is_ok_and(|i| wanted.contains(&(topic.name.as_str(), i)))
+    });
+    let mut results = Vec::with_capacity(all.len());
+    for (topic, index) in all {
+        let at = |img: &MetadataImage| partition_at(img, &topic, index).map(|p| p.leader);
+        let result = match (at(image), at(&next)) {
+            (None, _) | (_, None) => Err(TopicError::Unknown),
+            (Some(before), _) if before != NO_LEADER => Err(TopicError::ElectionNotNeeded),
+            (_, Some(after)) if after != NO_LEADER => Ok(()),
+            _ => Err(TopicError::EligibleLeadersNotAvailable(format!("no replica of {topic}-{index} is live"))),
+        };
+        results.push(((topic, index), result));
+    }
+    (next, results)
+}
+
+/// Partition `index` of `topic` in `image`.
+fn partition_at<'a>(image: &'a MetadataImage, topic: &str, index: i32) -> Option<&'a PartitionMeta> {
+    image.topics.get(topic)?.partitions.get(usize::try_from(index).ok()?)
+}
+
+/// AlterPartition, decided by [`crate::cluster::brokers::alter_isr`]: the new image and the
+/// partition's state in it.
+fn alter_partition(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    leader: NodeId,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: &[NodeId],
+) -> Result<(MetadataImage, AlteredPartition), TopicError> {
+    let next = alter_isr(image, topic, partition, leader, leader_epoch, partition_epoch, isr).map_err(|e| match e {
+        IsrChangeError::UnknownPartition => TopicError::Unknown,
+        IsrChangeError::FencedLeaderEpoch(why) => TopicError::FencedLeaderEpoch(why),
+        IsrChangeError::InvalidUpdateVersion(why) => TopicError::InvalidUpdateVersion(why),
+        IsrChangeError::InvalidIsr(why) => TopicError::InvalidRequest(why),
+        IsrChangeError::IneligibleReplica(why) => TopicError::IneligibleReplica(why),
+    })?;
+    let now = partition_at(&next, topic, partition).ok_or(TopicError::Unknown)?;
+    let altered =
+        AlteredPartition { isr: now.isr.clone(), leader_epoch: now.leader_epoch, partition_epoch: now.partition_epoch };
+    Ok((next, altered))
+}
+
 fn delete_topics(image: &mut MetadataImage, names: Vec<String>) -> Vec<(String, Result<TopicId, TopicError>)> {
     let mut results = Vec::new();
     for name in names {
@@ -580,6 +711,9 @@ impl From<&TopicError> for ErrorCode {
             TopicError::ElectionNotNeeded => ErrorCode::ElectionNotNeeded,
             TopicError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
             TopicError::EligibleLeadersNotAvailable(_) => ErrorCode::EligibleLeadersNotAvailable,
+            TopicError::FencedLeaderEpoch(_) => ErrorCode::FencedLeaderEpoch,
+            TopicError::InvalidUpdateVersion(_) => ErrorCode::InvalidUpdateVersion,
+            TopicError::IneligibleReplica(_) => ErrorCode::IneligibleReplica,
         }
     }
 }
@@ -607,5 +741,122 @@ mod tests {
         assert!(matches!(unknown, Err(TopicError::InvalidConfig(_))));
         let not_list = apply_config_changes(&start, &[ConfigChange::Append("retention.ms".into(), "1".into())]);
         assert!(matches!(not_list, Err(TopicError::InvalidConfig(_))));
+    }
+    /// Brokers 1..=3 live; "t" created by hand with partition 0 on [1, 2, 3] and partition 1
+    /// on [3, 1, 2].
+    fn image_with_topic() -> (MetadataImage, BrokerConfig) {
+        let config = BrokerConfig::for_data_dir("/nonexistent".into(), "127.0.0.1:9092".parse().unwrap());
+        let mut image = MetadataImage::default();
+        for id in 1..=3 {
+            image.brokers.insert(id, crate::cluster::image::tests::broker(id, "a", 2));
+        }
+        let topic = NewTopic {
+            name: "t".into(),
+            partitions: -1,
+            replication_factor: -1,
+            assignments: vec![(0, vec![1, 2, 3]), (1, vec![3, 1, 2])],
+            configs: BTreeMap::new(),
+        };
+        let decided =
+            decide(&image, &config, ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false });
+        (decided.image.unwrap(), config)
+    }
+
+    #[test]
+    fn assigned_replicas_are_all_in_sync_at_creation_but_fenced_ones() {
+        let (image, _) = image_with_topic();
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2, 3]));
+        assert!(p.shards.iter().all(|s| *s == p.shards[0]), "one shard index: {p:?}");
+        let mut fenced = image.clone();
+        fenced.topics.clear();
+        fenced.brokers.get_mut(&1).unwrap().fenced = true;
+        let (placed, _) = assigned(&fenced, &[(0, vec![1, 2, 3])]).unwrap();
+        assert_eq!((placed[0].leader, placed[0].isr.clone()), (2, vec![2, 3]));
+        for b in fenced.brokers.values_mut() {
+            b.fenced = true;
+        }
+        let (placed, _) = assigned(&fenced, &[(0, vec![1, 2, 3])]).unwrap();
+        assert_eq!((placed[0].leader, placed[0].isr.clone()), (NO_LEADER, vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn alter_partition_answers_the_new_state_or_kafkas_code() {
+        let (image, config) = image_with_topic();
+        let alter = |image: &MetadataImage, leader, leader_epoch, partition_epoch, isr: Vec<NodeId>| {
+            let request = ControllerRequest::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            };
+            let request: ControllerRequest = serde_json::from_slice(&serde_json::to_vec(&request).unwrap()).unwrap();
+            let decided = decide(image, &config, request);
+            match decided.response {
+                ControllerResponse::AlterPartition(r) => (decided.image, r.map_err(|e| ErrorCode::from(&e))),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (next, answer) = alter(&image, 1, 0, 0, vec![1, 2]);
+        let altered = AlteredPartition { isr: vec![1, 2], leader_epoch: 0, partition_epoch: 1 };
+        assert_eq!(answer, Ok(altered));
+        assert_eq!(next.unwrap().topics["t"].partitions[0].isr, vec![1, 2]);
+        let codes: Vec<ErrorCode> =
+            [alter(&image, 2, 0, 0, vec![1, 2]), alter(&image, 1, 0, 1, vec![1, 2]), alter(&image, 1, 0, 0, vec![2])]
+                .into_iter()
+                .map(|(image, r)| {
+                    assert!(image.is_none());
+                    r.unwrap_err()
+                })
+                .collect();
+        assert_eq!(
+            codes,
+            vec![ErrorCode::FencedLeaderEpoch, ErrorCode::InvalidUpdateVersion, ErrorCode::InvalidRequest]
+        );
+        let mut fenced = image.clone();
+        fenced.brokers.get_mut(&3).unwrap().fenced = true;
+        let shrunk = alter(&fenced, 1, 0, 0, vec![1, 2]).0.unwrap();
+        assert_eq!(alter(&shrunk, 1, 0, 1, vec![1, 2, 3]).1, Err(ErrorCode::IneligibleReplica));
+    }
+
+    #[test]
+    fn unclean_election_on_request_whatever_the_config() {
+        let (image, config) = image_with_topic();
+        // Partition 1 has only 3 in sync, and 3 fails: it goes offline; 1 and 2 are live, out
+        // of sync, and the topic does not allow unclean elections.
+        let mut topic = (*image.topics["t"]).clone();
+        topic.partitions[1].isr = vec![3];
+        topic.configs.insert("unclean.leader.election.enable".into(), "false".into());
+        let mut offline = image.clone();
+        offline.topics.insert("t".into(), Arc::new(topic));
+        let offline = crate::cluster::brokers::fence(&offline, 3);
+        assert_eq!(offline.topics["t"].partitions[1].leader, NO_LEADER);
+        let codes = |image: &MetadataImage, asked| -> (Option<MetadataImage>, Vec<((String, i32), i16)>) {
+            let decided = decide(image, &config, ControllerRequest::ElectUnclean(asked));
+            let ControllerResponse::ElectUnclean(results) = decided.response else { panic!() };
+            let codes = results.into_iter().map(|(tp, r)| (tp, r.err().map_or(0, |e| ErrorCode::from(&e).code())));
+            (decided.image, codes.collect())
+        };
+        let not_needed = ErrorCode::ElectionNotNeeded.code();
+        let (next, results) = codes(&offline, None);
+        assert_eq!(results, vec![(("t".into(), 0), not_needed), (("t".into(), 1), 0)]);
+        let p = &next.unwrap().topics["t"].partitions[1];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+        // Nobody live: ELIGIBLE_LEADERS_NOT_AVAILABLE; unknown partitions say so.
+        let mut dead = offline.clone();
+        for b in dead.brokers.values_mut() {
+            b.fenced = true;
+        }
+        let asked = vec![("t".to_string(), 1), ("t".to_string(), 2), ("u".to_string(), 0)];
+        let (next, results) = codes(&dead, Some(asked));
+        assert!(next.is_none());
+        let unknown = ErrorCode::UnknownTopicOrPartition.code();
+        let impossible = ErrorCode::EligibleLeadersNotAvailable.code();
+        assert_eq!(
+            results,
+            vec![(("t".into(), 1), impossible), (("t".into(), 2), unknown), (("u".into(), 0), unknown)]
+        );
     }
 }
