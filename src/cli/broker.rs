@@ -375,6 +375,10 @@ impl BrokerArgs {
         config.snapshot_after_entries = self.metadata_snapshot_after_entries;
         config.session_timeout = Duration::from_millis(self.broker_session_timeout_ms);
         config.listen = self.controller_listen.as_deref().map(resolve).transpose()?;
+        config.unclean_leader_election = self.unclean_leader_election_enable;
+        config.auto_leader_rebalance = self.auto_leader_rebalance_enable;
+        config.leader_imbalance_check_interval =
+            Duration::from_secs(self.leader_imbalance_check_interval_seconds.max(1));
         if let Some(voters) = &self.controller_voters {
             config.voters = parse_voters(voters)?;
             let mine = config.voters.iter().find(|(id, _)| *id == self.node_id).map(|(_, addr)| *addr);

@@ -7,8 +7,9 @@
 //!   one installer task does that, coalescing images that come faster than installs finish.
 //! - Every node, voter or not, registers its broker with the controller and heartbeats.
 //! - The controller (the quorum's leader) answers those calls, fences brokers whose session
-//!   expired, and runs the broker's topic administration (`Decide`) one decision at a time, each
-//!   committed before the next is decided.
+//!   expired, elects unclean leaders where topics allow it, moves leaderships back to their
+//!   preferred replicas when a broker's are out of balance, and runs the broker's topic
+//!   administration (`Decide`) one decision at a time, each committed before the next is decided.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use futures_channel::oneshot;
 use tracing::{error, info, warn};
 
 use super::brokers::{self, RegisterError};
-use super::image::{BrokerMeta, MetadataImage, NodeId};
+use super::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId};
 use super::quorum::{Bootstrap, CommittedRead, Quorum, QuorumConfig, QuorumError, Ready};
 use super::records::{self, decode_image, encode_image};
 use super::rpc::{self, LogRead, NodeRequest, NodeResponse, QuorumStatus};
@@ -95,6 +96,14 @@ pub struct NodeConfig {
     pub session_timeout: Duration,
     /// Compact the log after this many entries.
     pub snapshot_after_entries: u64,
+    /// `unclean.leader.election.enable`, the default of topics without an override: with no
+    /// live in-sync replica, the controller elects an out-of-sync one.
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`: the controller moves leaderships back to their preferred
+    /// replicas when a broker's are out of balance.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval: Duration,
 }
 
 impl NodeConfig {
@@ -110,6 +119,11 @@ impl NodeConfig {
             heartbeat_interval: crate::limits::BROKER_HEARTBEAT_INTERVAL_DEFAULT,
             session_timeout: crate::limits::BROKER_SESSION_TIMEOUT_DEFAULT,
             snapshot_after_entries: crate::limits::METADATA_SNAPSHOT_AFTER_ENTRIES,
+            unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval: Duration::from_millis(
+                crate::limits::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT,
+            ),
         }
     }
 }
@@ -166,6 +180,8 @@ pub struct ClusterNode {
     applied: RefCell<BTreeMap<NodeId, u64>>,
     /// The term this node last led in, so a new leadership resets the sessions.
     led_term: Cell<u64>,
+    /// Controller only: when it last looked for imbalanced leaderships.
+    rebalanced_at: Cell<Instant>,
     /// The controller this node last heard of.
     known_leader: Cell<Option<NodeId>>,
     /// This broker's registration (its incarnation is this process's).
@@ -207,6 +223,7 @@ impl ClusterNode {
             sessions: RefCell::new(BTreeMap::new()),
             applied: RefCell::new(BTreeMap::new()),
             led_term: Cell::new(0),
+            rebalanced_at: Cell::new(Instant::now()),
             known_leader: Cell::new(None),
             me: RefCell::new(me),
             applied_terms: RefCell::new(std::collections::VecDeque::new()),
@@ -618,11 +635,13 @@ impl ClusterNode {
         };
         let current = self.image();
         if current.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation && !b.fenced) {
-            if let Err(e) = self.commit_then(&brokers::fence(&current, id), id != self.config.node_id).await {
+            let (next, unclean) = self.elect_unclean(&brokers::fence(&current, id));
+            if let Err(e) = self.commit_then(&next, id != self.config.node_id).await {
                 return NodeResponse::Failed(e.to_string());
             }
             self.sessions.borrow_mut().remove(&id);
             info!(node = id, "broker fenced at its shutdown");
+            log_unclean(&unclean);
         }
         NodeResponse::Left
     }
@@ -661,6 +680,8 @@ impl ClusterNode {
         }
         if self.led_term.get() != term {
             self.led_term.set(term);
+            // As in Kafka, the first imbalance check comes an interval after taking over.
+            self.rebalanced_at.set(Instant::now());
             let now = Instant::now();
             let ids: Vec<NodeId> = self.image().brokers.keys().copied().collect();
             *self.sessions.borrow_mut() = ids.into_iter().map(|id| (id, (now, false))).collect();
@@ -669,23 +690,52 @@ impl ClusterNode {
             }
             return;
         }
+        let rebalance = self.config.auto_leader_rebalance
+            && self.rebalanced_at.get().elapsed() >= self.config.leader_imbalance_check_interval;
         let expired: Vec<NodeId> =
             self.image().live_brokers().map(|b| b.id).filter(|id| !self.session_alive(*id)).collect();
-        if expired.is_empty() {
+        if expired.is_empty() && !rebalance && !self.unclean_election_due(&self.image()) {
             return;
         }
         let Ok(_permit) = self.decisions.acquire_permit(1).await else { return };
+        // Decided on the image under the lock: another decision may have come first.
         let mut next = (*self.image()).clone();
         for id in &expired {
             next = brokers::fence(&next, *id);
         }
+        let (mut next, unclean) = self.elect_unclean(&next);
+        let mut moved = Vec::new();
+        if rebalance {
+            self.rebalanced_at.set(Instant::now());
+            (next, moved) = brokers::rebalance_leaders(&next);
+        }
         match self.commit(&next).await {
             Ok(_) => {
-                let timeout = self.config.session_timeout;
-                warn!(brokers = ?expired, ?timeout, "fenced brokers whose session expired");
+                if !expired.is_empty() {
+                    let timeout = self.config.session_timeout;
+                    warn!(brokers = ?expired, ?timeout, "fenced brokers whose session expired");
+                }
+                log_unclean(&unclean);
+                if !moved.is_empty() {
+                    info!(partitions = ?moved, "leaderships moved back to their preferred replicas (leader imbalance)");
+                }
             }
-            Err(e) => warn!(error = %e, "cannot fence brokers"),
+            Err(e) => warn!(error = %e, "cannot fence brokers or move leaderships"),
         }
+    }
+
+    /// Whether a partition of `image` has no leader, a live replica, and a topic allowing
+    /// unclean election (checked every tick, so it reads and clones nothing else).
+    fn unclean_election_due(&self, image: &MetadataImage) -> bool {
+        image.topics.values().any(|t| {
+            t.partitions.iter().any(|p| p.leader == NO_LEADER && p.replicas.iter().any(|r| image.is_live(*r)))
+                && brokers::unclean_allowed(t, self.config.unclean_leader_election)
+        })
+    }
+
+    /// `image` with the unclean elections its topics allow (see [`brokers::elect_unclean`]).
+    fn elect_unclean(&self, image: &MetadataImage) -> (MetadataImage, Vec<brokers::Moved>) {
+        brokers::elect_unclean(image, |topic, _| brokers::unclean_allowed(topic, self.config.unclean_leader_election))
     }
 
     async fn set_cluster_id(&self) {
@@ -805,7 +855,8 @@ impl ClusterNode {
     }
 
     /// Tells the controller this broker is shutting down (it is fenced at once and its partitions
-    /// move), waiting at most [`LEAVE_TIMEOUT`]; then stops the transport.
+    /// move) and waits until the image fencing it is installed on this broker's shards, at most
+    /// [`LEAVE_TIMEOUT`] in all; then stops the transport.
     pub async fn leave(&self) {
         self.leaving.set(true);
         // Alone, there is nobody to hand leadership to: the next start registers again anyway.
@@ -814,13 +865,29 @@ impl ClusterNode {
             return;
         }
         let me = self.me();
-        let request = NodeRequest::Leave { id: me.id, incarnation: me.incarnation };
-        let left = futures_lite::future::or(async { self.ask_controller(request).await.ok() }, async {
+        let request = NodeRequest::Leave { id: me.id, incarnation: me.incarnation.clone() };
+        let left = async {
+            if !matches!(self.ask_controller(request).await, Ok(NodeResponse::Left)) {
+                return false;
+            }
+            // The shards must know they lead nothing before their logs close (a leader closing
+            // would otherwise still take writes the new leader never sees): wait until the image
+            // that fenced this incarnation is installed here.
+            loop {
+                let image = self.image();
+                let fenced = image.brokers.get(&me.id).is_none_or(|b| b.incarnation != me.incarnation || b.fenced);
+                if fenced && self.installed.get() >= image.version {
+                    return true;
+                }
+                glommio::timer::sleep(self.config.tick).await;
+            }
+        };
+        let left = futures_lite::future::or(left, async {
             glommio::timer::sleep(LEAVE_TIMEOUT).await;
-            None
+            false
         })
         .await;
-        if !matches!(left, Some(NodeResponse::Left)) {
+        if !left {
             warn!("the controller did not confirm this broker's shutdown; it is fenced when its session expires");
         }
         self.close().await;
@@ -831,6 +898,13 @@ impl ClusterNode {
         if let Some(transport) = self.transport.get() {
             transport.close().await;
         }
+    }
+}
+
+/// One WARN line per unclean election: records only the other replicas had are lost.
+fn log_unclean(elected: &[brokers::Moved]) {
+    for (topic, partition, leader) in elected {
+        warn!(%topic, partition, leader, "unclean leader election: no in-sync replica is live; records only they had are lost");
     }
 }
 
