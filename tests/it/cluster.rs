@@ -109,6 +109,7 @@ fn partitions_spread_over_the_brokers_and_clients_use_one_bootstrap() {
     let metadata = cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "r3").len() == 3);
     let r3 = partitions(&metadata, "r3");
     assert!(r3.iter().all(|p| p.2.len() == 3 && p.2[0] == p.1), "{r3:?}");
+    assert!(r3.iter().all(|p| p.3 == p.2), "a new partition's replicas are all in sync: {r3:?}");
     let mut leaders: Vec<i64> = r3.iter().map(|p| p.1).collect();
     leaders.sort_unstable();
     assert_eq!(leaders, vec![1, 2, 3]);
@@ -200,6 +201,30 @@ fn a_killed_controller_is_replaced_and_its_partitions_return_with_it() {
     for p in &on_old {
         let (code, offset) = produce_to(&cluster.nodes[old - 1].addr, "before", *p as i32, &batch(1, 10));
         assert_eq!((code, offset), (0, 5), "partition {p} kept its five records");
+    }
+}
+
+/// A broker stopped with SIGTERM is fenced before it exits: by the time its process is gone,
+/// the partitions it led are led by another in-sync replica and it left their ISRs, not a
+/// session timeout (1.5 s) later.
+#[test]
+fn a_stopped_broker_hands_its_leaderships_to_in_sync_replicas_before_it_exits() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_until(&cluster, 1, "handover", 3, 3, RECOVERY);
+    let metadata = cluster.wait_metadata(1, RECOVERY, |m| {
+        let ps = partitions(m, "handover");
+        ps.len() == 3 && ps.iter().all(|p| p.1 != -1) && controller(m) != -1
+    });
+    let boss = controller(&metadata) as usize;
+    let gone = (boss % 3) + 1;
+    assert!(partitions(&metadata, "handover").iter().any(|p| p.1 == gone as i64), "{metadata}");
+    let started = Instant::now();
+    assert!(cluster.node(gone).stop(), "a clean stop");
+    eprintln!("node {gone} stopped in {:?}", started.elapsed());
+    let metadata = cluster.metadata(boss);
+    for (partition, leader, _, isr) in partitions(&metadata, "handover") {
+        assert!(leader != -1 && leader != gone as i64, "partition {partition}: {metadata}");
+        assert!(!isr.contains(&(gone as i64)) && isr.contains(&leader), "partition {partition}: {metadata}");
     }
 }
 

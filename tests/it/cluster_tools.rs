@@ -141,8 +141,13 @@ fn leader_election_reports_elections_not_needed_and_impossible() {
     assert!(ok, "{printed}");
     assert!(stdout.contains("Valid replica already elected for partitions elect-1"), "{printed}");
 
-    // Node 3 dies. Its partition, which only it holds in sync (Sluice does not replicate yet),
-    // is left without a leader: its preferred replica cannot be elected.
+    // A topic of one replica per partition: one of them only node 3 holds.
+    create_topic(&bootstrap, "solo", "3", "1");
+    let (ok, _, printed) = tool(&bootstrap, LEADER_ELECTION, &all);
+    assert!(ok, "{printed}");
+
+    // Node 3 dies. The "elect" partition it led moves to another in-sync replica, but its
+    // preferred replica cannot be elected; the "solo" one it held is left without a leader.
     cluster.node(3).kill9();
     let gone = |m: &serde_json::Value| m["brokers"].as_array().is_some_and(|b| b.iter().all(|b| b["id"] != 3));
     let metadata = cluster.wait_metadata(1, RECOVERY, gone);
@@ -150,22 +155,21 @@ fn leader_election_reports_elections_not_needed_and_impossible() {
     let (ok, stdout, printed) = tool(&bootstrap, LEADER_ELECTION, &all);
     assert!(!ok, "{printed}");
     assert!(stdout.contains("Error completing leader election (PREFERRED) for partition: elect-"), "{printed}");
-    assert!(printed.contains("1 replica(s) could not be elected"), "{printed}");
+    assert!(stdout.contains("Error completing leader election (PREFERRED) for partition: solo-"), "{printed}");
+    assert!(printed.contains("2 replica(s) could not be elected"), "{printed}");
 
-    // Unclean election is not implemented: a led partition does not need one, and the leaderless
-    // one gets ELIGIBLE_LEADERS_NOT_AVAILABLE, saying so.
+    // An unclean election: the led partitions do not need one, and the one whose only replica
+    // is down gets ELIGIBLE_LEADERS_NOT_AVAILABLE, saying why.
     let unclean: Vec<&str> = vec!["--election-type", "UNCLEAN", "--all-topic-partitions"];
     let (ok, stdout, printed) = tool(&bootstrap, LEADER_ELECTION, &unclean);
     assert!(!ok, "{printed}");
-    assert!(stdout.contains("Error completing leader election (UNCLEAN) for partition: elect-"), "{printed}");
-    assert!(stdout.contains("does not implement unclean leader election"), "{printed}");
+    assert!(stdout.contains("Error completing leader election (UNCLEAN) for partition: solo-"), "{printed}");
+    assert!(stdout.contains("is live"), "{printed}");
     assert!(printed.contains("1 replica(s) could not be elected"), "{printed}");
 
-    // Back, node 3 leads its partition again: nothing to elect.
+    // Back, node 3 leads its "solo" partition again (it alone is in sync there).
     cluster.node(3).restart();
     let back = |m: &serde_json::Value| m.to_string().matches("\"leader\":3").count() == 1;
     let metadata = cluster.wait_metadata(1, RECOVERY, back);
     assert!(back(&metadata), "{metadata}");
-    let (ok, stdout, printed) = tool(&bootstrap, LEADER_ELECTION, &all);
-    assert!(ok && !stdout.contains("elect-"), "{printed}");
 }
