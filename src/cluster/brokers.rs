@@ -201,11 +201,11 @@ pub fn alter_isr(
         return Ok(image.clone());
     }
     let mut next = image.clone();
-    if let Some(meta) = next.topics.get_mut(topic) {
-        if let Some(p) = std::sync::Arc::make_mut(meta).partitions.get_mut(index) {
-            p.isr = isr.to_vec();
-            p.partition_epoch = p.partition_epoch.saturating_add(1);
-        }
+    if let Some(p) =
+        next.topics.get_mut(topic).and_then(|meta| std::sync::Arc::make_mut(meta).partitions.get_mut(index))
+    {
+        p.isr = isr.to_vec();
+        p.partition_epoch = p.partition_epoch.saturating_add(1);
     }
     Ok(next)
 }

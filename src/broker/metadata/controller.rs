@@ -833,7 +833,8 @@ mod tests {
         offline.topics.insert("t".into(), Arc::new(topic));
         let offline = crate::cluster::brokers::fence(&offline, 3);
         assert_eq!(offline.topics["t"].partitions[1].leader, NO_LEADER);
-        let codes = |image: &MetadataImage, asked| -> (Option<MetadataImage>, Vec<((String, i32), i16)>) {
+        type Codes = Vec<((String, i32), i16)>;
+        let codes = |image: &MetadataImage, asked| -> (Option<MetadataImage>, Codes) {
             let decided = decide(image, &config, ControllerRequest::ElectUnclean(asked));
             let ControllerResponse::ElectUnclean(results) = decided.response else { panic!() };
             let codes = results.into_iter().map(|(tp, r)| (tp, r.err().map_or(0, |e| ErrorCode::from(&e).code())));
