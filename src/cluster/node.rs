@@ -904,7 +904,7 @@ impl ClusterNode {
 /// One WARN line per unclean election: records only the other replicas had are lost.
 fn log_unclean(elected: &[brokers::Moved]) {
     for (topic, partition, leader) in elected {
-        warn!(%topic, partition, leader, "unclean leader election: no in-sync replica is live; records only they had are lost");
+        warn!(%topic, partition, leader, "unclean leader election (no in-sync replica is live): records may be lost");
     }
 }
 
