@@ -649,18 +649,15 @@ impl PartitionLog {
     /// offsets fail with `Truncated`. A cut at or below the first segment's base is a
     /// [`Self::reset_to`]. A failure leaves the log offline (reopening recovers it).
     pub async fn truncate_to(&self, offset: Offset) -> Result<(), Error> {
-        {
+        let whole_log = {
             let mut state = self.state.borrow_mut();
             if offset >= state.log_end {
                 let log_end = state.log_end;
                 return state.epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"));
             }
-            if state.segments.keys().next().is_some_and(|&first| offset <= first) {
-                drop(state);
-                return self.reset_to(offset).await;
-            }
-        }
-        self.truncate(Cut::To(offset)).await
+            state.segments.keys().next().is_some_and(|&first| offset <= first)
+        };
+        if whole_log { self.reset_to(offset).await } else { self.truncate(Cut::To(offset)).await }
     }
 
     /// Empties the log and restarts it at `offset` (a follower whose leader's log start is past
@@ -1240,7 +1237,7 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
         (last, log_start.min(last))
     };
     epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
-    let (producers, aborted) = rebuild_producer_state(dir, &tp, &segments, &last_file, log_start, log_end).await?;
+    let (producers, aborted) = rebuild_producer_state(dir, tp, &segments, &last_file, log_start, log_end).await?;
     if clean {
         std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
         sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
