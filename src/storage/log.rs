@@ -16,7 +16,16 @@
 //! call `append` in order.
 //!
 //! Offsets: `log_start ≤ high_watermark ≤ ack_end ≤ log_end`, where `ack_end` is how far appends
-//! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`).
+//! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`). The high
+//! watermark rises to `min(ack_end, bound)`, the bound set by whoever decides what is committed
+//! (see [`PartitionLog::set_high_watermark_bound`]).
+//!
+//! Followers: a follower's log takes its leader's batches as they are with
+//! [`PartitionLog::append_replicated`], and is cut back where it diverged with
+//! [`PartitionLog::truncate_to`] (or emptied with [`PartitionLog::reset_to`]). A truncation stops
+//! the flusher once it has written what was queued, cuts the files (in an order a crash cannot
+//! break, see `cut_files`), rebuilds the state from the directory with the code `open` runs, and
+//! starts a new flusher; meanwhile the log takes no appends (`Truncated`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -665,6 +674,14 @@ impl PartitionLog {
     /// appends fail with `Truncated`; the epoch cache, producer state and aborted transactions
     /// are emptied.
     pub async fn reset_to(&self, offset: Offset) -> Result<(), Error> {
+        if offset.0 < 0 {
+            let state = self.state.borrow();
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: state.log_start,
+                log_end: state.log_end,
+            });
+        }
         self.truncate(Cut::Reset(offset)).await
     }
 
@@ -1079,8 +1096,13 @@ async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error>
 async fn find_cut(state: &RefCell<LogState>, offset: Offset) -> Result<(PathBuf, Offset, Offset, u64), Error> {
     let (dir, base, file, from, size, next_offset) = {
         let state = state.borrow();
+        // truncate_to resets a log cut at or below its first segment, so there is one.
         let Some((&base, segment)) = state.segments.range(..=offset).next_back() else {
-            unreachable!("truncate_to resets a log cut at or below its first segment")
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: state.log_start,
+                log_end: state.log_end,
+            });
         };
         let Some(file) = segment.file.clone() else {
             return Err(Error::Offline(format!("segment {base} has no file after a flush")));
