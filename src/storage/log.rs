@@ -184,7 +184,7 @@ pub(crate) struct LogState {
     /// outcome is not committed yet. Recovery starts with none: the HW is then the log end.
     unreplicated: VecDeque<CompletedTxn>,
     pub(crate) acks: Rc<Notify>,
-    work: Rc<Notify>,
+    pub(crate) work: Rc<Notify>,
     /// Notified when the log end moves (appends, truncations), or the log fails or closes.
     log_end_moved: Rc<Notify>,
     pub(crate) stats: LogStats,

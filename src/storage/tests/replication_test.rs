@@ -239,9 +239,18 @@ fn truncation_cuts_the_log_its_epochs_and_producer_state() {
         // An append after the cut reuses offset 29 and is not mistaken for the cut one.
         assert_eq!(durable(&log, batch(903, 1, 100), LeaderEpoch(5)).await, Offset(29));
 
+        // While a truncation is under way the log takes no appends, and reads wait for it.
+        let mut truncation = std::pin::pin!(log.truncate_to(Offset(29)));
+        assert!(futures_lite::future::poll_once(&mut truncation).await.is_none(), "waits for the flusher");
+        assert!(matches!(append(&log, batch(906, 1, 100), LeaderEpoch(5)), Err(Error::Truncated)));
+        let read = log.read(Offset(28), ReadLimits { max_bytes: 1 << 20, upper_bound: ALL });
+        let (read, truncated) = futures_lite::future::zip(read, truncation).await;
+        truncated.unwrap();
+        assert_eq!(read.unwrap().upper_offset, Offset(29), "the read saw the truncated log");
+
         // Past the end: nothing happens.
         log.truncate_to(Offset(1000)).await.unwrap();
-        assert_eq!(log.log_end_offset(), Offset(30));
+        assert_eq!(log.log_end_offset(), Offset(29));
 
         // Reset: an empty log at 100, appends go there, and so after a reopen.
         let pending = append(&log, batch(904, 1, 100), LeaderEpoch(5)).unwrap();
