@@ -26,7 +26,10 @@ impl From<&storage::Error> for ErrorCode {
     fn from(e: &storage::Error) -> Self {
         match e {
             storage::Error::InvalidBatch(batch) => batch.into(),
-            storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            storage::Error::OffsetOutOfRange { .. }
+            | storage::Error::NotContiguous { .. }
+            | storage::Error::StaleEpoch { .. } => ErrorCode::OffsetOutOfRange,
+            storage::Error::Truncated => ErrorCode::NotLeaderOrFollower,
             storage::Error::Io { .. } | storage::Error::Offline(_) => ErrorCode::KafkaStorageError,
             storage::Error::Closed => ErrorCode::NotLeaderOrFollower,
             storage::Error::Config(_) => ErrorCode::InvalidConfig,

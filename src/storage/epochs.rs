@@ -49,6 +49,29 @@ impl EpochCache {
         self.persist()
     }
 
+    /// A follower's [`Self::assign`] of the epoch its leader stamped on a batch at `start` (the
+    /// log end): epochs begun at or after `start` with no batch yet (a leadership that appended
+    /// nothing) give way to an older epoch the leader's batches carry, as in Kafka's cache; any
+    /// other older epoch is no news. The caller checked [`Self::latest_below`] first.
+    pub(crate) fn assign_replicated(&mut self, epoch: LeaderEpoch, start: Offset) -> std::io::Result<()> {
+        if epoch.0 < 0 {
+            return Ok(());
+        }
+        let before = self.entries.len();
+        self.entries.retain(|&(e, s)| s < start || e <= epoch);
+        if self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
+            return if self.entries.len() != before { self.persist() } else { Ok(()) };
+        }
+        self.entries.push((epoch, start));
+        self.persist()
+    }
+
+    /// The latest epoch that began below `offset`: the epoch of the batches just below it (a
+    /// batch at `offset` must not carry an older one, or recovery's epoch check would cut it).
+    pub(crate) fn latest_below(&self, offset: Offset) -> Option<LeaderEpoch> {
+        self.entries.iter().rev().find(|&&(_, start)| start < offset).map(|&(e, _)| e)
+    }
+
     /// Forgets epochs that start at or after `end` (the log was cut there).
     pub(crate) fn truncate_from(&mut self, end: Offset) -> std::io::Result<()> {
         let before = self.entries.len();
@@ -102,5 +125,20 @@ mod tests {
         cache.truncate_from(Offset(15)).unwrap();
         assert_eq!(cache.latest(), Some(LeaderEpoch(3)));
         assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)));
+    }
+
+    #[test]
+    fn a_replicated_older_epoch_replaces_only_an_epoch_with_no_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EpochCache::load(dir.path());
+        cache.assign(LeaderEpoch(2), Offset(0)).unwrap();
+        cache.assign(LeaderEpoch(5), Offset(10)).unwrap(); // begun at the log end, nothing appended
+        assert_eq!(cache.latest_below(Offset(10)), Some(LeaderEpoch(2)));
+        cache.assign_replicated(LeaderEpoch(4), Offset(10)).unwrap();
+        assert_eq!(cache.entries, [(LeaderEpoch(2), Offset(0)), (LeaderEpoch(4), Offset(10))]);
+        cache.assign_replicated(LeaderEpoch(4), Offset(12)).unwrap();
+        cache.assign_replicated(LeaderEpoch(6), Offset(20)).unwrap();
+        assert_eq!(EpochCache::load(dir.path()).entries, cache.entries);
+        assert_eq!(cache.latest_below(Offset(20)), Some(LeaderEpoch(4)));
     }
 }

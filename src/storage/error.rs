@@ -36,6 +36,31 @@ pub enum Error {
     /// acknowledged batch. Reopening the log recovers it.
     #[error("log is offline after an I/O error: {0}")]
     Offline(String),
+    /// A replicated batch does not continue the log: its base offset is not the log end (or the
+    /// previous batch's next offset). The follower's log and its leader's have diverged, or a
+    /// fetch answer was for another offset.
+    #[error("replicated batch at offset {found} does not continue the log at {expected}")]
+    NotContiguous {
+        /// The offset the batch had to start at.
+        expected: Offset,
+        /// The base offset it has.
+        found: Offset,
+    },
+    /// A replicated batch carries a leader epoch older than the log's latest below it (the
+    /// epochs of a log never go down; recovery would cut the log there).
+    #[error("replicated batch at offset {offset} has leader epoch {epoch}, older than the log's {latest}")]
+    StaleEpoch {
+        /// The batch's base offset.
+        offset: Offset,
+        /// Its leader epoch.
+        epoch: i32,
+        /// The latest epoch of the log below it.
+        latest: i32,
+    },
+    /// The append's offsets were cut by a truncation (its leader changed and its log diverged),
+    /// or the log is being truncated and takes no append until it is done.
+    #[error("the log was truncated below the append")]
+    Truncated,
     /// The log is closing or closed.
     #[error("log is closed")]
     Closed,

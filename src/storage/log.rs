@@ -16,7 +16,16 @@
 //! call `append` in order.
 //!
 //! Offsets: `log_start ≤ high_watermark ≤ ack_end ≤ log_end`, where `ack_end` is how far appends
-//! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`).
+//! are acknowledged (fdatasync'd under `sync`, written under `interval`/`none`). The high
+//! watermark rises to `min(ack_end, bound)`, the bound set by whoever decides what is committed
+//! (see [`PartitionLog::set_high_watermark_bound`]).
+//!
+//! Followers: a follower's log takes its leader's batches as they are with
+//! [`PartitionLog::append_replicated`], and is cut back where it diverged with
+//! [`PartitionLog::truncate_to`] (or emptied with [`PartitionLog::reset_to`]). A truncation stops
+//! the flusher once it has written what was queued, cuts the files (in an order a crash cannot
+//! break, see `cut_files`), rebuilds the state from the directory with the code `open` runs, and
+//! starts a new flusher; meanwhile the log takes no appends (`Truncated`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -40,7 +49,7 @@ use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name
 use super::txn_index::{AbortedTxn, AbortedTxnIndex};
 use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{
-    ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TopicPartition, ValidBatches,
+    BatchError, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TopicPartition, ValidBatches,
     assign_offset_and_epoch, marker_batch, parse_marker,
 };
 
@@ -63,15 +72,25 @@ pub struct OpenOptions<'a> {
     pub high_watermark: HighWatermark,
 }
 
-/// Who moves a log's high watermark.
+/// Who moves a log's high watermark at open; [`PartitionLog::set_high_watermark_bound`] changes
+/// it later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HighWatermark {
     /// The log itself, to the acknowledged end after every flush: a partition with no other
-    /// replicas, where acknowledged means committed.
+    /// replicas, where acknowledged means committed (a bound of `Offset(i64::MAX)`).
     FollowsAcks,
-    /// The replication layer, with [`PartitionLog::set_high_watermark`].
+    /// The replication layer, with [`PartitionLog::set_high_watermark_bound`] (or
+    /// [`PartitionLog::set_high_watermark`]): the bound starts at the high watermark at open.
     SetByReplication,
 }
+
+/// The high watermark bound that lets the high watermark follow the acknowledged end.
+const BOUND_FOLLOWS_ACKS: Offset = Offset(i64::MAX);
+
+/// How many truncations a log remembers the cut of, so that an append made before them learns
+/// whether they cut it. Truncations come once per leader change; an append older than this many
+/// of them is answered as cut (conservatively: an idempotent producer's retry finds it anyway).
+const TRUNCATIONS_REMEMBERED: usize = 16;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +108,8 @@ pub struct AppendInfo {
 pub struct PendingAppend {
     state: Rc<RefCell<LogState>>,
     info: AppendInfo,
+    /// The log's truncation count when the append was made.
+    truncations: u64,
 }
 
 impl PendingAppend {
@@ -98,16 +119,19 @@ impl PendingAppend {
     }
 
     /// Resolves once the batches are acknowledged under the flush mode, or fails if the flush
-    /// that carried them failed.
+    /// that carried them failed or a truncation cut them (`Truncated`).
     pub async fn durable(self) -> Result<AppendInfo, Error> {
         let next = self.info.last_offset.plus(1);
         let acks = self.state.borrow().acks.clone();
         acks.wait_until(|| {
             let state = self.state.borrow();
-            state.ack_end() >= next || state.failed.is_some()
+            state.ack_end() >= next || state.failed.is_some() || state.cut_since(self.truncations, next)
         })
         .await;
         let state = self.state.borrow();
+        if state.cut_since(self.truncations, next) {
+            return Err(Error::Truncated);
+        }
         match &state.failed {
             Some(reason) if state.ack_end() < next => Err(Error::Offline(reason.clone())),
             _ => Ok(self.info),
@@ -134,11 +158,20 @@ pub(crate) struct LogState {
     /// Offset after the last batch fdatasync'd.
     pub(crate) durable_end: Offset,
     pub(crate) high_watermark: Offset,
-    high_watermark_policy: HighWatermark,
+    /// The high watermark moves to `min(ack_end, bound)` when that is higher (see
+    /// [`PartitionLog::set_high_watermark_bound`]).
+    high_watermark_bound: Offset,
     pending: VecDeque<PendingWrite>,
     /// Set when a flush failed: the log takes no more appends.
     pub(crate) failed: Option<String>,
     closing: bool,
+    /// A truncation is under way: its flusher drains and stops, and the log takes no appends
+    /// (nor retention runs) until the files are cut and the state rebuilt.
+    pub(crate) truncating: bool,
+    /// Truncations so far, and the log end each left (the newest last, at most
+    /// [`TRUNCATIONS_REMEMBERED`]): a pending append learns from them whether it was cut.
+    truncations: u64,
+    cuts: VecDeque<(u64, Offset)>,
     pub(crate) cache: PartitionCache,
     epochs: EpochCache,
     /// Idempotent and transactional producers' state (see `producer_state`).
@@ -151,7 +184,9 @@ pub(crate) struct LogState {
     /// outcome is not committed yet. Recovery starts with none: the HW is then the log end.
     unreplicated: VecDeque<CompletedTxn>,
     pub(crate) acks: Rc<Notify>,
-    work: Rc<Notify>,
+    pub(crate) work: Rc<Notify>,
+    /// Notified when the log end moves (appends, truncations), or the log fails or closes.
+    log_end_moved: Rc<Notify>,
     pub(crate) stats: LogStats,
 }
 
@@ -167,13 +202,31 @@ pub struct LogStats {
 }
 
 impl LogState {
-    /// The acknowledged end moved: move the high watermark if it follows it, and wake waiters.
+    /// The acknowledged end (or the high watermark bound) moved: raise the high watermark to
+    /// `min(ack_end, bound)` if that is higher, and wake waiters.
     fn acknowledged(&mut self) {
-        if self.high_watermark_policy == HighWatermark::FollowsAcks {
-            self.high_watermark = self.ack_end().max(self.log_start);
+        let target = self.ack_end().min(self.high_watermark_bound).max(self.log_start);
+        if target > self.high_watermark {
+            self.high_watermark = target;
         }
         self.forget_replicated_txns();
         self.acks.notify_all();
+    }
+
+    /// Whether a truncation after the `truncations`-th cut the log below `next` (or happened so
+    /// long ago that the log no longer knows where it cut).
+    fn cut_since(&self, truncations: u64, next: Offset) -> bool {
+        if truncations == self.truncations {
+            return false;
+        }
+        let remembered = self.cuts.front().is_some_and(|&(n, _)| n <= truncations + 1);
+        !remembered || self.cuts.iter().any(|&(n, end)| n > truncations && end < next)
+    }
+
+    /// Wakes the flusher and whoever waits for the log end to move.
+    fn appended(&self) {
+        self.work.notify_all();
+        self.log_end_moved.notify_all();
     }
 
     /// Drops the completed transactions whose marker the high watermark has passed.
@@ -291,6 +344,7 @@ impl LogState {
             warn!(tp = %self.topic_partition, error = %e, "could not rewrite the leader epoch checkpoint");
         }
         self.acks.notify_all();
+        self.log_end_moved.notify_all();
     }
 }
 
@@ -369,107 +423,13 @@ impl PartitionLog {
     /// Opens the log in `options.dir`, creating it if empty, recovering it if it was not closed
     /// cleanly (see `segment::recover`), and starts its flusher on the current shard.
     pub async fn open(options: OpenOptions<'_>) -> Result<PartitionLog, Error> {
-        let OpenOptions { dir, topic_partition: tp, config, cache, high_watermark: high_watermark_policy } = options;
-        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        let mut bases: Vec<Offset> = std::fs::read_dir(&dir)
-            .map_err(Error::io(format!("listing {}", dir.display())))?
-            .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_segment_name))
-            .collect();
-        bases.sort();
-        if !clean && !bases.is_empty() {
-            info!(tp = %tp, segments = bases.len(), "no clean-shutdown marker: recovering");
-        }
-        let size_max = crate::limits::BATCH_BYTES_MAX as usize;
-        let mut epochs = EpochCache::load(&dir);
-        let now_ms = Timestamp::now().0;
-        let mut segments = BTreeMap::new();
-        let mut last_file = None;
-        let mut cut_after = None;
-        for (i, &base) in bases.iter().enumerate() {
-            if cut_after.is_some() {
-                warn!(tp = %tp, segment = %base, "deleting segment after a damaged one");
-                remove_segment_files(&dir, base);
-                continue;
-            }
-            let path = segment_file(&dir, base, "log");
-            let file =
-                Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
-            let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
-            let index_bytes = std::fs::read(segment_file(&dir, base, "index")).unwrap_or_default();
-            let time_bytes = std::fs::read(segment_file(&dir, base, "timeindex")).unwrap_or_default();
-            let rules = RecoveryRules {
-                index_interval_bytes: config.index_interval_bytes,
-                contiguous: !config.cleanup_policy.compact,
-                epoch_max: epochs.latest(),
-                full_scan: !clean && i + 1 == bases.len(),
-            };
-            let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
-                .await
-                .map_err(Error::io(format!("recovering {}", path.display())))?;
-            let mut seg = recovered.segment;
-            if seg.size == 0 || seg.rolled_at_ms <= 0 {
-                seg.rolled_at_ms = now_ms;
-            }
-            if let Some((position, why)) = &recovered.damage {
-                warn!(tp = %tp, segment = %base, position, cut_bytes = file_size - position, reason = ?why,
-                    "recovery cut the segment at its first invalid batch");
-                if i + 1 < bases.len() {
-                    cut_after = Some(base);
-                }
-            }
-            if recovered.valid_size < file_size {
-                sio::truncate(&file, recovered.valid_size)
-                    .await
-                    .map_err(Error::io(format!("cutting {}", path.display())))?;
-            }
-            seg.reader =
-                Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
-            let is_last = i + 1 == bases.len() || cut_after.is_some();
-            if !is_last {
-                if recovered.index_rewrite {
-                    rewrite_indexes(&dir, &mut seg).await?;
-                }
-                seg.sealed = true;
-            } else {
-                last_file = Some(file);
-            }
-            segments.insert(base, seg);
-        }
-        let checkpoint_start = read_log_start(&dir);
-        let first_base = segments.keys().next().copied();
-        let log_start = match first_base {
-            Some(base) => checkpoint_start.map_or(base, |c| c.max(base)),
-            None => checkpoint_start.unwrap_or(Offset::ZERO),
+        let OpenOptions { dir, topic_partition: tp, config, cache, high_watermark } = options;
+        let loaded = load(&dir, &tp, &config).await?;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean } = loaded;
+        let high_watermark_bound = match high_watermark {
+            HighWatermark::FollowsAcks => BOUND_FOLLOWS_ACKS,
+            HighWatermark::SetByReplication => log_end,
         };
-        if segments.is_empty() {
-            let path = segment_file(&dir, log_start, "log");
-            let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
-            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-            last_file = Some(Rc::new(file));
-            let mut segment = Segment::new(log_start, now_ms);
-            segment.reader =
-                Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
-            segments.insert(log_start, segment);
-        }
-        let Some(last_file) = last_file else { unreachable!("the last segment's file is open") };
-        let (log_end, log_start) = {
-            let last = segments.values().next_back().map_or(log_start, |s| s.next_offset);
-            (last, log_start.min(last))
-        };
-        epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
-        let (producers, aborted) = rebuild_producer_state(&dir, &tp, &segments, &last_file, log_start, log_end).await?;
-        if clean {
-            std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
-            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-        }
-        let mut active = None;
-        if let Some((_, seg)) = segments.iter_mut().next_back() {
-            seg.file = Some(last_file.clone());
-            active = Some(ActiveFiles::open(&dir, seg, last_file).await?);
-        }
-        let Some(active) = active else { unreachable!("segments is not empty") };
         let state = Rc::new(RefCell::new(LogState {
             topic_partition: tp.clone(),
             dir,
@@ -480,10 +440,13 @@ impl PartitionLog {
             flushed_end: log_end,
             durable_end: log_end,
             high_watermark: log_end,
-            high_watermark_policy,
+            high_watermark_bound,
             pending: VecDeque::new(),
             failed: None,
             closing: false,
+            truncating: false,
+            truncations: 0,
+            cuts: VecDeque::new(),
             cache: cache.partition(),
             epochs,
             producers,
@@ -491,6 +454,7 @@ impl PartitionLog {
             unreplicated: VecDeque::new(),
             acks: Rc::new(Notify::default()),
             work: Rc::new(Notify::default()),
+            log_end_moved: Rc::new(Notify::default()),
             stats: LogStats::default(),
         }));
         state.borrow().check_invariants();
@@ -532,8 +496,9 @@ impl PartitionLog {
                         last_offset: original.last_offset,
                         log_start_offset: state.log_start,
                     };
+                    let truncations = state.truncations;
                     drop(state);
-                    return Ok(PendingAppend { state: self.state.clone(), info });
+                    return Ok(PendingAppend { state: self.state.clone(), info, truncations });
                 }
                 offset = offset.plus(i64::from(batch.last_offset_delta) + 1);
             }
@@ -547,8 +512,8 @@ impl PartitionLog {
             state.producers.replay(&batch, offset, now);
         }
         let info = AppendInfo { base_offset, last_offset: state.log_end.plus(-1), log_start_offset: state.log_start };
-        state.work.notify_all();
-        Ok(PendingAppend { state: self.state.clone(), info })
+        state.appended();
+        Ok(PendingAppend { state: self.state.clone(), info, truncations: state.truncations })
     }
 
     /// Appends a transaction marker ending `producer_id`'s transaction in this partition (the
@@ -585,8 +550,237 @@ impl PartitionLog {
         }
         state.unreplicated.push_back(completed);
         let info = AppendInfo { base_offset: offset, last_offset: offset, log_start_offset: state.log_start };
+        state.appended();
+        Ok((PendingAppend { state: self.state.clone(), info, truncations: state.truncations }, completed))
+    }
+
+    /// Appends record batches whose offsets and leader epochs the leader assigned (a follower's
+    /// fetch answer; Kafka's AppendOrigin.REPLICATION). Returns None when nothing was new.
+    ///
+    /// Each batch is checked as recovery checks a stored one (magic 2, CRC, at most
+    /// [`BATCH_BYTES_MAX`](crate::limits::BATCH_BYTES_MAX)) and kept byte for byte. A trailing
+    /// partial batch (a fetch answer cut at its byte limit) is ignored; batches wholly below the
+    /// log end (a resend) are skipped; the first batch kept must start at the log end and the
+    /// others follow it, else `NotContiguous` and nothing is appended. The producer state replays
+    /// them without checks, as recovery does; markers end transactions as `append_marker` does.
+    pub fn append_replicated(&self, records: Bytes) -> Result<Option<PendingAppend>, Error> {
+        self.check_writable()?;
+        let mut state = self.state.borrow_mut();
+        let log_end = state.log_end;
+        let kept = parse_replicated(&records, log_end, state.epochs.latest_below(log_end))?;
+        let (Some(first), Some(last)) = (kept.first(), kept.last()) else { return Ok(None) };
+        let info = AppendInfo {
+            base_offset: first.meta.base_offset,
+            last_offset: last.meta.next_offset.plus(-1),
+            log_start_offset: state.log_start,
+        };
+        // Every epoch goes to the checkpoint before any batch is queued, so that a failure here
+        // appends nothing (an epoch noted at or past the log end with no batch is harmless: the
+        // next replicated batch replaces it) and recovery never meets an epoch it does not know.
+        for batch in &kept {
+            state
+                .epochs
+                .assign_replicated(batch.epoch, batch.meta.base_offset)
+                .map_err(Error::io("writing the leader epoch checkpoint"))?;
+        }
+        let now = Timestamp::now();
+        for batch in kept {
+            let offset = batch.meta.base_offset;
+            let summary = batch.meta.summary;
+            state.enqueue(batch.bytes, &batch.meta, now.0);
+            match batch.marker {
+                Some((kind, coordinator_epoch)) => {
+                    let completed = state.producers.replay_marker(
+                        summary.producer_id,
+                        summary.producer_epoch,
+                        coordinator_epoch,
+                        kind,
+                        offset,
+                        now,
+                    );
+                    if completed.aborted {
+                        let aborted = aborted_entry(&completed, &state.producers);
+                        state.aborted.push(aborted);
+                    }
+                    state.unreplicated.push_back(completed);
+                }
+                // A control batch that is no marker means nothing to the producer state (as in
+                // recovery's replay).
+                None if summary.control => {}
+                None => state.producers.replay(&summary, offset, now),
+            }
+        }
+        state.appended();
+        Ok(Some(PendingAppend { state: self.state.clone(), info, truncations: state.truncations }))
+    }
+
+    /// Records that leader epoch `epoch` begins at the current log end (a new leader does this at
+    /// the start of its leadership, before any append, so followers' divergence checks see it).
+    /// An epoch not newer than the latest changes nothing.
+    pub fn begin_epoch(&self, epoch: LeaderEpoch) -> Result<(), Error> {
+        self.check_writable()?;
+        let mut state = self.state.borrow_mut();
+        let log_end = state.log_end;
+        state.epochs.assign(epoch, log_end).map_err(Error::io("writing the leader epoch checkpoint"))
+    }
+
+    /// Who moves the high watermark, changeable at any time: with `bound`, the HW is
+    /// max(HW, min(ack_end, bound)) — recomputed now and after every flush. Offset(i64::MAX)
+    /// (what HighWatermark::FollowsAcks means) makes it follow the acknowledged end; a leader
+    /// sets the smallest log end among its in-sync followers; a follower sets its leader's HW; a
+    /// leader whose ISR is below min.insync.replicas sets its current HW (frozen). Never moves
+    /// it backwards.
+    pub fn set_high_watermark_bound(&self, bound: Offset) {
+        let mut state = self.state.borrow_mut();
+        state.high_watermark_bound = bound;
+        state.acknowledged();
+        state.check_invariants();
+    }
+
+    /// Resolves when the log end passes `offset`, or the log fails or closes (a follower's long
+    /// poll on the leader waits for appends, not for the HW).
+    pub async fn wait_for_log_end_beyond(&self, offset: Offset) {
+        let moved = self.state.borrow().log_end_moved.clone();
+        moved
+            .wait_until(|| {
+                let state = self.state.borrow();
+                state.log_end > offset || state.failed.is_some() || state.closing
+            })
+            .await;
+    }
+
+    /// Cuts the log so that it ends at or below `offset`: every batch whose last offset is >=
+    /// offset goes (so the new log end is `offset`, or the base of the batch containing it). Also
+    /// cuts the leader-epoch cache, producer state, aborted-txn index, unreplicated txns, batch
+    /// cache, and lowers the high watermark to at most the new end. Waits for queued writes
+    /// first. A no-op if offset >= log end, but for epochs begun at the log end with no batch
+    /// (a leadership that appended nothing, as Kafka's truncateTo does). Pending appends of cut
+    /// offsets fail with `Truncated`. A cut at or below the first segment's base is a
+    /// [`Self::reset_to`]. A failure leaves the log offline (reopening recovers it).
+    pub async fn truncate_to(&self, offset: Offset) -> Result<(), Error> {
+        let whole_log = {
+            let mut state = self.state.borrow_mut();
+            if offset >= state.log_end {
+                let log_end = state.log_end;
+                return state.epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"));
+            }
+            state.segments.keys().next().is_some_and(|&first| offset <= first)
+        };
+        if whole_log { self.reset_to(offset).await } else { self.truncate(Cut::To(offset)).await }
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose leader's log start is past
+    /// its log end: Kafka's truncateFullyAndStartAt). log_start = log_end = HW = offset. Pending
+    /// appends fail with `Truncated`; the epoch cache, producer state and aborted transactions
+    /// are emptied.
+    pub async fn reset_to(&self, offset: Offset) -> Result<(), Error> {
+        if offset.0 < 0 {
+            let state = self.state.borrow();
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: state.log_start,
+                log_end: state.log_end,
+            });
+        }
+        self.truncate(Cut::Reset(offset)).await
+    }
+
+    /// Both truncations: stop the flusher once it has written everything queued, cut the files
+    /// (see [`cut_files`] for why a crash at any step is safe), rebuild the state from the
+    /// directory as `open` does, and start a new flusher.
+    async fn truncate(&self, cut: Cut) -> Result<(), Error> {
+        {
+            let mut state = self.state.borrow_mut();
+            self.check_writable_in(&state)?;
+            state.truncating = true;
+            state.work.notify_all();
+        }
+        let result = self.truncate_stopped(cut).await;
+        let mut state = self.state.borrow_mut();
+        state.truncating = false;
+        if let Err(e) = &result
+            && state.failed.is_none()
+        {
+            error!(tp = %state.topic_partition, error = %e, "truncation failed; partition offline until reopened");
+            state.failed = Some(e.to_string());
+        }
         state.work.notify_all();
-        Ok((PendingAppend { state: self.state.clone(), info }, completed))
+        state.acks.notify_all();
+        state.log_end_moved.notify_all();
+        result
+    }
+
+    fn check_writable_in(&self, state: &LogState) -> Result<(), Error> {
+        if let Some(reason) = &state.failed {
+            return Err(Error::Offline(reason.clone()));
+        }
+        if state.closing {
+            return Err(Error::Closed);
+        }
+        if state.truncating {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    async fn truncate_stopped(&self, cut: Cut) -> Result<(), Error> {
+        let flusher = self.flusher.borrow_mut().take();
+        if let Some(flusher) = flusher {
+            flusher.await;
+        }
+        if let Some(reason) = &self.state.borrow().failed {
+            return Err(Error::Offline(reason.clone()));
+        }
+        let new_end = cut_files(&self.state, cut).await?;
+        let (dir, tp, config) = {
+            let state = self.state.borrow();
+            (state.dir.clone(), state.topic_partition.clone(), state.config.clone())
+        };
+        let loaded = load(&dir, &tp, &config).await?;
+        if loaded.log_end != new_end {
+            // A segment file that would not go away, or damage recovery cut: not the log asked for.
+            return Err(Error::Offline(format!("truncation to {new_end} left a log ending at {}", loaded.log_end)));
+        }
+        let mut state = self.state.borrow_mut();
+        let old_end = state.log_end;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean: _ } = loaded;
+        state.segments = segments;
+        state.log_start = log_start;
+        state.log_end = log_end;
+        state.flushed_end = log_end;
+        state.durable_end = log_end;
+        state.high_watermark = state.high_watermark.min(log_end).max(log_start);
+        state.epochs = epochs;
+        state.producers = producers;
+        state.aborted = aborted;
+        match cut {
+            Cut::To(_) => state.unreplicated.retain(|t| t.last_offset < log_end),
+            Cut::Reset(_) => state.unreplicated.clear(),
+        }
+        state.cache.truncate_from(log_end);
+        state.cache.drop_before(log_start);
+        state.cache.set_evictable_end(log_end);
+        state.truncations += 1;
+        let truncations = state.truncations;
+        // What survived: the offsets below the new end, or nothing after a reset.
+        let survived_below = match cut {
+            Cut::To(_) => new_end,
+            Cut::Reset(_) => Offset(i64::MIN),
+        };
+        state.cuts.push_back((truncations, survived_below));
+        while state.cuts.len() > TRUNCATIONS_REMEMBERED {
+            state.cuts.pop_front();
+        }
+        state.acknowledged();
+        state.check_invariants();
+        info!(tp = %state.topic_partition, ?cut, %old_end, %log_start, %log_end, "log truncated");
+        // Before the spawn: a spawned task may run at once, and a flusher that saw the
+        // truncation still under way would stop again.
+        state.truncating = false;
+        drop(state);
+        let flusher = glommio::spawn_local(run_flusher(self.state.clone(), active)).detach();
+        *self.flusher.borrow_mut() = Some(flusher);
+        Ok(())
     }
 
     /// Forgets producers that have not appended for `expiration` and have no open transaction
@@ -641,14 +835,7 @@ impl PartitionLog {
     /// partition asks before validating a produce, so a broken log answers as a broken log
     /// whatever the batches hold.
     pub fn check_writable(&self) -> Result<(), Error> {
-        let state = self.state.borrow();
-        if let Some(reason) = &state.failed {
-            return Err(Error::Offline(reason.clone()));
-        }
-        if state.closing {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.check_writable_in(&self.state.borrow())
     }
 
     /// Whether the log failed or is closing: no high watermark will move any more.
@@ -742,11 +929,15 @@ impl PartitionLog {
     /// Flushes what is queued, seals the files and leaves the clean-shutdown marker (unless the
     /// log failed, in which case the next open recovers).
     pub async fn close(&self) -> Result<(), Error> {
+        // A truncation under way owns the flusher and the files: let it finish first.
+        let work = self.state.borrow().work.clone();
+        work.wait_until(|| !self.state.borrow().truncating).await;
         {
             let mut state = self.state.borrow_mut();
             state.closing = true;
             state.work.notify_all();
             state.acks.notify_all();
+            state.log_end_moved.notify_all();
         }
         let flusher = self.flusher.borrow_mut().take();
         if let Some(flusher) = flusher {
@@ -762,6 +953,324 @@ impl PartitionLog {
         info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
         Ok(())
     }
+}
+
+/// A replicated batch about to be appended.
+struct Replicated {
+    bytes: Bytes,
+    meta: BatchMeta,
+    epoch: LeaderEpoch,
+    /// The transaction marker a control batch carries.
+    marker: Option<(ControlType, i32)>,
+}
+
+/// Parses a fetch answer's batches for a log ending at `log_end` whose latest epoch below it is
+/// `epoch_floor`: skips those wholly below the log end, ignores a trailing partial batch, and
+/// checks that the rest continue the log with epochs that never go down.
+fn parse_replicated(
+    records: &Bytes,
+    log_end: Offset,
+    epoch_floor: Option<LeaderEpoch>,
+) -> Result<Vec<Replicated>, Error> {
+    let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+    let mut kept = Vec::new();
+    let mut expected = log_end;
+    let mut floor = epoch_floor.unwrap_or(LeaderEpoch::UNKNOWN);
+    let mut at = 0usize;
+    while let Some(rest) = records.get(at..).filter(|rest| !rest.is_empty()) {
+        let batch = match RecordBatch::parse_prefix(rest, size_max) {
+            Ok(batch) => batch,
+            // A fetch answer cut at its byte limit ends inside a batch; the next fetch has it.
+            Err(BatchError::Truncated { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
+        batch.validate_stored()?;
+        let size = batch.size();
+        let base = batch.base_offset();
+        let delta = i64::from(batch.header().last_offset_delta.get());
+        // The base offset comes off the network: check the arithmetic before BatchMeta does it.
+        let Some(next) = base.0.checked_add(delta + 1).map(Offset) else {
+            return Err(Error::NotContiguous { expected, found: base });
+        };
+        if kept.is_empty() && next <= log_end {
+            at += size;
+            continue;
+        }
+        if base != expected {
+            return Err(Error::NotContiguous { expected, found: base });
+        }
+        let epoch = batch.leader_epoch();
+        if epoch < floor {
+            return Err(Error::StaleEpoch { offset: base, epoch: epoch.0, latest: floor.0 });
+        }
+        floor = epoch;
+        let marker = if batch.is_control() { parse_marker(&batch) } else { None };
+        let meta = BatchMeta::from_batch(&batch);
+        kept.push(Replicated { bytes: records.slice(at..at + size), meta, epoch, marker });
+        expected = next;
+        at += size;
+    }
+    Ok(kept)
+}
+
+/// What a truncation cuts.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// Every batch whose last offset is at or after this one.
+    To(Offset),
+    /// Everything: the log restarts empty at this offset.
+    Reset(Offset),
+}
+
+/// Cuts the files of a log whose flusher has stopped (every queued batch is in its file and the
+/// active segment is sealed), and returns the new log end. The state in memory is left as it
+/// was: the caller rebuilds it from the directory.
+///
+/// Why a crash at any step recovers to a valid log (recovery validates the tail segment whole,
+/// and every other segment from its last index entry on):
+/// 1. Producer-state snapshots above the new end go first. One left above the cut would describe
+///    batches the log no longer holds, and once appends passed its offset again recovery would
+///    load it; with fewer snapshots recovery only replays more. (A reset removes them all, and
+///    the aborted-transaction index, whose transactions all go.)
+/// 2. The log start checkpoint is lowered to the new end if it was above it (a reset sets it),
+///    so that it never lies past the log end once appends resume.
+/// 3. Segments are deleted newest first, then the one holding the cut is cut at a batch
+///    boundary and synced: each step leaves a prefix of the old log. (A reset deletes every
+///    segment; a crash then leaves a shorter or empty log, also valid.) The aborted-transaction
+///    index needs no change: recovery keeps only its entries below the snapshot it loads, which
+///    is at or below the new end, and re-derives the rest from the markers it replays.
+/// 4. The leader-epoch checkpoint last. A crash before leaves epochs that begin past the log
+///    end, which `load` drops (it cuts the checkpoint at the recovered end), so every step
+///    leaves epochs that agree with the batches. Cut first, a crash would leave batches whose
+///    epoch the checkpoint no longer knows, and recovery, which checks epochs only past each
+///    segment's last index entry, would keep some of them.
+async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error> {
+    let (dir, new_end, keep) = match cut {
+        Cut::Reset(offset) => (state.borrow().dir.clone(), offset, None),
+        Cut::To(offset) => {
+            let (dir, base, end, position) = find_cut(state, offset).await?;
+            (dir, end, Some((base, position)))
+        }
+    };
+    // 1. Snapshots.
+    for snapshot in producer_state::list_snapshots(&dir) {
+        if keep.is_none() || snapshot > new_end {
+            remove_file(&producer_state::snapshot_path(&dir, snapshot))?;
+        }
+    }
+    if keep.is_none() {
+        remove_file(&dir.join(super::txn_index::TXN_INDEX_FILE))?;
+    }
+    crash_point(1)?;
+    // 2. Log start.
+    if keep.is_none() || read_log_start(&dir).is_some_and(|start| start > new_end) {
+        write_log_start(&dir, new_end).map_err(Error::io("writing the log start offset"))?;
+    }
+    crash_point(2)?;
+    // 3. Segments, newest first.
+    let (bases, file) = {
+        let state = state.borrow();
+        let bases: Vec<Offset> = state.segments.keys().rev().copied().collect();
+        let file = keep.and_then(|(base, _)| state.segments.get(&base)).and_then(|s| s.file.clone());
+        (bases, file)
+    };
+    for base in bases.into_iter().filter(|&b| keep.is_none_or(|(kept, _)| b > kept)) {
+        remove_segment_files(&dir, base);
+        crash_point(3)?;
+    }
+    sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+    if let (Some((base, position)), Some(file)) = (keep, file) {
+        let context = || format!("cutting {}", segment_file(&dir, base, "log").display());
+        sio::truncate(&file, position).await.map_err(Error::io(context()))?;
+        sio::sync(&file).await.map_err(Error::io(context()))?;
+    }
+    crash_point(4)?;
+    // 4. Epochs.
+    let epochs_from = if keep.is_some() { new_end } else { Offset(i64::MIN) };
+    state.borrow_mut().epochs.truncate_from(epochs_from).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+    Ok(new_end)
+}
+
+/// Where `Cut::To(offset)` cuts: the partition directory, the segment holding `offset`, the new
+/// log end (the base of the batch holding `offset`) and that batch's position in the segment.
+async fn find_cut(state: &RefCell<LogState>, offset: Offset) -> Result<(PathBuf, Offset, Offset, u64), Error> {
+    let (dir, base, file, from, size, next_offset) = {
+        let state = state.borrow();
+        // truncate_to resets a log cut at or below its first segment, so there is one.
+        let Some((&base, segment)) = state.segments.range(..=offset).next_back() else {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: state.log_start,
+                log_end: state.log_end,
+            });
+        };
+        let Some(file) = segment.file.clone() else {
+            return Err(Error::Offline(format!("segment {base} has no file after a flush")));
+        };
+        let from = u64::from(segment.index.lookup(base, offset).position);
+        (state.dir.clone(), base, file, from, segment.size, segment.next_offset)
+    };
+    let mut found = None;
+    let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+    let (_, end) = segment::scan(&file, base, from, size, size_max, segment::ScanCheck::Headers, |position, meta| {
+        if meta.next_offset > offset {
+            found = Some((meta.base_offset, position));
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .await
+    .map_err(Error::io(format!("reading segment {base}")))?;
+    if let segment::ScanEnd::Invalid(e) = end {
+        return Err(Error::InvalidBatch(e));
+    }
+    // Not found: `offset` lies in a compacted gap at the segment's end, which stays whole.
+    let (new_end, position) = found.unwrap_or((next_offset, size));
+    Ok((dir, base, new_end, position))
+}
+
+fn remove_file(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("removing {}", path.display()))(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A test's simulated crash: truncation stops at this step (see `cut_files`).
+    pub(crate) static TRUNCATION_CRASH_STEP: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// A simulated crash point of a truncation (tests only; nothing otherwise).
+fn crash_point(step: u32) -> Result<(), Error> {
+    #[cfg(test)]
+    if TRUNCATION_CRASH_STEP.with(std::cell::Cell::get) == Some(step) {
+        return Err(Error::Offline(format!("simulated crash at truncation step {step}")));
+    }
+    let _ = step;
+    Ok(())
+}
+
+/// A log's state as recovered from its directory: what `open` starts from, and what a
+/// truncation rebuilds after cutting the files.
+struct Loaded {
+    segments: BTreeMap<Offset, Segment>,
+    log_start: Offset,
+    log_end: Offset,
+    epochs: EpochCache,
+    producers: ProducerStateTable,
+    aborted: AbortedTxnIndex,
+    active: ActiveFiles,
+    /// The clean-shutdown marker was there (and is now removed).
+    clean: bool,
+}
+
+/// Recovers the log in `dir` (creating it if empty): every segment (the tail one validated
+/// whole unless the log was closed cleanly), the log start, the leader epochs, the producer
+/// state and aborted transactions, and the active segment's files, opened for appends.
+async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loaded, Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    let mut bases: Vec<Offset> = std::fs::read_dir(dir)
+        .map_err(Error::io(format!("listing {}", dir.display())))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_segment_name))
+        .collect();
+    bases.sort();
+    if !clean && !bases.is_empty() {
+        info!(%tp, segments = bases.len(), "no clean-shutdown marker: recovering");
+    }
+    let size_max = crate::limits::BATCH_BYTES_MAX as usize;
+    let mut epochs = EpochCache::load(dir);
+    let now_ms = Timestamp::now().0;
+    let mut segments = BTreeMap::new();
+    let mut last_file = None;
+    let mut cut_after = None;
+    for (i, &base) in bases.iter().enumerate() {
+        if cut_after.is_some() {
+            warn!(%tp, segment = %base, "deleting segment after a damaged one");
+            remove_segment_files(dir, base);
+            continue;
+        }
+        let path = segment_file(dir, base, "log");
+        let file = Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
+        let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
+        let index_bytes = std::fs::read(segment_file(dir, base, "index")).unwrap_or_default();
+        let time_bytes = std::fs::read(segment_file(dir, base, "timeindex")).unwrap_or_default();
+        let rules = RecoveryRules {
+            index_interval_bytes: config.index_interval_bytes,
+            contiguous: !config.cleanup_policy.compact,
+            epoch_max: epochs.latest(),
+            full_scan: !clean && i + 1 == bases.len(),
+        };
+        let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
+            .await
+            .map_err(Error::io(format!("recovering {}", path.display())))?;
+        let mut seg = recovered.segment;
+        if seg.size == 0 || seg.rolled_at_ms <= 0 {
+            seg.rolled_at_ms = now_ms;
+        }
+        if let Some((position, why)) = &recovered.damage {
+            warn!(%tp, segment = %base, position, cut_bytes = file_size - position, reason = ?why,
+                    "recovery cut the segment at its first invalid batch");
+            if i + 1 < bases.len() {
+                cut_after = Some(base);
+            }
+        }
+        if recovered.valid_size < file_size {
+            sio::truncate(&file, recovered.valid_size)
+                .await
+                .map_err(Error::io(format!("cutting {}", path.display())))?;
+        }
+        seg.reader =
+            Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
+        let is_last = i + 1 == bases.len() || cut_after.is_some();
+        if !is_last {
+            if recovered.index_rewrite {
+                rewrite_indexes(dir, &mut seg).await?;
+            }
+            seg.sealed = true;
+        } else {
+            last_file = Some(file);
+        }
+        segments.insert(base, seg);
+    }
+    let checkpoint_start = read_log_start(dir);
+    let first_base = segments.keys().next().copied();
+    let log_start = match first_base {
+        Some(base) => checkpoint_start.map_or(base, |c| c.max(base)),
+        None => checkpoint_start.unwrap_or(Offset::ZERO),
+    };
+    if segments.is_empty() {
+        let path = segment_file(dir, log_start, "log");
+        let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
+        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+        last_file = Some(Rc::new(file));
+        let mut segment = Segment::new(log_start, now_ms);
+        segment.reader =
+            Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
+        segments.insert(log_start, segment);
+    }
+    let Some(last_file) = last_file else { unreachable!("the last segment's file is open") };
+    let (log_end, log_start) = {
+        let last = segments.values().next_back().map_or(log_start, |s| s.next_offset);
+        (last, log_start.min(last))
+    };
+    epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+    let (producers, aborted) = rebuild_producer_state(dir, tp, &segments, &last_file, log_start, log_end).await?;
+    if clean {
+        std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
+        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+    }
+    let mut active = None;
+    if let Some((_, seg)) = segments.iter_mut().next_back() {
+        seg.file = Some(last_file.clone());
+        active = Some(ActiveFiles::open(dir, seg, last_file).await?);
+    }
+    let Some(active) = active else { unreachable!("segments is not empty") };
+    Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean })
 }
 
 pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {
@@ -928,7 +1437,7 @@ async fn run_flusher(state: Rc<RefCell<LogState>>, active: ActiveFiles) {
     loop {
         let has_work = || {
             let state = state.borrow();
-            !state.pending.is_empty() || state.closing
+            !state.pending.is_empty() || state.closing || state.truncating
         };
         if let (FlushMode::Interval(every), true) = (mode, unsynced) {
             let wait = every.saturating_sub(last_sync.elapsed());
@@ -975,7 +1484,7 @@ async fn run_flusher(state: Rc<RefCell<LogState>>, active: ActiveFiles) {
         }
         let closing = {
             let state = state.borrow();
-            state.closing && state.pending.is_empty()
+            (state.closing || state.truncating) && state.pending.is_empty()
         };
         if closing {
             if let Some(files) = active.take() {

@@ -92,6 +92,9 @@ impl PartitionLog {
     /// `[log start, log end]`, else `OffsetOutOfRange`.
     pub async fn read(&self, start: Offset, limits: ReadLimits) -> Result<ReadSlice, Error> {
         let mut start = start;
+        // A truncation cuts files under the segments the state still lists: read once it is done.
+        let work = self.state.borrow().work.clone();
+        work.wait_until(|| !self.state.borrow().truncating).await;
         {
             let state = self.state.borrow();
             if start < state.log_start || start > state.log_end {

@@ -24,6 +24,10 @@ impl PartitionLog {
     /// or wholly below the log start offset, oldest first; stops at the first one that stays.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<RetentionReport, Error> {
         let mut state = self.state.borrow_mut();
+        if state.truncating {
+            // The truncation owns the files until it has rebuilt the state; the next run retains.
+            return Ok(RetentionReport { log_start_offset: state.log_start, ..RetentionReport::default() });
+        }
         let delete_policy = state.config.cleanup_policy.delete;
         let retention_ms = state.config.retention_ms.filter(|_| delete_policy);
         let retention_bytes = state.config.retention_bytes.filter(|_| delete_policy);
@@ -76,6 +80,9 @@ impl PartitionLog {
     pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, Error> {
         {
             let mut state = self.state.borrow_mut();
+            if state.truncating {
+                return Err(Error::Truncated);
+            }
             if offset > state.high_watermark || offset.0 < 0 {
                 return Err(Error::OffsetOutOfRange {
                     requested: offset,

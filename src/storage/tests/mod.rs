@@ -4,6 +4,7 @@
 mod log_test;
 mod producer_test;
 mod recovery_test;
+mod replication_test;
 mod retention_test;
 mod txn_test;
 
