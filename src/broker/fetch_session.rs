@@ -27,6 +27,10 @@ pub struct RequestedPartition {
     pub fetch_offset: i64,
     /// At most this many bytes.
     pub partition_max_bytes: i32,
+    /// The leader epoch the reader knows (KIP-320), or -1.
+    pub current_leader_epoch: i32,
+    /// A follower's last fetched epoch, or -1.
+    pub last_fetched_epoch: i32,
 }
 
 /// What the broker last told the consumer about a partition in a session.
@@ -44,6 +48,8 @@ pub struct PartitionView {
 struct SessionPartition {
     fetch_offset: i64,
     partition_max_bytes: i32,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
     last_sent: Option<PartitionView>,
 }
 
@@ -150,12 +156,16 @@ impl FetchSessions {
             let entry = SessionPartition {
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: partition.partition_max_bytes,
+                current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
                 last_sent: None,
             };
             match session.partitions.get_mut(&partition.topic_partition) {
                 Some(existing) => {
                     existing.fetch_offset = partition.fetch_offset;
                     existing.partition_max_bytes = partition.partition_max_bytes;
+                    existing.current_leader_epoch = partition.current_leader_epoch;
+                    existing.last_fetched_epoch = partition.last_fetched_epoch;
                 }
                 None => {
                     session.order.push(partition.topic_partition.clone());
@@ -171,6 +181,8 @@ impl FetchSessions {
                 topic_partition: tp.clone(),
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
             });
             if let Some(view) = p.last_sent {
                 last_sent.insert(tp.clone(), view);
@@ -211,6 +223,8 @@ impl FetchSessions {
                 SessionPartition {
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
                     last_sent: None,
                 },
             );
@@ -253,6 +267,8 @@ mod tests {
             topic_partition: TopicPartition::new("t", p),
             fetch_offset: offset,
             partition_max_bytes: 100,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod inter_broker;
 pub mod metadata;
 pub mod partition;
+pub mod replication;
 pub mod shard;
 pub mod topic_config;
 pub mod transactions;

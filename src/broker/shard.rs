@@ -22,7 +22,8 @@ use super::groups::{Coordinator, GroupRequest, GroupResponse};
 use super::inter_broker::InterBroker;
 use super::metadata::image::MetadataImage;
 use super::metadata::{Metadata, MetadataRequest, MetadataResponse};
-use super::partition::{PartitionRequest, PartitionResponse, ShardPartitions};
+use super::partition::{Partition, PartitionRequest, PartitionResponse, ShardPartitions};
+use super::replication::Replication;
 use super::transactions::{TxnCoordinator, TxnRequest, TxnResponse};
 use crate::shard::{CallFuture, Mesh, Peers, ShardError, ShardMesh};
 
@@ -76,6 +77,8 @@ pub struct ShardBroker {
     pub groups: Rc<Coordinator>,
     /// The transactional ids this shard coordinates.
     pub transactions: Rc<TxnCoordinator>,
+    /// Followers fetching from leaders; leaders' ISR changes.
+    pub replication: Rc<Replication>,
     /// The fetch sessions of this shard's connections.
     pub fetch_sessions: RefCell<FetchSessions>,
     /// Set once `start` has given every layer its peers: a message from a shard that started
@@ -92,12 +95,14 @@ impl ShardBroker {
         let inter_broker = Rc::new(InterBroker::new(config.node_id));
         let transactions =
             TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone(), inter_broker);
+        let replication = Replication::new(config.clone(), metadata.clone(), partitions.clone());
         Rc::new(ShardBroker {
             config,
             metadata,
             partitions,
             groups,
             transactions,
+            replication,
             fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
             started: std::cell::Cell::new(false),
         })
@@ -134,21 +139,34 @@ impl ShardBroker {
             ShardReply::Transactions(response) => Some(response),
             _ => None,
         }));
-        // A new __consumer_offsets or __transaction_state partition is empty: loading it is
-        // immediate.
+        // Roles first: the coordinators load only the partitions this broker leads. A new
+        // __consumer_offsets or __transaction_state partition is empty: loading it is immediate.
         let (groups, transactions) = (Rc::downgrade(&self.groups), Rc::downgrade(&self.transactions));
+        let replication = Rc::downgrade(&self.replication);
         self.metadata.on_installed(Rc::new(move || {
             let (groups, transactions) = (groups.clone(), transactions.clone());
+            if let Some(replication) = replication.upgrade() {
+                replication.on_installed();
+            }
             Box::pin(async move {
                 if let Some(groups) = groups.upgrade() {
-                    groups.load().await;
+                    let deferred = groups.load().await;
+                    load_when_committed(deferred, move || {
+                        let groups = groups.clone();
+                        Box::pin(async move { groups.load().await })
+                    });
                 }
                 if let Some(transactions) = transactions.upgrade() {
-                    transactions.load().await;
+                    let deferred = transactions.load().await;
+                    load_when_committed(deferred, move || {
+                        let transactions = transactions.clone();
+                        Box::pin(async move { transactions.load().await })
+                    });
                 }
             })
         }));
         self.started.set(true);
+        self.replication.spawn_isr_checks();
         self.partitions.spawn_retention();
         self.groups.spawn_timers();
         self.transactions.spawn_timers();
@@ -167,10 +185,50 @@ impl ShardBroker {
         }
     }
 
+    /// Notes a follower fetch that reached a partition through another shard.
+    pub fn count_replication_hop(&self) {
+        self.replication.count_hop();
+    }
+
     /// Closes every log on this shard (flush, seal, clean-shutdown marker).
     pub async fn close_all(&self) {
+        let hops = self.replication.hops();
+        tracing::info!(
+            shard = self.metadata.shard_id(),
+            replication_hops = hops,
+            "follower fetches served through another shard"
+        );
         self.partitions.close_all().await;
     }
+}
+
+/// A coordinator's load again, returning what it deferred again.
+type Reload = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Rc<Partition>>>>>>;
+
+/// Loads a coordinator's `deferred` partitions once their leadership has committed its
+/// predecessors' records, in the background (the image install that asked must not wait: the
+/// high watermark may need another install, an ISR change, to move).
+fn load_when_committed(
+    deferred: Vec<Rc<Partition>>,
+    load: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Rc<Partition>>>>> + 'static,
+) {
+    if deferred.is_empty() {
+        return;
+    }
+    let load: Reload = Box::new(load);
+    glommio::spawn_local(async move {
+        let mut waiting = deferred;
+        while !waiting.is_empty() {
+            for partition in &waiting {
+                partition.wait_leadership_committed().await;
+            }
+            waiting = load().await;
+            // A partition whose leadership ended meanwhile is not led any more, so it is not
+            // deferred again; one still short of its start waits once more.
+            waiting.retain(|p| !p.is_stopped());
+        }
+    })
+    .detach();
 }
 
 /// One layer's typed view of the mesh: `wrap` makes its requests messages, `unwrap` takes its

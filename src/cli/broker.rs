@@ -471,7 +471,12 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     stop_on_signals(pool.shutdown())?;
     let meshes = broker_meshes(config.shards);
     let shard_config = config.clone();
-    let shards = pool.start(meshes, move |mesh, context| run_shard(shard_config, image, mesh, context))?;
+    let shared = Arc::new(Shared {
+        replication_listeners: std::sync::Mutex::new(vec![None; config.shards]),
+        left: std::sync::atomic::AtomicBool::new(false),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let shards = pool.start(meshes, move |mesh, context| run_shard(shard_config, image, shared, mesh, context))?;
     println!("sluice broker listening on {} (data dir {})", config.listen, config.data_dir.display());
     info!(listen = %config.listen, shards = config.shards, "broker started");
     shards.join();
@@ -492,9 +497,39 @@ fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the shards of one broker tell each other while starting and stopping.
+struct Shared {
+    /// Each shard's replication listener address once bound (`host:port`), for shard 0 to
+    /// advertise at registration.
+    replication_listeners: std::sync::Mutex<Vec<Option<String>>>,
+    /// Set once shard 0 has left the cluster at shutdown (its leaderships moved): the other
+    /// shards close their logs only then, so none closes a partition it still leads.
+    left: std::sync::atomic::AtomicBool,
+    /// Set when a shard could not start: the others stop waiting for it and fail too.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// How long a shard waits at shutdown for shard 0 to have left the cluster: its leave is
+/// bounded by `LEAVE_TIMEOUT`; this adds room for shard 0's own listeners to stop.
+const LEFT_WAIT: Duration = Duration::from_secs(5);
+
+/// How long shard 0 waits for the other shards to bind their replication listeners.
+const REPLICATION_LISTENERS_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn run_shard(
     config: Arc<BrokerConfig>,
     image: Arc<MetadataImage>,
+    shared: Arc<Shared>,
     mesh: BrokerMesh,
     ShardContext { shutdown, ready }: ShardContext,
 ) {
@@ -503,16 +538,60 @@ async fn run_shard(
         ready.fail(format!("shard failed to join the mesh: {e}"));
         return;
     }
+    // This shard's replication listener: followers of the partitions it leads fetch here, so
+    // their traffic lands on the shard that owns the partition.
+    let shard = broker.metadata.shard_id();
+    let port = match config.replication.replication_port {
+        0 => 0,
+        base => base.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX)),
+    };
+    let replication_addr = SocketAddr::new(config.listen.ip(), port);
+    let replication_listener = match glommio::net::TcpListener::bind(replication_addr) {
+        Ok(listener) => listener,
+        Err(e) => {
+            shared.fail();
+            ready.fail(format!("cannot listen for replication on {replication_addr}: {e}"));
+            broker.close_all().await;
+            return;
+        }
+    };
+    let bound = replication_listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    if let Ok(mut listeners) = shared.replication_listeners.lock()
+        && let Some(slot) = listeners.get_mut(shard)
+    {
+        *slot = Some(format!("{}:{bound}", config.advertised_host));
+    }
     // Shard 0 runs the control plane; every shard serves once it has registered the broker and
     // installed the current image everywhere.
-    if broker.metadata.shard_id() == CONTROLLER_SHARD {
-        if let Err(e) = broker.metadata.start_node((*image).clone()).await {
+    if shard == CONTROLLER_SHARD {
+        let deadline = std::time::Instant::now() + REPLICATION_LISTENERS_TIMEOUT;
+        let advertised = loop {
+            let all: Option<Vec<String>> =
+                shared.replication_listeners.lock().ok().and_then(|listeners| listeners.iter().cloned().collect());
+            match all {
+                Some(all) => break all,
+                None if std::time::Instant::now() >= deadline || shared.failed() => {
+                    shared.fail();
+                    ready.fail("the shards did not bind their replication listeners".to_string());
+                    broker.close_all().await;
+                    return;
+                }
+                None => glommio::timer::sleep(SERVING_POLL).await,
+            }
+        };
+        if let Err(e) = broker.metadata.start_node((*image).clone(), advertised).await {
+            shared.fail();
             ready.fail(format!("cannot join the cluster: {e}"));
             broker.close_all().await;
             return;
         }
     } else {
         while !broker.metadata.serving() {
+            if shared.failed() {
+                ready.fail("shard 0 could not start".to_string());
+                broker.close_all().await;
+                return;
+            }
             glommio::timer::sleep(SERVING_POLL).await;
         }
     }
@@ -530,9 +609,21 @@ async fn run_shard(
         in_flight_per_connection: config.max_in_flight_per_connection,
         request_bytes_max: config.max_request_bytes,
     };
+    let (stop_replication, replication_stopped) = flume::bounded(1);
+    let replication =
+        glommio::spawn_local(crate::server::serve(broker.clone(), limits, replication_listener, replication_stopped))
+            .detach();
     crate::server::serve(broker.clone(), limits, listener, shutdown).await;
+    let _ = stop_replication.send(());
+    let _ = replication.await;
     if let Some(node) = broker.metadata.node() {
         node.leave().await;
+        shared.left.store(true, std::sync::atomic::Ordering::Release);
+    } else {
+        let deadline = std::time::Instant::now() + LEFT_WAIT;
+        while !shared.left.load(std::sync::atomic::Ordering::Acquire) && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(SERVING_POLL).await;
+        }
     }
     broker.close_all().await;
 }

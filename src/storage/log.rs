@@ -847,10 +847,17 @@ impl PartitionLog {
     /// Resolves when the high watermark moves past `offset` or the log fails or closes; for
     /// long-poll fetches.
     pub async fn wait_for_high_watermark_beyond(&self, offset: Offset) {
+        self.wait_for_high_watermark_beyond_or(offset, || false).await;
+    }
+
+    /// [`PartitionLog::wait_for_high_watermark_beyond`], or until `stop` says so (asked at every
+    /// change of the high watermark or of its bound: the replication layer moves the bound when
+    /// a leadership or the ISR changes, which is what `stop` looks at).
+    pub async fn wait_for_high_watermark_beyond_or(&self, offset: Offset, mut stop: impl FnMut() -> bool) {
         let acks = self.state.borrow().acks.clone();
         acks.wait_until(|| {
             let state = self.state.borrow();
-            state.high_watermark > offset || state.failed.is_some() || state.closing
+            state.high_watermark > offset || state.failed.is_some() || state.closing || stop()
         })
         .await;
     }

@@ -305,7 +305,8 @@ fn a_duplicate_node_id_or_a_disagreeing_voter_list_exits_with_one_clear_line() {
         .args(["broker", "--node-id", "2", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
         .args(["--controller-voters", &format!("2@127.0.0.1:{},5@127.0.0.1:{}", free_port(), free_port())])
-        .args(FAST_CLUSTER);
+        .args(FAST_CLUSTER)
+        .args(["--cores", "1"]);
     let output = crate::harness::output_within(wrong, Duration::from_secs(30));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -320,6 +321,7 @@ fn a_duplicate_node_id_or_a_disagreeing_voter_list_exits_with_one_clear_line() {
         .arg(dir.path().join("a"))
         .args(["--controller-voters", &voters])
         .args(FAST_CLUSTER)
+        .args(["--cores", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut first = duplicate.spawn().expect("spawn node 4");
@@ -328,7 +330,8 @@ fn a_duplicate_node_id_or_a_disagreeing_voter_list_exits_with_one_clear_line() {
         .args(["broker", "--node-id", "4", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("b"))
         .args(["--controller-voters", &voters])
-        .args(FAST_CLUSTER);
+        .args(FAST_CLUSTER)
+        .args(["--cores", "2"]);
     // Let the first register and heartbeat.
     std::thread::sleep(Duration::from_secs(2));
     let output = crate::harness::output_within(second, Duration::from_secs(60));

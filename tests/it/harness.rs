@@ -72,6 +72,8 @@ pub(crate) struct Broker {
     /// The data dir (kept across restarts).
     pub(crate) data_dir: PathBuf,
     extra: Vec<String>,
+    /// Where its stderr (its log) goes, if not to the test's.
+    log: Option<PathBuf>,
     _root: Option<tempfile::TempDir>,
 }
 
@@ -81,8 +83,23 @@ impl Broker {
         let root = temp_dir();
         let data_dir = root.path().join("data");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(&data_dir, &format!("127.0.0.1:{}", free_port()), &extra);
-        Broker { child: Some(child), addr, data_dir, extra, _root: Some(root) }
+        let (child, addr) = spawn(&data_dir, &format!("127.0.0.1:{}", free_port()), &extra, None);
+        Broker { child: Some(child), addr, data_dir, extra, log: None, _root: Some(root) }
+    }
+
+    /// [`Broker::start`] with its log (stderr, at `SLUICE_LOG=info`) in `<data dir>/../broker.log`.
+    pub(crate) fn start_logged(extra: &[&str]) -> Broker {
+        let root = temp_dir();
+        let data_dir = root.path().join("data");
+        let log = root.path().join("broker.log");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(&data_dir, &format!("127.0.0.1:{}", free_port()), &extra, Some(&log));
+        Broker { child: Some(child), addr, data_dir, extra, log: Some(log), _root: Some(root) }
+    }
+
+    /// What the broker logged so far (empty unless started with [`Broker::start_logged`]).
+    pub(crate) fn log_text(&self) -> String {
+        self.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
     /// Kills the broker with SIGKILL, as a crash would.
@@ -115,7 +132,7 @@ impl Broker {
     /// Starts the broker again on the same data dir and port.
     pub(crate) fn restart(&mut self) {
         self.kill9();
-        let (child, addr) = spawn(&self.data_dir, &self.addr, &self.extra);
+        let (child, addr) = spawn(&self.data_dir, &self.addr, &self.extra, self.log.as_deref());
         self.child = Some(child);
         self.addr = addr;
     }
@@ -161,16 +178,23 @@ pub(crate) fn free_port() -> u16 {
 /// the mesh was ready), which would otherwise hang the test run.
 const BROKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn spawn(data_dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+fn spawn(data_dir: &Path, listen: &str, extra: &[String], log: Option<&Path>) -> (Child, String) {
     // A restart may race the old process's port release; retry a few times.
     for attempt in 0..20 {
+        let (level, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("broker log");
+                ("info".to_string(), Stdio::from(file))
+            }
+            None => (std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()), Stdio::inherit()),
+        };
         let mut child = Command::new(sluice_bin())
             .args(["broker", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("SLUICE_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn sluice broker");
         let stdout = child.stdout.take().expect("stdout");
@@ -322,8 +346,6 @@ pub(crate) const FAST_CLUSTER: &[&str] = &[
     "250",
     "--controller-election-timeout-ms",
     "500",
-    "--cores",
-    "1",
 ];
 
 /// A cluster of `sluice broker` processes on loopback: nodes 1..=n, the first three of them the
@@ -339,6 +361,12 @@ impl Cluster {
     /// Starts `n` nodes at once (each waits for the quorum before it says it listens), each with
     /// `FAST_CLUSTER` and `extra`.
     pub(crate) fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with(n, extra, 1, false)
+    }
+
+    /// [`Cluster::start`] with `cores` cores per node, and with each node's log kept
+    /// ([`Broker::start_logged`]) if `logged`.
+    pub(crate) fn start_with(n: usize, extra: &[&str], cores: usize, logged: bool) -> Cluster {
         let controller_ports: Vec<u16> = (0..n.min(3)).map(|_| free_port()).collect();
         let voters: Vec<String> =
             controller_ports.iter().enumerate().map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1)).collect();
@@ -352,9 +380,10 @@ impl Cluster {
                         flags.extend(["--controller-listen".into(), format!("127.0.0.1:{port}")]);
                     }
                     flags.extend(FAST_CLUSTER.iter().chain(extra).map(|s| s.to_string()));
+                    flags.extend(["--cores".to_string(), cores.to_string()]);
                     scope.spawn(move || {
                         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-                        Broker::start(&flags)
+                        if logged { Broker::start_logged(&flags) } else { Broker::start(&flags) }
                     })
                 })
                 .collect();

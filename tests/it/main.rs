@@ -27,6 +27,7 @@ mod long_poll;
 mod malformed_frames;
 mod raw;
 mod read_committed;
+mod replication;
 mod storage_crash;
 mod tidy;
 mod transactions;

@@ -588,10 +588,14 @@ impl Coordinator {
 
     /// Unloads what this shard no longer leads, then replays every `__consumer_offsets`
     /// partition it leads and has not loaded yet.
-    pub async fn load(&self) {
+    ///
+    /// Returns the led partitions whose leadership has not committed its predecessors' records
+    /// yet: call again once [`Partition::wait_leadership_committed`] resolves for them.
+    pub async fn load(&self) -> Vec<Rc<Partition>> {
+        let mut deferred = Vec::new();
         self.unload();
         let image = self.metadata.image();
-        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return };
+        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return deferred };
         let me = self.metadata.shard_id();
         for (index, meta) in topic.partitions.iter().enumerate() {
             let Ok(partition) = i32::try_from(index) else { continue };
@@ -599,6 +603,12 @@ impl Coordinator {
                 continue;
             }
             let Some(p) = self.offsets_partition(partition) else { continue };
+            if !p.leadership_committed() {
+                // A new leader may hold records of the previous one above its high watermark:
+                // the load waits until they are committed (the caller loads again then).
+                deferred.push(p);
+                continue;
+            }
             match replay(&p).await {
                 Ok(Replayed { groups, offsets, pending }) => {
                     let now = now_ms();
@@ -637,6 +647,7 @@ impl Coordinator {
                 Err(e) => warn!(partition, error = %e, "cannot replay __consumer_offsets; its groups stay unavailable"),
             }
         }
+        deferred
     }
 
     /// Runs the group timers and offset expiry of this shard until the broker goes away.

@@ -72,7 +72,7 @@ async fn start(dir: &Path) -> Node {
             }
         })
     }));
-    metadata.start_node(Default::default()).await.expect("a one-node control plane");
+    metadata.start_node(Default::default(), Vec::new()).await.expect("a one-node control plane");
     Node { partitions, groups }
 }
 

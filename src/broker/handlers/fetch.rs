@@ -25,7 +25,8 @@ use crate::broker::partition::{
 use crate::limits::FETCH_MAX_WAIT_MS_MAX;
 use crate::model::{Offset, TopicPartition};
 use crate::protocol::messages::{
-    FetchRequest, FetchResponse, FetchResponseAbortedTransaction, FetchResponsePartition, FetchResponseTopic,
+    FetchRequest, FetchResponse, FetchResponseAbortedTransaction, FetchResponseEpochEndOffset, FetchResponsePartition,
+    FetchResponseTopic,
 };
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
 use crate::protocol::{Reply, respond};
@@ -43,6 +44,7 @@ async fn read(
     broker: &Rc<ShardBroker>,
     plan: &FetchPlan,
     isolation: IsolationLevel,
+    replica: Option<i32>,
     mut wait: Option<(Instant, u64)>,
 ) -> Results {
     let mut out = Results::new();
@@ -53,9 +55,16 @@ async fn read(
             topic_partition: tp.clone(),
             offset: Offset(p.fetch_offset),
             max_bytes: u64::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
+            current_leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
         };
         match broker.metadata.route(&tp.topic, tp.partition) {
-            Ok(shard) => by_shard.entry(shard).or_default().push(work),
+            Ok(shard) => {
+                if replica.is_some() && shard != broker.metadata.shard_id() {
+                    broker.count_replication_hop();
+                }
+                by_shard.entry(shard).or_default().push(work)
+            }
             Err(e) => {
                 out.insert(tp.clone(), Err(e));
             }
@@ -85,7 +94,7 @@ async fn read(
             hurries.push(hurry_to);
             FetchWait { until, min_bytes, progress: Progress { index, to: progress_to.clone() }, hurry }
         });
-        let request = PartitionRequest::Fetch(FetchOrder { work, isolation, wait });
+        let request = PartitionRequest::Fetch(FetchOrder { work, isolation, replica, wait });
         let peers = broker.partitions.peers().clone();
         calls.push(Some((tps, Box::pin(async move { peers.call(shard, request).await }))));
     }
@@ -173,6 +182,8 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
                 topic_partition: TopicPartition { topic: name.clone(), partition: p.partition },
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
             });
         }
     }
@@ -204,7 +215,9 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
         Ok(isolation) => isolation,
         Err(e) => return refuse_all(header, &plan, &e),
     };
-    let mut results = read(broker, &plan, isolation, wait).await;
+    // A follower (replica_id >= 0) reads up to the log end; Kafka's consumers send -1.
+    let replica = (request.replica_id >= 0).then_some(request.replica_id);
+    let mut results = read(broker, &plan, isolation, replica, wait).await;
     loop {
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
         let errors = results.values().any(|r| r.is_err());
@@ -212,7 +225,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
             break;
         }
         // New data reached some shards but, added up, not min_bytes: another round.
-        results = read(broker, &plan, isolation, wait).await;
+        results = read(broker, &plan, isolation, replica, wait).await;
     }
     let response_max = u64::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut sent = 0u64;
@@ -227,6 +240,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
                 partition.high_watermark = fetched.high_watermark.0;
                 partition.last_stable_offset = fetched.last_stable_offset.0;
                 partition.log_start_offset = fetched.log_start_offset.0;
+                if let Some((epoch, end_offset)) = fetched.diverging_epoch {
+                    partition.diverging_epoch =
+                        FetchResponseEpochEndOffset { epoch: epoch.0, end_offset: end_offset.0 };
+                    news = true;
+                }
                 // KIP-74: past the response limit, later partitions get no records, but the first
                 // non-empty one is always sent whole.
                 let fits = sent == 0 || sent + fetched.bytes <= response_max;

@@ -149,7 +149,12 @@ impl Metadata {
     /// Starts this broker's control plane on shard 0 (the metadata quorum's node, from `initial`
     /// if its log is new), registers the broker, waits until the controller has unfenced it and
     /// its image is installed everywhere, then lets every shard serve.
-    pub async fn start_node(self: &Rc<Self>, initial: MetadataImage) -> Result<(), NodeError> {
+    /// `replication` are the shards' replication listeners, advertised at registration.
+    pub async fn start_node(
+        self: &Rc<Self>,
+        initial: MetadataImage,
+        replication: Vec<String>,
+    ) -> Result<(), NodeError> {
         let incarnation = crate::model::TopicId::random().map_err(NodeError::Transport)?.hex();
         let me = BrokerMeta {
             id: self.config.node_id,
@@ -158,7 +163,7 @@ impl Metadata {
             host: self.config.advertised_host.clone(),
             port: self.config.advertised_port,
             transport: None,
-            replication: Vec::new(),
+            replication,
             shards: self.shard_count(),
             fenced: true,
         };

@@ -36,6 +36,10 @@ pub struct FetchWork {
     pub offset: Offset,
     /// At most this many bytes (the first batch is whole regardless).
     pub max_bytes: u64,
+    /// The leader epoch the reader knows (KIP-320), or -1.
+    pub current_leader_epoch: i32,
+    /// A follower's: the epoch of the last batch in its log, or -1.
+    pub last_fetched_epoch: i32,
 }
 
 /// A shard's running count of the bytes a fetch found there: (the shard's index in the fetch,
@@ -63,6 +67,9 @@ pub struct FetchOrder {
     /// What the consumer may read: below the high watermark or the last stable offset. The
     /// wait watches whichever bounds the reads.
     pub isolation: IsolationLevel,
+    /// A follower's fetch (its broker id): it reads up to the log end, and the wait watches
+    /// the log end.
+    pub replica: Option<i32>,
     /// `None`: answer at once with what there is.
     pub wait: Option<FetchWait>,
 }

@@ -13,6 +13,7 @@
 //! [`Appended::acknowledged`] with [`Acks::All`] then waits for the ISR instead of the local
 //! flush. Idempotent producers add their sequence checks at the top of `append`.
 
+mod leadership;
 mod messages;
 mod registry;
 mod replica;
@@ -21,11 +22,12 @@ mod serve;
 mod tests;
 
 pub use crate::storage::HighWatermark;
+pub use leadership::{LeaderState, Leadership, NodeId, Role};
 pub use messages::{
     FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome, Progress,
 };
 pub use registry::{PartitionPeers, ShardPartitions};
 pub use replica::{
     Acks, Appended, DeleteTo, Fetched, IsolationLevel, LogDirDescription, OffsetSpec, Partition, PartitionError,
-    ProducerDescription, Role,
+    ProducerDescription,
 };

@@ -5,9 +5,11 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
+use super::leadership::{LeaderState, Leadership, NodeId, Role};
 use crate::broker::topic_config::TopicConfig;
 use crate::limits::{PRODUCER_BATCHES_KEPT, VERIFICATION_GUARDS_MAX};
 use crate::model::{
@@ -35,6 +37,21 @@ pub enum PartitionError {
     /// Another broker leads the partition: the client re-routes after refreshing its metadata.
     #[error("this broker does not lead the partition")]
     NotLeader,
+    /// The request's leader epoch is older than this leader's (KIP-320): the client refreshes
+    /// its metadata.
+    #[error("fenced leader epoch")]
+    FencedLeaderEpoch,
+    /// The request's leader epoch is newer than this broker knows: it has not learnt of the
+    /// leadership yet.
+    #[error("unknown leader epoch")]
+    UnknownLeaderEpoch,
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`: nothing was appended.
+    #[error("the ISR has fewer than min.insync.replicas members")]
+    NotEnoughReplicas,
+    /// The ISR fell below `min.insync.replicas` after the append: it is in the leader's log but
+    /// not committed.
+    #[error("the ISR fell below min.insync.replicas after the append")]
+    NotEnoughReplicasAfterAppend,
     /// The storage layer refused or failed.
     #[error(transparent)]
     Storage(#[from] storage::Error),
@@ -128,14 +145,6 @@ impl TryFrom<i8> for IsolationLevel {
     }
 }
 
-/// This broker's role for a partition. Only leaders exist until replication: a follower will
-/// take appends from its leader's fetch answers, never from producers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Takes produce requests and serves consumers.
-    Leader,
-}
-
 /// An append whose offsets are assigned; [`Appended::acknowledged`] resolves once it is
 /// acknowledged as `acks` asks.
 #[must_use = "an append is acknowledged only when acknowledged() resolves"]
@@ -161,8 +170,9 @@ impl Appended {
             Acks::All => {
                 // The flush first: it reports a failed write, after which the high watermark
                 // would never move.
+                let epoch = partition.leader_epoch();
                 self.pending.durable().await?;
-                partition.committed(info.last_offset).await?;
+                partition.committed(info.last_offset, epoch).await?;
                 Ok(info)
             }
         }
@@ -185,16 +195,12 @@ pub struct Fetched {
     /// Read committed: the aborted transactions overlapping the records returned (empty when
     /// none are). Read uncommitted: `None`.
     pub aborted_transactions: Option<Vec<AbortedTxn>>,
-}
-
-impl Fetched {
-    /// The offset the fetch's data is bounded by: a long poll waits for it to move.
-    pub fn watermark(&self, isolation: IsolationLevel) -> Offset {
-        match isolation {
-            IsolationLevel::ReadUncommitted => self.high_watermark,
-            IsolationLevel::ReadCommitted => self.last_stable_offset,
-        }
-    }
+    /// The offset the read was bounded by: the high watermark, the last stable offset, or for a
+    /// follower the log end. A long poll waits for it to move.
+    pub bound: Offset,
+    /// For a follower whose log diverged from this leader's: the largest epoch both hold at or
+    /// below the follower's last one, and where it ends here (KIP-595's diverging epoch).
+    pub diverging_epoch: Option<(LeaderEpoch, Offset)>,
 }
 
 /// One producer a partition remembers (DescribeProducers).
@@ -307,7 +313,10 @@ pub struct Partition {
     log: PartitionLog,
     config: RefCell<TopicConfig>,
     leader_epoch: Cell<LeaderEpoch>,
-    role: Cell<Role>,
+    leadership: RefCell<Leadership>,
+    /// Held by the one task that feeds a follower's log (append, truncate), so that a fetch
+    /// answer from a leader it no longer follows cannot interleave with the new leader's.
+    follower_gate: glommio::sync::Semaphore,
     /// KIP-890 verifications by producer id: the guard its next first transactional write must
     /// carry, and the writes still to land. A marker for the producer removes it, so a write
     /// verified before an abort cannot land after it and open a transaction nobody will end.
@@ -330,7 +339,8 @@ impl Partition {
             log,
             config: RefCell::new(config),
             leader_epoch: Cell::new(leader_epoch),
-            role: Cell::new(Role::Leader),
+            leadership: RefCell::new(Leadership::opened(leader_epoch)),
+            follower_gate: glommio::sync::Semaphore::new(1),
             verification: RefCell::new(HashMap::new()),
             next_guard: Cell::new(1),
         }
@@ -353,7 +363,7 @@ impl Partition {
 
     /// This broker's role for the partition.
     pub fn role(&self) -> Role {
-        self.role.get()
+        self.leadership.borrow().role
     }
 
     /// The topic's configuration.
@@ -364,6 +374,7 @@ impl Partition {
     /// Takes the leader epoch of a new leadership (the metadata quorum moved it).
     pub(crate) fn set_leader_epoch(&self, epoch: LeaderEpoch) {
         self.leader_epoch.set(epoch);
+        self.leadership.borrow_mut().epoch = epoch;
     }
 
     /// Takes a changed topic configuration (IncrementalAlterConfigs).
@@ -395,6 +406,7 @@ impl Partition {
         if records.is_empty() {
             return Err(PartitionError::NoRecords);
         }
+        self.check_leader()?;
         self.log.check_writable()?;
         let (limit, timestamp_type) = {
             let config = self.config.borrow();
@@ -522,6 +534,7 @@ impl Partition {
         coordinator_epoch: i32,
         kind: ControlType,
     ) -> Result<(Appended, CompletedTxn), PartitionError> {
+        self.check_leader()?;
         self.verification.borrow_mut().remove(&producer_id.0);
         let (pending, completed) =
             self.log.append_marker(producer_id, producer_epoch, coordinator_epoch, kind, self.leader_epoch.get())?;
@@ -533,11 +546,309 @@ impl Partition {
         self.log.with_producers(f)
     }
 
-    /// Resolves once the high watermark passes `last_offset`; fails if the log fails or closes
-    /// first.
-    async fn committed(&self, last_offset: Offset) -> Result<(), PartitionError> {
-        self.log.wait_for_high_watermark_beyond(last_offset).await;
-        if self.log.high_watermark() > last_offset { Ok(()) } else { Err(PartitionError::NotAvailable) }
+    /// Resolves once the high watermark passes `last_offset`, appended under leader epoch
+    /// `epoch`; fails if the log fails or closes first, if the leadership ends (another leader
+    /// may not have the records: the producer retries there), or if the ISR falls below
+    /// `min.insync.replicas`.
+    async fn committed(&self, last_offset: Offset, epoch: LeaderEpoch) -> Result<(), PartitionError> {
+        let mut outcome = Ok(());
+        self.log
+            .wait_for_high_watermark_beyond_or(last_offset, || {
+                if self.leader_epoch.get() != epoch || self.role() != Role::Leader {
+                    outcome = Err(PartitionError::NotLeader);
+                } else if self.leadership.borrow().leader.as_ref().is_some_and(|l| !l.enough_in_sync()) {
+                    outcome = Err(PartitionError::NotEnoughReplicasAfterAppend);
+                } else {
+                    return false;
+                }
+                true
+            })
+            .await;
+        if self.log.high_watermark() > last_offset {
+            Ok(())
+        } else if outcome.is_err() {
+            outcome
+        } else {
+            Err(PartitionError::NotAvailable)
+        }
+    }
+
+    /// Refuses work only a leader does when this broker does not lead the partition.
+    fn check_leader(&self) -> Result<(), PartitionError> {
+        match self.role() {
+            Role::Leader => Ok(()),
+            Role::Follower { .. } => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// KIP-320: a request's `current_leader_epoch` (-1: none given) against this leadership.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        let mine = self.leader_epoch.get().0;
+        match current_leader_epoch {
+            e if e < 0 || e == mine => Ok(()),
+            e if e < mine => Err(PartitionError::FencedLeaderEpoch),
+            _ => Err(PartitionError::UnknownLeaderEpoch),
+        }
+    }
+
+    /// An acks=all produce needs `min.insync.replicas` in the ISR before anything is appended.
+    pub fn check_enough_replicas(&self) -> Result<(), PartitionError> {
+        match &self.leadership.borrow().leader {
+            Some(leader) if !leader.enough_in_sync() => Err(PartitionError::NotEnoughReplicas),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes this broker the partition's leader under `epoch` (or takes the image's ISR for the
+    /// current leadership). A new leadership starts its epoch at the log end, and counts
+    /// followers as unknown until they fetch.
+    pub(crate) fn become_leader(
+        &self,
+        me: NodeId,
+        epoch: LeaderEpoch,
+        replicas: Vec<NodeId>,
+        isr: Vec<NodeId>,
+        partition_epoch: i32,
+    ) -> Result<(), PartitionError> {
+        let min_insync = usize::try_from(self.config.borrow().min_insync_replicas).unwrap_or(1);
+        let now = Instant::now();
+        {
+            let mut leadership = self.leadership.borrow_mut();
+            self.lower_opened_high_watermark(&mut leadership, replicas.len());
+            let same = leadership.role == Role::Leader && leadership.epoch == epoch;
+            match &mut leadership.leader {
+                Some(state) if same => {
+                    state.update(replicas, isr, partition_epoch, min_insync, now);
+                }
+                _ => {
+                    self.log.begin_epoch(epoch)?;
+                    let start = self.log.log_end_offset();
+                    leadership.leader =
+                        Some(LeaderState::new(me, replicas, isr, partition_epoch, start, min_insync, now));
+                    leadership.role = Role::Leader;
+                    leadership.epoch = epoch;
+                    self.leader_epoch.set(epoch);
+                    tracing::info!(tp = %self.topic_partition, epoch = epoch.0, log_end = %start, "leading");
+                }
+            }
+        }
+        self.update_high_watermark();
+        Ok(())
+    }
+
+    /// Makes this broker a follower of `leader` (-1: none now) under `epoch`. Producers waiting
+    /// for their records to commit here are told this broker no longer leads.
+    pub(crate) fn become_follower(&self, leader: NodeId, epoch: LeaderEpoch, replicas: usize) {
+        {
+            let mut leadership = self.leadership.borrow_mut();
+            self.lower_opened_high_watermark(&mut leadership, replicas);
+            let changed = leadership.role != (Role::Follower { leader }) || leadership.epoch != epoch;
+            if changed {
+                tracing::info!(tp = %self.topic_partition, leader, epoch = epoch.0, "following");
+            }
+            leadership.role = Role::Follower { leader };
+            leadership.epoch = epoch;
+            leadership.leader = None;
+            self.leader_epoch.set(epoch);
+        }
+        // The high watermark stays until the leader says where it is; this also wakes the
+        // producers waiting on the old leadership.
+        self.log.set_high_watermark_bound(self.log.high_watermark());
+    }
+
+    /// A replicated partition's log opens with its high watermark at its log end, which may
+    /// hold records the other replicas never got: lowered to the log start once, so that only
+    /// what the replicas confirm becomes visible again. (A high-watermark checkpoint, as Kafka
+    /// keeps, would spare consumers that short wait after a restart.)
+    fn lower_opened_high_watermark(&self, leadership: &mut Leadership, replicas: usize) {
+        if std::mem::take(&mut leadership.opened) && replicas > 1 {
+            self.log.set_high_watermark(self.log.log_start_offset());
+        }
+    }
+
+    /// Moves the high watermark's bound as the leader's state says.
+    fn update_high_watermark(&self) {
+        let bound = match &self.leadership.borrow().leader {
+            Some(leader) => leader.high_watermark_bound(self.log.high_watermark()),
+            None => return,
+        };
+        self.log.set_high_watermark_bound(bound);
+    }
+
+    /// A follower's fetch: checks the leadership and the follower's last epoch against this log
+    /// (a diverged follower gets the diverging epoch and no records), notes how far the
+    /// follower is, and reads from `offset` up to the log end.
+    pub async fn fetch_for_follower(
+        &self,
+        replica: NodeId,
+        offset: Offset,
+        max_bytes: u64,
+        current_leader_epoch: i32,
+        last_fetched_epoch: i32,
+    ) -> Result<Fetched, PartitionError> {
+        self.check_leader()?;
+        self.check_leader_epoch(current_leader_epoch)?;
+        let mut fetched = Fetched {
+            high_watermark: self.log.high_watermark(),
+            last_stable_offset: self.log.last_stable_offset(),
+            log_start_offset: self.log.log_start_offset(),
+            bound: self.log.log_end_offset(),
+            ..Fetched::default()
+        };
+        if last_fetched_epoch >= 0 {
+            let diverged = match self.log.end_offset_for_epoch(LeaderEpoch(last_fetched_epoch)) {
+                Some((epoch, end)) => (epoch.0 != last_fetched_epoch || end < offset).then_some((epoch, end)),
+                // No epoch this old here: everything the follower has is suspect.
+                None => Some((LeaderEpoch(-1), self.log.log_start_offset())),
+            };
+            if let Some(diverging) = diverged {
+                fetched.diverging_epoch = Some(diverging);
+                return Ok(fetched);
+            }
+        }
+        let log_end = self.log.log_end_offset();
+        if offset > log_end || offset < self.log.log_start_offset() {
+            return Err(PartitionError::Storage(storage::Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log.log_start_offset(),
+                log_end,
+            }));
+        }
+        let known = match &mut self.leadership.borrow_mut().leader {
+            Some(leader) => leader.on_fetch(replica, offset, log_end, Instant::now()),
+            None => false,
+        };
+        if !known {
+            return Err(PartitionError::NotLeader);
+        }
+        self.update_high_watermark();
+        fetched.high_watermark = self.log.high_watermark();
+        let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound: log_end }).await?;
+        fetched.chunks = slice.chunks;
+        fetched.bytes = slice.bytes;
+        Ok(fetched)
+    }
+
+    /// The ISR this leader should propose to the controller now, with the leadership's epoch and
+    /// partition epoch; marks it pending. `None` if nothing should change (or one is pending).
+    pub(crate) fn propose_isr(
+        &self,
+        lag: Duration,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<(Vec<NodeId>, LeaderEpoch, i32)> {
+        let high_watermark = self.log.high_watermark();
+        let mut leadership = self.leadership.borrow_mut();
+        let epoch = leadership.epoch;
+        let leader = leadership.leader.as_mut()?;
+        let wanted = leader.wanted_isr(high_watermark, lag, Instant::now(), eligible)?;
+        leader.propose(wanted.clone());
+        Some((wanted, epoch, leader.partition_epoch()))
+    }
+
+    /// The controller's answer to a proposal made under `epoch`.
+    pub(crate) fn isr_proposed(&self, epoch: LeaderEpoch, outcome: Option<(Vec<NodeId>, i32)>) {
+        {
+            let mut leadership = self.leadership.borrow_mut();
+            if leadership.epoch != epoch {
+                return;
+            }
+            if let Some(leader) = leadership.leader.as_mut() {
+                if let Some((isr, _)) = &outcome {
+                    tracing::info!(tp = %self.topic_partition, ?isr, "ISR changed");
+                }
+                leader.proposed(outcome);
+            }
+        }
+        self.update_high_watermark();
+    }
+
+    /// What a follower's next fetch asks for: (leader, leader epoch, fetch offset, last fetched
+    /// epoch, log start). `None` unless this broker follows a live leader.
+    pub fn follower_position(&self) -> Option<(NodeId, LeaderEpoch, Offset, i32, Offset)> {
+        let leadership = self.leadership.borrow();
+        match leadership.role {
+            Role::Follower { leader } if leader >= 0 => Some((
+                leader,
+                leadership.epoch,
+                self.log.log_end_offset(),
+                self.log.latest_epoch().map_or(-1, |e| e.0),
+                self.log.log_start_offset(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Takes the feed of this follower's log for the caller (one fetcher at a time).
+    pub async fn follower_gate(&self) -> Option<glommio::sync::Permit<'_>> {
+        self.follower_gate.acquire_permit(1).await.ok()
+    }
+
+    /// Appends what the leader sent (offsets and epochs as the leader assigned them) and waits
+    /// until it is acknowledged under the flush mode: with `sync`, fdatasync'd, so the next fetch
+    /// (which tells the leader this follower has it) never claims records a crash would lose.
+    pub async fn append_replicated(&self, records: Bytes) -> Result<(), PartitionError> {
+        if let Role::Leader = self.role() {
+            return Err(PartitionError::NotLeader);
+        }
+        if let Some(pending) = self.log.append_replicated(records)? {
+            pending.durable().await?;
+        }
+        Ok(())
+    }
+
+    /// A follower learns its leader's high watermark: its own follows it, up to its own
+    /// acknowledged end.
+    pub fn follow_high_watermark(&self, leader_high_watermark: Offset) {
+        if let Role::Follower { .. } = self.role() {
+            self.log.set_high_watermark_bound(leader_high_watermark);
+        }
+    }
+
+    /// Cuts a diverged follower's log back (KIP-595): to the smaller of the leader's end of
+    /// `epoch` and this log's own end of it.
+    pub async fn truncate_diverged(&self, epoch: LeaderEpoch, leader_end: Offset) -> Result<(), PartitionError> {
+        let own_end = match self.log.end_offset_for_epoch(epoch) {
+            Some((_, end)) if epoch.0 >= 0 => end,
+            _ => self.log.log_start_offset(),
+        };
+        let to = leader_end.min(own_end).max(self.log.log_start_offset());
+        tracing::info!(tp = %self.topic_partition, epoch = epoch.0, to = %to, log_end = %self.log.log_end_offset(),
+            "truncating a diverged follower log");
+        Ok(self.log.truncate_to(to).await?)
+    }
+
+    /// Restarts a follower's empty or outdated log at the leader's log start (its own end is
+    /// below it: the leader deleted what this follower lacks).
+    pub async fn reset_follower(&self, leader_log_start: Offset) -> Result<(), PartitionError> {
+        tracing::info!(tp = %self.topic_partition, to = %leader_log_start,
+            "follower log restarts at the leader's log start");
+        Ok(self.log.reset_to(leader_log_start).await?)
+    }
+
+    /// Whether the high watermark has reached the start of this leadership (always, for a
+    /// partition this broker does not lead).
+    pub fn leadership_committed(&self) -> bool {
+        self.leadership.borrow().leader.as_ref().is_none_or(|l| self.log.high_watermark() >= l.epoch_start())
+    }
+
+    /// Waits until the high watermark reaches the start of this leadership (the records of
+    /// earlier leaders this log holds are then committed under this one), or the leadership
+    /// ends. A coordinator loading its partition reads only below the high watermark, so it
+    /// waits for this first.
+    pub async fn wait_leadership_committed(&self) {
+        let Some((start, epoch)) =
+            self.leadership.borrow().leader.as_ref().map(|l| (l.epoch_start(), self.leader_epoch.get()))
+        else {
+            return;
+        };
+        if start.0 == 0 {
+            return;
+        }
+        self.log
+            .wait_for_high_watermark_beyond_or(start.plus(-1), || {
+                self.leader_epoch.get() != epoch || self.role() != Role::Leader
+            })
+            .await;
     }
 
     /// Reads from `offset` up to `max_bytes`: below the high watermark, or for read_committed
@@ -550,8 +861,11 @@ impl Partition {
     ) -> Result<Fetched, PartitionError> {
         let high_watermark = self.log.high_watermark();
         let last_stable_offset = self.log.last_stable_offset();
-        let mut fetched = Fetched { high_watermark, last_stable_offset, ..Fetched::default() };
-        let upper_bound = fetched.watermark(isolation);
+        let upper_bound = match isolation {
+            IsolationLevel::ReadUncommitted => high_watermark,
+            IsolationLevel::ReadCommitted => last_stable_offset,
+        };
+        let mut fetched = Fetched { high_watermark, last_stable_offset, bound: upper_bound, ..Fetched::default() };
         let slice = self.log.read(offset, ReadLimits { max_bytes, upper_bound }).await?;
         if isolation == IsolationLevel::ReadCommitted {
             // From the first batch returned (it may start before `offset`) to the end of the
@@ -577,9 +891,12 @@ impl Partition {
     }
 
     /// Resolves when the offset that bounds reads at `isolation` (the high watermark, or the
-    /// last stable offset) moves past `offset`, or the log fails or closes (the wait of a
-    /// long-poll fetch).
-    pub async fn wait_for_data_beyond(&self, offset: Offset, isolation: IsolationLevel) {
+    /// last stable offset; for a follower, the log end) moves past `offset`, or the log fails or
+    /// closes (the wait of a long-poll fetch).
+    pub async fn wait_for_data_beyond(&self, offset: Offset, isolation: IsolationLevel, follower: bool) {
+        if follower {
+            return self.log.wait_for_log_end_beyond(offset).await;
+        }
         match isolation {
             IsolationLevel::ReadUncommitted => self.log.wait_for_high_watermark_beyond(offset).await,
             IsolationLevel::ReadCommitted => self.log.wait_for_stable_offset_beyond(offset).await,
@@ -724,6 +1041,10 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
             PartitionError::NotAvailable => ErrorCode::LeaderNotAvailable,
             PartitionError::NotLeader => ErrorCode::NotLeaderOrFollower,
+            PartitionError::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch => ErrorCode::UnknownLeaderEpoch,
+            PartitionError::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
             PartitionError::Storage(e) => e.into(),
             PartitionError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
             PartitionError::Timeout => ErrorCode::RequestTimedOut,

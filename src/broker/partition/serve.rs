@@ -109,6 +109,9 @@ impl ShardPartitions {
             let appended = match (self.get(&tp), records) {
                 (None, _) => Err(PartitionError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(PartitionError::NoRecords),
+                (Some(partition), Some(_)) if acks == Acks::All && partition.check_enough_replicas().is_err() => {
+                    Err(PartitionError::NotEnoughReplicas)
+                }
                 (Some(partition), Some(records)) => {
                     let guard = guards.iter().find(|(g, _)| *g == tp).map(|(_, guard)| *guard);
                     // Only a write of a producer with writes being verified here may have to wait
@@ -161,12 +164,30 @@ impl ShardPartitions {
         out
     }
 
-    async fn read_all(&self, work: &[FetchWork], isolation: IsolationLevel) -> PartitionResults<Fetched> {
+    async fn read_all(
+        &self,
+        work: &[FetchWork],
+        isolation: IsolationLevel,
+        replica: Option<i32>,
+    ) -> PartitionResults<Fetched> {
         let mut out = Vec::with_capacity(work.len());
         for item in work {
-            let result = match self.get(&item.topic_partition) {
-                Some(p) => p.fetch(item.offset, item.max_bytes, isolation).await,
-                None => Err(PartitionError::UnknownTopicOrPartition),
+            let result = match (self.get(&item.topic_partition), replica) {
+                (None, _) => Err(PartitionError::UnknownTopicOrPartition),
+                (Some(p), Some(replica)) => {
+                    p.fetch_for_follower(
+                        replica,
+                        item.offset,
+                        item.max_bytes,
+                        item.current_leader_epoch,
+                        item.last_fetched_epoch,
+                    )
+                    .await
+                }
+                (Some(p), None) => match p.check_leader_epoch(item.current_leader_epoch) {
+                    Ok(()) => p.fetch(item.offset, item.max_bytes, isolation).await,
+                    Err(e) => Err(e),
+                },
             };
             out.push((item.topic_partition.clone(), result));
         }
@@ -178,12 +199,13 @@ impl ShardPartitions {
     /// last stable offset) to move past what was read, the deadline, or the caller's hurry, and
     /// reads again.
     async fn fetch(&self, order: FetchOrder) -> PartitionResults<Fetched> {
-        let isolation = order.isolation;
-        let mut results = self.read_all(&order.work, isolation).await;
+        let (isolation, replica) = (order.isolation, order.replica);
+        let mut results = self.read_all(&order.work, isolation, replica).await;
         let Some(mut wait) = order.wait else { return results };
         loop {
             let bytes: u64 = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|f| f.bytes).sum();
-            let errors = results.iter().any(|(_, r)| r.is_err());
+            // A diverged follower is told at once, as an error would be.
+            let errors = results.iter().any(|(_, r)| r.as_ref().map_or(true, |f| f.diverging_epoch.is_some()));
             let now = Instant::now();
             if bytes >= wait.min_bytes || errors || now >= wait.until {
                 return results;
@@ -198,9 +220,9 @@ impl ShardPartitions {
                     // where it reads from: a read_committed fetch blocked by an open
                     // transaction sleeps through the transaction's appends (they move the HW,
                     // not the LSO) and wakes when the marker commits.
-                    let seen = fetched.watermark(isolation).max(item.offset);
+                    let seen = fetched.bound.max(item.offset);
                     waits.push(Box::pin(async move {
-                        partition.wait_for_data_beyond(seen, isolation).await;
+                        partition.wait_for_data_beyond(seen, isolation, replica.is_some()).await;
                         Woke::Data
                     }));
                 }
@@ -219,7 +241,7 @@ impl ShardPartitions {
             // A failed or closing log wakes its waiters at once and for good: answer rather
             // than spin on it until the deadline.
             let stopped = results.iter().any(|(tp, _)| self.get(tp).is_none_or(|p| p.is_stopped()));
-            results = self.read_all(&order.work, isolation).await;
+            results = self.read_all(&order.work, isolation, replica).await;
             if woke == Woke::Hurry || stopped {
                 return results;
             }
@@ -253,7 +275,8 @@ async fn append_in_turn(
             Err(e) if partition.behind_a_verified_write(e) && !partition.is_stopped() => {}
             _ => return appended,
         }
-        let moved = std::pin::pin!(partition.wait_for_data_beyond(high_watermark, IsolationLevel::ReadUncommitted));
+        let moved =
+            std::pin::pin!(partition.wait_for_data_beyond(high_watermark, IsolationLevel::ReadUncommitted, false,));
         if let Either::Right(()) = first_of(moved, deadline.as_mut()).await {
             return appended;
         }

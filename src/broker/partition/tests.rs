@@ -69,8 +69,14 @@ async fn batch_offsets(fetched: &Fetched) -> Vec<i64> {
 }
 
 fn order(offset: i64, isolation: IsolationLevel, wait: Option<FetchWait>) -> PartitionRequest {
-    let work = vec![FetchWork { topic_partition: tp(), offset: Offset(offset), max_bytes: 1 << 20 }];
-    PartitionRequest::Fetch(FetchOrder { work, isolation, wait })
+    let work = vec![FetchWork {
+        topic_partition: tp(),
+        offset: Offset(offset),
+        max_bytes: 1 << 20,
+        current_leader_epoch: -1,
+        last_fetched_epoch: -1,
+    }];
+    PartitionRequest::Fetch(FetchOrder { work, isolation, replica: None, wait })
 }
 
 async fn fetch(partitions: &ShardPartitions, offset: i64, isolation: IsolationLevel) -> Fetched {

@@ -74,10 +74,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 /// How long to wait before writing markers again to partitions that failed.
 const MARKER_RETRY_MS: u64 = 100;
 
-/// The coordinator epoch markers carry: 0 until a `__transaction_state` partition can change
-/// leader with its ids moving along (then it becomes that partition's leader epoch).
-const COORDINATOR_EPOCH: i32 = 0;
-
 /// WriteTxnMarkers to another broker at the newest version Sluice serves (no ApiVersions
 /// between Sluice brokers: see `inter_broker`).
 const WRITE_TXN_MARKERS_VERSION: i16 = WriteTxnMarkersRequest::VERSION_MAX;
@@ -92,6 +88,10 @@ struct Marker {
     producer_id: ProducerId,
     producer_epoch: i16,
     kind: ControlType,
+    /// The leader epoch of the transaction's `__transaction_state` partition here (Kafka's
+    /// coordinator epoch): a partition refuses markers from an older coordinator, one that lost
+    /// the transaction's partition to this one.
+    coordinator_epoch: i32,
 }
 
 /// The transaction layer's handle on the other shards.
@@ -346,7 +346,8 @@ impl TxnCoordinator {
     /// Writes the markers of a prepared transaction and persists its completion.
     async fn finish(&self, partition: i32, prepared: TxnMetadata) -> Result<TxnMetadata, ErrorCode> {
         let commit = prepared.state == TxnState::PrepareCommit;
-        self.write_markers(&prepared, commit).await;
+        let coordinator_epoch = self.state_partition(partition).map_or(0, |p| p.leader_epoch().0.max(0));
+        self.write_markers(&prepared, commit, coordinator_epoch).await;
         let done = prepared.completed(now_ms());
         // Not waited for: every marker is committed, so a crash before this record is durable
         // only makes the next load write the markers again (harmless: a marker with no open
@@ -361,9 +362,10 @@ impl TxnCoordinator {
     /// partitions this broker leads, in one WriteTxnMarkers per broker for the others. Every round
     /// looks the leaders up again in the current image, so a partition whose leader moved (or had
     /// none) gets its marker from its new leader; a partition whose topic is gone needs none.
-    async fn write_markers(&self, meta: &TxnMetadata, commit: bool) {
+    async fn write_markers(&self, meta: &TxnMetadata, commit: bool, coordinator_epoch: i32) {
         let kind = if commit { ControlType::Commit } else { ControlType::Abort };
-        let marker = Marker { producer_id: meta.producer_id, producer_epoch: meta.producer_epoch, kind };
+        let marker =
+            Marker { producer_id: meta.producer_id, producer_epoch: meta.producer_epoch, kind, coordinator_epoch };
         let mut left: Vec<(String, i32)> = meta.partitions.iter().cloned().collect();
         let mut attempts = 0u32;
         while !left.is_empty() {
@@ -416,7 +418,13 @@ impl TxnCoordinator {
         for index in offsets {
             let written = self
                 .groups
-                .write_txn_marker(index, marker.producer_id, marker.producer_epoch, COORDINATOR_EPOCH, marker.kind)
+                .write_txn_marker(
+                    index,
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.coordinator_epoch,
+                    marker.kind,
+                )
                 .await;
             if let Err(error) = written {
                 debug!(partition = index, ?error, "offsets marker not written");
@@ -427,7 +435,7 @@ impl TxnCoordinator {
             let request = PartitionRequest::WriteMarkers {
                 producer_id: marker.producer_id,
                 producer_epoch: marker.producer_epoch,
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch: marker.coordinator_epoch,
                 kind: marker.kind,
                 partitions: tps.clone(),
             };
@@ -470,7 +478,7 @@ impl TxnCoordinator {
                         partition_indexes,
                     })
                     .collect(),
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch: marker.coordinator_epoch,
             }],
         };
         let response = match self.inter_broker.send(&addr, WRITE_TXN_MARKERS_VERSION, &request).await {
@@ -635,10 +643,14 @@ impl TxnCoordinator {
 
     /// Replays every `__transaction_state` partition this shard owns and has not loaded yet, and
     /// finishes the transactions found half ended.
-    pub async fn load(&self) {
+    ///
+    /// Returns the led partitions whose leadership has not committed its predecessors' records
+    /// yet: call again once [`Partition::wait_leadership_committed`] resolves for them.
+    pub async fn load(&self) -> Vec<Rc<Partition>> {
+        let mut deferred = Vec::new();
         self.unload();
         let image = self.metadata.image();
-        let Some(topic) = image.topics.get(TRANSACTION_TOPIC) else { return };
+        let Some(topic) = image.topics.get(TRANSACTION_TOPIC) else { return deferred };
         let me = self.metadata.shard_id();
         for (index, meta) in topic.partitions.iter().enumerate() {
             let Ok(partition) = i32::try_from(index) else { continue };
@@ -646,6 +658,12 @@ impl TxnCoordinator {
                 continue;
             }
             let Some(p) = self.state_partition(partition) else { continue };
+            if !p.leadership_committed() {
+                // A new leader may hold records of the previous one above its high watermark:
+                // the load waits until they are committed (the caller loads again then).
+                deferred.push(p);
+                continue;
+            }
             match replay(&p).await {
                 Ok(found) => {
                     let now = now_ms();
@@ -676,6 +694,7 @@ impl TxnCoordinator {
                 Err(e) => warn!(partition, error = %e, "cannot replay {TRANSACTION_TOPIC}; its ids stay unavailable"),
             }
         }
+        deferred
     }
 
     /// Finishes a prepared transaction in the background (after a restart), holding its id busy.
