@@ -1,0 +1,276 @@
+"""The chaos run's clients (confluent-kafka, i.e. librdkafka; never Sluice's own client): the
+topic, two idempotent acks=all producers, an assigned consumer and a group consumer that log
+everything they see, the metadata the fault injector targets with, and the final reads."""
+
+import logging
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+TOPIC = "chaos"
+REPLICATION_FACTOR = 3
+MIN_INSYNC = 2
+# Client calls that talk to the cluster wait at most this long: long enough for a leader
+# election, short enough that a hung call fails the run instead of hanging it.
+CALL_TIMEOUT_S = 15
+# How long librdkafka keeps retrying one record before reporting it failed. Longer than any one
+# fault (a hold of a few seconds plus a restart), so a record that fails really failed.
+MESSAGE_TIMEOUT_MS = 60000
+# After the producers stop, how long they may take to deliver what is still queued.
+FLUSH_TIMEOUT_S = 90
+# One final read gives up after this long without reaching the high watermarks.
+FINAL_READ_TIMEOUT_S = 120
+POLL_S = 0.2
+
+# librdkafka's own log lines (a broker going away is logged by every client, every time) go to
+# this logger, which chaos.py points at a file in the report dir, not to the run's output.
+CLIENT_LOGGER = logging.getLogger("chaos.clients")
+CLIENT_LOGGER.propagate = False
+
+
+def conf(bootstrap, **extra):
+    """A client config for `bootstrap` that logs to CLIENT_LOGGER."""
+    return {"bootstrap.servers": bootstrap, "logger": CLIENT_LOGGER, **extra}
+
+
+def metadata(bootstrap, timeout=CALL_TIMEOUT_S):
+    """The topic's partitions as {p: (leader, replicas, isrs)}, or None if it is unknown."""
+    admin = AdminClient(conf(bootstrap))
+    md = admin.list_topics(TOPIC, timeout=timeout)
+    topic = md.topics.get(TOPIC)
+    if topic is None or topic.error is not None:
+        return None
+    return {p: (m.leader, list(m.replicas), list(m.isrs)) for p, m in topic.partitions.items()}
+
+
+def create_topic(bootstrap, nodes, partitions):
+    admin = AdminClient(conf(bootstrap))  # must outlive the futures
+    topic = NewTopic(
+        TOPIC,
+        num_partitions=partitions,
+        replication_factor=REPLICATION_FACTOR,
+        config={"min.insync.replicas": str(MIN_INSYNC)},
+    )
+    for _, future in admin.create_topics([topic], operation_timeout=CALL_TIMEOUT_S).items():
+        future.result(timeout=CALL_TIMEOUT_S * 2)
+    # Every node must know the topic (with a leader for each partition) before the workload
+    # starts, so no first batch is refused by a node that has not learnt it yet.
+    deadline = time.time() + CALL_TIMEOUT_S * 4
+    for node in nodes:
+        while True:
+            try:
+                md = metadata(node.addr)
+            except KafkaException:
+                md = None
+            if md and len(md) == partitions and all(leader >= 0 for leader, _, _ in md.values()):
+                break
+            if time.time() > deadline:
+                raise RuntimeError(f"node {node.id} does not know topic {TOPIC}: {md}")
+            time.sleep(0.1)
+
+
+class History:
+    """Everything the clients saw, appended from several threads under one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.attempted = 0
+        self.refused_locally = 0  # produce() raised (local queue full): never sent
+        self.acks = []  # (value, partition, offset, time)
+        self.failed = {}  # error name -> count
+        self.polls = []  # (consumer, generation, partition, offset, value)
+        self.consumer_errors = {}  # error name -> count
+        self.producer_restarts = 0
+
+    def count(self, table, name):
+        with self.lock:
+            table[name] = table.get(name, 0) + 1
+
+
+class ProducerThread(threading.Thread):
+    """Produces `rate` unique records per second ("p1-000123", key = value) round robin over
+    every partition, with acks=all and idempotence, and records every delivery report."""
+
+    def __init__(self, name, bootstrap, partitions, rate, history, stop):
+        super().__init__(name=name, daemon=True)
+        self.prefix = name
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self.interval = 1.0 / rate
+        self.history = history
+        self.stop = stop
+        self.seq = 0
+        self.unresolved = 0
+        self.fatal = False
+
+    def _producer(self):
+        return Producer(
+            conf(
+                self.bootstrap,
+                acks="all",
+                **{
+                    "enable.idempotence": True,
+                    "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+                    "linger.ms": 5,
+                    "error_cb": self._on_error,
+                },
+            )
+        )
+
+    def _on_error(self, err):
+        self.history.count(self.history.consumer_errors, f"producer {err.name()}")
+        if err.fatal():
+            self.fatal = True
+
+    def _delivered(self, err, msg):
+        h = self.history
+        if err is not None:
+            h.count(h.failed, err.name())
+            return
+        with h.lock:
+            h.acks.append((msg.value().decode(), msg.partition(), msg.offset(), time.time()))
+
+    def run(self):
+        producer = self._producer()
+        next_at = time.time()
+        while not self.stop.is_set():
+            if self.fatal:
+                # An idempotent producer's fatal error (say, its sequence numbers no longer
+                # match the broker's after data loss) ends that producer; start a new one, as
+                # an application would, and keep the run going.
+                producer.flush(FLUSH_TIMEOUT_S)
+                producer = self._producer()
+                self.fatal = False
+                with self.history.lock:
+                    self.history.producer_restarts += 1
+            value = f"{self.prefix}-{self.seq:06d}"
+            partition = self.seq % self.partitions
+            try:
+                producer.produce(
+                    TOPIC, value=value.encode(), key=value.encode(), partition=partition, on_delivery=self._delivered
+                )
+                with self.history.lock:
+                    self.history.attempted += 1
+            except BufferError:
+                with self.history.lock:
+                    self.history.refused_locally += 1
+            except KafkaException as e:
+                # The producer is in a fatal state (reported to error_cb too, maybe later):
+                # this record was never sent; the next turn of the loop replaces the producer.
+                with self.history.lock:
+                    self.history.refused_locally += 1
+                self.history.count(self.history.failed, f"not sent: {e.args[0].name()}")
+                if e.args[0].fatal():
+                    self.fatal = True
+            self.seq += 1
+            producer.poll(0)
+            next_at += self.interval
+            delay = next_at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_at = time.time()
+        self.unresolved = producer.flush(FLUSH_TIMEOUT_S)
+
+
+class ConsumerThread(threading.Thread):
+    """Polls the topic for the whole run and logs every record with its assignment generation.
+    `group`: subscribe in a consumer group with auto commit; else assign every partition from
+    the beginning."""
+
+    def __init__(self, name, bootstrap, partitions, history, stop, group=None):
+        super().__init__(name=name, daemon=True)
+        self.consumer_name = name
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self.history = history
+        self.stop = stop
+        self.group = group
+        self.generation = 0
+
+    def _on_assign(self, consumer, partitions):
+        self.generation += 1
+
+    def _on_revoke(self, consumer, partitions):
+        self.generation += 1
+
+    def run(self):
+        settings = {
+            "group.id": self.group or f"{self.consumer_name}-unused",
+            "enable.auto.commit": bool(self.group),
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_uncommitted",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "error_cb": lambda err: self.history.count(self.history.consumer_errors, f"{self.name} {err.name()}"),
+        }
+        consumer = Consumer(conf(self.bootstrap, **settings))
+        if self.group:
+            consumer.subscribe([TOPIC], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        else:
+            consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(self.partitions)])
+        while not self.stop.is_set():
+            msg = consumer.poll(POLL_S)
+            if msg is None:
+                continue
+            if msg.error():
+                self.history.count(self.history.consumer_errors, f"{self.name} {msg.error().name()}")
+                continue
+            with self.history.lock:
+                self.history.polls.append(
+                    (self.consumer_name, self.generation, msg.partition(), msg.offset(), msg.value().decode())
+                )
+        try:
+            consumer.close()
+        except KafkaException:
+            pass
+
+
+def final_read(bootstrap, partitions, group):
+    """Reads every partition from the beginning to its high watermark with a fresh consumer.
+    Returns ({(p, o): value}, {p: high watermark}, notes)."""
+    consumer = Consumer(
+        conf(
+            bootstrap,
+            **{
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_uncommitted",
+            },
+        )
+    )
+    notes = []
+    highs = {}
+    deadline = time.time() + FINAL_READ_TIMEOUT_S
+    for p in range(partitions):
+        while True:
+            try:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=CALL_TIMEOUT_S)
+                highs[p] = high
+                break
+            except KafkaException as e:
+                if time.time() > deadline:
+                    raise RuntimeError(f"no high watermark for partition {p}: {e}")
+                time.sleep(0.5)
+    records = {}
+    last = {p: -1 for p in range(partitions)}
+    pending = {p for p in range(partitions) if highs[p] > 0}
+    consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(partitions)])
+    while pending and time.time() < deadline:
+        msg = consumer.poll(POLL_S)
+        if msg is None or msg.error():
+            continue
+        p, o = msg.partition(), msg.offset()
+        records[(p, o)] = msg.value().decode()
+        last[p] = max(last[p], o)
+        if last[p] + 1 >= highs[p]:
+            pending.discard(p)
+    if pending:
+        notes.append(f"final read timed out short of the high watermark on partitions {sorted(pending)}")
+    consumer.close()
+    # Records past the high watermark taken at the start are not part of this read.
+    records = {(p, o): v for (p, o), v in records.items() if o < highs[p]}
+    return records, highs, notes
