@@ -36,6 +36,11 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # Before the first fault, the clients get this long to connect, join their group and start
 # acknowledging, so the first fault hits a working pipeline.
 WARMUP_S = 3
+# With the disk-full kind, the nodes roll segments at this size (unless a --broker-flag sets
+# --segment-bytes): a log appends into a preallocated 32 MiB extent, so at the run's modest rate
+# a full disk would only bite at the next roll, minutes away; small segments roll every few
+# seconds, each roll allocating, so the full disk takes the log offline within a hold.
+DISK_FULL_SEGMENT_BYTES = 16384
 # After the last heal and the producers' stop: how long the consumers keep polling to catch up.
 CATCH_UP_S = 2
 
@@ -136,10 +141,14 @@ def chaos(args, seed, out_dir, state):
     data_dir = os.path.join(out_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     started = time.time()
+    broker_flags = list(args.broker_flag)
+    if "disk-full" in args.kinds and not any(f.startswith("--segment-bytes") for f in broker_flags):
+        broker_flags.append(f"--segment-bytes={DISK_FULL_SEGMENT_BYTES}")
     cl = cluster_mod.Cluster(
         bin_path,
         data_dir,
-        args.broker_flag,
+        out_dir,
+        broker_flags,
         want_netns=True,
         want_disks="disk-full" in args.kinds,
         log=log,
@@ -227,7 +236,7 @@ def chaos(args, seed, out_dir, state):
             "kinds": args.kinds,
             "partitions": args.partitions,
             "rate": args.rate,
-            "broker_flags": args.broker_flag,
+            "broker_flags": broker_flags,
             "duration_s": round(time.time() - started, 1),
             "attempted": history.attempted,
             "acked": len(acks),

@@ -11,6 +11,7 @@ Not root: every node on 127.0.0.1 with its own ports; no partitions, no full dis
 Everything made here is undone by `Cluster.close()` (called from try/finally and atexit).
 """
 
+import ctypes
 import os
 import signal
 import socket
@@ -51,6 +52,15 @@ def run(*cmd, check=True):
     return result
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent():
+    """preexec_fn of every node: SIGKILL it when the chaos run dies, even by SIGKILL (which skips
+    try/finally and atexit), so no node outlives its run."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,7 +89,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, bin_path, work_dir, extra_flags, want_netns, want_disks, log=print):
+    def __init__(self, bin_path, work_dir, log_dir, extra_flags, want_netns, want_disks, log=print):
         self.bin = bin_path
         self.work_dir = work_dir
         self.extra = list(extra_flags)
@@ -99,7 +109,7 @@ class Cluster:
         for i in range(1, NODES + 1):
             data_dir = os.path.join(work_dir, f"node-{i}")
             os.makedirs(data_dir, exist_ok=True)
-            log_path = os.path.join(work_dir, f"node-{i}.log")
+            log_path = os.path.join(log_dir, f"node-{i}.log")
             if self.netns:
                 node = Node(i, self._ip(10 + i), KAFKA_PORT, CONTROLLER_PORT, data_dir, log_path, self._ns(i))
             else:
@@ -214,6 +224,10 @@ class Cluster:
             run("fallocate", "-l", str(st.f_bavail * st.f_frsize), filler + "-2", check=False)
         return filler
 
+    def free_bytes(self, node_id):
+        st = os.statvfs(self.nodes[node_id - 1].data_dir)
+        return st.f_bavail * st.f_frsize
+
     def empty_disk(self, filler):
         for path in (filler, filler + "-2"):
             try:
@@ -253,7 +267,12 @@ class Cluster:
             # `ip netns exec` execs the broker after joining the namespace: same pid, so
             # signals reach the broker itself.
             node.proc = subprocess.Popen(
-                self._command(node), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                self._command(node),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=die_with_parent,
             )
         node.paused = False
         return offset

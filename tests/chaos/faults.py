@@ -168,6 +168,7 @@ class Injector:
         if filler is None:
             entry["skipped"] = "data dir is not a mount"
             return
+        entry["free_bytes"] = self.cluster.free_bytes(node_id)
         entry["hold_s"] = self._hold(self.hold)
         self.cluster.empty_disk(filler)
         # A storage failure takes a log offline until the node restarts.

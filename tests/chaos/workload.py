@@ -81,7 +81,7 @@ class History:
         self.acks = []  # (value, partition, offset, time)
         self.failed = {}  # error name -> count
         self.polls = []  # (consumer, generation, partition, offset, value)
-        self.consumer_errors = {}  # error name -> count
+        self.consumer_errors = {}  # client errors (error_cb, poll errors) by client and name -> count
         self.producer_restarts = 0
 
     def count(self, table, name):
@@ -161,7 +161,7 @@ class ProducerThread(threading.Thread):
                 # this record was never sent; the next turn of the loop replaces the producer.
                 with self.history.lock:
                     self.history.refused_locally += 1
-                self.history.count(self.history.failed, f"not sent: {e.args[0].name()}")
+                self.history.count(self.history.consumer_errors, f"produce() {e.args[0].name()}")
                 if e.args[0].fatal():
                     self.fatal = True
             self.seq += 1
