@@ -132,15 +132,45 @@ class ProducerThread(threading.Thread):
         with h.lock:
             h.acks.append((msg.value().decode(), msg.partition(), msg.offset(), time.time()))
 
+    def _serve(self, producer, timeout):
+        """poll (timeout 0) or flush (else) `producer`, which raises a fatal error it hit (say,
+        UNKNOWN_PRODUCER_ID: its sequence numbers no longer match the broker's after data
+        loss) instead of only reporting it; returns how many records are still queued."""
+        try:
+            if timeout == 0:
+                producer.poll(0)
+                return len(producer)
+            return producer.flush(timeout)
+        except KafkaException as e:
+            self.history.count(self.history.consumer_errors, f"{self.prefix} raised {e.args[0].name()}")
+            if e.args[0].fatal():
+                self.fatal = True
+            return len(producer)
+
+    def _retire(self, producer):
+        """Ends `producer`. A healthy one gets FLUSH_TIMEOUT_S to deliver its queue; what it
+        could not deliver counts as unresolved (not acked, maybe written: neither lost nor
+        failed). A fatal one delivers nothing more: its queue is purged at once (reported as
+        failed), so the thread is back to producing without a long stall."""
+        if not self.fatal:
+            self.unresolved += self._serve(producer, FLUSH_TIMEOUT_S)
+            if not self.fatal:
+                return
+        try:
+            producer.purge()
+            producer.poll(0)
+        except KafkaException:
+            pass
+        self.unresolved += len(producer)
+
     def run(self):
         producer = self._producer()
         next_at = time.time()
         while not self.stop.is_set():
             if self.fatal:
-                # An idempotent producer's fatal error (say, its sequence numbers no longer
-                # match the broker's after data loss) ends that producer; start a new one, as
-                # an application would, and keep the run going.
-                producer.flush(FLUSH_TIMEOUT_S)
+                # A fatal error ends an idempotent producer; start a new one, as an
+                # application would, and keep the run going.
+                self._retire(producer)
                 producer = self._producer()
                 self.fatal = False
                 with self.history.lock:
@@ -161,18 +191,18 @@ class ProducerThread(threading.Thread):
                 # this record was never sent; the next turn of the loop replaces the producer.
                 with self.history.lock:
                     self.history.refused_locally += 1
-                self.history.count(self.history.consumer_errors, f"produce() {e.args[0].name()}")
+                self.history.count(self.history.consumer_errors, f"{self.prefix} produce() {e.args[0].name()}")
                 if e.args[0].fatal():
                     self.fatal = True
             self.seq += 1
-            producer.poll(0)
+            self._serve(producer, 0)
             next_at += self.interval
             delay = next_at - time.time()
             if delay > 0:
                 time.sleep(delay)
             else:
                 next_at = time.time()
-        self.unresolved = producer.flush(FLUSH_TIMEOUT_S)
+        self._retire(producer)
 
 
 class ConsumerThread(threading.Thread):
