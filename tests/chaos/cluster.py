@@ -99,13 +99,15 @@ class Cluster:
         self.namespaces = []
         self.isolated = None  # (node id, [(namespace, route)]) while a partition is in place
         self.nodes = []
-        self.notes = []
-        self.netns = want_netns and os.geteuid() == 0 and self._setup_network()
-        if want_netns and not self.netns:
-            self.notes.append("not root or `ip netns` failed: nodes on 127.0.0.1, no network partitions")
-        self.disks = want_disks and os.geteuid() == 0
-        if want_disks and not self.disks:
-            self.notes.append("not root: no loop-mounted data dirs, no disk-full faults")
+        # Why there are no network namespaces / loop-mounted data dirs, if there are none.
+        self.why_no_netns = "--loopback" if not want_netns else "not root" if os.geteuid() != 0 else None
+        self.netns = self.why_no_netns is None and self._setup_network()
+        if not self.netns and self.why_no_netns is None:
+            self.why_no_netns = "`ip netns` failed"
+        self.why_no_disks = "--loopback or kind not chosen" if not want_disks else None
+        if want_disks and os.geteuid() != 0:
+            self.why_no_disks = "not root"
+        self.disks = self.why_no_disks is None
         for i in range(1, NODES + 1):
             data_dir = os.path.join(work_dir, f"node-{i}")
             os.makedirs(data_dir, exist_ok=True)
@@ -120,7 +122,7 @@ class Cluster:
                 try:
                     self._mount_image(node)
                 except (RuntimeError, OSError) as e:
-                    self.notes.append(f"loop-mounted data dirs failed ({e}): no disk-full faults")
+                    self.why_no_disks = f"loop mount failed: {e}"
                     self.disks = False
                     break
         self.voters = ",".join(f"{n.id}@{n.host}:{n.controller_port}" for n in self.nodes)

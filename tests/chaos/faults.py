@@ -37,9 +37,9 @@ class Injector:
     def available(self, kind):
         """Why `kind` cannot run in this cluster, or None."""
         if kind == "partition" and not self.cluster.netns:
-            return "no network namespaces (not root, or `ip netns` failed)"
+            return f"no network namespaces ({self.cluster.why_no_netns})"
         if kind == "disk-full" and not self.cluster.disks:
-            return "no loop-mounted data dirs (not root, or mount failed)"
+            return f"no loop-mounted data dirs ({self.cluster.why_no_disks})"
         return None
 
     def _metadata(self):
