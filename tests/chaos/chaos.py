@@ -306,7 +306,8 @@ def main(argv):
         print("CHAOS-REPORT " + json.dumps(compact, default=str), flush=True)
         code = 0 if report["clean"] else 1
     except BaseException as e:  # noqa: BLE001 -- report any failure of the run itself, then exit 2
-        traceback.print_exc()
+        if not isinstance(e, (SystemExit, KeyboardInterrupt)):
+            traceback.print_exc()
         report = {"seed": seed, "clean": False, "error": f"{type(e).__name__}: {e}"}
         print("CHAOS-REPORT " + json.dumps(report, default=str), flush=True)
         code = 2

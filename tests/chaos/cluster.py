@@ -13,6 +13,7 @@ Everything made here is undone by `Cluster.close()` (called from try/finally and
 
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,7 +140,25 @@ class Cluster:
     def _ns(self, i):
         return f"sluice-chaos-{self.pid}-{i}"
 
+    @staticmethod
+    def remove_stale_networks():
+        """Deletes the namespaces and bridges of earlier runs whose process is gone (a run killed
+        by SIGKILL cannot clean up after itself). Returns what it removed."""
+        removed = []
+        listing = run("ip", "netns", "list", check=False).stdout
+        for ns, pid in re.findall(r"^(sluice-chaos-(\d+)-\d+)", listing, re.M):
+            if not os.path.exists(f"/proc/{pid}"):
+                run("ip", "netns", "del", ns, check=False)
+                removed.append(ns)
+        for pid in re.findall(r"^\d+: scb(\d+)[:@]", run("ip", "-o", "link", check=False).stdout, re.M):
+            if not os.path.exists(f"/proc/{pid}"):
+                run("ip", "link", "del", f"scb{pid}", check=False)
+                removed.append(f"scb{pid}")
+        return removed
+
     def _setup_network(self):
+        for name in self.remove_stale_networks():
+            self.log(f"removed {name}, left by a run that is gone")
         bridge = f"scb{self.pid}"
         try:
             run("ip", "link", "add", bridge, "type", "bridge")
