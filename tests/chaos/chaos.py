@@ -16,6 +16,7 @@ something was; 2 if the run itself failed.
 
 import argparse
 import atexit
+import faulthandler
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ WARMUP_S = 3
 # a full disk would only bite at the next roll, minutes away; small segments roll every few
 # seconds, each roll allocating, so the full disk takes the log offline within a hold.
 DISK_FULL_SEGMENT_BYTES = 16384
+# How long a client thread may take to stop once told to: a producer's flush is bounded by
+# workload.FLUSH_TIMEOUT_S, a consumer's poll by workload.POLL_S; more means it is stuck.
+THREAD_STOP_S = workload.FLUSH_TIMEOUT_S + 30
 # After the last heal and the producers' stop: how long the consumers keep polling to catch up.
 CATCH_UP_S = 2
 
@@ -110,6 +114,14 @@ def wait_quiet(cl, partitions, timeout):
         time.sleep(0.5)
 
 
+def join_all(threads):
+    for t in threads:
+        t.join(THREAD_STOP_S)
+        if t.is_alive():
+            faulthandler.dump_traceback(all_threads=True)
+            raise RuntimeError(f"client thread {t.name} did not stop within {THREAD_STOP_S} s")
+
+
 def summarise(report):
     c = report["counts"]
     a = report["availability"]
@@ -157,26 +169,23 @@ def chaos(args, seed, out_dir, state):
     )
     atexit.register(cl.close)
     state["cluster"] = cl
-    history = workload.History()
     stop_producers, stop_consumers = threading.Event(), threading.Event()
-    threads = []
     try:
         cl.start_all()
         log(f"cluster up: {cl.bootstrap()} ({'netns' if cl.netns else 'loopback'})")
         workload.create_topic(cl.bootstrap(), cl.nodes, args.partitions)
         bootstrap = cl.bootstrap()
         consumers = [
-            workload.ConsumerThread("assign", bootstrap, args.partitions, history, stop_consumers),
+            workload.ConsumerThread("assign", bootstrap, args.partitions, stop_consumers),
             workload.ConsumerThread(
-                "group", bootstrap, args.partitions, history, stop_consumers, group=f"chaos-{os.getpid()}"
+                "group", bootstrap, args.partitions, stop_consumers, group=f"chaos-{os.getpid()}"
             ),
         ]
         producers = [
-            workload.ProducerThread(f"p{i}", bootstrap, args.partitions, args.rate / 2, history, stop_producers)
+            workload.ProducerThread(f"p{i}", bootstrap, args.partitions, args.rate / 2, stop_producers)
             for i in (1, 2)
         ]
-        threads = consumers + producers
-        for t in threads:
+        for t in consumers + producers:
             t.start()
         workload_start = time.time()
         time.sleep(WARMUP_S)
@@ -195,21 +204,21 @@ def chaos(args, seed, out_dir, state):
 
         log("healing, stopping the producers")
         injector.heal_all()
-        stop_producers.set()
-        for t in producers:
-            t.join()
+        # The end of the window availability is measured over: the producers' final flush
+        # sends nothing new.
         workload_end = time.time()
+        stop_producers.set()
+        join_all(producers)
         quiet, md = wait_quiet(cl, args.partitions, args.quiet_timeout)
         log(f"quiet: {quiet}; metadata {md}")
         time.sleep(CATCH_UP_S)
         stop_consumers.set()
-        for t in consumers:
-            t.join()
+        join_all(consumers)
 
         final_a, highs_a, notes_a = workload.final_read(bootstrap, args.partitions, f"chaos-final-a-{os.getpid()}")
         final_b, highs_b, notes_b = workload.final_read(bootstrap, args.partitions, f"chaos-final-b-{os.getpid()}")
-        with history.lock:
-            acks, polls = list(history.acks), list(history.polls)
+        history = workload.History(producers, consumers)
+        acks, polls = history.acks, history.polls
         result = checker.analyse(
             {
                 "acks": acks,
@@ -248,12 +257,12 @@ def chaos(args, seed, out_dir, state):
             "acked": len(acks),
             "failed": history.failed,
             "failed_total": sum(history.failed.values()),
-            "unresolved": sum(p.unresolved for p in producers),
+            "unresolved": history.unresolved,
             "refused_locally": history.refused_locally,
             "producer_restarts": history.producer_restarts,
             "polls": len(polls),
-            "polls_by_consumer": {c.consumer_name: sum(1 for x in polls if x[0] == c.consumer_name) for c in consumers},
-            "client_errors": history.consumer_errors,
+            "polls_by_consumer": history.polls_by_consumer,
+            "client_errors": history.client_errors,
             "faults_done": injector.done,
             "faults_skipped": injector.skipped,
             "kinds_unavailable": unavailable,
@@ -296,8 +305,14 @@ def main(argv):
     workload.CLIENT_LOGGER.addHandler(handler)
     workload.CLIENT_LOGGER.setLevel(logging.DEBUG)
     # SIGTERM / SIGHUP unwind like Ctrl-C does, so the finally blocks and atexit clean up.
+    # Each thread's stack goes to stderr first: a run stopped for taking too long says where.
+    def on_signal(signum, frame):
+        faulthandler.dump_traceback(all_threads=True)
+        sys.exit(128 + signum)
+
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+        signal.signal(sig, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     state = {}
     try:
         report, _ = chaos(args, seed, out_dir, state)

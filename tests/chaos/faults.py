@@ -92,6 +92,9 @@ class Injector:
             self.skipped[kind] = self.skipped.get(kind, 0) + 1
             self.timeline.append({"kind": kind, "skipped": reason})
             return
+        # A node that failed to come back from the last fault gets another chance first: two
+        # nodes down would leave the quorum without a majority.
+        self.heal_all()
         started = time.time()
         entry = {"kind": kind, "at": round(started, 3)}
         getattr(self, "_" + kind.replace("-", "_"))(entry)

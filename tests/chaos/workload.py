@@ -71,36 +71,51 @@ def create_topic(bootstrap, nodes, partitions):
             time.sleep(0.1)
 
 
+def bump(table, name):
+    table[name] = table.get(name, 0) + 1
+
+
 class History:
-    """Everything the clients saw, appended from several threads under one lock."""
+    """Everything the clients saw, gathered from their threads once they have stopped. While
+    the run goes on, each client thread records into its own lists only (its callbacks run in
+    that thread, from its poll/flush), so no callback takes a lock: with one shared lock, two
+    producers flushing after a fatal error were seen stuck in their delivery callbacks, waiting
+    for a lock no live frame held."""
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.attempted = 0
-        self.refused_locally = 0  # produce() raised (local queue full): never sent
-        self.acks = []  # (value, partition, offset, time)
+    def __init__(self, producers, consumers):
+        self.attempted = sum(p.attempted for p in producers)
+        self.refused_locally = sum(p.refused_locally for p in producers)  # never sent
+        self.acks = [a for p in producers for a in p.acks]  # (value, partition, offset, time)
         self.failed = {}  # error name -> count
-        self.polls = []  # (consumer, generation, partition, offset, value)
-        self.consumer_errors = {}  # client errors (error_cb, poll errors) by client and name -> count
-        self.producer_restarts = 0
-
-    def count(self, table, name):
-        with self.lock:
-            table[name] = table.get(name, 0) + 1
+        self.client_errors = {}  # "<client> <error name>" -> count
+        for client in producers + consumers:
+            for table, mine in ((self.failed, getattr(client, "failed", {})), (self.client_errors, client.errors)):
+                for name, n in mine.items():
+                    table[name] = table.get(name, 0) + n
+        self.unresolved = sum(p.unresolved for p in producers)
+        self.producer_restarts = sum(p.restarts for p in producers)
+        self.polls = [x for c in consumers for x in c.polls]  # (consumer, generation, p, o, value)
+        self.polls_by_consumer = {c.consumer_name: len(c.polls) for c in consumers}
 
 
 class ProducerThread(threading.Thread):
     """Produces `rate` unique records per second ("p1-000123", key = value) round robin over
     every partition, with acks=all and idempotence, and records every delivery report."""
 
-    def __init__(self, name, bootstrap, partitions, rate, history, stop):
+    def __init__(self, name, bootstrap, partitions, rate, stop):
         super().__init__(name=name, daemon=True)
         self.prefix = name
         self.bootstrap = bootstrap
         self.partitions = partitions
         self.interval = 1.0 / rate
-        self.history = history
         self.stop = stop
+        # This thread's record; read by History once the thread has stopped.
+        self.attempted = 0
+        self.refused_locally = 0
+        self.acks = []
+        self.failed = {}
+        self.errors = {}
+        self.restarts = 0
         self.seq = 0
         self.unresolved = 0
         self.fatal = False
@@ -120,17 +135,15 @@ class ProducerThread(threading.Thread):
         )
 
     def _on_error(self, err):
-        self.history.count(self.history.consumer_errors, f"producer {err.name()}")
+        bump(self.errors, f"{self.prefix} {err.name()}")
         if err.fatal():
             self.fatal = True
 
     def _delivered(self, err, msg):
-        h = self.history
         if err is not None:
-            h.count(h.failed, err.name())
+            bump(self.failed, err.name())
             return
-        with h.lock:
-            h.acks.append((msg.value().decode(), msg.partition(), msg.offset(), time.time()))
+        self.acks.append((msg.value().decode(), msg.partition(), msg.offset(), time.time()))
 
     def _serve(self, producer, timeout):
         """poll (timeout 0) or flush (else) `producer`, which raises a fatal error it hit (say,
@@ -142,7 +155,7 @@ class ProducerThread(threading.Thread):
                 return len(producer)
             return producer.flush(timeout)
         except KafkaException as e:
-            self.history.count(self.history.consumer_errors, f"{self.prefix} raised {e.args[0].name()}")
+            bump(self.errors, f"{self.prefix} raised {e.args[0].name()}")
             if e.args[0].fatal():
                 self.fatal = True
             return len(producer)
@@ -173,25 +186,21 @@ class ProducerThread(threading.Thread):
                 self._retire(producer)
                 producer = self._producer()
                 self.fatal = False
-                with self.history.lock:
-                    self.history.producer_restarts += 1
+                self.restarts += 1
             value = f"{self.prefix}-{self.seq:06d}"
             partition = self.seq % self.partitions
             try:
                 producer.produce(
                     TOPIC, value=value.encode(), key=value.encode(), partition=partition, on_delivery=self._delivered
                 )
-                with self.history.lock:
-                    self.history.attempted += 1
+                self.attempted += 1
             except BufferError:
-                with self.history.lock:
-                    self.history.refused_locally += 1
+                self.refused_locally += 1
             except KafkaException as e:
                 # The producer is in a fatal state (reported to error_cb too, maybe later):
                 # this record was never sent; the next turn of the loop replaces the producer.
-                with self.history.lock:
-                    self.history.refused_locally += 1
-                self.history.count(self.history.consumer_errors, f"{self.prefix} produce() {e.args[0].name()}")
+                self.refused_locally += 1
+                bump(self.errors, f"{self.prefix} produce() {e.args[0].name()}")
                 if e.args[0].fatal():
                     self.fatal = True
             self.seq += 1
@@ -210,13 +219,15 @@ class ConsumerThread(threading.Thread):
     `group`: subscribe in a consumer group with auto commit; else assign every partition from
     the beginning."""
 
-    def __init__(self, name, bootstrap, partitions, history, stop, group=None):
+    def __init__(self, name, bootstrap, partitions, stop, group=None):
         super().__init__(name=name, daemon=True)
         self.consumer_name = name
         self.bootstrap = bootstrap
         self.partitions = partitions
-        self.history = history
         self.stop = stop
+        # This thread's record; read by History once the thread has stopped.
+        self.polls = []
+        self.errors = {}
         self.group = group
         self.generation = 0
 
@@ -234,7 +245,7 @@ class ConsumerThread(threading.Thread):
             "isolation.level": "read_uncommitted",
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
-            "error_cb": lambda err: self.history.count(self.history.consumer_errors, f"{self.name} {err.name()}"),
+            "error_cb": lambda err: bump(self.errors, f"{self.consumer_name} {err.name()}"),
         }
         consumer = Consumer(conf(self.bootstrap, **settings))
         if self.group:
@@ -246,12 +257,9 @@ class ConsumerThread(threading.Thread):
             if msg is None:
                 continue
             if msg.error():
-                self.history.count(self.history.consumer_errors, f"{self.name} {msg.error().name()}")
+                bump(self.errors, f"{self.consumer_name} {msg.error().name()}")
                 continue
-            with self.history.lock:
-                self.history.polls.append(
-                    (self.consumer_name, self.generation, msg.partition(), msg.offset(), msg.value().decode())
-                )
+            self.polls.append((self.consumer_name, self.generation, msg.partition(), msg.offset(), msg.value().decode()))
         try:
             consumer.close()
         except KafkaException:
