@@ -155,8 +155,9 @@ def chaos(args, seed, out_dir, state):
     data_dir = os.path.join(out_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     started = time.time()
+    want_disks = "disk-full" in args.kinds and not args.loopback and os.geteuid() == 0
     broker_flags = list(args.broker_flag)
-    if "disk-full" in args.kinds and not any(f.startswith("--segment-bytes") for f in broker_flags):
+    if want_disks and not any(f.startswith("--segment-bytes") for f in broker_flags):
         broker_flags.append(f"--segment-bytes={DISK_FULL_SEGMENT_BYTES}")
     cl = cluster_mod.Cluster(
         bin_path,
@@ -164,7 +165,7 @@ def chaos(args, seed, out_dir, state):
         out_dir,
         broker_flags,
         want_netns=not args.loopback,
-        want_disks="disk-full" in args.kinds and not args.loopback,
+        want_disks="disk-full" in args.kinds and not args.loopback,  # says why not, if not
         log=log,
     )
     atexit.register(cl.close)
