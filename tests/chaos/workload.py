@@ -259,7 +259,8 @@ class ConsumerThread(threading.Thread):
             if msg.error():
                 bump(self.errors, f"{self.consumer_name} {msg.error().name()}")
                 continue
-            self.polls.append((self.consumer_name, self.generation, msg.partition(), msg.offset(), msg.value().decode()))
+            record = (msg.partition(), msg.offset(), msg.value().decode())
+            self.polls.append((self.consumer_name, self.generation) + record)
         try:
             consumer.close()
         except KafkaException:
