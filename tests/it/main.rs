@@ -6,6 +6,7 @@
 mod bench;
 mod broker_crash;
 mod broker_lifecycle;
+mod chaos;
 mod cli;
 mod client;
 mod cluster;
