@@ -11,17 +11,29 @@ use tracing::{debug, warn};
 
 use super::handlers;
 use super::shard::ShardBroker;
-use crate::protocol::{ApiKey, HeaderError, Reply, RequestHeader, decode_request_body};
+use crate::protocol::{ApiKey, HeaderError, Reply, RequestBody, RequestHeader, decode_request_body};
 use crate::server::Dispatch;
 
 impl Dispatch for ShardBroker {
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
-        Box::pin(handle(self, frame, peer))
+        Box::pin(handle(self, frame, peer, false))
     }
 }
 
-/// Handles one request frame.
-async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr) -> Reply {
+/// The broker as its shard's replication listener serves it: the same APIs, and the only place
+/// where the replica form of Fetch (a follower's, reading past the high watermark and moving
+/// the leader's view of the ISR) is served. Kafka keeps it to the inter-broker listener with
+/// ACLs; here the listener is the boundary.
+pub struct ReplicationListener(pub Rc<ShardBroker>);
+
+impl Dispatch for ReplicationListener {
+    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
+        Box::pin(handle(self.0.clone(), frame, peer, true))
+    }
+}
+
+/// Handles one request frame; `replication` if it came to the replication listener.
+async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr, replication: bool) -> Reply {
     let header = match RequestHeader::decode(&mut frame) {
         Ok(header) => header,
         Err(HeaderError::Unsupported { api_key, api_version, correlation_id })
@@ -52,5 +64,8 @@ async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr) 
             return Reply::Close;
         }
     };
-    handlers::run(&broker, &header, body, peer).await
+    match body {
+        RequestBody::Fetch(request) if replication => handlers::fetch::handle(&broker, &header, request, true).await,
+        body => handlers::run(&broker, &header, body, peer).await,
+    }
 }

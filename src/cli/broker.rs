@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tracing::info;
 
+use crate::broker::dispatch::ReplicationListener;
 use crate::broker::metadata::CONTROLLER_SHARD;
 use crate::broker::metadata::image::{MetadataImage, legacy_image_path, load_legacy_image};
 use crate::broker::{BrokerConfig, BrokerMesh, ShardBroker, broker_meshes};
@@ -610,9 +612,13 @@ async fn run_shard(
         request_bytes_max: config.max_request_bytes,
     };
     let (stop_replication, replication_stopped) = flume::bounded(1);
-    let replication =
-        glommio::spawn_local(crate::server::serve(broker.clone(), limits, replication_listener, replication_stopped))
-            .detach();
+    let replication = glommio::spawn_local(crate::server::serve(
+        Rc::new(ReplicationListener(broker.clone())),
+        limits,
+        replication_listener,
+        replication_stopped,
+    ))
+    .detach();
     crate::server::serve(broker.clone(), limits, listener, shutdown).await;
     let _ = stop_replication.send(());
     let _ = replication.await;

@@ -269,3 +269,43 @@ fn replication_traffic_stays_on_the_shard_that_owns_the_partition() {
         assert!(counts.iter().all(|l| l.contains("replication_hops=0")), "node {}: {counts:?}", i + 1);
     }
 }
+
+/// Fetch v4 of partition 0 of `topic` from offset 0 as broker `replica_id` (-1: a consumer);
+/// returns the partition's error code and high watermark.
+fn fetch_as(addr: &str, topic: &str, replica_id: i32) -> (i16, i64) {
+    use std::io::Write;
+    let mut body = replica_id.to_be_bytes().to_vec();
+    body.extend_from_slice(&0i32.to_be_bytes()); // max_wait_ms
+    body.extend_from_slice(&0i32.to_be_bytes()); // min_bytes
+    body.extend_from_slice(&(1i32 << 20).to_be_bytes()); // max_bytes
+    body.push(0); // isolation level
+    body.extend_from_slice(&1i32.to_be_bytes());
+    crate::raw::string(&mut body, topic);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes()); // partition
+    body.extend_from_slice(&0i64.to_be_bytes()); // fetch offset
+    body.extend_from_slice(&(1i32 << 20).to_be_bytes());
+    let mut stream = crate::raw::connect_to(addr);
+    stream.write_all(&crate::raw::request(1, 4, 5, &body)).expect("send");
+    let frame = crate::raw::read_frame(&mut stream).expect("a Fetch response");
+    let mut r = crate::raw::Reader(&frame);
+    assert_eq!(r.i32(), 5, "correlation id");
+    r.i32(); // throttle
+    assert_eq!(r.i32(), 1);
+    assert_eq!(r.string(), topic);
+    assert_eq!(r.i32(), 1);
+    assert_eq!(r.i32(), 0);
+    (r.i16(), r.i64())
+}
+
+#[test]
+fn a_follower_fetch_is_served_only_on_a_replication_listener() {
+    let cluster = Cluster::start(1, FLAGS);
+    let addr = cluster.nodes[0].addr.clone();
+    create(&addr, "guarded", 1, 1, &[]);
+    cluster.wait_metadata(1, RECOVERY, |m| partitions(m, "guarded").len() == 1);
+    // A client claiming to be a follower on the client listener would read past the high
+    // watermark and move the leader's view of the ISR: refused.
+    assert_eq!(fetch_as(&addr, "guarded", 7), (31, -1), "CLUSTER_AUTHORIZATION_FAILED");
+    assert_eq!(fetch_as(&addr, "guarded", -1).0, 0, "consumers are served");
+}

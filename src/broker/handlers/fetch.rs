@@ -172,8 +172,15 @@ async fn next_event(
     .await
 }
 
-/// Fetch.
-pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: FetchRequest) -> Reply {
+/// Fetch; `replication` if it came to a replication listener, the only place a follower's fetch
+/// (`replica_id` >= 0) is served: elsewhere one is refused with CLUSTER_AUTHORIZATION_FAILED, as
+/// Kafka refuses a follower fetch without the cluster permission.
+pub async fn handle(
+    broker: &Rc<ShardBroker>,
+    header: &RequestHeader,
+    request: FetchRequest,
+    replication: bool,
+) -> Reply {
     let mut requested = Vec::new();
     for topic in &request.topics {
         let name: std::sync::Arc<str> = topic.topic.as_str().into();
@@ -213,10 +220,13 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     let wait = (min_bytes > 0 && !max_wait.is_zero()).then_some((deadline, min_bytes));
     let isolation = match IsolationLevel::try_from(request.isolation_level) {
         Ok(isolation) => isolation,
-        Err(e) => return refuse_all(header, &plan, &e),
+        Err(e) => return refuse_all(header, &plan, ErrorCode::from(&e)),
     };
     // A follower (replica_id >= 0) reads up to the log end; Kafka's consumers send -1.
     let replica = (request.replica_id >= 0).then_some(request.replica_id);
+    if replica.is_some() && !replication {
+        return refuse_all(header, &plan, ErrorCode::ClusterAuthorizationFailed);
+    }
     let mut results = read(broker, &plan, isolation, replica, wait).await;
     loop {
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
@@ -300,10 +310,11 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: F
     respond(header, &response)
 }
 
-/// The answer to a fetch refused as a whole for a field Kafka does not define: every partition
-/// of the plan with the error (v4–v6 have no top-level error code).
-fn refuse_all(header: &RequestHeader, plan: &FetchPlan, error: &PartitionError) -> Reply {
-    let code = ErrorCode::from(error).code();
+/// The answer to a fetch refused as a whole (a field Kafka does not define, a follower's fetch
+/// outside a replication listener): every partition of the plan with the error (v4–v6 have no
+/// top-level error code).
+fn refuse_all(header: &RequestHeader, plan: &FetchPlan, error: ErrorCode) -> Reply {
+    let code = error.code();
     let mut topics: Vec<FetchResponseTopic> = Vec::new();
     for p in &plan.partitions {
         let tp = &p.topic_partition;

@@ -76,7 +76,7 @@ macro_rules! handler_table {
 
 handler_table!(|broker, header, request, peer| {
     Produce => produce::handle(broker, header, request).await,
-    Fetch => fetch::handle(broker, header, request).await,
+    Fetch => fetch::handle(broker, header, request, false).await,
     ListOffsets => list_offsets::handle(broker, header, request).await,
     Metadata => metadata::handle(broker, header, request).await,
     ApiVersions => api_versions::handle(header, request),
