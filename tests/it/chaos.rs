@@ -5,10 +5,9 @@
 //! non-monotonic, duplicated or divergent record. The checker first proves on crafted histories
 //! that it detects each of those, so it cannot pass by seeing nothing.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::harness::python;
 
@@ -36,13 +35,14 @@ fn chaos_faults_lose_nothing() {
     // scripts/chaos runs the venv's Python; python() fails with a clear message if it is missing.
     python();
 
-    let output = output_within(
+    let output = crate::harness::output_within_grace(
         {
             let mut command = chaos_command(repo);
             command.arg("--self-test");
             command
         },
         SELF_TEST_TIMEOUT,
+        CLEANUP_GRACE,
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -55,13 +55,14 @@ fn chaos_faults_lose_nothing() {
     println!("chaos seed {seed}");
     // Not a TempDir: on failure the report, the node logs and their tails stay for a look.
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chaos-{seed}"));
-    let output = output_within(
+    let output = crate::harness::output_within_grace(
         {
             let mut command = chaos_command(repo);
             command.args(["--faults", FAULTS, "--seed", &seed.to_string(), "--out"]).arg(&out);
             command
         },
         RUN_TIMEOUT,
+        CLEANUP_GRACE,
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Vec<&str> = stdout.lines().filter(|line| !line.starts_with("CHAOS-REPORT ")).collect();
@@ -75,43 +76,6 @@ fn chaos_faults_lose_nothing() {
         tail(&String::from_utf8_lossy(&output.stderr), 40)
     );
     let _ = std::fs::remove_dir_all(&out);
-}
-
-/// Runs `command` like `Command::output`, but on `timeout` sends it SIGTERM (the run then
-/// cleans up after itself, as on Ctrl-C), and SIGKILL after `CLEANUP_GRACE`.
-fn output_within(mut command: Command, timeout: Duration) -> Output {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn scripts/chaos");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let started = Instant::now();
-    let mut terminated = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if !terminated && started.elapsed() > timeout {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            terminated = true;
-        }
-        if started.elapsed() > timeout + CLEANUP_GRACE {
-            let _ = child.kill();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = stderr.join().unwrap_or_default();
-    if terminated {
-        stderr.extend_from_slice(format!("\nstopped after {timeout:?}\n").as_bytes());
-    }
-    Output { status, stdout: stdout.join().unwrap_or_default(), stderr }
 }
 
 /// The last `n` lines of `text`.

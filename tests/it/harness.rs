@@ -308,7 +308,13 @@ pub(crate) const JAVA_SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Runs `command` to completion like `Command::output`, but kills it (SIGKILL) after `timeout`
 /// and returns what it printed so far, with a line saying so appended to stderr.
-pub(crate) fn output_within(mut command: Command, timeout: Duration) -> std::process::Output {
+pub(crate) fn output_within(command: Command, timeout: Duration) -> std::process::Output {
+    output_within_grace(command, timeout, Duration::ZERO)
+}
+
+/// [`output_within`], but at `timeout` it sends SIGTERM first (so the command can clean up after
+/// itself, as on Ctrl-C) and SIGKILL only `grace` later.
+pub(crate) fn output_within_grace(mut command: Command, timeout: Duration, grace: Duration) -> std::process::Output {
     use std::io::Read;
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let drain = |mut pipe: Box<dyn Read + Send>| {
@@ -320,20 +326,27 @@ pub(crate) fn output_within(mut command: Command, timeout: Duration) -> std::pro
     };
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let (status, timed_out) = loop {
+    let started = Instant::now();
+    let mut terminated = false;
+    let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            break (status, false);
+            break status;
         }
-        if Instant::now() > deadline {
+        if !terminated && !grace.is_zero() && started.elapsed() > timeout {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            terminated = true;
+        }
+        if started.elapsed() > timeout + grace {
             let _ = child.kill();
-            break (child.wait().expect("wait"), true);
+            terminated = true;
+            break child.wait().expect("wait");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = stderr.join().unwrap_or_default();
-    if timed_out {
-        stderr.extend_from_slice(format!("\nkilled after {timeout:?}\n").as_bytes());
+    if terminated {
+        stderr.extend_from_slice(format!("\nstopped after {timeout:?}\n").as_bytes());
     }
     std::process::Output { status, stdout: stdout.join().unwrap_or_default(), stderr }
 }
