@@ -118,6 +118,9 @@ pub struct InterBroker {
     /// One gate per address (one per broker of the cluster), held while connecting to it.
     connecting: RefCell<HashMap<String, Rc<Semaphore>>>,
     timeouts: Timeouts,
+    /// The largest answer accepted ([`RESPONSE_BYTES_MAX`] unless made with
+    /// [`InterBroker::with_response_limit`]).
+    response_max: u32,
 }
 
 /// How long connecting and answering may take (the constants, shorter in tests).
@@ -135,12 +138,19 @@ impl InterBroker {
         InterBroker::with_timeouts(node_id, TIMEOUTS)
     }
 
+    /// A pool whose answers may be up to `response_max` bytes (followers' fetches: a batch is
+    /// returned whole, and may be as large as a topic's `max.message.bytes` allows).
+    pub fn with_response_limit(node_id: i32, response_max: u32) -> InterBroker {
+        InterBroker { response_max, ..InterBroker::new(node_id) }
+    }
+
     fn with_timeouts(node_id: i32, timeouts: Timeouts) -> InterBroker {
         InterBroker {
             client_id: format!("{CLIENT_ID_PREFIX}{node_id}"),
             connections: RefCell::default(),
             connecting: RefCell::default(),
             timeouts,
+            response_max: RESPONSE_BYTES_MAX,
         }
     }
 
@@ -187,7 +197,7 @@ impl InterBroker {
         if self.connections.borrow().contains_key(addr) {
             debug!(addr, "reconnecting to a broker after a failed connection");
         }
-        let link = Rc::new(Link::connect(addr, self.timeouts.connect).await?);
+        let link = Rc::new(Link::connect(addr, self.timeouts.connect, self.response_max).await?);
         self.connections.borrow_mut().insert(addr.to_string(), link.clone());
         Ok(link)
     }
@@ -252,7 +262,7 @@ impl Drop for PendingEntry<'_> {
 }
 
 impl Link {
-    async fn connect(addr: &str, timeout: Duration) -> Result<Link, InterBrokerError> {
+    async fn connect(addr: &str, timeout: Duration, response_max: u32) -> Result<Link, InterBrokerError> {
         let connect_error = |reason: String| InterBrokerError::Connect { addr: addr.to_string(), reason };
         let stream = TcpStream::connect_timeout(addr, timeout).await.map_err(|e| connect_error(e.to_string()))?;
         if let Err(e) = stream.set_nodelay(true) {
@@ -271,7 +281,7 @@ impl Link {
         // Bounded like the requests: a job is queued only by a request holding a slot.
         let (jobs, job_rx) = local_channel::new_bounded(IN_FLIGHT_MAX);
         glommio::spawn_local(write_loop(addr.to_string(), write_stream, job_rx, shared.clone())).detach();
-        glommio::spawn_local(read_loop(addr.to_string(), stream, shared.clone())).detach();
+        glommio::spawn_local(read_loop(addr.to_string(), stream, shared.clone(), response_max)).detach();
         let in_flight = Semaphore::new(IN_FLIGHT_MAX as u64);
         Ok(Link { addr: addr.to_string(), jobs, next_correlation_id: Cell::new(0), in_flight, shared })
     }
@@ -338,11 +348,11 @@ async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
 }
 
-async fn read_loop(addr: String, mut stream: TcpStream, shared: Rc<Shared>) {
+async fn read_loop(addr: String, mut stream: TcpStream, shared: Rc<Shared>, response_max: u32) {
     let protocol = |reason: String| InterBrokerError::Protocol { addr: addr.clone(), reason };
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
-        let frame = match split_frame(&mut buf, FrameLimits::responses(RESPONSE_BYTES_MAX)) {
+        let frame = match split_frame(&mut buf, FrameLimits::responses(response_max)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 let start = buf.len();

@@ -44,6 +44,10 @@ use crate::model::{LeaderEpoch, TopicPartition};
 /// `replica.lag.time.max.ms` plus this after its last catch-up.
 pub const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Bytes a follower fetch's answer may hold beyond its records (topic names, per-partition
+/// fields, aborted transactions).
+const REPLICA_RESPONSE_OVERHEAD: u32 = 1024 * 1024;
+
 /// Replication on one shard. See the module docs.
 pub struct Replication {
     config: Arc<BrokerConfig>,
@@ -60,7 +64,13 @@ pub struct Replication {
 impl Replication {
     /// The layer for one shard.
     pub fn new(config: Arc<BrokerConfig>, metadata: Rc<Metadata>, partitions: Rc<ShardPartitions>) -> Rc<Self> {
-        let pool = InterBroker::new(config.node_id);
+        // A follower fetch's answer: the response limit, plus one whole batch (returned whole
+        // however large, as KIP-74 says), plus room for the fields around the records.
+        let response_max = u32::try_from(config.replication.replica_fetch_response_max_bytes.max(0))
+            .unwrap_or(0)
+            .saturating_add(crate::limits::BATCH_BYTES_MAX)
+            .saturating_add(REPLICA_RESPONSE_OVERHEAD);
+        let pool = InterBroker::with_response_limit(config.node_id, response_max);
         Rc::new(Replication {
             config,
             metadata,
