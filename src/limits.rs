@@ -152,6 +152,9 @@ pub const REPLICA_FETCH_MAX_BYTES_DEFAULT: i32 = 1024 * 1024;
 /// Default `replica.fetch.response.max.bytes` (Kafka's 10 MiB). It stays below the inter-broker
 /// pool's largest accepted answer, so a full answer is never refused.
 pub const REPLICA_FETCH_RESPONSE_MAX_BYTES_DEFAULT: i32 = 10 * 1024 * 1024;
+/// The most fetchers per leader listener and shard (`--num-replica-fetchers`): each is a task
+/// with a fetch in flight, and the pool's connection carries at most `IN_FLIGHT_MAX` requests.
+pub const REPLICA_FETCHERS_MAX: usize = 16;
 /// Default `replica.fetch.wait.max.ms` (Kafka's 500 ms).
 pub const REPLICA_FETCH_WAIT_MAX_MS_DEFAULT: i32 = 500;
 /// Default `replica.fetch.backoff.ms` (Kafka's 1 s).

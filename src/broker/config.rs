@@ -86,6 +86,9 @@ pub struct ReplicationConfig {
     pub replica_fetch_wait_max_ms: i32,
     /// `replica.fetch.backoff.ms`: how long a follower waits after a failed fetch.
     pub replica_fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetchers per leader listener on each shard, each with its own
+    /// fetch in flight.
+    pub num_replica_fetchers: usize,
     /// The first port of the per-shard replication listeners (shard i listens on port + i);
     /// 0 picks free ports. Advertised at registration either way.
     pub replication_port: u16,
@@ -106,6 +109,7 @@ impl Default for ReplicationConfig {
             replica_fetch_response_max_bytes: crate::limits::REPLICA_FETCH_RESPONSE_MAX_BYTES_DEFAULT,
             replica_fetch_wait_max_ms: crate::limits::REPLICA_FETCH_WAIT_MAX_MS_DEFAULT,
             replica_fetch_backoff_ms: crate::limits::REPLICA_FETCH_BACKOFF_MS_DEFAULT,
+            num_replica_fetchers: 1,
             replication_port: 0,
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: crate::limits::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT,

@@ -186,6 +186,9 @@ pub(super) struct BrokerArgs {
     /// replica.fetch.backoff.ms: how long a follower waits after a failed fetch.
     #[arg(long, default_value_t = limits::REPLICA_FETCH_BACKOFF_MS_DEFAULT)]
     replica_fetch_backoff_ms: u64,
+    /// num.replica.fetchers: fetchers per leader on each core, each with its own fetch in flight.
+    #[arg(long, default_value_t = 1)]
+    num_replica_fetchers: usize,
     /// First port of the per-core replication listeners (core i listens on port + i, on the
     /// --listen address); 0 picks free ports. Other brokers learn them at registration.
     #[arg(long, default_value_t = 0)]
@@ -306,6 +309,7 @@ impl BrokerArgs {
             replica_fetch_response_max_bytes: self.replica_fetch_response_max_bytes,
             replica_fetch_wait_max_ms: self.replica_fetch_wait_max_ms,
             replica_fetch_backoff_ms: self.replica_fetch_backoff_ms,
+            num_replica_fetchers: self.num_replica_fetchers.clamp(1, limits::REPLICA_FETCHERS_MAX),
             replication_port: self.replication_port,
             auto_leader_rebalance: self.auto_leader_rebalance_enable,
             leader_imbalance_check_interval_ms: self

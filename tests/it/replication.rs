@@ -253,7 +253,9 @@ fn addr_of_leader(cluster: &Cluster, metadata: &Value, topic: &str) -> String {
 fn replication_traffic_stays_on_the_shard_that_owns_the_partition() {
     // Two cores per node: every follower fetch is answered on the leader's shard that owns the
     // partition, reached through that shard's own replication listener.
-    let mut cluster = Cluster::start_with(2, FLAGS, 2, true);
+    // Two fetchers per leader on each core: their fetches are in flight together.
+    let flags: Vec<&str> = FLAGS.iter().copied().chain(["--num-replica-fetchers", "2"]).collect();
+    let mut cluster = Cluster::start_with(2, &flags, 2, true);
     let addr = cluster.nodes[0].addr.clone();
     create(&addr, "shards", 4, 2, &[]);
     wait_isr(&cluster, 1, "shards", 4, 2);

@@ -4,9 +4,11 @@
 //! - Followers: after every metadata install, each partition this shard holds but does not lead
 //!   is given to the fetcher of its leader's replication listener ([`fetcher`]). All follower
 //!   partitions of this shard that follow the same listener share one Fetch request (Kafka's
-//!   replica form: `replica_id`, current leader epoch, last fetched epoch), one in flight at a
-//!   time: the next asks from the new log end once the last answer is acknowledged under the
-//!   flush mode (fdatasync'd with `sync`), so a follower never claims records a crash could lose.
+//!   replica form: `replica_id`, current leader epoch, last fetched epoch), spread over
+//!   `--num-replica-fetchers` fetchers per leader listener, each with one fetch in flight on the
+//!   shard's connection: a fetcher asks from the new log end once its last answer is
+//!   acknowledged under the flush mode (fdatasync'd with `sync`), so a follower never claims
+//!   records a crash could lose.
 //! - Leaders: the partition itself tracks its followers from their fetches (see
 //!   `partition/leadership.rs`) and bounds its high watermark by them; every
 //!   [`ISR_CHECK_INTERVAL`] this layer asks each led partition whether its ISR should change and
@@ -55,7 +57,7 @@ pub struct Replication {
     partitions: Rc<ShardPartitions>,
     /// This shard's connections to the other brokers' replication listeners.
     pool: InterBroker,
-    /// The fetchers by leader listener address.
+    /// The fetchers by leader listener address and index (`addr#i`).
     fetchers: RefCell<HashMap<String, Rc<fetcher::Fetcher>>>,
     /// Follower fetches served on this shard for a partition another shard owns.
     hops: Cell<u64>,
@@ -97,7 +99,8 @@ impl Replication {
     pub fn on_installed(self: &Rc<Self>) {
         let image = self.metadata.image();
         let me = self.config.node_id;
-        let mut wanted: HashMap<String, (i32, BTreeSet<TopicPartition>)> = HashMap::new();
+        let fetchers_per_leader = self.config.replication.num_replica_fetchers.max(1);
+        let mut wanted: HashMap<String, (i32, String, BTreeSet<TopicPartition>)> = HashMap::new();
         for partition in self.partitions.all() {
             let tp = partition.topic_partition().clone();
             let Some(meta) = partition_meta(&image, &tp) else { continue };
@@ -116,28 +119,31 @@ impl Replication {
             }
             match replication_addr(&image, meta, meta.leader) {
                 Some(addr) => {
-                    wanted.entry(addr).or_insert_with(|| (meta.leader, BTreeSet::new())).1.insert(tp);
+                    // Kafka's num.replica.fetchers: a leader's partitions spread over that many
+                    // fetchers, each with its own fetch in flight on the shared connection.
+                    let key = format!("{addr}#{}", fetcher_index(&tp, fetchers_per_leader));
+                    wanted.entry(key).or_insert_with(|| (meta.leader, addr, BTreeSet::new())).2.insert(tp);
                 }
                 None => warn!(%tp, leader = meta.leader, "the leader is not registered; cannot follow it yet"),
             }
         }
         let mut fetchers = self.fetchers.borrow_mut();
-        for (addr, fetcher) in fetchers.iter() {
-            if !wanted.contains_key(addr) {
+        for (key, fetcher) in fetchers.iter() {
+            if !wanted.contains_key(key) {
                 fetcher.set_partitions(BTreeSet::new());
             }
         }
-        fetchers.retain(|addr, _| wanted.contains_key(addr));
-        for (addr, (leader, tps)) in wanted {
-            match fetchers.get(&addr) {
+        fetchers.retain(|key, _| wanted.contains_key(key));
+        for (key, (leader, addr, tps)) in wanted {
+            match fetchers.get(&key) {
                 Some(fetcher) if fetcher.leader() == leader => fetcher.set_partitions(tps),
                 _ => {
-                    if let Some(old) = fetchers.remove(&addr) {
+                    if let Some(old) = fetchers.remove(&key) {
                         old.set_partitions(BTreeSet::new());
                     }
-                    let fetcher = fetcher::Fetcher::new(leader, addr.clone(), tps);
+                    let fetcher = fetcher::Fetcher::new(leader, addr, tps);
                     glommio::spawn_local(fetcher::run(Rc::downgrade(self), fetcher.clone())).detach();
-                    fetchers.insert(addr, fetcher);
+                    fetchers.insert(key, fetcher);
                 }
             }
         }
@@ -200,6 +206,15 @@ async fn alter_isr(
         }
     };
     partition.isr_proposed(epoch, outcome);
+}
+
+/// Which of a leader's `fetchers` follows `tp`: spread by partition, so one topic's partitions
+/// use them all.
+fn fetcher_index(tp: &TopicPartition, fetchers: usize) -> usize {
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&tp.topic, &mut hash);
+    let spread = std::hash::Hasher::finish(&hash) as usize;
+    spread.wrapping_add(usize::try_from(tp.partition).unwrap_or(0)) % fetchers.max(1)
 }
 
 /// Partition `tp` in `image`.
