@@ -8,6 +8,7 @@
                                                             {"records": [[partition, offset, value], ...]}
   replicate.py --bootstrap H:P commit GROUP TOPIC OFFSET    commits OFFSET for every partition of TOPIC
   replicate.py --bootstrap H:P committed GROUP TOPIC        prints {"committed": {partition: offset}}
+  replicate.py --bootstrap H:P delete-records TOPIC OFFSET  DeleteRecords before OFFSET in every partition
 """
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 TIMEOUT = 60.0
 
@@ -104,6 +106,14 @@ def committed(bootstrap, group, topic):
     print(json.dumps({"committed": {str(tp.partition): tp.offset for tp in got}}))
 
 
+def delete_records(bootstrap, topic, offset):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    parts = sorted(admin.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions)
+    futures = admin.delete_records([TopicPartition(topic, p, offset) for p in parts])
+    low = {str(tp.partition): f.result(TIMEOUT).low_watermark for tp, f in futures.items()}
+    print(json.dumps({"low_watermarks": low}))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
@@ -116,6 +126,8 @@ def main():
         read(args.bootstrap, args.args[0])
     elif args.command == "commit":
         commit(args.bootstrap, args.args[0], args.args[1], int(args.args[2]))
+    elif args.command == "delete-records":
+        delete_records(args.bootstrap, args.args[0], int(args.args[1]))
     elif args.command == "committed":
         committed(args.bootstrap, args.args[0], args.args[1])
     else:

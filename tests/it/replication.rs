@@ -242,6 +242,18 @@ fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
     wait_isr(&cluster, leader, "strict", 1, 3);
     let (code, _) = produce_to(&cluster.nodes[leader - 1].addr, "strict", 0, &batch(3, 10));
     assert_eq!(code, 0, "back in sync");
+
+    // DeleteRecords on the leader: every follower's log start follows it.
+    let deleted = replicate(&cluster.nodes[leader - 1].addr, &["delete-records", "strict", "4"]);
+    assert_eq!(deleted["low_watermarks"]["0"], 4, "{deleted}");
+    let deadline = Instant::now() + RECOVERY;
+    for node in cluster.nodes.iter().filter(|n| n.addr != cluster.nodes[leader - 1].addr) {
+        let checkpoint = node.data_dir.join("strict-0").join("log-start-offset");
+        while std::fs::read_to_string(&checkpoint).map(|t| t.trim().to_string()).ok().as_deref() != Some("4") {
+            assert!(Instant::now() < deadline, "a follower's log start did not follow the leader's");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 fn addr_of_leader(cluster: &Cluster, metadata: &Value, topic: &str) -> String {

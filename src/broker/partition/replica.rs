@@ -804,6 +804,16 @@ impl Partition {
         }
     }
 
+    /// A follower learns its leader's log start (moved by DeleteRecords or retention): its own
+    /// moves up to it, as far as its high watermark allows.
+    pub fn follow_log_start(&self, leader_log_start: Offset) -> Result<(), PartitionError> {
+        let to = leader_log_start.min(self.log.high_watermark());
+        if matches!(self.role(), Role::Follower { .. }) && to > self.log.log_start_offset() {
+            self.log.delete_records_before(to)?;
+        }
+        Ok(())
+    }
+
     /// Cuts a diverged follower's log back (KIP-595): to the smaller of the leader's end of
     /// `epoch` and this log's own end of it.
     pub async fn truncate_diverged(&self, epoch: LeaderEpoch, leader_end: Offset) -> Result<(), PartitionError> {

@@ -187,7 +187,7 @@ async fn apply(
                 let records = answer.records.map(into_bytes).unwrap_or_default();
                 let appended = if records.is_empty() { Ok(()) } else { partition.append_replicated(records).await };
                 partition.follow_high_watermark(Offset(answer.high_watermark));
-                appended
+                appended.and_then(|()| partition.follow_log_start(Offset(answer.log_start_offset)))
             }
         }
         Some(ErrorCode::OffsetOutOfRange) => {
