@@ -166,8 +166,10 @@ pub const RAFT_TICK: std::time::Duration = std::time::Duration::from_millis(100)
 /// Ticks without hearing from a leader before a voter campaigns (raft randomises in [n, 2n)):
 /// 1-2 s, Kafka's `controller.quorum.election.timeout.ms` is 1 s.
 pub const RAFT_ELECTION_TICKS_DEFAULT: usize = 10;
-/// Default `broker.heartbeat.interval.ms` (Kafka's 2 s).
-pub const BROKER_HEARTBEAT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_millis(2000);
+/// Default `broker.heartbeat.interval.ms`: 500 ms (Kafka's is 2 s). A broker whose connections
+/// to the controller close is fenced after two missed heartbeats, so this bounds how long a
+/// crashed broker's partitions stay without a leader; a heartbeat is one small call.
+pub const BROKER_HEARTBEAT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Default `broker.session.timeout.ms` (Kafka's 9 s).
 pub const BROKER_SESSION_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_millis(9000);
 /// Metadata log entries kept before they are compacted into a snapshot of the image.

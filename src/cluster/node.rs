@@ -107,6 +107,13 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// How long a broker whose connections to the controller closed may take to heartbeat again
+    /// before it is fenced as crashed: two heartbeats, so a live broker that only lost a
+    /// connection reconnects in time.
+    pub fn crash_grace(&self) -> Duration {
+        self.heartbeat_interval.saturating_mul(2)
+    }
+
     /// A node alone: its own one-voter quorum under `data_dir`, no transport.
     pub fn single(node_id: NodeId, data_dir: &std::path::Path) -> Self {
         NodeConfig {
@@ -667,6 +674,19 @@ impl ClusterNode {
         self.sessions.borrow().get(&node).is_some_and(|(at, _)| at.elapsed() < self.config.session_timeout)
     }
 
+    /// Whether broker `node`'s connections to this controller closed more than
+    /// [`crash_grace`](NodeConfig::crash_grace) ago and it has not heartbeat since: its process
+    /// most likely died (its kernel closed its sockets), so it is fenced without waiting out its
+    /// session, which stays the rule for a broker that is paused or cut off (no close is seen).
+    fn connection_lost(&self, node: NodeId) -> bool {
+        let Some(lost) = self.transport.get().and_then(|t| t.inbound_lost_since(node)) else { return false };
+        // Heard from since (a fresh session granted by a new controller does not count).
+        let heartbeat_since = self.sessions.borrow().get(&node).is_some_and(|(at, heard)| *heard && *at > lost);
+        // A close older than a session timeout says nothing the session rule does not.
+        let recent = lost.elapsed() < self.config.session_timeout;
+        !heartbeat_since && recent && lost.elapsed() > self.config.crash_grace()
+    }
+
     /// Controller duties each tick: a new leadership starts every session afresh (a broker
     /// is not fenced for the time no controller listened), and expired sessions are fenced.
     async fn control_tick(&self) {
@@ -692,8 +712,12 @@ impl ClusterNode {
         }
         let rebalance = self.config.auto_leader_rebalance
             && self.rebalanced_at.get().elapsed() >= self.config.leader_imbalance_check_interval;
-        let expired: Vec<NodeId> =
-            self.image().live_brokers().map(|b| b.id).filter(|id| !self.session_alive(*id)).collect();
+        let expired: Vec<NodeId> = self
+            .image()
+            .live_brokers()
+            .map(|b| b.id)
+            .filter(|id| !self.session_alive(*id) || self.connection_lost(*id))
+            .collect();
         if expired.is_empty() && !rebalance && !self.unclean_election_due(&self.image()) {
             return;
         }
@@ -713,7 +737,8 @@ impl ClusterNode {
             Ok(_) => {
                 if !expired.is_empty() {
                     let timeout = self.config.session_timeout;
-                    warn!(brokers = ?expired, ?timeout, "fenced brokers whose session expired");
+                    warn!(brokers = ?expired, ?timeout,
+                    "fenced brokers whose session expired or whose connections closed");
                 }
                 log_unclean(&unclean);
                 if !moved.is_empty() {

@@ -493,6 +493,9 @@ struct Inner {
     backoff: RefCell<HashMap<SocketAddr, Backoff>>,
     inbound: RefCell<HashMap<u64, Inbound>>,
     next_inbound_id: Cell<u64>,
+    /// By the node id in their hello: how many inbound connections from that node are open, and
+    /// when the last one closed (the controller's hint that a broker's process died).
+    inbound_from: RefCell<HashMap<i32, (usize, Option<Instant>)>>,
     stats: Cell<TransportStats>,
     warn_limiter: WarnLimiter,
 }
@@ -777,7 +780,14 @@ where
             }
         }
     };
+    inner.inbound_from.borrow_mut().entry(from).or_insert((0, None)).0 += 1;
     or(reader, writer).await;
+    if let Some((open, lost)) = inner.inbound_from.borrow_mut().get_mut(&from) {
+        *open = open.saturating_sub(1);
+        if *open == 0 {
+            *lost = Some(Instant::now());
+        }
+    }
 }
 
 /// Node-to-node transport of one node: see the module docs for the wire, the lifecycle and the
@@ -816,6 +826,7 @@ impl Transport {
             backoff: RefCell::new(HashMap::new()),
             inbound: RefCell::new(HashMap::new()),
             next_inbound_id: Cell::new(0),
+            inbound_from: RefCell::new(HashMap::new()),
             stats: Cell::new(TransportStats::default()),
             warn_limiter: WarnLimiter::new(),
         });
@@ -844,6 +855,17 @@ impl Transport {
     /// connection to the old address stays until it dies (calls may still be using it).
     pub fn set_peer(&self, id: i32, addr: SocketAddr) {
         self.inner.peers.borrow_mut().insert(id, addr);
+    }
+
+    /// When the last inbound connection from node `id` closed, if none is open now (`None` also
+    /// when it never connected). A process that dies has its connections closed by its kernel
+    /// at once, so this is the earliest sign of a crash; a live node that lost a connection
+    /// opens another at its next call.
+    pub fn inbound_lost_since(&self, id: i32) -> Option<Instant> {
+        match self.inner.inbound_from.borrow().get(&id) {
+            Some((0, lost)) => *lost,
+            _ => None,
+        }
     }
 
     /// Forgets node `id` (it left the cluster); Raft sends to it are dropped from now on.

@@ -392,7 +392,13 @@ impl Cluster {
                     if let Some(port) = controller_ports.get(id - 1) {
                         flags.extend(["--controller-listen".into(), format!("127.0.0.1:{port}")]);
                     }
-                    flags.extend(FAST_CLUSTER.iter().chain(extra).map(|s| s.to_string()));
+                    // A FAST_CLUSTER flag that `extra` sets again is left to `extra`.
+                    for pair in FAST_CLUSTER.chunks(2) {
+                        if !extra.contains(&pair[0]) {
+                            flags.extend(pair.iter().map(|s| s.to_string()));
+                        }
+                    }
+                    flags.extend(extra.iter().map(|s| s.to_string()));
                     flags.extend(["--cores".to_string(), cores.to_string()]);
                     scope.spawn(move || {
                         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

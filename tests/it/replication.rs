@@ -323,3 +323,27 @@ fn a_follower_fetch_is_served_only_on_a_replication_listener() {
     assert_eq!(fetch_as(&addr, "guarded", 7), (31, -1), "CLUSTER_AUTHORIZATION_FAILED");
     assert_eq!(fetch_as(&addr, "guarded", -1).0, 0, "consumers are served");
 }
+
+#[test]
+fn a_crashed_leader_is_replaced_before_its_session_expires() {
+    // A 60 s session: only the closed connections of the killed process can explain a fence
+    // within 30 s.
+    let flags: Vec<&str> = FLAGS
+        .iter()
+        .copied()
+        .chain(["--broker-session-timeout-ms", "60000", "--broker-heartbeat-interval-ms", "250"])
+        .collect();
+    let mut cluster = Cluster::start(3, &flags);
+    let addr = cluster.nodes[0].addr.clone();
+    create(&addr, "crash", 1, 3, &["min.insync.replicas=2"]);
+    let metadata = wait_isr(&cluster, 1, "crash", 1, 3);
+    let leader = partitions(&metadata, "crash")[0].1 as usize;
+    cluster.node(leader).kill9();
+    let survivor = if leader == 1 { 2 } else { 1 };
+    let metadata = cluster.wait_metadata(survivor, RECOVERY, |m| {
+        partitions(m, "crash").first().is_some_and(|p| p.1 >= 0 && p.1 as usize != leader)
+    });
+    let moved = partitions(&metadata, "crash");
+    assert!(moved[0].1 >= 0 && moved[0].1 as usize != leader, "leadership moved off node {leader}: {moved:?}");
+    assert!(!moved[0].3.contains(&(leader as i64)), "the crashed node left the ISR: {moved:?}");
+}
