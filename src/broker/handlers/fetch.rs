@@ -111,8 +111,8 @@ async fn read(
                     Ok(PartitionResponse::Fetch(results)) => {
                         for (tp, result) in results {
                             match &result {
-                                Ok(fetched) => found[index] += fetched.bytes,
-                                Err(_) => errors = true,
+                                Ok(fetched) if fetched.diverging_epoch.is_none() => found[index] += fetched.bytes,
+                                _ => errors = true,
                             }
                             out.insert(tp, result);
                         }
@@ -230,7 +230,8 @@ pub async fn handle(
     let mut results = read(broker, &plan, isolation, replica, wait).await;
     loop {
         let total: u64 = results.values().filter_map(|r| r.as_ref().ok()).map(|f| f.bytes).sum();
-        let errors = results.values().any(|r| r.is_err());
+        // A diverged follower is news as an error is: it must hear it now.
+        let errors = results.values().any(|r| r.as_ref().map_or(true, |f| f.diverging_epoch.is_some()));
         if wait.is_none() || total >= min_bytes || errors || Instant::now() >= deadline {
             break;
         }

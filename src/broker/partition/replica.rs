@@ -959,6 +959,11 @@ impl Partition {
         self.log.last_stable_offset()
     }
 
+    /// The offset the next record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.log.log_end_offset()
+    }
+
     /// The earliest offset readable.
     pub fn log_start_offset(&self) -> Offset {
         self.log.log_start_offset()

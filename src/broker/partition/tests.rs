@@ -364,3 +364,101 @@ fn a_verified_write_waits_for_an_earlier_one_after_the_transaction_opened() {
 fn a_write_into_the_open_transaction_waits_for_an_earlier_verified_one() {
     run_on_shard(|| a_write_waits_for_an_earlier_verified_one(false));
 }
+
+/// Two copies of `t-0` on one shard, in two data dirs: the leader (node 1) and a follower
+/// (node 2), both replicas, ISR both.
+async fn leader_and_follower(
+    dir: &std::path::Path,
+) -> (Rc<ShardPartitions>, Rc<Partition>, Rc<ShardPartitions>, Rc<Partition>) {
+    let (leaders, leader) = partitions(&dir.join("leader")).await;
+    let (followers, follower) = partitions(&dir.join("follower")).await;
+    leader.become_leader(1, LeaderEpoch(1), vec![1, 2], vec![1, 2], 0).unwrap();
+    follower.become_follower(1, LeaderEpoch(1), 2);
+    (leaders, leader, followers, follower)
+}
+
+/// One round of the follower's fetch loop, as the fetcher runs it: fetch from the follower's
+/// position, apply records or the diverging epoch, follow the high watermark.
+async fn replicate_once(leader: &Partition, follower: &Partition) -> Fetched {
+    let (_, epoch, offset, last_epoch, _) = follower.follower_position().unwrap();
+    let fetched = leader.fetch_for_follower(2, offset, 1 << 20, epoch.0, last_epoch).await.unwrap();
+    if let Some((epoch, end)) = fetched.diverging_epoch {
+        follower.truncate_diverged(epoch, end).await.unwrap();
+    } else if fetched.bytes > 0 {
+        let slice =
+            crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
+        follower.append_replicated(slice.to_vec().await.unwrap().into()).await.unwrap();
+    }
+    follower.follow_high_watermark(fetched.high_watermark);
+    fetched
+}
+
+#[test]
+fn acks_all_completes_once_the_follower_has_fetched_past_the_batch() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_l, leader, _f, follower) = leader_and_follower(dir.path()).await;
+        let appended = leader.append(records(1, 3, -1, 0, false), None).unwrap();
+        let acked = appended.acknowledged(Acks::All, &leader);
+        futures_lite::pin!(acked);
+        // Durable on the leader, but the follower has not fetched: not committed.
+        let waited = futures_lite::future::or(async { Some(acked.as_mut().await) }, async {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            None
+        })
+        .await;
+        assert!(waited.is_none(), "acks=all waited for the follower");
+        assert_eq!(leader.high_watermark(), Offset(0));
+        replicate_once(&leader, &follower).await; // brings the batch over
+        replicate_once(&leader, &follower).await; // tells the leader the follower has it
+        assert_eq!(acked.await.unwrap().base_offset, Offset(0));
+        assert_eq!(leader.high_watermark(), Offset(3));
+        replicate_once(&leader, &follower).await;
+        assert_eq!(follower.high_watermark(), Offset(3), "the follower follows the leader's HW");
+    });
+}
+
+#[test]
+fn a_deposed_leaders_unreplicated_tail_is_truncated_by_the_diverging_epoch() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_l, old, _f, new) = leader_and_follower(dir.path()).await;
+        // Three records replicated under epoch 1, then two the follower never got.
+        append_unacked(&old, 1, 3).await;
+        replicate_once(&old, &new).await;
+        append_unacked(&old, 2, 2).await;
+        assert_eq!((old.log_end_offset(), new.log_end_offset()), (Offset(5), Offset(3)));
+        // The follower becomes leader under epoch 2 and takes one record; the old leader follows.
+        new.become_leader(2, LeaderEpoch(2), vec![1, 2], vec![2], 1).unwrap();
+        append_unacked(&new, 3, 1).await;
+        old.become_follower(2, LeaderEpoch(2), 2);
+        let (_, _, offset, last_epoch, _) = old.follower_position().unwrap();
+        assert_eq!((offset, last_epoch), (Offset(5), 1));
+        let fetched = new.fetch_for_follower(1, offset, 1 << 20, 2, last_epoch).await.unwrap();
+        assert_eq!(fetched.diverging_epoch, Some((LeaderEpoch(1), Offset(3))), "epoch 1 ends at 3 on the new leader");
+        old.truncate_diverged(LeaderEpoch(1), Offset(3)).await.unwrap();
+        assert_eq!(old.log_end_offset(), Offset(3), "the unreplicated tail is gone");
+        // The next fetch brings the new leader's record, and the logs agree.
+        let fetched = new.fetch_for_follower(1, Offset(3), 1 << 20, 2, 1).await.unwrap();
+        assert!(fetched.diverging_epoch.is_none() && fetched.bytes > 0);
+        let slice =
+            crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
+        old.append_replicated(slice.to_vec().await.unwrap().into()).await.unwrap();
+        assert_eq!(old.log_end_offset(), Offset(4));
+        // A stale epoch is fenced; a fetch of a non-replica is refused.
+        assert!(matches!(new.fetch_for_follower(1, Offset(4), 1, 1, 2).await, Err(PartitionError::FencedLeaderEpoch)));
+        assert!(matches!(new.fetch_for_follower(9, Offset(4), 1, 2, 2).await, Err(PartitionError::NotLeader)));
+        // The deposed leader refuses producers.
+        assert!(matches!(old.append(records(4, 1, -1, 0, false), None), Err(PartitionError::NotLeader)));
+    });
+}
+
+/// Appends `count` records and waits until they are durable (not committed).
+async fn append_unacked(partition: &Partition, seed: u64, count: usize) {
+    partition
+        .append(records(seed, count, -1, 0, false), None)
+        .unwrap()
+        .acknowledged(Acks::Leader, partition)
+        .await
+        .unwrap();
+}
