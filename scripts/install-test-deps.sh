@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, only what is missing; idempotent.
 # - Debian: kcat (built on librdkafka 2.0.2: the oldest client we keep working), and Node.js
-#   with npm when `node` or `npm` is missing (a NodeSource nodejs already carries npm).
+#   with npm when `node` or `npm` is missing (a NodeSource nodejs already carries npm);
+#   iproute2 and e2fsprogs for the chaos checker's network namespaces and loop-mounted disks.
 # - Python: a venv at .venv-tests with the pinned clients of tests/requirements.txt.
 # - Node: tests/clients/node/node_modules (KafkaJS), `npm ci` from its package-lock.json.
 # - Java: scripts/install-java-deps.sh (a JDK, Maven, and Apache Kafka's jars for tests/java).
@@ -14,7 +15,7 @@ for tool in cargo rustfmt cargo-clippy python3; do
     command -v "$tool" >/dev/null || { echo "install-test-deps: $tool is missing" >&2; exit 1; }
 done
 
-packages=(kcat ${TEST_DEPS:-})
+packages=(kcat iproute2 e2fsprogs ${TEST_DEPS:-})
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
