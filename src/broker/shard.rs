@@ -202,20 +202,16 @@ impl ShardBroker {
     }
 }
 
-/// A coordinator's load again, returning what it deferred again.
-type Reload = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Rc<Partition>>>>>>;
+/// A coordinator's load, returning the partitions it deferred.
+type Loading = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Rc<Partition>>>>>;
 
 /// Loads a coordinator's `deferred` partitions once their leadership has committed its
 /// predecessors' records, in the background (the image install that asked must not wait: the
 /// high watermark may need another install, an ISR change, to move).
-fn load_when_committed(
-    deferred: Vec<Rc<Partition>>,
-    load: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Rc<Partition>>>>> + 'static,
-) {
+fn load_when_committed(deferred: Vec<Rc<Partition>>, load: impl Fn() -> Loading + 'static) {
     if deferred.is_empty() {
         return;
     }
-    let load: Reload = Box::new(load);
     glommio::spawn_local(async move {
         let mut waiting = deferred;
         while !waiting.is_empty() {

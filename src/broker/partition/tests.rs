@@ -60,11 +60,16 @@ async fn end_txn(partition: &Partition, producer: i64, kind: ControlType) -> Off
     appended.acknowledged(Acks::All, partition).await.unwrap().base_offset
 }
 
-/// The base offsets of the batches a fetch returned.
-async fn batch_offsets(fetched: &Fetched) -> Vec<i64> {
+/// The bytes a fetch returned, in memory.
+async fn fetched_bytes(fetched: &Fetched) -> Vec<u8> {
     let slice =
         crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
-    let bytes = slice.to_vec().await.unwrap();
+    slice.to_vec().await.unwrap()
+}
+
+/// The base offsets of the batches a fetch returned.
+async fn batch_offsets(fetched: &Fetched) -> Vec<i64> {
+    let bytes = fetched_bytes(fetched).await;
     BatchIter::new(&bytes, usize::MAX).map_while(Result::ok).map(|b| b.base_offset().0).collect()
 }
 
@@ -385,9 +390,7 @@ async fn replicate_once(leader: &Partition, follower: &Partition) -> Fetched {
     if let Some((epoch, end)) = fetched.diverging_epoch {
         follower.truncate_diverged(epoch, end).await.unwrap();
     } else if fetched.bytes > 0 {
-        let slice =
-            crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
-        follower.append_replicated(slice.to_vec().await.unwrap().into()).await.unwrap();
+        follower.append_replicated(fetched_bytes(&fetched).await.into()).await.unwrap();
     }
     follower.follow_high_watermark(fetched.high_watermark);
     fetched
@@ -441,9 +444,7 @@ fn a_deposed_leaders_unreplicated_tail_is_truncated_by_the_diverging_epoch() {
         // The next fetch brings the new leader's record, and the logs agree.
         let fetched = new.fetch_for_follower(1, Offset(3), 1 << 20, 2, 1).await.unwrap();
         assert!(fetched.diverging_epoch.is_none() && fetched.bytes > 0);
-        let slice =
-            crate::storage::ReadSlice { chunks: fetched.chunks.clone(), bytes: fetched.bytes, ..Default::default() };
-        old.append_replicated(slice.to_vec().await.unwrap().into()).await.unwrap();
+        old.append_replicated(fetched_bytes(&fetched).await.into()).await.unwrap();
         assert_eq!(old.log_end_offset(), Offset(4));
         // A stale epoch is fenced; a fetch of a non-replica is refused.
         assert!(matches!(new.fetch_for_follower(1, Offset(4), 1, 1, 2).await, Err(PartitionError::FencedLeaderEpoch)));
