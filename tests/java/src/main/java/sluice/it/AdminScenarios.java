@@ -115,6 +115,24 @@ public final class AdminScenarios {
     }
 
     /**
+     * The topic's config once `name` reads `expected` (or after ClientScenarios.WAIT, for the
+     * caller's check to report). In a cluster, as in Kafka's, a change is committed by the
+     * controller before the answer, but another broker may answer describeConfigs a moment before
+     * it has applied the change; Kafka's own tests wait for the metadata the same way.
+     */
+    static Config topicConfigOnce(Admin admin, String topic, String name, String expected) throws Exception {
+        long deadline = System.nanoTime() + ClientScenarios.WAIT.toNanos();
+        while (true) {
+            Config config = topicConfig(admin, topic);
+            ConfigEntry entry = config.get(name);
+            if ((entry != null && expected.equals(entry.value())) || System.nanoTime() > deadline) {
+                return config;
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /**
      * createTopics (plain, with configs, with the broker's defaults, validate-only) and its errors
      * (a duplicate, a bad name, no partitions, too many replicas, a bad config), listTopics,
      * describeTopics, createPartitions and deleteTopics.
@@ -230,7 +248,7 @@ public final class AdminScenarios {
             alter(admin, topic, List.of(
                     new AlterConfigOp(new ConfigEntry("retention.ms", "120000"), AlterConfigOp.OpType.SET),
                     new AlterConfigOp(new ConfigEntry("max.message.bytes", "2000000"), AlterConfigOp.OpType.SET)));
-            config = topicConfig(admin, "admin-alter");
+            config = topicConfigOnce(admin, "admin-alter", "retention.ms", "120000");
             Check.equal("120000", config.get("retention.ms").value(), "retention.ms after SET");
             Check.equal(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, config.get("retention.ms").source(),
                     "source of retention.ms after SET");
@@ -238,19 +256,20 @@ public final class AdminScenarios {
 
             alter(admin, topic, List.of(
                     new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE)));
-            config = topicConfig(admin, "admin-alter");
+            config = topicConfigOnce(admin, "admin-alter", "retention.ms", retention.value());
             Check.equal(retention.value(), config.get("retention.ms").value(), "retention.ms after DELETE");
             Check.that(config.get("retention.ms").isDefault(), "retention.ms is a default again");
             Check.equal("2000000", config.get("max.message.bytes").value(), "max.message.bytes kept");
 
             alter(admin, topic, List.of(
                     new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND)));
-            Check.equal("delete,compact", topicConfig(admin, "admin-alter").get("cleanup.policy").value(),
+            config = topicConfigOnce(admin, "admin-alter", "cleanup.policy", "delete,compact");
+            Check.equal("delete,compact", config.get("cleanup.policy").value(),
                     "cleanup.policy after APPEND");
             alter(admin, topic, List.of(
                     new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT)));
-            Check.equal("compact", topicConfig(admin, "admin-alter").get("cleanup.policy").value(),
-                    "cleanup.policy after SUBTRACT");
+            config = topicConfigOnce(admin, "admin-alter", "cleanup.policy", "compact");
+            Check.equal("compact", config.get("cleanup.policy").value(), "cleanup.policy after SUBTRACT");
 
             fails(admin.incrementalAlterConfigs(Map.of(topic, List.of(new AlterConfigOp(
                             new ConfigEntry("retention.ms", "soon"), AlterConfigOp.OpType.SET)))).all(),
