@@ -67,6 +67,10 @@ pub const SCAN_READ_BYTES: usize = 64 * 1024;
 /// Default `delete.retention.ms` (one day, as in Kafka).
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 
+/// Default `min.cleanable.dirty.ratio` (Kafka's 0.5): a compacted log is cleaned once half of
+/// its cleanable bytes are dirty (written since the last clean).
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+
 const _: () = assert!((SEGMENT_BYTES_MIN as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!((WRITE_CHUNK_BYTES as u64).is_multiple_of(BLOCK_BYTES));

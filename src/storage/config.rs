@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::limits::{
     BATCH_BYTES_MAX, DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
 };
 
 /// When an append counts as done.
@@ -45,7 +45,7 @@ pub struct CleanupPolicy {
 }
 
 /// The configuration of one partition log. Field names follow Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment past this size.
     pub segment_bytes: u32,
@@ -62,8 +62,18 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
-    /// `delete.retention.ms`: how long compaction keeps tombstones.
+    /// `delete.retention.ms`: how long compaction keeps tombstones (and transaction markers)
+    /// after the clean that first saw them.
     pub delete_retention_ms: u64,
+    /// `min.cleanable.dirty.ratio`: clean a compacted log once this share of its cleanable
+    /// bytes is dirty (written since the last clean), in [0, 1].
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long after it was
+    /// written (by its batch's largest timestamp).
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes its log cleanable
+    /// whatever the dirty ratio.
+    pub max_compaction_lag_ms: u64,
     /// When appends resolve (broker-wide `--flush-mode`, per log here).
     pub flush_mode: FlushMode,
 }
@@ -79,6 +89,9 @@ impl Default for LogConfig {
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
             cleanup_policy: CleanupPolicy { delete: true, compact: false },
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
             flush_mode: FlushMode::Sync,
         }
     }
@@ -107,7 +120,10 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "delete.retention.ms",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -136,6 +152,15 @@ impl LogConfig {
             "retention.bytes" => self.retention_bytes = u64::try_from(int(-1, i64::MAX)?).ok(),
             "max.message.bytes" => self.max_message_bytes = int(0, i64::from(BATCH_BYTES_MAX))? as u32,
             "delete.retention.ms" => self.delete_retention_ms = int(0, i64::MAX)? as u64,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = int(0, i64::MAX)? as u64,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = int(1, i64::MAX)? as u64,
+            "min.cleanable.dirty.ratio" => {
+                let v: f64 = value.trim().parse().map_err(|_| invalid("not a number"))?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(invalid("must be in [0.0, 1.0]"));
+                }
+                self.min_cleanable_dirty_ratio = v;
+            }
             "cleanup.policy" => {
                 let mut policy = CleanupPolicy { delete: false, compact: false };
                 for part in value.split(',').map(str::trim) {
@@ -166,6 +191,9 @@ impl LogConfig {
             "retention.bytes" => optional(self.retention_bytes),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "cleanup.policy" => match (self.cleanup_policy.delete, self.cleanup_policy.compact) {
                 (true, true) => "compact,delete".into(),
                 (false, true) => "compact".into(),
