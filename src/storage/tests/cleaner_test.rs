@@ -464,3 +464,100 @@ fn a_crash_at_any_step_of_a_clean_leaves_the_old_or_the_new_segments() {
         }
     });
 }
+
+#[test]
+fn a_follower_copies_a_cleaned_leaders_gaps_and_keeps_them_under_any_policy() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(1 << 20);
+        let leader = open(&dir.path().join("leader"), compacted(4096), &cache).await;
+        write_updates(&leader, 10, 12, 5).await;
+        clean(&leader, &mut DedupeMap::new(1 << 20), 0).await.unwrap();
+        let expected = records_of(&leader).await;
+        let follower = PartitionLog::open(OpenOptions {
+            dir: dir.path().join("follower"),
+            topic_partition: TopicPartition::new("t", 0),
+            // A delete policy: the gaps alone make the log sparse.
+            config: small_config(4096),
+            cache: &cache,
+            high_watermark: HighWatermark::SetByReplication,
+        })
+        .await
+        .unwrap();
+        while follower.log_end_offset() < leader.log_end_offset() {
+            let from = follower.log_end_offset();
+            let slice =
+                leader.read(from, ReadLimits { max_bytes: 3000, upper_bound: leader.log_end_offset() }).await.unwrap();
+            let bytes = bytes::Bytes::from(slice.to_vec().await.unwrap());
+            if let Some(pending) = follower.append_replicated(bytes).unwrap() {
+                pending.durable().await.unwrap();
+            }
+            assert!(follower.log_end_offset() > from, "replication made no progress at {from}");
+        }
+        follower.set_high_watermark_bound(leader.high_watermark());
+        assert_eq!(records_of(&follower).await, expected);
+        assert!(dir.path().join("follower/cleaner-offset-checkpoint").exists());
+        // A crash, then a reopen whose recovery validates the gaps.
+        drop(follower);
+        let follower = open(&dir.path().join("follower"), small_config(4096), &cache).await;
+        assert_eq!(records_of(&follower).await, expected);
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_clean_races_appends_and_gives_up_when_the_log_is_truncated() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(1 << 20);
+        let log = std::rc::Rc::new(open(dir.path(), compacted(4096), &cache).await);
+        write_updates(&log, 20, 10, 5).await;
+        let appender = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                for round in 0..40 {
+                    durable(&log, keyed(round, &[(Some("key-0"), Some(&format!("racing-{round}")))])).await;
+                }
+            })
+            .detach()
+        };
+        // 2 MB/s: the clean sleeps between reads while the appends go on.
+        let report = log.clean(&mut DedupeMap::new(1 << 20), &IoBudget::new(Some(2_000_000)), Timestamp(T0)).await;
+        appender.await.unwrap();
+        assert!(report.unwrap().is_some());
+        let after = records_of(&log).await;
+        let newest = latest(&after);
+        assert_eq!(newest[b"key-0".as_slice()].value.as_deref(), Some(b"racing-39".as_slice()));
+        assert_eq!(after.last().unwrap().offset, log.log_end_offset().plus(-1));
+
+        // A truncation while a clean runs: the clean gives up and leaves no file behind.
+        write_updates(&log, 20, 10, 5).await;
+        let before = records_of(&log).await;
+        let cut = log.log_end_offset().plus(-3);
+        let cleaning = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                log.clean(&mut DedupeMap::new(1 << 20), &IoBudget::new(Some(1_000_000)), Timestamp(T0)).await
+            })
+            .detach()
+        };
+        // The clean runs up to its first read of the disk, then the truncation begins.
+        glommio::executor().yield_now().await;
+        log.truncate_to(cut).await.unwrap();
+        let result = cleaning.await.unwrap();
+        assert!(matches!(result, Err(Error::Truncated)), "{result:?}");
+        let expected: Vec<Rec> = before.into_iter().filter(|r| r.offset < log.log_end_offset()).collect();
+        assert_eq!(records_of(&log).await, expected);
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .contains("cleaned"))
+        );
+        std::rc::Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
