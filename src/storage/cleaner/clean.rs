@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use super::dedupe_map::DedupeMap;
 use super::files::{self, cleaned_file};
 use super::filter_standin::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
+use super::horizon::stamp_marker_horizon;
 use super::io_budget::IoBudget;
 use super::report::{CleanReport, Cleanable};
 use super::txn::TxnTracker;
@@ -395,7 +396,10 @@ impl Cleaning<'_> {
         report.records_read += count;
         if control && !discard {
             report.records_kept += count;
-            return Ok(Filtered::Unchanged);
+            // A removable marker's first clean starts its delete horizon.
+            let stamped =
+                if discardable && horizon.is_none() { stamp_marker_horizon(batch, self.horizon) } else { None };
+            return Ok(stamped.map_or(Filtered::Unchanged, Filtered::Rewritten));
         }
         let options = FilterOptions { delete_horizon: Some(self.horizon), keep_empty_header };
         let (map, now) = (self.map, self.now);

@@ -360,6 +360,48 @@ fn aborted_transactions_and_their_markers_go() {
 }
 
 #[test]
+fn a_marker_goes_after_its_horizon_once_its_transaction_is_gone() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(0);
+        let log = open(dir.path(), compacted(4096), &cache).await;
+        let markers = |batches: &[Vec<u8>]| -> Vec<(Offset, Option<Timestamp>)> {
+            batches
+                .iter()
+                .map(|b| RecordBatch::parse_prefix(b, usize::MAX).unwrap())
+                .filter(|b| b.is_control())
+                .map(|b| (b.base_offset(), (b.header().attributes.get() & 0x40 != 0).then(|| b.base_timestamp())))
+                .collect()
+        };
+        // Producer 9 aborts one transaction, then commits another: the aborted one's data is
+        // not its last batch, so it goes at the first clean, and its marker later.
+        durable(&log, transactional(9, 0, 1, &[(Some("a"), Some("aborted"))])).await;
+        let (abort, _) = log.append_marker(ProducerId(9), 0, 1, ControlType::Abort, LeaderEpoch(0)).unwrap();
+        let abort_at = abort.durable().await.unwrap().base_offset;
+        durable(&log, transactional(9, 1, 2, &[(Some("b"), Some("committed"))])).await;
+        let (commit, _) = log.append_marker(ProducerId(9), 0, 1, ControlType::Commit, LeaderEpoch(0)).unwrap();
+        commit.durable().await.unwrap();
+        write_updates(&log, 40, 2, 10).await;
+        let mut map = DedupeMap::new(1 << 20);
+        let first = clean(&log, &mut map, 0).await.unwrap();
+        assert_eq!(first.aborted_removed, 1);
+        assert_eq!(markers(&batches_of(&log).await)[0], (abort_at, None), "its transaction was still there");
+        write_updates(&log, 40, 1, 10).await;
+        clean(&log, &mut map, 100).await.unwrap();
+        assert_eq!(markers(&batches_of(&log).await)[0], (abort_at, Some(Timestamp(T0 + 1100))), "horizon stamped");
+        write_updates(&log, 40, 1, 10).await;
+        clean(&log, &mut map, 900).await.unwrap();
+        assert_eq!(markers(&batches_of(&log).await)[0].0, abort_at, "before its horizon it stays");
+        write_updates(&log, 40, 1, 10).await;
+        clean(&log, &mut map, 1200).await.unwrap();
+        let left = markers(&batches_of(&log).await);
+        assert!(left.iter().all(|(offset, _)| *offset != abort_at), "{left:?}");
+        assert_eq!(left.len(), 1, "the commit marker stays: its transaction's batch is the producer's last");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn a_full_map_cleans_up_to_where_it_filled_and_the_next_clean_goes_on() {
     run_on_shard(|| async {
         let dir = tempfile::tempdir().unwrap();
