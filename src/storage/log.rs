@@ -995,10 +995,11 @@ impl PartitionLog {
     }
 }
 
-/// Marks a log that took a gap in its offsets as sparse, so that recovery accepts the gap
-/// whatever its `cleanup.policy` becomes: the cleaner checkpoint file says so (written with
-/// the log start, which is where a first clean starts anyway).
-fn mark_sparse(state: &mut LogState) -> Result<(), Error> {
+/// Marks a log about to have a gap in its offsets (a replicated one, or a clean's) as sparse,
+/// so that recovery accepts the gap whatever its `cleanup.policy` becomes: the cleaner
+/// checkpoint file says so (written with the log start, which is where a first clean starts
+/// anyway).
+pub(crate) fn mark_sparse(state: &mut LogState) -> Result<(), Error> {
     // Even under `compact`: the policy may change before the next open.
     if state.cleaner_checkpoint.is_some() {
         return Ok(());

@@ -44,7 +44,7 @@ use crate::model::{
 use crate::storage::appender::SegmentAppender;
 use crate::storage::error::Error;
 use crate::storage::io::{self as sio, SharedFile};
-use crate::storage::log::{LogState, PartitionLog};
+use crate::storage::log::{LogState, PartitionLog, mark_sparse};
 use crate::storage::segment::{BatchMeta, Segment};
 
 /// A segment as the clean found it: enough to read it without the log's state.
@@ -125,6 +125,9 @@ impl PartitionLog {
             producers: &plan.producers,
         };
         let to_clean: Vec<OldSegment> = plan.segments.iter().filter(|s| s.base < end).cloned().collect();
+        // Before the first gap: a crash before the checkpoint must not leave gaps that a
+        // reopen under another policy would take for damage.
+        mark_sparse(&mut self.state.borrow_mut())?;
         let mut rest = &to_clean[..];
         while !rest.is_empty() {
             let (segment, taken) = self.clean_group(&plan, rest, &mut cleaning, budget, &mut report).await?;
