@@ -1107,6 +1107,33 @@ def scenario_compaction_refuses_keyless(b):
     assert got[0]["key"] == b"k", got
 
 
+def compaction_fill(b, topic, out_path):
+    """Creates a compacted topic with small segments, writes 150 keys x 20 updates to it, rolls
+    its active segment so all of it is cleanable, and writes 'offset key value' per record."""
+    segment_ms = 1000
+    create_topic(b, topic, config={
+        "cleanup.policy": "compact",
+        "segment.bytes": "16384",
+        "segment.ms": str(segment_ms),
+        "min.cleanable.dirty.ratio": "0.01",
+    })
+    records = [
+        {"partition": 0, "key": f"key-{k}".encode(), "value": f"{k}-{r}-".encode() + b"x" * 200}
+        for r in range(20) for k in range(150)
+    ]
+    delivered = ck_produce(b, topic, records, **{"compression.type": "zstd", "linger.ms": 5})
+    delivered += roll(b, topic, b"filler", segment_ms)
+    with open(out_path, "w") as out:
+        for r in delivered:
+            out.write(f"{r['offset']} {r['key'].decode()} {r['value'].decode()}\n")
+
+
+def compaction_dump(b, topic):
+    """Prints every record of partition 0 as 'offset key value'."""
+    for r in ck_read_all(b, topic):
+        print(f"{r['offset']} {r['key'].decode()} {r['value'].decode() if r['value'] is not None else '-'}")
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
@@ -1119,6 +1146,12 @@ def main():
     if args.scenario == "produce_until_killed":
         create_topic(args.bootstrap, args.args[0], partitions=int(args.args[2]))
         produce_until_killed(args.bootstrap, args.args[0], args.args[1])
+        return
+    if args.scenario == "compaction_fill":
+        compaction_fill(args.bootstrap, args.args[0], args.args[1])
+        return
+    if args.scenario == "compaction_dump":
+        compaction_dump(args.bootstrap, args.args[0])
         return
     if args.scenario == "dump_topic":
         dump_topic(args.bootstrap, args.args[0], int(args.args[1]))
