@@ -957,6 +957,11 @@ impl Partition {
         self.log.is_stopped()
     }
 
+    /// Bytes of the partition's log segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
     /// The high watermark: records below it are committed and visible to consumers.
     pub fn high_watermark(&self) -> Offset {
         self.log.high_watermark()
