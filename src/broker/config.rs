@@ -65,6 +65,37 @@ pub struct BrokerConfig {
     pub cluster: NodeConfig,
     /// Partition replication: the ISR, follower fetching, leader elections.
     pub replication: ReplicationConfig,
+    /// The log cleaner (compaction of `cleanup.policy=compact` topics).
+    pub cleaner: CleanerConfig,
+}
+
+/// Kafka's log cleaner settings. Each shard cleans the compacted logs it owns, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.io.max.bytes.per.second`, per shard (bytes read plus bytes written); `None`
+    /// is unlimited, Kafka's default.
+    pub io_bytes_per_sec: Option<u64>,
+    /// `log.cleaner.dedupe.buffer.size`, per shard.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.backoff.ms`: the sleep when no log needs cleaning.
+    pub backoff_ms: u64,
+    /// `offsets.topic.segment.bytes` and `transaction.state.log.segment.bytes`, set on the
+    /// internal topics when they are created.
+    pub internal_segment_bytes: u32,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            io_bytes_per_sec: None,
+            dedupe_buffer_bytes: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
+            backoff_ms: crate::limits::LOG_CLEANER_BACKOFF_MS_DEFAULT,
+            internal_segment_bytes: crate::limits::INTERNAL_TOPIC_SEGMENT_BYTES_DEFAULT,
+        }
+    }
 }
 
 /// Kafka's replication settings (broker level; `min.insync.replicas` and
@@ -187,6 +218,7 @@ impl BrokerConfig {
             internal_replication_factor: crate::limits::INTERNAL_REPLICATION_FACTOR_DEFAULT,
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
             replication: ReplicationConfig::default(),
+            cleaner: CleanerConfig::default(),
         }
     }
 }
