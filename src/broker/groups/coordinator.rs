@@ -642,8 +642,14 @@ impl Coordinator {
                         open += 1;
                     }
                     let (took_ms, log_bytes) = (started.elapsed().as_millis(), p.size_bytes());
-                    info!(partition, groups = restored.len(), open_transactions = open, took_ms, log_bytes,
-                        "consumer groups loaded");
+                    info!(
+                        partition,
+                        groups = restored.len(),
+                        open_transactions = open,
+                        took_ms,
+                        log_bytes,
+                        "consumer groups loaded"
+                    );
                     self.groups.borrow_mut().extend(restored);
                     self.loaded.borrow_mut().insert(partition);
                 }

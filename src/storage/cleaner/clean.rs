@@ -29,8 +29,6 @@ use tracing::{info, warn};
 
 use super::dedupe_map::DedupeMap;
 use super::files::{self, cleaned_file};
-use super::filter_standin::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
-use super::horizon::stamp_marker_horizon;
 use super::io_budget::IoBudget;
 use super::report::{CleanReport, Cleanable};
 use super::txn::TxnTracker;
@@ -38,6 +36,7 @@ use crate::limits::{
     BATCH_BYTES_MAX, CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, INDEX_PREALLOCATE_BYTES,
     PREALLOCATE_BYTES,
 };
+use crate::model::filter::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
 use crate::model::{
     BatchError, Offset, ProducerId, Record, RecordBatch, RecordIter, Timestamp, batch_size_from_prefix,
 };
@@ -399,10 +398,13 @@ impl Cleaning<'_> {
         report.records_read += count;
         if control && !discard {
             report.records_kept += count;
-            // A removable marker's first clean starts its delete horizon.
-            let stamped =
-                if discardable && horizon.is_none() { stamp_marker_horizon(batch, self.horizon) } else { None };
-            return Ok(stamped.map_or(Filtered::Unchanged, Filtered::Rewritten));
+            // The first clean that finds a marker removable starts its delete horizon (and
+            // only that one: the horizon counts from when its transaction is gone).
+            if !discardable || horizon.is_some() {
+                return Ok(Filtered::Unchanged);
+            }
+            let options = FilterOptions { delete_horizon: Some(self.horizon), keep_empty_header };
+            return Ok(filter_batch(batch, &options, |_| Keep::Keep)?);
         }
         let options = FilterOptions { delete_horizon: Some(self.horizon), keep_empty_header };
         let (map, now) = (self.map, self.now);

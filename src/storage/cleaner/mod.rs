@@ -11,8 +11,6 @@
 mod clean;
 mod dedupe_map;
 pub(crate) mod files;
-mod filter_standin;
-mod horizon;
 mod io_budget;
 mod report;
 mod txn;
