@@ -38,7 +38,8 @@ use crate::limits::{
 };
 use crate::model::filter::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
 use crate::model::{
-    BatchError, Offset, ProducerId, Record, RecordBatch, RecordIter, Timestamp, batch_size_from_prefix,
+    BatchError, ControlType, Offset, ProducerId, Record, RecordBatch, RecordIter, Timestamp, batch_size_from_prefix,
+    parse_marker,
 };
 use crate::storage::appender::SegmentAppender;
 use crate::storage::error::Error;
@@ -122,6 +123,7 @@ impl PartitionLog {
             horizon: Timestamp(now.0.saturating_add(i64::try_from(plan.delete_retention_ms).unwrap_or(i64::MAX))),
             txns: TxnTracker::new(plan.aborted.clone()),
             producers: &plan.producers,
+            emptied_aborts: Vec::new(),
         };
         let to_clean: Vec<OldSegment> = plan.segments.iter().filter(|s| s.base < end).cloned().collect();
         // Before the first gap: a crash before the checkpoint must not leave gaps that a
@@ -141,6 +143,9 @@ impl PartitionLog {
         report.took = started.elapsed();
         let mut state = self.state.borrow_mut();
         state.cleaner_checkpoint = Some(end);
+        for &(producer_id, marker) in &cleaning.emptied_aborts {
+            state.aborted.remove(producer_id, marker);
+        }
         state.last_clean = Some((Timestamp::now(), report.clone()));
         info!(tp = %state.topic_partition, start = %report.start, end = %report.end,
             segments_before = report.segments_before, segments_after = report.segments_after,
@@ -384,6 +389,9 @@ struct Cleaning<'a> {
     horizon: Timestamp,
     txns: TxnTracker,
     producers: &'a HashMap<ProducerId, (Option<Offset>, i16)>,
+    /// Abort markers whose transaction has no record left (producer, marker offset): their
+    /// aborted-transaction index entries go once the clean is done.
+    emptied_aborts: Vec<(ProducerId, Offset)>,
 }
 
 impl Cleaning<'_> {
@@ -391,6 +399,9 @@ impl Cleaning<'_> {
     fn filter(&mut self, batch: &RecordBatch<'_>, report: &mut CleanReport) -> Result<Filtered, Error> {
         let control = batch.is_control();
         let discardable = if control { self.txns.on_control(batch) } else { self.txns.on_batch(batch) };
+        if discardable && matches!(parse_marker(batch), Some((ControlType::Abort, _))) {
+            self.emptied_aborts.push((batch.producer_id(), batch.base_offset()));
+        }
         let horizon = delete_horizon(batch);
         let discard = if control { discardable && horizon.is_some_and(|h| h <= self.now) } else { discardable };
         let keep_empty_header = self.is_last_of_producer(batch);

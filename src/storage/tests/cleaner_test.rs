@@ -387,8 +387,10 @@ fn a_marker_goes_after_its_horizon_once_its_transaction_is_gone() {
         assert_eq!(first.aborted_removed, 1);
         assert_eq!(markers(&batches_of(&log).await)[0], (abort_at, None), "its transaction was still there");
         write_updates(&log, 40, 1, 10).await;
+        assert_eq!(log.aborted_transactions(Offset::ZERO, Offset(i64::MAX)).len(), 1);
         clean(&log, &mut map, 100).await.unwrap();
         assert_eq!(markers(&batches_of(&log).await)[0], (abort_at, Some(Timestamp(T0 + 1100))), "horizon stamped");
+        assert!(log.aborted_transactions(Offset::ZERO, Offset(i64::MAX)).is_empty(), "no record left to drop");
         write_updates(&log, 40, 1, 10).await;
         clean(&log, &mut map, 900).await.unwrap();
         assert_eq!(markers(&batches_of(&log).await)[0].0, abort_at, "before its horizon it stays");
@@ -603,5 +605,43 @@ fn a_clean_races_appends_and_gives_up_when_the_log_is_truncated() {
                 .contains("cleaned"))
         );
         std::rc::Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_cleanable_section_stops_at_open_transactions_young_records_and_the_active_segment() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(0);
+        let mut config = compacted(4096);
+        config.set("min.compaction.lag.ms", "1000").unwrap();
+        let log = open(dir.path(), config.clone(), &cache).await;
+        assert!(log.cleanable(Timestamp(T0)).unwrap().first_dirty == Offset::ZERO);
+        write_updates(&log, 10, 10, 5).await;
+        let open_at = durable(&log, transactional(5, 0, 1, &[(Some("t"), Some("open"))])).await.base_offset;
+        write_updates(&log, 10, 10, 5).await;
+        let segments_of = |log: &PartitionLog| log.segment_count();
+        assert!(segments_of(&log) > 4);
+        // Records are written at T0 + (a few hundred ms): at T0 + 600 some are too young.
+        let young = log.cleanable(Timestamp(T0 + 600)).unwrap();
+        let old = log.cleanable(Timestamp(T0 + 100_000)).unwrap();
+        assert!(young.first_uncleanable < old.first_uncleanable, "{young:?} {old:?}");
+        // The open transaction holds the section below its first offset.
+        assert!(old.first_uncleanable <= open_at, "{old:?}");
+        assert!(old.dirty_ratio > 0.99 && old.oldest_dirty_ms.is_some());
+        let (pending, _) = log.append_marker(ProducerId(5), 0, 1, ControlType::Commit, LeaderEpoch(0)).unwrap();
+        pending.durable().await.unwrap();
+        let decided = log.cleanable(Timestamp(T0 + 100_000)).unwrap();
+        assert!(decided.first_uncleanable > open_at, "{decided:?}");
+        let active_base = decided.first_uncleanable;
+        write_updates(&log, 1, 1, 1).await;
+        assert!(log.cleanable(Timestamp(T0 + 100_000)).unwrap().first_uncleanable <= log.log_end_offset());
+        let report = clean(&log, &mut DedupeMap::new(1 << 20), 100_000).await.unwrap();
+        assert_eq!(report.end, active_base);
+        // A log that is not compacted has no cleanable section and is never cleaned.
+        log.set_config(small_config(4096));
+        assert!(log.cleanable(Timestamp(T0)).is_none());
+        assert!(clean(&log, &mut DedupeMap::new(1 << 20), 100_000).await.is_none());
+        log.close().await.unwrap();
     });
 }
