@@ -195,6 +195,8 @@ pub(crate) struct LogState {
     pub(crate) cleaner_checkpoint: Option<Offset>,
     /// The last clean since open: when it ended and what it did.
     pub(crate) last_clean: Option<(Timestamp, CleanReport)>,
+    /// A clean is under way (two at once would write the same `.cleaned` files).
+    pub(crate) cleaning: bool,
 }
 
 /// Counters of what the flusher did, for tests, tools and (later) metrics.
@@ -466,6 +468,7 @@ impl PartitionLog {
             stats: LogStats::default(),
             cleaner_checkpoint,
             last_clean: None,
+            cleaning: false,
         }));
         state.borrow().check_invariants();
         info!(tp = %tp, %log_start, %log_end, clean, "log opened");

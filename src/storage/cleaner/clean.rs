@@ -96,6 +96,7 @@ impl PartitionLog {
         now: Timestamp,
     ) -> Result<Option<CleanReport>, Error> {
         let started = Instant::now();
+        let Some(_running) = Running::start(&self.state) else { return Ok(None) };
         let Some(plan) = self.plan(now) else { return Ok(None) };
         let mut report = CleanReport {
             start: plan.segments.first().map_or(plan.cleanable.first_dirty, |s| s.base),
@@ -373,6 +374,27 @@ impl PartitionLog {
         // Cached batches of the old segments would be served with their old positions.
         state.cache.drop_before(end);
         Ok(())
+    }
+}
+
+/// Marks a log as being cleaned while it lives, so that a second clean of it does nothing
+/// (dropped with the clean's future, however it ends).
+struct Running<'a>(&'a std::cell::RefCell<LogState>);
+
+impl<'a> Running<'a> {
+    fn start(state: &'a std::cell::RefCell<LogState>) -> Option<Running<'a>> {
+        let mut borrowed = state.borrow_mut();
+        if borrowed.cleaning {
+            return None;
+        }
+        borrowed.cleaning = true;
+        Some(Running(state))
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().cleaning = false;
     }
 }
 

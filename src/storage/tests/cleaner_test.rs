@@ -175,6 +175,14 @@ fn a_clean_keeps_each_keys_latest_record_at_its_offset() {
         let after = records_of(&log).await;
         assert_eq!(after, expected_after(&before, report.end, true));
         assert!(after.iter().all(|r| r.key.is_some()), "the keyless record is gone");
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        logs.sort();
+        logs.pop(); // the active segment's file is preallocated
+        assert!(logs.iter().all(|p| p.metadata().unwrap().len() <= 4096), "a cleaned group is at most segment.bytes");
         assert_eq!(latest(&after), latest(&before.iter().filter(|r| r.key.is_some()).cloned().collect::<Vec<_>>()));
         assert_eq!(log.last_clean().unwrap().1, report);
         assert_eq!(log.size_bytes(), log.size_bytes());
@@ -569,8 +577,19 @@ fn a_clean_races_appends_and_gives_up_when_the_log_is_truncated() {
             })
             .detach()
         };
-        // 2 MB/s: the clean sleeps between reads while the appends go on.
-        let report = log.clean(&mut DedupeMap::new(1 << 20), &IoBudget::new(Some(2_000_000)), Timestamp(T0)).await;
+        // 2 MB/s: the clean sleeps between reads while the appends go on (and a second clean
+        // of the same log meanwhile does nothing).
+        let first = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                log.clean(&mut DedupeMap::new(1 << 20), &IoBudget::new(Some(2_000_000)), Timestamp(T0)).await
+            })
+            .detach()
+        };
+        glommio::executor().yield_now().await;
+        let second = log.clean(&mut DedupeMap::new(1 << 20), &IoBudget::new(None), Timestamp(T0)).await;
+        assert!(matches!(second, Ok(None)), "{second:?}");
+        let report = first.await.unwrap();
         appender.await.unwrap();
         assert!(report.unwrap().is_some());
         let after = records_of(&log).await;
