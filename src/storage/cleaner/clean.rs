@@ -169,7 +169,8 @@ impl PartitionLog {
         let segments: Vec<OldSegment> = state
             .segments
             .range(..cleanable.first_uncleanable)
-            .filter_map(|(&base, s)| {
+            // Consecutive segments only: a group never spans one it cannot read.
+            .map_while(|(&base, s)| {
                 let file = s.file.clone()?;
                 Some(OldSegment { base, file, size: s.flushed_size, next_offset: s.flushed_next_offset })
             })
@@ -223,8 +224,9 @@ impl PartitionLog {
     ) -> Result<Option<Offset>, Error> {
         map.clear();
         let first_dirty = plan.cleanable.first_dirty;
-        let first = plan.segments.first().map_or(first_dirty, |s| s.base);
-        let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first).copied().collect());
+        // Transactions aborted before the dirty section would stay "under way" for the whole
+        // walk, their markers being skipped with the clean segments.
+        let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
         'segments: for segment in plan.segments.iter().filter(|s| s.next_offset > first_dirty) {
             let mut reader = BatchReader::new(segment);
             while let Some((_, bytes)) = reader.next(budget).await? {
