@@ -664,3 +664,27 @@ fn the_cleanable_section_stops_at_open_transactions_young_records_and_the_active
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn retention_goes_on_deleting_cleaned_segments_under_compact_delete() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(0);
+        let mut config = compacted(4096);
+        config.set("cleanup.policy", "compact,delete").unwrap();
+        config.set("retention.ms", "60000").unwrap();
+        let log = open(dir.path(), config, &cache).await;
+        write_updates(&log, 20, 10, 5).await;
+        let report = clean(&log, &mut DedupeMap::new(1 << 20), 0).await.unwrap();
+        let segments = log.segment_count();
+        assert!(segments > 1);
+        // Within retention nothing goes; past it every cleaned segment does.
+        assert_eq!(log.enforce_retention(Timestamp(T0 + 1000)).unwrap().segments_deleted, 0);
+        let retention = log.enforce_retention(Timestamp(T0 + 120_000)).unwrap();
+        assert_eq!(retention.segments_deleted, segments - 1);
+        assert_eq!(retention.log_start_offset, report.end);
+        assert_eq!(records_of(&log).await.first().unwrap().offset, report.end);
+        assert_eq!(log.cleanable(Timestamp(T0)).unwrap().first_dirty, report.end);
+        log.close().await.unwrap();
+    });
+}
