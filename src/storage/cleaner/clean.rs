@@ -303,6 +303,15 @@ impl PartitionLog {
                         Filtered::Removed => continue,
                     };
                     let meta = BatchMeta::from_batch(&parse(&kept)?);
+                    // The base offset lies outside the CRC: a damaged one must not reach the
+                    // segment's ordering asserts.
+                    let in_order = meta.base_offset >= segment.next_offset
+                        && meta.next_offset.plus(-1).relative_to(base).is_some_and(|r| r < u32::MAX);
+                    if !in_order {
+                        let what = format!("batch at {} out of order in segment {}", meta.base_offset, old.base);
+                        let damage = std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+                        return Err(Error::io(format!("cleaning {}", path.display()))(damage));
+                    }
                     first_timestamp.get_or_insert(meta.base_timestamp);
                     segment.track_batch(segment.size, &meta, plan.index_interval_bytes);
                     pending_bytes += kept.len();
