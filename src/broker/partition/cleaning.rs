@@ -106,22 +106,25 @@ impl ShardPartitions {
                 };
                 let tp = partition.topic_partition().clone();
                 match partition.clean(&mut map, &budget, Timestamp::now()).await {
-                    Ok(Some(report)) => info!(
-                        tp = %tp,
-                        start = %report.start,
-                        end = %report.end,
-                        segments_before = report.segments_before,
-                        segments_after = report.segments_after,
-                        bytes_before = report.bytes_before,
-                        bytes_after = report.bytes_after,
-                        records_read = report.records_read,
-                        records_kept = report.records_kept,
-                        tombstones_removed = report.tombstones_removed,
-                        aborted_removed = report.aborted_removed,
-                        took_ms = report.took.as_millis(),
-                        mb_per_sec = format!("{:.1}", report.bytes_read as f64 / report.took.as_secs_f64().max(1e-6) / 1e6),
-                        "log cleaned"
-                    ),
+                    Ok(Some(report)) => {
+                        let mb_per_sec = report.bytes_read as f64 / report.took.as_secs_f64().max(1e-6) / 1e6;
+                        info!(
+                            tp = %tp,
+                            start = %report.start,
+                            end = %report.end,
+                            segments_before = report.segments_before,
+                            segments_after = report.segments_after,
+                            bytes_before = report.bytes_before,
+                            bytes_after = report.bytes_after,
+                            records_read = report.records_read,
+                            records_kept = report.records_kept,
+                            tombstones_removed = report.tombstones_removed,
+                            aborted_removed = report.aborted_removed,
+                            took_ms = report.took.as_millis(),
+                            mb_per_sec = format!("{mb_per_sec:.1}"),
+                            "log cleaned"
+                        )
+                    }
                     // Nothing to do after all (the log changed since it was picked).
                     Ok(None) => glommio::timer::sleep(backoff).await,
                     Err(e) => {
