@@ -229,6 +229,19 @@ pub struct LogDirDescription {
     /// partition's current log (never below 0; a follower's log may trail its leader's high
     /// watermark, a leader's never does, so on one node it is always 0).
     pub offset_lag: i64,
+    /// The cleaner's view of a compacted log.
+    pub cleaning: Option<CleaningState>,
+}
+
+/// Where a compacted log's cleaning stands (for `sluice topic describe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CleaningState {
+    /// Bytes written since the last clean (the dirty part of the cleanable range).
+    pub dirty_bytes: u64,
+    /// Bytes of the cleanable range, clean and dirty.
+    pub cleanable_bytes: u64,
+    /// When and how far the last clean since the log opened went, if there was one.
+    pub last_clean: Option<(Timestamp, Offset)>,
 }
 
 /// Where ListOffsets looks (the wire's -1…-5 sentinels, named).
@@ -1052,7 +1065,13 @@ impl Partition {
     /// The size and lag of this partition's log (DescribeLogDirs).
     pub fn describe_log_dir(&self) -> LogDirDescription {
         let lag = self.log.high_watermark().0.saturating_sub(self.log.log_end_offset().0);
-        LogDirDescription { size_bytes: self.log.size_bytes(), offset_lag: lag.max(0) }
+        let now = Timestamp::now();
+        let cleaning = self.log.cleanable(now).map(|c| CleaningState {
+            dirty_bytes: c.dirty_bytes,
+            cleanable_bytes: c.clean_bytes + c.dirty_bytes,
+            last_clean: self.log.last_clean().map(|(at, report)| (at, report.end)),
+        });
+        LogDirDescription { size_bytes: self.log.size_bytes(), offset_lag: lag.max(0), cleaning }
     }
 
     /// DeleteRecords for one partition. Returns the new low watermark (log start offset).
