@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::topic_config::TopicDefaults;
+use std::collections::BTreeMap;
+
+use super::topic_config::{BrokerLayers, DynamicLayers, TopicDefaults};
+use crate::cluster::image::MetadataImage;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
 use crate::storage::LogConfig;
@@ -65,6 +68,86 @@ pub struct BrokerConfig {
     pub cluster: NodeConfig,
     /// Partition replication: the ISR, follower fetching, leader elections.
     pub replication: ReplicationConfig,
+    /// The log cleaner's static settings (its flags); [`BrokerConfig::cleaner_config`] layers
+    /// the dynamic ones over them.
+    pub cleaner: CleanerConfig,
+}
+
+/// Kafka's log cleaner settings (`log.cleaner.*`), all dynamic broker configs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's I/O budget, reads and writes.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: memory of the key-to-offset map (Sluice: per shard).
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.backoff.ms`: the sleep when no log is cleanable.
+    pub backoff_ms: u64,
+    /// `log.cleaner.io.buffer.size`: the read and write buffers.
+    pub io_buffer_size: u32,
+    /// `log.cleaner.io.buffer.load.factor`: how full the dedupe map may get.
+    pub io_buffer_load_factor: f64,
+    /// `log.cleaner.threads` (stored: the cleaner runs on every shard).
+    pub threads: i32,
+}
+
+impl Default for CleanerConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CleanerConfig {
+            io_max_bytes_per_second: f64::MAX,
+            dedupe_buffer_size: 128 * 1024 * 1024,
+            backoff_ms: 15_000,
+            io_buffer_size: 512 * 1024,
+            io_buffer_load_factor: 0.9,
+            threads: 1,
+        }
+    }
+}
+
+impl CleanerConfig {
+    /// These settings under Kafka's names, as DescribeConfigs prints them.
+    pub fn named(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("log.cleaner.backoff.ms", self.backoff_ms.to_string()),
+            ("log.cleaner.dedupe.buffer.size", self.dedupe_buffer_size.to_string()),
+            ("log.cleaner.io.buffer.load.factor", java_double(self.io_buffer_load_factor)),
+            ("log.cleaner.io.buffer.size", self.io_buffer_size.to_string()),
+            ("log.cleaner.io.max.bytes.per.second", java_double(self.io_max_bytes_per_second)),
+            ("log.cleaner.threads", self.threads.to_string()),
+        ]
+    }
+
+    /// These settings with every value the layers set replacing the static one (values were
+    /// validated when they were stored).
+    fn layered(&self, layers: &BrokerLayers) -> CleanerConfig {
+        let mut out = self.clone();
+        let get = |name: &str| layers.value(name, None).0;
+        if let Some(v) = get("log.cleaner.io.max.bytes.per.second").and_then(|v| v.trim().parse().ok()) {
+            out.io_max_bytes_per_second = v;
+        }
+        if let Some(v) = get("log.cleaner.dedupe.buffer.size").and_then(|v| v.trim().parse().ok()) {
+            out.dedupe_buffer_size = v;
+        }
+        if let Some(v) = get("log.cleaner.backoff.ms").and_then(|v| v.trim().parse().ok()) {
+            out.backoff_ms = v;
+        }
+        if let Some(v) = get("log.cleaner.io.buffer.size").and_then(|v| v.trim().parse().ok()) {
+            out.io_buffer_size = v;
+        }
+        if let Some(v) = get("log.cleaner.io.buffer.load.factor").and_then(|v| v.trim().parse().ok()) {
+            out.io_buffer_load_factor = v;
+        }
+        if let Some(v) = get("log.cleaner.threads").and_then(|v| v.trim().parse().ok()) {
+            out.threads = v;
+        }
+        out
+    }
+}
+
+/// A double as Java prints it (`Double.MAX_VALUE` is `1.7976931348623157E308`), so that a
+/// default reads as Kafka's.
+fn java_double(v: f64) -> String {
+    if v == f64::MAX { "1.7976931348623157E308".to_string() } else { format!("{v:?}") }
 }
 
 /// Kafka's replication settings (broker level; `min.insync.replicas` and
@@ -118,13 +201,42 @@ impl Default for ReplicationConfig {
 }
 
 impl BrokerConfig {
-    /// The broker's defaults for topic configs.
+    /// The broker's static defaults for topic configs (its flags, no dynamic config).
     pub fn topic_defaults(&self) -> TopicDefaults {
-        TopicDefaults {
-            log: self.log_defaults.clone(),
-            min_insync_replicas: self.replication.min_insync_replicas,
-            unclean_leader_election: self.replication.unclean_leader_election,
+        TopicDefaults::new(self.log_defaults.clone(), &self.static_extra(), DynamicLayers::default())
+    }
+
+    /// The broker's defaults for topic configs under the dynamic broker configs of `image`:
+    /// this broker's, then the cluster-wide ones, then its flags.
+    pub fn topic_defaults_in(&self, image: &MetadataImage) -> TopicDefaults {
+        TopicDefaults::new(self.log_defaults.clone(), &self.static_extra(), self.dynamic_layers(image))
+    }
+
+    /// The cleaner's settings under the dynamic broker configs of `image`. The cleaner reads
+    /// them through this (via `Metadata::cleaner_config`) each time it schedules, so a change
+    /// by AlterConfigs applies from the next clean.
+    pub fn cleaner_config(&self, image: &MetadataImage) -> CleanerConfig {
+        self.cleaner.layered(&self.topic_defaults_in(image).layers)
+    }
+
+    /// The dynamic broker configs of `image` that apply to this broker.
+    pub fn dynamic_layers<'a>(&self, image: &'a MetadataImage) -> DynamicLayers<'a> {
+        DynamicLayers {
+            broker: image.broker_configs.get(&self.node_id.to_string()),
+            cluster: image.broker_configs.get(""),
         }
+    }
+
+    /// The static settings that default topic configs or are dynamic broker configs, other
+    /// than the log's: replication's and the cleaner's, under Kafka's names.
+    fn static_extra(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("min.insync.replicas", self.replication.min_insync_replicas.to_string()),
+            ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
+        ];
+        let kafka: BTreeMap<&str, String> = CleanerConfig::default().named().into_iter().collect();
+        out.extend(self.cleaner.named().into_iter().filter(|(name, v)| kafka.get(name) != Some(v)));
+        out
     }
 }
 
@@ -187,6 +299,7 @@ impl BrokerConfig {
             internal_replication_factor: crate::limits::INTERNAL_REPLICATION_FACTOR_DEFAULT,
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
             replication: ReplicationConfig::default(),
+            cleaner: CleanerConfig::default(),
         }
     }
 }

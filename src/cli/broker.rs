@@ -319,6 +319,8 @@ impl BrokerArgs {
         };
         Ok(BrokerConfig {
             replication,
+            // Kafka's defaults until the cleaner's flags set them.
+            cleaner: crate::broker::config::CleanerConfig::default(),
             default_replication_factor: self.default_replication_factor,
             internal_replication_factor: self.offsets_topic_replication_factor,
             cluster,

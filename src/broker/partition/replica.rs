@@ -25,6 +25,29 @@ use crate::storage::{
 /// Bytes a replay reads at a time.
 const REPLAY_READ_BYTES: u64 = 1024 * 1024;
 
+/// Kafka's LogValidator timestamp rule for CreateTime topics: a record whose timestamp is more
+/// than `before_max_ms` behind `now` or `after_max_ms` ahead of it is refused (INVALID_TIMESTAMP);
+/// records without a timestamp (-1) pass. Checked on each batch's first and largest timestamps,
+/// the ones its header carries, so no batch is decompressed for it.
+fn check_timestamps(
+    batches: &ValidBatches,
+    (before_max_ms, after_max_ms): (i64, i64),
+    now: Timestamp,
+) -> Result<(), PartitionError> {
+    let (earliest, latest) = (now.0.saturating_sub(before_max_ms), now.0.saturating_add(after_max_ms));
+    for batch in batches.batches() {
+        for timestamp in [batch.base_timestamp, batch.max_timestamp] {
+            if timestamp != Timestamp::NONE && !(earliest..=latest).contains(&timestamp.0) {
+                return Err(PartitionError::InvalidTimestamp(format!(
+                    "Timestamp {} of message is out of range. The timestamp should be within [{earliest}, {latest}]",
+                    timestamp.0
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PartitionError {
@@ -67,6 +90,9 @@ pub enum PartitionError {
     /// A batch the broker refuses for what it is, not for its bytes.
     #[error("{0}")]
     InvalidRecord(String),
+    /// A CreateTime record outside `message.timestamp.before.max.ms`/`after.max.ms` of now.
+    #[error("{0}")]
+    InvalidTimestamp(String),
     /// A request field Kafka does not define (an isolation level other than 0 or 1).
     #[error("{0}")]
     InvalidRequest(String),
@@ -408,13 +434,17 @@ impl Partition {
         }
         self.check_leader()?;
         self.log.check_writable()?;
-        let (limit, timestamp_type) = {
+        let (limit, timestamp_type, window) = {
             let config = self.config.borrow();
-            (config.log.batch_bytes_max(), config.timestamp_type)
+            let window = (config.timestamp_before_max_ms, config.timestamp_after_max_ms);
+            (config.log.batch_bytes_max(), config.timestamp_type, window)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
         // result, and checks idempotent producers' sequences on the batches' summaries.
         let mut batches = ValidBatches::new(records, limit)?;
+        if origin == Origin::Client && timestamp_type == TimestampType::CreateTime {
+            check_timestamps(&batches, window, Timestamp::now())?;
+        }
         if batches.batches().iter().any(|b| b.control) {
             return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
         }
@@ -1065,6 +1095,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::Timeout => ErrorCode::RequestTimedOut,
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            PartitionError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             PartitionError::InternalTopic(_) => ErrorCode::InvalidTopicException,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
