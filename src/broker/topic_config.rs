@@ -448,12 +448,13 @@ impl TopicConfigDef {
             ConfigType::String | ConfigType::List => None,
         };
         match (self.check, number) {
-            (Check::AtLeast(min), _) if self.config_type == ConfigType::Long => {
-                // Compared as integers: an f64 cannot tell i64::MAX from its neighbours.
-                if trimmed.parse::<i64>().is_ok_and(|v| v < min) {
-                    return Err(invalid(format!("Value must be at least {min}")));
-                }
+            // Compared as integers: an f64 cannot tell i64::MAX from its neighbours.
+            (Check::AtLeast(min), _)
+                if self.config_type == ConfigType::Long && trimmed.parse::<i64>().is_ok_and(|v| v < min) =>
+            {
+                return Err(invalid(format!("Value must be at least {min}")));
             }
+            (Check::AtLeast(_), _) if self.config_type == ConfigType::Long => {}
             (Check::AtLeast(min), Some(v)) if v < min as f64 => {
                 return Err(invalid(format!("Value must be at least {min}")));
             }
@@ -465,11 +466,11 @@ impl TopicConfigDef {
                     return Err(invalid(format!("Value must be no more than {max}")));
                 }
             }
-            (Check::Level(min, max, extra), Some(v)) => {
-                if extra.is_none_or(|e| e as f64 != v) && (v < min as f64 || v > max as f64) {
-                    let or = extra.map(|e| format!(" or {e}")).unwrap_or_default();
-                    return Err(invalid(format!("Value must be between {min} and {max}{or}")));
-                }
+            (Check::Level(min, max, extra), Some(v))
+                if extra.is_none_or(|e| e as f64 != v) && (v < min as f64 || v > max as f64) =>
+            {
+                let or = extra.map(|e| format!(" or {e}")).unwrap_or_default();
+                return Err(invalid(format!("Value must be between {min} and {max}{or}")));
             }
             (Check::OneOf(allowed), _) if !allowed.contains(&trimmed) => {
                 return Err(invalid(format!("String must be one of: {}", allowed.join(", "))));

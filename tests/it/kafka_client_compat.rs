@@ -65,6 +65,11 @@ fn incremental_alter_configs_sets_and_deletes() {
 }
 
 #[test]
+fn alter_configs_replaces_topic_and_broker_configs() {
+    run_scenario("alter_configs", &["--cores", "1"]);
+}
+
+#[test]
 fn produce_to_an_unknown_topic_fails() {
     run_scenario("unknown_topic_produce", &["--cores", "1"]);
 }
