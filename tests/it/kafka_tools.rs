@@ -257,7 +257,7 @@ fn kafka_configs() {
     assert!(refused.contains("InvalidRequestException: Cannot update these configs dynamically"), "{refused}");
     let defaults = tool(&broker, CONFIGS, &["--describe", "--entity-type", "brokers", "--entity-default"]).ok();
     assert!(defaults.contains("Default configs for brokers in the cluster are:"), "{defaults}");
-    let line = "log.cleaner.backoff.ms=1000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.cleaner.backoff.ms=1000}";
+    let line = "log.cleaner.backoff.ms=1000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:";
     assert!(defaults.contains(line), "{defaults}");
 }
 
