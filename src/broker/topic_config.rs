@@ -10,9 +10,10 @@
 //! broker resolves the same layers; [`TopicDefaults`] is the broker part of them for one broker.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::model::TimestampType;
-use crate::storage::{ConfigError, LogConfig, TOPIC_CONFIG_NAMES};
+use crate::storage::{ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
 
 /// Where a config value came from (DescribeConfigs' `config_source`, Kafka's numbering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +407,30 @@ pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+
+const FLUSH_MESSAGES: &str = "flush.messages";
+const FLUSH_MS: &str = "flush.ms";
+
+/// The broker's `--flush-mode`, made as strict as `flush.messages` and `flush.ms` ask: an
+/// fsync per append for `flush.messages=1` or `flush.ms=0`, at most `flush.ms` between fsyncs
+/// otherwise. Never looser than the broker's mode (Sync already flushes every append). Other
+/// `flush.messages` values have no counter to drive them and are stored only. The flush mode
+/// is taken when a partition opens (creation, restart).
+fn stricter_flush(mode: FlushMode, flush_messages: i64, flush_ms: i64) -> FlushMode {
+    if flush_messages == 1 || flush_ms == 0 {
+        return FlushMode::Sync;
+    }
+    let Ok(ms) = u64::try_from(flush_ms) else { return mode };
+    if flush_ms == i64::MAX {
+        return mode;
+    }
+    let asked = Duration::from_millis(ms);
+    match mode {
+        FlushMode::Sync => FlushMode::Sync,
+        FlushMode::Interval(every) => FlushMode::Interval(every.min(asked)),
+        FlushMode::None => FlushMode::Interval(asked),
+    }
+}
 
 /// The definition of topic config `name`.
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -877,6 +902,7 @@ impl TopicConfig {
             log.set(name, value(name))?;
         }
         let long = |name: &str| value(name).parse::<i64>().unwrap_or(i64::MAX);
+        log.flush_mode = stricter_flush(log.flush_mode, long(FLUSH_MESSAGES), long(FLUSH_MS));
         Ok(TopicConfig {
             log,
             timestamp_type: match value(TIMESTAMP_TYPE) {
@@ -1069,6 +1095,22 @@ mod tests {
         let segment = find(&topic.describe(), "segment.bytes");
         assert_eq!(segment.synonyms[0], ("segment.bytes".into(), "1048576".into(), ConfigSource::TopicOverride));
         assert_eq!(segment.synonyms.len(), 5);
+    }
+
+    #[test]
+    fn flush_configs_only_make_the_brokers_flush_mode_stricter() {
+        let second = Duration::from_secs(1);
+        assert_eq!(stricter_flush(FlushMode::None, i64::MAX, i64::MAX), FlushMode::None);
+        assert_eq!(stricter_flush(FlushMode::None, 1, i64::MAX), FlushMode::Sync);
+        assert_eq!(stricter_flush(FlushMode::Interval(second), i64::MAX, 0), FlushMode::Sync);
+        assert_eq!(stricter_flush(FlushMode::None, 1000, 200), FlushMode::Interval(Duration::from_millis(200)));
+        assert_eq!(stricter_flush(FlushMode::Interval(second), i64::MAX, 5000), FlushMode::Interval(second));
+        assert_eq!(stricter_flush(FlushMode::Sync, i64::MAX, 5000), FlushMode::Sync);
+        let mut log = LogConfig { flush_mode: FlushMode::None, ..LogConfig::default() };
+        log.set("segment.ms", "1000").unwrap();
+        let overrides = BTreeMap::from([("flush.messages".to_string(), "1".to_string())]);
+        let config = TopicConfig::resolve(&TopicDefaults::from(log), &overrides).unwrap();
+        assert_eq!(config.log.flush_mode, FlushMode::Sync);
     }
 
     #[test]
