@@ -1103,3 +1103,23 @@ impl From<&PartitionError> for ErrorCode {
         }
     }
 }
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+
+    #[test]
+    fn create_time_records_outside_the_window_are_refused() {
+        let now = Timestamp(1_700_000_000_000);
+        let at = |t: i64| ValidBatches::new(crate::testing::batch_of(2, 10, 1, Timestamp(t)), 1 << 20).unwrap();
+        let window = (3_600_000, 60_000);
+        assert!(check_timestamps(&at(now.0), window, now).is_ok());
+        assert!(check_timestamps(&at(now.0 - 3_600_000), window, now).is_ok());
+        assert!(check_timestamps(&at(-1), window, now).is_ok(), "no timestamp");
+        let old = check_timestamps(&at(now.0 - 3_600_001), window, now).unwrap_err();
+        assert!(matches!(old, PartitionError::InvalidTimestamp(_)));
+        assert_eq!(ErrorCode::from(&old), ErrorCode::InvalidTimestamp);
+        assert!(check_timestamps(&at(now.0 + 60_001), window, now).is_err());
+        assert!(check_timestamps(&at(0), (i64::MAX, i64::MAX), now).is_ok(), "Kafka's defaults never overflow");
+    }
+}
