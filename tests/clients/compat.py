@@ -524,6 +524,24 @@ ConfigSource_DYNAMIC_DEFAULT_BROKER = 3
 ConfigSource_DEFAULT = 5
 
 
+def scenario_broker_config(b, topic, phase):
+    """IncrementalAlterConfigs on this broker ("set"), then, after a restart ("check"), the
+    dynamic config is still there (a metadata record) and still under the topic's values."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    client = admin(b)
+    broker_id = str(min(client.list_topics(timeout=TIMEOUT).brokers))
+    if phase == "set":
+        create_topic(b, topic)
+        entry = ConfigEntry("log.segment.bytes", "2097152", incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ConfigResource.Type.BROKER, broker_id, incremental_configs=[entry])
+        for _, future in client.incremental_alter_configs([resource]).items():
+            future.result(timeout=TIMEOUT)
+    res = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)], request_timeout=TIMEOUT)
+    segment = list(res.values())[0].result(timeout=TIMEOUT)["segment.bytes"]
+    assert segment.value == "2097152" and segment.source == ConfigSource_DYNAMIC_BROKER, segment
+
+
 def scenario_alter_configs(b):
     """AlterConfigs (API 33, replace-all) from confluent-kafka and kafka-python, on a topic and on
     the broker (its own id, and "" for the cluster-wide default through kafka-python's protocol
