@@ -542,6 +542,56 @@ def scenario_broker_config(b, topic, phase):
     assert segment.value == "2097152" and segment.source == ConfigSource_DYNAMIC_BROKER, segment
 
 
+def scenario_cluster_broker_configs(b):
+    """In a cluster: a cluster-wide dynamic config (BROKER "", through kafka-python's protocol
+    layer, as neither client's alter_configs names it) reaches every broker; one broker's own
+    (BROKER <id>, through confluent-kafka, sent to that broker) stays its own."""
+    from confluent_kafka.admin import ConfigResource
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.admin import AlterConfigsRequest
+
+    client = admin(b)
+    ids = sorted(client.list_topics(timeout=TIMEOUT).brokers)
+    assert len(ids) >= 2, ids
+    kp = KafkaAdminClient(bootstrap_servers=b)
+    try:
+        request = AlterConfigsRequest(
+            resources=[(4, "", [("log.cleaner.min.cleanable.ratio", "0.3")])], validate_only=False)
+
+        async def send():
+            return await kp._manager.send(request)
+
+        response = kp._manager.run(send)
+        assert [r.error_code for r in response.responses] == [0], response
+    finally:
+        kp.close()
+    alter = ConfigResource(ConfigResource.Type.BROKER, str(ids[-1]), set_config={"log.retention.ms": "7200000"})
+    for _, future in client.alter_configs([alter]).items():
+        future.result(timeout=TIMEOUT)
+
+    def broker_config(node, name):
+        res = client.describe_configs([ConfigResource(ConfigResource.Type.BROKER, str(node))],
+                                      request_timeout=TIMEOUT)
+        return list(res.values())[0].result(timeout=TIMEOUT)[name]
+
+    # Metadata is eventually consistent between brokers, as in Kafka: each learns within ticks.
+    deadline = time.time() + TIMEOUT
+    for node in ids:
+        while True:
+            ratio = broker_config(node, "log.cleaner.min.cleanable.ratio")
+            retention = broker_config(node, "log.retention.ms")
+            own = node == ids[-1]
+            if (ratio.value == "0.3" and ratio.source == ConfigSource_DYNAMIC_DEFAULT_BROKER
+                    and (retention.source == ConfigSource_DYNAMIC_BROKER) == own):
+                break
+            assert time.time() < deadline, f"broker {node}: {ratio} {retention}"
+            time.sleep(0.2)
+        if own:
+            assert retention.value == "7200000", retention
+        else:
+            assert retention.value == "604800000", retention
+
+
 def scenario_alter_configs(b):
     """AlterConfigs (API 33, replace-all) from confluent-kafka and kafka-python, on a topic and on
     the broker (its own id, and "" for the cluster-wide default through kafka-python's protocol
