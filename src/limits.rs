@@ -28,6 +28,13 @@ pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Default `segment.index.bytes` (Kafka's `log.index.size.max.bytes`, 10 MiB): a segment rolls
 /// when its offset index would pass it.
 pub const SEGMENT_INDEX_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
+/// Default `log.cleaner.dedupe.buffer.size` (Kafka's, 128 MiB): the cleaner's key-to-offset
+/// map may use this much memory (Sluice: per shard).
+pub const LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT: u64 = 128 * 1024 * 1024;
+/// Default `log.cleaner.io.buffer.size` (Kafka's, 512 KiB): the cleaner's read and write buffers.
+pub const LOG_CLEANER_IO_BUFFER_SIZE_DEFAULT: u32 = 512 * 1024;
+/// Default `log.cleaner.backoff.ms` (Kafka's, 15 s): the cleaner's sleep when nothing is cleanable.
+pub const LOG_CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
 /// Smallest `segment.index.bytes`: one offset index entry (Kafka's `atLeast(4)` allows less
 /// than one 8-byte entry, which would roll at every batch).
 pub const SEGMENT_INDEX_BYTES_MIN: u32 = OFFSET_INDEX_ENTRY_BYTES as u32;

@@ -95,9 +95,9 @@ impl Default for CleanerConfig {
     fn default() -> Self {
         CleanerConfig {
             io_max_bytes_per_second: f64::MAX,
-            dedupe_buffer_size: 128 * 1024 * 1024,
-            backoff_ms: 15_000,
-            io_buffer_size: 512 * 1024,
+            dedupe_buffer_size: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT,
+            backoff_ms: crate::limits::LOG_CLEANER_BACKOFF_MS_DEFAULT,
+            io_buffer_size: crate::limits::LOG_CLEANER_IO_BUFFER_SIZE_DEFAULT,
             io_buffer_load_factor: 0.9,
             threads: 1,
         }
@@ -300,6 +300,36 @@ impl BrokerConfig {
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
             replication: ReplicationConfig::default(),
             cleaner: CleanerConfig::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::topic_config::dynamic_broker_config;
+
+    #[test]
+    fn the_cleaner_reads_its_flags_under_the_dynamic_configs() {
+        let dir = std::path::PathBuf::from("/nonexistent");
+        let mut config = BrokerConfig::for_data_dir(dir, "127.0.0.1:0".parse().unwrap());
+        config.cleaner.backoff_ms = 500;
+        let mut image = MetadataImage::default();
+        assert_eq!(config.cleaner_config(&image).backoff_ms, 500);
+        image.broker_configs.insert(
+            String::new(),
+            BTreeMap::from([
+                ("log.cleaner.backoff.ms".to_string(), "100".to_string()),
+                ("log.cleaner.io.max.bytes.per.second".to_string(), "1048576".to_string()),
+            ]),
+        );
+        image.broker_configs.insert("0".into(), BTreeMap::from([("log.cleaner.backoff.ms".into(), "50".into())]));
+        let cleaner = config.cleaner_config(&image);
+        assert_eq!((cleaner.backoff_ms, cleaner.io_max_bytes_per_second), (50, 1048576.0));
+        assert_eq!(cleaner.dedupe_buffer_size, crate::limits::LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT);
+        // Kafka's defaults print as Kafka prints them.
+        for (name, value) in CleanerConfig::default().named() {
+            assert_eq!(dynamic_broker_config(name).and_then(|c| c.kafka_default()), Some(value.as_str()), "{name}");
         }
     }
 }

@@ -1000,6 +1000,11 @@ mod tests {
         for name in TOPIC_CONFIG_NAMES {
             assert!(topic_config_def(name).is_some(), "{name} has a definition");
         }
+        // The catalogue's defaults are the log's.
+        let log = LogConfig::default();
+        for name in TOPIC_CONFIG_NAMES {
+            assert_eq!(log.get(name).as_deref(), topic_config_def(name).map(|def| def.default), "{name}");
+        }
         let all: BTreeMap<String, String> =
             TOPIC_CONFIGS.iter().map(|def| (def.name.to_string(), def.default.to_string())).collect();
         let config = TopicConfig::resolve(&TopicDefaults::default(), &all).unwrap();
