@@ -28,13 +28,6 @@ pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Default `segment.index.bytes` (Kafka's `log.index.size.max.bytes`, 10 MiB): a segment rolls
 /// when its offset index would pass it.
 pub const SEGMENT_INDEX_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
-/// Default `log.cleaner.dedupe.buffer.size` (Kafka's, 128 MiB): the cleaner's key-to-offset
-/// map may use this much memory (Sluice: per shard).
-pub const LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT: u64 = 128 * 1024 * 1024;
-/// Default `log.cleaner.io.buffer.size` (Kafka's, 512 KiB): the cleaner's read and write buffers.
-pub const LOG_CLEANER_IO_BUFFER_SIZE_DEFAULT: u32 = 512 * 1024;
-/// Default `log.cleaner.backoff.ms` (Kafka's, 15 s): the cleaner's sleep when nothing is cleanable.
-pub const LOG_CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
 /// Smallest `segment.index.bytes`: one offset index entry (Kafka's `atLeast(4)` allows less
 /// than one 8-byte entry, which would roll at every batch).
 pub const SEGMENT_INDEX_BYTES_MIN: u32 = OFFSET_INDEX_ENTRY_BYTES as u32;
@@ -79,6 +72,25 @@ pub const SCAN_READ_BYTES: usize = 64 * 1024;
 
 /// Default `delete.retention.ms` (one day, as in Kafka).
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+
+/// Default `log.cleaner.dedupe.buffer.size` per core: the cleaner's key → offset map. Kafka's
+/// 128 MiB is shared by its cleaner threads; a shard cleans one log at a time, and 64 MiB holds
+/// the latest offsets of about 2.8 million keys (24-byte entries), enough for one clean of a
+/// typical `__consumer_offsets` or changelog partition.
+pub const LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// The smallest `log.cleaner.dedupe.buffer.size` accepted (Kafka's floor of 1 MiB per thread):
+/// a smaller map would make every clean cover only a sliver of the dirty section.
+pub const LOG_CLEANER_DEDUPE_BUFFER_BYTES_MIN: u64 = 1024 * 1024;
+
+/// Default `log.cleaner.backoff.ms` (Kafka's 15 s): how long a shard's cleaner sleeps when no log
+/// needs cleaning.
+pub const LOG_CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
+
+/// Default `offsets.topic.segment.bytes` and `transaction.state.log.segment.bytes` (Kafka's
+/// 100 MiB): internal topics roll sooner than data topics so the cleaner, which never touches the
+/// active segment, keeps them small.
+pub const INTERNAL_TOPIC_SEGMENT_BYTES_DEFAULT: u32 = 100 * 1024 * 1024;
 
 /// Default `min.cleanable.dirty.ratio` (Kafka's 0.5): a compacted log is cleaned once half of
 /// its cleanable bytes are dirty (written since the last clean).

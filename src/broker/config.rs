@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use std::collections::BTreeMap;
-
-use super::topic_config::{BrokerLayers, DynamicLayers, TopicDefaults};
+use super::topic_config::{BrokerLayers, ConfigSource, DynamicLayers, TopicDefaults};
 use crate::cluster::image::MetadataImage;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
@@ -68,86 +66,77 @@ pub struct BrokerConfig {
     pub cluster: NodeConfig,
     /// Partition replication: the ISR, follower fetching, leader elections.
     pub replication: ReplicationConfig,
-    /// The log cleaner's static settings (its flags); [`BrokerConfig::cleaner_config`] layers
-    /// the dynamic ones over them.
+    /// The log cleaner (compaction of `cleanup.policy=compact` topics).
     pub cleaner: CleanerConfig,
 }
 
-/// Kafka's log cleaner settings (`log.cleaner.*`), all dynamic broker configs.
-#[derive(Debug, Clone, PartialEq)]
+/// Kafka's log cleaner settings. Each shard cleans the compacted logs it owns, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanerConfig {
-    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's I/O budget, reads and writes.
-    pub io_max_bytes_per_second: f64,
-    /// `log.cleaner.dedupe.buffer.size`: memory of the key-to-offset map (Sluice: per shard).
-    pub dedupe_buffer_size: u64,
-    /// `log.cleaner.backoff.ms`: the sleep when no log is cleanable.
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.io.max.bytes.per.second`, per shard (bytes read plus bytes written); `None`
+    /// is unlimited, Kafka's default.
+    pub io_bytes_per_sec: Option<u64>,
+    /// `log.cleaner.dedupe.buffer.size`, per shard.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.backoff.ms`: the sleep when no log needs cleaning.
     pub backoff_ms: u64,
-    /// `log.cleaner.io.buffer.size`: the read and write buffers.
-    pub io_buffer_size: u32,
-    /// `log.cleaner.io.buffer.load.factor`: how full the dedupe map may get.
-    pub io_buffer_load_factor: f64,
-    /// `log.cleaner.threads` (stored: the cleaner runs on every shard).
-    pub threads: i32,
+    /// `offsets.topic.segment.bytes` and `transaction.state.log.segment.bytes`, set on the
+    /// internal topics when they are created.
+    pub internal_segment_bytes: u32,
 }
 
 impl Default for CleanerConfig {
-    /// Kafka's defaults.
     fn default() -> Self {
         CleanerConfig {
-            io_max_bytes_per_second: f64::MAX,
-            dedupe_buffer_size: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT,
+            enable: true,
+            io_bytes_per_sec: None,
+            dedupe_buffer_bytes: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
             backoff_ms: crate::limits::LOG_CLEANER_BACKOFF_MS_DEFAULT,
-            io_buffer_size: crate::limits::LOG_CLEANER_IO_BUFFER_SIZE_DEFAULT,
-            io_buffer_load_factor: 0.9,
-            threads: 1,
+            internal_segment_bytes: crate::limits::INTERNAL_TOPIC_SEGMENT_BYTES_DEFAULT,
         }
     }
 }
 
+/// Java's `Double.MAX_VALUE` as Java prints it: Kafka's default `log.cleaner.io.max.bytes.per.second`.
+const JAVA_DOUBLE_MAX: &str = "1.7976931348623157E308";
+
 impl CleanerConfig {
-    /// These settings under Kafka's names, as DescribeConfigs prints them.
+    /// The dynamic ones of these settings under Kafka's names, as DescribeConfigs prints them.
     pub fn named(&self) -> Vec<(&'static str, String)> {
+        let io = match self.io_bytes_per_sec {
+            None => JAVA_DOUBLE_MAX.to_string(),
+            // Java prints a whole double with ".0".
+            Some(v) => format!("{:?}", v as f64),
+        };
         vec![
             ("log.cleaner.backoff.ms", self.backoff_ms.to_string()),
-            ("log.cleaner.dedupe.buffer.size", self.dedupe_buffer_size.to_string()),
-            ("log.cleaner.io.buffer.load.factor", java_double(self.io_buffer_load_factor)),
-            ("log.cleaner.io.buffer.size", self.io_buffer_size.to_string()),
-            ("log.cleaner.io.max.bytes.per.second", java_double(self.io_max_bytes_per_second)),
-            ("log.cleaner.threads", self.threads.to_string()),
+            ("log.cleaner.dedupe.buffer.size", self.dedupe_buffer_bytes.to_string()),
+            ("log.cleaner.io.max.bytes.per.second", io),
         ]
     }
 
-    /// These settings with every value the layers set replacing the static one (values were
-    /// validated when they were stored).
+    /// These settings with every value the dynamic layers set replacing the flag's (values were
+    /// validated when they were stored). An I/O budget of `Double.MAX_VALUE` (Kafka's default) is
+    /// unlimited; below one byte per second it is one.
     fn layered(&self, layers: &BrokerLayers) -> CleanerConfig {
         let mut out = self.clone();
-        let get = |name: &str| layers.value(name, None).0;
-        if let Some(v) = get("log.cleaner.io.max.bytes.per.second").and_then(|v| v.trim().parse().ok()) {
-            out.io_max_bytes_per_second = v;
+        let dynamic = |name: &str| match layers.value(name, None) {
+            (Some(v), ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker) => Some(v.trim().to_string()),
+            _ => None,
+        };
+        if let Some(v) = dynamic("log.cleaner.io.max.bytes.per.second").and_then(|v| v.parse::<f64>().ok()) {
+            out.io_bytes_per_sec = (v < u64::MAX as f64).then(|| v.max(1.0) as u64);
         }
-        if let Some(v) = get("log.cleaner.dedupe.buffer.size").and_then(|v| v.trim().parse().ok()) {
-            out.dedupe_buffer_size = v;
+        if let Some(v) = dynamic("log.cleaner.dedupe.buffer.size").and_then(|v| v.parse().ok()) {
+            out.dedupe_buffer_bytes = v;
         }
-        if let Some(v) = get("log.cleaner.backoff.ms").and_then(|v| v.trim().parse().ok()) {
+        if let Some(v) = dynamic("log.cleaner.backoff.ms").and_then(|v| v.parse().ok()) {
             out.backoff_ms = v;
-        }
-        if let Some(v) = get("log.cleaner.io.buffer.size").and_then(|v| v.trim().parse().ok()) {
-            out.io_buffer_size = v;
-        }
-        if let Some(v) = get("log.cleaner.io.buffer.load.factor").and_then(|v| v.trim().parse().ok()) {
-            out.io_buffer_load_factor = v;
-        }
-        if let Some(v) = get("log.cleaner.threads").and_then(|v| v.trim().parse().ok()) {
-            out.threads = v;
         }
         out
     }
-}
-
-/// A double as Java prints it (`Double.MAX_VALUE` is `1.7976931348623157E308`), so that a
-/// default reads as Kafka's.
-fn java_double(v: f64) -> String {
-    if v == f64::MAX { "1.7976931348623157E308".to_string() } else { format!("{v:?}") }
 }
 
 /// Kafka's replication settings (broker level; `min.insync.replicas` and
@@ -234,8 +223,9 @@ impl BrokerConfig {
             ("min.insync.replicas", self.replication.min_insync_replicas.to_string()),
             ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
         ];
-        let kafka: BTreeMap<&str, String> = CleanerConfig::default().named().into_iter().collect();
-        out.extend(self.cleaner.named().into_iter().filter(|(name, v)| kafka.get(name) != Some(v)));
+        // Those equal to Kafka's default are dropped there, the others are this broker's static
+        // values (Sluice's own defaults included, such as its smaller dedupe buffer per core).
+        out.extend(self.cleaner.named());
         out
     }
 }
@@ -306,6 +296,8 @@ impl BrokerConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::broker::topic_config::dynamic_broker_config;
 
@@ -315,7 +307,7 @@ mod tests {
         let mut config = BrokerConfig::for_data_dir(dir, "127.0.0.1:0".parse().unwrap());
         config.cleaner.backoff_ms = 500;
         let mut image = MetadataImage::default();
-        assert_eq!(config.cleaner_config(&image).backoff_ms, 500);
+        assert_eq!(config.cleaner_config(&image), config.cleaner);
         image.broker_configs.insert(
             String::new(),
             BTreeMap::from([
@@ -325,11 +317,20 @@ mod tests {
         );
         image.broker_configs.insert("0".into(), BTreeMap::from([("log.cleaner.backoff.ms".into(), "50".into())]));
         let cleaner = config.cleaner_config(&image);
-        assert_eq!((cleaner.backoff_ms, cleaner.io_max_bytes_per_second), (50, 1048576.0));
-        assert_eq!(cleaner.dedupe_buffer_size, crate::limits::LOG_CLEANER_DEDUPE_BUFFER_SIZE_DEFAULT);
+        assert_eq!((cleaner.backoff_ms, cleaner.io_bytes_per_sec), (50, Some(1048576)));
+        assert_eq!(cleaner.dedupe_buffer_bytes, crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT);
+        image.broker_configs.insert(
+            "0".into(),
+            BTreeMap::from([("log.cleaner.io.max.bytes.per.second".into(), JAVA_DOUBLE_MAX.into())]),
+        );
+        assert_eq!(config.cleaner_config(&image).io_bytes_per_sec, None, "Kafka's default: unlimited");
         // Kafka's defaults print as Kafka prints them.
-        for (name, value) in CleanerConfig::default().named() {
-            assert_eq!(dynamic_broker_config(name).and_then(|c| c.kafka_default()), Some(value.as_str()), "{name}");
+        let named: BTreeMap<&str, String> = CleanerConfig::default().named().into_iter().collect();
+        for name in ["log.cleaner.backoff.ms", "log.cleaner.io.max.bytes.per.second"] {
+            assert_eq!(
+                dynamic_broker_config(name).and_then(|c| c.kafka_default()),
+                named.get(name).map(String::as_str)
+            );
         }
     }
 }

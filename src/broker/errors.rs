@@ -17,7 +17,8 @@ impl From<&BatchError> for ErrorCode {
             | BatchError::InvalidLength(_)
             | BatchError::CrcMismatch { .. }
             | BatchError::UnknownCompression(_)
-            | BatchError::Compression(_) => ErrorCode::CorruptMessage,
+            | BatchError::Compression(_)
+            | BatchError::Records(_) => ErrorCode::CorruptMessage,
         }
     }
 }

@@ -24,5 +24,5 @@ pub mod shard;
 pub mod topic_config;
 pub mod transactions;
 
-pub use config::{BrokerConfig, ReplicationConfig, TxnConfig};
+pub use config::{BrokerConfig, CleanerConfig, ReplicationConfig, TxnConfig};
 pub use shard::{BrokerMesh, ShardBroker, broker_meshes};

@@ -559,7 +559,7 @@ const CLEANER_CONFIGS: &[BrokerConfigDef] = &[
         name: "log.cleaner.dedupe.buffer.size",
         config_type: ConfigType::Long,
         default: "134217728",
-        min: 0,
+        min: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_MIN as i64,
         doc: "Memory for the cleaner's key-to-offset map, over all cleaner threads (here: per shard).",
     },
     BrokerConfigDef {
@@ -567,14 +567,14 @@ const CLEANER_CONFIGS: &[BrokerConfigDef] = &[
         config_type: ConfigType::Double,
         default: "0.9",
         min: 0,
-        doc: "How full the cleaner's dedupe map may get.",
+        doc: "How full the cleaner's dedupe map may get (stored only).",
     },
     BrokerConfigDef {
         name: "log.cleaner.io.buffer.size",
         config_type: ConfigType::Int,
         default: "524288",
         min: 0,
-        doc: "The cleaner's read and write buffers, over all cleaner threads.",
+        doc: "The cleaner's read and write buffers, over all cleaner threads (stored only).",
     },
     BrokerConfigDef {
         name: "log.cleaner.io.max.bytes.per.second",
@@ -588,7 +588,7 @@ const CLEANER_CONFIGS: &[BrokerConfigDef] = &[
         config_type: ConfigType::Int,
         default: "1",
         min: 0,
-        doc: "Cleaner threads (here the cleaner runs on every shard; stored only).",
+        doc: "Cleaner threads (stored only: here each shard cleans the logs it owns).",
     },
 ];
 
@@ -1123,7 +1123,7 @@ mod tests {
         let ok = BTreeMap::from([
             ("log.retention.ms".to_string(), "1000".to_string()),
             ("log.cleaner.io.max.bytes.per.second".to_string(), "1048576".to_string()),
-            ("log.cleaner.dedupe.buffer.size".to_string(), "1000000".to_string()),
+            ("log.cleaner.dedupe.buffer.size".to_string(), "2000000".to_string()),
             ("min.insync.replicas".to_string(), "2".to_string()),
             ("log.cleaner.min.cleanable.ratio".to_string(), "0.1".to_string()),
         ]);
@@ -1138,6 +1138,8 @@ mod tests {
             validate_dynamic_broker_configs(&bad).unwrap_err().to_string(),
             "Invalid value 2 for configuration log.cleaner.min.cleanable.ratio: Value must be no more than 1"
         );
+        let tiny = BTreeMap::from([("log.cleaner.dedupe.buffer.size".to_string(), "1000".to_string())]);
+        assert!(validate_dynamic_broker_configs(&tiny).unwrap_err().to_string().contains("Value must be at least"));
         let small = BTreeMap::from([("log.segment.bytes".to_string(), "10".to_string())]);
         assert!(validate_dynamic_broker_configs(&small).unwrap_err().to_string().contains("log.segment.bytes"));
         assert!(dynamic_broker_config_names().contains(&"log.cleaner.backoff.ms"));

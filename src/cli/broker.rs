@@ -129,6 +129,22 @@ pub(super) struct BrokerArgs {
     /// Kafka's default is 50; each partition here preallocates a 32 MiB segment extent on disk.
     #[arg(long, default_value_t = limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT)]
     offsets_topic_partitions: i32,
+    /// log.cleaner.enable: compact the logs of cleanup.policy=compact topics.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    log_cleaner_enable: bool,
+    /// log.cleaner.io.max.bytes.per.second, in MB/s per core (read plus written); 0 = unlimited.
+    #[arg(long, default_value_t = 0.0)]
+    log_cleaner_io_mb_per_sec: f64,
+    /// log.cleaner.dedupe.buffer.size per core: the cleaner's key map (24 bytes per key).
+    #[arg(long, default_value_t = limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT)]
+    log_cleaner_dedupe_buffer_bytes: u64,
+    /// log.cleaner.backoff.ms: how long a core's cleaner sleeps when no log needs cleaning.
+    #[arg(long, default_value_t = limits::LOG_CLEANER_BACKOFF_MS_DEFAULT)]
+    log_cleaner_backoff_ms: u64,
+    /// offsets.topic.segment.bytes (and transaction.state.log.segment.bytes): segment size of the
+    /// internal topics when they are created.
+    #[arg(long, default_value_t = limits::INTERNAL_TOPIC_SEGMENT_BYTES_DEFAULT)]
+    offsets_topic_segment_bytes: u32,
     /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty group waits for
     /// more members to join.
     #[arg(long, default_value_t = 3000)]
@@ -301,6 +317,29 @@ impl BrokerArgs {
         if self.replication_port != 0 && usize::from(u16::MAX - self.replication_port) < shards {
             bail!("--replication-port leaves no room for one port per core");
         }
+        if !(self.log_cleaner_io_mb_per_sec >= 0.0 && self.log_cleaner_io_mb_per_sec.is_finite()) {
+            bail!("--log-cleaner-io-mb-per-sec must be a number >= 0 (0 = unlimited)");
+        }
+        if self.log_cleaner_dedupe_buffer_bytes < limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_MIN {
+            bail!("--log-cleaner-dedupe-buffer-bytes must be at least {}", limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_MIN);
+        }
+        if self.offsets_topic_segment_bytes < limits::SEGMENT_BYTES_MIN
+            || self.offsets_topic_segment_bytes > limits::SEGMENT_BYTES_MAX
+        {
+            bail!(
+                "--offsets-topic-segment-bytes must be in {}..={}",
+                limits::SEGMENT_BYTES_MIN,
+                limits::SEGMENT_BYTES_MAX
+            );
+        }
+        let cleaner = crate::broker::CleanerConfig {
+            enable: self.log_cleaner_enable,
+            io_bytes_per_sec: (self.log_cleaner_io_mb_per_sec > 0.0)
+                .then(|| (self.log_cleaner_io_mb_per_sec * 1_000_000.0).max(1.0) as u64),
+            dedupe_buffer_bytes: self.log_cleaner_dedupe_buffer_bytes,
+            backoff_ms: self.log_cleaner_backoff_ms.max(1),
+            internal_segment_bytes: self.offsets_topic_segment_bytes,
+        };
         let replication = crate::broker::ReplicationConfig {
             min_insync_replicas: self.min_insync_replicas,
             unclean_leader_election: self.unclean_leader_election_enable,
@@ -318,9 +357,8 @@ impl BrokerArgs {
                 .saturating_mul(1000),
         };
         Ok(BrokerConfig {
+            cleaner,
             replication,
-            // Kafka's defaults until the cleaner's flags set them.
-            cleaner: crate::broker::config::CleanerConfig::default(),
             default_replication_factor: self.default_replication_factor,
             internal_replication_factor: self.offsets_topic_replication_factor,
             cluster,

@@ -132,6 +132,21 @@ pub enum BatchError {
     /// The records section does not decompress (or decompresses to more than allowed).
     #[error(transparent)]
     Compression(#[from] CompressionError),
+    /// A record inside the batch is malformed (found when the records are read, which the
+    /// broker does only where it must: the log cleaner, keyed-topic checks).
+    #[error("malformed record in batch: {0}")]
+    Records(#[from] RecordError),
+}
+
+/// Why a record inside a batch cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The records area ended inside a record.
+    #[error("record truncated")]
+    Truncated,
+    /// A varint was longer than its type allows, or a length was negative where it cannot be.
+    #[error("malformed record field")]
+    Malformed,
 }
 
 /// A view of one complete record batch in a byte slice. Construction checks only that the header
@@ -350,6 +365,11 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
 pub const TRANSACTIONAL_FLAG: i16 = 0x10;
 /// Attribute bit of a control batch (a transaction marker).
 pub const CONTROL_FLAG: i16 = 0x20;
+/// Attribute bit saying the base timestamp is the batch's delete horizon (KIP-534): the log
+/// cleaner sets it on a batch holding a tombstone or a marker the first time it keeps one, and
+/// removes those after the horizon. Consumers still get each record's own timestamp, because
+/// record timestamps are deltas from the base, re-encoded when the base moves.
+pub const DELETE_HORIZON_FLAG: i16 = 0x40;
 /// The base sequence of a batch that has none (Kafka's `RecordBatch.NO_SEQUENCE`): a plain
 /// producer's, a marker's, a coordinator's written for a producer.
 pub const NO_SEQUENCE: i32 = -1;

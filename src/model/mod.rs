@@ -6,6 +6,7 @@ mod batch;
 mod chunk;
 mod compression;
 mod control;
+pub mod filter;
 mod offset;
 pub(crate) mod records;
 mod topic_id;
@@ -13,8 +14,9 @@ mod topic_partition;
 mod validated;
 
 pub use batch::{
-    BatchError, CONTROL_FLAG, MAGIC_V2, NO_SEQUENCE, RecordBatch, RecordBatchHeader, TRANSACTIONAL_FLAG, TimestampType,
-    assign_offset_and_epoch, batch_size_from_prefix, set_log_append_time, set_producer,
+    BatchError, CONTROL_FLAG, DELETE_HORIZON_FLAG, MAGIC_V2, NO_SEQUENCE, RecordBatch, RecordBatchHeader,
+    TRANSACTIONAL_FLAG, TimestampType, assign_offset_and_epoch, batch_size_from_prefix, set_log_append_time,
+    set_producer,
 };
 pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, CompressionType, compress, decompress};

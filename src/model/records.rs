@@ -9,23 +9,13 @@
 
 use bytes::{BufMut, BytesMut};
 
+pub use super::batch::RecordError;
 use super::batch::{
     BatchError, CRC_OFFSET, CRC_START, MAGIC_V2, RecordBatch, TRANSACTIONAL_FLAG, batch_size_from_prefix, set_producer,
 };
 use super::compression::{CompressionError, compress};
 use super::{CompressionType, Offset, ProducerId, Timestamp};
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD_BYTES};
-
-/// Why a record inside a batch cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    /// The records area ended inside a record.
-    #[error("record truncated")]
-    Truncated,
-    /// A varint was longer than its type allows, or a length was negative where it cannot be.
-    #[error("malformed record field")]
-    Malformed,
-}
 
 /// One record, borrowing from its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,37 +70,55 @@ impl<'a> RecordIter<'a> {
     }
 
     fn next_record(&mut self) -> Result<Record<'a>, RecordError> {
-        let length = usize::try_from(read_varint(&mut self.rest)?).map_err(|_| RecordError::Malformed)?;
-        if length > self.rest.len() {
-            return Err(RecordError::Truncated);
-        }
-        let (mut body, rest) = self.rest.split_at(length);
-        self.rest = rest;
-        let _attributes = take(&mut body, 1)?;
-        let timestamp_delta = read_varlong(&mut body)?;
-        let offset_delta = read_varint(&mut body)?;
-        let key = read_nullable(&mut body)?;
-        let value = read_nullable(&mut body)?;
-        let header_count = usize::try_from(read_varint(&mut body)?).map_err(|_| RecordError::Malformed)?;
-        // Each header needs at least two bytes, so a count beyond that is a lie; check before
-        // allocating.
-        if header_count > body.len() / 2 {
-            return Err(RecordError::Malformed);
-        }
-        let mut headers = Vec::with_capacity(header_count);
-        for _ in 0..header_count {
-            let key = read_nullable(&mut body)?.ok_or(RecordError::Malformed)?;
-            let value = read_nullable(&mut body)?;
-            headers.push((key, value));
-        }
-        Ok(Record {
-            offset: self.base_offset.plus(i64::from(offset_delta)),
-            timestamp: Timestamp(self.base_timestamp.0.wrapping_add(timestamp_delta)),
-            key,
-            value,
-            headers,
-        })
+        let body = take_record_body(&mut self.rest)?;
+        parse_record_body(body, self.base_offset, self.base_timestamp)
     }
+}
+
+/// Takes one record's body (what follows its length prefix) off the front of a records area.
+pub(crate) fn take_record_body<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], RecordError> {
+    let length = usize::try_from(read_varint(rest)?).map_err(|_| RecordError::Malformed)?;
+    take(rest, length)
+}
+
+/// Parses a record body (see the module docs), offsets and timestamps made absolute.
+pub(crate) fn parse_record_body(
+    mut body: &[u8],
+    base_offset: Offset,
+    base_timestamp: Timestamp,
+) -> Result<Record<'_>, RecordError> {
+    let _attributes = take(&mut body, 1)?;
+    let timestamp_delta = read_varlong(&mut body)?;
+    let offset_delta = read_varint(&mut body)?;
+    let key = read_nullable(&mut body)?;
+    let value = read_nullable(&mut body)?;
+    let header_count = usize::try_from(read_varint(&mut body)?).map_err(|_| RecordError::Malformed)?;
+    // Each header needs at least two bytes, so a count beyond that is a lie; check before
+    // allocating.
+    if header_count > body.len() / 2 {
+        return Err(RecordError::Malformed);
+    }
+    let mut headers = Vec::with_capacity(header_count);
+    for _ in 0..header_count {
+        let key = read_nullable(&mut body)?.ok_or(RecordError::Malformed)?;
+        let value = read_nullable(&mut body)?;
+        headers.push((key, value));
+    }
+    Ok(Record {
+        offset: base_offset.plus(i64::from(offset_delta)),
+        timestamp: Timestamp(base_timestamp.0.wrapping_add(timestamp_delta)),
+        key,
+        value,
+        headers,
+    })
+}
+
+/// Splits a record body into its attributes byte, its timestamp delta and the rest (offset
+/// delta, key, value, headers), for re-encoding the record under another base timestamp.
+pub(crate) fn split_timestamp_delta(mut body: &[u8]) -> Result<(u8, i64, &[u8]), RecordError> {
+    let attributes = take(&mut body, 1)?.first().copied().unwrap_or(0);
+    let timestamp_delta = read_varlong(&mut body)?;
+    Ok((attributes, timestamp_delta, body))
 }
 
 impl<'a> Iterator for RecordIter<'a> {
@@ -370,7 +378,7 @@ impl BatchBuilder {
 }
 
 /// Sets `batchLength` and the CRC of a complete batch.
-fn seal(out: &mut BytesMut) {
+pub(crate) fn seal(out: &mut BytesMut) {
     let batch_length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).unwrap_or(i32::MAX);
     out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
     let crc = crc32c::crc32c(&out[CRC_START..]);
@@ -378,12 +386,12 @@ fn seal(out: &mut BytesMut) {
 }
 
 /// Bytes of a zig-zag varint.
-fn varint_len(value: i32) -> usize {
+pub(crate) fn varint_len(value: i32) -> usize {
     unsigned_varint_len(((value << 1) ^ (value >> 31)) as u32 as u64)
 }
 
 /// Bytes of a zig-zag varlong.
-fn varlong_len(value: i64) -> usize {
+pub(crate) fn varlong_len(value: i64) -> usize {
     unsigned_varint_len(((value << 1) ^ (value >> 63)) as u64)
 }
 

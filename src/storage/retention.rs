@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::error::Error;
 use super::log::{PartitionLog, remove_segment_files, write_log_start};
+use super::segment::Segment;
 use crate::model::{Offset, Timestamp};
 
 /// What one retention pass did.
@@ -17,6 +18,19 @@ pub struct RetentionReport {
     pub bytes_deleted: u64,
     /// The log start offset afterwards.
     pub log_start_offset: Offset,
+}
+
+/// The time a sealed segment's age counts from: its largest record timestamp, or, when no
+/// record carries one (every timestamp -1, as old or minimal producers send), its file's last
+/// modification, as Kafka's `LogSegment.largestTimestamp` does; without either it never expires.
+fn segment_age_from(segment: &Segment) -> Option<Timestamp> {
+    if segment.max_timestamp != Timestamp::NONE {
+        return Some(segment.max_timestamp);
+    }
+    // fstat of an open descriptor: no disk I/O, so fine on the shard's thread.
+    let modified = segment.reader.as_ref()?.metadata().ok()?.modified().ok()?;
+    let ms = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    Some(Timestamp(i64::try_from(ms).ok()?))
 }
 
 impl PartitionLog {
@@ -42,8 +56,8 @@ impl PartitionLog {
             }
             let below_start = *next_base <= state.log_start;
             let expired = retention_ms.is_some_and(|ms| {
-                segment.max_timestamp != Timestamp::NONE
-                    && now.0.saturating_sub(segment.max_timestamp.0) > i64::try_from(ms).unwrap_or(i64::MAX)
+                segment_age_from(segment)
+                    .is_some_and(|t| now.0.saturating_sub(t.0) > i64::try_from(ms).unwrap_or(i64::MAX))
             });
             let oversize = retention_bytes.is_some_and(|limit| total.saturating_sub(segment.size) >= limit);
             if !(below_start || expired || oversize) {

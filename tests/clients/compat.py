@@ -1131,6 +1131,203 @@ def scenario_replica_assignment(b):
         assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
 
 
+# --- compaction ------------------------------------------------------------------------------
+
+def ck_read_all(bootstrap, topic, partition=0):
+    """Every record of one partition from its log start to its end, read with librdkafka."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("g"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, partition, -2)])
+    out = []
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                break
+            raise KafkaException(msg.error())
+        out.append(msg_to_dict(msg))
+    consumer.close()
+    return out
+
+
+def latest_per_key(delivered):
+    latest = {}
+    for r in delivered:
+        latest[r["key"]] = r
+    return sorted(latest.values(), key=lambda r: r["offset"])
+
+
+def wait_compacted(b, topic, expected, what):
+    """Waits until a full read returns exactly `expected` (the cleaner has run); returns it."""
+    want = strip(expected)
+    deadline = time.time() + TIMEOUT
+    got = []
+    while time.time() < deadline:
+        got = strip(ck_read_all(b, topic))
+        if got == want:
+            return got
+        time.sleep(0.5)
+    offsets = [r["offset"] for r in got]
+    raise AssertionError(f"{what}: {len(got)} records at {offsets[:40]}..., want {len(want)}")
+
+
+def roll(b, topic, key, segment_ms):
+    """Appends one record after `segment.ms` has passed, which rolls the active segment first: what
+    was written before is then in sealed segments, which the cleaner may clean."""
+    time.sleep(segment_ms / 1000 + 0.3)
+    return ck_produce(b, topic, [{"partition": 0, "key": key, "value": b"roll"}])
+
+
+def scenario_compaction(b):
+    """A compacted topic with small segments and many updates per key: after cleaning, every
+    key's latest record is at its original offset (headers and timestamps kept, lz4 batches
+    still readable), older ones are gone, and librdkafka, kafka-python and kcat read it from
+    offset 0; tombstones stay for delete.retention.ms after the first clean, then go."""
+    topic = unique("compact")
+    segment_ms = 1000
+    create_topic(b, topic, config={
+        "cleanup.policy": "compact",
+        "segment.bytes": "16384",
+        "segment.ms": str(segment_ms),
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "4000",
+    })
+    base = int(time.time() * 1000) - 60_000
+    records = []
+    for r in range(12):
+        for k in range(40):
+            tombstone = r == 11 and k % 10 == 9
+            records.append({
+                "partition": 0,
+                "key": f"key-{k}".encode(),
+                "value": None if tombstone else f"value-{k}-{r}-".encode() + bytes(range(64)),
+                "headers": [("round", str(r).encode())],
+                "timestamp": base + r * 100 + k,
+            })
+    delivered = ck_produce(b, topic, records, **{"compression.type": "lz4", "linger.ms": 5})
+    assert len(delivered) == 480
+    filler = roll(b, topic, b"filler-1", segment_ms)
+    expected = latest_per_key(delivered) + filler
+    got = wait_compacted(b, topic, expected, "first clean")
+    assert sum(1 for r in got if r["value"] is None) == 4, "the tombstones stay after the first clean"
+    # Other readers see the same sparse log from offset 0.
+    kp = strip(kp_consume(b, topic, [0], len(expected)))
+    assert [(r["offset"], r["key"], r["value"]) for r in kp] == [(r["offset"], r["key"], r["value"]) for r in got]
+    out = kcat(b, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o|%k\n").decode()
+    rows = [line.split("|") for line in out.strip().split("\n")]
+    assert [(int(o), k.encode()) for o, k in rows] == [(r["offset"], r["key"]) for r in got], out
+    # A fetch at a removed offset starts at the next record there is.
+    first_gap = next(o for o in range(got[-1]["offset"]) if o not in {r["offset"] for r in got})
+    after = ck_consume(b, topic, [0], 1, start=first_gap)
+    assert after[0]["offset"] == min(r["offset"] for r in got if r["offset"] > first_gap), after
+
+    # Past delete.retention.ms, the next clean (more dirt to trigger it) removes the tombstones.
+    time.sleep(4.5)
+    more = ck_produce(b, topic, [
+        {"partition": 0, "key": f"key-{k}".encode(), "value": f"late-{k}".encode()} for k in range(5)
+    ])
+    filler2 = roll(b, topic, b"filler-2", segment_ms)
+    live = [r for r in latest_per_key(delivered + more) if r["value"] is not None]
+    wait_compacted(b, topic, latest_per_key(live + filler + filler2), "tombstones after delete.retention.ms")
+
+
+def scenario_compaction_and_deletion(b):
+    """cleanup.policy=compact,delete honours both: duplicates go, and once retention.ms is
+    lowered the expired segments go too (the log start moves)."""
+    topic = unique("cd")
+    segment_ms = 700
+    create_topic(b, topic, config={
+        "cleanup.policy": "compact,delete",
+        "segment.bytes": "8192",
+        "segment.ms": str(segment_ms),
+        "min.cleanable.dirty.ratio": "0.01",
+        "retention.ms": "3600000",
+    })
+    records = [{"partition": 0, "key": f"k{i % 10}".encode(), "value": f"v{i}".encode()} for i in range(300)]
+    delivered = ck_produce(b, topic, records)
+    filler = roll(b, topic, b"filler", segment_ms)
+    wait_compacted(b, topic, latest_per_key(delivered) + filler, "compaction under compact,delete")
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    client = admin(b)
+    entry = ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+    for _, future in client.incremental_alter_configs([resource]).items():
+        future.result(timeout=TIMEOUT)
+    later = roll(b, topic, b"later", segment_ms)
+    deadline = time.time() + TIMEOUT
+    consumer = Consumer({"bootstrap.servers": b, "group.id": unique("g")})
+    while True:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT)
+        if low == later[0]["offset"]:
+            break
+        assert time.time() < deadline, f"log start {low}, want {later[0]['offset']}"
+        time.sleep(0.3)
+    consumer.close()
+
+
+def scenario_compaction_refuses_keyless(b):
+    """A record without a key cannot go to a compacted topic: INVALID_RECORD, for librdkafka and
+    kafka-python alike; keyed records still land."""
+    topic = unique("keyless")
+    create_topic(b, topic, config={"cleanup.policy": "compact"})
+    producer = Producer({"bootstrap.servers": b})
+    errors = []
+    producer.produce(topic, value=b"no key", partition=0, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
+    kp = kafka.KafkaProducer(bootstrap_servers=b)
+    try:
+        kp.send(topic, value=b"no key", partition=0).get(timeout=TIMEOUT)
+        raise AssertionError("kafka-python's keyless record was accepted")
+    except PyKafkaError as e:
+        assert "InvalidRecord" in type(e).__name__ or "87" in str(e), repr(e)
+    kp.close()
+    # kafka-python's idempotent producer keeps failing after a refused batch (as it would against
+    # Kafka), so the keyed record goes through a new one.
+    kp = kafka.KafkaProducer(bootstrap_servers=b)
+    kp.send(topic, key=b"k", value=b"v", partition=0).get(timeout=TIMEOUT)
+    kp.close()
+    got = ck_consume(b, topic, [0], 1)
+    assert got[0]["key"] == b"k", got
+
+
+def compaction_fill(b, topic, out_path):
+    """Creates a compacted topic with small segments, writes 150 keys x 20 updates to it, rolls
+    its active segment so all of it is cleanable, and writes 'offset key value' per record."""
+    segment_ms = 1000
+    create_topic(b, topic, config={
+        "cleanup.policy": "compact",
+        "segment.bytes": "16384",
+        "segment.ms": str(segment_ms),
+        "min.cleanable.dirty.ratio": "0.01",
+    })
+    records = [
+        {"partition": 0, "key": f"key-{k}".encode(), "value": f"{k}-{r}-".encode() + b"x" * 200}
+        for r in range(20) for k in range(150)
+    ]
+    delivered = ck_produce(b, topic, records, **{"compression.type": "zstd", "linger.ms": 5})
+    delivered += roll(b, topic, b"filler", segment_ms)
+    with open(out_path, "w") as out:
+        for r in delivered:
+            out.write(f"{r['offset']} {r['key'].decode()} {r['value'].decode()}\n")
+
+
+def compaction_dump(b, topic):
+    """Prints every record of partition 0 as 'offset key value'."""
+    for r in ck_read_all(b, topic):
+        print(f"{r['offset']} {r['key'].decode()} {r['value'].decode() if r['value'] is not None else '-'}")
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
@@ -1143,6 +1340,12 @@ def main():
     if args.scenario == "produce_until_killed":
         create_topic(args.bootstrap, args.args[0], partitions=int(args.args[2]))
         produce_until_killed(args.bootstrap, args.args[0], args.args[1])
+        return
+    if args.scenario == "compaction_fill":
+        compaction_fill(args.bootstrap, args.args[0], args.args[1])
+        return
+    if args.scenario == "compaction_dump":
+        compaction_dump(args.bootstrap, args.args[0])
         return
     if args.scenario == "dump_topic":
         dump_topic(args.bootstrap, args.args[0], int(args.args[1]))

@@ -137,6 +137,12 @@ impl Broker {
         self.addr = addr;
     }
 
+    /// [`Broker::restart`] with other flags.
+    pub(crate) fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Whether the process is still running.
     pub(crate) fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))

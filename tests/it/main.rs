@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_cli;
 mod cluster_tools;
 mod cluster_txn;
+mod compaction;
 mod group;
 mod group_client;
 mod harness;

@@ -609,6 +609,7 @@ impl Coordinator {
                 deferred.push(p);
                 continue;
             }
+            let started = std::time::Instant::now();
             match replay(&p).await {
                 Ok(Replayed { groups, offsets, pending }) => {
                     let now = now_ms();
@@ -640,7 +641,15 @@ impl Coordinator {
                         }
                         open += 1;
                     }
-                    info!(partition, groups = restored.len(), open_transactions = open, "consumer groups loaded");
+                    let (took_ms, log_bytes) = (started.elapsed().as_millis(), p.size_bytes());
+                    info!(
+                        partition,
+                        groups = restored.len(),
+                        open_transactions = open,
+                        took_ms,
+                        log_bytes,
+                        "consumer groups loaded"
+                    );
                     self.groups.borrow_mut().extend(restored);
                     self.loaded.borrow_mut().insert(partition);
                 }

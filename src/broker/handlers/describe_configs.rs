@@ -81,6 +81,7 @@ fn static_configs(broker: &ShardBroker) -> Vec<(&'static str, String, ConfigType
         ("auto.create.topics.enable", c.auto_create_topics.to_string(), ConfigType::Boolean),
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
         ("listeners", format!("PLAINTEXT://{}", c.listen), ConfigType::List),
+        ("log.cleaner.enable", c.cleaner.enable.to_string(), ConfigType::Boolean),
         ("log.dirs", c.data_dir.display().to_string(), ConfigType::String),
         ("node.id", c.node_id.to_string(), ConfigType::Int),
         ("num.partitions", c.default_partitions.to_string(), ConfigType::Int),

@@ -356,7 +356,12 @@ impl Metadata {
             partitions,
             replication_factor,
             assignments: Vec::new(),
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+            configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), self.config.cleaner.internal_segment_bytes.to_string()),
+            ]
+            .into_iter()
+            .collect(),
         };
         let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
         match self.control(request).await {

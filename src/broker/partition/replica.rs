@@ -434,10 +434,10 @@ impl Partition {
         }
         self.check_leader()?;
         self.log.check_writable()?;
-        let (limit, timestamp_type, window) = {
+        let (limit, timestamp_type, compacted, window) = {
             let config = self.config.borrow();
             let window = (config.timestamp_before_max_ms, config.timestamp_after_max_ms);
-            (config.log.batch_bytes_max(), config.timestamp_type, window)
+            (config.log.batch_bytes_max(), config.timestamp_type, config.log.cleanup_policy.compact, window)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
         // result, and checks idempotent producers' sequences on the batches' summaries.
@@ -447,6 +447,14 @@ impl Partition {
         }
         if batches.batches().iter().any(|b| b.control) {
             return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
+        }
+        // The cleaner keeps the latest record per key, so a compacted log has no place for a
+        // record without one: Kafka's LogValidator refuses it, and so do we.
+        if compacted && has_keyless_record(batches.as_bytes(), limit)? {
+            return Err(PartitionError::InvalidRecord(format!(
+                "Compacted topic cannot accept message without key in topic partition {}.",
+                self.topic_partition()
+            )));
         }
         // Kafka's rule for Produce v3+: one batch per partition. Kept for producer-id batches,
         // whose deduplication answers for the whole append (plain batches may come several).
@@ -979,6 +987,11 @@ impl Partition {
         self.log.is_stopped()
     }
 
+    /// Bytes of the partition's log segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
     /// The high watermark: records below it are committed and visible to consumers.
     pub fn high_watermark(&self) -> Offset {
         self.log.high_watermark()
@@ -1102,6 +1115,21 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::Transaction(code) => *code,
         }
     }
+}
+/// Whether any record of these (validated, non-control) batches has a null key. Compressed
+/// batches are decompressed for it, bounded by the batch limit, as Kafka does for compacted
+/// topics.
+fn has_keyless_record(bytes: &[u8], limit: usize) -> Result<bool, BatchError> {
+    for batch in BatchIter::new(bytes, limit) {
+        let batch = batch?;
+        let records = batch.decompressed_records(crate::limits::DECOMPRESSED_BATCH_BYTES_MAX)?;
+        for record in crate::model::RecordIter::with_records(&batch, &records) {
+            if record?.key.is_none() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -463,3 +463,34 @@ async fn append_unacked(partition: &Partition, seed: u64, count: usize) {
         .await
         .unwrap();
 }
+
+#[test]
+fn a_compacted_topic_refuses_a_record_without_a_key_compressed_or_not() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_partitions, partition) = partitions(dir.path()).await;
+        let overrides = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        partition.set_config(TopicConfig::resolve(&LogConfig::default().into(), &overrides).unwrap());
+        let keyed = |codec| {
+            let mut builder = crate::model::BatchBuilder::new(Timestamp(BASE_TIME));
+            builder.push(Some(b"k"), Some(b"v"), Timestamp(BASE_TIME), &[]);
+            builder.build_compressed(codec).unwrap()
+        };
+        let keyless = |codec| {
+            let mut builder = crate::model::BatchBuilder::new(Timestamp(BASE_TIME));
+            builder.push(Some(b"k"), Some(b"v"), Timestamp(BASE_TIME), &[]);
+            builder.push(None, Some(b"v"), Timestamp(BASE_TIME), &[]);
+            builder.build_compressed(codec).unwrap()
+        };
+        for codec in [crate::model::CompressionType::None, crate::model::CompressionType::Zstd] {
+            match partition.append(keyless(codec), None) {
+                Err(PartitionError::InvalidRecord(message)) => {
+                    assert!(message.contains("without key"), "{message}")
+                }
+                other => panic!("{codec:?}: {:?}", other.map(|_| ())),
+            }
+            append(&partition, keyed(codec)).await;
+        }
+        assert_eq!(partition.log_end_offset(), Offset(2), "only the keyed batches landed");
+    });
+}

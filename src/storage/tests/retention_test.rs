@@ -81,6 +81,28 @@ fn time_retention_goes_by_each_segments_newest_record_and_spares_the_active_one(
 }
 
 #[test]
+fn time_retention_of_segments_without_timestamps_goes_by_their_files_modification_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run_on_shard(move || async move {
+        let cache = BatchCache::new(u64::MAX);
+        let mut config = small_config(4096);
+        config.set("retention.ms", "3600000").unwrap();
+        let log = open(&path, config, &cache).await;
+        fill(&log, 60, |_| Timestamp::NONE).await;
+        let segments = log.segment_count();
+        assert!(segments > 2);
+        // Just written: young by their files' age.
+        assert_eq!(log.enforce_retention(Timestamp::now()).unwrap().segments_deleted, 0);
+        // Two hours on, every sealed segment has expired.
+        let later = Timestamp(Timestamp::now().0 + 7_200_000);
+        assert_eq!(log.enforce_retention(later).unwrap().segments_deleted, segments - 1);
+        assert_eq!(log.segment_count(), 1);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn delete_records_moves_the_log_start_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
