@@ -51,7 +51,14 @@ pub async fn handle(
 ) -> Reply {
     let mut responses: Vec<IncrementalAlterConfigsResponseResult> = Vec::with_capacity(request.resources.len());
     let (mut topics, mut brokers) = (Vec::new(), Vec::new());
-    let mut names = BTreeSet::new();
+    // Kafka refuses every copy of a resource named more than once.
+    let mut seen = BTreeSet::new();
+    let repeated: BTreeSet<(i8, &str)> = request
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.as_str()))
+        .filter(|key| !seen.insert(*key))
+        .collect();
     for resource in &request.resources {
         let mut result = IncrementalAlterConfigsResponseResult {
             resource_type: resource.resource_type,
@@ -65,7 +72,7 @@ pub async fn handle(
         };
         let name = resource.resource_name.clone();
         match resource.resource_type {
-            RESOURCE_TOPIC | RESOURCE_BROKER if !names.insert((resource.resource_type, name.clone())) => {
+            kind if repeated.contains(&(kind, name.as_str())) => {
                 refuse(ErrorCode::InvalidRequest, "Each resource must appear at most once.".to_string())
             }
             RESOURCE_TOPIC => match changes(resource) {
