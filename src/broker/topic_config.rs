@@ -10,6 +10,7 @@
 //! broker resolves the same layers; [`TopicDefaults`] is the broker part of them for one broker.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::TimestampType;
@@ -868,6 +869,14 @@ pub struct TopicConfig {
     /// `unclean.leader.election.enable`: with no live in-sync replica, the controller may elect
     /// an out-of-sync one (losing what only the others had).
     pub unclean_leader_election: bool,
+    /// What DescribeConfigs needs, shared: every partition of the topic holds a copy of the
+    /// config, and each install hands it a new one.
+    resolved: Arc<Resolved>,
+}
+
+/// The values and layers a [`TopicConfig`] was resolved from.
+#[derive(Debug)]
+struct Resolved {
     /// Every topic config's effective value, by name.
     values: BTreeMap<&'static str, (String, ConfigSource)>,
     overrides: BTreeMap<String, String>,
@@ -913,9 +922,7 @@ impl TopicConfig {
             timestamp_after_max_ms: long(TIMESTAMP_AFTER_MAX_MS),
             min_insync_replicas: value(MIN_INSYNC_REPLICAS).parse().unwrap_or(1),
             unclean_leader_election: value(UNCLEAN_LEADER_ELECTION).eq_ignore_ascii_case("true"),
-            values,
-            overrides: overrides.clone(),
-            defaults: defaults.clone(),
+            resolved: Arc::new(Resolved { values, overrides: overrides.clone(), defaults: defaults.clone() }),
         })
     }
 
@@ -925,7 +932,7 @@ impl TopicConfig {
         TOPIC_CONFIGS
             .iter()
             .map(|def| {
-                let value = match self.values.get(def.name) {
+                let value = match self.resolved.values.get(def.name) {
                     // A list keeps the order it was given in, as Kafka prints a parsed list: an
                     // APPEND shows up at the end, not where the policy's own order would put it.
                     Some((v, _)) if def.config_type == ConfigType::List => list_items(v).collect::<Vec<_>>().join(","),
@@ -933,10 +940,10 @@ impl TopicConfig {
                     None => def.default.to_string(),
                 };
                 let mut synonyms = match def.synonyms.first() {
-                    Some(primary) => self.defaults.layers.synonyms(primary.name, def.synonyms),
+                    Some(primary) => self.resolved.defaults.layers.synonyms(primary.name, def.synonyms),
                     None => Vec::new(),
                 };
-                if self.overrides.contains_key(def.name) {
+                if self.resolved.overrides.contains_key(def.name) {
                     synonyms.insert(0, (def.name.to_string(), value.clone(), ConfigSource::TopicOverride));
                 }
                 let source = synonyms.first().map_or(ConfigSource::Default, |(_, _, source)| *source);
@@ -947,12 +954,12 @@ impl TopicConfig {
 
     /// The overrides set on the topic.
     pub fn overrides(&self) -> &BTreeMap<String, String> {
-        &self.overrides
+        &self.resolved.overrides
     }
 
     /// The effective value of topic config `name` and where it comes from.
     pub fn value(&self, name: &str) -> Option<(&str, ConfigSource)> {
-        self.values.get(name).map(|(v, source)| (v.as_str(), *source))
+        self.resolved.values.get(name).map(|(v, source)| (v.as_str(), *source))
     }
 }
 
