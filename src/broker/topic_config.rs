@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::TimestampType;
+use crate::model::{CompressionType, TimestampType};
 use crate::storage::{ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
 
 /// Where a config value came from (DescribeConfigs' `config_source`, Kafka's numbering).
@@ -165,7 +165,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: "producer",
         check: Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         synonyms: &[syn("compression.type", "producer")],
-        doc: "The codec of the topic's batches; producer keeps the codec the producer chose.",
+        doc: "The codec the topic's batches are stored with; producer keeps the codec the producer chose.",
     },
     TopicConfigDef {
         name: "compression.zstd.level",
@@ -408,6 +408,7 @@ pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+const COMPRESSION_TYPE: &str = "compression.type";
 
 const FLUSH_MESSAGES: &str = "flush.messages";
 const FLUSH_MS: &str = "flush.ms";
@@ -863,6 +864,9 @@ pub struct TopicConfig {
     /// `message.timestamp.after.max.ms`: with CreateTime, a record more than this ahead of the
     /// broker's clock is refused (INVALID_TIMESTAMP).
     pub timestamp_after_max_ms: i64,
+    /// `compression.type`: the codec produced batches are stored with; `None` keeps the
+    /// producer's (Kafka's `producer`).
+    pub compression: Option<CompressionType>,
     /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas, and the high
     /// watermark does not move with fewer.
     pub min_insync_replicas: i32,
@@ -920,6 +924,14 @@ impl TopicConfig {
             },
             timestamp_before_max_ms: long(TIMESTAMP_BEFORE_MAX_MS),
             timestamp_after_max_ms: long(TIMESTAMP_AFTER_MAX_MS),
+            compression: match value(COMPRESSION_TYPE) {
+                "uncompressed" => Some(CompressionType::None),
+                "gzip" => Some(CompressionType::Gzip),
+                "snappy" => Some(CompressionType::Snappy),
+                "lz4" => Some(CompressionType::Lz4),
+                "zstd" => Some(CompressionType::Zstd),
+                _ => None,
+            },
             min_insync_replicas: value(MIN_INSYNC_REPLICAS).parse().unwrap_or(1),
             unclean_leader_election: value(UNCLEAN_LEADER_ELECTION).eq_ignore_ascii_case("true"),
             resolved: Arc::new(Resolved { values, overrides: overrides.clone(), defaults: defaults.clone() }),

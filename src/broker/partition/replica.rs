@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::leadership::{LeaderState, Leadership, NodeId, Role};
 use crate::broker::topic_config::TopicConfig;
 use crate::limits::{PRODUCER_BATCHES_KEPT, VERIFICATION_GUARDS_MAX};
+use crate::model::recompress::recompress_all;
 use crate::model::{
     BatchError, BatchIter, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TimestampType,
     TopicId, TopicPartition, ValidBatches,
@@ -434,10 +435,11 @@ impl Partition {
         }
         self.check_leader()?;
         self.log.check_writable()?;
-        let (limit, timestamp_type, compacted, window) = {
+        let (limit, timestamp_type, compacted, window, codec) = {
             let config = self.config.borrow();
             let window = (config.timestamp_before_max_ms, config.timestamp_after_max_ms);
-            (config.log.batch_bytes_max(), config.timestamp_type, config.log.cleanup_policy.compact, window)
+            let compacted = config.log.cleanup_policy.compact;
+            (config.log.batch_bytes_max(), config.timestamp_type, compacted, window, config.compression)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
         // result, and checks idempotent producers' sequences on the batches' summaries.
@@ -507,6 +509,12 @@ impl Partition {
             if verifications.contains_key(&producer_id.0) {
                 landing = Some((producer_id, sequence, !open_here));
             }
+        }
+        // `compression.type` other than `producer`: stored with the topic's codec, as Kafka does.
+        if let Some(codec) = codec.filter(|_| origin == Origin::Client)
+            && let Some(rewritten) = recompress_all(batches.as_bytes(), codec, limit)?
+        {
+            batches = ValidBatches::new(rewritten, limit)?;
         }
         let mut log_append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
