@@ -54,7 +54,10 @@ mod tests {
     use super::*;
     use crate::model::{RecordIter, Timestamp, ValidBatches};
 
-    fn records_of(bytes: &[u8]) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> {
+    /// A record's key, value and timestamp.
+    type Kvt = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+    fn records_of(bytes: &[u8]) -> Vec<Kvt> {
         let mut out = Vec::new();
         for batch in BatchIter::new(bytes, usize::MAX) {
             let batch = batch.unwrap();
