@@ -203,3 +203,28 @@ pub const BROKER_HEARTBEAT_INTERVAL_DEFAULT: std::time::Duration = std::time::Du
 pub const BROKER_SESSION_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_millis(9000);
 /// Metadata log entries kept before they are compacted into a snapshot of the image.
 pub const METADATA_SNAPSHOT_AFTER_ENTRIES: u64 = 1000;
+
+/// One entry of the cleaner's key → offset map: a 16-byte hash of the key (collisions must be
+/// negligible, since two keys sharing a hash would make the cleaner drop one key's latest
+/// record; Kafka uses 16-byte MD5 for the same reason) and the 8-byte offset. The map holds
+/// `bytes / DEDUPE_ENTRY_BYTES` slots.
+pub const DEDUPE_ENTRY_BYTES: usize = 24;
+/// The share of the map's slots filled before it counts as full (Kafka's
+/// `log.cleaner.io.buffer.load.factor`, 0.9): open addressing slows sharply past it.
+pub const DEDUPE_LOAD_FACTOR: f64 = 0.9;
+/// The fewest slots a map gets, whatever it is given: a few keys' worth, so that a map of a
+/// tiny budget still makes progress one batch at a time.
+pub const DEDUPE_SLOTS_MIN: usize = 64;
+/// How many bytes of a segment the cleaner reads at once (Kafka's `log.cleaner.io.buffer.size`
+/// is 512 KiB per buffer): large enough that the disk streams, small enough per partition.
+pub const CLEANER_READ_BYTES: usize = 1024 * 1024;
+/// Cleaned bytes buffered before one write to the `.cleaned` segment.
+pub const CLEANER_WRITE_BYTES: usize = 1024 * 1024;
+/// The cleaner's I/O budget may run ahead of its rate by at most this long's worth of bytes
+/// (a token bucket's depth): an idle cleaner cannot save up a burst that would then hit the
+/// disk all at once.
+pub const CLEANER_IO_BURST_MS: u64 = 100;
+
+const _: () = assert!(DEDUPE_ENTRY_BYTES == 16 + 8);
+const _: () = assert!(CLEANER_READ_BYTES >= BATCH_HEADER_BYTES);
+const _: () = assert!(CLEANER_WRITE_BYTES as u64 >= BLOCK_BYTES);

@@ -39,6 +39,8 @@ use tracing::{debug, error, info, warn};
 
 use super::appender::SegmentAppender;
 use super::batch_cache::{BatchCache, CachedBatch, PartitionCache};
+use super::cleaner::CleanReport;
+use super::cleaner::files as cleaner_files;
 use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
 use super::error::Error;
@@ -164,13 +166,13 @@ pub(crate) struct LogState {
     pending: VecDeque<PendingWrite>,
     /// Set when a flush failed: the log takes no more appends.
     pub(crate) failed: Option<String>,
-    closing: bool,
+    pub(crate) closing: bool,
     /// A truncation is under way: its flusher drains and stops, and the log takes no appends
     /// (nor retention runs) until the files are cut and the state rebuilt.
     pub(crate) truncating: bool,
     /// Truncations so far, and the log end each left (the newest last, at most
     /// [`TRUNCATIONS_REMEMBERED`]): a pending append learns from them whether it was cut.
-    truncations: u64,
+    pub(crate) truncations: u64,
     cuts: VecDeque<(u64, Offset)>,
     pub(crate) cache: PartitionCache,
     epochs: EpochCache,
@@ -188,6 +190,13 @@ pub(crate) struct LogState {
     /// Notified when the log end moves (appends, truncations), or the log fails or closes.
     log_end_moved: Rc<Notify>,
     pub(crate) stats: LogStats,
+    /// The first dirty offset the last clean left (`cleaner-offset-checkpoint`); its file also
+    /// marks the log as possibly sparse (see `cleaner/files.rs`).
+    pub(crate) cleaner_checkpoint: Option<Offset>,
+    /// The last clean since open: when it ended and what it did.
+    pub(crate) last_clean: Option<(Timestamp, CleanReport)>,
+    /// A clean is under way (two at once would write the same `.cleaned` files).
+    pub(crate) cleaning: bool,
 }
 
 /// Counters of what the flusher did, for tests, tools and (later) metrics.
@@ -434,7 +443,8 @@ impl PartitionLog {
     pub async fn open(options: OpenOptions<'_>) -> Result<PartitionLog, Error> {
         let OpenOptions { dir, topic_partition: tp, config, cache, high_watermark } = options;
         let loaded = load(&dir, &tp, &config).await?;
-        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean } = loaded;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean, cleaner_checkpoint } =
+            loaded;
         let high_watermark_bound = match high_watermark {
             HighWatermark::FollowsAcks => BOUND_FOLLOWS_ACKS,
             HighWatermark::SetByReplication => log_end,
@@ -465,6 +475,9 @@ impl PartitionLog {
             work: Rc::new(Notify::default()),
             log_end_moved: Rc::new(Notify::default()),
             stats: LogStats::default(),
+            cleaner_checkpoint,
+            last_clean: None,
+            cleaning: false,
         }));
         state.borrow().check_invariants();
         info!(tp = %tp, %log_start, %log_end, clean, "log opened");
@@ -569,8 +582,10 @@ impl PartitionLog {
     /// Each batch is checked as recovery checks a stored one (magic 2, CRC, at most
     /// [`BATCH_BYTES_MAX`](crate::limits::BATCH_BYTES_MAX)) and kept byte for byte. A trailing
     /// partial batch (a fetch answer cut at its byte limit) is ignored; batches wholly below the
-    /// log end (a resend) are skipped; the first batch kept must start at the log end and the
-    /// others follow it, else `NotContiguous` and nothing is appended. The producer state replays
+    /// log end (a resend) are skipped; each batch kept must start at or after the end of the
+    /// one before (the log end, for the first), else `NotContiguous` and nothing is appended.
+    /// Offsets may jump (a compacted leader's gaps): the log is then marked sparse (see
+    /// `mark_sparse`). The producer state replays
     /// them without checks, as recovery does; markers end transactions as `append_marker` does.
     pub fn append_replicated(&self, records: Bytes) -> Result<Option<PendingAppend>, Error> {
         self.check_writable()?;
@@ -578,6 +593,15 @@ impl PartitionLog {
         let log_end = state.log_end;
         let kept = parse_replicated(&records, log_end, state.epochs.latest_below(log_end))?;
         let (Some(first), Some(last)) = (kept.first(), kept.last()) else { return Ok(None) };
+        let mut expected = log_end;
+        let has_gap = kept.iter().any(|batch| {
+            let gap = batch.meta.base_offset > expected;
+            expected = batch.meta.next_offset;
+            gap
+        });
+        if has_gap {
+            mark_sparse(&mut state)?;
+        }
         let info = AppendInfo {
             base_offset: first.meta.base_offset,
             last_offset: last.meta.next_offset.plus(-1),
@@ -752,7 +776,18 @@ impl PartitionLog {
         }
         let mut state = self.state.borrow_mut();
         let old_end = state.log_end;
-        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean: _ } = loaded;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean: _, cleaner_checkpoint } =
+            loaded;
+        // A checkpoint past the new end would call offsets appended after the cut clean.
+        let cleaner_checkpoint = match cleaner_checkpoint {
+            Some(checkpoint) if checkpoint > log_end => {
+                if let Err(e) = cleaner_files::write_checkpoint(&dir, log_end) {
+                    warn!(%tp, error = %e, "could not lower the cleaner checkpoint");
+                }
+                Some(log_end)
+            }
+            other => other,
+        };
         state.segments = segments;
         state.log_start = log_start;
         state.log_end = log_end;
@@ -762,6 +797,7 @@ impl PartitionLog {
         state.epochs = epochs;
         state.producers = producers;
         state.aborted = aborted;
+        state.cleaner_checkpoint = cleaner_checkpoint;
         match cut {
             Cut::To(_) => state.unreplicated.retain(|t| t.last_offset < log_end),
             Cut::Reset(_) => state.unreplicated.clear(),
@@ -971,6 +1007,20 @@ impl PartitionLog {
     }
 }
 
+/// Marks a log about to have a gap in its offsets (a replicated one, or a clean's) as sparse,
+/// so that recovery accepts the gap whatever its `cleanup.policy` becomes: the cleaner
+/// checkpoint file says so (written with the log start, which is where a first clean starts
+/// anyway).
+pub(crate) fn mark_sparse(state: &mut LogState) -> Result<(), Error> {
+    // Even under `compact`: the policy may change before the next open.
+    if state.cleaner_checkpoint.is_some() {
+        return Ok(());
+    }
+    cleaner_files::write_checkpoint(&state.dir, state.log_start)?;
+    state.cleaner_checkpoint = Some(state.log_start);
+    Ok(())
+}
+
 /// A replicated batch about to be appended.
 struct Replicated {
     bytes: Bytes,
@@ -1012,7 +1062,8 @@ fn parse_replicated(
             at += size;
             continue;
         }
-        if base != expected {
+        // Offsets only go up; a compacted leader's log has gaps, which the follower keeps.
+        if base < expected {
             return Err(Error::NotContiguous { expected, found: base });
         }
         let epoch = batch.leader_epoch();
@@ -1181,6 +1232,8 @@ struct Loaded {
     active: ActiveFiles,
     /// The clean-shutdown marker was there (and is now removed).
     clean: bool,
+    /// The cleaner's checkpoint, if the log was ever cleaned (or took a replicated gap).
+    cleaner_checkpoint: Option<Offset>,
 }
 
 /// Recovers the log in `dir` (creating it if empty): every segment (the tail one validated
@@ -1188,6 +1241,9 @@ struct Loaded {
 /// state and aborted transactions, and the active segment's files, opened for appends.
 async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loaded, Error> {
     std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    // A clean's swap files first: a decided swap is finished, an undecided one forgotten.
+    cleaner_files::recover_swaps(dir)?;
+    let cleaner_checkpoint = cleaner_files::read_checkpoint(dir);
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let mut bases: Vec<Offset> = std::fs::read_dir(dir)
@@ -1217,7 +1273,9 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
         let time_bytes = std::fs::read(segment_file(dir, base, "timeindex")).unwrap_or_default();
         let rules = RecoveryRules {
             index_interval_bytes: config.index_interval_bytes,
-            contiguous: !config.cleanup_policy.compact,
+            // A compacted log has gaps, and so does one that was ever cleaned (its policy may
+            // have changed since) or took a leader's gaps (both leave the checkpoint file).
+            contiguous: !config.cleanup_policy.compact && cleaner_checkpoint.is_none(),
             epoch_max: epochs.latest(),
             full_scan: !clean && i + 1 == bases.len(),
         };
@@ -1286,7 +1344,7 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
         active = Some(ActiveFiles::open(dir, seg, last_file).await?);
     }
     let Some(active) = active else { unreachable!("segments is not empty") };
-    Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean })
+    Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean, cleaner_checkpoint })
 }
 
 pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {

@@ -14,10 +14,13 @@
 //! aborted-transactions            aborted transactions (Kafka's .txnindex entries, for the whole
 //!                                 partition), on disk before each snapshot (see txn_index.rs)
 //! .clean-shutdown                 present only while the log is closed cleanly
+//! cleaner-offset-checkpoint       the first dirty offset of a compacted log (see cleaner/)
+//! 00000000000000000000.log.cleaned a clean's new segment, before its swap (also .swap)
 //! ```
 
 mod appender;
 mod batch_cache;
+mod cleaner;
 mod config;
 mod epochs;
 mod error;
@@ -36,6 +39,7 @@ mod txn_index;
 mod tests;
 
 pub use batch_cache::BatchCache;
+pub use cleaner::{CleanReport, Cleanable, DedupeMap, IoBudget};
 pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
 pub use error::Error;
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};

@@ -95,6 +95,20 @@ impl AbortedTxnIndex {
         out
     }
 
+    /// Forgets the transaction `producer_id` aborted with the marker at `marker_offset`: the
+    /// cleaner removed every record of it, so a read_committed reader has nothing of it to
+    /// drop. Returns whether it was there.
+    pub(crate) fn remove(&mut self, producer_id: ProducerId, marker_offset: Offset) -> bool {
+        let at = self.entries.partition_point(|t| t.last_offset < marker_offset);
+        let found =
+            self.entries.get(at).is_some_and(|t| t.last_offset == marker_offset && t.producer_id == producer_id);
+        if found {
+            self.entries.remove(at);
+            self.dirty = true;
+        }
+        found
+    }
+
     /// Forgets transactions wholly below the log start offset.
     pub(crate) fn drop_below(&mut self, log_start: Offset) {
         let below = self.entries.partition_point(|t| t.last_offset < log_start);

@@ -1177,7 +1177,8 @@ def wait_compacted(b, topic, expected, what):
             return got
         time.sleep(0.5)
     offsets = [r["offset"] for r in got]
-    raise AssertionError(f"{what}: {len(got)} records at {offsets[:40]}..., want {len(want)}")
+    differ = next(((g, w) for g, w in zip(got, want) if g != w), None)
+    raise AssertionError(f"{what}: {len(got)} records at {offsets[:40]}..., want {len(want)}; first difference {differ}")
 
 
 def roll(b, topic, key, segment_ms):
@@ -1215,6 +1216,10 @@ def scenario_compaction(b):
             })
     delivered = ck_produce(b, topic, records, **{"compression.type": "lz4", "linger.ms": 5})
     assert len(delivered) == 480
+    # Delivery reports do not carry headers: take them from what was sent.
+    sent = {(r["key"], r["value"]): r["headers"] for r in records}
+    for r in delivered:
+        r["headers"] = sent[(r["key"], r["value"])]
     filler = roll(b, topic, b"filler-1", segment_ms)
     expected = latest_per_key(delivered) + filler
     got = wait_compacted(b, topic, expected, "first clean")

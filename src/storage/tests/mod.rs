@@ -1,6 +1,7 @@
 //! Storage tests that need a whole log: appends, reads, rolls, group commit, failures, recovery
 //! and retention, each on a real glommio shard with real files under a temp dir.
 
+mod cleaner_test;
 mod log_test;
 mod producer_test;
 mod recovery_test;
