@@ -75,6 +75,9 @@ pub async fn handle(
             kind if repeated.contains(&(kind, name.as_str())) => {
                 refuse(ErrorCode::InvalidRequest, "Each resource must appear at most once.".to_string())
             }
+            RESOURCE_TOPIC if name.is_empty() => {
+                refuse(ErrorCode::InvalidRequest, "Default topic resources are not allowed.".to_string())
+            }
             RESOURCE_TOPIC => match changes(resource) {
                 Ok(changes) => topics.push((name, changes)),
                 Err(message) => refuse(ErrorCode::InvalidRequest, message),
