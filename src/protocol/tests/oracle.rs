@@ -134,6 +134,8 @@ oracle_tests! {
         versions: 0..=1;
     incremental_alter_configs_response: IncrementalAlterConfigsResponse = IncrementalAlterConfigsResponse,
         defaults: true, versions: 0..=1;
+    alter_configs_request: AlterConfigsRequest = AlterConfigsRequest, defaults: true, versions: 0..=2;
+    alter_configs_response: AlterConfigsResponse = AlterConfigsResponse, defaults: true, versions: 0..=2;
     describe_cluster_request: DescribeClusterRequest = DescribeClusterRequest, defaults: true, versions: 0..=1;
     describe_cluster_response: DescribeClusterResponse = DescribeClusterResponse, defaults: true, versions: 0..=1;
     describe_quorum_request: DescribeQuorumRequest = DescribeQuorumRequest, defaults: true, versions: 0..=2;
