@@ -45,7 +45,7 @@ use crate::storage::appender::SegmentAppender;
 use crate::storage::error::Error;
 use crate::storage::io::{self as sio, SharedFile};
 use crate::storage::log::{LogState, PartitionLog, mark_sparse};
-use crate::storage::segment::{BatchMeta, Segment};
+use crate::storage::segment::{BatchMeta, Segment, segment_file};
 
 /// A segment as the clean found it: enough to read it without the log's state.
 #[derive(Clone)]
@@ -124,6 +124,7 @@ impl PartitionLog {
             horizon: Timestamp(now.0.saturating_add(i64::try_from(plan.delete_retention_ms).unwrap_or(i64::MAX))),
             txns: TxnTracker::new(plan.aborted.clone()),
             producers: &plan.producers,
+            upper: plan.cleanable.first_uncleanable,
             emptied_aborts: Vec::new(),
         };
         let to_clean: Vec<OldSegment> = plan.segments.iter().filter(|s| s.base < end).cloned().collect();
@@ -286,7 +287,7 @@ impl PartitionLog {
             let mut pending: Vec<Bytes> = Vec::new();
             let mut pending_bytes = 0usize;
             let mut first_timestamp = None;
-            let mut taken = 0;
+            let mut taken = 0usize;
             for old in segments {
                 if taken > 0 && !fits(&segment, old, plan.segment_bytes) {
                     break;
@@ -333,6 +334,11 @@ impl PartitionLog {
                 [("index", segment.index.encode_all()), ("timeindex", segment.time_index.encode_all())]
             {
                 write_index(&cleaned_file(dir, base, extension), bytes).await?;
+            }
+            // The old group's last modification carries over (retention ages a segment without
+            // record timestamps by it).
+            if let Some(last) = segments.get(taken.saturating_sub(1)) {
+                keep_modified(&segment_file(dir, last.base, "log"), &path);
             }
             let reader = std::fs::File::open(&path).map_err(Error::io(context()))?;
             segment.flushed_size = segment.size;
@@ -422,6 +428,8 @@ struct Cleaning<'a> {
     horizon: Timestamp,
     txns: TxnTracker,
     producers: &'a HashMap<ProducerId, (Option<Offset>, i16)>,
+    /// The first uncleanable offset.
+    upper: Offset,
     /// Abort markers whose transaction has no record left (producer, marker offset): their
     /// aborted-transaction index entries go once the clean is done.
     emptied_aborts: Vec<(ProducerId, Offset)>,
@@ -437,7 +445,9 @@ impl Cleaning<'_> {
         }
         let horizon = delete_horizon(batch);
         let discard = if control { discardable && horizon.is_some_and(|h| h <= self.now) } else { discardable };
-        let keep_empty_header = self.is_last_of_producer(batch);
+        // The batch that ends right at the uncleanable section stays too (Kafka's rule), so the
+        // cleaned part still says where it ends.
+        let keep_empty_header = self.is_last_of_producer(batch) || batch.next_offset() == self.upper;
         let count = u64::try_from(batch.records_count()).unwrap_or(0);
         report.records_read += count;
         if control && !discard {
@@ -549,6 +559,16 @@ fn malformed(batch: &RecordBatch<'_>) -> Error {
         records_count: batch.records_count(),
         last_offset_delta: batch.header().last_offset_delta.get(),
     })
+}
+
+/// Gives `to` the modification time of `from`, as far as the filesystem lets it (a failure
+/// only makes retention by modification time wait longer).
+fn keep_modified(from: &std::path::Path, to: &std::path::Path) {
+    let modified = std::fs::metadata(from).and_then(|m| m.modified());
+    let set = modified.and_then(|t| std::fs::File::options().write(true).open(to)?.set_modified(t));
+    if let Err(e) = set {
+        warn!(path = %to.display(), error = %e, "could not carry the modification time over to a cleaned segment");
+    }
 }
 
 async fn write_index(path: &std::path::Path, bytes: Vec<u8>) -> Result<(), Error> {
