@@ -61,6 +61,9 @@ struct Plan {
     cleanable: Cleanable,
     /// Every sealed segment below the first uncleanable offset, from the log's first.
     segments: Vec<OldSegment>,
+    /// The base of the first segment after `segments` (the first uncleanable offset, unless a
+    /// segment could not be read).
+    segments_end: Offset,
     truncations: u64,
     dir: std::path::PathBuf,
     segment_bytes: u64,
@@ -124,7 +127,7 @@ impl PartitionLog {
             horizon: Timestamp(now.0.saturating_add(i64::try_from(plan.delete_retention_ms).unwrap_or(i64::MAX))),
             txns: TxnTracker::new(plan.aborted.clone()),
             producers: &plan.producers,
-            upper: plan.cleanable.first_uncleanable,
+            upper: plan.segments_end,
             emptied_aborts: Vec::new(),
         };
         let to_clean: Vec<OldSegment> = plan.segments.iter().filter(|s| s.base < end).cloned().collect();
@@ -177,6 +180,11 @@ impl PartitionLog {
             })
             .collect();
         let first = segments.first().map_or(cleanable.first_dirty, |s| s.base);
+        let segments_end = match segments.last() {
+            Some(last) => state.segments.range(last.base.plus(1)..).next().map_or(state.log_end, |(&b, _)| b),
+            None => first,
+        }
+        .min(cleanable.first_uncleanable);
         let producers = state
             .producers
             .producers()
@@ -185,6 +193,7 @@ impl PartitionLog {
         Some(Plan {
             cleanable,
             segments,
+            segments_end,
             truncations: state.truncations,
             dir: state.dir.clone(),
             segment_bytes: u64::from(state.config.segment_bytes),
@@ -228,7 +237,8 @@ impl PartitionLog {
         // Transactions aborted before the dirty section would stay "under way" for the whole
         // walk, their markers being skipped with the clean segments.
         let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
-        'segments: for segment in plan.segments.iter().filter(|s| s.next_offset > first_dirty) {
+        let dirty: Vec<&OldSegment> = plan.segments.iter().filter(|s| s.next_offset > first_dirty).collect();
+        'segments: for (i, segment) in dirty.iter().enumerate() {
             let mut reader = BatchReader::new(segment);
             while let Some((_, bytes)) = reader.next(budget).await? {
                 self.check(plan.truncations)?;
@@ -259,6 +269,10 @@ impl PartitionLog {
                 glommio::yield_if_needed().await;
             }
             report.bytes_read += reader.read;
+            // A segment mapped whole covers its offsets up to the next one's base, gaps included
+            // (Kafka's fast-forward), so the next clean does not start inside a gap.
+            let next_start = dirty.get(i + 1).map_or(plan.segments_end, |next| next.base);
+            map.set_latest_offset(next_start.plus(-1));
         }
         Ok(map.latest_offset().map(|latest| latest.plus(1)))
     }
