@@ -168,6 +168,7 @@ impl ShardBroker {
         self.started.set(true);
         self.replication.spawn_isr_checks();
         self.partitions.spawn_retention();
+        self.partitions.spawn_cleaner();
         self.groups.spawn_timers();
         self.transactions.spawn_timers();
         Ok(())

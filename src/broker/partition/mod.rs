@@ -13,6 +13,7 @@
 //! [`Appended::acknowledged`] with [`Acks::All`] then waits for the ISR instead of the local
 //! flush. Idempotent producers add their sequence checks at the top of `append`.
 
+mod cleaning;
 mod leadership;
 mod messages;
 mod registry;

@@ -54,6 +54,11 @@ impl ShardPartitions {
         self.partitions.borrow().get(tp).cloned()
     }
 
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
     /// Every partition this shard owns.
     pub fn all(&self) -> Vec<Rc<Partition>> {
         self.partitions.borrow().values().cloned().collect()

@@ -962,6 +962,26 @@ impl Partition {
         self.log.size_bytes()
     }
 
+    /// How much of the log the cleaner could compact now, unless it is not compacted.
+    pub fn cleanable(&self, now: Timestamp) -> Option<storage::Cleanable> {
+        self.log.cleanable(now)
+    }
+
+    /// One clean of the log (see `storage::PartitionLog::clean`).
+    pub async fn clean(
+        &self,
+        map: &mut storage::DedupeMap,
+        budget: &storage::IoBudget,
+        now: Timestamp,
+    ) -> Result<Option<storage::CleanReport>, PartitionError> {
+        Ok(self.log.clean(map, budget, now).await?)
+    }
+
+    /// When the log was last cleaned since it opened, and what that clean did.
+    pub fn last_clean(&self) -> Option<(Timestamp, storage::CleanReport)> {
+        self.log.last_clean()
+    }
+
     /// The high watermark: records below it are committed and visible to consumers.
     pub fn high_watermark(&self) -> Offset {
         self.log.high_watermark()
