@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::dedupe_map::DedupeMap;
 use super::files::{self, cleaned_file};
@@ -152,12 +152,13 @@ impl PartitionLog {
             state.aborted.remove(producer_id, marker);
         }
         state.last_clean = Some((Timestamp::now(), report.clone()));
-        info!(tp = %state.topic_partition, start = %report.start, end = %report.end,
+        // The scheduler logs each clean at info; this is the storage view, for debugging.
+        debug!(tp = %state.topic_partition, start = %report.start, end = %report.end,
             segments_before = report.segments_before, segments_after = report.segments_after,
             bytes_before = report.bytes_before, bytes_after = report.bytes_after,
             records_read = report.records_read, records_kept = report.records_kept,
             tombstones_removed = report.tombstones_removed, aborted_removed = report.aborted_removed,
-            took = ?report.took, "log cleaned");
+            took = ?report.took, "log cleaned (storage)");
         Ok(Some(report))
     }
 
