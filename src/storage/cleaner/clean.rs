@@ -89,9 +89,11 @@ impl PartitionLog {
     }
 
     /// One clean (see the module docs), yielding to other tasks between batches and spending
-    /// `budget` for every byte read and written. `Ok(None)` if there was nothing to clean (or
-    /// the log is not compacted); `Err(Truncated | Closed | Offline)` if the log changed under
-    /// it, which leaves the log as it was.
+    /// `budget` for every byte read and written. `Ok(None)` if there was nothing to clean (the
+    /// log is not compacted, has no dirty sealed segment, is being truncated, or is being
+    /// cleaned already); `Err(Truncated | Closed | Offline)` if the log changed under it, which
+    /// leaves the log as it was; `Err(InvalidBatch | Io)` for a batch that does not parse (the
+    /// log stays as it was).
     pub async fn clean(
         &self,
         map: &mut DedupeMap,
@@ -239,9 +241,10 @@ impl PartitionLog {
         // walk, their markers being skipped with the clean segments.
         let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
         let dirty: Vec<&OldSegment> = plan.segments.iter().filter(|s| s.next_offset > first_dirty).collect();
-        'segments: for (i, segment) in dirty.iter().enumerate() {
+        for (i, segment) in dirty.iter().enumerate() {
             let mut reader = BatchReader::new(segment);
-            while let Some((_, bytes)) = reader.next(budget).await? {
+            let mut full = false;
+            'batches: while let Some((_, bytes)) = reader.next(budget).await? {
                 self.check(plan.truncations)?;
                 let batch = parse(&bytes)?;
                 // A marker only moves the tracker on; its own fate is decided when rewriting.
@@ -262,7 +265,8 @@ impl PartitionLog {
                             && record.offset >= first_dirty
                             && !map.put(key, record.offset)
                         {
-                            break 'segments;
+                            full = true;
+                            break 'batches;
                         }
                     }
                 }
@@ -270,6 +274,9 @@ impl PartitionLog {
                 glommio::yield_if_needed().await;
             }
             report.bytes_read += reader.read;
+            if full {
+                break;
+            }
             // A segment mapped whole covers its offsets up to the next one's base, gaps included
             // (Kafka's fast-forward), so the next clean does not start inside a gap.
             let next_start = dirty.get(i + 1).map_or(plan.segments_end, |next| next.base);
