@@ -65,6 +65,7 @@ struct Plan {
     /// segment could not be read).
     segments_end: Offset,
     truncations: u64,
+    tp: crate::model::TopicPartition,
     dir: std::path::PathBuf,
     segment_bytes: u64,
     index_interval_bytes: u32,
@@ -140,7 +141,10 @@ impl PartitionLog {
         while !rest.is_empty() {
             let (segment, taken) = self.clean_group(&plan, rest, &mut cleaning, budget, &mut report).await?;
             let (group, later) = rest.split_at(taken);
-            self.swap(&plan, group, segment)?;
+            if !self.swap(&plan, group, segment)? {
+                debug!(tp = %plan.tp, "retention deleted segments under the clean; it stops here");
+                return Ok(None);
+            }
             report.segments_before += group.len();
             report.segments_after += 1;
             rest = later;
@@ -198,6 +202,7 @@ impl PartitionLog {
             segments,
             segments_end,
             truncations: state.truncations,
+            tp: state.topic_partition.clone(),
             dir: state.dir.clone(),
             segment_bytes: u64::from(state.config.segment_bytes),
             index_interval_bytes: state.config.index_interval_bytes,
@@ -386,25 +391,22 @@ impl PartitionLog {
 
     /// Step 3 for one group, in one borrow of the state: the files (see `files.rs`), then the
     /// segments in memory, and the batch cache forgets the old segments' batches.
-    fn swap(&self, plan: &Plan, group: &[OldSegment], segment: Segment) -> Result<(), Error> {
+    /// Returns false, swapping nothing, if retention deleted a segment of the group meanwhile.
+    fn swap(&self, plan: &Plan, group: &[OldSegment], segment: Segment) -> Result<bool, Error> {
         let base = segment.base_offset;
         let mut state = self.state.borrow_mut();
         let interrupted = self.interrupted(&state, plan.truncations);
         let retained = group.iter().all(|old| state.segments.get(&old.base).is_some_and(|s| s.sealed));
-        if let Some(e) = interrupted.or_else(|| (!retained).then_some(Error::Truncated)) {
+        if interrupted.is_some() || !retained {
             drop(state);
             files::remove_cleaned(&plan.dir, base);
-            return Err(e);
+            return interrupted.map_or(Ok(false), Err);
         }
         let old_bases: Vec<Offset> = group.iter().map(|s| s.base).collect();
-        if let Err(e) = files::swap_in(&plan.dir, base, &old_bases) {
-            // Past its decision the swap is finished by the next open; until then the log
-            // serves what it has in memory and takes no appends.
-            if !is_simulated_crash(&e) {
-                state.failed = Some(e.to_string());
-            }
-            return Err(e);
-        }
+        // On an error the log goes on with the segments it has in memory (their descriptors
+        // stay readable even if their files went); the next open, or a truncation's reload,
+        // finishes a swap decided on disk or forgets one that was not.
+        files::swap_in(&plan.dir, base, &old_bases)?;
         for old in &old_bases {
             state.segments.remove(old);
         }
@@ -412,7 +414,7 @@ impl PartitionLog {
         state.segments.insert(base, segment);
         // Cached batches of the old segments would be served with their old positions.
         state.cache.drop_before(end);
-        Ok(())
+        Ok(true)
     }
 }
 
