@@ -25,6 +25,12 @@ pub const SEGMENT_BYTES_MIN: u32 = BLOCK_BYTES as u32;
 pub const SEGMENT_BYTES_MAX: u32 = i32::MAX as u32;
 /// Default `segment.ms` (7 days, as in Kafka).
 pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Default `segment.index.bytes` (Kafka's `log.index.size.max.bytes`, 10 MiB): a segment rolls
+/// when its offset index would pass it.
+pub const SEGMENT_INDEX_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
+/// Smallest `segment.index.bytes`: one offset index entry (Kafka's `atLeast(4)` allows less
+/// than one 8-byte entry, which would roll at every batch).
+pub const SEGMENT_INDEX_BYTES_MIN: u32 = OFFSET_INDEX_ENTRY_BYTES as u32;
 
 /// Default `index.interval.bytes`: an offset index entry every this many log bytes.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::topic_config::TopicDefaults;
+use super::topic_config::{BrokerLayers, ConfigSource, DynamicLayers, TopicDefaults};
+use crate::cluster::image::MetadataImage;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
 use crate::storage::LogConfig;
@@ -98,6 +99,46 @@ impl Default for CleanerConfig {
     }
 }
 
+/// Java's `Double.MAX_VALUE` as Java prints it: Kafka's default `log.cleaner.io.max.bytes.per.second`.
+const JAVA_DOUBLE_MAX: &str = "1.7976931348623157E308";
+
+impl CleanerConfig {
+    /// The dynamic ones of these settings under Kafka's names, as DescribeConfigs prints them.
+    pub fn named(&self) -> Vec<(&'static str, String)> {
+        let io = match self.io_bytes_per_sec {
+            None => JAVA_DOUBLE_MAX.to_string(),
+            // Java prints a whole double with ".0".
+            Some(v) => format!("{:?}", v as f64),
+        };
+        vec![
+            ("log.cleaner.backoff.ms", self.backoff_ms.to_string()),
+            ("log.cleaner.dedupe.buffer.size", self.dedupe_buffer_bytes.to_string()),
+            ("log.cleaner.io.max.bytes.per.second", io),
+        ]
+    }
+
+    /// These settings with every value the dynamic layers set replacing the flag's (values were
+    /// validated when they were stored). An I/O budget of `Double.MAX_VALUE` (Kafka's default) is
+    /// unlimited; below one byte per second it is one.
+    fn layered(&self, layers: &BrokerLayers) -> CleanerConfig {
+        let mut out = self.clone();
+        let dynamic = |name: &str| match layers.value(name, None) {
+            (Some(v), ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker) => Some(v.trim().to_string()),
+            _ => None,
+        };
+        if let Some(v) = dynamic("log.cleaner.io.max.bytes.per.second").and_then(|v| v.parse::<f64>().ok()) {
+            out.io_bytes_per_sec = (v < u64::MAX as f64).then(|| v.max(1.0) as u64);
+        }
+        if let Some(v) = dynamic("log.cleaner.dedupe.buffer.size").and_then(|v| v.parse().ok()) {
+            out.dedupe_buffer_bytes = v;
+        }
+        if let Some(v) = dynamic("log.cleaner.backoff.ms").and_then(|v| v.parse().ok()) {
+            out.backoff_ms = v;
+        }
+        out
+    }
+}
+
 /// Kafka's replication settings (broker level; `min.insync.replicas` and
 /// `unclean.leader.election.enable` are topic configs too, and these are their defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,13 +190,43 @@ impl Default for ReplicationConfig {
 }
 
 impl BrokerConfig {
-    /// The broker's defaults for topic configs.
+    /// The broker's static defaults for topic configs (its flags, no dynamic config).
     pub fn topic_defaults(&self) -> TopicDefaults {
-        TopicDefaults {
-            log: self.log_defaults.clone(),
-            min_insync_replicas: self.replication.min_insync_replicas,
-            unclean_leader_election: self.replication.unclean_leader_election,
+        TopicDefaults::new(self.log_defaults.clone(), &self.static_extra(), DynamicLayers::default())
+    }
+
+    /// The broker's defaults for topic configs under the dynamic broker configs of `image`:
+    /// this broker's, then the cluster-wide ones, then its flags.
+    pub fn topic_defaults_in(&self, image: &MetadataImage) -> TopicDefaults {
+        TopicDefaults::new(self.log_defaults.clone(), &self.static_extra(), self.dynamic_layers(image))
+    }
+
+    /// The cleaner's settings under the dynamic broker configs of `image`. The cleaner reads
+    /// them through this (via `Metadata::cleaner_config`) each time it schedules, so a change
+    /// by AlterConfigs applies from the next clean.
+    pub fn cleaner_config(&self, image: &MetadataImage) -> CleanerConfig {
+        self.cleaner.layered(&self.topic_defaults_in(image).layers)
+    }
+
+    /// The dynamic broker configs of `image` that apply to this broker.
+    pub fn dynamic_layers<'a>(&self, image: &'a MetadataImage) -> DynamicLayers<'a> {
+        DynamicLayers {
+            broker: image.broker_configs.get(&self.node_id.to_string()),
+            cluster: image.broker_configs.get(""),
         }
+    }
+
+    /// The static settings that default topic configs or are dynamic broker configs, other
+    /// than the log's: replication's and the cleaner's, under Kafka's names.
+    fn static_extra(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("min.insync.replicas", self.replication.min_insync_replicas.to_string()),
+            ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
+        ];
+        // Those equal to Kafka's default are dropped there, the others are this broker's static
+        // values (Sluice's own defaults included, such as its smaller dedupe buffer per core).
+        out.extend(self.cleaner.named());
+        out
     }
 }
 
@@ -219,6 +290,47 @@ impl BrokerConfig {
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
             replication: ReplicationConfig::default(),
             cleaner: CleanerConfig::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::broker::topic_config::dynamic_broker_config;
+
+    #[test]
+    fn the_cleaner_reads_its_flags_under_the_dynamic_configs() {
+        let dir = std::path::PathBuf::from("/nonexistent");
+        let mut config = BrokerConfig::for_data_dir(dir, "127.0.0.1:0".parse().unwrap());
+        config.cleaner.backoff_ms = 500;
+        let mut image = MetadataImage::default();
+        assert_eq!(config.cleaner_config(&image), config.cleaner);
+        image.broker_configs.insert(
+            String::new(),
+            BTreeMap::from([
+                ("log.cleaner.backoff.ms".to_string(), "100".to_string()),
+                ("log.cleaner.io.max.bytes.per.second".to_string(), "1048576".to_string()),
+            ]),
+        );
+        image.broker_configs.insert("0".into(), BTreeMap::from([("log.cleaner.backoff.ms".into(), "50".into())]));
+        let cleaner = config.cleaner_config(&image);
+        assert_eq!((cleaner.backoff_ms, cleaner.io_bytes_per_sec), (50, Some(1048576)));
+        assert_eq!(cleaner.dedupe_buffer_bytes, crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT);
+        image.broker_configs.insert(
+            "0".into(),
+            BTreeMap::from([("log.cleaner.io.max.bytes.per.second".into(), JAVA_DOUBLE_MAX.into())]),
+        );
+        assert_eq!(config.cleaner_config(&image).io_bytes_per_sec, None, "Kafka's default: unlimited");
+        // Kafka's defaults print as Kafka prints them.
+        let named: BTreeMap<&str, String> = CleanerConfig::default().named().into_iter().collect();
+        for name in ["log.cleaner.backoff.ms", "log.cleaner.io.max.bytes.per.second"] {
+            assert_eq!(
+                dynamic_broker_config(name).and_then(|c| c.kafka_default()),
+                named.get(name).map(String::as_str)
+            );
         }
     }
 }

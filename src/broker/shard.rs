@@ -168,7 +168,8 @@ impl ShardBroker {
         self.started.set(true);
         self.replication.spawn_isr_checks();
         self.partitions.spawn_retention();
-        self.partitions.spawn_cleaner();
+        let metadata = self.metadata.clone();
+        self.partitions.spawn_cleaner(move || metadata.cleaner_config());
         self.groups.spawn_timers();
         self.transactions.spawn_timers();
         Ok(())

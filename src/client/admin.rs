@@ -17,6 +17,7 @@ use crate::protocol::messages::{
     DescribeClusterRequest, DescribeQuorumRequest, DescribeQuorumRequestPartition, DescribeQuorumRequestTopic,
     DescribeQuorumResponseReplica, ElectLeadersRequest, ElectLeadersRequestTopic,
 };
+use crate::protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsRequestTopic};
 
 /// DescribeConfigs' and IncrementalAlterConfigs' resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
@@ -431,6 +432,44 @@ impl Admin {
         })
     }
 
+    /// Each partition's log as its leader describes it (DescribeLogDirs, one request per
+    /// partition); a partition its leader does not report is left out.
+    pub async fn describe_partition_logs(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, PartitionLogInfo>, ClientError> {
+        let mut out = BTreeMap::new();
+        for &partition in partitions {
+            let connection = self.client.leader_connection(topic, partition).await?;
+            let request = DescribeLogDirsRequest {
+                topics: Some(vec![DescribeLogDirsRequestTopic {
+                    topic: topic.to_string(),
+                    partitions: vec![partition],
+                }]),
+            };
+            let response = connection.send(&request).await?;
+            let found = response
+                .results
+                .iter()
+                .flat_map(|r| r.topics.iter().filter(|t| t.name == topic))
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == partition);
+            if let Some(p) = found {
+                let known = |v: i64| (v >= 0).then_some(v);
+                out.insert(
+                    partition,
+                    PartitionLogInfo {
+                        size_bytes: p.partition_size,
+                        cleaning: known(p.cleaner_dirty_bytes).zip(known(p.cleaner_cleanable_bytes)),
+                        last_clean: known(p.last_clean_ms).zip(known(p.last_clean_end)),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The cluster's id, controller and live brokers (DescribeCluster), from any broker.
     pub async fn describe_cluster(&self) -> Result<ClusterInfo, ClientError> {
         let connection = self.client.any_connection().await?;
@@ -571,6 +610,18 @@ pub struct QuorumReplica {
     pub last_fetch_timestamp: i64,
     /// When it was last caught up (ms since the epoch), -1 if unknown.
     pub last_caught_up_timestamp: i64,
+}
+
+/// A partition's log as its leader describes it (DescribeLogDirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLogInfo {
+    /// Bytes of its segment files.
+    pub size_bytes: i64,
+    /// A Sluice broker's cleaner state of a compacted log: bytes dirty, bytes cleanable.
+    pub cleaning: Option<(i64, i64)>,
+    /// A Sluice broker's last clean of the log since it opened: when (epoch ms), up to which
+    /// offset.
+    pub last_clean: Option<(i64, i64)>,
 }
 
 /// The metadata quorum as DescribeQuorum describes it.

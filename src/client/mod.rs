@@ -45,8 +45,8 @@ pub mod txn_admin;
 mod txn_requests;
 
 pub use admin::{
-    Admin, AlterConfigOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, OffsetSpec, QuorumInfo,
-    QuorumReplica,
+    Admin, AlterConfigOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, OffsetSpec, PartitionLogInfo,
+    QuorumInfo, QuorumReplica,
 };
 pub use assignor::Assignor;
 pub use connection::{Connection, ConnectionConfig};

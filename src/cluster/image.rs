@@ -119,12 +119,32 @@ pub struct MetadataImage {
     /// (committed to the log before any is used, so none repeats).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), by resource: `""` holds the
+    /// cluster-wide defaults, `"<node id>"` one broker's own. Kafka broker config names; a
+    /// resource with none set has no entry.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
     /// The topic with this id.
     pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicMeta>> {
         self.topics.values().find(|t| t.id == id)
+    }
+
+    /// The cluster-wide dynamic value of broker config `name` (AlterConfigs on `BROKER ""`).
+    pub fn dynamic_default(&self, name: &str) -> Option<&str> {
+        self.broker_configs.get("")?.get(name).map(String::as_str)
+    }
+
+    /// `unclean.leader.election.enable` for topics without an override: the cluster-wide
+    /// dynamic value, else `static_default` (the controller's flag).
+    pub fn unclean_leader_election_default(&self, static_default: bool) -> bool {
+        match self.dynamic_default("unclean.leader.election.enable").map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            _ => static_default,
+        }
     }
 
     /// Brokers that may lead partitions: registered and not fenced.

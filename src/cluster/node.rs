@@ -754,13 +754,17 @@ impl ClusterNode {
     fn unclean_election_due(&self, image: &MetadataImage) -> bool {
         image.topics.values().any(|t| {
             t.partitions.iter().any(|p| p.leader == NO_LEADER && p.replicas.iter().any(|r| image.is_live(*r)))
-                && brokers::unclean_allowed(t, self.config.unclean_leader_election)
+                && brokers::unclean_allowed(
+                    t,
+                    image.unclean_leader_election_default(self.config.unclean_leader_election),
+                )
         })
     }
 
     /// `image` with the unclean elections its topics allow (see [`brokers::elect_unclean`]).
     fn elect_unclean(&self, image: &MetadataImage) -> (MetadataImage, Vec<brokers::Moved>) {
-        brokers::elect_unclean(image, |topic, _| brokers::unclean_allowed(topic, self.config.unclean_leader_election))
+        let default = image.unclean_leader_election_default(self.config.unclean_leader_election);
+        brokers::elect_unclean(image, |topic, _| brokers::unclean_allowed(topic, default))
     }
 
     async fn set_cluster_id(&self) {

@@ -48,6 +48,14 @@ pub enum MetadataRecord {
     RemoveTopic(TopicId),
     /// Producer ids below this were handed out.
     ProducerIds(i64),
+    /// A broker resource's whole set of dynamic configs (`""`: the cluster-wide defaults;
+    /// `"<node id>"`: one broker's); an empty set removes them.
+    BrokerConfigs {
+        /// The resource name.
+        resource: String,
+        /// Every dynamic config of it, by Kafka name.
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// Why a log entry could not be applied.
@@ -139,6 +147,13 @@ impl MetadataImage {
                 self.topics.retain(|_, t| t.id != *id);
             }
             MetadataRecord::ProducerIds(next) => self.next_producer_id = *next,
+            MetadataRecord::BrokerConfigs { resource, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(resource);
+                } else {
+                    self.broker_configs.insert(resource.clone(), configs.clone());
+                }
+            }
         }
         Ok(())
     }
@@ -178,6 +193,14 @@ pub fn diff(from: &MetadataImage, to: &MetadataImage) -> Vec<MetadataRecord> {
     if from.next_producer_id != to.next_producer_id {
         out.push(MetadataRecord::ProducerIds(to.next_producer_id));
     }
+    for (resource, configs) in &to.broker_configs {
+        if from.broker_configs.get(resource) != Some(configs) {
+            out.push(MetadataRecord::BrokerConfigs { resource: resource.clone(), configs: configs.clone() });
+        }
+    }
+    for resource in from.broker_configs.keys().filter(|r| !to.broker_configs.contains_key(*r)) {
+        out.push(MetadataRecord::BrokerConfigs { resource: resource.clone(), configs: BTreeMap::new() });
+    }
     out
 }
 
@@ -199,6 +222,8 @@ mod tests {
         to.topics.insert("t".into(), Arc::new(topic));
         to.next_producer_id = 1000;
         to.brokers.get_mut(&2).unwrap().fenced = true;
+        to.broker_configs.insert(String::new(), BTreeMap::from([("log.retention.ms".into(), "1000".into())]));
+        to.broker_configs.insert("2".into(), BTreeMap::from([("log.segment.bytes".into(), "1048576".into())]));
         let records = diff(&from, &to);
         let mut rebuilt = from.clone();
         rebuilt.apply(7, &decode(&encode(&records)).unwrap()).unwrap();
@@ -208,6 +233,7 @@ mod tests {
 
         // Delete, then re-create under the same name with a new id.
         let mut again = to.clone();
+        again.broker_configs.remove("2");
         let mut topic = (*again.topics["t"]).clone();
         topic.id = TopicId([4; 16]);
         topic.partitions.truncate(1);

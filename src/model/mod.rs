@@ -8,6 +8,7 @@ mod compression;
 mod control;
 pub mod filter;
 mod offset;
+pub mod recompress;
 pub(crate) mod records;
 mod topic_id;
 mod topic_partition;

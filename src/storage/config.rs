@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::limits::{
     BATCH_BYTES_MAX, DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT,
-    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    SEGMENT_INDEX_BYTES_DEFAULT, SEGMENT_INDEX_BYTES_MIN, SEGMENT_MS_DEFAULT,
 };
 
 /// When an append counts as done.
@@ -51,6 +52,11 @@ pub struct LogConfig {
     pub segment_bytes: u32,
     /// `segment.ms`: roll a segment this old even if it is not full.
     pub segment_ms: u64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment.ms` (a per-segment
+    /// amount, see `roll_jitter_ms`), so that partitions created together do not all roll at once.
+    pub segment_jitter_ms: u64,
+    /// `segment.index.bytes`: roll once a segment's offset (or time) index would pass this size.
+    pub segment_index_bytes: u32,
     /// `index.interval.bytes`: an offset index entry every this many bytes.
     pub index_interval_bytes: u32,
     /// `retention.ms`: delete closed segments whose newest record is older; `None` = forever.
@@ -83,6 +89,8 @@ impl Default for LogConfig {
         Self {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             segment_ms: SEGMENT_MS_DEFAULT,
+            segment_jitter_ms: 0,
+            segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
@@ -100,11 +108,11 @@ impl Default for LogConfig {
 /// A topic config that cannot be applied (Kafka's `INVALID_CONFIG`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The name is not a topic config Sluice knows.
-    #[error("unknown topic config {0:?}")]
+    /// The name is not a Kafka topic config (Kafka's message).
+    #[error("Unknown topic config name: {0}")]
     Unknown(String),
-    /// The value does not parse or is out of range.
-    #[error("invalid value {value:?} for {name}: {reason}")]
+    /// The value does not parse or is out of range (Kafka's `ConfigException` text).
+    #[error("Invalid value {value} for configuration {name}: {reason}")]
     Invalid {
         /// Config name.
         name: String,
@@ -127,6 +135,8 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
     "segment.ms",
 ];
 
@@ -135,10 +145,15 @@ impl LogConfig {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let invalid =
             |reason: &str| ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() };
+        // Kafka's wording: the type names its ConfigDef parser uses, its range validators' texts.
         let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
-            let v: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
-            if v < min || v > max {
-                return Err(invalid(&format!("must be in [{min}, {max}]")));
+            let kind = if max <= i64::from(i32::MAX) { "INT" } else { "LONG" };
+            let v: i64 = value.trim().parse().map_err(|_| invalid(&format!("Not a number of type {kind}")))?;
+            if v < min {
+                return Err(invalid(&format!("Value must be at least {min}")));
+            }
+            if v > max {
+                return Err(invalid(&format!("Value must be no more than {max}")));
             }
             Ok(v)
         };
@@ -147,6 +162,10 @@ impl LogConfig {
                 self.segment_bytes = int(i64::from(SEGMENT_BYTES_MIN), i64::from(SEGMENT_BYTES_MAX))? as u32
             }
             "segment.ms" => self.segment_ms = int(1, i64::MAX)? as u64,
+            "segment.jitter.ms" => self.segment_jitter_ms = int(0, i64::MAX)? as u64,
+            "segment.index.bytes" => {
+                self.segment_index_bytes = int(i64::from(SEGMENT_INDEX_BYTES_MIN), i64::from(i32::MAX))? as u32
+            }
             "index.interval.bytes" => self.index_interval_bytes = int(0, i64::from(i32::MAX))? as u32,
             "retention.ms" => self.retention_ms = u64::try_from(int(-1, i64::MAX)?).ok(),
             "retention.bytes" => self.retention_bytes = u64::try_from(int(-1, i64::MAX)?).ok(),
@@ -155,9 +174,12 @@ impl LogConfig {
             "min.compaction.lag.ms" => self.min_compaction_lag_ms = int(0, i64::MAX)? as u64,
             "max.compaction.lag.ms" => self.max_compaction_lag_ms = int(1, i64::MAX)? as u64,
             "min.cleanable.dirty.ratio" => {
-                let v: f64 = value.trim().parse().map_err(|_| invalid("not a number"))?;
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(invalid("must be in [0.0, 1.0]"));
+                let v: f64 = value.trim().parse().map_err(|_| invalid("Not a number of type DOUBLE"))?;
+                if v.is_nan() || v < 0.0 {
+                    return Err(invalid("Value must be no less than 0"));
+                }
+                if v > 1.0 {
+                    return Err(invalid("Value must be no more than 1"));
                 }
                 self.min_cleanable_dirty_ratio = v;
             }
@@ -167,11 +189,13 @@ impl LogConfig {
                     match part {
                         "delete" => policy.delete = true,
                         "compact" => policy.compact = true,
-                        _ => return Err(invalid("expected delete, compact or both")),
+                        _ => return Err(invalid("String must be one of: compact, delete")),
                     }
                 }
                 if !policy.delete && !policy.compact {
-                    return Err(invalid("empty policy"));
+                    // Kafka accepts an empty list (no cleanup at all) since 4.0; the log here
+                    // always has a policy, so it is refused rather than silently taken as delete.
+                    return Err(invalid("Sluice needs at least one of compact, delete"));
                 }
                 self.cleanup_policy = policy;
             }
@@ -186,6 +210,8 @@ impl LogConfig {
         Some(match name {
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
+            "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "retention.ms" => optional(self.retention_ms),
             "retention.bytes" => optional(self.retention_bytes),
@@ -201,6 +227,27 @@ impl LogConfig {
             },
             _ => return None,
         })
+    }
+
+    /// The jitter of the segment starting at `base_offset` in [0, min(`segment.jitter.ms`,
+    /// `segment.ms`)): Kafka draws it at random per segment; a hash of the base offset spreads
+    /// rolls as well and gives the same answer after a restart.
+    pub fn roll_jitter_ms(&self, base_offset: i64) -> u64 {
+        let bound = self.segment_jitter_ms.min(self.segment_ms);
+        if bound == 0 {
+            return 0;
+        }
+        // SplitMix64's finaliser: neighbouring base offsets get unrelated jitters.
+        let mut x = base_offset as u64;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (x ^ (x >> 31)) % bound
+    }
+
+    /// Index entries a segment may hold before it rolls: `segment.index.bytes` over the entry
+    /// size, as Kafka's `maxEntries` (the offset index has 8-byte entries, the time index 12).
+    pub fn index_entries_max(&self, entry_bytes: usize) -> usize {
+        (self.segment_index_bytes as usize / entry_bytes.max(1)).max(1)
     }
 
     /// The largest batch accepted: `max.message.bytes`, capped by the hard limit.
@@ -227,6 +274,16 @@ mod tests {
         assert!(matches!(config.set("segment.bytes", "10"), Err(ConfigError::Invalid { .. })));
         assert!(matches!(config.set("segment.bytes", "ten"), Err(ConfigError::Invalid { .. })));
         assert!(matches!(config.set("no.such", "1"), Err(ConfigError::Unknown(_))));
+        let error = config.set("min.cleanable.dirty.ratio", "2").unwrap_err().to_string();
+        assert_eq!(error, "Invalid value 2 for configuration min.cleanable.dirty.ratio: Value must be no more than 1");
+        let error = config.set("segment.ms", "0").unwrap_err().to_string();
+        assert_eq!(error, "Invalid value 0 for configuration segment.ms: Value must be at least 1");
+        config.set("segment.jitter.ms", "1000").unwrap();
+        config.set("segment.ms", "600").unwrap();
+        assert!((0..1000).all(|base| config.roll_jitter_ms(base) < 600));
+        assert!((0..1000).any(|base| config.roll_jitter_ms(base) > 0));
+        config.set("segment.index.bytes", "80").unwrap();
+        assert_eq!(config.index_entries_max(8), 10);
         for name in TOPIC_CONFIG_NAMES {
             assert!(config.get(name).is_some(), "{name}");
         }

@@ -280,11 +280,20 @@ impl LogState {
     /// Places one offset-assigned, validated batch at the end of the log; `batch` describes it.
     fn enqueue(&mut self, bytes: Bytes, batch: &BatchMeta, now_ms: i64) {
         let size = batch.size;
-        let (segment_bytes, segment_ms, interval) =
-            (u64::from(self.config.segment_bytes), self.config.segment_ms, self.config.index_interval_bytes);
+        let (segment_bytes, interval) = (u64::from(self.config.segment_bytes), self.config.index_interval_bytes);
+        let (offsets_max, times_max) = (
+            self.config.index_entries_max(crate::limits::OFFSET_INDEX_ENTRY_BYTES),
+            self.config.index_entries_max(crate::limits::TIME_INDEX_ENTRY_BYTES),
+        );
         let log_end = self.log_end;
+        // `segment.ms` less this segment's `segment.jitter.ms` share; `segment.index.bytes` as
+        // Kafka's `isFull` of either index.
+        let active_base = self.segments.keys().next_back().map_or(0, |base| base.0);
+        let segment_ms = self.config.segment_ms.saturating_sub(self.config.roll_jitter_ms(active_base));
         let active = self.active();
-        let full = active.size + size > segment_bytes;
+        let full = active.size + size > segment_bytes
+            || active.index.entries().len() >= offsets_max
+            || active.time_index.entries().len() >= times_max;
         let old = now_ms.saturating_sub(active.rolled_at_ms) >= i64::try_from(segment_ms).unwrap_or(i64::MAX);
         if active.size > 0 && (full || old || active.cannot_hold(batch.next_offset.plus(-1), size)) {
             debug!(tp = %self.topic_partition, base = %log_end, full, old, "rolling segment");

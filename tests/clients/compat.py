@@ -519,6 +519,200 @@ def scenario_incremental_alter_configs(b):
 
 
 ConfigSource_DYNAMIC_TOPIC = 1
+ConfigSource_DYNAMIC_BROKER = 2
+ConfigSource_DYNAMIC_DEFAULT_BROKER = 3
+ConfigSource_DEFAULT = 5
+
+
+def scenario_broker_config(b, topic, phase):
+    """IncrementalAlterConfigs on this broker ("set"), then, after a restart ("check"), the
+    dynamic config is still there (a metadata record) and still under the topic's values."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    client = admin(b)
+    broker_id = str(min(client.list_topics(timeout=TIMEOUT).brokers))
+    if phase == "set":
+        create_topic(b, topic)
+        entry = ConfigEntry("log.segment.bytes", "2097152", incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ConfigResource.Type.BROKER, broker_id, incremental_configs=[entry])
+        for _, future in client.incremental_alter_configs([resource]).items():
+            future.result(timeout=TIMEOUT)
+    res = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)], request_timeout=TIMEOUT)
+    segment = list(res.values())[0].result(timeout=TIMEOUT)["segment.bytes"]
+    assert segment.value == "2097152" and segment.source == ConfigSource_DYNAMIC_BROKER, segment
+
+
+def scenario_cluster_broker_configs(b):
+    """In a cluster: a cluster-wide dynamic config (BROKER "", through kafka-python's protocol
+    layer, as neither client's alter_configs names it) reaches every broker; one broker's own
+    (BROKER <id>, through confluent-kafka, sent to that broker) stays its own."""
+    from confluent_kafka.admin import ConfigResource
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.admin import AlterConfigsRequest
+
+    client = admin(b)
+    ids = sorted(client.list_topics(timeout=TIMEOUT).brokers)
+    assert len(ids) >= 2, ids
+    kp = KafkaAdminClient(bootstrap_servers=b)
+    try:
+        request = AlterConfigsRequest(
+            resources=[(4, "", [("log.cleaner.min.cleanable.ratio", "0.3")])], validate_only=False)
+
+        async def send():
+            return await kp._manager.send(request)
+
+        response = kp._manager.run(send)
+        assert [r.error_code for r in response.responses] == [0], response
+    finally:
+        kp.close()
+    alter = ConfigResource(ConfigResource.Type.BROKER, str(ids[-1]), set_config={"log.retention.ms": "7200000"})
+    for _, future in client.alter_configs([alter]).items():
+        future.result(timeout=TIMEOUT)
+
+    def broker_config(node, name):
+        res = client.describe_configs([ConfigResource(ConfigResource.Type.BROKER, str(node))],
+                                      request_timeout=TIMEOUT)
+        return list(res.values())[0].result(timeout=TIMEOUT)[name]
+
+    # Metadata is eventually consistent between brokers, as in Kafka: each learns within ticks.
+    deadline = time.time() + TIMEOUT
+    for node in ids:
+        while True:
+            ratio = broker_config(node, "log.cleaner.min.cleanable.ratio")
+            retention = broker_config(node, "log.retention.ms")
+            own = node == ids[-1]
+            if (ratio.value == "0.3" and ratio.source == ConfigSource_DYNAMIC_DEFAULT_BROKER
+                    and (retention.source == ConfigSource_DYNAMIC_BROKER) == own):
+                break
+            assert time.time() < deadline, f"broker {node}: {ratio} {retention}"
+            time.sleep(0.2)
+        if own:
+            assert retention.value == "7200000", retention
+        else:
+            assert retention.value == "604800000", retention
+
+
+def scenario_alter_configs(b):
+    """AlterConfigs (API 33, replace-all) from confluent-kafka and kafka-python, on a topic and on
+    the broker (its own id, and "" for the cluster-wide default through kafka-python's protocol
+    layer), checked with DescribeConfigs (sources and synonyms); a compacted topic created with
+    min.cleanable.dirty.ratio=0.01; a record older than message.timestamp.before.max.ms refused."""
+    from confluent_kafka.admin import ConfigResource
+    from kafka.admin import ConfigResource as KpResource, ConfigResourceType, KafkaAdminClient
+
+    client = admin(b)
+    broker_id = str(min(client.list_topics(timeout=TIMEOUT).brokers))
+    topic = unique("ac")
+    create_topic(b, topic, config={
+        "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01",
+        "message.timestamp.before.max.ms": "3600000", "retention.ms": "3600000",
+    })
+
+    def describe(kind, name):
+        res = client.describe_configs([ConfigResource(kind, name)], request_timeout=TIMEOUT)
+        return list(res.values())[0].result(timeout=TIMEOUT)
+
+    def alter(resource):
+        for _, future in client.alter_configs([resource]).items():
+            future.result(timeout=TIMEOUT)
+
+    configs = describe(ConfigResource.Type.TOPIC, topic)
+    assert configs["min.cleanable.dirty.ratio"].value == "0.01", configs["min.cleanable.dirty.ratio"]
+    assert configs["cleanup.policy"].value == "compact", configs["cleanup.policy"]
+    assert configs["segment.jitter.ms"].source == ConfigSource_DEFAULT, configs["segment.jitter.ms"]
+    assert len(configs) >= 33, sorted(configs)
+
+    # A record an hour and a minute old is refused, a fresh one taken.
+    old = int(time.time() * 1000) - 3_660_000
+    refused = None
+    try:
+        ck_produce(b, topic, [{"partition": 0, "key": b"k", "value": b"old", "timestamp": old}])
+    except AssertionError as e:
+        refused = str(e)
+    assert refused and "INVALID_TIMESTAMP" in refused, f"a too old record: {refused}"
+    ck_produce(b, topic, [{"partition": 0, "key": b"k", "value": b"new"}])
+
+    # confluent-kafka: replace the topic's overrides; what is not given goes back to its default.
+    alter(ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"segment.bytes": "1048576"}))
+    configs = describe(ConfigResource.Type.TOPIC, topic)
+    assert configs["segment.bytes"].value == "1048576", configs["segment.bytes"]
+    assert configs["segment.bytes"].source == ConfigSource_DYNAMIC_TOPIC, configs["segment.bytes"]
+    assert configs["cleanup.policy"].value == "delete", configs["cleanup.policy"]
+    assert configs["min.cleanable.dirty.ratio"].source == ConfigSource_DEFAULT, configs["min.cleanable.dirty.ratio"]
+    for resource, code in [
+        (ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"min.cleanable.dirty.ratio": "2"}),
+         "INVALID_CONFIG"),
+        (ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"no.such.config": "1"}), "INVALID_CONFIG"),
+        (ConfigResource(ConfigResource.Type.TOPIC, unique("nope"), set_config={"retention.ms": "1"}),
+         "UNKNOWN_TOPIC_OR_PART"),
+        (ConfigResource(ConfigResource.Type.BROKER, broker_id, set_config={"log.dirs": "/tmp"}), "INVALID_REQUEST"),
+    ]:
+        try:
+            alter(resource)
+            raise AssertionError(f"{resource} accepted")
+        except KafkaException as e:
+            assert e.args[0].name() == code, e
+
+    # confluent-kafka: this broker's own dynamic config, with its synonyms.
+    alter(ConfigResource(ConfigResource.Type.BROKER, broker_id, set_config={"log.retention.ms": "7200000"}))
+    broker = describe(ConfigResource.Type.BROKER, broker_id)
+    retention = broker["log.retention.ms"]
+    assert retention.value == "7200000" and retention.source == ConfigSource_DYNAMIC_BROKER, retention
+    assert [s.name for s in retention.synonyms.values()][:1] == ["log.retention.ms"], retention.synonyms
+    assert broker["log.dirs"].is_read_only, broker["log.dirs"]
+    configs = describe(ConfigResource.Type.TOPIC, topic)
+    assert configs["retention.ms"].value == "7200000", configs["retention.ms"]
+    assert configs["retention.ms"].source == ConfigSource_DYNAMIC_BROKER, configs["retention.ms"]
+
+    # kafka-python: AlterConfigs (forced, not the incremental one) on the topic and the broker.
+    kp = KafkaAdminClient(bootstrap_servers=b)
+    try:
+        result = kp.alter_configs(
+            [KpResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "60000"}),
+             KpResource(ConfigResourceType.BROKER, broker_id, configs={"log.segment.bytes": "2097152"})],
+            incremental=False, raise_on_unknown=False)
+        assert result == {"topic": {topic: "OK"}, "broker": {broker_id: "OK"}}, result
+        described = kp.describe_configs(
+            [KpResource(ConfigResourceType.TOPIC, topic)], include_synonyms=True, config_filter="all")
+        topic_configs = described["topic"][topic]
+        assert topic_configs["retention.ms"]["value"] == "60000", topic_configs["retention.ms"]
+        segment = topic_configs["segment.bytes"]
+        # The override kafka-python carried over (it re-sends the modified keys), then the broker's.
+        synonyms = [(s["name"], s["source"]) for s in segment["synonyms"]]
+        assert synonyms[:2] == [("segment.bytes", "DYNAMIC_TOPIC_CONFIG"), ("log.segment.bytes", "DYNAMIC_BROKER_CONFIG")], synonyms
+        assert synonyms[-1] == ("log.segment.bytes", "DEFAULT_CONFIG"), synonyms
+        # The cluster-wide default (BROKER ""), which neither client's alter_configs will name:
+        # kafka-python's protocol layer sends it.
+        from kafka.protocol.admin import AlterConfigsRequest
+        request = AlterConfigsRequest(
+            resources=[(ConfigResourceType.BROKER, "", [("log.cleaner.min.cleanable.ratio", "0.2"),
+                                                        ("log.cleaner.backoff.ms", "1000")])],
+            validate_only=False)
+
+        async def send():
+            return await kp._manager.send(request)
+
+        response = kp._manager.run(send)
+        assert [r.error_code for r in response.responses] == [0], response
+        from kafka.protocol.admin import DescribeConfigsRequest
+        request = DescribeConfigsRequest(resources=[(ConfigResourceType.BROKER, "", None)], include_synonyms=True)
+        response = kp._manager.run(send)
+        defaults = {c.name: c for c in response.results[0].configs}
+    finally:
+        kp.close()
+    # BROKER "" describes only the cluster-wide dynamic configs, as Kafka does.
+    assert sorted(defaults) == ["log.cleaner.backoff.ms", "log.cleaner.min.cleanable.ratio"], sorted(defaults)
+    ratio = defaults["log.cleaner.min.cleanable.ratio"]
+    assert ratio.value == "0.2" and ratio.config_source == ConfigSource_DYNAMIC_DEFAULT_BROKER, ratio
+    configs = describe(ConfigResource.Type.TOPIC, topic)
+    ratio = configs["min.cleanable.dirty.ratio"]
+    assert ratio.value == "0.2" and ratio.source == ConfigSource_DYNAMIC_DEFAULT_BROKER, ratio
+
+    # Replacing a broker's set with nothing removes its dynamic configs.
+    alter(ConfigResource(ConfigResource.Type.BROKER, broker_id, set_config={}))
+    configs = describe(ConfigResource.Type.TOPIC, topic)
+    assert configs["retention.ms"].value == "60000", configs["retention.ms"]
+    assert configs["segment.bytes"].source == ConfigSource_DYNAMIC_TOPIC, configs["segment.bytes"]
 
 
 def scenario_unknown_topic_produce(b):
@@ -983,7 +1177,8 @@ def wait_compacted(b, topic, expected, what):
             return got
         time.sleep(0.5)
     offsets = [r["offset"] for r in got]
-    raise AssertionError(f"{what}: {len(got)} records at {offsets[:40]}..., want {len(want)}")
+    differ = next(((g, w) for g, w in zip(got, want) if g != w), None)
+    raise AssertionError(f"{what}: {len(got)} records at {offsets[:40]}..., want {len(want)}; first difference {differ}")
 
 
 def roll(b, topic, key, segment_ms):
@@ -1021,6 +1216,10 @@ def scenario_compaction(b):
             })
     delivered = ck_produce(b, topic, records, **{"compression.type": "lz4", "linger.ms": 5})
     assert len(delivered) == 480
+    # Delivery reports do not carry headers: take them from what was sent.
+    sent = {(r["key"], r["value"]): r["headers"] for r in records}
+    for r in delivered:
+        r["headers"] = sent[(r["key"], r["value"])]
     filler = roll(b, topic, b"filler-1", segment_ms)
     expected = latest_per_key(delivered) + filler
     got = wait_compacted(b, topic, expected, "first clean")

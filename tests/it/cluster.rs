@@ -167,6 +167,14 @@ fn client_scenarios_pass_with_the_bootstrap_on_one_node_of_a_cluster() {
     }
 }
 
+/// Dynamic broker configs are metadata records: the cluster-wide ones reach every broker, a
+/// broker's own stay its own.
+#[test]
+fn dynamic_broker_configs_reach_every_broker() {
+    let cluster = Cluster::start(3, &[]);
+    compat_scenario(&cluster.nodes[0], "cluster_broker_configs", &[]);
+}
+
 #[test]
 fn a_killed_controller_is_replaced_and_its_partitions_return_with_it() {
     let mut cluster = Cluster::start(3, &[]);

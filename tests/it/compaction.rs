@@ -14,9 +14,10 @@ use sluice::testing::run_on_shard;
 
 use crate::harness::{Broker, client_script, compat_scenario, python, temp_dir};
 
-/// A broker whose cleaner looks for work every 100 ms rather than Kafka's 15 s.
+/// A broker whose cleaner looks for work every 100 ms rather than Kafka's 15 s, and retention
+/// every 200 ms rather than Kafka's 5 minutes.
 fn broker() -> Broker {
-    Broker::start(&["--log-cleaner-backoff-ms", "100"])
+    Broker::start(&["--log-cleaner-backoff-ms", "100", "--retention-check-interval-ms", "200"])
 }
 
 #[test]

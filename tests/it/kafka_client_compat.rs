@@ -65,6 +65,19 @@ fn incremental_alter_configs_sets_and_deletes() {
 }
 
 #[test]
+fn alter_configs_replaces_topic_and_broker_configs() {
+    run_scenario("alter_configs", &["--cores", "1"]);
+}
+
+#[test]
+fn dynamic_broker_configs_survive_a_restart() {
+    let mut broker = Broker::start(&["--cores", "1"]);
+    compat_scenario(&broker, "broker_config", &["dyn", "set"]);
+    broker.restart();
+    compat_scenario(&broker, "broker_config", &["dyn", "check"]);
+}
+
+#[test]
 fn produce_to_an_unknown_topic_fails() {
     run_scenario("unknown_topic_produce", &["--cores", "1"]);
 }

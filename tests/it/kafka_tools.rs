@@ -241,13 +241,24 @@ fn kafka_configs() {
     );
     let log_dirs = format!("log.dirs={}", broker.data_dir.display());
     assert!(broker_all.contains(&log_dirs), "no {log_dirs}: {broker_all}");
-    // Broker configs come from the broker's flags: not alterable at run time.
+    // Dynamic broker configs: this broker's and the cluster-wide defaults; not every one.
     let alter_broker =
-        ["--alter", "--entity-type", "brokers", "--entity-name", "0", "--add-config", "log.retention.ms=1"];
-    let refused = tool(&broker, CONFIGS, &alter_broker).fails();
-    assert!(refused.contains("InvalidRequestException: broker configs are set by the broker's flags"), "{refused}");
+        ["--alter", "--entity-type", "brokers", "--entity-name", "0", "--add-config", "log.retention.ms=3600000"];
+    let altered = tool(&broker, CONFIGS, &alter_broker).ok();
+    assert!(altered.contains("Completed updating config for broker 0."), "{altered}");
+    let broker_dynamic = tool(&broker, CONFIGS, &["--describe", "--entity-type", "brokers", "--entity-name", "0"]).ok();
+    let line = "log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=3600000";
+    assert!(broker_dynamic.contains(line), "{broker_dynamic}");
+    let alter_default =
+        ["--alter", "--entity-type", "brokers", "--entity-default", "--add-config", "log.cleaner.backoff.ms=1000"];
+    tool(&broker, CONFIGS, &alter_default).ok();
+    let not_dynamic = ["--alter", "--entity-type", "brokers", "--entity-name", "0", "--add-config", "log.dirs=/x"];
+    let refused = tool(&broker, CONFIGS, &not_dynamic).fails();
+    assert!(refused.contains("InvalidRequestException: Cannot update these configs dynamically"), "{refused}");
     let defaults = tool(&broker, CONFIGS, &["--describe", "--entity-type", "brokers", "--entity-default"]).ok();
     assert!(defaults.contains("Default configs for brokers in the cluster are:"), "{defaults}");
+    let line = "log.cleaner.backoff.ms=1000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:";
+    assert!(defaults.contains(line), "{defaults}");
 }
 
 #[test]

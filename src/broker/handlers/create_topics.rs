@@ -47,15 +47,15 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: C
                 num_partitions: created.partitions,
                 replication_factor: created.replication_factor,
                 configs: Some(
-                    TopicConfig::resolve(&broker.config.topic_defaults(), &created.configs)
+                    TopicConfig::resolve(&broker.metadata.topic_defaults(), &created.configs)
                         .map(|config| config.describe())
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|(name, value, source)| CreateTopicsResponseConfig {
-                            name: name.to_string(),
-                            value: Some(value),
+                        .map(|c| CreateTopicsResponseConfig {
+                            name: c.def.name.to_string(),
+                            value: Some(c.value),
                             read_only: false,
-                            config_source: source.wire(),
+                            config_source: c.source.wire(),
                             is_sensitive: false,
                         })
                         .collect(),

@@ -1,13 +1,18 @@
-//! DescribeConfigs for topics (every topic config with its value and source) and for the broker
-//! (the settings its flags gave it, under Kafka's broker config names).
+//! DescribeConfigs for topics (every Kafka topic config with its value, source and synonyms) and
+//! for brokers (the broker's settings under Kafka's names: its dynamic configs with their
+//! sources, and its read-only flags), as Kafka's `ConfigHelper` answers them.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::broker::ShardBroker;
-use crate::broker::topic_config::{ConfigSource, TopicConfig};
+use crate::broker::topic_config::{
+    ConfigSource, ConfigType, DescribedConfig, DynamicBrokerConfig, TopicConfig, TopicDefaults, dynamic_broker_config,
+    dynamic_broker_config_names,
+};
 use crate::protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, DescribeConfigsResponseConfig, DescribeConfigsResponseResult,
-    DescribeConfigsResponseSynonym,
+    DescribeConfigsRequest, DescribeConfigsRequestResource, DescribeConfigsResponse, DescribeConfigsResponseConfig,
+    DescribeConfigsResponseResult, DescribeConfigsResponseSynonym,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
@@ -15,82 +20,142 @@ use crate::protocol::{Reply, respond};
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's config types (DescribeConfigs v3+).
-fn config_type(name: &str) -> i8 {
-    const BOOLEAN: i8 = 1;
-    const STRING: i8 = 2;
-    const INT: i8 = 3;
-    const LONG: i8 = 5;
-    const LIST: i8 = 7;
-    match name {
-        "cleanup.policy" | "log.cleanup.policy" | "log.dirs" | "listeners" | "advertised.listeners" => LIST,
-        "unclean.leader.election.enable" | "auto.create.topics.enable" => BOOLEAN,
-        "segment.bytes"
-        | "index.interval.bytes"
-        | "max.message.bytes"
-        | "min.insync.replicas"
-        | "num.partitions"
-        | "node.id"
-        | "broker.id"
-        | "message.max.bytes"
-        | "log.segment.bytes"
-        | "log.index.interval.bytes"
-        | "socket.request.max.bytes" => INT,
-        n if n.ends_with(".ms") || n.ends_with(".bytes") => LONG,
-        _ => STRING,
-    }
-}
-
-fn entry(
-    name: &str,
+/// One entry of the answer, whatever the resource.
+struct Entry {
+    name: String,
     value: String,
     source: ConfigSource,
-    request: &DescribeConfigsRequest,
-) -> DescribeConfigsResponseConfig {
-    DescribeConfigsResponseConfig {
-        name: name.to_string(),
-        value: Some(value.clone()),
-        read_only: false,
-        is_default: source == ConfigSource::Default,
-        config_source: source.wire(),
-        is_sensitive: false,
-        synonyms: if request.include_synonyms {
-            vec![DescribeConfigsResponseSynonym { name: name.to_string(), value: Some(value), source: source.wire() }]
-        } else {
-            Vec::new()
-        },
-        config_type: config_type(name),
-        documentation: None,
+    read_only: bool,
+    synonyms: Vec<(String, String, ConfigSource)>,
+    config_type: ConfigType,
+    doc: Option<&'static str>,
+}
+
+impl Entry {
+    fn wire(self, request: &DescribeConfigsRequest) -> DescribeConfigsResponseConfig {
+        DescribeConfigsResponseConfig {
+            name: self.name,
+            value: Some(self.value),
+            read_only: self.read_only,
+            is_default: self.source == ConfigSource::Default,
+            config_source: self.source.wire(),
+            // No config Sluice has is a password.
+            is_sensitive: false,
+            synonyms: if request.include_synonyms {
+                self.synonyms
+                    .into_iter()
+                    .map(|(name, value, source)| DescribeConfigsResponseSynonym {
+                        name,
+                        value: Some(value),
+                        source: source.wire(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            config_type: self.config_type.wire(),
+            documentation: if request.include_documentation { self.doc.map(str::to_string) } else { None },
+        }
     }
 }
 
-fn broker_configs(broker: &ShardBroker) -> Vec<(&'static str, String)> {
+impl From<DescribedConfig> for Entry {
+    fn from(c: DescribedConfig) -> Self {
+        Entry {
+            name: c.def.name.to_string(),
+            value: c.value,
+            source: c.source,
+            read_only: false,
+            synonyms: c.synonyms,
+            config_type: c.def.config_type,
+            doc: Some(c.def.doc),
+        }
+    }
+}
+
+/// The broker's settings that only its flags set (Kafka's read-only broker configs).
+fn static_configs(broker: &ShardBroker) -> Vec<(&'static str, String, ConfigType)> {
     let c = &broker.config;
-    let log = &c.log_defaults;
-    let listener = format!("PLAINTEXT://{}", c.listen);
     vec![
-        ("advertised.listeners", format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port)),
-        ("auto.create.topics.enable", c.auto_create_topics.to_string()),
-        ("broker.id", c.node_id.to_string()),
-        ("listeners", listener),
-        ("log.cleanup.policy", log.get("cleanup.policy").unwrap_or_default()),
-        ("log.dirs", c.data_dir.display().to_string()),
-        ("log.index.interval.bytes", log.index_interval_bytes.to_string()),
-        ("log.retention.bytes", log.get("retention.bytes").unwrap_or_default()),
-        ("log.retention.ms", log.get("retention.ms").unwrap_or_default()),
-        ("log.roll.ms", log.segment_ms.to_string()),
-        ("log.segment.bytes", log.segment_bytes.to_string()),
-        ("message.max.bytes", log.max_message_bytes.to_string()),
-        ("node.id", c.node_id.to_string()),
-        ("num.partitions", c.default_partitions.to_string()),
-        ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+        ("advertised.listeners", format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port), ConfigType::List),
+        ("auto.create.topics.enable", c.auto_create_topics.to_string(), ConfigType::Boolean),
+        ("broker.id", c.node_id.to_string(), ConfigType::Int),
+        ("listeners", format!("PLAINTEXT://{}", c.listen), ConfigType::List),
+        ("log.cleaner.enable", c.cleaner.enable.to_string(), ConfigType::Boolean),
+        ("log.dirs", c.data_dir.display().to_string(), ConfigType::String),
+        ("node.id", c.node_id.to_string(), ConfigType::Int),
+        ("num.partitions", c.default_partitions.to_string(), ConfigType::Int),
+        ("socket.request.max.bytes", c.max_request_bytes.to_string(), ConfigType::Int),
     ]
+}
+
+/// The dynamic broker configs: each with its value and Kafka's synonyms (`brokerSynonyms`:
+/// `log.retention.ms` has `log.retention.minutes` and `.hours` after it) over `defaults`'
+/// layers. `per_broker` false is the `""` resource: only the cluster-wide dynamic values.
+fn dynamic_configs(defaults: &TopicDefaults, per_broker: bool) -> Vec<Entry> {
+    let effective = TopicConfig::resolve(defaults, &BTreeMap::new()).ok();
+    let mut out = Vec::new();
+    for name in dynamic_broker_config_names() {
+        let Some(config) = dynamic_broker_config(name) else { continue };
+        let (synonyms, value) = match config {
+            DynamicBrokerConfig::TopicDefault(def) => {
+                let value = effective.as_ref().and_then(|c| c.value(def.name)).map(|(v, _)| v.to_string());
+                (defaults.layers.synonyms(name, def.synonyms), value)
+            }
+            DynamicBrokerConfig::Cleaner(def) => {
+                let synonym = crate::broker::topic_config::Synonym { name: def.name, kafka_default: Some(def.default) };
+                (defaults.layers.synonyms(name, &[synonym]), defaults.layers.value(name, Some(def.default)).0)
+            }
+        };
+        let synonyms: Vec<_> = synonyms
+            .into_iter()
+            .filter(|(_, _, source)| per_broker || *source == ConfigSource::DynamicDefaultBroker)
+            .collect();
+        if !per_broker && synonyms.is_empty() {
+            continue;
+        }
+        let value = if per_broker { value } else { synonyms.first().map(|(_, v, _)| v.clone()) };
+        out.push(Entry {
+            name: name.to_string(),
+            value: value.unwrap_or_default(),
+            source: synonyms.first().map_or(ConfigSource::Default, |(_, _, source)| *source),
+            read_only: false,
+            synonyms,
+            config_type: config.config_type(),
+            doc: Some(config.doc()),
+        });
+    }
+    out
+}
+
+/// The entries of a BROKER resource, or Kafka's INVALID_REQUEST for another broker's id.
+fn broker_entries(broker: &ShardBroker, name: &str) -> Result<Vec<Entry>, String> {
+    let defaults = broker.metadata.topic_defaults();
+    if name.is_empty() {
+        return Ok(dynamic_configs(&defaults, false));
+    }
+    let me = broker.config.node_id;
+    if name.parse::<i32>().ok() != Some(me) {
+        return Err(format!("Unexpected broker id, expected {me} or empty string, but received {name}"));
+    }
+    let mut out = dynamic_configs(&defaults, true);
+    out.extend(static_configs(broker).into_iter().map(|(name, value, config_type)| Entry {
+        name: name.to_string(),
+        synonyms: vec![(name.to_string(), value.clone(), ConfigSource::StaticBroker)],
+        value,
+        source: ConfigSource::StaticBroker,
+        read_only: true,
+        config_type,
+        doc: None,
+    }));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// DescribeConfigs.
 pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: DescribeConfigsRequest) -> Reply {
-    let wanted = |keys: &Option<Vec<String>>, name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|n| n == name));
     let image = broker.metadata.image();
+    let defaults = broker.metadata.topic_defaults();
     let results = request
         .resources
         .iter()
@@ -100,48 +165,41 @@ pub fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: Describ
                 resource_name: resource.resource_name.clone(),
                 ..Default::default()
             };
-            match resource.resource_type {
+            let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match image.topics.get(&resource.resource_name) {
-                    Some(topic) => match TopicConfig::resolve(&broker.config.topic_defaults(), &topic.configs) {
-                        Ok(config) => {
-                            result.configs = config
-                                .describe()
-                                .into_iter()
-                                .filter(|(name, ..)| wanted(&resource.configuration_keys, name))
-                                .map(|(name, value, source)| entry(name, value, source, &request))
-                                .collect();
-                        }
-                        Err(e) => {
-                            result.error_code = ErrorCode::InvalidConfig.code();
-                            result.error_message = Some(e.to_string());
-                        }
-                    },
-                    None => {
-                        result.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                        result.error_message = Some(format!("topic {} does not exist", resource.resource_name));
-                    }
+                    Some(topic) => TopicConfig::resolve(&defaults, &topic.configs)
+                        .map(|config| config.describe().into_iter().map(Entry::from).collect())
+                        .map_err(|e| (ErrorCode::InvalidConfig, e.to_string())),
+                    None => Err((
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("topic {} does not exist", resource.resource_name),
+                    )),
                 },
-                RESOURCE_BROKER
-                    if resource.resource_name.is_empty()
-                        || resource.resource_name == broker.config.node_id.to_string() =>
-                {
-                    result.configs = broker_configs(broker)
-                        .into_iter()
-                        .filter(|(name, _)| wanted(&resource.configuration_keys, name))
-                        .map(|(name, value)| entry(name, value, ConfigSource::StaticBroker, &request))
-                        .collect();
-                }
                 RESOURCE_BROKER => {
-                    result.error_code = ErrorCode::InvalidRequest.code();
-                    result.error_message = Some(format!("this is broker {}", broker.config.node_id));
+                    broker_entries(broker, &resource.resource_name).map_err(|e| (ErrorCode::InvalidRequest, e))
                 }
-                other => {
-                    result.error_code = ErrorCode::InvalidRequest.code();
-                    result.error_message = Some(format!("resource type {other} is not supported"));
+                other => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type: {other}"))),
+            };
+            match entries {
+                Ok(entries) => {
+                    result.configs = entries
+                        .into_iter()
+                        .filter(|entry| wanted(resource, &entry.name))
+                        .map(|entry| entry.wire(&request))
+                        .collect()
+                }
+                Err((code, message)) => {
+                    result.error_code = code.code();
+                    result.error_message = Some(message);
                 }
             }
             result
         })
         .collect();
     respond(header, &DescribeConfigsResponse { results, ..Default::default() })
+}
+
+/// Whether the request asks for config `name` of `resource` (no keys, or an empty list: all).
+fn wanted(resource: &DescribeConfigsRequestResource, name: &str) -> bool {
+    resource.configuration_keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
 }

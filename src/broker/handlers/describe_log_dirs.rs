@@ -80,6 +80,10 @@ fn log_dir_result(
             partition_size: i64::try_from(log.size_bytes).unwrap_or(i64::MAX),
             offset_lag: log.offset_lag,
             is_future_key: false,
+            cleaner_dirty_bytes: log.cleaning.map_or(-1, |c| i64::try_from(c.dirty_bytes).unwrap_or(i64::MAX)),
+            cleaner_cleanable_bytes: log.cleaning.map_or(-1, |c| i64::try_from(c.cleanable_bytes).unwrap_or(i64::MAX)),
+            last_clean_ms: log.cleaning.and_then(|c| c.last_clean).map_or(-1, |(at, _)| at.0),
+            last_clean_end: log.cleaning.and_then(|c| c.last_clean).map_or(-1, |(_, end)| end.0),
         };
         match topics.last_mut() {
             Some(topic) if topic.name == *tp.topic => topic.partitions.push(partition),
@@ -153,7 +157,7 @@ mod tests {
 
     #[test]
     fn found_partitions_are_grouped_by_topic_and_unknown_ones_left_out() {
-        let log = |size_bytes| Ok(LogDirDescription { size_bytes, offset_lag: 0 });
+        let log = |size_bytes| Ok(LogDirDescription { size_bytes, offset_lag: 0, cleaning: None });
         let results = vec![
             (tp("a", 0), log(100)),
             (tp("a", 1), log(0)),

@@ -1,21 +1,19 @@
-//! IncrementalAlterConfigs (KIP-339) for topics: set, delete, append to or subtract from topic
-//! config overrides, on the controller. The broker's own settings come from its flags and are
-//! not alterable at run time, so broker resources are refused.
+//! IncrementalAlterConfigs (KIP-339): set, delete, append to or subtract from a topic's config
+//! overrides or a broker's dynamic configs (`""`: every broker's cluster-wide default, `"<id>"`:
+//! the receiving broker), on the controller.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+use super::alter_configs::{RESOURCE_BROKER, RESOURCE_TOPIC, check_broker_resource, settle, submit};
 use crate::broker::ShardBroker;
-use crate::broker::metadata::controller::{ConfigChange, ControllerRequest, ControllerResponse};
+use crate::broker::metadata::controller::{BrokerConfigUpdate, ConfigChange, ControllerRequest};
 use crate::protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsRequestResource, IncrementalAlterConfigsResponse,
     IncrementalAlterConfigsResponseResult,
 };
 use crate::protocol::{ErrorCode, RequestHeader};
 use crate::protocol::{Reply, respond};
-
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's `AlterConfigOp.OpType` numbering.
 const OP_SET: i8 = 0;
@@ -52,8 +50,15 @@ pub async fn handle(
     request: IncrementalAlterConfigsRequest,
 ) -> Reply {
     let mut responses: Vec<IncrementalAlterConfigsResponseResult> = Vec::with_capacity(request.resources.len());
-    let mut topics = Vec::new();
-    let mut names = BTreeSet::new();
+    let (mut topics, mut brokers) = (Vec::new(), Vec::new());
+    // Kafka refuses every copy of a resource named more than once.
+    let mut seen = BTreeSet::new();
+    let repeated: BTreeSet<(i8, &str)> = request
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.as_str()))
+        .filter(|key| !seen.insert(*key))
+        .collect();
     for resource in &request.resources {
         let mut result = IncrementalAlterConfigsResponseResult {
             resource_type: resource.resource_type,
@@ -65,47 +70,37 @@ pub async fn handle(
             result.error_code = code.code();
             result.error_message = Some(message);
         };
+        let name = resource.resource_name.clone();
         match resource.resource_type {
-            RESOURCE_TOPIC if !names.insert(resource.resource_name.as_str()) => {
-                refuse(ErrorCode::InvalidRequest, format!("topic '{}' appears more than once", resource.resource_name))
+            kind if repeated.contains(&(kind, name.as_str())) => {
+                refuse(ErrorCode::InvalidRequest, "Each resource must appear at most once.".to_string())
+            }
+            RESOURCE_TOPIC if name.is_empty() => {
+                refuse(ErrorCode::InvalidRequest, "Default topic resources are not allowed.".to_string())
             }
             RESOURCE_TOPIC => match changes(resource) {
-                Ok(changes) => topics.push((resource.resource_name.clone(), changes)),
+                Ok(changes) => topics.push((name, changes)),
                 Err(message) => refuse(ErrorCode::InvalidRequest, message),
             },
-            RESOURCE_BROKER => {
-                refuse(ErrorCode::InvalidRequest, "broker configs are set by the broker's flags".to_string())
-            }
-            other => refuse(ErrorCode::InvalidRequest, format!("resource type {other} is not supported")),
+            RESOURCE_BROKER => match check_broker_resource(broker, &name)
+                .and_then(|()| changes(resource).map_err(|message| (ErrorCode::InvalidRequest, message)))
+            {
+                Ok(changes) => brokers.push((name, BrokerConfigUpdate::Changes(changes))),
+                Err((code, message)) => refuse(code, message),
+            },
+            other => refuse(ErrorCode::InvalidRequest, format!("Unknown resource type {other}")),
         }
         responses.push(result);
     }
+    let validate_only = request.validate_only;
     if !topics.is_empty() {
-        let asked: Vec<String> = topics.iter().map(|(name, _)| name.clone()).collect();
-        let call = broker
-            .metadata
-            .control(ControllerRequest::AlterTopicConfigs { topics, validate_only: request.validate_only })
-            .await;
-        let outcomes: Vec<(String, Option<(ErrorCode, String)>)> = match call {
-            Ok(ControllerResponse::AlterTopicConfigs(results)) => results
-                .into_iter()
-                .map(|(name, result)| (name, result.err().map(|e| (ErrorCode::from(&e), e.to_string()))))
-                .collect(),
-            _ => asked
-                .into_iter()
-                .map(|name| (name, Some((ErrorCode::KafkaStorageError, "controller unavailable".to_string()))))
-                .collect(),
-        };
-        for (name, outcome) in outcomes {
-            let Some((code, message)) = outcome else { continue };
-            if let Some(result) = responses
-                .iter_mut()
-                .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name == name && r.error_code == 0)
-            {
-                result.error_code = code.code();
-                result.error_message = Some(message);
-            }
-        }
+        let outcomes = submit(broker, ControllerRequest::AlterTopicConfigs { topics, validate_only }).await;
+        settle(&mut responses, outcomes, RESOURCE_TOPIC);
+    }
+    if !brokers.is_empty() {
+        let outcomes =
+            submit(broker, ControllerRequest::AlterBrokerConfigs { resources: brokers, validate_only }).await;
+        settle(&mut responses, outcomes, RESOURCE_BROKER);
     }
     respond(header, &IncrementalAlterConfigsResponse { responses, ..Default::default() })
 }

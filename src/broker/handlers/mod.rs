@@ -4,6 +4,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -104,6 +105,7 @@ handler_table!(|broker, header, request, peer| {
     DeleteGroups => delete_groups::handle(broker, header, request).await,
     OffsetDelete => offset_delete::handle(broker, header, request).await,
     IncrementalAlterConfigs => incremental_alter_configs::handle(broker, header, request).await,
+    AlterConfigs => alter_configs::handle(broker, header, request).await,
     // Exactly once: idempotent producers and transactions.
     InitProducerId => init_producer_id::handle(broker, header, request).await,
     AddPartitionsToTxn => add_partitions_to_txn::handle(broker, header, request).await,

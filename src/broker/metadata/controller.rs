@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::image::{MetadataImage, NO_LEADER, NodeId, PartitionMeta, TopicMeta};
 use crate::broker::config::BrokerConfig;
-use crate::broker::topic_config::{TopicConfig, topic_config_names};
+use crate::broker::topic_config::{
+    ConfigType, TopicConfig, dynamic_broker_config, topic_config_def, validate_dynamic_broker_configs,
+};
 use crate::cluster::brokers::{IsrChangeError, alter_isr};
 use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_SIZE};
 use crate::model::{TopicId, validate_topic_name};
@@ -132,6 +134,21 @@ pub enum ControllerRequest {
         /// Only check, change nothing.
         validate_only: bool,
     },
+    /// AlterConfigs for topics: each topic's whole new set of overrides.
+    ReplaceTopicConfigs {
+        /// (topic, all its overrides).
+        topics: Vec<(String, BTreeMap<String, String>)>,
+        /// Only check, change nothing.
+        validate_only: bool,
+    },
+    /// AlterConfigs and IncrementalAlterConfigs for brokers: dynamic broker configs of a
+    /// resource (`""`: every broker's default, `"<id>"`: one broker's).
+    AlterBrokerConfigs {
+        /// (resource name, its update).
+        resources: Vec<(String, BrokerConfigUpdate)>,
+        /// Only check, change nothing.
+        validate_only: bool,
+    },
     /// A block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids for one shard.
     AllocateProducerIds,
     /// ElectLeaders (preferred): the partitions asked, or all.
@@ -182,6 +199,15 @@ pub enum ConfigChange {
     Subtract(String, String),
 }
 
+/// A change of a broker resource's dynamic configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerConfigUpdate {
+    /// IncrementalAlterConfigs: these changes, in order.
+    Changes(Vec<ConfigChange>),
+    /// AlterConfigs: exactly these configs, the others removed.
+    Replace(BTreeMap<String, String>),
+}
+
 impl ConfigChange {
     /// The config name the change is about.
     pub fn name(&self) -> &str {
@@ -205,6 +231,8 @@ pub enum ControllerResponse {
     CreatePartitions(Vec<(String, Result<(), TopicError>)>),
     /// Per topic.
     AlterTopicConfigs(Vec<(String, Result<(), TopicError>)>),
+    /// Per broker resource.
+    AlterBrokerConfigs(Vec<(String, Result<(), TopicError>)>),
     /// The ids `start..end`, the block's own.
     ProducerIds(Result<std::ops::Range<i64>, TopicError>),
     /// Per partition asked: whether it is now led by its preferred replica.
@@ -231,6 +259,12 @@ impl ControllerRequest {
             }
             ControllerRequest::AlterTopicConfigs { topics, .. } => {
                 ControllerResponse::AlterTopicConfigs(each(topics.iter().map(|t| t.0.clone()).collect(), error))
+            }
+            ControllerRequest::ReplaceTopicConfigs { topics, .. } => {
+                ControllerResponse::AlterTopicConfigs(each(topics.iter().map(|t| t.0.clone()).collect(), error))
+            }
+            ControllerRequest::AlterBrokerConfigs { resources, .. } => {
+                ControllerResponse::AlterBrokerConfigs(each(resources.iter().map(|r| r.0.clone()).collect(), error))
             }
             ControllerRequest::AllocateProducerIds => ControllerResponse::ProducerIds(Err(error.clone())),
             ControllerRequest::ElectPreferred(asked) => ControllerResponse::ElectPreferred(
@@ -268,6 +302,12 @@ impl ControllerResponse {
                     info!(topic = %name, "topic configs altered");
                 }
             }
+            ControllerResponse::AlterBrokerConfigs(results) => {
+                for (name, _) in results.iter().filter(|(_, r)| r.is_ok()) {
+                    let resource = if name.is_empty() { "every broker (cluster default)" } else { name.as_str() };
+                    info!(%resource, "dynamic broker configs altered");
+                }
+            }
             ControllerResponse::ElectPreferred(results) => {
                 let moved = results.iter().filter(|(_, r)| r.is_ok()).count();
                 info!(partitions = moved, "preferred leaders elected");
@@ -289,6 +329,7 @@ impl ControllerResponse {
             ControllerResponse::DeleteTopics(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::CreatePartitions(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::AlterTopicConfigs(r) => r.iter().any(|(_, r)| r.is_ok()),
+            ControllerResponse::AlterBrokerConfigs(r) => r.iter().any(|(_, r)| r.is_ok()),
             ControllerResponse::ProducerIds(r) => r.is_ok(),
             ControllerResponse::ElectPreferred(r) | ControllerResponse::ElectUnclean(r) => {
                 r.iter().any(|(_, r)| r.is_ok())
@@ -324,6 +365,14 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
         ControllerRequest::AlterTopicConfigs { topics, validate_only } => (
             validate_only,
             ControllerResponse::AlterTopicConfigs(alter_topic_configs(&mut image, config, topics, validate_only)),
+        ),
+        ControllerRequest::ReplaceTopicConfigs { topics, validate_only } => (
+            validate_only,
+            ControllerResponse::AlterTopicConfigs(replace_topic_configs(&mut image, config, topics, validate_only)),
+        ),
+        ControllerRequest::AlterBrokerConfigs { resources, validate_only } => (
+            validate_only,
+            ControllerResponse::AlterBrokerConfigs(alter_broker_configs(&mut image, resources, validate_only)),
         ),
         ControllerRequest::AllocateProducerIds => {
             let start = image.next_producer_id.max(0);
@@ -647,19 +696,119 @@ fn alter_topic_configs(
     results
 }
 
+/// AlterConfigs on topics: each topic's overrides replaced by the given set, validated as
+/// CreateTopics validates configs.
+fn replace_topic_configs(
+    image: &mut MetadataImage,
+    config: &BrokerConfig,
+    topics: Vec<(String, BTreeMap<String, String>)>,
+    validate_only: bool,
+) -> Vec<(String, Result<(), TopicError>)> {
+    let mut results = Vec::new();
+    for (name, configs) in topics {
+        let result = match image.topics.get(&name).cloned() {
+            None => Err(TopicError::Unknown),
+            Some(topic) => TopicConfig::resolve(&config.topic_defaults(), &configs)
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))
+                .map(|_| {
+                    if !validate_only {
+                        let mut altered = (*topic).clone();
+                        altered.configs = configs;
+                        image.topics.insert(name.clone(), Arc::new(altered));
+                    }
+                }),
+        };
+        results.push((name, result));
+    }
+    results
+}
+
+/// Dynamic broker configs: each resource's new set, checked as Kafka checks it (a broker id or
+/// `""`, dynamic names only, valid values; all INVALID_REQUEST, as Kafka answers them), then
+/// stored in the image, from which every broker layers it under topic overrides.
+fn alter_broker_configs(
+    image: &mut MetadataImage,
+    resources: Vec<(String, BrokerConfigUpdate)>,
+    validate_only: bool,
+) -> Vec<(String, Result<(), TopicError>)> {
+    let mut results = Vec::new();
+    for (resource, update) in resources {
+        let result = check_broker_resource(&resource).and_then(|()| {
+            let current = image.broker_configs.get(&resource).cloned().unwrap_or_default();
+            let configs = match update {
+                BrokerConfigUpdate::Replace(configs) => configs,
+                BrokerConfigUpdate::Changes(changes) => apply_changes(&current, &changes, ConfigKind::Broker)?,
+            };
+            validate_dynamic_broker_configs(&configs).map_err(|e| TopicError::InvalidRequest(e.to_string()))?;
+            if !validate_only {
+                if configs.is_empty() {
+                    image.broker_configs.remove(&resource);
+                } else {
+                    image.broker_configs.insert(resource.clone(), configs);
+                }
+            }
+            Ok(())
+        });
+        results.push((resource, result));
+    }
+    results
+}
+
+/// A broker resource name as Kafka's controller accepts it: `""` or a non-negative node id.
+fn check_broker_resource(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    match name.parse::<i32>() {
+        Ok(id) if id >= 0 => Ok(()),
+        Ok(_) => Err(TopicError::InvalidRequest("Invalid negative broker ID.".into())),
+        Err(_) => Err(TopicError::InvalidRequest("Unable to parse broker name as a base 10 number.".into())),
+    }
+}
+
+/// Whose configs [`apply_changes`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigKind {
+    /// A topic's overrides.
+    Topic,
+    /// A broker resource's dynamic configs.
+    Broker,
+}
+
 /// `overrides` after `changes`, in order. Names must be topic configs the broker knows (a typo
 /// is refused rather than stored); values are checked later, on the whole result.
 pub fn apply_config_changes(
     overrides: &BTreeMap<String, String>,
     changes: &[ConfigChange],
 ) -> Result<BTreeMap<String, String>, TopicError> {
-    let known = topic_config_names();
-    let mut out = overrides.clone();
+    apply_changes(overrides, changes, ConfigKind::Topic)
+}
+
+/// `configs` after `changes`, in order, with Kafka's answers: an unknown topic config is
+/// INVALID_CONFIG, a broker config that is not dynamic INVALID_REQUEST, APPEND or SUBTRACT on a
+/// config that is not a list INVALID_CONFIG.
+fn apply_changes(
+    configs: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+    kind: ConfigKind,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let mut out = configs.clone();
     for change in changes {
         let name = change.name();
-        if !known.contains(&name) {
-            return Err(TopicError::InvalidConfig(format!("unknown topic config '{name}'")));
-        }
+        // The list default an APPEND or SUBTRACT starts from, if the config is a list.
+        let list_default = match kind {
+            ConfigKind::Topic => {
+                let def = topic_config_def(name)
+                    .ok_or_else(|| TopicError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+                (def.config_type == ConfigType::List).then_some(def.default)
+            }
+            ConfigKind::Broker => {
+                let dynamic = dynamic_broker_config(name).ok_or_else(|| {
+                    TopicError::InvalidRequest(format!("Cannot update these configs dynamically: Set({name})"))
+                })?;
+                (dynamic.config_type() == ConfigType::List).then(|| dynamic.kafka_default().unwrap_or_default())
+            }
+        };
         match change {
             ConfigChange::Set(name, value) => {
                 out.insert(name.clone(), value.clone());
@@ -668,16 +817,17 @@ pub fn apply_config_changes(
                 out.remove(name);
             }
             ConfigChange::Append(name, value) | ConfigChange::Subtract(name, value) => {
-                if name != LIST_CONFIG {
-                    return Err(TopicError::InvalidConfig(format!("'{name}' is not a list config")));
-                }
-                // The current list: the override, else what the topic has by default.
-                let current = match out.get(name) {
-                    Some(list) => list.clone(),
-                    None => LIST_CONFIG_DEFAULT.to_string(),
+                let appending = matches!(change, ConfigChange::Append(..));
+                let Some(default) = list_default else {
+                    let op = if appending { "append" } else { "subtract" };
+                    return Err(TopicError::InvalidConfig(format!(
+                        "Config value {op} is not allowed for config key: {name}"
+                    )));
                 };
+                // The current list: the override, else Kafka's default.
+                let current = out.get(name).cloned().unwrap_or_else(|| default.to_string());
                 let mut items: Vec<&str> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-                if matches!(change, ConfigChange::Append(..)) {
+                if appending {
                     if !items.contains(&value.as_str()) {
                         items.push(value);
                     }
@@ -690,10 +840,6 @@ pub fn apply_config_changes(
     }
     Ok(out)
 }
-
-/// The only list-typed topic config the broker has, and its Kafka default.
-const LIST_CONFIG: &str = "cleanup.policy";
-const LIST_CONFIG_DEFAULT: &str = "delete";
 
 impl From<&TopicError> for ErrorCode {
     fn from(e: &TopicError) -> Self {
@@ -741,6 +887,62 @@ mod tests {
         assert!(matches!(unknown, Err(TopicError::InvalidConfig(_))));
         let not_list = apply_config_changes(&start, &[ConfigChange::Append("retention.ms".into(), "1".into())]);
         assert!(matches!(not_list, Err(TopicError::InvalidConfig(_))));
+        let throttled = [ConfigChange::Append("leader.replication.throttled.replicas".into(), "0:1".into())];
+        let out = apply_config_changes(&start, &throttled).unwrap();
+        assert_eq!(out.get("leader.replication.throttled.replicas").map(String::as_str), Some("0:1"));
+    }
+
+    #[test]
+    fn alter_configs_replaces_overrides_and_broker_configs_are_dynamic_only() {
+        let (image, config) = image_with_topic();
+        let topic = image.topics.keys().next().unwrap().clone();
+        let mut overrides = BTreeMap::from([("min.cleanable.dirty.ratio".to_string(), "0.01".to_string())]);
+        let replace = |overrides: &BTreeMap<String, String>, validate_only| ControllerRequest::ReplaceTopicConfigs {
+            topics: vec![(topic.clone(), overrides.clone())],
+            validate_only,
+        };
+        let decided = decide(&image, &config, replace(&overrides, false));
+        let next = decided.image.unwrap();
+        assert_eq!(next.topics[&topic].configs, overrides);
+        assert!(decide(&image, &config, replace(&overrides, true)).image.is_none(), "validate_only");
+        overrides.insert("min.cleanable.dirty.ratio".into(), "2".into());
+        let ControllerResponse::AlterTopicConfigs(results) =
+            decide(&next, &config, replace(&overrides, false)).response
+        else {
+            panic!("wrong response")
+        };
+        let error = results[0].1.clone().unwrap_err();
+        assert_eq!(ErrorCode::from(&error), ErrorCode::InvalidConfig);
+        assert!(error.to_string().contains("Value must be no more than 1"), "{error}");
+
+        let alter = |resource: &str, update: BrokerConfigUpdate| ControllerRequest::AlterBrokerConfigs {
+            resources: vec![(resource.to_string(), update)],
+            validate_only: false,
+        };
+        let set = BrokerConfigUpdate::Changes(vec![
+            ConfigChange::Set("log.retention.ms".into(), "1000".into()),
+            ConfigChange::Append("log.cleanup.policy".into(), "compact".into()),
+        ]);
+        let next = decide(&image, &config, alter("", set)).image.unwrap();
+        assert_eq!(next.broker_configs[""]["log.cleanup.policy"], "delete,compact");
+        assert_eq!(next.dynamic_default("log.retention.ms"), Some("1000"));
+        let cleared = decide(&next, &config, alter("", BrokerConfigUpdate::Replace(BTreeMap::new()))).image.unwrap();
+        assert!(cleared.broker_configs.is_empty());
+        for (resource, update, code) in [
+            ("", BrokerConfigUpdate::Changes(vec![ConfigChange::Set("log.dirs".into(), "/x".into())]), "Set(log.dirs)"),
+            ("-1", BrokerConfigUpdate::Replace(BTreeMap::new()), "negative"),
+            ("x", BrokerConfigUpdate::Replace(BTreeMap::new()), "base 10"),
+            ("1", BrokerConfigUpdate::Replace(BTreeMap::from([("log.retention.ms".into(), "-5".into())])), "at least"),
+        ] {
+            let ControllerResponse::AlterBrokerConfigs(results) =
+                decide(&image, &config, alter(resource, update)).response
+            else {
+                panic!("wrong response")
+            };
+            let error = results[0].1.clone().unwrap_err();
+            assert_eq!(ErrorCode::from(&error), ErrorCode::InvalidRequest);
+            assert!(error.to_string().contains(code), "{error}");
+        }
     }
     /// Brokers 1..=3 live; "t" created by hand with partition 0 on [1, 2, 3] and partition 1
     /// on [3, 1, 2].

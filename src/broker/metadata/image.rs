@@ -69,6 +69,7 @@ pub fn load_legacy_image(data_dir: &Path, node: NodeId, shards: usize) -> std::i
         brokers: BTreeMap::new(),
         topics,
         next_producer_id: legacy.next_producer_id,
+        broker_configs: BTreeMap::new(),
     }))
 }
 

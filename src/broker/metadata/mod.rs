@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use self::controller::{ControllerRequest, ControllerResponse, NewTopic, TopicError, decide};
 use self::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId, PartitionMeta};
-use super::config::BrokerConfig;
+use super::config::{BrokerConfig, CleanerConfig};
 use super::partition::{PartitionError, ShardPartitions};
 use super::topic_config::TopicConfig;
 use crate::cluster::node::{ClusterNode, Decide, Decided, ImageSink, NodeError};
@@ -253,6 +253,19 @@ impl Metadata {
         self.listeners.borrow_mut().push(listener);
     }
 
+    /// The log cleaner's settings: its flags under the dynamic broker configs of the current
+    /// image (`log.cleaner.io.max.bytes.per.second`, `log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.backoff.ms`, ...). Cheap enough to call at every cleaning pass.
+    pub fn cleaner_config(&self) -> CleanerConfig {
+        self.config.cleaner_config(&self.image())
+    }
+
+    /// The broker's defaults for topic configs under the current image's dynamic broker
+    /// configs.
+    pub fn topic_defaults(&self) -> super::topic_config::TopicDefaults {
+        self.config.topic_defaults_in(&self.image())
+    }
+
     /// The current metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
@@ -464,12 +477,15 @@ impl Metadata {
     /// open ones take the topic's config from the image.
     async fn open_partitions(&self, image: &MetadataImage) {
         let me = self.shard_id();
+        // The dynamic broker configs of the image under each topic's overrides: a change of
+        // either reaches the open partitions here.
+        let defaults = self.config.topic_defaults_in(image);
         for topic in image.topics.values() {
-            let config = match TopicConfig::resolve(&self.config.topic_defaults(), &topic.configs) {
+            let config = match TopicConfig::resolve(&defaults, &topic.configs) {
                 Ok(config) => config,
                 Err(e) => {
                     error!(topic = %topic.name, error = %e, "stored topic config is invalid; using defaults");
-                    match TopicConfig::resolve(&self.config.topic_defaults(), &Default::default()) {
+                    match TopicConfig::resolve(&defaults, &Default::default()) {
                         Ok(config) => config,
                         Err(_) => continue,
                     }

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::registry::ShardPartitions;
 use super::replica::Partition;
+use crate::broker::config::CleanerConfig;
 use crate::model::{Timestamp, TopicPartition};
 use crate::storage::{Cleanable, DedupeMap, IoBudget};
 
@@ -83,18 +84,27 @@ fn pick(
 
 impl ShardPartitions {
     /// Cleans this shard's compacted logs until the layer goes away (see the module docs).
-    pub fn spawn_cleaner(self: &Rc<Self>) {
-        let config = self.config().cleaner.clone();
-        if !config.enable {
+    /// `settings` gives the cleaner's settings as they are now: the flags under the dynamic broker
+    /// configs (`log.cleaner.io.max.bytes.per.second`, `log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.backoff.ms`), read again before every clean so a change applies at once.
+    pub fn spawn_cleaner(self: &Rc<Self>, settings: impl Fn() -> CleanerConfig + 'static) {
+        if !self.config().cleaner.enable {
             return;
         }
         let me = Rc::downgrade(self);
         glommio::spawn_local(async move {
+            let mut config = settings();
             let mut map = DedupeMap::new(usize::try_from(config.dedupe_buffer_bytes).unwrap_or(usize::MAX));
             let budget = IoBudget::new(config.io_bytes_per_sec);
-            let backoff = Duration::from_millis(config.backoff_ms);
             let mut resting: HashMap<TopicPartition, Instant> = HashMap::new();
             loop {
+                let now = settings();
+                if now.dedupe_buffer_bytes != config.dedupe_buffer_bytes {
+                    map = DedupeMap::new(usize::try_from(now.dedupe_buffer_bytes).unwrap_or(usize::MAX));
+                }
+                budget.set_rate(now.io_bytes_per_sec);
+                config = now;
+                let backoff = Duration::from_millis(config.backoff_ms.max(1));
                 resting.retain(|_, until| *until > Instant::now());
                 let next = {
                     let Some(partitions) = me.upgrade() else { return };
@@ -106,22 +116,25 @@ impl ShardPartitions {
                 };
                 let tp = partition.topic_partition().clone();
                 match partition.clean(&mut map, &budget, Timestamp::now()).await {
-                    Ok(Some(report)) => info!(
-                        tp = %tp,
-                        start = %report.start,
-                        end = %report.end,
-                        segments_before = report.segments_before,
-                        segments_after = report.segments_after,
-                        bytes_before = report.bytes_before,
-                        bytes_after = report.bytes_after,
-                        records_read = report.records_read,
-                        records_kept = report.records_kept,
-                        tombstones_removed = report.tombstones_removed,
-                        aborted_removed = report.aborted_removed,
-                        took_ms = report.took.as_millis(),
-                        mb_per_sec = format!("{:.1}", report.bytes_read as f64 / report.took.as_secs_f64().max(1e-6) / 1e6),
-                        "log cleaned"
-                    ),
+                    Ok(Some(report)) => {
+                        let mb_per_sec = report.bytes_read as f64 / report.took.as_secs_f64().max(1e-6) / 1e6;
+                        info!(
+                            tp = %tp,
+                            start = %report.start,
+                            end = %report.end,
+                            segments_before = report.segments_before,
+                            segments_after = report.segments_after,
+                            bytes_before = report.bytes_before,
+                            bytes_after = report.bytes_after,
+                            records_read = report.records_read,
+                            records_kept = report.records_kept,
+                            tombstones_removed = report.tombstones_removed,
+                            aborted_removed = report.aborted_removed,
+                            took_ms = report.took.as_millis(),
+                            mb_per_sec = format!("{mb_per_sec:.1}"),
+                            "log cleaned"
+                        )
+                    }
                     // Nothing to do after all (the log changed since it was picked).
                     Ok(None) => glommio::timer::sleep(backoff).await,
                     Err(e) => {

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::leadership::{LeaderState, Leadership, NodeId, Role};
 use crate::broker::topic_config::TopicConfig;
 use crate::limits::{PRODUCER_BATCHES_KEPT, VERIFICATION_GUARDS_MAX};
+use crate::model::recompress::recompress_all;
 use crate::model::{
     BatchError, BatchIter, Chunk, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TimestampType,
     TopicId, TopicPartition, ValidBatches,
@@ -24,6 +25,29 @@ use crate::storage::{
 
 /// Bytes a replay reads at a time.
 const REPLAY_READ_BYTES: u64 = 1024 * 1024;
+
+/// Kafka's LogValidator timestamp rule for CreateTime topics: a record whose timestamp is more
+/// than `before_max_ms` behind `now` or `after_max_ms` ahead of it is refused (INVALID_TIMESTAMP);
+/// records without a timestamp (-1) pass. Checked on each batch's first and largest timestamps,
+/// the ones its header carries, so no batch is decompressed for it.
+fn check_timestamps(
+    batches: &ValidBatches,
+    (before_max_ms, after_max_ms): (i64, i64),
+    now: Timestamp,
+) -> Result<(), PartitionError> {
+    let (earliest, latest) = (now.0.saturating_sub(before_max_ms), now.0.saturating_add(after_max_ms));
+    for batch in batches.batches() {
+        for timestamp in [batch.base_timestamp, batch.max_timestamp] {
+            if timestamp != Timestamp::NONE && !(earliest..=latest).contains(&timestamp.0) {
+                return Err(PartitionError::InvalidTimestamp(format!(
+                    "Timestamp {} of message is out of range. The timestamp should be within [{earliest}, {latest}]",
+                    timestamp.0
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Why a partition operation failed; mapped to a Kafka error code at the handler's edge.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +91,9 @@ pub enum PartitionError {
     /// A batch the broker refuses for what it is, not for its bytes.
     #[error("{0}")]
     InvalidRecord(String),
+    /// A CreateTime record outside `message.timestamp.before.max.ms`/`after.max.ms` of now.
+    #[error("{0}")]
+    InvalidTimestamp(String),
     /// A request field Kafka does not define (an isolation level other than 0 or 1).
     #[error("{0}")]
     InvalidRequest(String),
@@ -229,6 +256,19 @@ pub struct LogDirDescription {
     /// partition's current log (never below 0; a follower's log may trail its leader's high
     /// watermark, a leader's never does, so on one node it is always 0).
     pub offset_lag: i64,
+    /// The cleaner's view of a compacted log.
+    pub cleaning: Option<CleaningState>,
+}
+
+/// Where a compacted log's cleaning stands (for `sluice topic describe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CleaningState {
+    /// Bytes written since the last clean (the dirty part of the cleanable range).
+    pub dirty_bytes: u64,
+    /// Bytes of the cleanable range, clean and dirty.
+    pub cleanable_bytes: u64,
+    /// When and how far the last clean since the log opened went, if there was one.
+    pub last_clean: Option<(Timestamp, Offset)>,
 }
 
 /// Where ListOffsets looks (the wire's -1…-5 sentinels, named).
@@ -408,13 +448,18 @@ impl Partition {
         }
         self.check_leader()?;
         self.log.check_writable()?;
-        let (limit, timestamp_type, compacted) = {
+        let (limit, timestamp_type, compacted, window, codec) = {
             let config = self.config.borrow();
-            (config.log.batch_bytes_max(), config.timestamp_type, config.log.cleanup_policy.compact)
+            let window = (config.timestamp_before_max_ms, config.timestamp_after_max_ms);
+            let compacted = config.log.cleanup_policy.compact;
+            (config.log.batch_bytes_max(), config.timestamp_type, compacted, window, config.compression)
         };
         // The only place a produced batch is parsed and its CRC checked; the log trusts the
         // result, and checks idempotent producers' sequences on the batches' summaries.
         let mut batches = ValidBatches::new(records, limit)?;
+        if origin == Origin::Client && timestamp_type == TimestampType::CreateTime {
+            check_timestamps(&batches, window, Timestamp::now())?;
+        }
         if batches.batches().iter().any(|b| b.control) {
             return Err(PartitionError::InvalidRecord("control batches are written only by the broker".into()));
         }
@@ -477,6 +522,12 @@ impl Partition {
             if verifications.contains_key(&producer_id.0) {
                 landing = Some((producer_id, sequence, !open_here));
             }
+        }
+        // `compression.type` other than `producer`: stored with the topic's codec, as Kafka does.
+        if let Some(codec) = codec.filter(|_| origin == Origin::Client)
+            && let Some(rewritten) = recompress_all(batches.as_bytes(), codec, limit)?
+        {
+            batches = ValidBatches::new(rewritten, limit)?;
         }
         let mut log_append_time = Timestamp::NONE;
         if timestamp_type == TimestampType::LogAppendTime {
@@ -1052,7 +1103,13 @@ impl Partition {
     /// The size and lag of this partition's log (DescribeLogDirs).
     pub fn describe_log_dir(&self) -> LogDirDescription {
         let lag = self.log.high_watermark().0.saturating_sub(self.log.log_end_offset().0);
-        LogDirDescription { size_bytes: self.log.size_bytes(), offset_lag: lag.max(0) }
+        let now = Timestamp::now();
+        let cleaning = self.log.cleanable(now).map(|c| CleaningState {
+            dirty_bytes: c.dirty_bytes,
+            cleanable_bytes: c.clean_bytes + c.dirty_bytes,
+            last_clean: self.log.last_clean().map(|(at, report)| (at, report.end)),
+        });
+        LogDirDescription { size_bytes: self.log.size_bytes(), offset_lag: lag.max(0), cleaning }
     }
 
     /// DeleteRecords for one partition. Returns the new low watermark (log start offset).
@@ -1098,6 +1155,7 @@ impl From<&PartitionError> for ErrorCode {
             PartitionError::Timeout => ErrorCode::RequestTimedOut,
             PartitionError::NoRecords => ErrorCode::CorruptMessage,
             PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            PartitionError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             PartitionError::InternalTopic(_) => ErrorCode::InvalidTopicException,
             PartitionError::NeedsVerification { .. } => ErrorCode::InvalidTxnState,
@@ -1119,4 +1177,24 @@ fn has_keyless_record(bytes: &[u8], limit: usize) -> Result<bool, BatchError> {
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+
+    #[test]
+    fn create_time_records_outside_the_window_are_refused() {
+        let now = Timestamp(1_700_000_000_000);
+        let at = |t: i64| ValidBatches::new(crate::testing::batch_of(2, 10, 1, Timestamp(t)), 1 << 20).unwrap();
+        let window = (3_600_000, 60_000);
+        assert!(check_timestamps(&at(now.0), window, now).is_ok());
+        assert!(check_timestamps(&at(now.0 - 3_600_000), window, now).is_ok());
+        assert!(check_timestamps(&at(-1), window, now).is_ok(), "no timestamp");
+        let old = check_timestamps(&at(now.0 - 3_600_001), window, now).unwrap_err();
+        assert!(matches!(old, PartitionError::InvalidTimestamp(_)));
+        assert_eq!(ErrorCode::from(&old), ErrorCode::InvalidTimestamp);
+        assert!(check_timestamps(&at(now.0 + 60_001), window, now).is_err());
+        assert!(check_timestamps(&at(0), (i64::MAX, i64::MAX), now).is_ok(), "Kafka's defaults never overflow");
+    }
 }

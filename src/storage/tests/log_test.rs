@@ -263,6 +263,27 @@ fn segments_roll_by_age() {
 }
 
 #[test]
+fn segments_roll_when_an_index_would_pass_segment_index_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run_on_shard(move || async move {
+        let cache = BatchCache::new(u64::MAX);
+        for (name, index_bytes, one_segment) in [("roomy", "10485760", true), ("tight", "24", false)] {
+            let mut config = small_config(1 << 20);
+            config.set("segment.index.bytes", index_bytes).unwrap();
+            let log = open(&path.join(name), config, &cache).await;
+            for seed in 0..10 {
+                append(&log, batch(seed, 1, 600), LeaderEpoch(0)).unwrap().durable().await.unwrap();
+            }
+            // 24 bytes: three offset index entries, two time index entries per segment.
+            assert_eq!(log.segment_count() == 1, one_segment, "{name}: {} segments", log.segment_count());
+            assert_eq!(read_all(&log, Offset(0), Offset(10)).await.len(), 10);
+            log.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn opening_garbage_files_never_panics() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
