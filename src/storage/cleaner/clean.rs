@@ -34,7 +34,7 @@ use super::report::{CleanReport, Cleanable};
 use super::txn::TxnTracker;
 use crate::limits::{
     BATCH_BYTES_MAX, CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, INDEX_PREALLOCATE_BYTES,
-    PREALLOCATE_BYTES,
+    OFFSET_INDEX_ENTRY_BYTES, PREALLOCATE_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::model::filter::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
 use crate::model::{
@@ -54,6 +54,9 @@ struct OldSegment {
     file: SharedFile,
     size: u64,
     next_offset: Offset,
+    /// Entries in its offset and time indexes (the most the cleaned part can need).
+    index_entries: usize,
+    time_entries: usize,
 }
 
 /// What a clean takes from the log's state when it starts.
@@ -68,6 +71,8 @@ struct Plan {
     tp: crate::model::TopicPartition,
     dir: std::path::PathBuf,
     segment_bytes: u64,
+    /// `segment.index.bytes` as entries of the offset index and of the time index.
+    index_entries_max: (usize, usize),
     index_interval_bytes: u32,
     delete_retention_ms: u64,
     /// The aborted transactions the cleanable section overlaps.
@@ -183,7 +188,14 @@ impl PartitionLog {
             // Consecutive segments only: a group never spans one it cannot read.
             .map_while(|(&base, s)| {
                 let file = s.file.clone()?;
-                Some(OldSegment { base, file, size: s.flushed_size, next_offset: s.flushed_next_offset })
+                Some(OldSegment {
+                    base,
+                    file,
+                    size: s.flushed_size,
+                    next_offset: s.flushed_next_offset,
+                    index_entries: s.index.entries().len(),
+                    time_entries: s.time_index.entries().len(),
+                })
             })
             .collect();
         let first = segments.first().map_or(cleanable.first_dirty, |s| s.base);
@@ -205,6 +217,10 @@ impl PartitionLog {
             tp: state.topic_partition.clone(),
             dir: state.dir.clone(),
             segment_bytes: u64::from(state.config.segment_bytes),
+            index_entries_max: (
+                state.config.index_entries_max(OFFSET_INDEX_ENTRY_BYTES),
+                state.config.index_entries_max(TIME_INDEX_ENTRY_BYTES),
+            ),
             index_interval_bytes: state.config.index_interval_bytes,
             delete_retention_ms: state.config.delete_retention_ms,
             aborted: state.aborted.overlapping(first, cleanable.first_uncleanable),
@@ -316,7 +332,7 @@ impl PartitionLog {
             let mut first_timestamp = None;
             let mut taken = 0usize;
             for old in segments {
-                if taken > 0 && !fits(&segment, old, plan.segment_bytes) {
+                if taken > 0 && !fits(&segment, old, plan) {
                     break;
                 }
                 taken += 1;
@@ -530,14 +546,18 @@ fn retain(map: &DedupeMap, horizon: Option<Timestamp>, now: Timestamp, record: &
     latest && (record.value.is_some() || horizon.is_none_or(|h| now < h))
 }
 
-/// Whether old segment `next` may be cleaned into `cleaned` too: its whole size (what its
-/// cleaned part may reach at most) still fits `segment.bytes` and u32 positions, and its
-/// offsets one segment's u32 relative range. Kafka groups by the old segments' sizes; the
-/// cleaned size so far lets one clean merge many more segments, never past `segment.bytes`.
-fn fits(cleaned: &Segment, next: &OldSegment, segment_bytes: u64) -> bool {
+/// Whether old segment `next` may be cleaned into `cleaned` too: its whole size and index
+/// entries (what its cleaned part may reach at most) still fit `segment.bytes`,
+/// `segment.index.bytes` and u32 positions, and its offsets one segment's u32 relative range.
+/// Kafka groups by the old segments' sizes; the cleaned size so far lets one clean merge many
+/// more segments, never past those bounds.
+fn fits(cleaned: &Segment, next: &OldSegment, plan: &Plan) -> bool {
     let size = cleaned.size + next.size;
     let span_ok = next.next_offset.plus(-1).relative_to(cleaned.base_offset).is_some_and(|r| r < u32::MAX);
-    span_ok && size <= segment_bytes && u32::try_from(size).is_ok()
+    let (offsets_max, times_max) = plan.index_entries_max;
+    let indexes_ok = cleaned.index.entries().len() + next.index_entries <= offsets_max
+        && cleaned.time_index.entries().len() + next.time_entries <= times_max;
+    span_ok && indexes_ok && size <= plan.segment_bytes && u32::try_from(size).is_ok()
 }
 
 /// Where a segment's first uncleanable offset and dirty section lie (Kafka's
