@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::dedupe_map::DedupeMap;
 use super::files::{self, cleaned_file};
@@ -34,7 +34,7 @@ use super::report::{CleanReport, Cleanable};
 use super::txn::TxnTracker;
 use crate::limits::{
     BATCH_BYTES_MAX, CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, INDEX_PREALLOCATE_BYTES,
-    PREALLOCATE_BYTES,
+    OFFSET_INDEX_ENTRY_BYTES, PREALLOCATE_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::model::filter::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
 use crate::model::{
@@ -45,7 +45,7 @@ use crate::storage::appender::SegmentAppender;
 use crate::storage::error::Error;
 use crate::storage::io::{self as sio, SharedFile};
 use crate::storage::log::{LogState, PartitionLog, mark_sparse};
-use crate::storage::segment::{BatchMeta, Segment};
+use crate::storage::segment::{BatchMeta, Segment, segment_file};
 
 /// A segment as the clean found it: enough to read it without the log's state.
 #[derive(Clone)]
@@ -54,6 +54,9 @@ struct OldSegment {
     file: SharedFile,
     size: u64,
     next_offset: Offset,
+    /// Entries in its offset and time indexes (the most the cleaned part can need).
+    index_entries: usize,
+    time_entries: usize,
 }
 
 /// What a clean takes from the log's state when it starts.
@@ -61,9 +64,15 @@ struct Plan {
     cleanable: Cleanable,
     /// Every sealed segment below the first uncleanable offset, from the log's first.
     segments: Vec<OldSegment>,
+    /// The base of the first segment after `segments` (the first uncleanable offset, unless a
+    /// segment could not be read).
+    segments_end: Offset,
     truncations: u64,
+    tp: crate::model::TopicPartition,
     dir: std::path::PathBuf,
     segment_bytes: u64,
+    /// `segment.index.bytes` as entries of the offset index and of the time index.
+    index_entries_max: (usize, usize),
     index_interval_bytes: u32,
     delete_retention_ms: u64,
     /// The aborted transactions the cleanable section overlaps.
@@ -86,9 +95,11 @@ impl PartitionLog {
     }
 
     /// One clean (see the module docs), yielding to other tasks between batches and spending
-    /// `budget` for every byte read and written. `Ok(None)` if there was nothing to clean (or
-    /// the log is not compacted); `Err(Truncated | Closed | Offline)` if the log changed under
-    /// it, which leaves the log as it was.
+    /// `budget` for every byte read and written. `Ok(None)` if there was nothing to clean (the
+    /// log is not compacted, has no dirty sealed segment, is being truncated, or is being
+    /// cleaned already); `Err(Truncated | Closed | Offline)` if the log changed under it, which
+    /// leaves the log as it was; `Err(InvalidBatch | Io)` for a batch that does not parse (the
+    /// log stays as it was).
     pub async fn clean(
         &self,
         map: &mut DedupeMap,
@@ -124,6 +135,7 @@ impl PartitionLog {
             horizon: Timestamp(now.0.saturating_add(i64::try_from(plan.delete_retention_ms).unwrap_or(i64::MAX))),
             txns: TxnTracker::new(plan.aborted.clone()),
             producers: &plan.producers,
+            upper: plan.segments_end,
             emptied_aborts: Vec::new(),
         };
         let to_clean: Vec<OldSegment> = plan.segments.iter().filter(|s| s.base < end).cloned().collect();
@@ -134,7 +146,10 @@ impl PartitionLog {
         while !rest.is_empty() {
             let (segment, taken) = self.clean_group(&plan, rest, &mut cleaning, budget, &mut report).await?;
             let (group, later) = rest.split_at(taken);
-            self.swap(&plan, group, segment)?;
+            if !self.swap(&plan, group, segment)? {
+                debug!(tp = %plan.tp, "retention deleted segments under the clean; it stops here");
+                return Ok(None);
+            }
             report.segments_before += group.len();
             report.segments_after += 1;
             rest = later;
@@ -148,12 +163,13 @@ impl PartitionLog {
             state.aborted.remove(producer_id, marker);
         }
         state.last_clean = Some((Timestamp::now(), report.clone()));
-        info!(tp = %state.topic_partition, start = %report.start, end = %report.end,
+        // The scheduler logs each clean at info; this is the storage view, for debugging.
+        debug!(tp = %state.topic_partition, start = %report.start, end = %report.end,
             segments_before = report.segments_before, segments_after = report.segments_after,
             bytes_before = report.bytes_before, bytes_after = report.bytes_after,
             records_read = report.records_read, records_kept = report.records_kept,
             tombstones_removed = report.tombstones_removed, aborted_removed = report.aborted_removed,
-            took = ?report.took, "log cleaned");
+            took = ?report.took, "log cleaned (storage)");
         Ok(Some(report))
     }
 
@@ -172,10 +188,22 @@ impl PartitionLog {
             // Consecutive segments only: a group never spans one it cannot read.
             .map_while(|(&base, s)| {
                 let file = s.file.clone()?;
-                Some(OldSegment { base, file, size: s.flushed_size, next_offset: s.flushed_next_offset })
+                Some(OldSegment {
+                    base,
+                    file,
+                    size: s.flushed_size,
+                    next_offset: s.flushed_next_offset,
+                    index_entries: s.index.entries().len(),
+                    time_entries: s.time_index.entries().len(),
+                })
             })
             .collect();
         let first = segments.first().map_or(cleanable.first_dirty, |s| s.base);
+        let segments_end = match segments.last() {
+            Some(last) => state.segments.range(last.base.plus(1)..).next().map_or(state.log_end, |(&b, _)| b),
+            None => first,
+        }
+        .min(cleanable.first_uncleanable);
         let producers = state
             .producers
             .producers()
@@ -184,9 +212,15 @@ impl PartitionLog {
         Some(Plan {
             cleanable,
             segments,
+            segments_end,
             truncations: state.truncations,
+            tp: state.topic_partition.clone(),
             dir: state.dir.clone(),
             segment_bytes: u64::from(state.config.segment_bytes),
+            index_entries_max: (
+                state.config.index_entries_max(OFFSET_INDEX_ENTRY_BYTES),
+                state.config.index_entries_max(TIME_INDEX_ENTRY_BYTES),
+            ),
             index_interval_bytes: state.config.index_interval_bytes,
             delete_retention_ms: state.config.delete_retention_ms,
             aborted: state.aborted.overlapping(first, cleanable.first_uncleanable),
@@ -227,9 +261,11 @@ impl PartitionLog {
         // Transactions aborted before the dirty section would stay "under way" for the whole
         // walk, their markers being skipped with the clean segments.
         let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
-        'segments: for segment in plan.segments.iter().filter(|s| s.next_offset > first_dirty) {
+        let dirty: Vec<&OldSegment> = plan.segments.iter().filter(|s| s.next_offset > first_dirty).collect();
+        for (i, segment) in dirty.iter().enumerate() {
             let mut reader = BatchReader::new(segment);
-            while let Some((_, bytes)) = reader.next(budget).await? {
+            let mut full = false;
+            'batches: while let Some((_, bytes)) = reader.next(budget).await? {
                 self.check(plan.truncations)?;
                 let batch = parse(&bytes)?;
                 // A marker only moves the tracker on; its own fate is decided when rewriting.
@@ -250,7 +286,8 @@ impl PartitionLog {
                             && record.offset >= first_dirty
                             && !map.put(key, record.offset)
                         {
-                            break 'segments;
+                            full = true;
+                            break 'batches;
                         }
                     }
                 }
@@ -258,6 +295,13 @@ impl PartitionLog {
                 glommio::yield_if_needed().await;
             }
             report.bytes_read += reader.read;
+            if full {
+                break;
+            }
+            // A segment mapped whole covers its offsets up to the next one's base, gaps included
+            // (Kafka's fast-forward), so the next clean does not start inside a gap.
+            let next_start = dirty.get(i + 1).map_or(plan.segments_end, |next| next.base);
+            map.set_latest_offset(next_start.plus(-1));
         }
         Ok(map.latest_offset().map(|latest| latest.plus(1)))
     }
@@ -286,9 +330,9 @@ impl PartitionLog {
             let mut pending: Vec<Bytes> = Vec::new();
             let mut pending_bytes = 0usize;
             let mut first_timestamp = None;
-            let mut taken = 0;
+            let mut taken = 0usize;
             for old in segments {
-                if taken > 0 && !fits(&segment, old, plan.segment_bytes) {
+                if taken > 0 && !fits(&segment, old, plan) {
                     break;
                 }
                 taken += 1;
@@ -334,6 +378,11 @@ impl PartitionLog {
             {
                 write_index(&cleaned_file(dir, base, extension), bytes).await?;
             }
+            // The old group's last modification carries over (retention ages a segment without
+            // record timestamps by it).
+            if let Some(last) = segments.get(taken.saturating_sub(1)) {
+                keep_modified(&segment_file(dir, last.base, "log"), &path);
+            }
             let reader = std::fs::File::open(&path).map_err(Error::io(context()))?;
             segment.flushed_size = segment.size;
             segment.flushed_next_offset = segment.next_offset;
@@ -358,25 +407,22 @@ impl PartitionLog {
 
     /// Step 3 for one group, in one borrow of the state: the files (see `files.rs`), then the
     /// segments in memory, and the batch cache forgets the old segments' batches.
-    fn swap(&self, plan: &Plan, group: &[OldSegment], segment: Segment) -> Result<(), Error> {
+    /// Returns false, swapping nothing, if retention deleted a segment of the group meanwhile.
+    fn swap(&self, plan: &Plan, group: &[OldSegment], segment: Segment) -> Result<bool, Error> {
         let base = segment.base_offset;
         let mut state = self.state.borrow_mut();
         let interrupted = self.interrupted(&state, plan.truncations);
         let retained = group.iter().all(|old| state.segments.get(&old.base).is_some_and(|s| s.sealed));
-        if let Some(e) = interrupted.or_else(|| (!retained).then_some(Error::Truncated)) {
+        if interrupted.is_some() || !retained {
             drop(state);
             files::remove_cleaned(&plan.dir, base);
-            return Err(e);
+            return interrupted.map_or(Ok(false), Err);
         }
         let old_bases: Vec<Offset> = group.iter().map(|s| s.base).collect();
-        if let Err(e) = files::swap_in(&plan.dir, base, &old_bases) {
-            // Past its decision the swap is finished by the next open; until then the log
-            // serves what it has in memory and takes no appends.
-            if !is_simulated_crash(&e) {
-                state.failed = Some(e.to_string());
-            }
-            return Err(e);
-        }
+        // On an error the log goes on with the segments it has in memory (their descriptors
+        // stay readable even if their files went); the next open, or a truncation's reload,
+        // finishes a swap decided on disk or forgets one that was not.
+        files::swap_in(&plan.dir, base, &old_bases)?;
         for old in &old_bases {
             state.segments.remove(old);
         }
@@ -384,7 +430,7 @@ impl PartitionLog {
         state.segments.insert(base, segment);
         // Cached batches of the old segments would be served with their old positions.
         state.cache.drop_before(end);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -422,6 +468,8 @@ struct Cleaning<'a> {
     horizon: Timestamp,
     txns: TxnTracker,
     producers: &'a HashMap<ProducerId, (Option<Offset>, i16)>,
+    /// The first uncleanable offset.
+    upper: Offset,
     /// Abort markers whose transaction has no record left (producer, marker offset): their
     /// aborted-transaction index entries go once the clean is done.
     emptied_aborts: Vec<(ProducerId, Offset)>,
@@ -437,7 +485,9 @@ impl Cleaning<'_> {
         }
         let horizon = delete_horizon(batch);
         let discard = if control { discardable && horizon.is_some_and(|h| h <= self.now) } else { discardable };
-        let keep_empty_header = self.is_last_of_producer(batch);
+        // The batch that ends right at the uncleanable section stays too (Kafka's rule), so the
+        // cleaned part still says where it ends.
+        let keep_empty_header = self.is_last_of_producer(batch) || batch.next_offset() == self.upper;
         let count = u64::try_from(batch.records_count()).unwrap_or(0);
         report.records_read += count;
         if control && !discard {
@@ -496,14 +546,18 @@ fn retain(map: &DedupeMap, horizon: Option<Timestamp>, now: Timestamp, record: &
     latest && (record.value.is_some() || horizon.is_none_or(|h| now < h))
 }
 
-/// Whether old segment `next` may be cleaned into `cleaned` too: its whole size (what its
-/// cleaned part may reach at most) still fits `segment.bytes` and u32 positions, and its
-/// offsets one segment's u32 relative range. Kafka groups by the old segments' sizes; the
-/// cleaned size so far lets one clean merge many more segments, never past `segment.bytes`.
-fn fits(cleaned: &Segment, next: &OldSegment, segment_bytes: u64) -> bool {
+/// Whether old segment `next` may be cleaned into `cleaned` too: its whole size and index
+/// entries (what its cleaned part may reach at most) still fit `segment.bytes`,
+/// `segment.index.bytes` and u32 positions, and its offsets one segment's u32 relative range.
+/// Kafka groups by the old segments' sizes; the cleaned size so far lets one clean merge many
+/// more segments, never past those bounds.
+fn fits(cleaned: &Segment, next: &OldSegment, plan: &Plan) -> bool {
     let size = cleaned.size + next.size;
     let span_ok = next.next_offset.plus(-1).relative_to(cleaned.base_offset).is_some_and(|r| r < u32::MAX);
-    span_ok && size <= segment_bytes && u32::try_from(size).is_ok()
+    let (offsets_max, times_max) = plan.index_entries_max;
+    let indexes_ok = cleaned.index.entries().len() + next.index_entries <= offsets_max
+        && cleaned.time_index.entries().len() + next.time_entries <= times_max;
+    span_ok && indexes_ok && size <= plan.segment_bytes && u32::try_from(size).is_ok()
 }
 
 /// Where a segment's first uncleanable offset and dirty section lie (Kafka's
@@ -549,6 +603,16 @@ fn malformed(batch: &RecordBatch<'_>) -> Error {
         records_count: batch.records_count(),
         last_offset_delta: batch.header().last_offset_delta.get(),
     })
+}
+
+/// Gives `to` the modification time of `from`, as far as the filesystem lets it (a failure
+/// only makes retention by modification time wait longer).
+fn keep_modified(from: &std::path::Path, to: &std::path::Path) {
+    let modified = std::fs::metadata(from).and_then(|m| m.modified());
+    let set = modified.and_then(|t| std::fs::File::options().write(true).open(to)?.set_modified(t));
+    if let Err(e) = set {
+        warn!(path = %to.display(), error = %e, "could not carry the modification time over to a cleaned segment");
+    }
 }
 
 async fn write_index(path: &std::path::Path, bytes: Vec<u8>) -> Result<(), Error> {

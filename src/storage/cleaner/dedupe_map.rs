@@ -90,7 +90,7 @@ impl DedupeMap {
 
     /// Maps `key` to `offset`, the newest record of it so far (records are mapped in offset
     /// order). Returns false, mapping nothing, when the key is new and the map is full.
-    pub fn put(&mut self, key: &[u8], offset: Offset) -> bool {
+    pub(crate) fn put(&mut self, key: &[u8], offset: Offset) -> bool {
         let hash = self.hash(key);
         let at = self.probe(hash);
         let Some(slot) = self.slots.get_mut(at) else { return false };
@@ -106,13 +106,13 @@ impl DedupeMap {
     }
 
     /// The offset of `key`'s latest record mapped, if any.
-    pub fn get(&self, key: &[u8]) -> Option<Offset> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Offset> {
         let hash = self.hash(key);
         self.slots.get(self.probe(hash)).filter(|s| s.offset != EMPTY).map(|s| Offset(s.offset))
     }
 
     /// The last offset of the last batch mapped whole.
-    pub fn latest_offset(&self) -> Option<Offset> {
+    pub(crate) fn latest_offset(&self) -> Option<Offset> {
         self.latest
     }
 

@@ -208,3 +208,61 @@ fn remove_if_present(path: &Path) {
         warn!(path = %path.display(), error = %e, "could not remove a file");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LeaderEpoch, assign_offset_and_epoch};
+
+    /// A segment file of one-record batches at `offsets`.
+    fn segment_bytes(offsets: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &offset in offsets {
+            let mut batch = crate::testing::batch_of(1, 10, offset as u64, crate::model::Timestamp(0));
+            assign_offset_and_epoch(&mut batch, Offset(offset), LeaderEpoch(0));
+            out.extend_from_slice(&batch);
+        }
+        out
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn recovery_finishes_a_decided_swap_and_forgets_an_undecided_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let write = |base: i64, extension: &str, bytes: &[u8]| {
+            std::fs::write(segment_file(dir, Offset(base), extension), bytes).unwrap();
+        };
+        // Old segments 0, 10, 20 and 30; a decided swap of 0 whose last batch is at 25 replaces
+        // 10 and 20; 30 stays. An undecided clean of 30 left its files.
+        write(0, "log", &segment_bytes(&[0, 5]));
+        write(0, "index", b"old");
+        write(10, "log", &segment_bytes(&[10, 15]));
+        write(10, "index", b"");
+        write(20, "log", &segment_bytes(&[20, 25]));
+        write(30, "log", &segment_bytes(&[30]));
+        write(0, "log.swap", &segment_bytes(&[5, 25]));
+        write(0, "index.swap", b"new");
+        write(30, "log.cleaned", b"");
+        write(30, "index.swap", b"");
+        assert_eq!(recover_swaps(dir).unwrap(), 1);
+        assert_eq!(names(dir), ["00000000000000000000.index", "00000000000000000000.log", "00000000000000000030.log"]);
+        assert_eq!(std::fs::read(segment_file(dir, Offset(0), "log")).unwrap(), segment_bytes(&[5, 25]));
+        assert_eq!(std::fs::read(segment_file(dir, Offset(0), "index")).unwrap(), b"new");
+
+        // An emptied group's swap replaces only its first segment.
+        write(0, "log.swap", b"");
+        assert_eq!(recover_swaps(dir).unwrap(), 1);
+        assert_eq!(std::fs::read(segment_file(dir, Offset(0), "log")).unwrap(), b"");
+        assert_eq!(names(dir).len(), 3);
+        assert_eq!(read_checkpoint(dir), None);
+        write_checkpoint(dir, Offset(26)).unwrap();
+        assert_eq!(read_checkpoint(dir), Some(Offset(26)));
+    }
+}

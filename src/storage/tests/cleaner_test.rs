@@ -688,3 +688,25 @@ fn retention_goes_on_deleting_cleaned_segments_under_compact_delete() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn groups_stay_within_segment_index_bytes_too() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BatchCache::new(0);
+        let log = open(dir.path(), compacted(4096), &cache).await;
+        // Every record a new key: nothing goes, so the cleaned segments keep their index entries.
+        for i in 0..60 {
+            let key = format!("unique-{i}");
+            durable(&log, keyed(i, &[(Some(key.as_str()), Some(&"x".repeat(300)))])).await;
+        }
+        let mut config = compacted(1 << 20);
+        config.set("segment.index.bytes", "128").unwrap();
+        log.set_config(config);
+        let report = clean(&log, &mut DedupeMap::new(1 << 20), 0).await.unwrap();
+        assert_eq!(report.records_kept, report.records_read);
+        assert!(report.segments_after > 1, "16 offset index entries per segment at most: {report:?}");
+        assert!(report.segments_after < report.segments_before, "{report:?}");
+        log.close().await.unwrap();
+    });
+}
