@@ -124,6 +124,7 @@ impl ShardPartitions {
                             end = %report.end,
                             segments_before = report.segments_before,
                             segments_after = report.segments_after,
+                            bytes_read = report.bytes_read,
                             bytes_before = report.bytes_before,
                             bytes_after = report.bytes_after,
                             records_read = report.records_read,
