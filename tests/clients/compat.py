@@ -447,7 +447,12 @@ def scenario_topic_admin_errors(b):
         raise AssertionError("duplicate accepted by kafka-python admin")
     except kafka.errors.TopicAlreadyExistsError:
         pass
-    assert name in kadmin.list_topics()
+    # The broker answering may learn the new topic a moment after the controller committed it
+    # (as in a Kafka cluster), so look until it does.
+    deadline = time.time() + TIMEOUT
+    while name not in kadmin.list_topics():
+        assert time.time() < deadline, f"{name} never listed"
+        time.sleep(0.1)
     kadmin.close()
 
 
