@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::registry::ShardPartitions;
-use super::replica::Partition;
+use super::replica::{Partition, PartitionError};
 use crate::broker::config::CleanerConfig;
 use crate::model::{Timestamp, TopicPartition};
-use crate::storage::{Cleanable, DedupeMap, IoBudget};
+use crate::storage::{self, Cleanable, DedupeMap, IoBudget};
 
 /// How long a log whose clean failed is skipped before the cleaner tries it again.
 const FAILED_CLEAN_BACKOFF: Duration = Duration::from_secs(60);
@@ -138,6 +138,11 @@ impl ShardPartitions {
                     }
                     // Nothing to do after all (the log changed since it was picked).
                     Ok(None) => glommio::timer::sleep(backoff).await,
+                    // The log was truncated (replication) or closed (deleted, shutting down)
+                    // under the clean, which left it as it was: nothing is wrong with it.
+                    Err(PartitionError::Storage(storage::Error::Truncated | storage::Error::Closed)) => {
+                        debug!(tp = %tp, "clean given up: the log changed under it")
+                    }
                     Err(e) => {
                         warn!(tp = %tp, error = %e, retry_in_s = FAILED_CLEAN_BACKOFF.as_secs(), "log clean failed");
                         resting.insert(tp, Instant::now() + FAILED_CLEAN_BACKOFF);
