@@ -17,7 +17,14 @@ use crate::harness::{Broker, client_script, compat_scenario, python, temp_dir};
 /// A broker whose cleaner looks for work every 100 ms rather than Kafka's 15 s, and retention
 /// every 200 ms rather than Kafka's 5 minutes.
 fn broker() -> Broker {
-    Broker::start(&["--log-cleaner-backoff-ms", "100", "--retention-check-interval-ms", "200"])
+    Broker::start(&[
+        "--log-cleaner-enable",
+        "true",
+        "--log-cleaner-backoff-ms",
+        "100",
+        "--retention-check-interval-ms",
+        "200",
+    ])
 }
 
 #[test]
@@ -62,8 +69,16 @@ fn python_run(broker: &Broker, args: &[&str]) -> String {
 /// is one that was written, at the offset it was written at. In the end the clean completes.
 #[test]
 fn sigkill_while_cleaning_leaves_the_old_log_or_the_new_one() {
-    let mut broker =
-        Broker::start(&["--log-cleaner-backoff-ms", "50", "--log-cleaner-io-mb-per-sec", "1", "--cores", "1"]);
+    let mut broker = Broker::start(&[
+        "--log-cleaner-enable",
+        "true",
+        "--log-cleaner-backoff-ms",
+        "50",
+        "--log-cleaner-io-mb-per-sec",
+        "1",
+        "--cores",
+        "1",
+    ]);
     let scratch = temp_dir();
     let written_path = scratch.path().join("written.txt");
     let topic = "crash-compact";
@@ -196,7 +211,8 @@ fn the_group_coordinator_loads_the_compacted_offsets_topic() {
     check_groups(&broker);
 
     // With the cleaner: wait for a clean of __consumer_offsets, then load again.
-    let with_cleaner: Vec<&str> = base.iter().copied().chain(["--log-cleaner-backoff-ms", "100"]).collect();
+    let with_cleaner: Vec<&str> =
+        base.iter().copied().chain(["--log-cleaner-enable", "true", "--log-cleaner-backoff-ms", "100"]).collect();
     let from = broker.log_text().len();
     broker.restart_with(&with_cleaner);
     let deadline = Instant::now() + Duration::from_secs(120);
