@@ -591,7 +591,10 @@ impl PartitionLog {
         self.check_writable()?;
         let mut state = self.state.borrow_mut();
         let log_end = state.log_end;
-        let kept = parse_replicated(&records, log_end, state.epochs.latest_below(log_end))?;
+        // Gaps only where the leader's log may have them: a compacted log, or one already sparse.
+        // Elsewhere a gap means something went wrong, and the follower refuses it as before.
+        let gaps = state.config.cleanup_policy.compact || state.cleaner_checkpoint.is_some();
+        let kept = parse_replicated(&records, log_end, state.epochs.latest_below(log_end), gaps)?;
         let (Some(first), Some(last)) = (kept.first(), kept.last()) else { return Ok(None) };
         let mut expected = log_end;
         let has_gap = kept.iter().any(|batch| {
@@ -1037,6 +1040,7 @@ fn parse_replicated(
     records: &Bytes,
     log_end: Offset,
     epoch_floor: Option<LeaderEpoch>,
+    gaps: bool,
 ) -> Result<Vec<Replicated>, Error> {
     let size_max = crate::limits::BATCH_BYTES_MAX as usize;
     let mut kept = Vec::new();
@@ -1063,7 +1067,7 @@ fn parse_replicated(
             continue;
         }
         // Offsets only go up; a compacted leader's log has gaps, which the follower keeps.
-        if base < expected {
+        if base < expected || (!gaps && base != expected) {
             return Err(Error::NotContiguous { expected, found: base });
         }
         let epoch = batch.leader_epoch();

@@ -531,8 +531,14 @@ fn a_follower_copies_a_cleaned_leaders_gaps_and_keeps_them_under_any_policy() {
         let follower = PartitionLog::open(OpenOptions {
             dir: dir.path().join("follower"),
             topic_partition: TopicPartition::new("t", 0),
-            // A delete policy: the gaps alone make the log sparse.
-            config: small_config(4096),
+            // The topic's policy, compact: a follower takes gaps only where the leader may have
+            // them (a compacted or already sparse log); taking them makes the log sparse, so it
+            // keeps them under a delete policy below.
+            config: {
+                let mut config = small_config(4096);
+                config.set("cleanup.policy", "compact").unwrap();
+                config
+            },
             cache: &cache,
             high_watermark: HighWatermark::SetByReplication,
         })
