@@ -920,14 +920,18 @@ impl Partition {
             .await;
     }
 
-    /// Reads from `offset` up to `max_bytes`: below the high watermark, or for read_committed
-    /// below the last stable offset, with the aborted transactions the records returned overlap.
+    /// A consumer's read from `offset` up to `max_bytes`: below the high watermark, or for
+    /// read_committed below the last stable offset, with the aborted transactions the records
+    /// returned overlap. Only the leader answers (no KIP-392 replica selector here): a follower's
+    /// log may end below a position its leader served, and a consumer that read there would be
+    /// told OFFSET_OUT_OF_RANGE and reset.
     pub async fn fetch(
         &self,
         offset: Offset,
         max_bytes: u64,
         isolation: IsolationLevel,
     ) -> Result<Fetched, PartitionError> {
+        self.check_leader()?;
         let high_watermark = self.log.high_watermark();
         let last_stable_offset = self.log.last_stable_offset();
         let upper_bound = match isolation {
@@ -1061,6 +1065,8 @@ impl Partition {
         spec: OffsetSpec,
         isolation: IsolationLevel,
     ) -> Result<(Timestamp, Offset), PartitionError> {
+        // A follower's watermarks lag its leader's: only the leader answers, as in Kafka.
+        self.check_leader()?;
         let fetchable = match isolation {
             IsolationLevel::ReadUncommitted => self.log.high_watermark(),
             IsolationLevel::ReadCommitted => self.log.last_stable_offset(),

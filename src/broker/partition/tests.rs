@@ -422,6 +422,24 @@ fn acks_all_completes_once_the_follower_has_fetched_past_the_batch() {
 }
 
 #[test]
+fn only_the_leader_answers_a_consumers_fetch_and_list_offsets() {
+    run_on_shard(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_l, leader, _f, follower) = leader_and_follower(dir.path()).await;
+        let _appended = leader.append(records(1, 3, -1, 0, false), None).unwrap();
+        replicate_once(&leader, &follower).await;
+        replicate_once(&leader, &follower).await;
+        let read = IsolationLevel::ReadUncommitted;
+        assert_eq!(leader.fetch(Offset(0), 1 << 20, read).await.unwrap().high_watermark, Offset(3));
+        // The follower holds the records too, but a consumer there (with stale metadata, or
+        // at the same epoch) is sent to the leader, not served from a log that may lag it.
+        assert!(matches!(follower.fetch(Offset(0), 1 << 20, read).await, Err(PartitionError::NotLeader)));
+        assert!(matches!(follower.list_offset(OffsetSpec::Latest, read).await, Err(PartitionError::NotLeader)));
+        assert_eq!(leader.list_offset(OffsetSpec::Latest, read).await.unwrap().1, Offset(3));
+    });
+}
+
+#[test]
 fn a_deposed_leaders_unreplicated_tail_is_truncated_by_the_diverging_epoch() {
     run_on_shard(|| async {
         let dir = tempfile::tempdir().unwrap();
