@@ -89,12 +89,17 @@ pub fn split_frame(buf: &mut BytesMut, limits: FrameLimits) -> Result<Option<Byt
     let len = frame_length(raw, limits)? as usize;
     let total = LENGTH_PREFIX_BYTES + len;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        buf.reserve((total - buf.len()).min(FRAME_GROWTH_STEP_BYTES));
         return Ok(None);
     }
     buf.advance(LENGTH_PREFIX_BYTES);
     Ok(Some(buf.split_to(len)))
 }
+
+/// The most a frame's buffer grows by ahead of the bytes that fill it: a declared length is not
+/// a reservation, so a peer holds memory in proportion to what it sent (plus this), not to what
+/// it announced.
+pub const FRAME_GROWTH_STEP_BYTES: usize = 1024 * 1024;
 
 /// Finishes a frame whose encoder started with a placeholder length prefix.
 fn finish(mut enc: Encoder) -> Result<Vec<Chunk>, EncodeError> {

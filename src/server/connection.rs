@@ -20,7 +20,9 @@ use tracing::{debug, warn};
 use super::writer::{set_nonblocking, write_pieces};
 use super::{Dispatch, ServerLimits};
 use crate::protocol::Reply;
-use crate::protocol::{FrameError, FrameLimits, LENGTH_PREFIX_BYTES, frame_length, split_frame};
+use crate::protocol::{
+    FRAME_GROWTH_STEP_BYTES, FrameError, FrameLimits, LENGTH_PREFIX_BYTES, frame_length, split_frame,
+};
 
 /// Bytes read from the socket at a time when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -59,8 +61,8 @@ impl FrameReader {
             if let Some(frame) = split_frame(&mut self.buf, self.limits)? {
                 return Ok(Some(frame));
             }
-            // Read at least the rest of a frame whose length is known, so a large frame takes
-            // few reads; never zero more than that (the buffer may have room to spare).
+            // Read up to the rest of a frame whose length is known, in steps of at most
+            // FRAME_GROWTH_STEP_BYTES, so the buffer grows with the bytes that arrive.
             let start = self.buf.len();
             let rest_of_frame = match self.buf.first_chunk::<LENGTH_PREFIX_BYTES>() {
                 Some(&prefix) => {
@@ -68,7 +70,7 @@ impl FrameReader {
                 }
                 None => 0,
             };
-            let want = rest_of_frame.max(READ_CHUNK_BYTES);
+            let want = rest_of_frame.min(FRAME_GROWTH_STEP_BYTES).max(READ_CHUNK_BYTES);
             self.buf.resize(start + want, 0);
             let read = stream.read(&mut self.buf[start..]).await;
             let n = match read {
@@ -86,24 +88,33 @@ impl FrameReader {
     }
 }
 
-/// Serves one connection until the client closes it or sends something that forces a close.
-pub async fn serve<D: Dispatch>(dispatch: Rc<D>, limits: ServerLimits, mut stream: TcpStream, peer: SocketAddr) {
+/// Readies an accepted socket for [`serve`]: non-blocking, TCP_NODELAY, and a second descriptor
+/// for the writer. Fails (EMFILE, say) before anything is served, so the listener can treat it as
+/// it treats a failed accept.
+pub fn prepare(stream: &TcpStream, peer: SocketAddr) -> io::Result<TcpStream> {
     let fd = stream.as_raw_fd();
-    if let Err(e) = set_nonblocking(fd) {
-        warn!(%peer, error = %e, "cannot configure socket");
-        return;
-    }
+    set_nonblocking(fd)?;
     if let Err(e) = stream.set_nodelay(true) {
-        warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     // SAFETY: dup gives a new descriptor for the same socket, owned by the writer's stream.
     let dup = unsafe { libc::dup(fd) };
     if dup < 0 {
-        warn!(%peer, error = %io::Error::last_os_error(), "cannot duplicate socket");
-        return;
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: `dup` is a fresh descriptor nobody else owns.
-    let mut write_stream = unsafe { TcpStream::from_raw_fd(dup) };
+    Ok(unsafe { TcpStream::from_raw_fd(dup) })
+}
+
+/// Serves one connection until the client closes it or sends something that forces a close.
+/// `write_stream` is the writer's descriptor for the same socket, from [`prepare`].
+pub async fn serve<D: Dispatch>(
+    dispatch: Rc<D>,
+    limits: ServerLimits,
+    mut stream: TcpStream,
+    mut write_stream: TcpStream,
+    peer: SocketAddr,
+) {
     let (tx, rx) = local_channel::new_bounded(limits.in_flight_per_connection.max(1));
     let writer = glommio::spawn_local(async move {
         while let Some(task) = rx.recv().await {
@@ -146,4 +157,45 @@ pub async fn serve<D: Dispatch>(dispatch: Rc<D>, limits: ServerLimits, mut strea
     drop(tx);
     writer.await;
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_lite::AsyncWriteExt;
+    use glommio::net::TcpListener;
+
+    use super::*;
+    use crate::testing::run_on_shard;
+
+    /// A frame declared at 50 MB of which 1 KiB arrives: the reader holds about what arrived,
+    /// not the declared size.
+    #[test]
+    fn a_declared_frame_length_is_not_a_reservation() {
+        run_on_shard(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let declared: i32 = 50_000_000;
+            let client = glommio::spawn_local(async move {
+                let mut client = TcpStream::connect(addr).await.unwrap();
+                client.write_all(&declared.to_be_bytes()).await.unwrap();
+                client.write_all(&[7u8; 1024]).await.unwrap();
+                client.flush().await.unwrap();
+                glommio::timer::sleep(Duration::from_millis(300)).await;
+                client
+            });
+            let mut server = listener.accept().await.unwrap();
+            let mut frames = FrameReader::new(100 * 1024 * 1024);
+            let waited = futures_lite::future::or(async { Some(frames.next(&mut server).await) }, async {
+                glommio::timer::sleep(Duration::from_millis(200)).await;
+                None
+            })
+            .await;
+            assert!(waited.is_none(), "the frame is not complete");
+            let held = frames.buf.capacity();
+            assert!(held <= 2 * FRAME_GROWTH_STEP_BYTES, "{held} bytes held for 1 KiB received");
+            drop(client.await);
+        });
+    }
 }

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use glommio::net::TcpListener;
@@ -25,6 +26,45 @@ use crate::protocol::Reply;
 pub trait Dispatch: 'static {
     /// Handles one request frame from `peer`.
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>>;
+}
+
+/// The first wait after `accept` fails (out of descriptors or memory: EMFILE, ENFILE, ENOMEM);
+/// it doubles while the failures go on, up to [`ACCEPT_RETRY_MAX`]. Retrying at once would spin
+/// a core on a listener that cannot succeed until connections close.
+const ACCEPT_RETRY_MIN: Duration = Duration::from_millis(10);
+/// The longest wait between accepts that fail.
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+/// The most often the listener logs refused or failed connections (with a count of the rest).
+const LISTENER_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A log line at most every [`LISTENER_LOG_INTERVAL`], saying how many it stood for.
+struct Throttled {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttled {
+    fn new() -> Self {
+        Throttled { last: None, suppressed: 0 }
+    }
+
+    /// `Some(events suppressed since the last line)` if a line may be logged now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < LISTENER_LOG_INTERVAL) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// The soft limit on open descriptors, for log lines about running out of them.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// The server's limits.
@@ -48,6 +88,8 @@ pub async fn serve<D: Dispatch>(
 ) {
     let open = Rc::new(Cell::new(0u32));
     let limit = limits.connections_per_shard;
+    let (mut failed_log, mut refused_log) = (Throttled::new(), Throttled::new());
+    let mut retry = ACCEPT_RETRY_MIN;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             let _ = shutdown.recv_async().await;
@@ -55,25 +97,54 @@ pub async fn serve<D: Dispatch>(
         })
         .await;
         let Some(accepted) = accepted else { break };
-        let stream = match accepted {
-            Ok(stream) => stream,
+        // A connection needs two descriptors (see `connection::prepare`): failing the second is
+        // running out as a failed accept is.
+        let prepared = accepted.map_err(std::io::Error::from).and_then(|stream| {
+            let peer = stream.peer_addr()?;
+            let write_stream = connection::prepare(&stream, peer)?;
+            Ok((stream, write_stream, peer))
+        });
+        let (stream, write_stream, peer) = match prepared {
+            Ok(prepared) => {
+                retry = ACCEPT_RETRY_MIN;
+                prepared
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => continue,
             Err(e) => {
-                warn!(error = %e, "accept failed");
+                if let Some(suppressed) = failed_log.allow() {
+                    warn!(error = %e, open_files_limit = ?open_files_limit(), connections = open.get(),
+                        retry_ms = retry.as_millis(), failed_since_last_line = suppressed,
+                        "accept failed; new connections wait until descriptors or memory free up");
+                }
+                let waited = futures_lite::future::or(
+                    async {
+                        glommio::timer::sleep(retry).await;
+                        true
+                    },
+                    async {
+                        let _ = shutdown.recv_async().await;
+                        false
+                    },
+                )
+                .await;
+                if !waited {
+                    break;
+                }
+                retry = (retry * 2).min(ACCEPT_RETRY_MAX);
                 continue;
             }
         };
-        let peer = match stream.peer_addr() {
-            Ok(peer) => peer,
-            Err(_) => continue,
-        };
         if open.get() >= limit {
-            warn!(%peer, limit, "connection limit reached; closing new connection");
+            if let Some(suppressed) = refused_log.allow() {
+                warn!(%peer, limit, refused_since_last_line = suppressed,
+                    "--max-connections-per-core reached; closing new connection");
+            }
             continue;
         }
         open.set(open.get() + 1);
         let (dispatch, open) = (dispatch.clone(), open.clone());
         glommio::spawn_local(async move {
-            connection::serve(dispatch, limits, stream, peer).await;
+            connection::serve(dispatch, limits, stream, write_stream, peer).await;
             open.set(open.get() - 1);
         })
         .detach();

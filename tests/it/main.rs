@@ -25,6 +25,7 @@ mod java_connect;
 mod java_streams;
 mod kafka_client_compat;
 mod kafka_tools;
+mod limits;
 mod long_poll;
 mod malformed_frames;
 mod raw;
