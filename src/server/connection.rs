@@ -70,7 +70,7 @@ impl FrameReader {
                 }
                 None => 0,
             };
-            let want = rest_of_frame.min(FRAME_GROWTH_STEP_BYTES).max(READ_CHUNK_BYTES);
+            let want = rest_of_frame.clamp(READ_CHUNK_BYTES, FRAME_GROWTH_STEP_BYTES);
             self.buf.resize(start + want, 0);
             let read = stream.read(&mut self.buf[start..]).await;
             let n = match read {
