@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
-use tracing::error;
+use tracing::{error, info};
 
 use super::mesh::{Mesh, mesh};
 use super::nudge::{NUDGE_INTERVAL, Nudged, Nudger};
@@ -173,6 +173,7 @@ impl ShardPool {
             return Err(StartError::Values { values: per_shard.len(), shards: config.shards });
         }
         raise_memlock();
+        raise_open_files();
         let per_shard = Arc::new(Mutex::new(per_shard));
         // Every shard is woken from outside now and then (see `nudge.rs`: glommio can park a
         // shard that still has tasks to run).
@@ -236,6 +237,23 @@ impl RunningShards {
 }
 
 /// glommio locks I/O buffers in memory; raise the soft RLIMIT_MEMLOCK to the hard one.
+/// Raises the soft limit on open descriptors to the hard one and logs both: every partition's
+/// segments and every connection hold descriptors, and the soft limit (often 1024) is far below
+/// what a broker with thousands of partitions needs.
+fn raise_open_files() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        limit.rlim_cur < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+    };
+    let soft = if raised { limit.rlim_max } else { limit.rlim_cur };
+    info!(soft, hard = limit.rlim_max, raised, "open files limit");
+}
+
 fn raise_memlock() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid struct.
