@@ -125,11 +125,6 @@ pub const REQUESTS_IN_FLIGHT_PER_CONNECTION: usize = 64;
 pub const FETCH_SESSION_IDLE_MS_DEFAULT: u64 = 120_000;
 /// Fetch sessions kept per shard (Kafka's `max.incremental.fetch.session.cache.slots`).
 pub const FETCH_SESSIONS_PER_SHARD_MAX: usize = 1000;
-/// Default longest a shard runs tasks before it polls for I/O again (glommio's preempt timer,
-/// Seastar's task quota). A task yields at `yield_if_needed` once it has run this long, so the
-/// cleaner's CPU-bound loops hold a request for at most about this long; glommio's own default
-/// (100 ms) let a clean stall produce latency by that much.
-pub const TASK_QUOTA_US_DEFAULT: u64 = 500;
 /// Default interval between retention passes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 5 * 60 * 1000;
 /// Partitions of `__consumer_offsets` (Kafka's default is 50, but each partition here

@@ -122,10 +122,6 @@ pub(super) struct BrokerArgs {
     /// How long an idle core spins before parking (lower cross-core latency, more CPU).
     #[arg(long, default_value_t = 0)]
     spin_before_park_us: u64,
-    /// How long a core runs tasks before it polls for I/O again: a long task (the log cleaner)
-    /// yields after this, so it bounds the latency it adds to requests.
-    #[arg(long, default_value_t = limits::TASK_QUOTA_US_DEFAULT)]
-    task_quota_us: u64,
     /// How often retention runs.
     #[arg(long, default_value_t = limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT)]
     retention_check_interval_ms: u64,
@@ -384,7 +380,6 @@ impl BrokerArgs {
             fetch_session_idle_ms: self.fetch_session_idle_ms,
             fetch_sessions_max: self.fetch_sessions_per_core,
             spin_before_park_us: self.spin_before_park_us,
-            task_quota_us: self.task_quota_us.max(1),
             retention_check_interval_ms: self.retention_check_interval_ms,
             offsets_topic_partitions: self.offsets_topic_partitions,
             group: crate::group::GroupConfig {
@@ -520,7 +515,6 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         shards: config.shards,
         name: "sluice-shard",
         spin_before_park: Duration::from_micros(config.spin_before_park_us),
-        task_quota: Duration::from_micros(config.task_quota_us),
     });
     stop_on_signals(pool.shutdown())?;
     let meshes = broker_meshes(config.shards);

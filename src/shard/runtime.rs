@@ -7,7 +7,7 @@
 //! [`mesh_handles`] must run for glommio's meshes to be safe.
 //!
 //! ```text
-//! let pool = ShardPool::new(ShardsConfig { shards, name: "sluice-shard", spin_before_park, task_quota });
+//! let pool = ShardPool::new(ShardsConfig { shards, name: "sluice-shard", spin_before_park });
 //! let stop = pool.shutdown();              // e.g. for a signal thread
 //! let running = pool.start(mesh_handles::<Req, Resp>(shards), |mesh, ctx| async move {
 //!     /* join the mesh, bind, … */ ctx.ready.ready();  /* serve until ctx.shutdown fires */
@@ -37,9 +37,6 @@ pub struct ShardsConfig {
     pub name: &'static str,
     /// How long an idle executor spins before parking (lower cross-core latency, more CPU).
     pub spin_before_park: Duration,
-    /// How long an executor runs tasks before it polls for I/O again (glommio's preempt timer):
-    /// the most a task that calls `yield_if_needed` holds the others up.
-    pub task_quota: Duration,
 }
 
 /// Why the shards did not all start. When this is returned, no shard is running.
@@ -183,7 +180,6 @@ impl ShardPool {
         let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
             .name(config.name)
             .spin_before_park(config.spin_before_park)
-            .preempt_timer(config.task_quota)
             .on_all_shards(move || {
                 let value = per_shard.lock().ok().and_then(|mut values| values.pop());
                 let nudged = nudged.lock().ok().and_then(|mut nudged| nudged.pop());
