@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::{debug, warn};
@@ -262,6 +262,7 @@ impl PartitionLog {
         // walk, their markers being skipped with the clean segments.
         let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
         let dirty: Vec<&OldSegment> = plan.segments.iter().filter(|s| s.next_offset > first_dirty).collect();
+        let mut pacer = Pacer::new();
         for (i, segment) in dirty.iter().enumerate() {
             let mut reader = BatchReader::new(segment);
             let mut full = false;
@@ -292,7 +293,7 @@ impl PartitionLog {
                     }
                 }
                 map.set_latest_offset(batch.last_offset());
-                glommio::yield_if_needed().await;
+                pacer.pace().await;
             }
             report.bytes_read += reader.read;
             if full {
@@ -331,6 +332,7 @@ impl PartitionLog {
             let mut pending_bytes = 0usize;
             let mut first_timestamp = None;
             let mut taken = 0usize;
+            let mut pacer = Pacer::new();
             for old in segments {
                 if taken > 0 && !fits(&segment, old, plan) {
                     break;
@@ -365,7 +367,7 @@ impl PartitionLog {
                         budget.spend(pending_bytes as u64).await;
                         (pending, pending_bytes) = (Vec::new(), 0);
                     }
-                    glommio::yield_if_needed().await;
+                    pacer.pace().await;
                 }
                 report.bytes_read += reader.read;
             }
@@ -431,6 +433,36 @@ impl PartitionLog {
         // Cached batches of the old segments would be served with their old positions.
         state.cache.drop_before(end);
         Ok(true)
+    }
+}
+
+/// The longest the cleaner computes before it steps aside (see [`Pacer`]).
+const CLEANER_SLICE: Duration = Duration::from_micros(500);
+/// How long it steps aside: any wait at all takes it off the run queue.
+const CLEANER_STEP_ASIDE: Duration = Duration::from_micros(1);
+
+/// Keeps the cleaner's CPU-bound stretches (hashing keys, filtering batches) under
+/// [`CLEANER_SLICE`]. `yield_if_needed` is not enough: glommio preempts a task queue only when
+/// its preempt timer (100 ms) fires, and until the shard's task queues are all idle it does not
+/// poll for I/O, so a clean held new requests for up to 100 ms at a time. A short timer sleep
+/// takes the cleaner off the run queue: the executor goes round its loop, polls the rings and
+/// runs whatever requests arrived, then the cleaner again. (A shorter preempt timer for the
+/// whole shard would do the same, but glommio 0.9's run loop can then spin without running any
+/// task when a poll outlasts the timer; seen under load.)
+struct Pacer {
+    since: Instant,
+}
+
+impl Pacer {
+    fn new() -> Self {
+        Pacer { since: Instant::now() }
+    }
+
+    async fn pace(&mut self) {
+        if self.since.elapsed() >= CLEANER_SLICE {
+            glommio::timer::sleep(CLEANER_STEP_ASIDE).await;
+            self.since = Instant::now();
+        }
     }
 }
 
