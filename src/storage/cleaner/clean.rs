@@ -256,13 +256,15 @@ impl PartitionLog {
         budget: &IoBudget,
         report: &mut CleanReport,
     ) -> Result<Option<Offset>, Error> {
-        map.clear();
+        let mut pacer = Pacer::new();
+        while !map.clear_some(MAP_CLEAR_SLOTS) {
+            pacer.pace().await;
+        }
         let first_dirty = plan.cleanable.first_dirty;
         // Transactions aborted before the dirty section would stay "under way" for the whole
         // walk, their markers being skipped with the clean segments.
         let mut txns = TxnTracker::new(plan.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect());
         let dirty: Vec<&OldSegment> = plan.segments.iter().filter(|s| s.next_offset > first_dirty).collect();
-        let mut pacer = Pacer::new();
         for (i, segment) in dirty.iter().enumerate() {
             let mut reader = BatchReader::new(segment);
             let mut full = false;
@@ -438,6 +440,8 @@ impl PartitionLog {
 
 /// The longest the cleaner computes before it steps aside (see [`Pacer`]).
 const CLEANER_SLICE: Duration = Duration::from_micros(500);
+/// Map slots emptied between two checks of the pacer (about 1.5 MiB, well under a slice).
+const MAP_CLEAR_SLOTS: usize = 64 * 1024;
 /// How long it steps aside: any wait at all takes it off the run queue.
 const CLEANER_STEP_ASIDE: Duration = Duration::from_micros(1);
 

@@ -39,6 +39,8 @@ pub struct DedupeMap {
     /// The last offset of the last batch mapped whole (Kafka's `latestOffset`): records past it
     /// were not looked at and must be kept.
     latest: Option<Offset>,
+    /// Where [`DedupeMap::clear_some`] goes on (0: not clearing).
+    clearing: usize,
     first_hasher: RandomState,
     second_hasher: RandomState,
 }
@@ -54,6 +56,7 @@ impl DedupeMap {
             len: 0,
             len_max,
             latest: None,
+            clearing: 0,
             first_hasher: RandomState::new(),
             second_hasher: RandomState::new(),
         }
@@ -61,11 +64,25 @@ impl DedupeMap {
 
     /// Empties the map for the next clean.
     pub fn clear(&mut self) {
+        while !self.clear_some(usize::MAX) {}
+    }
+
+    /// Empties up to `slots` more slots; true once the map is empty. Zeroing a 64 MiB map takes
+    /// about 20 ms, which the cleaner must not spend in one go on a shard serving requests: it
+    /// calls this between steps aside. The map must not be used until this returns true.
+    pub fn clear_some(&mut self, slots: usize) -> bool {
         if self.len > 0 {
-            self.slots.fill(Slot { hash: [0; 2], offset: EMPTY });
+            let end = self.clearing.saturating_add(slots).min(self.slots.len());
+            self.slots[self.clearing..end].fill(Slot { hash: [0; 2], offset: EMPTY });
+            if end < self.slots.len() {
+                self.clearing = end;
+                return false;
+            }
         }
+        self.clearing = 0;
         self.len = 0;
         self.latest = None;
+        true
     }
 
     /// Keys mapped.
@@ -164,5 +181,25 @@ mod tests {
         assert_eq!(map.latest_offset(), None);
         let tiny = DedupeMap::new(0);
         assert!(tiny.capacity() >= 1 && tiny.capacity() < DEDUPE_SLOTS_MIN);
+    }
+
+    #[test]
+    fn clearing_in_pieces_empties_the_map_only_once_every_piece_is_done() {
+        let mut map = DedupeMap::new(1000 * DEDUPE_ENTRY_BYTES);
+        for i in 0..500u32 {
+            assert!(map.put(&i.to_be_bytes(), Offset(i64::from(i))));
+        }
+        map.set_latest_offset(Offset(499));
+        let mut pieces = 1;
+        while !map.clear_some(300) {
+            pieces += 1;
+        }
+        assert_eq!(pieces, 4, "1000 slots in pieces of 300");
+        assert!(map.is_empty());
+        assert_eq!(map.latest_offset(), None);
+        assert!((0..500u32).all(|i| map.get(&i.to_be_bytes()).is_none()), "every slot emptied");
+        assert!(map.clear_some(300), "an empty map is cleared at once");
+        assert!(map.put(b"again", Offset(7)));
+        assert_eq!(map.get(b"again"), Some(Offset(7)));
     }
 }
