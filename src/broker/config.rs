@@ -90,8 +90,7 @@ pub struct CleanerConfig {
 impl Default for CleanerConfig {
     fn default() -> Self {
         CleanerConfig {
-            // Off by default for now: see `--log-cleaner-enable`.
-            enable: false,
+            enable: true,
             io_bytes_per_sec: None,
             dedupe_buffer_bytes: crate::limits::LOG_CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
             backoff_ms: crate::limits::LOG_CLEANER_BACKOFF_MS_DEFAULT,

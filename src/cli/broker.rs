@@ -129,10 +129,9 @@ pub(super) struct BrokerArgs {
     /// Kafka's default is 50; each partition here preallocates a 32 MiB segment extent on disk.
     #[arg(long, default_value_t = limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT)]
     offsets_topic_partitions: i32,
-    /// log.cleaner.enable: compact the logs of cleanup.policy=compact topics. Off by default
-    /// (Kafka's is on) until a memory-safety crash seen under heavy cleaning load is found
-    /// (issue 14's closing note).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// log.cleaner.enable: compact the logs of cleanup.policy=compact topics (one cleaner per
+    /// core, for the core's own partitions).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     log_cleaner_enable: bool,
     /// log.cleaner.io.max.bytes.per.second, in MB/s per core (read plus written); 0 = unlimited.
     #[arg(long, default_value_t = 0.0)]
