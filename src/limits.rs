@@ -117,6 +117,35 @@ pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
 pub const REQUEST_BYTES_MIN: u32 = 10;
 /// Default connections per shard.
 pub const CONNECTIONS_PER_SHARD_MAX_DEFAULT: u32 = 10_000;
+
+/// Default request memory per shard (`--queued-max-request-bytes` is this times the shards;
+/// Kafka's `queued.max.request.bytes` is unbounded by default). Every request frame being
+/// received or waiting to be handled is charged to it; past it connections are not read. One
+/// largest request (`REQUEST_BYTES_MAX_DEFAULT`) fits it alone, and the worst case — the budget
+/// spent and one frame past it on the pass — is 200 MiB per shard, a small share of the memory
+/// of a machine that runs a broker per core.
+pub const QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT: u64 = 100 * 1024 * 1024;
+/// The least request memory per shard: below a few frame buffers, every large request would
+/// wait for the pass, one at a time.
+pub const QUEUED_MAX_REQUEST_BYTES_PER_SHARD_MIN: u64 = 1024 * 1024;
+/// Bytes a connection reads ahead, into a buffer it holds only while bytes are buffered (an
+/// idle connection holds none). A request at most this large that arrives whole is copied out
+/// into an exactly sized buffer and admitted without waiting for the budget: one per connection
+/// at a time, so heartbeats and metadata requests flow while produce frames fill the budget.
+/// 4 KiB holds the usual Heartbeat, Metadata, Fetch and small Produce requests.
+pub const CONNECTION_READ_AHEAD_BYTES: usize = 4096;
+/// The first buffer of a request frame that does not arrive whole with its length: small, so
+/// a connection that declares 100 MB and sends 1 KB holds 16 KiB; it then doubles with the
+/// bytes that arrive.
+pub const REQUEST_BUFFER_MIN_BYTES: usize = 16 * 1024;
+/// Default `connections.max.idle.ms` (Kafka's, 10 minutes): a connection with no request for
+/// this long is closed.
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: i64 = 600_000;
+/// Default `--request-receive-timeout-ms`: how long a request may take to arrive once its first
+/// bytes have. Kafka's clients give up on a request after `request.timeout.ms` (30 s), sending
+/// included, so a request still arriving after that has no one waiting for its answer. At the
+/// largest request (100 MiB) it asks for 3.5 MB/s from the client.
+pub const REQUEST_RECEIVE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Requests in flight per connection before the broker stops reading from it (clients keep at
 /// most 5; the rest is headroom).
 pub const REQUESTS_IN_FLIGHT_PER_CONNECTION: usize = 64;
@@ -142,6 +171,8 @@ pub const FETCH_MAX_WAIT_MS_MAX: u64 = 60_000;
 pub const SENDFILE_CHUNK_BYTES: usize = 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MIN < REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT as u64 <= QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT);
+const _: () = assert!((REQUEST_BUFFER_MIN_BYTES as u64) < QUEUED_MAX_REQUEST_BYTES_PER_SHARD_MIN);
 const _: () = assert!(BATCH_BYTES_MAX < REQUEST_BYTES_MAX_DEFAULT);
 
 /// Batches remembered per producer per partition for deduplication (Kafka's

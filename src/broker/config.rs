@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::topic_config::{BrokerLayers, ConfigSource, DynamicLayers, TopicDefaults};
 use crate::cluster::image::MetadataImage;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
+use crate::server::ServerLimits;
 use crate::storage::LogConfig;
 
 /// Everything a broker needs to start, validated.
@@ -39,6 +41,13 @@ pub struct BrokerConfig {
     pub max_connections_per_shard: u32,
     /// Requests a connection may have in flight before the broker stops reading from it.
     pub max_in_flight_per_connection: usize,
+    /// `queued.max.request.bytes`, for the whole broker: request memory, split evenly over the
+    /// shards (each listener of a shard has that share).
+    pub queued_max_request_bytes: u64,
+    /// `connections.max.idle.ms`; negative: never close idle connections.
+    pub connections_max_idle_ms: i64,
+    /// How long a request may take to arrive once its first bytes have.
+    pub request_receive_timeout_ms: u64,
     /// How long an idle fetch session is kept (KIP-227).
     pub fetch_session_idle_ms: u64,
     /// Fetch sessions kept per shard.
@@ -259,6 +268,22 @@ impl Default for TxnConfig {
 }
 
 impl BrokerConfig {
+    /// The request memory of one listener on one shard: the broker's budget split evenly.
+    pub fn queued_max_request_bytes_per_shard(&self) -> u64 {
+        self.queued_max_request_bytes / (self.shards.max(1) as u64)
+    }
+
+    /// The limits each shard's listeners serve connections with.
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            connections_per_shard: self.max_connections_per_shard,
+            in_flight_per_connection: self.max_in_flight_per_connection,
+            request_bytes_max: self.max_request_bytes,
+            connections_max_idle: u64::try_from(self.connections_max_idle_ms).ok().map(Duration::from_millis),
+            request_receive_timeout: Duration::from_millis(self.request_receive_timeout_ms),
+        }
+    }
+
     /// A configuration for tests and tools: one shard, everything else at its default.
     pub fn for_data_dir(data_dir: PathBuf, listen: SocketAddr) -> Self {
         let data_dir_for_quorum = data_dir.clone();
@@ -276,6 +301,9 @@ impl BrokerConfig {
             default_partitions: 1,
             max_connections_per_shard: crate::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
             max_in_flight_per_connection: crate::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION,
+            queued_max_request_bytes: crate::limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT,
+            connections_max_idle_ms: crate::limits::CONNECTIONS_MAX_IDLE_MS_DEFAULT,
+            request_receive_timeout_ms: crate::limits::REQUEST_RECEIVE_TIMEOUT_MS_DEFAULT,
             fetch_session_idle_ms: crate::limits::FETCH_SESSION_IDLE_MS_DEFAULT,
             fetch_sessions_max: crate::limits::FETCH_SESSIONS_PER_SHARD_MAX,
             spin_before_park_us: 0,

@@ -113,6 +113,18 @@ pub(super) struct BrokerArgs {
     /// Requests one connection may have in flight.
     #[arg(long, default_value_t = limits::REQUESTS_IN_FLIGHT_PER_CONNECTION)]
     max_in_flight_per_connection: usize,
+    /// queued.max.request.bytes: memory for requests being received or handled, per broker,
+    /// split evenly over the cores (default: 100 MiB per core). Past it connections are not read
+    /// until requests finish; one request may go past it at a time.
+    #[arg(long)]
+    queued_max_request_bytes: Option<u64>,
+    /// connections.max.idle.ms: close a connection with no request for this long (-1: never).
+    #[arg(long, default_value_t = limits::CONNECTIONS_MAX_IDLE_MS_DEFAULT, allow_negative_numbers = true)]
+    connections_max_idle_ms: i64,
+    /// Close a connection whose request has not arrived whole this long after its first bytes
+    /// (time spent waiting for request memory does not count).
+    #[arg(long, default_value_t = limits::REQUEST_RECEIVE_TIMEOUT_MS_DEFAULT)]
+    request_receive_timeout_ms: u64,
     /// Idle fetch sessions are dropped after this long.
     #[arg(long, default_value_t = limits::FETCH_SESSION_IDLE_MS_DEFAULT)]
     fetch_session_idle_ms: u64,
@@ -275,6 +287,18 @@ impl BrokerArgs {
         if self.max_request_bytes < limits::REQUEST_BYTES_MIN {
             bail!("--max-request-bytes must be at least {}", limits::REQUEST_BYTES_MIN);
         }
+        let queued_max_request_bytes = self
+            .queued_max_request_bytes
+            .unwrap_or(limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT.saturating_mul(shards as u64));
+        if queued_max_request_bytes / (shards as u64) < limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_MIN {
+            bail!(
+                "--queued-max-request-bytes must be at least {} per core ({shards} cores)",
+                limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_MIN
+            );
+        }
+        if self.connections_max_idle_ms == 0 || self.request_receive_timeout_ms == 0 {
+            bail!("--connections-max-idle-ms and --request-receive-timeout-ms must be positive (idle: -1 for never)");
+        }
         if self.default_partitions < 1 || self.default_partitions > limits::PARTITIONS_PER_TOPIC_MAX {
             bail!("--default-partitions must be in 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
         }
@@ -376,6 +400,9 @@ impl BrokerArgs {
             default_partitions: self.default_partitions,
             max_connections_per_shard: self.max_connections_per_core,
             max_in_flight_per_connection: self.max_in_flight_per_connection.max(1),
+            queued_max_request_bytes,
+            connections_max_idle_ms: self.connections_max_idle_ms,
+            request_receive_timeout_ms: self.request_receive_timeout_ms,
             fetch_session_idle_ms: self.fetch_session_idle_ms,
             fetch_sessions_max: self.fetch_sessions_per_core,
             spin_before_park_us: self.spin_before_park_us,
@@ -651,20 +678,20 @@ async fn run_shard(
         }
     };
     ready.ready();
-    let limits = crate::server::ServerLimits {
-        connections_per_shard: config.max_connections_per_shard,
-        in_flight_per_connection: config.max_in_flight_per_connection,
-        request_bytes_max: config.max_request_bytes,
-    };
+    let limits = config.server_limits();
+    // The replication listener has a budget of its own: a follower's fetch must never wait for
+    // memory held by produce requests that wait for that very fetch (acks=all).
+    let request_memory = || crate::server::RequestMemory::new(config.queued_max_request_bytes_per_shard());
     let (stop_replication, replication_stopped) = flume::bounded(1);
     let replication = glommio::spawn_local(crate::server::serve(
         Rc::new(ReplicationListener(broker.clone())),
         limits,
+        request_memory(),
         replication_listener,
         replication_stopped,
     ))
     .detach();
-    crate::server::serve(broker.clone(), limits, listener, shutdown).await;
+    crate::server::serve(broker.clone(), limits, request_memory(), listener, shutdown).await;
     let _ = stop_replication.send(());
     let _ = replication.await;
     if let Some(node) = broker.metadata.node() {

@@ -6,14 +6,18 @@
 //! the broker implements, and comes back as a [`Reply`].
 
 pub mod connection;
+pub mod memory;
+pub mod reader;
+mod sweep;
+mod throttled;
 pub mod writer;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use glommio::net::TcpListener;
@@ -28,38 +32,14 @@ pub trait Dispatch: 'static {
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>>;
 }
 
+pub use memory::RequestMemory;
+
 /// The first wait after `accept` fails (out of descriptors or memory: EMFILE, ENFILE, ENOMEM);
 /// it doubles while the failures go on, up to [`ACCEPT_RETRY_MAX`]. Retrying at once would spin
 /// a core on a listener that cannot succeed until connections close.
 const ACCEPT_RETRY_MIN: Duration = Duration::from_millis(10);
 /// The longest wait between accepts that fail.
 const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
-/// The most often the listener logs refused or failed connections (with a count of the rest).
-const LISTENER_LOG_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A log line at most every [`LISTENER_LOG_INTERVAL`], saying how many it stood for.
-struct Throttled {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Throttled {
-    fn new() -> Self {
-        Throttled { last: None, suppressed: 0 }
-    }
-
-    /// `Some(events suppressed since the last line)` if a line may be logged now.
-    fn allow(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < LISTENER_LOG_INTERVAL) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
 /// The soft limit on open descriptors, for log lines about running out of them.
 fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -76,19 +56,36 @@ pub struct ServerLimits {
     pub in_flight_per_connection: usize,
     /// The largest request frame accepted.
     pub request_bytes_max: u32,
+    /// `connections.max.idle.ms`: a connection with no request in flight and no bytes read or
+    /// written for this long is closed; `None` never closes one (Kafka's -1).
+    pub connections_max_idle: Option<Duration>,
+    /// `--request-receive-timeout-ms`: a request whose first bytes arrived must be whole within
+    /// this long, or the connection is closed.
+    pub request_receive_timeout: Duration,
 }
 
 /// Accepts connections on this shard until `shutdown` fires, handing their requests to
-/// `dispatch`.
+/// `dispatch`, with their frames charged to `memory` (this listener's budget on this shard).
 pub async fn serve<D: Dispatch>(
     dispatch: Rc<D>,
     limits: ServerLimits,
+    memory: Rc<RequestMemory>,
     listener: TcpListener,
     shutdown: flume::Receiver<()>,
 ) {
+    let connections = Rc::new(sweep::Connections::default());
+    let timeouts = sweep::Timeouts { idle: limits.connections_max_idle, receive: limits.request_receive_timeout };
+    let sweeper = glommio::spawn_local(sweep::sweep(connections.clone(), timeouts));
+    let shared = Rc::new(connection::Listener {
+        dispatch,
+        limits,
+        memory,
+        connections,
+        closed_log: RefCell::new(throttled::Throttled::new()),
+    });
     let open = Rc::new(Cell::new(0u32));
     let limit = limits.connections_per_shard;
-    let (mut failed_log, mut refused_log) = (Throttled::new(), Throttled::new());
+    let (mut failed_log, mut refused_log) = (throttled::Throttled::new(), throttled::Throttled::new());
     let mut retry = ACCEPT_RETRY_MIN;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -142,12 +139,13 @@ pub async fn serve<D: Dispatch>(
             continue;
         }
         open.set(open.get() + 1);
-        let (dispatch, open) = (dispatch.clone(), open.clone());
+        let (shared, open) = (shared.clone(), open.clone());
         glommio::spawn_local(async move {
-            connection::serve(dispatch, limits, stream, write_stream, peer).await;
+            connection::serve(shared, stream, write_stream, peer).await;
             open.set(open.get() - 1);
         })
         .detach();
     }
+    sweeper.cancel().await;
     info!("listener stopped");
 }
