@@ -108,6 +108,12 @@ pub(super) async fn serve<D: Dispatch>(
                 debug!(%peer, error = %e, "client went away");
                 break;
             }
+            // A client may close in the middle of a request (it gave up on it): not the broker's
+            // problem, and clients that do it leave in floods.
+            Err(ReadError::Truncated) => {
+                debug!(%peer, "client went away mid-request");
+                break;
+            }
             Err(e) => {
                 if let Some(suppressed) = listener.closed_log.borrow_mut().allow() {
                     warn!(%peer, error = %e, closed_since_last_line = suppressed, "closing connection");

@@ -80,11 +80,13 @@ fn static_configs(broker: &ShardBroker) -> Vec<(&'static str, String, ConfigType
         ("advertised.listeners", format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port), ConfigType::List),
         ("auto.create.topics.enable", c.auto_create_topics.to_string(), ConfigType::Boolean),
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
+        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), ConfigType::Long),
         ("listeners", format!("PLAINTEXT://{}", c.listen), ConfigType::List),
         ("log.cleaner.enable", c.cleaner.enable.to_string(), ConfigType::Boolean),
         ("log.dirs", c.data_dir.display().to_string(), ConfigType::String),
         ("node.id", c.node_id.to_string(), ConfigType::Int),
         ("num.partitions", c.default_partitions.to_string(), ConfigType::Int),
+        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string(), ConfigType::Long),
         ("socket.request.max.bytes", c.max_request_bytes.to_string(), ConfigType::Int),
     ]
 }
