@@ -16,8 +16,8 @@ use crate::model::Chunk;
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 
 /// The lengths a reader accepts: a length prefix outside them is refused before anything is
-/// allocated for the frame. The server and the client split frames with the same
-/// [`split_frame`], each with its own bounds, and the fuzz target drives it with the server's.
+/// allocated for the frame. Every reader checks a length with [`frame_length`]: the client and
+/// the fuzz target through [`split_frame`], the server's reader directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLimits {
     /// The smallest frame that can be well formed.
@@ -96,9 +96,11 @@ pub fn split_frame(buf: &mut BytesMut, limits: FrameLimits) -> Result<Option<Byt
     Ok(Some(buf.split_to(len)))
 }
 
-/// The most a frame's buffer grows by ahead of the bytes that fill it: a declared length is not
-/// a reservation, so a peer holds memory in proportion to what it sent (plus this), not to what
-/// it announced.
+/// The most a frame's buffer grows by ahead of the bytes that fill it in [`split_frame`]'s
+/// callers (the client, the inter-broker pool): a declared length is not a reservation, so a
+/// peer holds memory in proportion to what it sent (plus this), not to what it announced. The
+/// broker reads requests with `server::reader`, which sizes each frame's buffer by the same rule
+/// and charges it to the shard's request memory.
 pub const FRAME_GROWTH_STEP_BYTES: usize = 1024 * 1024;
 
 /// Finishes a frame whose encoder started with a placeholder length prefix.

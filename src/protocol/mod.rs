@@ -51,8 +51,8 @@ pub use api_key::ApiKey;
 pub use codec::{DecodeError, EncodeError, Encoder, RecordSet, Uuid};
 pub use error_code::ErrorCode;
 pub use frame::{
-    FRAME_GROWTH_STEP_BYTES, FrameError, FrameLimits, LENGTH_PREFIX_BYTES, decode_response_frame, encode_request_frame,
-    encode_response_frame, frame_length, request_buffers, split_frame,
+    FrameError, FrameLimits, LENGTH_PREFIX_BYTES, decode_response_frame, encode_request_frame, encode_response_frame,
+    frame_length, request_buffers, split_frame,
 };
 pub use header::{HeaderError, RequestHeader, ResponseHeader, request_header_version, response_header_version};
 pub use messages::{

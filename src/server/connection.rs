@@ -130,7 +130,8 @@ pub(super) async fn serve<D: Dispatch>(
             reply
         })
         .detach();
-        if tx.send(task).await.is_err() {
+        let sent = if tx.is_full() { state.paused(tx.send(task)).await } else { tx.try_send(task) };
+        if sent.is_err() {
             break;
         }
     }

@@ -19,9 +19,15 @@
 //! `--max-request-bytes`, plus the small frames that the server admits without waiting (one per
 //! connection at a time, see `reader.rs`).
 //!
-//! **Lifecycle and shards.** One [`RequestMemory`] per listener per shard, made by
-//! `server::serve` and shared (`Rc`) by that listener's connections; it never leaves the shard,
-//! so it is plain `Cell`/`RefCell` state, and a wait is a waker in its queue.
+//! **Lifecycle and shards.** One [`RequestMemory`] per listener per shard, made by the caller of
+//! `server::serve` (`cli/broker.rs`, which may also read it for metrics) and shared (`Rc`) by
+//! that listener's connections; it never leaves the shard, so it is plain `Cell`/`RefCell`
+//! state, and a wait is a waker in its queue. A [`Charge`] belongs to one frame: the reader
+//! makes it, and the request's task drops it when the handler returns.
+//!
+//! **Known limit.** The pass goes to the first waiter that does not fit, which may be a client
+//! that then stops sending: large requests then wait for room until the receive timeout
+//! (`sweep.rs`) closes it. Small requests are not affected (see `reader.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -112,8 +112,10 @@ impl FrameReader {
                 }
                 if partial.buf.len() == partial.buf.capacity() {
                     let target = next_capacity(partial.len, partial.buf.len(), ready_bytes(fd));
-                    let more = target - partial.buf.capacity();
-                    state.waiting_for_memory(partial.charge.grow(more as u64)).await;
+                    // More than the buffer holds: it is full, and shorter than the frame.
+                    debug_assert!(target > partial.buf.capacity());
+                    let more = target.saturating_sub(partial.buf.capacity());
+                    state.paused(partial.charge.grow(more as u64)).await;
                     partial.buf.reserve_exact(more);
                 }
                 let want = partial.len - partial.buf.len();
@@ -135,7 +137,7 @@ impl FrameReader {
                     state.wake_when_answered(cx.waker());
                     Poll::Pending
                 });
-                state.waiting_for_memory(room).await;
+                state.paused(room).await;
                 continue;
             }
             if let Some(&prefix) = self.pending().first_chunk::<LENGTH_PREFIX_BYTES>() {
@@ -154,7 +156,7 @@ impl FrameReader {
                 }
                 let target = next_capacity(len, arrived, ready_bytes(fd));
                 let mut charge = Charge::new(&self.memory);
-                state.waiting_for_memory(charge.grow(target as u64)).await;
+                state.paused(charge.grow(target as u64)).await;
                 let mut buf = Vec::with_capacity(target);
                 buf.extend_from_slice(self.head.get(body_start..).unwrap_or_default());
                 self.head.clear();

@@ -9,8 +9,9 @@
 //!
 //! One sweep instead of a timer per connection: a pass over ten thousand connections costs
 //! less than arming and cancelling a timer around every read. A connection that waits for
-//! request memory (`memory.rs`) is neither idle nor slow: the broker stopped reading it, not
-//! the client; its receive clock starts again when it is read again.
+//! request memory (`memory.rs`) or for room among its requests in flight is neither idle nor
+//! slow: the broker stopped reading it, not the client; its receive clock starts again when it
+//! is read again.
 //!
 //! **Lifecycle.** A connection registers its [`ConnectionState`] for as long as it serves; the
 //! [`Registration`] must be dropped before the connection's socket is closed, because the sweep
@@ -71,7 +72,8 @@ pub(super) struct ConnectionState {
     /// When the first bytes of the request being received arrived (`None` between requests, or
     /// while the connection waits for memory).
     receiving_since: Cell<Option<Instant>>,
-    /// Waiting for request memory: not read, so neither idle nor slow.
+    /// Not read by the broker (waiting for request memory or for room among the requests in
+    /// flight), so neither idle nor slow.
     waiting: Cell<bool>,
     /// Requests read and not yet answered.
     in_flight: Cell<usize>,
@@ -142,7 +144,7 @@ impl ConnectionState {
     }
 
     /// Runs `wait` (a wait for request memory) with the connection's clocks stopped.
-    pub(super) async fn waiting_for_memory<F: Future>(&self, wait: F) -> F::Output {
+    pub(super) async fn paused<F: Future>(&self, wait: F) -> F::Output {
         let receiving = self.receiving_since.take().is_some();
         self.waiting.set(true);
         let out = wait.await;
