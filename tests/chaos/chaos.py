@@ -69,6 +69,12 @@ def parse_args(argv):
     ap.add_argument("--quiet-timeout", type=float, default=30.0, help="wait for full ISRs at the end, s")
     ap.add_argument("--broker-flag", action="append", default=[], help="extra broker flag (repeatable)")
     ap.add_argument("--loopback", action="store_true", help="nodes on 127.0.0.1 even as root")
+    ap.add_argument(
+        "--message-timeout-ms",
+        type=int,
+        default=workload.MESSAGE_TIMEOUT_MS,
+        help="the producers' message.timeout.ms (shorter: more records time out mid-retry)",
+    )
     ap.add_argument("--keep-data", action="store_true", help="keep the nodes' data dirs")
     ap.add_argument("--self-test", action="store_true", help="only check the checker on crafted histories")
     args = ap.parse_args(argv)
@@ -204,7 +210,9 @@ def chaos(args, seed, out_dir, state):
             ),
         ]
         producers = [
-            workload.ProducerThread(f"p{i}", bootstrap, args.partitions, args.rate / 2, stop_producers)
+            workload.ProducerThread(
+                f"p{i}", bootstrap, args.partitions, args.rate / 2, stop_producers, args.message_timeout_ms
+            )
             for i in (1, 2)
         ]
         for t in consumers + producers:
