@@ -427,9 +427,16 @@ fn only_the_leader_answers_a_consumers_fetch_and_list_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let (_l, leader, _f, follower) = leader_and_follower(dir.path()).await;
         let _appended = leader.append(records(1, 3, -1, 0, false), None).unwrap();
-        replicate_once(&leader, &follower).await;
-        replicate_once(&leader, &follower).await;
         let read = IsolationLevel::ReadUncommitted;
+        // The high watermark passes the records once the follower fetches past them, which it
+        // does only once they are durable on both sides (flush-mode sync): a few rounds.
+        for _ in 0..100 {
+            replicate_once(&leader, &follower).await;
+            if leader.fetch(Offset(0), 1 << 20, read).await.unwrap().high_watermark == Offset(3) {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(leader.fetch(Offset(0), 1 << 20, read).await.unwrap().high_watermark, Offset(3));
         // The follower holds the records too, but a consumer there (with stale metadata, or
         // at the same epoch) is sent to the leader, not served from a log that may lag it.
