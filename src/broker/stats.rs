@@ -10,9 +10,11 @@
 //! Lifecycle: one per shard, made at startup; nothing is kept between scrapes. Cores: a shard's
 //! `Stats` reads only its own layers; other shards are reached through [`StatsPeers`].
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -24,6 +26,10 @@ use crate::limits::METRICS_SCRAPE_TIMEOUT;
 use crate::metrics::{self, GroupLag, ShardSample};
 use crate::model::{Offset, TopicPartition};
 use crate::shard::{Peers, PeersSlot, ShardId};
+
+/// The most often a scrape that timed out is logged: a scraper retrying against a stalled shard
+/// would otherwise log a line per attempt.
+const TIMEOUT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a scrape asks of one shard.
 #[derive(Debug)]
@@ -64,6 +70,8 @@ pub struct Stats {
     partitions: Rc<ShardPartitions>,
     groups: Rc<Coordinator>,
     peers: PeersSlot<StatsRequest, StatsResponse>,
+    /// When a timed-out scrape was last logged, and how many have not been since.
+    timeout_logged: Cell<(Option<Instant>, u64)>,
 }
 
 impl Stats {
@@ -74,7 +82,14 @@ impl Stats {
         partitions: Rc<ShardPartitions>,
         groups: Rc<Coordinator>,
     ) -> Self {
-        Stats { config, metadata, partitions, groups, peers: PeersSlot::default() }
+        Stats {
+            config,
+            metadata,
+            partitions,
+            groups,
+            peers: PeersSlot::default(),
+            timeout_logged: Cell::new((None, 0)),
+        }
     }
 
     /// Connects the layer to its counterparts on the other shards (once, at startup).
@@ -138,9 +153,20 @@ impl Stats {
             },
         )
         .await;
-        if !refreshed {
-            warn!(timeout_ms = METRICS_SCRAPE_TIMEOUT.as_millis(), "a metrics scrape timed out waiting for the shards");
+        if refreshed {
+            return;
         }
+        let (last, unlogged) = self.timeout_logged.get();
+        if last.is_some_and(|at| at.elapsed() < TIMEOUT_LOG_INTERVAL) {
+            self.timeout_logged.set((last, unlogged + 1));
+            return;
+        }
+        self.timeout_logged.set((Some(Instant::now()), 0));
+        warn!(
+            timeout_ms = METRICS_SCRAPE_TIMEOUT.as_millis(),
+            timed_out_since_last_line = unlogged,
+            "a metrics scrape timed out waiting for the shards; it shows their last figures"
+        );
     }
 
     async fn refresh(&self) {
