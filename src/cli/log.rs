@@ -139,8 +139,10 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
                 println!("hole {next}..={}  ({removed} offsets removed by compaction)", batch.base_offset().plus(-1));
             }
             let crc = if batch.validate_stored().is_ok() { "ok" } else { "BAD" };
+            let header = batch.header();
             println!(
-                "offsets {}..={}  records {}  bytes {}  epoch {}  max_ts {}  compression {:?}  crc {crc}",
+                "offsets {}..={}  records {}  bytes {}  epoch {}  max_ts {}  compression {:?}  crc {crc}  \
+                 producer {}/{} seq {}{}{}",
                 batch.base_offset(),
                 batch.last_offset(),
                 batch.records_count(),
@@ -148,6 +150,11 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
                 batch.leader_epoch(),
                 batch.max_timestamp(),
                 batch.compression()?,
+                batch.producer_id().0,
+                header.producer_epoch.get(),
+                header.base_sequence.get(),
+                if batch.is_transactional() { "  transactional" } else { "" },
+                if batch.is_control() { "  control" } else { "" },
             );
             next = batch.next_offset();
         }

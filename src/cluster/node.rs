@@ -59,6 +59,14 @@ pub const CALL_MARGIN: Duration = Duration::from_secs(5);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Log entries an observer pulls per call, bounding the answer's size.
 pub const FETCH_LOG_ENTRIES_MAX: usize = 1024;
+/// After a voter's quorum failed to persist (a full disk, an I/O error), how long it waits
+/// before reopening it from its log, doubling up to [`QUORUM_REOPEN_BACKOFF_MAX`] while the
+/// reopen fails. Kafka's controller halts the process on a metadata log failure and leaves the
+/// restart to a supervisor; reopening in place does what that restart would (raft recovers from
+/// its log, the torn tail cut) without taking the broker's partitions down with it.
+pub const QUORUM_REOPEN_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// See [`QUORUM_REOPEN_BACKOFF_MIN`].
+pub const QUORUM_REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Installs a new image on every shard of this broker.
 pub type ImageSink = Rc<dyn Fn(Arc<MetadataImage>) -> Pin<Box<dyn Future<Output = ()>>>>;
@@ -166,6 +174,10 @@ pub struct ClusterNode {
     /// The Raft node, on voters (set once the transport is up: a voter whose log is gone asks
     /// the others first whether it is rejoining).
     quorum: OnceCell<RefCell<Quorum>>,
+    /// How the quorum was opened, to reopen it after a failed persist.
+    quorum_config: OnceCell<QuorumConfig>,
+    /// When the next reopen of a failed quorum may be tried, and the back-off after that one.
+    reopen: Cell<(Instant, Duration)>,
     /// Raft messages the transport had dropped at the last tick.
     raft_dropped: Cell<u64>,
     transport: OnceCell<Rc<Transport>>,
@@ -218,6 +230,8 @@ impl ClusterNode {
         let node = Rc::new(ClusterNode {
             config: config.clone(),
             quorum: OnceCell::new(),
+            quorum_config: OnceCell::new(),
+            reopen: Cell::new((Instant::now(), QUORUM_REOPEN_BACKOFF_MIN)),
             raft_dropped: Cell::new(0),
             transport: OnceCell::new(),
             image: RefCell::new(Arc::new(MetadataImage::default())),
@@ -284,6 +298,7 @@ impl ClusterNode {
                 snapshot_after_entries: config.snapshot_after_entries,
                 bootstrap,
             };
+            let _ = node.quorum_config.set(quorum_config.clone());
             let mut quorum = Quorum::open(quorum_config, || encode_image(&initial))?;
             quorum.campaign_if_alone()?;
             let start = quorum.image();
@@ -450,12 +465,16 @@ impl ClusterNode {
     /// A raft message from a peer.
     fn on_raft(&self, from: NodeId, bytes: &[u8]) {
         let Some(quorum) = self.quorum.get() else { return };
+        if quorum.borrow().is_poisoned() {
+            // Until the ticker reopens it; raft's senders retry, as after a lost message.
+            return;
+        }
         if let Err(e) = quorum.borrow_mut().step(from, bytes) {
             warn!(from, error = %e, "dropped a bad raft message");
             return;
         }
         if let Err(e) = self.drive() {
-            error!(error = %e, "metadata quorum failed");
+            self.quorum_failed(&e);
         }
     }
 
@@ -468,6 +487,45 @@ impl ClusterNode {
             let mut quorum = quorum.borrow_mut();
             for (id, _) in self.config.voters.iter().filter(|(id, _)| *id != self.config.node_id) {
                 quorum.unreachable(*id);
+            }
+        }
+    }
+
+    /// Logs a failed drive; a poisoned quorum is reopened by the ticker after a back-off (the
+    /// disk that failed may need a moment).
+    fn quorum_failed(&self, e: &NodeError) {
+        error!(error = %e, "metadata quorum failed; reopening it from its log");
+        self.reopen.set((Instant::now() + QUORUM_REOPEN_BACKOFF_MIN, QUORUM_REOPEN_BACKOFF_MIN));
+    }
+
+    /// Reopens a quorum whose persist failed, from its own directory, once the back-off has
+    /// passed: raft reloads its hard state and log (cutting a torn tail), and the image is
+    /// rebuilt from the latest snapshot and the committed entries after it, as at start. A
+    /// directory found empty means rejoin by snapshot, never a new cluster.
+    fn reopen_quorum(&self) {
+        let (Some(quorum), Some(config)) = (self.quorum.get(), self.quorum_config.get()) else { return };
+        let (at, backoff) = self.reopen.get();
+        let now = Instant::now();
+        if now < at {
+            return;
+        }
+        let mut config = config.clone();
+        config.bootstrap = Bootstrap::Rejoin;
+        match Quorum::open(config, Vec::new) {
+            Ok(reopened) => {
+                let start = reopened.image();
+                *quorum.borrow_mut() = reopened;
+                self.applied_terms.borrow_mut().clear();
+                self.install_snapshot(start.index, &start.data);
+                self.reopen.set((now + QUORUM_REOPEN_BACKOFF_MIN, QUORUM_REOPEN_BACKOFF_MIN));
+                info!(snapshot_index = start.index, "reopened the metadata quorum from its log");
+                if let Err(e) = self.drive() {
+                    error!(error = %e, "metadata quorum failed again at once after reopening");
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "could not reopen the failed metadata quorum");
+                self.reopen.set((now + backoff, (backoff * 2).min(QUORUM_REOPEN_BACKOFF_MAX)));
             }
         }
     }
@@ -964,10 +1022,14 @@ async fn ticker(node: std::rc::Weak<ClusterNode>) {
         glommio::timer::sleep(tick).await;
         let Some(node) = node.upgrade() else { return };
         if let Some(quorum) = node.quorum.get() {
+            if quorum.borrow().is_poisoned() {
+                node.reopen_quorum();
+                continue;
+            }
             quorum.borrow_mut().tick();
             node.report_drops();
             if let Err(e) = node.drive() {
-                error!(error = %e, "metadata quorum failed");
+                node.quorum_failed(&e);
             }
             node.control_tick().await;
         } else {

@@ -617,7 +617,13 @@ impl Quorum {
 
     /// Whether this node leads.
     pub fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
+        !self.poisoned && self.raw.raft.state == StateRole::Leader
+    }
+
+    /// Whether a persist failed (say, a full disk): raft's state no longer matches the disk, and
+    /// only a [`Quorum::open`] of the same directory gets this voter back.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// The current term.
@@ -696,6 +702,9 @@ mod tests {
         app: App,
         dir: tempfile::TempDir,
         config: QuorumConfig,
+        /// Its disk is full: its persists fail, and the helpers below leave it alone once
+        /// its quorum is poisoned.
+        disk_full: bool,
     }
 
     fn initial() -> Vec<u8> {
@@ -720,7 +729,7 @@ mod tests {
         fn new(node_id: i32, voters: &[i32], snapshot_after_entries: u64) -> Node {
             let dir = tempfile::tempdir().unwrap();
             let config = config(node_id, voters, dir.path(), snapshot_after_entries);
-            let mut node = Node { quorum: None, app: App::default(), dir, config };
+            let mut node = Node { quorum: None, app: App::default(), dir, config, disk_full: false };
             node.start();
             node
         }
@@ -739,7 +748,14 @@ mod tests {
         let mut out = Vec::new();
         for node in nodes.iter_mut() {
             let Some(quorum) = node.quorum.as_mut() else { continue };
-            let rd = quorum.ready().unwrap();
+            let rd = match quorum.ready() {
+                Ok(rd) => rd,
+                Err(e) if node.disk_full => {
+                    assert!(quorum.is_poisoned(), "{e}");
+                    continue;
+                }
+                Err(e) => panic!("ready: {e}"),
+            };
             let from = quorum.config.node_id;
             out.extend(rd.messages.into_iter().map(|(to, bytes)| (from, to, bytes)));
             if let Some(image) = rd.snapshot {
@@ -767,7 +783,9 @@ mod tests {
             }
             for (from, to, bytes) in messages {
                 let target = nodes.iter_mut().find(|n| n.config.node_id == to).and_then(|n| n.quorum.as_mut());
-                if let Some(quorum) = target {
+                if let Some(quorum) = target
+                    && !quorum.is_poisoned()
+                {
                     quorum.step(from, &bytes).unwrap();
                 }
             }
@@ -914,6 +932,38 @@ mod tests {
         for node in &nodes {
             assert_eq!(records(&node.app), ["init", "before", "after"], "the uncommitted entry is gone");
         }
+    }
+
+    #[test]
+    fn a_voter_whose_disk_filled_up_is_reopened_from_its_log_and_votes_again() {
+        let mut nodes: Vec<Node> = (0..3).map(|id| Node::new(id, &[0, 1, 2], 1000)).collect();
+        tick_until(&mut nodes, has_leader);
+        propose(&mut nodes, "a");
+        let leader = leader(&nodes).unwrap();
+        let (full, other) = ((leader + 1) % 3, (leader + 2) % 3);
+        nodes[full].disk_full = true;
+        nodes[full].q().raw.mut_store().torn_appends = true;
+        propose(&mut nodes, "b");
+        assert!(nodes[full].q().is_poisoned(), "its append of b failed half-written");
+        assert!(matches!(nodes[full].q().ready(), Err(QuorumError::Poisoned)));
+        assert!(!nodes[full].q().is_leader());
+        propose(&mut nodes, "c");
+        tick_until(&mut nodes, |n| records(&n[leader].app) == ["init", "a", "b", "c"]);
+
+        // Space again: the node reopens its quorum in the same directory, as ClusterNode's
+        // ticker does; the torn tail is cut and raft catches it up.
+        nodes[full].disk_full = false;
+        nodes[full].start();
+        for node in nodes.iter_mut() {
+            node.q().unreachable(full as i32);
+        }
+        tick_until(&mut nodes, |n| n[full].app.records.len() == 4);
+        // Without the third voter, commits need the reopened one.
+        nodes[other].quorum = None;
+        propose(&mut nodes, "d");
+        tick_until(&mut nodes, |n| n[full].app.records.len() == 5 && n[leader].app.records.len() == 5);
+        assert_eq!(records(&nodes[full].app), ["init", "a", "b", "c", "d"]);
+        assert_eq!(records(&nodes[leader].app), records(&nodes[full].app));
     }
 
     #[test]

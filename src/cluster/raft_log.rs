@@ -98,6 +98,9 @@ pub struct RaftLog {
     snapshot: Snapshot,
     /// `entries[i].index == snapshot index + 1 + i`.
     entries: Vec<Entry>,
+    /// Tests: every append writes half its bytes and fails as a full disk does.
+    #[cfg(test)]
+    pub(crate) torn_appends: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RaftLogError + '_ {
@@ -312,7 +315,15 @@ impl RaftLog {
         if hard_state.commit > last {
             return Err(corrupt(&log_path, format!("commit {} past the last entry {last}", hard_state.commit)));
         }
-        Ok(RaftLog { dir: dir.to_path_buf(), log, hard_state, snapshot, entries })
+        Ok(RaftLog {
+            dir: dir.to_path_buf(),
+            log,
+            hard_state,
+            snapshot,
+            entries,
+            #[cfg(test)]
+            torn_appends: false,
+        })
     }
 
     /// The latest snapshot (its data is the application's image at its index).
@@ -400,6 +411,11 @@ impl RaftLog {
 
     fn append_synced(&mut self, buf: &[u8]) -> Result<(), RaftLogError> {
         let path = self.dir.join(LOG_FILE);
+        #[cfg(test)]
+        if self.torn_appends {
+            self.log.write_all(&buf[..buf.len() / 2]).map_err(io_err(&path))?;
+            return Err(io_err(&path)(io::Error::from_raw_os_error(libc::ENOSPC)));
+        }
         self.log.write_all(buf).map_err(io_err(&path))?;
         self.log.sync_data().map_err(io_err(&path))
     }

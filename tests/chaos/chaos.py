@@ -146,6 +146,8 @@ def summarise(report):
         "lost {lost}, inconsistent {inconsistent}, non-monotonic {non_monotonic}, duplicates {duplicates}, "
         "divergence {divergence}".format(**c),
     ]
+    for stretch in a.get("long_stretches", []):
+        lines.append(f"  no ack on partition {stretch['partition']} for {stretch['length_s']} s from {stretch['from_s']} s")
     for note in report["notes"]:
         lines.append(f"note: {note}")
     for name, examples in report["examples"].items():

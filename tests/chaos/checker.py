@@ -25,6 +25,10 @@ and a clean one through `analyse`, so the checker cannot silently pass everythin
 # A report lists at most this many examples of each anomaly: enough to debug from, and the JSON
 # line stays readable when a run loses thousands of writes.
 EXAMPLES_MAX = 20
+# A stretch without an ack on a partition this long is listed (when it began, how long): a
+# leader election takes a few seconds, so longer ones are worth explaining.
+LONG_STRETCH_S = 15.0
+STRETCHES_LISTED = 10
 
 
 def find_lost(acks, final):
@@ -108,12 +112,21 @@ def availability(attempted, acks, partitions, start, end):
     for _value, partition, _offset, t in acks:
         times.setdefault(partition, []).append(t)
     gaps = {}
+    stretches = []
     for partition, ts in sorted(times.items()):
         ts = sorted(t for t in ts if start <= t <= end)
         edges = [start] + ts + [end]
         gaps[str(partition)] = round(max(b - a for a, b in zip(edges, edges[1:])), 3)
+        stretches += [(b - a, a, partition) for a, b in zip(edges, edges[1:]) if b - a >= LONG_STRETCH_S]
+    # The longest stretches, with when they began (seconds into the run), to line up with the
+    # fault timeline.
+    stretches.sort(reverse=True)
+    longest = [
+        {"partition": p, "from_s": round(a - start, 1), "length_s": round(length, 1)}
+        for length, a, p in stretches[:STRETCHES_LISTED]
+    ]
     ratio = len(acks) / attempted if attempted else 0.0
-    return {"acked_over_attempted": round(ratio, 4), "longest_no_ack_s": gaps}
+    return {"acked_over_attempted": round(ratio, 4), "longest_no_ack_s": gaps, "long_stretches": longest}
 
 
 def analyse(history):
@@ -232,6 +245,6 @@ def self_test():
     clean = analyse(_clean_history())
     if clean["availability"]["acked_over_attempted"] != 1.0:
         failures.append(f"availability of the clean history: {clean['availability']}")
-    if clean["availability"]["longest_no_ack_s"] != {"0": 1.0, "1": 1.0}:
+    if clean["availability"]["longest_no_ack_s"] != {"0": 1.0, "1": 1.0} or clean["availability"]["long_stretches"]:
         failures.append(f"longest gaps of the clean history: {clean['availability']}")
     return failures
