@@ -29,6 +29,9 @@ pub type Scrape = Rc<dyn Fn(Format) -> Pin<Box<dyn Future<Output = Option<String
 
 /// Bytes read from a metrics connection at a time.
 const READ_CHUNK_BYTES: usize = 1024;
+/// The wait after a failed accept (out of descriptors, most likely), so the listener does not
+/// spin on a failure only closing connections can end.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// The endpoint's bounds.
 #[derive(Debug, Clone, Copy)]
@@ -125,10 +128,9 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, limits: HttpLimits, st
         let mut stream = match accepted {
             Ok(stream) => stream,
             Err(e) => {
-                // Out of descriptors, most likely: the Kafka listeners log it (throttled); wait
-                // rather than spin, and try again.
+                // The Kafka listeners log running out (throttled); this one only waits.
                 debug!(error = %e, "metrics accept failed");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
+                glommio::timer::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
