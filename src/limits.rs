@@ -136,6 +136,25 @@ pub const OFFSETS_RETENTION_MINUTES_DEFAULT: i64 = 10_080;
 pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 600_000;
 /// Largest partition count of one topic.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// What one partition replica costs a broker in memory while it holds little data: its log's
+/// state, the in-memory offset and time indexes of its active segment, its replica and cache
+/// bookkeeping. An estimate, kept on the high side; `--max-partitions` derives from it by
+/// default (see [`default_max_partitions`]).
+pub const PARTITION_MEMORY_BYTES_ESTIMATE: u64 = 40 * 1024;
+/// The share of the machine's memory that partitions' fixed costs may take by default; the rest
+/// is for the batch cache, requests and the allocator.
+pub const PARTITION_MEMORY_SHARE: u64 = 4;
+/// `--max-partitions` when the machine's memory cannot be read.
+pub const MAX_PARTITIONS_FALLBACK: u64 = 10_000;
+
+/// The default of `--max-partitions`: a quarter of `memory_bytes` (the machine's) over
+/// [`PARTITION_MEMORY_BYTES_ESTIMATE`], so the partitions a broker accepts fit its memory.
+pub fn default_max_partitions(memory_bytes: Option<u64>) -> u64 {
+    match memory_bytes {
+        Some(bytes) => (bytes / PARTITION_MEMORY_SHARE / PARTITION_MEMORY_BYTES_ESTIMATE).max(1),
+        None => MAX_PARTITIONS_FALLBACK,
+    }
+}
 /// Largest `max_wait_ms` honoured in a Fetch long poll.
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 60_000;
 /// A file range larger than this is sent by sendfile in several calls.

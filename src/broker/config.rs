@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Connections accepted at once per shard; past it new ones are closed.
     pub max_connections_per_shard: u32,
+    /// The most partition replicas this broker accepts (`--max-partitions`), advertised at
+    /// registration; the controller refuses what would place more on it.
+    pub max_partitions: u64,
     /// Requests a connection may have in flight before the broker stops reading from it.
     pub max_in_flight_per_connection: usize,
     /// How long an idle fetch session is kept (KIP-227).
@@ -275,6 +278,7 @@ impl BrokerConfig {
             auto_create_topics: false,
             default_partitions: 1,
             max_connections_per_shard: crate::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+            max_partitions: crate::limits::MAX_PARTITIONS_FALLBACK,
             max_in_flight_per_connection: crate::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION,
             fetch_session_idle_ms: crate::limits::FETCH_SESSION_IDLE_MS_DEFAULT,
             fetch_sessions_max: crate::limits::FETCH_SESSIONS_PER_SHARD_MAX,

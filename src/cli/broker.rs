@@ -110,6 +110,11 @@ pub(super) struct BrokerArgs {
     /// Connections per core.
     #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT)]
     max_connections_per_core: u32,
+    /// The most partition replicas this broker accepts; CreateTopics and CreatePartitions that
+    /// would place more on it are refused with POLICY_VIOLATION. 0: derived from the machine's
+    /// memory (a quarter of it over an estimated 40 KiB per partition).
+    #[arg(long, default_value_t = 0)]
+    max_partitions: u64,
     /// Requests one connection may have in flight.
     #[arg(long, default_value_t = limits::REQUESTS_IN_FLIGHT_PER_CONNECTION)]
     max_in_flight_per_connection: usize,
@@ -379,6 +384,10 @@ impl BrokerArgs {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_connections_per_shard: self.max_connections_per_core,
+            max_partitions: match self.max_partitions {
+                0 => limits::default_max_partitions(physical_memory_bytes()),
+                n => n,
+            },
             max_in_flight_per_connection: self.max_in_flight_per_connection.max(1),
             fetch_session_idle_ms: self.fetch_session_idle_ms,
             fetch_sessions_max: self.fetch_sessions_per_core,
@@ -740,4 +749,12 @@ fn serve_metrics(
         let _ = stopped.recv_async().await;
     };
     Some(glommio::spawn_local(crate::metrics::serve(listener, scrape, limits, stopped)).detach())
+}
+
+/// The machine's memory (MemTotal of /proc/meminfo), if it can be read.
+fn physical_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }

@@ -43,6 +43,11 @@ pub struct BrokerMeta {
     /// Fenced: registered but not caught up, or its session expired. A fenced broker leads
     /// nothing and clients are not told about it.
     pub fenced: bool,
+    /// The most partition replicas it accepts (`--max-partitions`); the controller refuses a
+    /// topic or partitions that would place more on it. None: no limit (registered before the
+    /// limit existed).
+    #[serde(default)]
+    pub max_partitions: Option<u64>,
 }
 
 /// One partition's replicas and leadership.
@@ -278,6 +283,7 @@ pub(crate) mod tests {
             replication: Vec::new(),
             shards,
             fenced: false,
+            max_partitions: None,
         }
     }
 

@@ -69,6 +69,12 @@ def parse_args(argv):
     ap.add_argument("--quiet-timeout", type=float, default=30.0, help="wait for full ISRs at the end, s")
     ap.add_argument("--broker-flag", action="append", default=[], help="extra broker flag (repeatable)")
     ap.add_argument("--loopback", action="store_true", help="nodes on 127.0.0.1 even as root")
+    ap.add_argument(
+        "--message-timeout-ms",
+        type=int,
+        default=workload.MESSAGE_TIMEOUT_MS,
+        help="the producers' message.timeout.ms (shorter: more records time out mid-retry)",
+    )
     ap.add_argument("--keep-data", action="store_true", help="keep the nodes' data dirs")
     ap.add_argument("--self-test", action="store_true", help="only check the checker on crafted histories")
     args = ap.parse_args(argv)
@@ -130,6 +136,15 @@ def join_all(threads):
     return stuck
 
 
+def restart_summary(times):
+    """Node restart times (spawn to listening), as count, median, p90 and max."""
+    if not times:
+        return {}
+    ordered = sorted(times)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"count": len(ordered), "p50": pick(0.5), "p90": pick(0.9), "max": ordered[-1], "last10": times[-10:]}
+
+
 def summarise(report):
     c = report["counts"]
     a = report["availability"]
@@ -139,6 +154,7 @@ def summarise(report):
         f"{report['failed']}, unresolved {report['unresolved']}, refused locally {report['refused_locally']}",
         f"availability {a['acked_over_attempted']}; longest stretch without an ack per partition (s): "
         f"{a['longest_no_ack_s']}",
+        f"node restarts (s): {report['restart_s']}",
         f"faults done {report['faults_done']}, skipped {report['faults_skipped']}, "
         f"left out {sorted(report['kinds_unavailable'])}",
         f"final reads: {report['final_records']} records, high watermarks {report['high_watermarks']}; "
@@ -177,6 +193,7 @@ def chaos(args, seed, out_dir, state):
         want_netns=not args.loopback,
         want_disks="disk-full" in args.kinds and not args.loopback,  # says why not, if not
         log=log,
+        keep_data=args.keep_data,
     )
     atexit.register(cl.close)
     state["cluster"] = cl
@@ -193,7 +210,9 @@ def chaos(args, seed, out_dir, state):
             ),
         ]
         producers = [
-            workload.ProducerThread(f"p{i}", bootstrap, args.partitions, args.rate / 2, stop_producers)
+            workload.ProducerThread(
+                f"p{i}", bootstrap, args.partitions, args.rate / 2, stop_producers, args.message_timeout_ms
+            )
             for i in (1, 2)
         ]
         for t in consumers + producers:
@@ -276,6 +295,7 @@ def chaos(args, seed, out_dir, state):
             "polls": len(polls),
             "polls_by_consumer": history.polls_by_consumer,
             "client_errors": history.client_errors,
+            "restart_s": restart_summary(injector.restarts_s),
             "faults_done": injector.done,
             "faults_skipped": injector.skipped,
             "kinds_unavailable": unavailable,

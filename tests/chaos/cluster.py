@@ -13,6 +13,7 @@ Everything made here is undone by `Cluster.close()` (called from try/finally and
 
 import ctypes
 import os
+import shutil
 import re
 import signal
 import socket
@@ -90,8 +91,10 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, bin_path, work_dir, log_dir, extra_flags, want_netns, want_disks, log=print):
+    def __init__(self, bin_path, work_dir, log_dir, extra_flags, want_netns, want_disks, log=print, keep_data=False):
         self.bin = bin_path
+        # Copy each loop-mounted data dir out (to <data dir>-kept) before its disk goes.
+        self.keep_data = keep_data
         self.work_dir = work_dir
         self.extra = list(extra_flags)
         self.log = log
@@ -372,6 +375,8 @@ class Cluster:
         self._teardown_network()
         for node in self.nodes:
             if node.mount:
+                if self.keep_data:
+                    shutil.copytree(node.data_dir, node.data_dir + "-kept", dirs_exist_ok=True)
                 # mount -o loop set autoclear: unmounting frees the loop device too.
                 if run("umount", node.data_dir, check=False).returncode != 0:
                     run("umount", "-l", node.data_dir, check=False)

@@ -33,6 +33,7 @@ class Injector:
         self.skipped = {}
         self.timeline = []
         self.errors = []
+        self.restarts_s = []
 
     def available(self, kind):
         """Why `kind` cannot run in this cluster, or None."""
@@ -81,7 +82,11 @@ class Injector:
         return round(seconds, 2)
 
     def _restart(self, node_id):
-        if not self.cluster.start(node_id):
+        started = time.time()
+        ok = self.cluster.start(node_id)
+        # How long the node took to listen again: it grows with what it recovers at start.
+        self.restarts_s.append(round(time.time() - started, 2))
+        if not ok:
             self.errors.append(f"node {node_id} did not restart")
             self.log(f"  node {node_id} did not restart")
 

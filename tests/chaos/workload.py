@@ -102,8 +102,9 @@ class ProducerThread(threading.Thread):
     """Produces `rate` unique records per second ("p1-000123", key = value) round robin over
     every partition, with acks=all and idempotence, and records every delivery report."""
 
-    def __init__(self, name, bootstrap, partitions, rate, stop):
+    def __init__(self, name, bootstrap, partitions, rate, stop, message_timeout_ms=MESSAGE_TIMEOUT_MS):
         super().__init__(name=name, daemon=True)
+        self.message_timeout_ms = message_timeout_ms
         self.prefix = name
         self.bootstrap = bootstrap
         self.partitions = partitions
@@ -127,7 +128,7 @@ class ProducerThread(threading.Thread):
                 acks="all",
                 **{
                     "enable.idempotence": True,
-                    "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+                    "message.timeout.ms": self.message_timeout_ms,
                     "linger.ms": 5,
                     "error_cb": self._on_error,
                 },

@@ -150,6 +150,19 @@ fn topic_create_list_describe_add_partitions_alter_config_delete() {
     assert!(error.contains("UnknownTopicOrPartition"), "{error}");
 }
 
+/// `--max-partitions` refuses a topic, or more partitions, that would pass it, saying which
+/// limit; what fits is still created.
+#[test]
+fn max_partitions_refuses_what_would_pass_it() {
+    let broker = Broker::start(&["--cores", "1", "--max-partitions", "3"]);
+    ok(&broker, &["topic", "create", "small", "--partitions", "2"], "");
+    let error = fails(Some(&broker), &["topic", "create", "big", "--partitions", "2"]);
+    assert!(error.contains("PolicyViolation") && error.contains("--max-partitions"), "{error}");
+    let error = fails(Some(&broker), &["topic", "add-partitions", "small", "--partitions", "4"]);
+    assert!(error.contains("PolicyViolation") && error.contains("limit of 3"), "{error}");
+    ok(&broker, &["topic", "add-partitions", "small", "--partitions", "3"], "");
+}
+
 /// The config an alter sets survives a restart (it is in the metadata image), and the topic's
 /// partition keeps being served across the change and the restart.
 #[test]

@@ -39,6 +39,9 @@ pub enum TopicError {
     /// A bad partition count.
     #[error("{0}")]
     InvalidPartitions(String),
+    /// A broker's configured limit (`--max-partitions`) would be passed.
+    #[error("{0}")]
+    PolicyViolation(String),
     /// A replication factor this cluster cannot provide.
     #[error("{0}")]
     InvalidReplicationFactor(String),
@@ -417,6 +420,7 @@ fn create_topics(
     let mut results = Vec::new();
     for topic in topics {
         let result = check_new_topic(image, config, &topic).and_then(|(placement, replication_factor)| {
+            check_partition_limits(image, &placement)?;
             let id = TopicId::random().map_err(|e| TopicError::Storage(e.to_string()))?;
             let partitions = i32::try_from(placement.len()).unwrap_or(i32::MAX);
             if !validate_only {
@@ -614,6 +618,41 @@ fn alter_partition(
     Ok((next, altered))
 }
 
+/// Refuses `added` partitions if they would place more replicas on a broker than it accepts
+/// (its `--max-partitions`, advertised at registration), naming the broker and the limit.
+fn check_partition_limits(image: &MetadataImage, added: &[PartitionMeta]) -> Result<(), TopicError> {
+    let mut adding: BTreeMap<i32, u64> = BTreeMap::new();
+    for partition in added {
+        for &replica in &partition.replicas {
+            *adding.entry(replica).or_default() += 1;
+        }
+    }
+    let limited: Vec<(i32, u64, u64)> =
+        adding.iter().filter_map(|(&id, &n)| Some((id, n, image.brokers.get(&id)?.max_partitions?))).collect();
+    if limited.is_empty() {
+        return Ok(());
+    }
+    let mut held: BTreeMap<i32, u64> = BTreeMap::new();
+    for topic in image.topics.values() {
+        for partition in &topic.partitions {
+            for &replica in &partition.replicas {
+                *held.entry(replica).or_default() += 1;
+            }
+        }
+    }
+    for (id, n, max) in limited {
+        let now = held.get(&id).copied().unwrap_or(0);
+        if now + n > max {
+            return Err(TopicError::PolicyViolation(format!(
+                "broker {id} would hold {} partition replicas, over its limit of {max} (--max-partitions; it \
+                 holds {now})",
+                now + n
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn delete_topics(image: &mut MetadataImage, names: Vec<String>) -> Vec<(String, Result<TopicId, TopicError>)> {
     let mut results = Vec::new();
     for name in names {
@@ -647,13 +686,12 @@ fn create_partitions(
                     let mut grown = (**topic).clone();
                     let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
                     match image.place_partitions((count - current) as usize, factor) {
-                        Some(added) => {
+                        Some(added) => check_partition_limits(image, &added).map(|()| {
                             grown.partitions.extend(added);
                             if !validate_only {
                                 image.topics.insert(name.clone(), Arc::new(grown));
                             }
-                            Ok(())
-                        }
+                        }),
                         None => Err(TopicError::InvalidReplicationFactor(format!(
                             "Replication factor: {factor} larger than available brokers: {}.",
                             image.live_brokers().count()
@@ -848,6 +886,7 @@ impl From<&TopicError> for ErrorCode {
             TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             TopicError::Unknown => ErrorCode::UnknownTopicOrPartition,
             TopicError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            TopicError::PolicyViolation(_) => ErrorCode::PolicyViolation,
             TopicError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
             TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             TopicError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
@@ -944,6 +983,35 @@ mod tests {
             assert!(error.to_string().contains(code), "{error}");
         }
     }
+    #[test]
+    fn a_broker_s_max_partitions_refuses_topics_and_partitions_that_would_pass_it() {
+        let (mut image, config) = image_with_topic();
+        // Broker 2 holds 2 replicas of "t" and accepts 5; the others have no limit.
+        image.brokers.get_mut(&2).unwrap().max_partitions = Some(5);
+        let create = |partitions: i32| ControllerRequest::CreateTopics {
+            topics: vec![NewTopic {
+                name: "u".into(),
+                partitions,
+                replication_factor: 3,
+                assignments: Vec::new(),
+                configs: BTreeMap::new(),
+            }],
+            validate_only: false,
+        };
+        let ControllerResponse::CreateTopics(results) = decide(&image, &config, create(4)).response else {
+            panic!("wrong response")
+        };
+        let error = results[0].1.clone().unwrap_err();
+        assert_eq!(ErrorCode::from(&error), ErrorCode::PolicyViolation);
+        assert!(error.to_string().contains("broker 2 would hold 6 partition replicas, over its limit of 5"), "{error}");
+        let next = decide(&image, &config, create(3)).image.expect("3 more fit exactly");
+        let grow = ControllerRequest::CreatePartitions { topics: vec![("u".into(), 4)], validate_only: false };
+        let ControllerResponse::CreatePartitions(results) = decide(&next, &config, grow).response else {
+            panic!("wrong response")
+        };
+        assert_eq!(ErrorCode::from(&results[0].1.clone().unwrap_err()), ErrorCode::PolicyViolation);
+    }
+
     /// Brokers 1..=3 live; "t" created by hand with partition 0 on [1, 2, 3] and partition 1
     /// on [3, 1, 2].
     fn image_with_topic() -> (MetadataImage, BrokerConfig) {

@@ -166,6 +166,7 @@ impl Metadata {
             replication,
             shards: self.shard_count(),
             fenced: true,
+            max_partitions: Some(self.config.max_partitions),
         };
         let node =
             ClusterNode::start(self.config.cluster.clone(), me, initial, self.image_sink(), self.decider()).await?;
