@@ -49,7 +49,36 @@ struct Shared {
     clock: Cell<u64>,
     next_id: Cell<u64>,
     partitions: RefCell<HashMap<u64, Weak<RefCell<Entries>>>>,
+    /// Every push as (its tick, the partition's id), oldest first: eviction pops from the front
+    /// instead of looking at every partition for the oldest batch (a shard may hold tens of
+    /// thousands). An entry whose batch is gone (truncated, dropped, its partition closed) is
+    /// stale and skipped when met; [`Shared::compact_order`] bounds how many pile up.
+    order: RefCell<VecDeque<(u64, u64)>>,
+    /// Batches cached on the shard, to tell when `order` is mostly stale.
+    batches: Cell<usize>,
 }
+
+impl Shared {
+    /// Drops stale entries from `order` once they outnumber the live ones (amortised: the
+    /// queue is walked once per as many pushes as it holds).
+    fn compact_order(&self) {
+        let live = self.batches.get();
+        if self.order.borrow().len() <= 2 * live + ORDER_SLACK {
+            return;
+        }
+        let partitions = self.partitions.borrow();
+        self.order.borrow_mut().retain(|&(tick, id)| {
+            partitions.get(&id).and_then(Weak::upgrade).is_some_and(|entries| {
+                let entries = entries.borrow();
+                let at = entries.batches.partition_point(|b| b.appended < tick);
+                entries.batches.get(at).is_some_and(|b| b.appended == tick)
+            })
+        });
+    }
+}
+
+/// Stale entries `order` may hold beyond twice the live ones before it is compacted.
+const ORDER_SLACK: usize = 1024;
 
 /// A shard's batch cache: a budget shared by the shard's partitions. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +93,8 @@ impl BatchCache {
             clock: Cell::new(0),
             next_id: Cell::new(0),
             partitions: RefCell::new(HashMap::new()),
+            order: RefCell::new(VecDeque::new()),
+            batches: Cell::new(0),
         }))
     }
 
@@ -82,34 +113,35 @@ impl BatchCache {
         PartitionCache { id, shared: self.0.clone(), entries }
     }
 
-    /// Evicts until under budget, the oldest batch of the shard first.
+    /// Evicts until under budget, the oldest batch of the shard first. A batch not yet in its
+    /// file cannot go, nor can the newer batches of its partition (the cache keeps each
+    /// partition's run contiguous): they are passed over and keep their place in the order.
     fn evict(shared: &Shared) {
-        while shared.used_bytes.get() > shared.budget_bytes {
-            // The partition whose evictable front batch was pushed earliest (O(partitions) per
-            // batch evicted; a shard holds tens to hundreds of partitions).
-            let victim = {
-                let mut partitions = shared.partitions.borrow_mut();
-                partitions.retain(|_, weak| weak.strong_count() > 0);
-                partitions
-                    .values()
-                    .filter_map(Weak::upgrade)
-                    .filter_map(|e| {
-                        let entries = e.borrow();
-                        let front = entries.batches.front().filter(|b| b.next_offset <= entries.evictable_end)?;
-                        let appended = front.appended;
-                        drop(entries);
-                        Some((appended, e))
-                    })
-                    .min_by_key(|(appended, _)| *appended)
-                    .map(|(_, e)| e)
-            };
-            let Some(victim) = victim else { return };
-            let mut entries = victim.borrow_mut();
+        let mut passed = Vec::new();
+        let mut order = shared.order.borrow_mut();
+        let mut left = order.len();
+        while shared.used_bytes.get() > shared.budget_bytes && left > 0 {
+            left -= 1;
+            let Some((tick, id)) = order.pop_front() else { break };
+            let Some(entries) = shared.partitions.borrow().get(&id).and_then(Weak::upgrade) else { continue };
+            let mut entries = entries.borrow_mut();
+            let Some(front) = entries.batches.front() else { continue };
+            if front.appended > tick {
+                continue; // stale: that batch was dropped already
+            }
+            if front.appended < tick || front.next_offset > entries.evictable_end {
+                passed.push((tick, id));
+                continue;
+            }
             if let Some(front) = entries.batches.pop_front() {
                 let size = front.bytes.len() as u64;
                 entries.bytes -= size;
                 shared.used_bytes.set(shared.used_bytes.get() - size);
+                shared.batches.set(shared.batches.get() - 1);
             }
+        }
+        for entry in passed.into_iter().rev() {
+            order.push_front(entry);
         }
     }
 }
@@ -137,8 +169,11 @@ impl PartitionCache {
             entries.batches.push_back(batch);
             entries.bytes += size;
         }
+        self.shared.order.borrow_mut().push_back((tick, self.id));
+        self.shared.batches.set(self.shared.batches.get() + 1);
         self.shared.used_bytes.set(self.shared.used_bytes.get() + size);
         BatchCache::evict(&self.shared);
+        self.shared.compact_order();
     }
 
     /// Batches ending at or before `offset` are now in their file.
@@ -196,6 +231,7 @@ impl PartitionCache {
         while entries.batches.back().is_some_and(|b| b.next_offset > offset) {
             if let Some(b) = entries.batches.pop_back() {
                 freed += b.bytes.len() as u64;
+                self.shared.batches.set(self.shared.batches.get() - 1);
             }
         }
         entries.bytes -= freed;
@@ -209,6 +245,7 @@ impl PartitionCache {
         while entries.batches.front().is_some_and(|b| b.next_offset <= offset) {
             if let Some(b) = entries.batches.pop_front() {
                 freed += b.bytes.len() as u64;
+                self.shared.batches.set(self.shared.batches.get() - 1);
             }
         }
         entries.bytes -= freed;
@@ -218,8 +255,12 @@ impl PartitionCache {
 
 impl Drop for PartitionCache {
     fn drop(&mut self) {
-        let bytes = self.entries.borrow().bytes;
+        let (bytes, count) = {
+            let entries = self.entries.borrow();
+            (entries.bytes, entries.batches.len())
+        };
         self.shared.used_bytes.set(self.shared.used_bytes.get() - bytes);
+        self.shared.batches.set(self.shared.batches.get() - count);
         self.shared.partitions.borrow_mut().remove(&self.id);
     }
 }
@@ -265,6 +306,38 @@ mod tests {
         assert!(cache.used_bytes() <= 250);
         drop(a);
         assert_eq!(cache.used_bytes(), 100);
+    }
+
+    #[test]
+    fn eviction_passes_over_unflushed_runs_and_stale_entries_do_not_pile_up() {
+        let cache = BatchCache::new(300);
+        let (a, b) = (cache.partition(), cache.partition());
+        a.push(batch(0, 100));
+        b.push(batch(0, 100));
+        a.push(batch(1, 100));
+        b.push(batch(1, 100));
+        // b is flushed, a is not: a's batches keep their place, b's go oldest first.
+        b.set_evictable_end(Offset(2));
+        assert_eq!((a.first_offset(), b.first_offset()), (Some(Offset(0)), Some(Offset(1))));
+        assert_eq!(cache.used_bytes(), 300);
+        a.set_evictable_end(Offset(2));
+        a.push(batch(2, 100));
+        a.set_evictable_end(Offset(3));
+        // Over by 100: a's batch 0 is the oldest entry and goes first, as it was pushed first.
+        assert_eq!((a.first_offset(), b.first_offset()), (Some(Offset(1)), Some(Offset(1))));
+        assert_eq!(cache.used_bytes(), 300);
+
+        // Under budget, dropped batches leave stale entries; they are compacted away.
+        let roomy = BatchCache::new(u64::MAX);
+        let p = roomy.partition();
+        for i in 0..10_000 {
+            p.push(batch(i, 1));
+            p.drop_before(Offset(i));
+        }
+        assert!(roomy.0.order.borrow().len() <= 2 + ORDER_SLACK + 1, "{}", roomy.0.order.borrow().len());
+        assert_eq!(roomy.0.batches.get(), 1);
+        drop(p);
+        assert_eq!((roomy.used_bytes(), roomy.0.batches.get()), (0, 0));
     }
 
     #[test]
