@@ -11,6 +11,8 @@
 //!      ├────► txn ──────► protocol
 //!      └────► storage ──► model
 //! ```
+//! `metrics` (Prometheus counters, the `/metrics` endpoint) is a leaf beside `limits`: the server,
+//! the broker and the storage call its hooks, and it names none of them.
 //! `server` knows nothing of Kafka's APIs: it hands frames to a `server::Dispatch`, which the
 //! broker implements. `client` never imports `broker`; `storage` never imports `protocol`.
 //! Inside `broker/`: `dispatch` → `handlers` → `shard` → `transactions` → `metadata`, `groups` → `partition` →
@@ -26,6 +28,7 @@ pub mod client;
 pub mod cluster;
 pub mod group;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod server;

@@ -278,3 +278,24 @@ pub const CLEANER_IO_BURST_MS: u64 = 100;
 const _: () = assert!(DEDUPE_ENTRY_BYTES == 16 + 8);
 const _: () = assert!(CLEANER_READ_BYTES >= BATCH_HEADER_BYTES);
 const _: () = assert!(CLEANER_WRITE_BYTES as u64 >= BLOCK_BYTES);
+
+/// The largest HTTP request head the metrics endpoint reads (request line and headers; a scrape
+/// sends a few hundred bytes): a client sending more gets 431 and is closed, so a stream of
+/// bytes without an end of headers holds at most this much.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// How long one metrics connection may take from accept to the last byte of its answer (read,
+/// scrape, write): a client that trickles or stops reading is closed then. Prometheus' own
+/// scrape timeout defaults to 10 s.
+pub const METRICS_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a scrape waits for the other shards' samples before it answers with what it has
+/// (a shard stalled on a long task must not hold the scrape past Prometheus' timeout).
+pub const METRICS_SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Metrics connections served at once; more are answered 503 and closed. Scrapers are a
+/// handful of Prometheus servers and `sluice broker-stats`; the endpoint shares its shard with
+/// Kafka clients.
+pub const METRICS_CONNECTIONS_MAX: usize = 16;
+/// Consumer groups whose lag a scrape reports (the ones lagging most): each adds two series,
+/// and a broker may coordinate many thousands of groups.
+pub const METRICS_GROUPS_MAX: usize = 1000;
+
+const _: () = assert!(METRICS_SCRAPE_TIMEOUT.as_millis() < METRICS_CONNECTION_TIMEOUT.as_millis());

@@ -11,12 +11,16 @@ use tracing::{debug, warn};
 
 use super::handlers;
 use super::shard::ShardBroker;
-use crate::protocol::{ApiKey, HeaderError, Reply, RequestBody, RequestHeader, decode_request_body};
+use crate::metrics;
+use crate::protocol::{
+    ApiKey, HeaderError, LENGTH_PREFIX_BYTES, Reply, RequestBody, RequestHeader, decode_request_body,
+};
 use crate::server::Dispatch;
 
 impl Dispatch for ShardBroker {
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
-        Box::pin(handle(self, frame, peer, false))
+        let probe = request_probe(&frame, false);
+        Box::pin(measured(probe, handle(self, frame, peer, false)))
     }
 }
 
@@ -28,8 +32,40 @@ pub struct ReplicationListener(pub Rc<ShardBroker>);
 
 impl Dispatch for ReplicationListener {
     fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
-        Box::pin(handle(self.0.clone(), frame, peer, true))
+        let probe = request_probe(&frame, true);
+        Box::pin(measured(probe, handle(self.0.clone(), frame, peer, true)))
     }
+}
+
+/// Counts a request by its API (`crate::metrics`; nothing while metrics are off), read from the
+/// frame's first two bytes before anything is decoded; a key nobody knows is not counted.
+/// Fetches are Kafka's `FetchConsumer` or, on the replication listener, `FetchFollower`.
+fn request_probe(frame: &[u8], replication: bool) -> Option<metrics::RequestProbe> {
+    let api = ApiKey::from_i16(i16::from_be_bytes(*frame.first_chunk::<2>()?))?;
+    let kind = match api {
+        ApiKey::Fetch if replication => metrics::RequestKind::FetchFollower,
+        api => metrics::RequestKind::Api(api.code()),
+    };
+    let name = || match api {
+        ApiKey::Fetch if replication => "FetchFollower".to_string(),
+        ApiKey::Fetch => "FetchConsumer".to_string(),
+        api => format!("{api:?}"),
+    };
+    let frame_bytes = (frame.len() + LENGTH_PREFIX_BYTES) as u64;
+    metrics::start_request(kind, name, frame_bytes)
+}
+
+/// Runs a request and times it until its response is ready.
+async fn measured(probe: Option<metrics::RequestProbe>, handling: impl Future<Output = Reply>) -> Reply {
+    let reply = handling.await;
+    if let Some(probe) = probe {
+        let bytes = match &reply {
+            Reply::Send(chunks) => chunks.iter().map(|c| c.len()).sum(),
+            Reply::Nothing | Reply::Close => 0,
+        };
+        probe.finish(bytes);
+    }
+    reply
 }
 
 /// Handles one request frame; `replication` if it came to the replication listener.

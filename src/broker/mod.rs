@@ -3,6 +3,7 @@
 //! - [`handlers`]: one handler per Kafka API, and the handler table;
 //! - [`shard`]: [`ShardBroker`], which composes the layers below on one shard and carries their
 //!   messages over the mesh;
+//! - [`stats`]: what a metrics scrape asks of every shard;
 //! - [`metadata`] (the image, topic administration) and [`groups`] (the group coordinator);
 //! - [`partition`]: the partitions a shard owns, each the only door to its log;
 //! - [`fetch_session`], [`config`], [`errors`], [`topic_config`], [`inter_broker`] (requests to
@@ -21,6 +22,7 @@ pub mod metadata;
 pub mod partition;
 pub mod replication;
 pub mod shard;
+pub mod stats;
 pub mod topic_config;
 pub mod transactions;
 

@@ -24,6 +24,7 @@ use super::metadata::image::MetadataImage;
 use super::metadata::{Metadata, MetadataRequest, MetadataResponse};
 use super::partition::{Partition, PartitionRequest, PartitionResponse, ShardPartitions};
 use super::replication::Replication;
+use super::stats::{Stats, StatsRequest, StatsResponse};
 use super::transactions::{TxnCoordinator, TxnRequest, TxnResponse};
 use crate::shard::{CallFuture, Mesh, Peers, ShardError, ShardMesh};
 
@@ -41,6 +42,8 @@ pub enum ShardMessage {
     Groups(GroupRequest),
     /// For the transaction coordinator.
     Transactions(TxnRequest),
+    /// For a metrics scrape.
+    Stats(StatsRequest),
 }
 
 /// The answer to a [`ShardMessage`], from the same layer.
@@ -54,6 +57,8 @@ pub enum ShardReply {
     Groups(GroupResponse),
     /// From the transaction coordinator.
     Transactions(TxnResponse),
+    /// For a metrics scrape.
+    Stats(StatsResponse),
 }
 
 /// The broker's mesh.
@@ -81,6 +86,8 @@ pub struct ShardBroker {
     pub replication: Rc<Replication>,
     /// The fetch sessions of this shard's connections.
     pub fetch_sessions: RefCell<FetchSessions>,
+    /// What a metrics scrape asks of this shard.
+    pub stats: Rc<Stats>,
     /// Set once `start` has given every layer its peers: a message from a shard that started
     /// first (shard 0 installing the first image) waits for it.
     started: std::cell::Cell<bool>,
@@ -96,6 +103,7 @@ impl ShardBroker {
         let transactions =
             TxnCoordinator::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone(), inter_broker);
         let replication = Replication::new(config.clone(), metadata.clone(), partitions.clone());
+        let stats = Rc::new(Stats::new(config.clone(), metadata.clone(), partitions.clone(), groups.clone()));
         Rc::new(ShardBroker {
             config,
             metadata,
@@ -104,6 +112,7 @@ impl ShardBroker {
             transactions,
             replication,
             fetch_sessions: RefCell::new(FetchSessions::new(0, 1, 0, Duration::ZERO)),
+            stats,
             started: std::cell::Cell::new(false),
         })
     }
@@ -137,6 +146,10 @@ impl ShardBroker {
         }));
         self.transactions.set_peers(peers(&joined, ShardMessage::Transactions, |reply| match reply {
             ShardReply::Transactions(response) => Some(response),
+            _ => None,
+        }));
+        self.stats.set_peers(peers(&joined, ShardMessage::Stats, |reply| match reply {
+            ShardReply::Stats(response) => Some(response),
             _ => None,
         }));
         // Roles first: the coordinators load only the partitions this broker leads. A new
@@ -184,6 +197,7 @@ impl ShardBroker {
             ShardMessage::Metadata(request) => ShardReply::Metadata(self.metadata.serve(request).await),
             ShardMessage::Groups(request) => ShardReply::Groups(self.groups.serve(request).await),
             ShardMessage::Transactions(request) => ShardReply::Transactions(self.transactions.serve(request).await),
+            ShardMessage::Stats(request) => ShardReply::Stats(self.stats.serve(request).await),
         }
     }
 

@@ -234,6 +234,10 @@ pub(super) struct BrokerArgs {
     /// to move back.
     #[arg(long, default_value_t = limits::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT / 1000)]
     leader_imbalance_check_interval_seconds: u64,
+    /// Serve Prometheus metrics over HTTP on this address (`GET /metrics`), e.g. 127.0.0.1:9644.
+    /// Off when unset. `sluice broker-stats` reads it.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 /// How often a shard looks whether shard 0 has let it serve, at startup.
@@ -526,8 +530,21 @@ impl DataDirLock {
 }
 
 pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let metrics_listen = args.metrics_listen.clone();
     let config = Arc::new(args.into_config()?);
     let _lock = DataDirLock::acquire(&config.data_dir)?;
+    // Bound here, without SO_REUSEPORT (unlike glommio's own bind), so that a taken port fails
+    // the start with this line rather than splitting scrapes between two processes.
+    let metrics_listener = match &metrics_listen {
+        Some(addr) => {
+            let addr = resolve(addr)?;
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen for metrics on {addr} (--metrics-listen)"))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map(std::net::TcpListener::local_addr).transpose()?;
     // A data dir from before the cluster: its image becomes the quorum's first snapshot (read
     // only while the quorum's log does not exist yet).
     let mut initial = MetadataImage::default();
@@ -555,12 +572,17 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let meshes = broker_meshes(config.shards);
     let shard_config = config.clone();
     let shared = Arc::new(Shared {
+        metrics: metrics_listener.as_ref().map(|_| Arc::new(crate::metrics::Metrics::new())),
+        metrics_listener: std::sync::Mutex::new(metrics_listener),
         replication_listeners: std::sync::Mutex::new(vec![None; config.shards]),
         left: std::sync::atomic::AtomicBool::new(false),
         failed: std::sync::atomic::AtomicBool::new(false),
     });
     let shards = pool.start(meshes, move |mesh, context| run_shard(shard_config, image, shared, mesh, context))?;
     println!("sluice broker listening on {} (data dir {})", config.listen, config.data_dir.display());
+    if let Some(addr) = metrics_addr {
+        println!("sluice metrics on http://{addr}/metrics");
+    }
     info!(listen = %config.listen, shards = config.shards, "broker started");
     shards.join();
     info!("broker stopped");
@@ -582,6 +604,10 @@ fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
 
 /// What the shards of one broker tell each other while starting and stopping.
 struct Shared {
+    /// The metrics every shard counts into, with `--metrics-listen`.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The metrics endpoint's socket, bound at start; shard 0 takes it and serves it.
+    metrics_listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     /// Each shard's replication listener address once bound (`host:port`), for shard 0 to
     /// advertise at registration.
     replication_listeners: std::sync::Mutex<Vec<Option<String>>>,
@@ -624,6 +650,9 @@ async fn run_shard(
     // This shard's replication listener: followers of the partitions it leads fetch here, so
     // their traffic lands on the shard that owns the partition.
     let shard = broker.metadata.shard_id();
+    if let Some(metrics) = &shared.metrics {
+        crate::metrics::install(metrics, shard);
+    }
     let port = match config.replication.replication_port {
         0 => 0,
         base => base.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX)),
@@ -687,6 +716,11 @@ async fn run_shard(
         }
     };
     ready.ready();
+    let (stop_metrics, metrics_stopped) = flume::bounded(1);
+    let metrics_server = match shard == CONTROLLER_SHARD {
+        true => serve_metrics(&broker, &shared, metrics_stopped),
+        false => None,
+    };
     let limits = config.server_limits();
     // The replication listener has a budget of its own: a follower's fetch must never wait for
     // memory held by produce requests that wait for that very fetch (acks=all).
@@ -703,6 +737,10 @@ async fn run_shard(
     crate::server::serve(broker.clone(), limits, request_memory(), listener, shutdown).await;
     let _ = stop_replication.send(());
     let _ = replication.await;
+    let _ = stop_metrics.send(());
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     if let Some(node) = broker.metadata.node() {
         node.leave().await;
         shared.left.store(true, std::sync::atomic::Ordering::Release);
@@ -713,6 +751,31 @@ async fn run_shard(
         }
     }
     broker.close_all().await;
+}
+
+/// Serves `/metrics` on this shard (one shard is enough: a scrape every few seconds, and each
+/// gathers every shard's figures over the mesh) until `stopped`, if `--metrics-listen` is set.
+fn serve_metrics(
+    broker: &Rc<ShardBroker>,
+    shared: &Shared,
+    stopped: flume::Receiver<()>,
+) -> Option<glommio::task::JoinHandle<()>> {
+    let metrics = shared.metrics.clone()?;
+    let listener = shared.metrics_listener.lock().ok()?.take()?;
+    let broker = broker.clone();
+    let scrape: crate::metrics::Scrape = Rc::new(move |format| {
+        let (broker, metrics) = (broker.clone(), metrics.clone());
+        Box::pin(async move {
+            broker.stats.scrape().await;
+            metrics.render(format).map_err(|e| tracing::warn!(error = %e, "cannot render the metrics")).ok()
+        })
+    });
+    let listener = crate::metrics::adopt(listener);
+    let limits = crate::metrics::HttpLimits::default();
+    let stopped = async move {
+        let _ = stopped.recv_async().await;
+    };
+    Some(glommio::spawn_local(crate::metrics::serve(listener, scrape, limits, stopped)).detach())
 }
 
 /// The machine's memory (MemTotal of /proc/meminfo), if it can be read.

@@ -3,6 +3,7 @@
 
 mod bench;
 mod broker;
+mod broker_stats;
 mod cluster;
 mod common;
 mod consume;
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run a Kafka-compatible broker.
     Broker(broker::BrokerArgs),
+    /// Summarise a broker's Prometheus metrics (its --metrics-listen endpoint): requests per
+    /// second and latency by API, connections, partitions, cache, consumer-group lag.
+    BrokerStats(broker_stats::BrokerStatsArgs),
     /// Load-generate against any Kafka-compatible broker: throughput and latency.
     Bench(bench::BenchArgs),
     /// Work with a partition log directory directly: inspect it, or load it with synthetic
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Broker(args) => broker::run(args),
+        Command::BrokerStats(args) => broker_stats::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Log(args) => log::run(args),
         Command::Topic(args) => topic::run(args),

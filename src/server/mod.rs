@@ -108,6 +108,7 @@ pub async fn serve<D: Dispatch>(
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => continue,
             Err(e) => {
+                crate::metrics::accept_failed();
                 if let Some(suppressed) = failed_log.allow() {
                     warn!(error = %e, open_files_limit = ?open_files_limit(), connections = open.get(),
                         retry_ms = retry.as_millis(), failed_since_last_line = suppressed,
@@ -132,6 +133,7 @@ pub async fn serve<D: Dispatch>(
             }
         };
         if open.get() >= limit {
+            crate::metrics::connection_refused();
             if let Some(suppressed) = refused_log.allow() {
                 warn!(%peer, limit, refused_since_last_line = suppressed,
                     "--max-connections-per-core reached; closing new connection");
@@ -140,9 +142,11 @@ pub async fn serve<D: Dispatch>(
         }
         open.set(open.get() + 1);
         let (shared, open) = (shared.clone(), open.clone());
+        crate::metrics::connection_opened();
         glommio::spawn_local(async move {
             connection::serve(shared, stream, write_stream, peer).await;
             open.set(open.get() - 1);
+            crate::metrics::connection_closed();
         })
         .detach();
     }

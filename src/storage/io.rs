@@ -101,7 +101,10 @@ pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Resul
 /// fdatasync.
 pub async fn sync(file: &DmaFile) -> io::Result<()> {
     check_sync_fault()?;
-    Ok(file.fdatasync().await?)
+    let started = std::time::Instant::now();
+    let synced = file.fdatasync().await;
+    crate::metrics::log_flushed(started.elapsed());
+    Ok(synced?)
 }
 
 /// Grows the file's allocation (and size) to `size` bytes with fallocate.

@@ -113,6 +113,7 @@ impl PartitionLog {
                     return Ok(ReadSlice::default());
                 }
                 if let Some(batches) = state.cache.read(start, limits.max_bytes, upper) {
+                    crate::metrics::batch_cache_hit();
                     let mut slice = ReadSlice {
                         first_offset: batches.first().map(|b| b.base_offset),
                         upper_offset: batches.last().map_or(upper, |b| b.next_offset),
@@ -124,6 +125,7 @@ impl PartitionLog {
                     }
                     return Ok(slice);
                 }
+                crate::metrics::batch_cache_miss();
                 let Some((_, segment)) = state.segments.range(..=start).next_back() else {
                     return Ok(ReadSlice::default());
                 };

@@ -28,6 +28,7 @@ mod kafka_tools;
 mod limits;
 mod long_poll;
 mod malformed_frames;
+mod metrics;
 mod raw;
 mod read_committed;
 mod replication;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     // Sizes and bounds every layer agrees on: the bottom, it names nothing.
     ("limits", &[]),
+    // Prometheus metrics and their endpoint: a leaf whose hooks every layer may call.
+    ("metrics", &["limits"]),
     // Kafka's data model (offsets, batches, records): plain types.
     ("model", &["limits"]),
     // The runtime (executors, shard ids, the mesh): knows no Kafka concept.
@@ -22,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The wire codec: encodes model types; knows nothing of disks or serving.
     ("protocol", &["model", "limits"]),
     // The log on disk: stores model batches on a shard's executor; never speaks the protocol.
-    ("storage", &["model", "limits", "shard"]),
+    ("storage", &["model", "limits", "shard", "metrics"]),
     // The group state machine: protocol in, state out; no sockets, no disks.
     ("group", &["protocol", "model", "limits"]),
     // The transaction state machine and its records: pure, like `group`.
@@ -31,9 +33,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // disk) and the node-to-node transport. Knows nothing of Kafka's APIs or the broker above it.
     ("cluster", &["storage", "model", "shard", "limits"]),
     // Frames and connections: calls a dispatch trait and never names the broker that implements it.
-    ("server", &["protocol", "shard", "model", "limits"]),
+    ("server", &["protocol", "shard", "model", "limits", "metrics"]),
     // Handlers, partitions and coordinators: the glue over everything below; implements server's trait.
-    ("broker", &["server", "cluster", "group", "txn", "storage", "protocol", "shard", "model", "limits"]),
+    ("broker", &["server", "cluster", "group", "txn", "storage", "protocol", "shard", "model", "limits", "metrics"]),
     // The client library: speaks the protocol to any broker, so it shares no broker code.
     ("client", &["protocol", "model", "limits"]),
     // Load generators: drive a broker only through the client.
@@ -43,7 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "cli",
         &[
             "bench", "client", "broker", "cluster", "server", "group", "txn", "storage", "protocol", "shard", "model",
-            "limits",
+            "limits", "metrics",
         ],
     ),
     // Test helpers, built on the bottom layers; only test code uses them (`TEST_ONLY`).
@@ -82,7 +84,8 @@ const SUBLAYERS: &[Sublayers] = &[Sublayers {
         &["shard"],
         // The transaction coordinators: write markers through the partitions and the groups.
         // Replication: followers fetch from leaders; leaders track followers and the ISR.
-        &["transactions", "replication"],
+        // Stats: what a metrics scrape asks of every shard.
+        &["transactions", "replication", "stats"],
         // The metadata image and topic administration; the group coordinators' glue.
         &["metadata", "groups"],
         // One partition: all its state, and the only door to its log.

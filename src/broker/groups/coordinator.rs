@@ -749,6 +749,18 @@ impl Coordinator {
         self.peers.get().call(shard, request).await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
     }
 
+    /// Every committed offset of this shard's groups, as (group, topic, partition, offset), for
+    /// a metrics scrape's consumer lag.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let groups = self.groups.borrow();
+        let offsets = groups.iter().flat_map(|(id, group)| {
+            group
+                .offsets()
+                .map(move |((topic, partition), committed)| (id.clone(), topic.clone(), *partition, committed.offset))
+        });
+        offsets.collect()
+    }
+
     /// ListGroups over every shard: (group id, protocol type, state) of each group, and
     /// COORDINATOR_NOT_AVAILABLE if a shard did not answer (the others' groups still count).
     pub async fn list_all(&self) -> (Vec<(String, String, &'static str)>, ErrorCode) {

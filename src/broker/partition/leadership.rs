@@ -100,6 +100,12 @@ impl LeaderState {
         self.epoch_start
     }
 
+    /// The largest gap between `log_end` (the leader's) and where a follower last fetched
+    /// from, over the followers that fetched in this leadership (0 if none has).
+    pub fn follower_lag_max(&self, log_end: Offset) -> i64 {
+        self.followers.values().filter_map(|f| f.log_end).map(|end| (log_end.0 - end.0).max(0)).max().unwrap_or(0)
+    }
+
     /// Whether an ISR change is waiting for the controller.
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()
@@ -119,6 +125,7 @@ impl LeaderState {
             self.pending = None;
         }
         if partition_epoch >= self.partition_epoch {
+            crate::metrics::isr_changed(&self.isr, &isr);
             self.isr = isr;
             self.partition_epoch = partition_epoch;
         }
@@ -237,6 +244,7 @@ impl LeaderState {
         if let Some((isr, partition_epoch)) = outcome
             && partition_epoch > self.partition_epoch
         {
+            crate::metrics::isr_changed(&self.isr, &isr);
             self.isr = isr;
             self.partition_epoch = partition_epoch;
         }

@@ -29,6 +29,6 @@ pub use messages::{
 };
 pub use registry::{PartitionPeers, ShardPartitions};
 pub use replica::{
-    Acks, Appended, DeleteTo, Fetched, IsolationLevel, LogDirDescription, OffsetSpec, Partition, PartitionError,
-    ProducerDescription,
+    Acks, Appended, DeleteTo, Fetched, IsolationLevel, LeaderHealth, LogDirDescription, OffsetSpec, Partition,
+    PartitionError, ProducerDescription,
 };

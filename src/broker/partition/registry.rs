@@ -54,6 +54,11 @@ impl ShardPartitions {
         self.partitions.borrow().get(tp).cloned()
     }
 
+    /// Bytes held in this shard's batch cache.
+    pub fn batch_cache_bytes(&self) -> u64 {
+        self.cache.used_bytes()
+    }
+
     /// The broker's configuration.
     pub fn config(&self) -> &BrokerConfig {
         &self.config

@@ -247,6 +247,15 @@ pub struct ProducerDescription {
     pub current_txn_start_offset: Option<Offset>,
 }
 
+/// A led partition's replication, as a metrics scrape reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderHealth {
+    /// Its ISR is smaller than its replica set (Kafka's under-replicated partition).
+    pub under_replicated: bool,
+    /// The largest gap, in records, between its log end and a follower's last fetch offset.
+    pub follower_lag_max: i64,
+}
+
 /// What DescribeLogDirs reports of one partition's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogDirDescription {
@@ -1035,6 +1044,16 @@ impl Partition {
     /// When the log was last cleaned since it opened, and what that clean did.
     pub fn last_clean(&self) -> Option<(Timestamp, storage::CleanReport)> {
         self.log.last_clean()
+    }
+
+    /// While this broker leads: how its replication stands, for a metrics scrape.
+    pub fn leader_health(&self) -> Option<LeaderHealth> {
+        let leadership = self.leadership.borrow();
+        let leader = leadership.leader.as_ref().filter(|_| leadership.role == Role::Leader)?;
+        Some(LeaderHealth {
+            under_replicated: leader.isr().len() < leader.replicas().len(),
+            follower_lag_max: leader.follower_lag_max(self.log.log_end_offset()),
+        })
     }
 
     /// The high watermark: records below it are committed and visible to consumers.
