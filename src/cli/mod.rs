@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a Kafka-compatible broker.
-    Broker(broker::BrokerArgs),
+    Broker(Box<broker::BrokerArgs>),
     /// Summarise a broker's Prometheus metrics (its --metrics-listen endpoint): requests per
     /// second and latency by API, connections, partitions, cache, consumer-group lag.
     BrokerStats(broker_stats::BrokerStatsArgs),
@@ -56,7 +56,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::Broker(args) => broker::run(args),
+        Command::Broker(args) => broker::run(*args),
         Command::BrokerStats(args) => broker_stats::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Log(args) => log::run(args),

@@ -46,7 +46,9 @@ impl EpochCache {
             return Ok(());
         }
         self.entries.push((epoch, start));
-        self.persist()
+        self.persist_or_undo(|entries| {
+            entries.pop();
+        })
     }
 
     /// A follower's [`Self::assign`] of the epoch its leader stamped on a batch at `start` (the
@@ -57,13 +59,17 @@ impl EpochCache {
         if epoch.0 < 0 {
             return Ok(());
         }
-        let before = self.entries.len();
+        let before = self.entries.clone();
         self.entries.retain(|&(e, s)| s < start || e <= epoch);
         if self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
-            return if self.entries.len() != before { self.persist() } else { Ok(()) };
+            return if self.entries.len() != before.len() {
+                self.persist_or_undo(|entries| *entries = before)
+            } else {
+                Ok(())
+            };
         }
         self.entries.push((epoch, start));
-        self.persist()
+        self.persist_or_undo(|entries| *entries = before)
     }
 
     /// The latest epoch that began below `offset`: the epoch of the batches just below it (a
@@ -96,6 +102,17 @@ impl EpochCache {
         Some((found, end))
     }
 
+    /// Persists the entries; if that fails, `undo` puts the memory back as the disk has it, so a
+    /// batch is never appended under an epoch the checkpoint lacks (the next append tries the
+    /// write again, and fails as the disk does).
+    fn persist_or_undo(&mut self, undo: impl FnOnce(&mut Vec<(LeaderEpoch, Offset)>)) -> std::io::Result<()> {
+        let result = self.persist();
+        if result.is_err() {
+            undo(&mut self.entries);
+        }
+        result
+    }
+
     fn persist(&self) -> std::io::Result<()> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (epoch, start) in &self.entries {
@@ -125,6 +142,22 @@ mod tests {
         cache.truncate_from(Offset(15)).unwrap();
         assert_eq!(cache.latest(), Some(LeaderEpoch(3)));
         assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)));
+    }
+
+    #[test]
+    fn a_failed_persist_leaves_memory_as_the_disk_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EpochCache::load(dir.path());
+        cache.assign(LeaderEpoch(1), Offset(0)).unwrap();
+        // The checkpoint can no longer be written (as on a full disk).
+        cache.path = dir.path().join("missing").join(CHECKPOINT_FILE);
+        assert!(cache.assign(LeaderEpoch(2), Offset(10)).is_err());
+        assert_eq!(cache.latest(), Some(LeaderEpoch(1)), "not noted, so the next append tries again");
+        assert!(cache.assign_replicated(LeaderEpoch(3), Offset(10)).is_err());
+        assert_eq!(cache.entries, [(LeaderEpoch(1), Offset(0))]);
+        cache.path = dir.path().join(CHECKPOINT_FILE);
+        cache.assign(LeaderEpoch(2), Offset(10)).unwrap();
+        assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(2)));
     }
 
     #[test]

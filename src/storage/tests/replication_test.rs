@@ -320,6 +320,33 @@ fn a_truncation_cut_short_by_a_crash_recovers_to_a_valid_log() {
     });
 }
 
+/// A batch on disk under an epoch the leader-epoch checkpoint lacks (its write failed on a full
+/// disk after the epoch was noted) is durable data: recovery takes the epoch from the log
+/// instead of cutting the log there (a chaos run lost acknowledged records that way).
+#[test]
+fn an_epoch_the_checkpoint_lacks_is_taken_from_the_log_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run_on_shard(move || async move {
+        let cache = BatchCache::new(u64::MAX);
+        let log = open(&path, small_config(4096), &cache).await;
+        let batches = three_epochs(&log).await;
+        let end = log.log_end_offset();
+        let epochs_before = epochs(&log);
+        drop(log); // no clean shutdown: the tail segment is scanned in full
+        std::fs::write(path.join(crate::storage::epochs::CHECKPOINT_FILE), "0\n1\n1 0\n").unwrap();
+
+        let log = open(&path, small_config(4096), &cache).await;
+        assert_eq!(log.log_end_offset(), end, "nothing was cut");
+        assert_eq!(read_all(&log, Offset::ZERO, end).await, batches);
+        let latest = log.latest_epoch().unwrap();
+        let last = crate::model::RecordBatch::parse_prefix(&batches.last().unwrap().1, usize::MAX).unwrap();
+        assert_eq!(latest, last.leader_epoch());
+        assert_eq!(epochs(&log), epochs_before, "the epochs and where they begin, as before");
+        log.close().await.unwrap();
+    });
+}
+
 #[test]
 fn the_high_watermark_bound_decides_how_far_acknowledged_appends_commit() {
     let dir = tempfile::tempdir().unwrap();
