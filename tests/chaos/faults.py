@@ -76,6 +76,28 @@ class Injector:
         busiest = max(sorted(leads), key=lambda n: leads[n])
         return self.rng.choice([n for n in sorted(leads) if n != busiest])
 
+    def _wipeable(self):
+        """A node whose data may go without taking the last in-sync copy of a partition with
+        it: every partition has a live leader, and each partition whose ISR holds the node has
+        another live ISR member (which holds every acknowledged record). Among those, one that
+        leads nothing if there is one. None if no node qualifies (say, a partition is down to
+        one in-sync replica): wiping the disks of every in-sync replica loses data on any
+        system, and is beyond this fault's model, "a follower rebuilt from the leader"."""
+        md = self._metadata()
+        if not md:
+            return None
+        alive = {n.id for n in self.cluster.nodes if n.alive()}
+        if any(leader < 0 or leader not in alive for leader, _, _ in md.values()):
+            return None
+        eligible = [
+            n.id
+            for n in self.cluster.nodes
+            if all(n.id not in isr or any(r != n.id and r in alive for r in isr) for _, _, isr in md.values())
+        ]
+        idle = [n for n in eligible if all(leader != n for leader, _, _ in md.values())]
+        pool = idle or eligible
+        return self.rng.choice(pool) if pool else None
+
     def _hold(self, bounds):
         seconds = self.rng.uniform(*bounds)
         time.sleep(seconds)
@@ -158,7 +180,10 @@ class Injector:
         self.cluster.heal_network()
 
     def _wipe_follower(self, entry):
-        node_id = self._follower()
+        node_id = self._wipeable()
+        if node_id is None:
+            entry["skipped"] = "every node holds a partition's last in-sync copy (or a partition has no leader)"
+            return
         entry["node"] = node_id
         node = self.cluster.nodes[node_id - 1]
         self.cluster.kill(node_id)
