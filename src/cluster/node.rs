@@ -494,8 +494,11 @@ impl ClusterNode {
     /// Logs a failed drive; a poisoned quorum is reopened by the ticker after a back-off (the
     /// disk that failed may need a moment).
     fn quorum_failed(&self, e: &NodeError) {
-        error!(error = %e, "metadata quorum failed; reopening it from its log");
-        self.reopen.set((Instant::now() + QUORUM_REOPEN_BACKOFF_MIN, QUORUM_REOPEN_BACKOFF_MIN));
+        // A disk still full fails the reopened quorum at once: each failure doubles the wait
+        // (up to the maximum), so it is retried, and logged, ever less often.
+        let (_, backoff) = self.reopen.get();
+        error!(error = %e, retry_in = ?backoff, "metadata quorum failed; reopening it from its log");
+        self.reopen.set((Instant::now() + backoff, (backoff * 2).min(QUORUM_REOPEN_BACKOFF_MAX)));
     }
 
     /// Reopens a quorum whose persist failed, from its own directory, once the back-off has
@@ -517,7 +520,9 @@ impl ClusterNode {
                 *quorum.borrow_mut() = reopened;
                 self.applied_terms.borrow_mut().clear();
                 self.install_snapshot(start.index, &start.data);
-                self.reopen.set((now + QUORUM_REOPEN_BACKOFF_MIN, QUORUM_REOPEN_BACKOFF_MIN));
+                // The back-off stays as it is until the quorum has run a while (the ticker
+                // resets it): a disk still full fails the reopened quorum at once.
+                self.reopen.set((now, backoff));
                 info!(snapshot_index = start.index, "reopened the metadata quorum from its log");
                 if let Err(e) = self.drive() {
                     error!(error = %e, "metadata quorum failed again at once after reopening");
@@ -1025,6 +1030,10 @@ async fn ticker(node: std::rc::Weak<ClusterNode>) {
             if quorum.borrow().is_poisoned() {
                 node.reopen_quorum();
                 continue;
+            }
+            let (since, backoff) = node.reopen.get();
+            if backoff > QUORUM_REOPEN_BACKOFF_MIN && since.elapsed() > QUORUM_REOPEN_BACKOFF_MAX {
+                node.reopen.set((since, QUORUM_REOPEN_BACKOFF_MIN)); // healthy a while: forgiven
             }
             quorum.borrow_mut().tick();
             node.report_drops();
