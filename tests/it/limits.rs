@@ -229,3 +229,61 @@ fn an_idle_connection_is_closed_after_connections_max_idle_ms() {
     assert!(closed_by_broker(&mut idle), "an idle connection stayed open");
     api_versions_latency(&mut busy, 11);
 }
+
+/// What a broker may add besides its budgets in a produce storm: 50 connections, their
+/// librdkafka requests in flight (5 each), the write queue, and the allocator's slack. Stated
+/// generously.
+const STORM_OVERHEAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// 50 librdkafka producers at linger.ms=0 (one 1 KiB record per Produce request, acks=all) for
+/// 5 s: resident memory stays within the batch cache's and the request budget plus a stated
+/// overhead (before per-frame buffers, each cached 1 KiB batch pinned about 23 KB of a shared
+/// read buffer), every record is acknowledged, and a healthy client is answered throughout.
+#[test]
+fn a_storm_of_linger_0_producers_stays_within_the_budgets_and_others_are_served() {
+    const CACHE: u64 = 16 * 1024 * 1024;
+    const REQUESTS: u64 = 16 * 1024 * 1024;
+    let (cache, requests) = (CACHE.to_string(), REQUESTS.to_string());
+    let broker =
+        Broker::start(&["--cores", "1", "--batch-cache-bytes", &cache, "--queued-max-request-bytes", &requests]);
+    let pid = broker.pid().expect("running");
+    create_topic(&broker, "storm");
+    still_serves(&broker);
+    let baseline = resident_bytes(pid);
+    let mut storm = std::process::Command::new(crate::harness::python())
+        .arg(crate::harness::client_script("storm.py"))
+        .args(["--bootstrap", &broker.addr, "--topic", "storm", "--producers", "50", "--rate", "6000"])
+        .args(["--seconds", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut healthy = connect_to(&broker.addr);
+    let (mut latency_max, mut resident_max) = (Duration::ZERO, baseline);
+    let mut probe = 0;
+    while storm.try_wait().expect("storm").is_none() {
+        latency_max = latency_max.max(api_versions_latency(&mut healthy, probe));
+        resident_max = resident_max.max(resident_bytes(pid));
+        probe += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = storm.wait_with_output().expect("storm output");
+    let counts = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let grown = resident_max.saturating_sub(baseline);
+    println!(
+        "storm: {counts}; resident {} MiB at rest, +{} MiB at most (budgets {} + {} MiB); healthy ApiVersions \
+         answered in {latency_max:?} at most",
+        baseline >> 20,
+        grown >> 20,
+        CACHE >> 20,
+        REQUESTS >> 20
+    );
+    assert!(output.status.success(), "storm.py failed: {counts}");
+    let counts: serde_json::Value = serde_json::from_str(counts.trim()).expect("storm counts");
+    assert!(counts["sent"].as_u64().unwrap() > 10_000, "{counts}");
+    assert_eq!(counts["acked"], counts["sent"], "{counts}");
+    assert!(
+        grown <= CACHE + REQUESTS + STORM_OVERHEAD_BYTES,
+        "resident memory grew by {grown} bytes, past the budgets and {STORM_OVERHEAD_BYTES} bytes"
+    );
+    assert!(latency_max < Duration::from_secs(2), "a healthy ApiVersions took {latency_max:?}");
+}

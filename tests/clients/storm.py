@@ -1,4 +1,4 @@
-"""Producers for perf/memory: N confluent-kafka (librdkafka) producers, each sending 1 KiB records
+"""Producers for perf/memory and tests/it/limits.rs (the produce storm): N confluent-kafka (librdkafka) producers, each sending 1 KiB records
 at linger.ms=0 (one record per Produce request), acks=all, idempotent (librdkafka's defaults).
 
   storm.py --bootstrap H:P --topic T [--producers 1] [--rate 10000] [--seconds 8]
