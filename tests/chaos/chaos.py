@@ -29,6 +29,7 @@ import time
 import traceback
 
 import checker
+import duplicates
 import cluster as cluster_mod
 import faults
 import workload
@@ -162,6 +163,10 @@ def summarise(report):
         "lost {lost}, inconsistent {inconsistent}, non-monotonic {non_monotonic}, duplicates {duplicates}, "
         "divergence {divergence}".format(**c),
     ]
+    if report.get("duplicates_by_cause"):
+        lines.append(f"duplicates by cause: {report['duplicates_by_cause']}")
+        for example in report.get("duplicate_examples", [])[:3]:
+            lines.append(f"  duplicate: {example}")
     for stretch in a.get("long_stretches", []):
         lines.append(f"  no ack on partition {stretch['partition']} for {stretch['length_s']} s from {stretch['from_s']} s")
     for note in report["notes"]:
@@ -271,8 +276,19 @@ def chaos(args, seed, out_dir, state):
         for kind, reason in unavailable.items():
             notes.append(f"{kind} left out: {reason}")
         counts = dict(result["counts"])
+        dup_causes, dup_examples = {}, []
+        if counts["duplicates"]:
+            # Which duplicates are the broker's: the producers' own epoch-bump resends are not.
+            dup_causes, dup_examples = duplicates.classify(
+                checker.find_duplicates(final_a, acks), bin_path, [n.data_dir for n in cl.nodes]
+            )
+        broker_duplicates = counts["duplicates"] - dup_causes.get(duplicates.CAUSES[0], 0)
         # A run that acknowledged nothing proves nothing: that is a failure too.
-        clean = checker.is_clean(result) and len(acks) > 0 and not injector.errors
+        clean = (
+            checker.is_clean(dict(result, counts=dict(counts, duplicates=broker_duplicates)))
+            and len(acks) > 0
+            and not injector.errors
+        )
         if not acks:
             notes.append("no write was acknowledged")
         report = {
@@ -303,6 +319,8 @@ def chaos(args, seed, out_dir, state):
             "high_watermarks": highs_a,
             "quiet": quiet,
             "counts": counts,
+            "duplicates_by_cause": dup_causes,
+            "duplicate_examples": dup_examples,
             "availability": result["availability"],
             "examples": result["examples"],
             "notes": notes,

@@ -130,6 +130,9 @@ class ProducerThread(threading.Thread):
                     "enable.idempotence": True,
                     "message.timeout.ms": self.message_timeout_ms,
                     "linger.ms": 5,
+                    # Idempotence state changes (PID, drains, epoch bumps and why) go to the
+                    # clients' log: they explain any duplicates the run finds.
+                    "debug": "eos",
                     "error_cb": self._on_error,
                 },
             )
