@@ -138,6 +138,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// DeleteRecords call), never per append.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
+    check_write_fault(contents.len() as u64)?;
     let tmp = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&tmp)?;

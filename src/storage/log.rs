@@ -1280,14 +1280,12 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
             // A compacted log has gaps, and so does one that was ever cleaned (its policy may
             // have changed since) or took a leader's gaps (both leave the checkpoint file).
             contiguous: !config.cleanup_policy.compact && cleaner_checkpoint.is_none(),
+            epoch_max: epochs.latest(),
             full_scan: !clean && i + 1 == bases.len(),
         };
         let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
             .await
             .map_err(Error::io(format!("recovering {}", path.display())))?;
-        if recovered.epoch_starts.iter().any(|&(epoch, _)| epochs.latest().is_none_or(|latest| epoch > latest)) {
-            take_epochs_from_segment(&file, base, recovered.valid_size, size_max, &mut epochs, tp).await?;
-        }
         let mut seg = recovered.segment;
         if seg.size == 0 || seg.rolled_at_ms <= 0 {
             seg.rolled_at_ms = now_ms;
@@ -1351,38 +1349,6 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
     }
     let Some(active) = active else { unreachable!("segments is not empty") };
     Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean, cleaner_checkpoint })
-}
-
-/// Adds to `epochs` the leader epochs newer than its latest that the batches of one segment
-/// carry, each with the offset of its first batch (the checkpoint's write failed after they
-/// were noted, say on a full disk; the log's batches are the truth). Recovery's scan saw such
-/// an epoch, but only past the segment's last index entry: a header scan of the whole segment
-/// finds exactly where each epoch began, which divergence checks depend on. Epochs only grow
-/// along a log, so one newer than the checkpoint begins in the segment where it is first seen.
-async fn take_epochs_from_segment(
-    file: &sio::SharedFile,
-    base: Offset,
-    valid_size: u64,
-    size_max: usize,
-    epochs: &mut EpochCache,
-    tp: &TopicPartition,
-) -> Result<(), Error> {
-    let mut starts: Vec<(LeaderEpoch, Offset)> = Vec::new();
-    segment::scan(file, base, 0, valid_size, size_max, segment::ScanCheck::Headers, |_, meta| {
-        if meta.leader_epoch.0 >= 0 && starts.last().is_none_or(|&(e, _)| meta.leader_epoch > e) {
-            starts.push((meta.leader_epoch, meta.base_offset));
-        }
-        std::ops::ControlFlow::Continue(())
-    })
-    .await
-    .map_err(Error::io("scanning a segment for its leader epochs"))?;
-    for (epoch, start) in starts {
-        if epochs.latest().is_none_or(|latest| epoch > latest) {
-            warn!(%tp, %epoch, %start, "the leader-epoch checkpoint lacked an epoch the log holds; taken from the log");
-            epochs.assign(epoch, start).map_err(Error::io("writing the leader epoch checkpoint"))?;
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {

@@ -139,7 +139,7 @@ pub(crate) enum ScanEnd {
     Invalid(BatchError),
     /// A batch's offsets do not continue the log's or leave the segment's range.
     BadOffset(Offset),
-    /// A batch's leader epoch goes backwards.
+    /// A batch's leader epoch goes backwards or is newer than any the log knows.
     BadEpoch(LeaderEpoch),
 }
 
@@ -151,13 +151,14 @@ pub(crate) enum ScanCheck {
     /// Everything recovery can check, since `baseOffset` and `partitionLeaderEpoch` lie outside
     /// the CRC: magic, CRC and counts of every batch; offsets that continue from `expected`
     /// (exactly, unless the log is compacted and may have gaps) and stay in the segment's u32
-    /// range; leader epochs that never go down. (An epoch newer than the leader-epoch
-    /// checkpoint knows is no damage: recovery takes it from the log, see [`Recovered`].)
+    /// range; leader epochs that never go down and never pass `epoch_max`.
     Full {
         /// Base offset of the batch at the scan's start position.
         expected: Offset,
         /// Offsets must be dense (not a compacted log).
         contiguous: bool,
+        /// The latest epoch the leader-epoch checkpoint knows, if any.
+        epoch_max: Option<LeaderEpoch>,
     },
 }
 
@@ -169,9 +170,6 @@ pub(crate) struct BatchMeta {
     pub(crate) max_timestamp: Timestamp,
     pub(crate) base_timestamp: Timestamp,
     pub(crate) size: u64,
-    /// The leader epoch stamped in its header (UNKNOWN for a batch described before it was
-    /// stamped: [`BatchMeta::appended`]).
-    pub(crate) leader_epoch: LeaderEpoch,
     /// Everything the header says (producer fields included, for producer-state replay).
     pub(crate) summary: BatchSummary,
 }
@@ -185,7 +183,6 @@ impl BatchMeta {
             max_timestamp: Timestamp(header.max_timestamp.get()),
             base_timestamp: Timestamp(header.base_timestamp.get()),
             size: size as u64,
-            leader_epoch: LeaderEpoch(header.partition_leader_epoch.get()),
             summary: BatchSummary::of_header(header, size),
         }
     }
@@ -204,7 +201,6 @@ impl BatchMeta {
             max_timestamp: batch.max_timestamp,
             base_timestamp: batch.base_timestamp,
             size: batch.size as u64,
-            leader_epoch: LeaderEpoch::UNKNOWN,
             summary: *batch,
         }
     }
@@ -305,7 +301,7 @@ impl Checker {
         position: u64,
         visit: &mut impl FnMut(u64, &BatchMeta) -> ControlFlow<()>,
     ) -> Option<ScanEnd> {
-        if let (ScanCheck::Full { expected, contiguous }, Some(batch)) = (&mut self.check, batch) {
+        if let (ScanCheck::Full { expected, contiguous, epoch_max }, Some(batch)) = (&mut self.check, batch) {
             if let Err(e) = batch.validate_stored() {
                 return Some(ScanEnd::Invalid(e));
             }
@@ -316,7 +312,7 @@ impl Checker {
                 return Some(ScanEnd::BadOffset(base));
             }
             let epoch = batch.leader_epoch();
-            if epoch < self.last_epoch {
+            if epoch < self.last_epoch || epoch_max.is_some_and(|max| epoch > max) {
                 return Some(ScanEnd::BadEpoch(epoch));
             }
             self.last_epoch = epoch;
@@ -338,11 +334,6 @@ pub(crate) struct Recovered {
     pub(crate) damage: Option<(u64, ScanEnd)>,
     /// The index files on disk disagreed with the log and must be rewritten.
     pub(crate) index_rewrite: bool,
-    /// Each leader epoch of the batches scanned, with the first offset seen under it, in log
-    /// order. The log's batches are the truth: an epoch the leader-epoch checkpoint lacks (its
-    /// write failed, say on a full disk, after the batch was written) is added from here
-    /// rather than the batch being cut as damage, which would lose durable, acknowledged data.
-    pub(crate) epoch_starts: Vec<(LeaderEpoch, Offset)>,
 }
 
 /// What recovery may assume about a log.
@@ -352,6 +343,8 @@ pub(crate) struct RecoveryRules {
     pub(crate) index_interval_bytes: u32,
     /// Offsets are dense (the log is not compacted).
     pub(crate) contiguous: bool,
+    /// The latest leader epoch in the checkpoint.
+    pub(crate) epoch_max: Option<LeaderEpoch>,
     /// Validate every batch from the start of the segment, not just those after the last index
     /// entry. After an unclean shutdown the tail segment gets this, since a torn or damaged
     /// batch anywhere in it (its base offset and epoch lie outside the CRC) must cut the log
@@ -373,7 +366,8 @@ pub(crate) async fn recover(
     rules: RecoveryRules,
 ) -> std::io::Result<Recovered> {
     let index_interval_bytes = rules.index_interval_bytes;
-    let full = |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous };
+    let full =
+        |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
     let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
     let mut start = IndexEntry { relative_offset: 0, position: 0 };
     let mut index_rewrite = !index_clean;
@@ -416,14 +410,10 @@ pub(crate) async fn recover(
     segment.index.truncate_to_position(u64::from(start.position));
     let interval = index_interval_bytes;
     let mut first_timestamp = None;
-    let mut epoch_starts: Vec<(LeaderEpoch, Offset)> = Vec::new();
     let (valid_size, end) =
         scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
             if segment.size == 0 {
                 first_timestamp = Some(batch.base_timestamp);
-            }
-            if batch.leader_epoch.0 >= 0 && epoch_starts.last().is_none_or(|&(e, _)| batch.leader_epoch > e) {
-                epoch_starts.push((batch.leader_epoch, batch.base_offset));
             }
             // The scan resumes right at an index entry: count it as just indexed.
             if position == u64::from(start.position) && position > 0 {
@@ -451,7 +441,7 @@ pub(crate) async fn recover(
     if valid_size < file_size {
         index_rewrite = true;
     }
-    Ok(Recovered { segment, valid_size, damage, index_rewrite, epoch_starts })
+    Ok(Recovered { segment, valid_size, damage, index_rewrite })
 }
 
 #[cfg(test)]
