@@ -35,7 +35,17 @@ def find_lost(acks, final):
     """acks: [(value, p, o, t)], final: {(p, o): value}. Returns [{value, partition, offset,
     found}] where found is None (missing) or the value found there instead."""
     lost = []
+    values = None
     for value, partition, offset, _t in acks:
+        if offset is None or offset < 0:
+            # Acknowledged without an offset: librdkafka does that when it resolves a retry as
+            # already written (its delivery report then carries no offset). Lost only if the
+            # value is nowhere in the partition.
+            if values is None:
+                values = {(p, v) for (p, _o), v in final.items()}
+            if (partition, value) not in values:
+                lost.append({"value": value, "partition": partition, "offset": offset, "found": None})
+            continue
         found = final.get((partition, offset))
         if found != value:
             lost.append({"value": value, "partition": partition, "offset": offset, "found": found})
@@ -83,7 +93,8 @@ def find_duplicates(final, acks):
         where.setdefault(value, set()).add((partition, offset))
     acked_at = {}
     for value, partition, offset, _t in acks:
-        acked_at.setdefault(value, set()).add((partition, offset))
+        if offset is not None and offset >= 0:  # an ack without an offset places nothing
+            acked_at.setdefault(value, set()).add((partition, offset))
     out = []
     for source, places in (("final", where), ("acks", acked_at)):
         for value, at in sorted(places.items()):
@@ -196,6 +207,14 @@ def _crafted():
     h = _without_polls(_clean_history(), 1, 2)
     del h["final_a"][(1, 2)], h["final_b"][(1, 2)]
     cases.append(("lost: acked write missing", h, {"lost"}))
+
+    h = _clean_history()
+    h["acks"].append((h["final_a"][(1, 1)], 1, None, 2.0))
+    cases.append(("clean: an ack without an offset of a value that is there", h, set()))
+
+    h = _clean_history()
+    h["acks"].append(("p1-gone", 1, None, 2.0))
+    cases.append(("lost: an ack without an offset of a value that is nowhere", h, {"lost"}))
 
     h = _without_polls(_clean_history(), 0, 1)
     h["final_a"][(0, 1)] = h["final_b"][(0, 1)] = "p2-999999"
