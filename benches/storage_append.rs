@@ -68,6 +68,7 @@ async fn append_workload(dir: PathBuf, flush_mode: FlushMode, appends: u64, temp
         topic_partition: TopicPartition::new("bench", 0),
         config,
         cache: &cache,
+        files: &sluice::storage::FileCache::new(sluice::storage::FileCacheConfig::default()),
         high_watermark: HighWatermark::FollowsAcks,
     };
     let log = match PartitionLog::open(options).await {

@@ -105,10 +105,39 @@ const _: () = assert!(BATCH_BYTES_MAX <= SEGMENT_BYTES_MAX);
 const _: () = assert!(SCAN_READ_BYTES >= BATCH_HEADER_BYTES);
 const _: () = assert!(BATCH_HEADER_BYTES > LOG_OVERHEAD_BYTES);
 
-/// Index files grow by preallocated extents of this size.
-pub const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
+/// Logs a shard closes at once at shutdown: enough to overlap their seals' fdatasyncs on the
+/// disk, few enough that the tasks and buffers of a close stay a small burst.
+pub const LOG_CLOSES_IN_FLIGHT: usize = 64;
 
-const _: () = assert!(INDEX_PREALLOCATE_BYTES.is_multiple_of(BLOCK_BYTES));
+/// Default `--preallocate-budget-bytes`: disk space per shard preallocated ahead of the appends
+/// of all its active segments together. Each active segment's extent is this divided by the
+/// shard's partitions, at most [`PREALLOCATE_BYTES`] and at least one block: 64 partitions per
+/// shard keep the full 32 MiB extents (a flush seldom changes a file's size, so fdatasync seldom
+/// writes metadata), and 50,000 per shard get 40 KiB each (2 GiB in all, not 1.6 TB).
+pub const PREALLOCATE_BUDGET_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+
+const _: () = assert!(PREALLOCATE_BUDGET_BYTES_DEFAULT >= PREALLOCATE_BYTES);
+
+/// Descriptors one client connection holds: its socket, and the `dup` its writer task sends on
+/// (`server/connection.rs`).
+pub const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+/// Descriptors kept out of both the segment-file cache and the connections, per broker: stdio,
+/// the data-dir lock, the metadata quorum's log and transport, transient writes (checkpoints,
+/// snapshots), recovery's index reads.
+pub const OPEN_FILES_RESERVE: u64 = 128;
+/// And per shard: glommio's three rings and their eventfds, the listener and replication
+/// listener, the inter-broker pool, the cleaner's new segment and its indexes.
+pub const OPEN_FILES_RESERVE_PER_SHARD: u64 = 32;
+/// The least share of what the reserve leaves that the default `--max-open-files` gives the
+/// segment files, in percent, when `--max-connections-per-core` would take more: past it the
+/// connections' share is cut (a connection that finds no descriptor waits in the listener's
+/// backlog, which backs off and logs; a partition that found none would fail its request).
+pub const OPEN_FILES_SHARE_MIN_PERCENT: u64 = 25;
+/// The fewest segment-file descriptors a shard's cache may be given: an active segment's two,
+/// a read's, the indexes written at a seal, recovery's.
+pub const OPEN_FILES_PER_SHARD_MIN: usize = 8;
+/// The segment-file descriptors of tools and tests that open a few logs on one shard.
+pub const OPEN_FILES_PER_SHARD_DEFAULT: usize = 1024;
 
 /// Default `--max-request-bytes` (Kafka's `socket.request.max.bytes`): frames are refused above
 /// it before anything is allocated.
@@ -163,8 +192,11 @@ pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 16;
 pub const OFFSETS_RETENTION_MINUTES_DEFAULT: i64 = 10_080;
 /// `offsets.retention.check.interval.ms` (Kafka's default).
 pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 600_000;
-/// Largest partition count of one topic.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Largest partition count of one topic, checked before the controller places (allocates)
+/// them. Kafka has no such cap; one broker holds 10^4-10^5 partitions, and one topic of 100,000
+/// must fit. A million placements are about 100 MB of metadata image, the most a request may
+/// make the controller build.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 1_000_000;
 /// What one partition replica costs a broker in memory while it holds little data: its log's
 /// state, the in-memory offset and time indexes of its active segment, its replica and cache
 /// bookkeeping. An estimate, kept on the high side; `--max-partitions` derives from it by
@@ -299,3 +331,49 @@ pub const METRICS_CONNECTIONS_MAX: usize = 16;
 pub const METRICS_GROUPS_MAX: usize = 1000;
 
 const _: () = assert!(METRICS_SCRAPE_TIMEOUT.as_millis() < METRICS_CONNECTION_TIMEOUT.as_millis());
+
+/// The most often one kind of repeated condition is logged (failed accepts, refused or
+/// timed-out connections, slow flushes, an exhausted descriptor cache): see [`LogThrottle`].
+pub const REPEATED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A log line for a condition that can repeat at the rate of a flood: at most one per
+/// [`REPEATED_LOG_INTERVAL`], saying how many events it stood for. One per condition and
+/// thread (interior `Cell`s: shards keep theirs in their own state).
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    last: std::cell::Cell<Option<std::time::Instant>>,
+    suppressed: std::cell::Cell<u64>,
+}
+
+impl LogThrottle {
+    /// Nothing logged yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `Some(events suppressed since the last line)` if a line may be logged now.
+    pub fn allow(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self.last.get().is_some_and(|last| now.duration_since(last) < REPEATED_LOG_INTERVAL) {
+            self.suppressed.set(self.suppressed.get() + 1);
+            return None;
+        }
+        self.last.set(Some(now));
+        Some(self.suppressed.replace(0))
+    }
+}
+
+#[cfg(test)]
+mod log_throttle_tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_interval_counts_the_rest() {
+        let log = LogThrottle::new();
+        assert_eq!(log.allow(), Some(0));
+        assert_eq!(log.allow(), None);
+        assert_eq!(log.allow(), None);
+        log.last.set(std::time::Instant::now().checked_sub(REPEATED_LOG_INTERVAL));
+        assert_eq!(log.allow(), Some(2));
+    }
+}

@@ -10,7 +10,7 @@ use crate::cluster::image::MetadataImage;
 use crate::cluster::node::NodeConfig;
 use crate::group::GroupConfig;
 use crate::server::ServerLimits;
-use crate::storage::LogConfig;
+use crate::storage::{FileCacheConfig, LogConfig};
 
 /// Everything a broker needs to start, validated.
 #[derive(Debug, Clone)]
@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     pub replication: ReplicationConfig,
     /// The log cleaner (compaction of `cleanup.policy=compact` topics).
     pub cleaner: CleanerConfig,
+    /// Per shard: the descriptors its segment files may hold (`--max-open-files` split over
+    /// the shards) and the disk preallocated ahead of its appends (`--preallocate-budget-bytes`).
+    pub segment_files: FileCacheConfig,
 }
 
 /// Kafka's log cleaner settings. Each shard cleans the compacted logs it owns, one at a time.
@@ -322,6 +325,7 @@ impl BrokerConfig {
             cluster: NodeConfig::single(0, &data_dir_for_quorum),
             replication: ReplicationConfig::default(),
             cleaner: CleanerConfig::default(),
+            segment_files: FileCacheConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::broker::partition::{Role, ShardPartitions};
 use crate::limits::METRICS_SCRAPE_TIMEOUT;
 use crate::metrics::{self, GroupLag, ShardSample};
 use crate::model::{Offset, TopicPartition};
+use crate::server::RequestMemory;
 use crate::shard::{Peers, PeersSlot, ShardId};
 
 /// The most often a scrape that timed out is logged: a scraper retrying against a stalled shard
@@ -72,6 +73,8 @@ pub struct Stats {
     peers: PeersSlot<StatsRequest, StatsResponse>,
     /// When a timed-out scrape was last logged, and how many have not been since.
     timeout_logged: Cell<(Option<Instant>, u64)>,
+    /// The shard's request budgets (client listener, replication listener), once serving.
+    request_memory: std::cell::OnceCell<[Rc<RequestMemory>; 2]>,
 }
 
 impl Stats {
@@ -89,7 +92,13 @@ impl Stats {
             groups,
             peers: PeersSlot::default(),
             timeout_logged: Cell::new((None, 0)),
+            request_memory: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The request budgets of this shard's client and replication listeners, to report.
+    pub fn watch_request_memory(&self, client: Rc<RequestMemory>, replication: Rc<RequestMemory>) {
+        let _ = self.request_memory.set([client, replication]);
     }
 
     /// Connects the layer to its counterparts on the other shards (once, at startup).
@@ -128,6 +137,15 @@ impl Stats {
             batch_cache_budget_bytes: to_i64(self.config.batch_cache_bytes),
             ..ShardSample::default()
         };
+        if let Some([client, replication]) = self.request_memory.get() {
+            sample.request_memory_bytes = to_i64(client.charged_bytes());
+            sample.request_memory_budget_bytes = to_i64(client.budget_bytes());
+            sample.replication_request_memory_bytes = to_i64(replication.charged_bytes());
+            sample.replication_request_memory_budget_bytes = to_i64(replication.budget_bytes());
+        }
+        let files = self.partitions.files().stats();
+        sample.open_segment_files = i64::try_from(files.open).unwrap_or(i64::MAX);
+        sample.open_segment_files_max = i64::try_from(files.open_max).unwrap_or(i64::MAX);
         for partition in self.partitions.all() {
             sample.partitions += 1;
             if let Some(health) = partition.leader_health() {

@@ -110,6 +110,17 @@ pub(super) struct BrokerArgs {
     /// Connections per core.
     #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT)]
     max_connections_per_core: u32,
+    /// Descriptors the broker's segment files may hold open, split evenly over the cores: past
+    /// it, idle files are closed and reopened when next used (a file being read or written is
+    /// never closed). Default: the open files limit less a reserve and the descriptors of
+    /// --max-connections-per-core connections on every core, but at least a quarter of what the
+    /// reserve leaves (the split is logged at start).
+    #[arg(long, env = "SLUICE_MAX_OPEN_FILES")]
+    max_open_files: Option<u64>,
+    /// Disk space per core preallocated ahead of its active segments' appends: each segment's
+    /// file grows by this divided by the core's partitions (at most 32 MiB, at least 4 KiB).
+    #[arg(long, default_value_t = limits::PREALLOCATE_BUDGET_BYTES_DEFAULT)]
+    preallocate_budget_bytes: u64,
     /// The most partition replicas this broker accepts; CreateTopics and CreatePartitions that
     /// would place more on it are refused with POLICY_VIOLATION. 0: derived from the machine's
     /// memory (a quarter of it over an estimated 40 KiB per partition).
@@ -329,6 +340,7 @@ impl BrokerArgs {
             bail!("group timeouts must be positive, min <= max session timeout, retention >= 1 minute");
         }
         let cluster = self.cluster_config()?;
+        let segment_files = self.segment_files(shards)?;
         if self.default_replication_factor < 1 || self.offsets_topic_replication_factor < 1 {
             bail!("--default-replication-factor and --offsets-topic-replication-factor must be at least 1");
         }
@@ -393,6 +405,7 @@ impl BrokerArgs {
         Ok(BrokerConfig {
             cleaner,
             replication,
+            segment_files,
             default_replication_factor: self.default_replication_factor,
             internal_replication_factor: self.offsets_topic_replication_factor,
             cluster,
@@ -439,7 +452,95 @@ impl BrokerArgs {
     }
 }
 
+/// How the open files limit is shared between the segment files and the connections, as the
+/// default `--max-open-files` splits it (per broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenFilesSplit {
+    /// Descriptors the broker may hold: RLIMIT_NOFILE, whose soft limit the shards raise to
+    /// the hard one at start.
+    limit: u64,
+    /// Kept for everything else: [`limits::OPEN_FILES_RESERVE`] plus
+    /// [`limits::OPEN_FILES_RESERVE_PER_SHARD`] per shard.
+    reserve: u64,
+    /// What `--max-connections-per-core` connections on every shard would hold, at
+    /// [`limits::DESCRIPTORS_PER_CONNECTION`] each.
+    connections_wanted: u64,
+    /// The segment files' share: what the reserve and the connections leave, but at least
+    /// [`limits::OPEN_FILES_SHARE_MIN_PERCENT`] of what the reserve leaves (and at least
+    /// [`limits::OPEN_FILES_PER_SHARD_MIN`] per shard).
+    segment_files: u64,
+}
+
+impl OpenFilesSplit {
+    fn new(limit: u64, shards: usize, max_connections_per_core: u32) -> Self {
+        let shards = u64::try_from(shards).unwrap_or(u64::MAX);
+        let reserve =
+            limits::OPEN_FILES_RESERVE.saturating_add(limits::OPEN_FILES_RESERVE_PER_SHARD.saturating_mul(shards));
+        let room = limit.saturating_sub(reserve);
+        let connections_wanted = u64::from(max_connections_per_core)
+            .saturating_mul(shards)
+            .saturating_mul(limits::DESCRIPTORS_PER_CONNECTION);
+        let floor =
+            (room / 100 * limits::OPEN_FILES_SHARE_MIN_PERCENT).max(limits::OPEN_FILES_PER_SHARD_MIN as u64 * shards);
+        let segment_files = room.saturating_sub(connections_wanted).max(floor);
+        OpenFilesSplit { limit, reserve, connections_wanted, segment_files }
+    }
+
+    /// Descriptors left for connections.
+    #[cfg(test)]
+    fn connections(&self) -> u64 {
+        self.limit.saturating_sub(self.reserve).saturating_sub(self.segment_files)
+    }
+}
+
+/// The open files limit the shards will run with: they raise the soft limit to the hard one
+/// (`shard::runtime`), unless the hard one is unlimited (then the soft one stays).
+fn open_files_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit with a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    if limit.rlim_max == libc::RLIM_INFINITY { limit.rlim_cur } else { limit.rlim_max }
+}
+
 impl BrokerArgs {
+    /// The descriptor cache of each shard: `--max-open-files` (or its default, see
+    /// [`OpenFilesSplit`]) split over the shards, and `--preallocate-budget-bytes`. Logs the split.
+    fn segment_files(&self, shards: usize) -> anyhow::Result<crate::storage::FileCacheConfig> {
+        let limit = open_files_limit();
+        let split = OpenFilesSplit::new(limit, shards, self.max_connections_per_core);
+        let least = limits::OPEN_FILES_PER_SHARD_MIN as u64 * shards as u64;
+        let open_files = match self.max_open_files {
+            Some(n) if n < least || n > limit => {
+                bail!("--max-open-files must be in {least}..={limit} (the open files limit) with {shards} cores")
+            }
+            Some(n) => n,
+            None => split.segment_files,
+        };
+        // The connections get what is left: the listener backs off (and says so) when accept
+        // runs out of descriptors, so a --max-connections-per-core the limit cannot hold is no
+        // error, but the operator sees here how many fit.
+        let connections_descriptors = limit.saturating_sub(split.reserve).saturating_sub(open_files);
+        info!(
+            open_files_limit = limit,
+            reserve = split.reserve,
+            segment_files = open_files,
+            segment_files_per_core = open_files / shards as u64,
+            connections_max = connections_descriptors / limits::DESCRIPTORS_PER_CONNECTION,
+            connections_wanted = split.connections_wanted / limits::DESCRIPTORS_PER_CONNECTION,
+            explicit = self.max_open_files.is_some(),
+            "open files split"
+        );
+        if self.preallocate_budget_bytes < limits::BLOCK_BYTES {
+            bail!("--preallocate-budget-bytes must be at least {}", limits::BLOCK_BYTES);
+        }
+        Ok(crate::storage::FileCacheConfig {
+            open_files_max: usize::try_from(open_files / shards as u64).unwrap_or(usize::MAX),
+            preallocate_budget_bytes: self.preallocate_budget_bytes,
+        })
+    }
+
     /// This node's part in the metadata quorum, from the cluster flags.
     fn cluster_config(&self) -> anyhow::Result<NodeConfig> {
         if self.node_id < 0 {
@@ -725,16 +826,18 @@ async fn run_shard(
     // The replication listener has a budget of its own: a follower's fetch must never wait for
     // memory held by produce requests that wait for that very fetch (acks=all).
     let request_memory = || crate::server::RequestMemory::new(config.queued_max_request_bytes_per_shard());
+    let (client_memory, replication_memory) = (request_memory(), request_memory());
+    broker.stats.watch_request_memory(client_memory.clone(), replication_memory.clone());
     let (stop_replication, replication_stopped) = flume::bounded(1);
     let replication = glommio::spawn_local(crate::server::serve(
         Rc::new(ReplicationListener(broker.clone())),
         limits,
-        request_memory(),
+        replication_memory,
         replication_listener,
         replication_stopped,
     ))
     .detach();
-    crate::server::serve(broker.clone(), limits, request_memory(), listener, shutdown).await;
+    crate::server::serve(broker.clone(), limits, client_memory, listener, shutdown).await;
     let _ = stop_replication.send(());
     let _ = replication.await;
     let _ = stop_metrics.send(());
@@ -784,4 +887,32 @@ fn physical_memory_bytes() -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_max_open_files_leaves_room_for_the_connections_and_a_reserve() {
+        // 20,000 descriptors, 2 cores, 2,000 connections per core: 8,000 for connections, 192
+        // reserved, the rest for segment files.
+        let split = OpenFilesSplit::new(20_000, 2, 2_000);
+        assert_eq!(split.reserve, 128 + 2 * 32);
+        assert_eq!(split.connections_wanted, 8_000);
+        assert_eq!(split.segment_files, 20_000 - 192 - 8_000);
+        assert_eq!(split.connections(), 8_000);
+    }
+
+    #[test]
+    fn connections_that_would_take_every_descriptor_leave_the_segment_files_a_quarter() {
+        // The defaults on a 20,000 limit: 10,000 connections per core on 2 cores want 40,000.
+        let split = OpenFilesSplit::new(20_000, 2, limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT);
+        assert_eq!(split.segment_files, (20_000 - 192) / 100 * 25);
+        assert_eq!(split.connections(), 20_000 - 192 - split.segment_files);
+        // A tiny limit still gives each shard its minimum.
+        let split = OpenFilesSplit::new(100, 4, 10);
+        assert_eq!(split.segment_files, limits::OPEN_FILES_PER_SHARD_MIN as u64 * 4);
+        assert_eq!(split.connections(), 0);
+    }
 }

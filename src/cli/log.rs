@@ -16,7 +16,10 @@ use clap::{Args, Subcommand};
 
 use crate::limits::{FLUSH_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT};
 use crate::model::{BatchIter, LeaderEpoch, Timestamp, TopicPartition, ValidBatches, seeded_batch};
-use crate::storage::{self, BatchCache, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, ReadLimits};
+use crate::storage::{
+    self, BatchCache, FileCache, FileCacheConfig, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog,
+    ReadLimits,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct LogArgs {
@@ -113,6 +116,7 @@ async fn dump(dir: PathBuf) -> anyhow::Result<()> {
         topic_partition: topic_partition_of(&dir),
         config,
         cache: &cache,
+        files: &FileCache::new(FileCacheConfig::default()),
         high_watermark: HighWatermark::FollowsAcks,
     })
     .await?;
@@ -175,6 +179,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             topic_partition: topic_partition_of(&args.dir),
             config,
             cache: &cache,
+            files: &FileCache::new(FileCacheConfig::default()),
             high_watermark: HighWatermark::FollowsAcks,
         })
         .await?,

@@ -39,6 +39,11 @@ pub fn register(image: &MetadataImage, broker: &BrokerMeta, alive: bool) -> Resu
         Some(old) if alive && !old.fenced => {
             return Err(RegisterError::Duplicate(broker.id, old.incarnation.clone()));
         }
+        Some(old) if !old.log_dir_id.is_empty() && old.log_dir_id != broker.log_dir_id => {
+            // A new data directory: whatever the old one held is gone (a replaced disk, a
+            // wiped dir). It must not lead again as if it held what it acknowledged.
+            next = lose_logs(&next, broker.id);
+        }
         Some(_) => {
             // The old incarnation leads nothing it could still serve: move its leaderships as
             // a fence would, before the new one replaces it.
@@ -93,6 +98,27 @@ pub fn fence(image: &MetadataImage, node: NodeId) -> MetadataImage {
                 let successor = partition.isr.iter().copied().find(|r| *r != node && live.contains(r));
                 partition.elect(successor.unwrap_or(NO_LEADER));
             }
+        }
+    }
+    next
+}
+
+/// `image` with `node` fenced and out of every ISR, even where it was the last member: its logs
+/// are gone (it registered with a new data directory), so it holds nothing a partition may
+/// be led from. A partition whose ISR it was alone in has no ISR and no leader until an
+/// unclean election (if allowed) or an operator brings it back, as with Kafka's eligible
+/// leader replicas (KIP-966), instead of being led again from an empty log. It rejoins the
+/// ISRs as a follower once it has fetched their logs again.
+pub fn lose_logs(image: &MetadataImage, node: NodeId) -> MetadataImage {
+    let mut next = fence(image, node);
+    for topic in next.topics.values_mut() {
+        if !topic.partitions.iter().any(|p| p.isr.contains(&node)) {
+            continue;
+        }
+        let topic = std::sync::Arc::make_mut(topic);
+        for partition in topic.partitions.iter_mut().filter(|p| p.isr.contains(&node)) {
+            partition.isr.retain(|&r| r != node);
+            partition.partition_epoch = partition.partition_epoch.saturating_add(1);
         }
     }
     next
@@ -381,6 +407,40 @@ mod tests {
         assert_eq!(again.topics["t"].partitions[0].leader, 2);
         assert_eq!(register(&image, &broker(1, "a"), true).unwrap(), image);
     }
+
+    #[test]
+    fn a_broker_back_with_a_new_data_directory_leaves_every_isr_and_leads_nothing() {
+        let with_dir = |id, incarnation, dir: &str| BrokerMeta { log_dir_id: dir.into(), ..broker(id, incarnation) };
+        let mut image = replicated();
+        for id in 1..=3 {
+            image.brokers.insert(id, BrokerMeta { fenced: false, ..with_dir(id, "a", "d") });
+        }
+        // Brokers 2 and 3 fell out of sync; 1 alone holds every acknowledged record.
+        image = alter_isr(&image, "r", 0, 1, 0, 0, &[1]).unwrap();
+        // A restart with the same directory: fenced, still the last in-sync replica.
+        let restarted = register(&image, &with_dir(1, "b", "d"), false).unwrap();
+        let p = &restarted.topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
+        assert_eq!(unfence(&restarted, 1).topics["r"].partitions[0].leader, 1, "it leads again once caught up");
+        // Back with an empty directory: out of the ISR, and it is not elected when unfenced.
+        let wiped = register(&image, &with_dir(1, "b", "new"), false).unwrap();
+        let p = &wiped.topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![]));
+        assert_eq!(unfence(&wiped, 1).topics["r"].partitions[0].leader, NO_LEADER);
+        // Where others are in sync, leadership moves to one of them and the ISR just shrinks.
+        let full = replicated();
+        let mut full_dirs = full.clone();
+        for id in 1..=3 {
+            full_dirs.brokers.insert(id, BrokerMeta { fenced: false, ..with_dir(id, "a", "d") });
+        }
+        let p = &register(&full_dirs, &with_dir(1, "b", "new"), false).unwrap().topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
+        // A broker registered before directory ids existed is never taken for a lost disk.
+        let old = alter_isr(&replicated(), "r", 0, 1, 0, 0, &[1]).unwrap();
+        let p = &register(&old, &with_dir(1, "b", "new"), false).unwrap().topics["r"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
+    }
+
     /// Topic "r": one partition on 1, 2, 3 (preferred 1), all in sync, led by 1.
     fn replicated() -> MetadataImage {
         let mut image = cluster();

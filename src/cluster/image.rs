@@ -48,6 +48,11 @@ pub struct BrokerMeta {
     /// limit existed).
     #[serde(default)]
     pub max_partitions: Option<u64>,
+    /// The id of its data directory, made when the directory was first used (Kafka's
+    /// `directory.id`, KIP-858): a broker that registers with another id lost its logs. Empty:
+    /// unknown (registered before directory ids existed).
+    #[serde(default)]
+    pub log_dir_id: String,
 }
 
 /// One partition's replicas and leadership.
@@ -284,6 +289,7 @@ pub(crate) mod tests {
             shards,
             fenced: false,
             max_partitions: None,
+            log_dir_id: String::new(),
         }
     }
 

@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 use super::brokers::{self, RegisterError};
 use super::image::{BrokerMeta, MetadataImage, NO_LEADER, NodeId};
 use super::quorum::{Bootstrap, CommittedRead, Quorum, QuorumConfig, QuorumError, Ready};
-use super::records::{self, decode_image, encode_image};
+use super::records::{self, PendingChange, decode_image, encode_image};
 use super::rpc::{self, LogRead, NodeRequest, NodeResponse, QuorumStatus};
 use super::transport::{Transport, TransportConfig};
 
@@ -57,14 +57,22 @@ pub const CALL_MARGIN: Duration = Duration::from_secs(5);
 /// How long a connect to another node may take (loopback or a LAN: a peer that does not
 /// answer a SYN within this is down).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Log entries an observer pulls per call, bounding the answer's size.
-pub const FETCH_LOG_ENTRIES_MAX: usize = 1024;
+/// Bytes of log entries an observer pulls per call (at least one entry): bounds the answer
+/// well inside a transport frame while moving a split change's parts a few at a time.
+pub const FETCH_LOG_BYTES_MAX: usize = 4 << 20;
+/// The size a metadata change is split at ([`records::split`]): half an entry's bound, so a
+/// part never nears it.
+pub const CHANGE_PART_BYTES: usize = crate::cluster::quorum::RECORD_BYTES_MAX / 2;
 /// After a voter's quorum failed to persist (a full disk, an I/O error), how long it waits
 /// before reopening it from its log, doubling up to [`QUORUM_REOPEN_BACKOFF_MAX`] while the
 /// reopen fails. Kafka's controller halts the process on a metadata log failure and leaves the
 /// restart to a supervisor; reopening in place does what that restart would (raft recovers from
 /// its log, the torn tail cut) without taking the broker's partitions down with it.
 pub const QUORUM_REOPEN_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// How long a voter's connections from the quorum's leader stay closed before it takes the
+/// leader for dead (see `ClusterNode::detect_leader_loss`): a live leader sends a heartbeat every
+/// tick (100 ms) and reconnects to do so.
+pub const LEADER_LOST_GRACE: Duration = Duration::from_millis(300);
 /// See [`QUORUM_REOPEN_BACKOFF_MIN`].
 pub const QUORUM_REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -183,6 +191,8 @@ pub struct ClusterNode {
     transport: OnceCell<Rc<Transport>>,
     /// The newest image this node applied.
     image: RefCell<Arc<MetadataImage>>,
+    /// The parts of a split metadata change applied so far (see `records`).
+    pending: RefCell<Option<PendingChange>>,
     /// The version of the last image installed on every shard.
     installed: Cell<u64>,
     install_waiters: RefCell<Vec<(u64, oneshot::Sender<()>)>>,
@@ -203,6 +213,8 @@ pub struct ClusterNode {
     rebalanced_at: Cell<Instant>,
     /// The controller this node last heard of.
     known_leader: Cell<Option<NodeId>>,
+    /// The (leader, term) whose closed connections this voter last acted on (once each).
+    leader_lost: Cell<Option<(NodeId, u64)>>,
     /// This broker's registration (its incarnation is this process's).
     me: RefCell<BrokerMeta>,
     /// The (index, term) of the entries this voter applied lately: a proposal committed only if
@@ -235,6 +247,7 @@ impl ClusterNode {
             raft_dropped: Cell::new(0),
             transport: OnceCell::new(),
             image: RefCell::new(Arc::new(MetadataImage::default())),
+            pending: RefCell::new(None),
             installed: Cell::new(0),
             install_waiters: RefCell::new(Vec::new()),
             install_wake,
@@ -246,6 +259,7 @@ impl ClusterNode {
             led_term: Cell::new(0),
             rebalanced_at: Cell::new(Instant::now()),
             known_leader: Cell::new(None),
+            leader_lost: Cell::new(None),
             me: RefCell::new(me),
             applied_terms: RefCell::new(std::collections::VecDeque::new()),
             registered: Cell::new(false),
@@ -299,7 +313,7 @@ impl ClusterNode {
                 bootstrap,
             };
             let _ = node.quorum_config.set(quorum_config.clone());
-            let mut quorum = Quorum::open(quorum_config, || encode_image(&initial))?;
+            let mut quorum = Quorum::open(quorum_config, || encode_image(&initial, &None))?;
             quorum.campaign_if_alone()?;
             let start = quorum.image();
             let _ = node.quorum.set(RefCell::new(quorum));
@@ -420,7 +434,23 @@ impl ClusterNode {
         }
         let proposal = {
             let Some(quorum) = self.quorum.get() else { return Err(NodeError::Failed("not a voter".into())) };
-            quorum.borrow_mut().propose(records::encode(&records))?
+            let mut quorum = quorum.borrow_mut();
+            let mut parts = records::split(records, CHANGE_PART_BYTES).into_iter();
+            let count = parts.len();
+            match (parts.next(), count) {
+                (None, _) => return Ok(0),
+                (Some(whole), 1) => quorum.propose(records::encode(&whole))?,
+                (Some(first), _) => {
+                    // Back to back, in one borrow: nothing else can come between the parts.
+                    let started = quorum.propose(records::encode_part(0, false, first))?;
+                    let mut last = started;
+                    for (i, part) in parts.enumerate() {
+                        last = quorum.propose(records::encode_part(started.index, i + 2 == count, part))?;
+                    }
+                    info!(parts = count, first = started.index, "a metadata change split over several entries");
+                    last
+                }
+            }
         };
         self.drive()?;
         if install {
@@ -559,7 +589,8 @@ impl ClusterNode {
         }
         if let Some(index) = last {
             let image = self.image();
-            quorum.borrow_mut().applied(index, || encode_image(&image))?;
+            let pending = self.pending.borrow();
+            quorum.borrow_mut().applied(index, || encode_image(&image, &pending))?;
         }
         let leader = quorum.borrow().leader();
         self.known_leader.set(leader);
@@ -572,9 +603,10 @@ impl ClusterNode {
             return;
         }
         match decode_image(data) {
-            Ok(mut image) => {
+            Ok((mut image, pending)) => {
                 image.version = index;
                 *self.image.borrow_mut() = Arc::new(image);
+                *self.pending.borrow_mut() = pending;
                 let _ = self.install_wake.try_send(());
             }
             Err(e) => error!(index, error = %e, "cannot decode a metadata snapshot; keeping the old image"),
@@ -583,16 +615,17 @@ impl ClusterNode {
 
     fn apply_entry(&self, index: u64, data: &[u8]) {
         let mut image = (*self.image()).clone();
-        if data.is_empty() {
-            // Raft's own entries (a new leader's empty entry) carry no records.
+        let mut pending = self.pending.borrow_mut();
+        // Raft's own entries (a new leader's empty entry) carry no records, but still end a
+        // split change that was not finished.
+        let records = if data.is_empty() { Ok(Vec::new()) } else { records::decode(data) };
+        let applied = records.and_then(|records| records::apply_entry(&mut image, &mut pending, index, records));
+        if let Err(e) = applied {
+            error!(index, error = %e, "cannot apply a committed metadata entry; skipping it");
+            *pending = None;
             image.version = index;
-        } else {
-            let applied = records::decode(data).and_then(|records| image.apply(index, &records));
-            if let Err(e) = applied {
-                error!(index, error = %e, "cannot apply a committed metadata entry; skipping it");
-                image.version = index;
-            }
         }
+        drop(pending);
         *self.image.borrow_mut() = Arc::new(image);
         let _ = self.install_wake.try_send(());
     }
@@ -640,7 +673,7 @@ impl ClusterNode {
         let Some(quorum) = self.quorum.get() else {
             return NodeResponse::NotController { leader: self.known_leader.get() };
         };
-        match quorum.borrow().committed_after(after, FETCH_LOG_ENTRIES_MAX) {
+        match quorum.borrow().committed_after(after, FETCH_LOG_BYTES_MAX) {
             CommittedRead::Entries { entries, last_index } => NodeResponse::Log(LogRead::Entries {
                 entries: entries.into_iter().map(|e| (e.index, e.data)).collect(),
                 last_index,
@@ -737,6 +770,35 @@ impl ClusterNode {
         self.sessions.borrow().get(&node).is_some_and(|(at, _)| at.elapsed() < self.config.session_timeout)
     }
 
+    /// A voter whose connections from the quorum's leader closed [`LEADER_LOST_GRACE`] ago and
+    /// stayed closed: the leader's process most likely died (its kernel closed its sockets; a
+    /// live leader reconnects within a tick to send its next heartbeat). The survivors then
+    /// elect a new leader at once instead of after the election timeout, as crash fencing does
+    /// for brokers: the lowest surviving voter id campaigns, the others grant it their vote.
+    /// A paused or cut-off leader closes nothing and keeps the timeout rule.
+    fn detect_leader_loss(&self) {
+        let (Some(quorum), Some(transport)) = (self.quorum.get(), self.transport.get()) else { return };
+        let (leader, term) = {
+            let quorum = quorum.borrow();
+            (quorum.leader(), quorum.term())
+        };
+        let me = self.me.borrow().id;
+        let Some(leader) = leader.filter(|l| *l != me) else { return };
+        if self.leader_lost.get() == Some((leader, term)) {
+            return;
+        }
+        if transport.inbound_lost_since(leader).is_none_or(|lost| lost.elapsed() < LEADER_LOST_GRACE) {
+            return;
+        }
+        self.leader_lost.set(Some((leader, term)));
+        let first = self.config.voters.iter().map(|(id, _)| *id).filter(|id| *id != leader).min();
+        let campaign = first == Some(me);
+        info!(leader, term, campaign, "the metadata quorum's leader closed its connections: electing another now");
+        if let Err(e) = quorum.borrow_mut().leader_lost(campaign) {
+            warn!(error = %e, "could not start an election after the leader left");
+        }
+    }
+
     /// Whether broker `node`'s connections to this controller closed more than
     /// [`crash_grace`](NodeConfig::crash_grace) ago and it has not heartbeat since: its process
     /// most likely died (its kernel closed its sockets), so it is fenced without waiting out its
@@ -775,11 +837,15 @@ impl ClusterNode {
         }
         let rebalance = self.config.auto_leader_rebalance
             && self.rebalanced_at.get().elapsed() >= self.config.leader_imbalance_check_interval;
+        // Never this node's own broker: it runs on this very thread, so it is alive however late
+        // its heartbeats are (a shard busy with 100,000 first writes delayed them past the
+        // session, and a single node fenced itself out of every leadership).
+        let me = self.me.borrow().id;
         let expired: Vec<NodeId> = self
             .image()
             .live_brokers()
             .map(|b| b.id)
-            .filter(|id| !self.session_alive(*id) || self.connection_lost(*id))
+            .filter(|id| *id != me && (!self.session_alive(*id) || self.connection_lost(*id)))
             .collect();
         if expired.is_empty() && !rebalance && !self.unclean_election_due(&self.image()) {
             return;
@@ -815,12 +881,11 @@ impl ClusterNode {
     /// Whether a partition of `image` has no leader, a live replica, and a topic allowing
     /// unclean election (checked every tick, so it reads and clones nothing else).
     fn unclean_election_due(&self, image: &MetadataImage) -> bool {
+        let default = image.unclean_leader_election_default(self.config.unclean_leader_election);
+        // The config first: most topics forbid it, and their partitions are then not walked.
         image.topics.values().any(|t| {
-            t.partitions.iter().any(|p| p.leader == NO_LEADER && p.replicas.iter().any(|r| image.is_live(*r)))
-                && brokers::unclean_allowed(
-                    t,
-                    image.unclean_leader_election_default(self.config.unclean_leader_election),
-                )
+            brokers::unclean_allowed(t, default)
+                && t.partitions.iter().any(|p| p.leader == NO_LEADER && p.replicas.iter().any(|r| image.is_live(*r)))
         })
     }
 
@@ -1036,6 +1101,7 @@ async fn ticker(node: std::rc::Weak<ClusterNode>) {
                 node.reopen.set((since, QUORUM_REOPEN_BACKOFF_MIN)); // healthy a while: forgiven
             }
             quorum.borrow_mut().tick();
+            node.detect_leader_loss();
             node.report_drops();
             if let Err(e) = node.drive() {
                 node.quorum_failed(&e);

@@ -327,6 +327,24 @@ impl Quorum {
         Ok(())
     }
 
+    /// The leader's process is gone (its connections to this node closed and stayed closed):
+    /// rather than wait out its election timeout (1-2 s, randomised), this voter stops treating
+    /// the leader as alive, so it grants another voter's vote at once, and campaigns itself if
+    /// `campaign` (the caller picks one voter, so the survivors do not split their votes).
+    /// Pre-vote still asks a majority first: a leader that is in fact alive keeps its followers
+    /// in its lease elsewhere, and nothing changes.
+    pub fn leader_lost(&mut self, campaign: bool) -> Result<(), QuorumError> {
+        if self.poisoned || self.catching_up || self.is_leader() {
+            return Ok(());
+        }
+        let raft = &mut self.raw.raft;
+        raft.election_elapsed = raft.election_elapsed.max(raft.election_timeout());
+        if campaign {
+            self.raw.campaign()?;
+        }
+        Ok(())
+    }
+
     /// Advances raft's clock by one tick (the caller ticks every 100 ms). A rejoining node that
     /// has not caught up does not tick, so it never campaigns.
     pub fn tick(&mut self) {

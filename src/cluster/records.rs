@@ -6,6 +6,18 @@
 //! the records that build it from the current one, so the controller decides on images and the
 //! log stays the single way an image changes. Encoded as JSON: the log is small and rare, and a
 //! readable log is worth more than its bytes.
+//!
+//! # Changes larger than one entry
+//! A Raft entry is at most [`crate::cluster::quorum::RECORD_BYTES_MAX`], but one decision can be
+//! far larger: a topic of 100,000 partitions, or fencing a broker that leads 50,000. Such a change
+//! is split into parts ([`split`]), proposed back to back as consecutive entries, each opening
+//! with a [`MetadataRecord::Part`] marker (Kafka's metadata transactions, KIP-868, do the same
+//! with begin/end records). Appliers gather the parts in a [`PendingChange`] and apply them all at
+//! the last one, so an image still never shows half a decision. A change is abandoned by any
+//! entry that does not continue it (a new controller's first entry, after its predecessor died
+//! between parts): every applier sees the same entries in the same order, so all abandon the
+//! same changes. Snapshots carry the pending change, so a node caught up by a snapshot taken
+//! between parts still completes it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +60,15 @@ pub enum MetadataRecord {
     RemoveTopic(TopicId),
     /// Producer ids below this were handed out.
     ProducerIds(i64),
+    /// Opens an entry that is one part of a change split over consecutive entries (see the
+    /// module docs): `first` is the log index of the change's first part (0 in that part itself);
+    /// `last` ends the change.
+    Part {
+        /// The first part's index, or 0 in the first part.
+        first: u64,
+        /// Whether this part ends the change.
+        last: bool,
+    },
     /// A broker resource's whole set of dynamic configs (`""`: the cluster-wide defaults;
     /// `"<node id>"`: one broker's); an empty set removes them.
     BrokerConfigs {
@@ -80,14 +101,131 @@ pub fn decode(entry: &[u8]) -> Result<Vec<MetadataRecord>, RecordError> {
     Ok(serde_json::from_slice(entry)?)
 }
 
-/// Encodes an image as a snapshot.
-pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
-    serde_json::to_vec(image).unwrap_or_default()
+/// Splits a change's records into parts whose encodings stay within about `part_bytes` each (a
+/// record larger than that goes alone). One part means the change fits one entry, unmarked.
+pub fn split(records: Vec<MetadataRecord>, part_bytes: usize) -> Vec<Vec<MetadataRecord>> {
+    let (mut parts, mut current, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for record in records {
+        // A record's own encoding and its comma.
+        let size = serde_json::to_vec(&record).map_or(0, |v| v.len()) + 1;
+        if !current.is_empty() && bytes + size + PART_MARKER_BYTES > part_bytes {
+            parts.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(record);
+    }
+    parts.push(current);
+    parts
+}
+
+/// Room [`split`] leaves in each part for its [`MetadataRecord::Part`] marker.
+const PART_MARKER_BYTES: usize = 64;
+
+/// Encodes part `records` of a split change (see [`split`]): `first` is the index the first part
+/// was proposed at (0 for the first part itself).
+pub fn encode_part(first: u64, last: bool, records: Vec<MetadataRecord>) -> Vec<u8> {
+    let mut marked = Vec::with_capacity(records.len() + 1);
+    marked.push(MetadataRecord::Part { first, last });
+    marked.extend(records);
+    encode(&marked)
+}
+
+/// The parts of a split change gathered so far (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// The log index of its first part.
+    first: u64,
+    /// The log index of the last part gathered.
+    last: u64,
+    /// The records of the parts gathered, in order.
+    records: Vec<MetadataRecord>,
+}
+
+/// Applies the records of the committed entry at `index`: a whole change, or one part of a split
+/// change (gathered in `pending` until its last part, then applied all together). Any entry that
+/// is not the next part of the pending change abandons it. On an error the image is unchanged
+/// but for its version, which moves to `index` either way (the entry is consumed).
+pub fn apply_entry(
+    image: &mut MetadataImage,
+    pending: &mut Option<PendingChange>,
+    index: u64,
+    mut records: Vec<MetadataRecord>,
+) -> Result<(), RecordError> {
+    let Some(&MetadataRecord::Part { first, last }) = records.first() else {
+        if let Some(abandoned) = pending.take() {
+            tracing::warn!(
+                first = abandoned.first,
+                at = index,
+                "a split metadata change was abandoned unfinished (its controller lost leadership)"
+            );
+        }
+        let applied = image.apply(index, &records);
+        image.version = index;
+        return applied;
+    };
+    records.remove(0);
+    image.version = index;
+    if first == 0 {
+        if let Some(abandoned) = pending.take() {
+            tracing::warn!(first = abandoned.first, at = index, "a split metadata change was abandoned unfinished");
+        }
+        *pending = Some(PendingChange { first: index, last: index, records });
+    } else {
+        match pending.as_mut().filter(|p| p.first == first && p.last + 1 == index) {
+            Some(gathering) => {
+                gathering.last = index;
+                gathering.records.append(&mut records);
+            }
+            None => {
+                *pending = None;
+                return Err(RecordError::OutOfOrder(format!(
+                    "part of the change begun at {first} found at {index} without the parts before it"
+                )));
+            }
+        }
+    }
+    if !last {
+        return Ok(());
+    }
+    let change = pending.take().map(|p| p.records).unwrap_or_default();
+    let applied = image.apply(index, &change);
+    image.version = index;
+    applied
+}
+
+/// A snapshot taken between the parts of a split change: the image and the parts gathered so
+/// far. Without one pending, a snapshot is the bare image, as before split changes existed.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    image: &'a MetadataImage,
+    pending: &'a PendingChange,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    image: MetadataImage,
+    pending: PendingChange,
+}
+
+/// Encodes an image, and the split change it is gathering, as a snapshot.
+pub fn encode_image(image: &MetadataImage, pending: &Option<PendingChange>) -> Vec<u8> {
+    match pending {
+        None => serde_json::to_vec(image),
+        Some(pending) => serde_json::to_vec(&SnapshotRef { image, pending }),
+    }
+    .unwrap_or_default()
 }
 
 /// Decodes a snapshot.
-pub fn decode_image(data: &[u8]) -> Result<MetadataImage, RecordError> {
-    Ok(serde_json::from_slice(data)?)
+pub fn decode_image(data: &[u8]) -> Result<(MetadataImage, Option<PendingChange>), RecordError> {
+    match serde_json::from_slice::<MetadataImage>(data) {
+        Ok(image) => Ok((image, None)),
+        Err(bare) => match serde_json::from_slice::<Snapshot>(data) {
+            Ok(snapshot) => Ok((snapshot.image, Some(snapshot.pending))),
+            Err(_) => Err(bare.into()),
+        },
+    }
 }
 
 impl MetadataImage {
@@ -147,6 +285,9 @@ impl MetadataImage {
                 self.topics.retain(|_, t| t.id != *id);
             }
             MetadataRecord::ProducerIds(next) => self.next_producer_id = *next,
+            MetadataRecord::Part { .. } => {
+                return Err(RecordError::OutOfOrder("a part marker inside an entry".into()));
+            }
             MetadataRecord::BrokerConfigs { resource, configs } => {
                 if configs.is_empty() {
                     self.broker_configs.remove(resource);
@@ -208,6 +349,8 @@ pub fn diff(from: &MetadataImage, to: &MetadataImage) -> Vec<MetadataRecord> {
 mod tests {
     use super::*;
 
+    const CHANGE_PART_BYTES_FOR_TESTS: usize = 512 << 10;
+
     fn broker(id: NodeId, incarnation: &str) -> BrokerMeta {
         crate::cluster::image::tests::broker(id, incarnation, 2)
     }
@@ -242,6 +385,113 @@ mod tests {
         rebuilt2.apply(8, &diff(&rebuilt, &again)).unwrap();
         again.version = 8;
         assert_eq!(rebuilt2, again);
+    }
+
+    /// An image with brokers 1 and 2, and the image after creating topic "big" of `partitions`.
+    fn big_topic(partitions: usize) -> (MetadataImage, MetadataImage) {
+        let mut from = MetadataImage { cluster_id: "c".into(), ..Default::default() };
+        from.apply(1, &[MetadataRecord::Broker(broker(1, "a")), MetadataRecord::Broker(broker(2, "b"))]).unwrap();
+        let mut to = from.clone();
+        let placed = to.place_partitions(partitions, 2).unwrap();
+        let topic =
+            TopicMeta { name: "big".into(), id: TopicId([5; 16]), partitions: placed, configs: BTreeMap::new() };
+        to.topics.insert("big".into(), Arc::new(topic));
+        (from, to)
+    }
+
+    /// Applies `entries` from log index `first` on, as a node would.
+    fn apply_all(image: &mut MetadataImage, pending: &mut Option<PendingChange>, first: u64, entries: &[Vec<u8>]) {
+        for (i, entry) in entries.iter().enumerate() {
+            apply_entry(image, pending, first + i as u64, decode(entry).unwrap()).unwrap();
+        }
+    }
+
+    /// The entries a controller proposes for `records` from log index `at` on.
+    fn proposed(records: Vec<MetadataRecord>, part_bytes: usize, at: u64) -> Vec<Vec<u8>> {
+        let parts = split(records, part_bytes);
+        let count = parts.len();
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| match (i, count) {
+                (_, 1) => encode(&part),
+                (0, _) => encode_part(0, false, part),
+                _ => encode_part(at, i + 1 == count, part),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_larger_than_an_entry_applies_all_at_once_at_its_last_part() {
+        let (from, mut to) = big_topic(10_000);
+        let records = diff(&from, &to);
+        let entries = proposed(records, 64 << 10, 10);
+        assert!(entries.len() > 10, "{} parts", entries.len());
+        assert!(entries.iter().all(|e| e.len() <= 64 << 10), "a part over its bound");
+
+        let (mut image, mut pending) = (from.clone(), None);
+        let (body, tail) = entries.split_at(entries.len() - 1);
+        apply_all(&mut image, &mut pending, 10, body);
+        // Between parts: nothing of the change is visible, and the version still moves.
+        assert!(image.topics.is_empty());
+        assert_eq!(image.version, 10 + body.len() as u64 - 1);
+        assert!(pending.as_ref().is_some_and(|p| p.records.len() > 9_000));
+
+        // A snapshot taken between parts carries them: a node caught up by it completes the change.
+        let (mut restored, mut restored_pending) = decode_image(&encode_image(&image, &pending)).unwrap();
+        restored.version = image.version;
+        assert_eq!((&restored, &restored_pending), (&image, &pending));
+        let last = 10 + body.len() as u64;
+        apply_all(&mut restored, &mut restored_pending, last, tail);
+        apply_all(&mut image, &mut pending, last, tail);
+        to.version = last;
+        assert_eq!(image, to);
+        assert_eq!(restored, to);
+        assert!(pending.is_none() && restored_pending.is_none());
+    }
+
+    #[test]
+    fn an_entry_between_parts_abandons_the_change_on_every_node_alike() {
+        let (from, to) = big_topic(2_000);
+        let entries = proposed(diff(&from, &to), 32 << 10, 20);
+        assert!(entries.len() >= 3);
+
+        // The controller died after two parts; the next controller's empty entry comes next.
+        let (mut image, mut pending) = (from.clone(), None);
+        apply_all(&mut image, &mut pending, 20, &entries[..2]);
+        apply_entry(&mut image, &mut pending, 22, Vec::new()).unwrap();
+        assert!(pending.is_none());
+        assert!(image.topics.is_empty());
+        assert_eq!(image.version, 22);
+
+        // A part whose predecessors were abandoned is refused and changes nothing but the version.
+        let before = image.clone();
+        assert!(apply_entry(&mut image, &mut pending, 23, decode(&entries[2]).unwrap()).is_err());
+        assert_eq!(image.topics, before.topics);
+        assert_eq!(image.version, 23);
+
+        // The next controller's own change starts afresh and completes.
+        let again = proposed(diff(&from, &to), 32 << 10, 24);
+        apply_all(&mut image, &mut pending, 24, &again);
+        assert_eq!(image.topics, to.topics);
+
+        // A part at the wrong index (not right after its predecessor) is refused too.
+        let (mut image, mut pending) = (from.clone(), None);
+        apply_all(&mut image, &mut pending, 20, &entries[..1]);
+        assert!(apply_entry(&mut image, &mut pending, 22, decode(&entries[1]).unwrap()).is_err());
+        assert!(pending.is_none());
+    }
+
+    #[test]
+    fn a_small_change_stays_one_unmarked_entry_and_old_snapshots_still_decode() {
+        let (from, to) = big_topic(10);
+        let parts = split(diff(&from, &to), CHANGE_PART_BYTES_FOR_TESTS);
+        assert_eq!(parts.len(), 1);
+        // A snapshot written before split changes existed: a bare image.
+        let (image, pending) = decode_image(&serde_json::to_vec(&to).unwrap()).unwrap();
+        assert_eq!(image, to);
+        assert!(pending.is_none());
+        assert_eq!(encode_image(&to, &None), serde_json::to_vec(&to).unwrap());
     }
 
     #[test]

@@ -57,6 +57,13 @@ struct RequestLabels {
     request: String,
 }
 
+/// A series of one shard's memory budget line (see [`ShardSample`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemoryLabels {
+    shard: u32,
+    line: &'static str,
+}
+
 /// A series of one consumer group.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabels {
@@ -85,6 +92,10 @@ pub(super) struct Families {
     batch_cache_misses: Family<ShardLabels, Counter>,
     batch_cache_bytes: Family<ShardLabels, Gauge>,
     batch_cache_budget_bytes: Family<ShardLabels, Gauge>,
+    memory_bytes: Family<MemoryLabels, Gauge>,
+    memory_budget_bytes: Family<MemoryLabels, Gauge>,
+    open_segment_files: Family<ShardLabels, Gauge>,
+    open_segment_files_max: Family<ShardLabels, Gauge>,
     partitions: Family<ShardLabels, Gauge>,
     leaders: Family<ShardLabels, Gauge>,
     under_replicated: Family<ShardLabels, Gauge>,
@@ -157,6 +168,18 @@ pub struct ShardSample {
     pub batch_cache_bytes: i64,
     /// The batch cache's budget (`--batch-cache-bytes`).
     pub batch_cache_budget_bytes: i64,
+    /// Bytes of request frames charged to the client listener's budget now.
+    pub request_memory_bytes: i64,
+    /// That budget (`--queued-max-request-bytes` over the shards).
+    pub request_memory_budget_bytes: i64,
+    /// Bytes of request frames charged to the replication listener's budget now.
+    pub replication_request_memory_bytes: i64,
+    /// That budget (the same size as the client listener's).
+    pub replication_request_memory_budget_bytes: i64,
+    /// Segment file descriptors the shard's descriptor cache holds.
+    pub open_segment_files: i64,
+    /// Its bound (`--max-open-files` over the shards).
+    pub open_segment_files_max: i64,
 }
 
 impl Metrics {
@@ -172,6 +195,10 @@ impl Metrics {
             batch_cache_misses: Family::default(),
             batch_cache_bytes: Family::default(),
             batch_cache_budget_bytes: Family::default(),
+            memory_bytes: Family::default(),
+            memory_budget_bytes: Family::default(),
+            open_segment_files: Family::default(),
+            open_segment_files_max: Family::default(),
             partitions: Family::default(),
             leaders: Family::default(),
             under_replicated: Family::default(),
@@ -254,6 +281,25 @@ fn register(root: &mut Registry, f: &Families) {
         "The batch cache's budget (--batch-cache-bytes)",
         Unit::Bytes,
         f.batch_cache_budget_bytes.clone(),
+    );
+    r.register_with_unit(
+        "memory",
+        "Memory held by each budgeted line of a shard: batch_cache, requests (the client listener's frames), \
+         replication_requests",
+        Unit::Bytes,
+        f.memory_bytes.clone(),
+    );
+    r.register_with_unit(
+        "memory_budget",
+        "The budget of each line of sluice_memory_bytes",
+        Unit::Bytes,
+        f.memory_budget_bytes.clone(),
+    );
+    r.register("open_segment_files", "Segment file descriptors the shard's cache holds", f.open_segment_files.clone());
+    r.register(
+        "open_segment_files_max",
+        "The bound on a shard's segment file descriptors (--max-open-files over the shards)",
+        f.open_segment_files_max.clone(),
     );
     r.register("partitions", "Partition replicas held, by shard", f.partitions.clone());
     r.register("partition_leaders", "Partitions this broker leads, by shard", f.leaders.clone());
@@ -365,6 +411,22 @@ impl ShardMetrics {
         f.replica_lag_max.get_or_create(&labels).set(sample.replica_lag_max_records);
         f.batch_cache_bytes.get_or_create(&labels).set(sample.batch_cache_bytes);
         f.batch_cache_budget_bytes.get_or_create(&labels).set(sample.batch_cache_budget_bytes);
+        f.open_segment_files.get_or_create(&labels).set(sample.open_segment_files);
+        f.open_segment_files_max.get_or_create(&labels).set(sample.open_segment_files_max);
+        let lines = [
+            ("batch_cache", sample.batch_cache_bytes, sample.batch_cache_budget_bytes),
+            ("requests", sample.request_memory_bytes, sample.request_memory_budget_bytes),
+            (
+                "replication_requests",
+                sample.replication_request_memory_bytes,
+                sample.replication_request_memory_budget_bytes,
+            ),
+        ];
+        for (line, bytes, budget) in lines {
+            let labels = MemoryLabels { shard: self.shard, line };
+            f.memory_bytes.get_or_create(&labels).set(bytes);
+            f.memory_budget_bytes.get_or_create(&labels).set(budget);
+        }
     }
 
     /// Replaces the consumer-group lag series with `lags`: the [`METRICS_GROUPS_MAX`] groups

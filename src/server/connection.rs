@@ -9,7 +9,6 @@
 //! given back when its handler returns. The sweep (`sweep.rs`) closes the connection when it is
 //! idle too long or a request trickles in too slowly.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -22,9 +21,9 @@ use tracing::{debug, warn};
 use super::memory::RequestMemory;
 use super::reader::{Frame, FrameReader, ReadError};
 use super::sweep::{ConnectionState, Connections};
-use super::throttled::Throttled;
 use super::writer::{set_nonblocking, write_pieces};
 use super::{Dispatch, ServerLimits};
+use crate::limits::LogThrottle;
 use crate::protocol::{FrameLimits, Reply};
 
 /// What the connections of one listener on one shard share.
@@ -37,7 +36,7 @@ pub(super) struct Listener<D> {
     pub(super) connections: Rc<Connections>,
     /// Connections closed for a bad frame or a failed socket (a flood of bad clients logs once
     /// a second).
-    pub(super) closed_log: RefCell<Throttled>,
+    pub(super) closed_log: LogThrottle,
 }
 
 /// Readies an accepted socket for [`serve`]: non-blocking, TCP_NODELAY, and a second descriptor
@@ -115,7 +114,7 @@ pub(super) async fn serve<D: Dispatch>(
                 break;
             }
             Err(e) => {
-                if let Some(suppressed) = listener.closed_log.borrow_mut().allow() {
+                if let Some(suppressed) = listener.closed_log.allow() {
                     warn!(%peer, error = %e, closed_since_last_line = suppressed, "closing connection");
                 }
                 break;

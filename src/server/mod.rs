@@ -9,10 +9,9 @@ pub mod connection;
 pub mod memory;
 pub mod reader;
 mod sweep;
-mod throttled;
 pub mod writer;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -81,11 +80,11 @@ pub async fn serve<D: Dispatch>(
         limits,
         memory,
         connections,
-        closed_log: RefCell::new(throttled::Throttled::new()),
+        closed_log: crate::limits::LogThrottle::new(),
     });
     let open = Rc::new(Cell::new(0u32));
     let limit = limits.connections_per_shard;
-    let (mut failed_log, mut refused_log) = (throttled::Throttled::new(), throttled::Throttled::new());
+    let (failed_log, refused_log) = (crate::limits::LogThrottle::new(), crate::limits::LogThrottle::new());
     let mut retry = ACCEPT_RETRY_MIN;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::throttled::Throttled;
+use crate::limits::LogThrottle;
 
 /// The longest time between two sweeps: a timeout fires at most this late.
 const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(1);
@@ -204,14 +204,14 @@ impl Drop for Registration {
 /// Closes the connections that `timeouts` say to, every [`sweep_interval`], until cancelled.
 pub(super) async fn sweep(connections: Rc<Connections>, timeouts: Timeouts) {
     let interval = sweep_interval(timeouts);
-    let mut slow_log = Throttled::new();
+    let slow_log = LogThrottle::new();
     loop {
         glommio::timer::sleep(interval).await;
-        sweep_once(&connections, timeouts, Instant::now(), &mut slow_log);
+        sweep_once(&connections, timeouts, Instant::now(), &slow_log);
     }
 }
 
-fn sweep_once(connections: &Connections, timeouts: Timeouts, now: Instant, slow_log: &mut Throttled) {
+fn sweep_once(connections: &Connections, timeouts: Timeouts, now: Instant, slow_log: &LogThrottle) {
     let expired: Vec<(Rc<ConnectionState>, Expiry)> = connections
         .by_id
         .borrow()
@@ -299,8 +299,8 @@ mod tests {
         busy.request_started();
         let idle_registration = connections.register(idle.clone());
         let busy_registration = connections.register(busy.clone());
-        let mut log = Throttled::new();
-        sweep_once(&connections, TIMEOUTS, Instant::now() + Duration::from_secs(700), &mut log);
+        let log = LogThrottle::new();
+        sweep_once(&connections, TIMEOUTS, Instant::now() + Duration::from_secs(700), &log);
         assert_eq!((idle.expired(), busy.expired()), (Some(Expiry::Idle), None));
         assert_eq!(idle.expiry(Instant::now() + Duration::from_secs(700), TIMEOUTS), None, "closed once");
         drop((idle_registration, busy_registration));

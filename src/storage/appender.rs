@@ -4,6 +4,9 @@
 //! Lifecycle: created or opened at a logical size by the partition's flusher task, which alone
 //! drives it (one write in flight per file, since each write rewrites the previous tail block);
 //! closed by truncating the file to its logical size. Lives on the shard that owns the partition.
+//! An appender of a log's active segment holds no descriptor between writes: it takes the file
+//! from the shard's [`FileCache`] for each write or sync, so an idle partition's descriptor may
+//! be closed and reopened later; its position and tail block live here and survive that.
 //!
 //! Durability contract: after [`SegmentAppender::write`] returns, the bytes are in the file (a
 //! process crash keeps them); after [`SegmentAppender::sync`] returns they survive power loss.
@@ -12,15 +15,54 @@
 //! rewrites its whole buffer on every sync.
 
 use std::io;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::file_cache::{Create, DirectFile, FileCache, FileKind, SegmentFiles};
 use super::io::{self as sio, SharedFile};
 use crate::limits::{BLOCK_BYTES, WRITE_CHUNK_BYTES, WRITES_IN_FLIGHT_MAX};
+use glommio::io::DmaFile;
+
+/// The file an appender writes.
+pub(crate) enum Target {
+    /// A file it holds open throughout (a clean's new segment, an index written whole).
+    File(SharedFile),
+    /// A log segment's `.log`, taken from the shard's descriptor cache at each operation.
+    Segment(Rc<SegmentFiles>),
+}
+
+impl Target {
+    /// The file, reopened through the cache if its descriptor was closed; the handle keeps it
+    /// open (in use) while held.
+    async fn file(&self) -> io::Result<DirectFile> {
+        match self {
+            Target::File(file) => Ok(DirectFile::unmanaged(file.clone())),
+            Target::Segment(files) => files.direct(FileKind::Log, Create::No).await,
+        }
+    }
+}
+
+/// How far the allocation grows past the end each time it is reached.
+pub(crate) enum Extent {
+    /// Always this many bytes (a multiple of the block size).
+    Fixed(u64),
+    /// What the shard's cache says now (see [`FileCache::preallocate_bytes`]).
+    Shard(FileCache),
+}
+
+impl Extent {
+    fn bytes(&self) -> u64 {
+        match self {
+            Extent::Fixed(bytes) => *bytes,
+            Extent::Shard(cache) => cache.preallocate_bytes(),
+        }
+    }
+}
 
 /// The writer of one append-only file.
 pub(crate) struct SegmentAppender {
-    file: SharedFile,
+    target: Target,
     /// Logical bytes in the file: everything before this has been written.
     written: u64,
     /// The bytes of the block containing `written`, from the block start to `written`.
@@ -28,7 +70,7 @@ pub(crate) struct SegmentAppender {
     /// Bytes allocated by fallocate so far.
     allocated: u64,
     /// The extent to grow the allocation by.
-    allocate_step: u64,
+    extent: Extent,
 }
 
 fn align_down(v: u64) -> u64 {
@@ -40,9 +82,12 @@ fn align_up(v: u64) -> u64 {
 }
 
 impl SegmentAppender {
-    /// Resumes `file` at logical size `written`, reading the partial tail block back.
-    pub(crate) async fn resume(file: SharedFile, written: u64, allocate_step: u64) -> io::Result<Self> {
-        assert!(allocate_step.is_multiple_of(BLOCK_BYTES));
+    /// Resumes `target` at logical size `written`, reading the partial tail block back.
+    pub(crate) async fn resume(target: Target, written: u64, extent: Extent) -> io::Result<Self> {
+        if let Extent::Fixed(bytes) = extent {
+            assert!(bytes.is_multiple_of(BLOCK_BYTES));
+        }
+        let file = target.file().await?;
         let tail_start = align_down(written);
         let tail_len = usize::try_from(written - tail_start).unwrap_or(0);
         let tail = if tail_len == 0 {
@@ -55,7 +100,7 @@ impl SegmentAppender {
             read.to_vec()
         };
         let allocated = sio::file_size(&file).await?;
-        Ok(Self { file, written, tail, allocated, allocate_step })
+        Ok(Self { target, written, tail, allocated, extent })
     }
 
     /// Logical bytes written.
@@ -74,9 +119,10 @@ impl SegmentAppender {
         if total == 0 {
             return Ok(());
         }
+        let file = self.target.file().await?;
         let start = align_down(self.written);
         let logical_end = self.written + total;
-        self.ensure_allocated(align_up(logical_end)).await?;
+        self.ensure_allocated(&file, align_up(logical_end)).await?;
         let mut source = std::iter::once(&self.tail[..]).chain(chunks.iter().map(|c| &c[..])).filter(|s| !s.is_empty());
         let mut current: &[u8] = source.next().unwrap_or_default();
         let mut position = start;
@@ -85,7 +131,7 @@ impl SegmentAppender {
         while position < logical_end {
             let take = usize::try_from((logical_end - position).min(WRITE_CHUNK_BYTES as u64)).unwrap_or(0);
             let len = usize::try_from(align_up(take as u64)).unwrap_or(usize::MAX);
-            let mut buf = self.file.alloc_dma_buffer(len);
+            let mut buf = file.alloc_dma_buffer(len);
             let bytes = buf.as_bytes_mut();
             let mut filled = 0;
             while filled < take {
@@ -104,7 +150,7 @@ impl SegmentAppender {
             if position + take as u64 == logical_end {
                 new_tail = bytes[usize::try_from(align_down(take as u64)).unwrap_or(0)..take].to_vec();
             }
-            let file = self.file.clone();
+            let file = file.shared().clone();
             let at = position;
             writes.push_back(glommio::spawn_local(async move { sio::write_all_at(&file, buf, at).await }).detach());
             if writes.len() >= WRITES_IN_FLIGHT_MAX
@@ -122,34 +168,43 @@ impl SegmentAppender {
         Ok(())
     }
 
-    async fn ensure_allocated(&mut self, end: u64) -> io::Result<()> {
+    async fn ensure_allocated(&mut self, file: &DmaFile, end: u64) -> io::Result<()> {
         if end <= self.allocated {
             return Ok(());
         }
-        let target = align_up(end.max(self.allocated + self.allocate_step));
-        sio::pre_allocate(&self.file, target).await?;
+        let target = align_up(end.max(self.allocated + self.extent.bytes()));
+        sio::pre_allocate(file, target).await?;
         self.allocated = target;
         Ok(())
     }
 
-    /// fdatasync: everything written so far survives power loss.
+    /// fdatasync: everything written so far survives power loss (fdatasync flushes the file,
+    /// whichever descriptor it goes through, so one reopened since the write does).
     pub(crate) async fn sync(&self) -> io::Result<()> {
-        sio::sync(&self.file).await
+        let file = self.target.file().await?;
+        sio::sync(&file).await
     }
 
-    /// Cuts the preallocated space so the file size is the logical size, and syncs. The file
-    /// stays open for readers.
-    pub(crate) async fn seal(self) -> io::Result<SharedFile> {
-        sio::truncate(&self.file, self.written).await?;
-        sio::sync(&self.file).await?;
-        Ok(self.file)
+    /// Cuts the preallocated space so the file size is the logical size, and syncs.
+    pub(crate) async fn seal(self) -> io::Result<()> {
+        let file = self.target.file().await?;
+        sio::truncate(&file, self.written).await?;
+        sio::sync(&file).await
     }
+}
+
+/// Writes `bytes` as the whole of `file` (an index, at a seal or a rewrite): cut to nothing,
+/// written, cut to its size, synced. No preallocation beyond the blocks it needs.
+pub(crate) async fn write_whole(file: SharedFile, bytes: Vec<u8>) -> io::Result<()> {
+    sio::truncate(&file, 0).await?;
+    let mut appender = SegmentAppender::resume(Target::File(file), 0, Extent::Fixed(BLOCK_BYTES)).await?;
+    appender.write(&[Bytes::from(bytes)]).await?;
+    appender.seal().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::rc::Rc;
 
     #[test]
     fn appends_resume_and_rewrite_the_tail_block() {
@@ -157,7 +212,8 @@ mod tests {
         let path = dir.path().join("f.log");
         crate::testing::run_on_shard(move || async move {
             let file = Rc::new(sio::open_rw(&path, true).await.unwrap());
-            let mut appender = SegmentAppender::resume(file, 0, 64 * 1024).await.unwrap();
+            let mut appender =
+                SegmentAppender::resume(Target::File(file.clone()), 0, Extent::Fixed(64 * 1024)).await.unwrap();
             let mut expected = Vec::new();
             for i in 0..50u32 {
                 let chunk: Vec<u8> = (0..(i * 97 + 13)).map(|b| (b % 251) as u8).collect();
@@ -166,16 +222,19 @@ mod tests {
                 appender.sync().await.unwrap();
             }
             assert_eq!(appender.written(), expected.len() as u64);
-            let file = appender.seal().await.unwrap();
+            appender.seal().await.unwrap();
             assert_eq!(sio::file_size(&file).await.unwrap(), expected.len() as u64);
 
             // Resume the sealed file and go on appending.
-            let mut appender = SegmentAppender::resume(file, expected.len() as u64, 64 * 1024).await.unwrap();
+            let mut appender =
+                SegmentAppender::resume(Target::File(file.clone()), expected.len() as u64, Extent::Fixed(64 * 1024))
+                    .await
+                    .unwrap();
             let more = Bytes::from(vec![7u8; 10_000]);
             expected.extend_from_slice(&more);
             appender.write(&[more.clone(), more.slice(0..1)]).await.unwrap();
             expected.push(7);
-            let file = appender.seal().await.unwrap();
+            appender.seal().await.unwrap();
             let read = sio::read_at(&file, 0, expected.len() + 100).await.unwrap();
             assert_eq!(&read[..], &expected[..]);
         });
@@ -187,14 +246,43 @@ mod tests {
         let path = dir.path().join("big.log");
         crate::testing::run_on_shard(move || async move {
             let file = Rc::new(sio::open_rw(&path, true).await.unwrap());
-            let mut appender = SegmentAppender::resume(file, 0, 1024 * 1024).await.unwrap();
+            let mut appender =
+                SegmentAppender::resume(Target::File(file.clone()), 0, Extent::Fixed(1024 * 1024)).await.unwrap();
             let big: Vec<u8> =
                 (0..WRITE_CHUNK_BYTES * WRITES_IN_FLIGHT_MAX * 2 + 12_345).map(|b| (b % 253) as u8).collect();
             appender.write(&[Bytes::from_static(b"abc"), Bytes::from(big.clone())]).await.unwrap();
-            let file = appender.seal().await.unwrap();
+            appender.seal().await.unwrap();
             let read = sio::read_at(&file, 0, big.len() + 3).await.unwrap();
             assert_eq!(&read[..3], b"abc");
             assert!(read[3..] == big[..]);
+        });
+    }
+
+    #[test]
+    fn an_appender_whose_descriptor_was_closed_between_writes_reopens_it_and_loses_nothing() {
+        use crate::storage::file_cache::{Access, FileCacheConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().to_path_buf();
+        crate::testing::run_on_shard(move || async move {
+            let cache = FileCache::new(FileCacheConfig { open_files_max: 1, preallocate_budget_bytes: 1 << 20 });
+            let (files, other) = (cache.segment(dir.join("0.log")), cache.segment(dir.join("100.log")));
+            std::fs::write(other.path(FileKind::Log), b"other").unwrap();
+            files.direct(FileKind::Log, Create::IfMissing).await.unwrap();
+            let mut appender =
+                SegmentAppender::resume(Target::Segment(files.clone()), 0, Extent::Shard(cache.clone())).await.unwrap();
+            let mut expected = Vec::new();
+            for i in 0..20u8 {
+                let chunk = vec![i; 1000 + usize::from(i) * 37];
+                expected.extend_from_slice(&chunk);
+                appender.write(&[Bytes::from(chunk)]).await.unwrap();
+                // Another file takes the only slot: the appender's descriptor closes while idle.
+                other.buffered().unwrap();
+                assert!(!files.is_open(Access::Direct(FileKind::Log)));
+                appender.sync().await.unwrap();
+            }
+            appender.seal().await.unwrap();
+            assert!(cache.stats().evictions >= 20);
+            assert_eq!(std::fs::read(files.path(FileKind::Log)).unwrap(), expected);
         });
     }
 
@@ -204,7 +292,7 @@ mod tests {
         let path = dir.path().join("full.log");
         crate::testing::run_on_shard(move || async move {
             let file = Rc::new(sio::open_rw(&path, true).await.unwrap());
-            let mut appender = SegmentAppender::resume(file, 0, 64 * 1024).await.unwrap();
+            let mut appender = SegmentAppender::resume(Target::File(file), 0, Extent::Fixed(64 * 1024)).await.unwrap();
             appender.write(&[Bytes::from(vec![1u8; 5000])]).await.unwrap();
             sio::inject_fault(Some(sio::Fault::DiskFullAfterBytes(0)));
             let err = appender.write(&[Bytes::from(vec![2u8; 5000])]).await.unwrap_err();

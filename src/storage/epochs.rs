@@ -2,6 +2,16 @@
 //! it. Followers use it (OffsetForLeaderEpoch) to find where their log diverged from the leader's.
 //! Persisted as `leader-epoch-checkpoint` in Kafka's text format: a version line (0), a count
 //! line, then `epoch start_offset` per line.
+//!
+//! When: an append under a new epoch writes the file first ([`EpochCache::assign`]; if that
+//! fails, the append fails and the epoch is not kept, so no batch reaches a segment file under
+//! an epoch the checkpoint lacks, which recovery would cut as damage). The epoch a new leader
+//! begins before any append ([`EpochCache::note`]) is only noted: the first append under it, or
+//! the flusher before it writes, or the close, writes it. An epoch with no batch lost in a crash
+//! answers divergence checks as its absence does (the epoch before it ends where the next one
+//! begins), and two fsyncs per partition at every leadership change (all of a broker's
+//! partitions at once when it registers) would make a broker of many partitions slow to start.
+//! A follower's epochs and cuts are written at once.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +26,8 @@ pub(crate) const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 pub(crate) struct EpochCache {
     path: PathBuf,
     entries: Vec<(LeaderEpoch, Offset)>,
+    /// `entries` has an epoch the file does not have yet.
+    pending: bool,
 }
 
 impl EpochCache {
@@ -37,18 +49,37 @@ impl EpochCache {
                 entries.push((LeaderEpoch(epoch), Offset(offset)));
             }
         }
-        Self { path, entries }
+        Self { path, entries, pending: false }
     }
 
-    /// Notes that `epoch` began at `start`, if it is newer than the latest; persists on change.
+    /// Notes that `epoch` began at `start` (a leadership, before any append), if it is newer
+    /// than the latest; the file follows at the next [`Self::assign`] or
+    /// [`Self::persist_pending`] (see the module docs).
+    pub(crate) fn note(&mut self, epoch: LeaderEpoch, start: Offset) {
+        if epoch.0 < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
+            return;
+        }
+        self.entries.push((epoch, start));
+        self.pending = true;
+    }
+
+    /// Records that `epoch` began at `start` before a batch of it is appended, if it is newer
+    /// than the latest, and writes the file (with any epoch only noted so far); if the write
+    /// fails, the memory goes back to what the disk has, less a noted epoch, which stays noted.
     pub(crate) fn assign(&mut self, epoch: LeaderEpoch, start: Offset) -> std::io::Result<()> {
         if epoch.0 < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
-            return Ok(());
+            return self.persist_pending().map(drop);
         }
         self.entries.push((epoch, start));
         self.persist_or_undo(|entries| {
             entries.pop();
         })
+    }
+
+    /// Writes the file if [`Self::assign`] noted an epoch since it was last written: before a
+    /// batch reaches a segment file. Returns whether it wrote (and so fsynced the directory).
+    pub(crate) fn persist_pending(&mut self) -> std::io::Result<bool> {
+        if self.pending { self.persist().map(|()| true) } else { Ok(false) }
     }
 
     /// A follower's [`Self::assign`] of the epoch its leader stamped on a batch at `start` (the
@@ -102,9 +133,9 @@ impl EpochCache {
         Some((found, end))
     }
 
-    /// Persists the entries; if that fails, `undo` puts the memory back as the disk has it, so a
-    /// batch is never appended under an epoch the checkpoint lacks (the next append tries the
-    /// write again, and fails as the disk does).
+    /// Persists the entries (a follower's, written at once); if that fails, `undo` puts the
+    /// memory back as the disk has it, so a batch is never appended under an epoch the
+    /// checkpoint lacks (the next append tries the write again, and fails as the disk does).
     fn persist_or_undo(&mut self, undo: impl FnOnce(&mut Vec<(LeaderEpoch, Offset)>)) -> std::io::Result<()> {
         let result = self.persist();
         if result.is_err() {
@@ -113,12 +144,14 @@ impl EpochCache {
         result
     }
 
-    fn persist(&self) -> std::io::Result<()> {
+    fn persist(&mut self) -> std::io::Result<()> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (epoch, start) in &self.entries {
             text.push_str(&format!("{} {}\n", epoch.0, start.0));
         }
-        write_atomically(&self.path, text.as_bytes())
+        write_atomically(&self.path, text.as_bytes())?;
+        self.pending = false;
+        Ok(())
     }
 }
 
@@ -133,6 +166,8 @@ mod tests {
         cache.assign(LeaderEpoch(0), Offset(0)).unwrap();
         cache.assign(LeaderEpoch(0), Offset(5)).unwrap();
         cache.assign(LeaderEpoch(3), Offset(10)).unwrap();
+        cache.note(LeaderEpoch(5), Offset(20));
+        assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)), "a noted epoch waits");
         cache.assign(LeaderEpoch(5), Offset(20)).unwrap();
         let reloaded = EpochCache::load(dir.path());
         assert_eq!(reloaded.entries, cache.entries);
@@ -155,6 +190,9 @@ mod tests {
         assert_eq!(cache.latest(), Some(LeaderEpoch(1)), "not noted, so the next append tries again");
         assert!(cache.assign_replicated(LeaderEpoch(3), Offset(10)).is_err());
         assert_eq!(cache.entries, [(LeaderEpoch(1), Offset(0))]);
+        // A leadership's epoch is only noted; the append under it fails as its write does.
+        cache.note(LeaderEpoch(2), Offset(10));
+        assert!(cache.assign(LeaderEpoch(2), Offset(10)).is_err());
         cache.path = dir.path().join(CHECKPOINT_FILE);
         cache.assign(LeaderEpoch(2), Offset(10)).unwrap();
         assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(2)));
@@ -165,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EpochCache::load(dir.path());
         cache.assign(LeaderEpoch(2), Offset(0)).unwrap();
-        cache.assign(LeaderEpoch(5), Offset(10)).unwrap(); // begun at the log end, nothing appended
+        cache.note(LeaderEpoch(5), Offset(10)); // begun at the log end, nothing appended
         assert_eq!(cache.latest_below(Offset(10)), Some(LeaderEpoch(2)));
         cache.assign_replicated(LeaderEpoch(4), Offset(10)).unwrap();
         assert_eq!(cache.entries, [(LeaderEpoch(2), Offset(0)), (LeaderEpoch(4), Offset(10))]);

@@ -128,6 +128,72 @@ pub async fn read_at(file: &DmaFile, pos: u64, len: usize) -> io::Result<glommio
     Ok(file.read_at(pos, len).await?)
 }
 
+/// Where a read of a segment goes.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// The direct-I/O descriptor: asynchronous reads that bypass the page cache (recovery,
+    /// truncation, producer-state replay, the cleaner: long reads the shard must not block on).
+    Direct(&'a DmaFile),
+    /// The buffered descriptor: pread(2) through the page cache, which blocks the shard while a
+    /// cold block comes off the disk (fetches and timestamp lookups: the header scan of a fetch
+    /// reads the blocks its sendfile then sends, so the scan warms them instead of the send
+    /// blocking on them; a segment needs only this one descriptor to be read).
+    Buffered(&'a std::fs::File),
+}
+
+/// Bytes a [`Source`] read.
+pub enum Read {
+    /// From the direct descriptor.
+    Direct(glommio::io::ReadResult),
+    /// From the buffered descriptor.
+    Buffered(Vec<u8>),
+}
+
+impl Read {
+    /// The bytes, as shared ones (no copy of a buffered read).
+    pub fn into_bytes(self) -> bytes::Bytes {
+        match self {
+            Read::Direct(read) => bytes::Bytes::copy_from_slice(&read),
+            Read::Buffered(read) => bytes::Bytes::from(read),
+        }
+    }
+}
+
+impl std::ops::Deref for Read {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Read::Direct(read) => read,
+            Read::Buffered(read) => read,
+        }
+    }
+}
+
+impl Source<'_> {
+    /// Reads up to `len` bytes at `pos` (any alignment); fewer at the end of the file.
+    pub async fn read_at(self, pos: u64, len: usize) -> io::Result<Read> {
+        match self {
+            Source::Direct(file) => Ok(Read::Direct(read_at(file, pos, len).await?)),
+            Source::Buffered(file) => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len];
+                let mut filled = 0;
+                while filled < len {
+                    match file.read_at(&mut buf[filled..], pos + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(Read::Buffered(buf))
+            }
+        }
+    }
+}
+
 /// fsyncs a directory, so that a file created or renamed in it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -182,4 +248,52 @@ pub fn volume_space(path: &Path) -> io::Result<VolumeSpace> {
         total_bytes: u64::from(stats.f_blocks).saturating_mul(fragment),
         usable_bytes: u64::from(stats.f_bavail).saturating_mul(fragment),
     })
+}
+
+/// The file in a data directory holding its id (see [`directory_id`]).
+pub const DIRECTORY_ID_FILE: &str = "directory.id";
+
+/// The id of data directory `dir` (Kafka's `directory.id`, KIP-858): read from
+/// [`DIRECTORY_ID_FILE`], or made (a random version-4 UUID in hex) and written durably when the
+/// file is missing: a new directory, a wiped one, or one from before ids existed. A broker
+/// registers with it, so the controller can tell a restart from a lost disk. A file that does
+/// not hold an id is an error: guessing a new id would silently discard the directory's
+/// standing, and keeping a bad one would hide a damaged directory.
+pub fn directory_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join(DIRECTORY_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(id.to_owned())
+            } else {
+                Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} holds no directory id", path.display())))
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let id = crate::model::TopicId::random()?.hex();
+            write_atomically(&path, format!("{id}\n").as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_keeps_its_id_and_a_damaged_id_file_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let id = directory_id(&dir).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(directory_id(&dir).unwrap(), id, "kept across starts");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(directory_id(&dir).unwrap(), id, "a wiped directory is a new one");
+        std::fs::write(dir.join(DIRECTORY_ID_FILE), "not an id\n").unwrap();
+        assert_eq!(directory_id(&dir).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
 }

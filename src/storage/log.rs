@@ -4,6 +4,13 @@
 //! [`PartitionLog::close`] drains it, seals the files and leaves the clean-shutdown marker.
 //! Dropping without closing is a crash as far as the files know; the next open recovers.
 //!
+//! Descriptors: every segment file is opened through the shard's [`FileCache`], on demand. An
+//! open leaves the files it recovered closed (or idle in the cache); a new partition creates no
+//! file until its first append. The clean-shutdown marker stays until the first change to a
+//! segment file (the flusher's first write, a truncation), and a log closed with nothing changed
+//! since its clean open writes nothing, so restarting a broker of many idle partitions costs no
+//! fsync per partition.
+//!
 //! Cores: lives on the shard that owns the partition and is never sent elsewhere (`Rc` inside).
 //! Other shards reach it by message.
 //!
@@ -31,25 +38,24 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
-use super::appender::SegmentAppender;
+use super::appender::{self, Extent, SegmentAppender, Target};
 use super::batch_cache::{BatchCache, CachedBatch, PartitionCache};
 use super::cleaner::CleanReport;
 use super::cleaner::files as cleaner_files;
 use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
 use super::error::Error;
-use super::io as sio;
+use super::file_cache::{Access, Create, FileCache, FileKind, LogSlot, SegmentFiles};
+use super::io::{self as sio, Source};
 use super::notify::Notify;
 use super::producer_state::{self, Admission, CompletedTxn, Origin, ProducerAppend, ProducerStateTable};
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
 use super::txn_index::{AbortedTxn, AbortedTxnIndex};
-use crate::limits::{INDEX_PREALLOCATE_BYTES, PREALLOCATE_BYTES};
 use crate::model::{
     BatchError, ControlType, LeaderEpoch, Offset, ProducerId, RecordBatch, Timestamp, TopicPartition, ValidBatches,
     assign_offset_and_epoch, marker_batch, parse_marker,
@@ -70,6 +76,8 @@ pub struct OpenOptions<'a> {
     pub config: LogConfig,
     /// The shard's batch cache.
     pub cache: &'a BatchCache,
+    /// The shard's descriptor cache, through which the log opens its files.
+    pub files: &'a FileCache,
     /// Who moves the high watermark.
     pub high_watermark: HighWatermark,
 }
@@ -197,6 +205,19 @@ pub(crate) struct LogState {
     pub(crate) last_clean: Option<(Timestamp, CleanReport)>,
     /// A clean is under way (two at once would write the same `.cleaned` files).
     pub(crate) cleaning: bool,
+    /// The shard's descriptor cache (new segments take their files from it).
+    pub(crate) files: FileCache,
+    /// Counts the log on its shard, for the size of preallocated extents.
+    _slot: LogSlot,
+    /// The clean-shutdown marker is on disk: nothing changed the segment files since the clean
+    /// close that left it. Removed (and this cleared) before the first change.
+    clean_marker: bool,
+    /// The log's files changed since open (appends, truncations, deletions, a clean), so a close
+    /// must write the producer-state snapshot and the marker; an open of a clean log (or of an
+    /// empty directory) that changed nothing leaves the directory as it found it.
+    changed: bool,
+    /// The directory held no segment file at open (a new partition).
+    fresh: bool,
 }
 
 /// Counters of what the flusher did, for tests, tools and (later) metrics.
@@ -211,6 +232,35 @@ pub struct LogStats {
 }
 
 impl LogState {
+    /// Before the first write to a segment file since open (or a cut of one): removes the
+    /// clean-shutdown marker, durably, so a crash from now on recovers the tail segment whole.
+    /// Also writes the leader epochs noted since the checkpoint was last written, which the
+    /// batches about to be written may carry (see `epochs.rs`). Returns whether it fsynced the
+    /// directory (which makes a segment file created before durable by name too).
+    pub(crate) fn before_segment_change(&mut self) -> Result<bool, Error> {
+        let mut dir_synced = self.epochs.persist_pending().map_err(Error::io("writing the leader epoch checkpoint"))?;
+        self.changed = true;
+        if self.clean_marker {
+            let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing {}", marker.display()))(e));
+                }
+                _ => {}
+            }
+            sio::sync_dir(&self.dir).map_err(Error::io(format!("syncing {}", self.dir.display())))?;
+            self.clean_marker = false;
+            dir_synced = true;
+        }
+        Ok(dir_synced)
+    }
+
+    /// Notes a change the marker does not vouch for (segments deleted, the log start moved), so
+    /// the close writes its snapshot and marker.
+    pub(crate) fn note_changed(&mut self) {
+        self.changed = true;
+    }
+
     /// The acknowledged end (or the high watermark bound) moved: raise the high watermark to
     /// `min(ack_end, bound)` if that is higher, and wake waiters.
     fn acknowledged(&mut self) {
@@ -298,7 +348,8 @@ impl LogState {
         if active.size > 0 && (full || old || active.cannot_hold(batch.next_offset.plus(-1), size)) {
             debug!(tp = %self.topic_partition, base = %log_end, full, old, "rolling segment");
             self.snapshot_producers();
-            self.segments.insert(log_end, Segment::new(log_end, now_ms));
+            let files = self.files.segment(segment_file(&self.dir, log_end, "log"));
+            self.segments.insert(log_end, Segment::new(log_end, now_ms, files));
         }
         let active = self.active();
         if active.size == 0 {
@@ -366,69 +417,97 @@ impl LogState {
     }
 }
 
-/// The files of the segment being appended to, driven only by the flusher task.
+/// The file of the segment being appended to, driven only by the flusher task. Its descriptor
+/// is taken from the shard's cache at each write and may be closed in between.
 pub(crate) struct ActiveFiles {
     base: Offset,
     log: SegmentAppender,
-    index: SegmentAppender,
-    time_index: SegmentAppender,
+    /// The file is new and its name not yet durable: the directory is fsynced before its first
+    /// write is acknowledged (by the epoch checkpoint's or the marker's fsync, if one comes).
+    name_unsynced: bool,
 }
 
 impl ActiveFiles {
-    /// Opens (or creates, truncating the indexes) the files of segment `base`, resuming the log
-    /// at `log_size` and rewriting both index files from `segment`'s in-memory entries.
-    async fn open(dir: &Path, segment: &mut Segment, log: sio::SharedFile) -> Result<ActiveFiles, Error> {
-        let base = segment.base_offset;
-        let log = SegmentAppender::resume(log, segment.flushed_size, PREALLOCATE_BYTES)
+    /// Opens (creating it if it is new) the `.log` file of segment `base`, at its flushed size.
+    /// A new file's name is made durable by the caller, before its first write.
+    async fn open(state: &RefCell<LogState>, base: Offset) -> Result<ActiveFiles, Error> {
+        let (files, written, cache) = {
+            let state = state.borrow();
+            let Some(segment) = state.segments.get(&base) else {
+                return Err(Error::Offline(format!("segment {base} to append to is not in the log")));
+            };
+            (segment.files.clone(), segment.flushed_size, state.files.clone())
+        };
+        let path = files.path(FileKind::Log);
+        files
+            .direct(FileKind::Log, Create::IfMissing)
             .await
-            .map_err(Error::io(format!("resuming {}", segment_file(dir, base, "log").display())))?;
-        let mut index = create_index(dir, base, "index").await?;
-        let mut time_index = create_index(dir, base, "timeindex").await?;
-        let entries = segment.index.encode_all();
-        index.write(&[Bytes::from(entries)]).await.map_err(Error::io("writing offset index"))?;
-        let entries = segment.time_index.encode_all();
-        time_index.write(&[Bytes::from(entries)]).await.map_err(Error::io("writing time index"))?;
-        Ok(ActiveFiles { base, log, index, time_index })
+            .map_err(Error::io(format!("opening {}", path.display())))?;
+        let log = SegmentAppender::resume(Target::Segment(files), written, Extent::Shard(cache))
+            .await
+            .map_err(Error::io(format!("resuming {}", path.display())))?;
+        Ok(ActiveFiles { base, log, name_unsynced: written == 0 })
     }
 
-    /// Writes the index entries not yet in the index files. Done only when the segment is
-    /// sealed or the log closed: while a segment is active its indexes live in memory, and after
-    /// a crash recovery rebuilds them by validating the whole tail segment anyway, so writing
-    /// them during appends would cost extra writes per flush and buy nothing.
-    async fn persist_indexes(&mut self, state: &RefCell<LogState>) -> Result<(), Error> {
-        let (index_bytes, time_bytes) = {
+    /// Cuts the log file to its logical size and syncs it, then writes both index files whole
+    /// (an active segment's indexes live in memory only: after a crash, recovery rebuilds them
+    /// by validating the whole tail segment anyway, so writing them during appends would cost
+    /// descriptors and writes and buy nothing).
+    async fn seal(self, state: &RefCell<LogState>) -> Result<(), Error> {
+        self.log.seal().await.map_err(Error::io("sealing segment"))?;
+        let (files, index_bytes, time_bytes) = {
             let mut state = state.borrow_mut();
             let Some(segment) = state.segments.get_mut(&self.base) else { return Ok(()) };
             segment.push_time_entry();
-            let flushed_relative = segment.flushed_next_offset.0.saturating_sub(segment.base_offset.0);
-            let flushed_relative = u64::try_from(flushed_relative).unwrap_or(0);
-            (
-                segment.index.take_unpersisted(segment.flushed_size),
-                segment.time_index.take_unpersisted(flushed_relative),
-            )
+            (segment.files.clone(), segment.index.encode_all(), segment.time_index.encode_all())
         };
-        self.index.write(&[Bytes::from(index_bytes)]).await.map_err(Error::io("writing offset index"))?;
-        self.time_index.write(&[Bytes::from(time_bytes)]).await.map_err(Error::io("writing time index"))?;
-        Ok(())
-    }
-
-    /// Persists every index entry, cuts each file to its logical size and syncs all three.
-    async fn seal(mut self, state: &RefCell<LogState>) -> Result<(), Error> {
-        self.persist_indexes(state).await?;
-        self.log.seal().await.map_err(Error::io("sealing segment"))?;
-        self.index.seal().await.map_err(Error::io("sealing offset index"))?;
-        self.time_index.seal().await.map_err(Error::io("sealing time index"))?;
+        write_indexes(&files, index_bytes, time_bytes).await?;
+        // A sealed segment is read through its buffered descriptor only.
+        files.release(Access::Direct(FileKind::Log));
         Ok(())
     }
 }
 
-async fn create_index(dir: &Path, base: Offset, extension: &str) -> Result<SegmentAppender, Error> {
-    let path = segment_file(dir, base, extension);
-    let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("opening {}", path.display())))?;
-    sio::truncate(&file, 0).await.map_err(Error::io(format!("truncating {}", path.display())))?;
-    SegmentAppender::resume(Rc::new(file), 0, INDEX_PREALLOCATE_BYTES)
-        .await
-        .map_err(Error::io(format!("opening {}", path.display())))
+/// Writes a segment's `.index` and `.timeindex` whole, each opened through the shard's cache and
+/// closed right after.
+async fn write_indexes(files: &SegmentFiles, index_bytes: Vec<u8>, time_bytes: Vec<u8>) -> Result<(), Error> {
+    for (kind, bytes) in [(FileKind::OffsetIndex, index_bytes), (FileKind::TimeIndex, time_bytes)] {
+        let path = files.path(kind);
+        let context = || format!("writing {}", path.display());
+        let file = files.direct(kind, Create::IfMissing).await.map_err(Error::io(context()))?;
+        appender::write_whole(file.shared().clone(), bytes).await.map_err(Error::io(context()))?;
+        drop(file);
+        files.release(Access::Direct(kind));
+    }
+    Ok(())
+}
+
+/// The longest a shard opens logs in a row before it steps aside (see [`step_aside_between_opens`]).
+const OPENING_SLICE: Duration = Duration::from_millis(5);
+/// How long it steps aside: any wait at all takes it off the run queue.
+const OPENING_STEP_ASIDE: Duration = Duration::from_micros(1);
+
+thread_local! {
+    /// When this shard last stepped aside between opens of logs.
+    static OPENING_SINCE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// An image install opens thousands of logs one after another, and opening a log with nothing to
+/// recover makes only blocking file-system calls, no glommio I/O, so it never returns to the
+/// executor: a shard opening 50,000 partitions held its timers and requests for seconds (the
+/// broker's heartbeats stopped and the controller fenced it). So every [`OPENING_SLICE`] of
+/// opens, the next one first sleeps a microsecond, which lets the executor poll and run the
+/// rest (as the cleaner's `Pacer` does).
+async fn step_aside_between_opens() {
+    let now = Instant::now();
+    match OPENING_SINCE.with(std::cell::Cell::get) {
+        Some(since) if now.duration_since(since) < OPENING_SLICE => {}
+        Some(_) => {
+            glommio::timer::sleep(OPENING_STEP_ASIDE).await;
+            OPENING_SINCE.with(|s| s.set(Some(Instant::now())));
+        }
+        None => OPENING_SINCE.with(|s| s.set(Some(now))),
+    }
 }
 
 /// One partition's log. See the module docs for lifecycle and concurrency.
@@ -441,9 +520,10 @@ impl PartitionLog {
     /// Opens the log in `options.dir`, creating it if empty, recovering it if it was not closed
     /// cleanly (see `segment::recover`), and starts its flusher on the current shard.
     pub async fn open(options: OpenOptions<'_>) -> Result<PartitionLog, Error> {
-        let OpenOptions { dir, topic_partition: tp, config, cache, high_watermark } = options;
-        let loaded = load(&dir, &tp, &config).await?;
-        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean, cleaner_checkpoint } =
+        let OpenOptions { dir, topic_partition: tp, config, cache, files, high_watermark } = options;
+        step_aside_between_opens().await;
+        let loaded = load(&dir, &tp, &config, files).await?;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, clean, fresh, cleaner_checkpoint } =
             loaded;
         let high_watermark_bound = match high_watermark {
             HighWatermark::FollowsAcks => BOUND_FOLLOWS_ACKS,
@@ -478,10 +558,15 @@ impl PartitionLog {
             cleaner_checkpoint,
             last_clean: None,
             cleaning: false,
+            files: files.clone(),
+            _slot: files.register_log(),
+            clean_marker: clean,
+            changed: false,
+            fresh,
         }));
         state.borrow().check_invariants();
         info!(tp = %tp, %log_start, %log_end, clean, "log opened");
-        let flusher = glommio::spawn_local(run_flusher(state.clone(), active)).detach();
+        let flusher = glommio::spawn_local(run_flusher(state.clone())).detach();
         Ok(PartitionLog { state, flusher: RefCell::new(Some(flusher)) })
     }
 
@@ -652,12 +737,14 @@ impl PartitionLog {
 
     /// Records that leader epoch `epoch` begins at the current log end (a new leader does this at
     /// the start of its leadership, before any append, so followers' divergence checks see it).
-    /// An epoch not newer than the latest changes nothing.
+    /// An epoch not newer than the latest changes nothing. The checkpoint file takes it with the
+    /// first append under it, or at close (see `epochs.rs`).
     pub fn begin_epoch(&self, epoch: LeaderEpoch) -> Result<(), Error> {
         self.check_writable()?;
         let mut state = self.state.borrow_mut();
         let log_end = state.log_end;
-        state.epochs.assign(epoch, log_end).map_err(Error::io("writing the leader epoch checkpoint"))
+        state.epochs.note(epoch, log_end);
+        Ok(())
     }
 
     /// Who moves the high watermark, changeable at any time: with `bound`, the HW is
@@ -768,19 +855,18 @@ impl PartitionLog {
             return Err(Error::Offline(reason.clone()));
         }
         let new_end = cut_files(&self.state, cut).await?;
-        let (dir, tp, config) = {
+        let (dir, tp, config, files) = {
             let state = self.state.borrow();
-            (state.dir.clone(), state.topic_partition.clone(), state.config.clone())
+            (state.dir.clone(), state.topic_partition.clone(), state.config.clone(), state.files.clone())
         };
-        let loaded = load(&dir, &tp, &config).await?;
+        let loaded = load(&dir, &tp, &config, &files).await?;
         if loaded.log_end != new_end {
             // A segment file that would not go away, or damage recovery cut: not the log asked for.
             return Err(Error::Offline(format!("truncation to {new_end} left a log ending at {}", loaded.log_end)));
         }
         let mut state = self.state.borrow_mut();
         let old_end = state.log_end;
-        let Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean: _, cleaner_checkpoint } =
-            loaded;
+        let Loaded { segments, log_start, log_end, epochs, producers, aborted, cleaner_checkpoint, .. } = loaded;
         // A checkpoint past the new end would call offsets appended after the cut clean.
         let cleaner_checkpoint = match cleaner_checkpoint {
             Some(checkpoint) if checkpoint > log_end => {
@@ -826,7 +912,7 @@ impl PartitionLog {
         // truncation still under way would stop again.
         state.truncating = false;
         drop(state);
-        let flusher = glommio::spawn_local(run_flusher(self.state.clone(), active)).detach();
+        let flusher = glommio::spawn_local(run_flusher(self.state.clone())).detach();
         *self.flusher.borrow_mut() = Some(flusher);
         Ok(())
     }
@@ -1002,9 +1088,20 @@ impl PartitionLog {
         if let Some(reason) = &state.failed {
             return Err(Error::Offline(reason.clone()));
         }
+        state.epochs.persist_pending().map_err(Error::io("writing the leader epoch checkpoint"))?;
+        if !state.changed && (state.clean_marker || state.fresh) {
+            // The directory is as the open found it: its marker (or its emptiness) still holds.
+            info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly (unchanged)");
+            return Ok(());
+        }
         state.snapshot_producers();
+        // An empty file has nothing to tear: no temporary file and no fsync of its own, only the
+        // directory's (which also makes the snapshot renamed just before durable). Every segment
+        // file was synced at its seal.
         let marker = state.dir.join(CLEAN_SHUTDOWN_FILE);
-        sio::write_atomically(&marker, b"").map_err(Error::io(format!("writing {}", marker.display())))?;
+        std::fs::File::create(&marker).map_err(Error::io(format!("writing {}", marker.display())))?;
+        sio::sync_dir(&state.dir).map_err(Error::io(format!("syncing {}", state.dir.display())))?;
+        state.clean_marker = true;
         info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
         Ok(())
     }
@@ -1116,6 +1213,7 @@ enum Cut {
 ///    epoch the checkpoint no longer knows, and recovery, which checks epochs only past each
 ///    segment's last index entry, would keep some of them.
 async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error> {
+    state.borrow_mut().before_segment_change()?;
     let (dir, new_end, keep) = match cut {
         Cut::Reset(offset) => (state.borrow().dir.clone(), offset, None),
         Cut::To(offset) => {
@@ -1139,19 +1237,22 @@ async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error>
     }
     crash_point(2)?;
     // 3. Segments, newest first.
-    let (bases, file) = {
+    // The flusher is stopped and the cleaner gives up on a truncation, so the kept segment's
+    // path names its file throughout.
+    let (bases, files) = {
         let state = state.borrow();
         let bases: Vec<Offset> = state.segments.keys().rev().copied().collect();
-        let file = keep.and_then(|(base, _)| state.segments.get(&base)).and_then(|s| s.file.clone());
-        (bases, file)
+        let files = keep.and_then(|(base, _)| state.segments.get(&base)).map(|s| s.files.clone());
+        (bases, files)
     };
     for base in bases.into_iter().filter(|&b| keep.is_none_or(|(kept, _)| b > kept)) {
         remove_segment_files(&dir, base);
         crash_point(3)?;
     }
     sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-    if let (Some((base, position)), Some(file)) = (keep, file) {
+    if let (Some((base, position)), Some(files)) = (keep, files) {
         let context = || format!("cutting {}", segment_file(&dir, base, "log").display());
+        let file = files.direct(FileKind::Log, Create::No).await.map_err(Error::io(context()))?;
         sio::truncate(&file, position).await.map_err(Error::io(context()))?;
         sio::sync(&file).await.map_err(Error::io(context()))?;
     }
@@ -1175,15 +1276,16 @@ async fn find_cut(state: &RefCell<LogState>, offset: Offset) -> Result<(PathBuf,
                 log_end: state.log_end,
             });
         };
-        let Some(file) = segment.file.clone() else {
-            return Err(Error::Offline(format!("segment {base} has no file after a flush")));
-        };
         let from = u64::from(segment.index.lookup(base, offset).position);
-        (state.dir.clone(), base, file, from, segment.size, segment.next_offset)
+        (state.dir.clone(), base, segment.files.clone(), from, segment.size, segment.next_offset)
     };
+    // The flusher is stopped and the cleaner gives up on a truncation: the path is this file's.
+    let file =
+        file.direct(FileKind::Log, Create::No).await.map_err(Error::io(format!("opening segment {base} to cut it")))?;
     let mut found = None;
     let size_max = crate::limits::BATCH_BYTES_MAX as usize;
-    let (_, end) = segment::scan(&file, base, from, size, size_max, segment::ScanCheck::Headers, |position, meta| {
+    let source = Source::Direct(&file);
+    let (_, end) = segment::scan(source, base, from, size, size_max, segment::ScanCheck::Headers, |position, meta| {
         if meta.next_offset > offset {
             found = Some((meta.base_offset, position));
             std::ops::ControlFlow::Break(())
@@ -1233,17 +1335,20 @@ struct Loaded {
     epochs: EpochCache,
     producers: ProducerStateTable,
     aborted: AbortedTxnIndex,
-    active: ActiveFiles,
-    /// The clean-shutdown marker was there (and is now removed).
+    /// The clean-shutdown marker is there (it stays until the first change).
     clean: bool,
+    /// The directory held no segment file.
+    fresh: bool,
     /// The cleaner's checkpoint, if the log was ever cleaned (or took a replicated gap).
     cleaner_checkpoint: Option<Offset>,
 }
 
-/// Recovers the log in `dir` (creating it if empty): every segment (the tail one validated
-/// whole unless the log was closed cleanly), the log start, the leader epochs, the producer
-/// state and aborted transactions, and the active segment's files, opened for appends.
-async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loaded, Error> {
+/// Recovers the log in `dir` (creating the directory if missing): every segment (the tail one
+/// validated whole unless the log was closed cleanly), the log start, the leader epochs, the
+/// producer state and aborted transactions. Files are opened through `files` and left idle in
+/// it (a sealed segment's direct descriptor closed); an empty directory gets an empty segment
+/// whose file the first append creates.
+async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig, files: &FileCache) -> Result<Loaded, Error> {
     std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     // A clean's swap files first: a decided swap is finished, an undecided one forgotten.
     cleaner_files::recover_swaps(dir)?;
@@ -1262,7 +1367,6 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
     let mut epochs = EpochCache::load(dir);
     let now_ms = Timestamp::now().0;
     let mut segments = BTreeMap::new();
-    let mut last_file = None;
     let mut cut_after = None;
     for (i, &base) in bases.iter().enumerate() {
         if cut_after.is_some() {
@@ -1270,8 +1374,12 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
             remove_segment_files(dir, base);
             continue;
         }
-        let path = segment_file(dir, base, "log");
-        let file = Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?);
+        let segment_files = files.segment(segment_file(dir, base, "log"));
+        let path = segment_files.path(FileKind::Log);
+        let file = segment_files
+            .direct(FileKind::Log, Create::No)
+            .await
+            .map_err(Error::io(format!("opening {}", path.display())))?;
         let file_size = sio::file_size(&file).await.map_err(Error::io(format!("sizing {}", path.display())))?;
         let index_bytes = std::fs::read(segment_file(dir, base, "index")).unwrap_or_default();
         let time_bytes = std::fs::read(segment_file(dir, base, "timeindex")).unwrap_or_default();
@@ -1283,9 +1391,10 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
             epoch_max: epochs.latest(),
             full_scan: !clean && i + 1 == bases.len(),
         };
-        let recovered = segment::recover(file.clone(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
-            .await
-            .map_err(Error::io(format!("recovering {}", path.display())))?;
+        let recovered =
+            segment::recover(segment_files, file.shared(), base, file_size, &index_bytes, &time_bytes, size_max, rules)
+                .await
+                .map_err(Error::io(format!("recovering {}", path.display())))?;
         let mut seg = recovered.segment;
         if seg.size == 0 || seg.rolled_at_ms <= 0 {
             seg.rolled_at_ms = now_ms;
@@ -1302,17 +1411,21 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
                 .await
                 .map_err(Error::io(format!("cutting {}", path.display())))?;
         }
-        seg.reader =
-            Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
+        drop(file);
         let is_last = i + 1 == bases.len() || cut_after.is_some();
         if !is_last {
-            if recovered.index_rewrite {
-                rewrite_indexes(dir, &mut seg).await?;
+            // As the seal wrote them; rewritten only if the files say otherwise (damaged, cut,
+            // or from before a crash), so a restart rewrites nothing that is whole.
+            seg.push_time_entry();
+            let (index, time) = (seg.index.encode_all(), seg.time_index.encode_all());
+            if index != index_bytes || time != time_bytes {
+                write_indexes(&seg.files, index, time).await?;
             }
             seg.sealed = true;
-        } else {
-            last_file = Some(file);
         }
+        // Recovery is done with it: a partition nobody touches after the open holds no
+        // descriptor (the flusher reopens the tail segment at its first write).
+        seg.files.release(Access::Direct(FileKind::Log));
         segments.insert(base, seg);
     }
     let checkpoint_start = read_log_start(dir);
@@ -1321,34 +1434,18 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Result<Loa
         Some(base) => checkpoint_start.map_or(base, |c| c.max(base)),
         None => checkpoint_start.unwrap_or(Offset::ZERO),
     };
-    if segments.is_empty() {
-        let path = segment_file(dir, log_start, "log");
-        let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
-        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-        last_file = Some(Rc::new(file));
-        let mut segment = Segment::new(log_start, now_ms);
-        segment.reader =
-            Some(Arc::new(std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?));
-        segments.insert(log_start, segment);
+    let fresh = segments.is_empty();
+    if fresh {
+        let files = files.segment(segment_file(dir, log_start, "log"));
+        segments.insert(log_start, Segment::new(log_start, now_ms, files));
     }
-    let Some(last_file) = last_file else { unreachable!("the last segment's file is open") };
     let (log_end, log_start) = {
         let last = segments.values().next_back().map_or(log_start, |s| s.next_offset);
         (last, log_start.min(last))
     };
     epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
-    let (producers, aborted) = rebuild_producer_state(dir, tp, &segments, &last_file, log_start, log_end).await?;
-    if clean {
-        std::fs::remove_file(&marker).map_err(Error::io(format!("removing {}", marker.display())))?;
-        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-    }
-    let mut active = None;
-    if let Some((_, seg)) = segments.iter_mut().next_back() {
-        seg.file = Some(last_file.clone());
-        active = Some(ActiveFiles::open(dir, seg, last_file).await?);
-    }
-    let Some(active) = active else { unreachable!("segments is not empty") };
-    Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, active, clean, cleaner_checkpoint })
+    let (producers, aborted) = rebuild_producer_state(dir, tp, &segments, log_start, log_end).await?;
+    Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, clean, fresh, cleaner_checkpoint })
 }
 
 pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {
@@ -1360,16 +1457,6 @@ pub(crate) fn remove_segment_files(dir: &Path, base: Offset) {
             warn!(path = %path.display(), error = %e, "could not remove segment file");
         }
     }
-}
-
-async fn rewrite_indexes(dir: &Path, segment: &mut Segment) -> Result<(), Error> {
-    segment.push_time_entry();
-    for (extension, bytes) in [("index", segment.index.encode_all()), ("timeindex", segment.time_index.encode_all())] {
-        let mut appender = create_index(dir, segment.base_offset, extension).await?;
-        appender.write(&[Bytes::from(bytes)]).await.map_err(Error::io("rewriting an index"))?;
-        appender.seal().await.map_err(Error::io("rewriting an index"))?;
-    }
-    Ok(())
 }
 
 /// The aborted-transaction index entry for `completed`, an aborted transaction `table` has
@@ -1394,7 +1481,6 @@ async fn rebuild_producer_state(
     dir: &Path,
     tp: &TopicPartition,
     segments: &BTreeMap<Offset, Segment>,
-    last_file: &sio::SharedFile,
     log_start: Offset,
     log_end: Offset,
 ) -> Result<(ProducerStateTable, AbortedTxnIndex), Error> {
@@ -1426,18 +1512,16 @@ async fn rebuild_producer_state(
         if segment.next_offset <= start {
             continue;
         }
-        let path = segment_file(dir, base, "log");
-        let file = match &segment.file {
-            Some(file) => file.clone(),
-            None if segments.keys().next_back() == Some(&base) => last_file.clone(),
-            None => {
-                Rc::new(sio::open_rw(&path, false).await.map_err(Error::io(format!("opening {}", path.display())))?)
-            }
-        };
+        let path = segment.files.path(FileKind::Log);
+        let file = segment
+            .files
+            .direct(FileKind::Log, Create::No)
+            .await
+            .map_err(Error::io(format!("opening {}", path.display())))?;
         let from_position = if start > base { u64::from(segment.index.lookup(base, start).position) } else { 0 };
         let mut found = Vec::new();
         let (_, end) = segment::scan(
-            &file,
+            Source::Direct(&file),
             base,
             from_position,
             segment.flushed_size,
@@ -1480,6 +1564,8 @@ async fn rebuild_producer_state(
             }
             replayed += 1;
         }
+        drop(file);
+        segment.files.release(Access::Direct(FileKind::Log));
     }
     info!(%tp, from = %start, to = %log_end, batches = replayed, producers = table.len(), aborted = aborted.len(),
         "producer state rebuilt");
@@ -1503,13 +1589,14 @@ pub(crate) fn write_log_start(dir: &Path, offset: Offset) -> std::io::Result<()>
     sio::write_atomically(&dir.join(LOG_START_FILE), format!("{}\n", offset.0).as_bytes())
 }
 
-/// The flusher: one task per log, the only writer of its files.
-async fn run_flusher(state: Rc<RefCell<LogState>>, active: ActiveFiles) {
+/// The flusher: one task per log, the only writer of its files. It opens the active segment's
+/// file at its first write (so a log nobody appends to holds no descriptor).
+async fn run_flusher(state: Rc<RefCell<LogState>>) {
     let (work, mode) = {
         let state = state.borrow();
         (state.work.clone(), state.config.flush_mode)
     };
-    let mut active = Some(active);
+    let mut active: Option<ActiveFiles> = None;
     let mut last_sync = Instant::now();
     let mut unsynced = false;
     loop {
@@ -1591,7 +1678,7 @@ async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) ->
 }
 
 /// Writes `batch` (in log order, possibly spanning segments), sealing the previous segment and
-/// creating the next one's files at a roll.
+/// opening (creating) the next one's file at a roll, or the active one's at the first write.
 async fn flush(
     state: &Rc<RefCell<LogState>>,
     active: &mut Option<ActiveFiles>,
@@ -1615,9 +1702,18 @@ async fn flush(
                     segment.sealed = true;
                 }
             }
-            *active = Some(create_segment(state, segment_base).await?);
+            *active = Some(ActiveFiles::open(state, segment_base).await?);
         }
         let Some(files) = active.as_mut() else { unreachable!("active segment files were just set") };
+        // Before the write: the marker goes and the epochs its batches carry are written, and a
+        // new segment's name must survive a crash with its first batch (one directory fsync
+        // does for all three).
+        let dir_synced = state.borrow_mut().before_segment_change()?;
+        if files.name_unsynced && !dir_synced {
+            let dir = state.borrow().dir.clone();
+            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
+        }
+        files.name_unsynced = false;
         let chunks: Vec<Bytes> = now.iter().map(|w| w.bytes.clone()).collect();
         files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;
         state.borrow_mut().stats.writes += 1;
@@ -1641,26 +1737,24 @@ async fn flush(
         }
     }
     let elapsed = started.elapsed();
-    if elapsed > Duration::from_millis(500) {
-        warn!(tp = %state.borrow().topic_partition, batches = batch.len(), ?elapsed, "slow flush");
+    if elapsed > SLOW_FLUSH {
+        // A slow disk makes every partition's flush slow at once: one line a second per shard.
+        SLOW_FLUSH_LOG.with(|log| {
+            if let Some(suppressed) = log.allow() {
+                let tp = &state.borrow().topic_partition;
+                warn!(%tp, batches = batch.len(), ?elapsed, slow_flushes_since_last_line = suppressed, "slow flush");
+            }
+        });
     }
     Ok(())
 }
 
-async fn create_segment(state: &Rc<RefCell<LogState>>, base: Offset) -> Result<ActiveFiles, Error> {
-    let dir = state.borrow().dir.clone();
-    let path = segment_file(&dir, base, "log");
-    let file = sio::open_rw(&path, true).await.map_err(Error::io(format!("creating {}", path.display())))?;
-    let file = Rc::new(file);
-    let mut segment = Segment::new(base, 0);
-    let files = ActiveFiles::open(&dir, &mut segment, file.clone()).await?;
-    sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-    let reader = std::fs::File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?;
-    if let Some(segment) = state.borrow_mut().segments.get_mut(&base) {
-        segment.file = Some(file);
-        segment.reader = Some(Arc::new(reader));
-    }
-    Ok(files)
+/// A flush (write and fdatasync) taking longer than this is logged.
+const SLOW_FLUSH: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// The shard's slow-flush log line (each shard is a thread).
+    static SLOW_FLUSH_LOG: crate::limits::LogThrottle = crate::limits::LogThrottle::new();
 }
 
 impl Drop for PartitionLog {

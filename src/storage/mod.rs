@@ -24,6 +24,7 @@ mod cleaner;
 mod config;
 mod epochs;
 mod error;
+mod file_cache;
 pub mod io;
 mod log;
 mod notify;
@@ -42,6 +43,7 @@ pub use batch_cache::BatchCache;
 pub use cleaner::{CleanReport, Cleanable, DedupeMap, IoBudget};
 pub use config::{CleanupPolicy, ConfigError, FlushMode, LogConfig, TOPIC_CONFIG_NAMES};
 pub use error::Error;
+pub use file_cache::{FileCache, FileCacheConfig, FileCacheStats};
 pub use log::{AppendInfo, HighWatermark, LogStats, OpenOptions, PartitionLog, PendingAppend};
 pub use offset_index::{IndexEntry, OffsetIndex};
 pub use producer_state::{

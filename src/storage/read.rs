@@ -10,11 +10,13 @@
 
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::batch_cache::CachedBatch;
 use super::error::Error;
-use super::io::{self as sio, SharedFile};
+use super::file_cache::{Access, SegmentFiles};
+use super::io::Source;
 use super::log::PartitionLog;
 use super::segment::{ScanCheck, scan};
 use crate::limits::BATCH_BYTES_MAX;
@@ -73,10 +75,15 @@ impl ReadSlice {
     }
 }
 
-/// What a file read needs from the log state, taken under a short borrow.
+/// What a file read needs from the log state, taken under a short borrow (the descriptor too:
+/// see `file_cache.rs` on why a handle is taken under the borrow that found its segment).
 struct FilePlan {
-    file: SharedFile,
+    /// The segment's buffered descriptor: the header scan reads through it, and the answer
+    /// hands it on for sendfile.
     reader: Arc<std::fs::File>,
+    /// The shard's descriptor cache is over its bound (every descriptor in use): the answer
+    /// copies the range into memory and lets the file go rather than hold it until it is sent.
+    copy: Option<Rc<SegmentFiles>>,
     segment_base: Offset,
     scan_from: u64,
     flushed_size: u64,
@@ -129,9 +136,15 @@ impl PartitionLog {
                 let Some((_, segment)) = state.segments.range(..=start).next_back() else {
                     return Ok(ReadSlice::default());
                 };
-                let (Some(file), Some(reader)) = (segment.file.clone(), segment.reader.clone()) else {
+                if segment.flushed_size == 0 {
+                    // Nothing in the file (which may not exist yet): the cache holds the rest.
                     return Ok(ReadSlice::default());
-                };
+                }
+                let reader = segment
+                    .files
+                    .buffered()
+                    .map_err(Error::io(format!("opening segment {} for reading", segment.base_offset)))?;
+                let copy = state.files.over_bound().then(|| segment.files.clone());
                 let next_segment = state.segments.range(segment.base_offset.plus(1)..).next().map(|(&b, _)| b);
                 let entry = segment.index.lookup(segment.base_offset, start);
                 let (upper_position, upper_scan_from) = if upper >= segment.flushed_next_offset {
@@ -143,8 +156,8 @@ impl PartitionLog {
                     }
                 };
                 FilePlan {
-                    file,
                     reader,
+                    copy,
                     segment_base: segment.base_offset,
                     scan_from: u64::from(entry.position),
                     flushed_size: segment.flushed_size,
@@ -173,7 +186,7 @@ impl PartitionLog {
         let size_max = BATCH_BYTES_MAX as usize;
         let mut first = None;
         scan(
-            &plan.file,
+            Source::Buffered(&plan.reader),
             plan.segment_base,
             plan.scan_from,
             plan.flushed_size,
@@ -203,7 +216,7 @@ impl PartitionLog {
                 let mut found = plan.flushed_size;
                 let from = plan.upper_scan_from.max(position);
                 scan(
-                    &plan.file,
+                    Source::Buffered(&plan.reader),
                     plan.segment_base,
                     from,
                     plan.flushed_size,
@@ -237,12 +250,22 @@ impl PartitionLog {
                 .and_then(|s| s.index.offset_at_or_after(plan.segment_base, position + len));
             indexed.map_or(whole_bound, |o| o.min(whole_bound))
         };
-        Ok(ReadSlice {
-            chunks: vec![Chunk::File(FileRange { file: plan.reader, position, len })],
-            bytes: len,
-            first_offset: Some(first_offset),
-            upper_offset,
-        })
+        let chunk = match plan.copy {
+            None => Chunk::File(FileRange { file: plan.reader, position, len }),
+            Some(files) => {
+                let want = usize::try_from(len).unwrap_or(usize::MAX);
+                let read = Source::Buffered(&plan.reader).read_at(position, want).await;
+                drop(plan.reader);
+                files.release(Access::Buffered);
+                let bytes = read.map_err(Error::io(format!("reading segment {}", plan.segment_base)))?;
+                if bytes.len() != want {
+                    let short = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than flushed");
+                    return Err(Error::io(format!("reading segment {}", plan.segment_base))(short));
+                }
+                Chunk::Bytes(bytes.into_bytes())
+            }
+        };
+        Ok(ReadSlice { chunks: vec![chunk], bytes: len, first_offset: Some(first_offset), upper_offset })
     }
 
     /// Kafka's ListOffsets by timestamp: the first offset whose record timestamp is ≥ `target`,
@@ -260,14 +283,11 @@ impl PartitionLog {
             let start_offset = segment.time_index.lookup(segment.base_offset, target).max(state.log_start);
             let entry = segment.index.lookup(segment.base_offset, start_offset);
             let cached = state.cache.segment_batches_from(segment.base_offset, start_offset);
-            (
-                segment.file.clone(),
-                segment.base_offset,
-                u64::from(entry.position),
-                start_offset,
-                segment.flushed_size,
-                cached,
-            )
+            let file = (segment.flushed_size > 0)
+                .then(|| segment.files.buffered())
+                .transpose()
+                .map_err(Error::io(format!("opening segment {} for reading", segment.base_offset)))?;
+            (file, segment.base_offset, u64::from(entry.position), start_offset, segment.flushed_size, cached)
         };
         // Unflushed or cached batches first if they cover the start, then the file.
         if let Some(first) = cached.first()
@@ -278,7 +298,7 @@ impl PartitionLog {
         let Some(file) = file else { return Ok(None) };
         let mut found = None;
         scan(
-            &file,
+            Source::Buffered(&file),
             segment_base,
             scan_from,
             flushed_size,
@@ -296,7 +316,8 @@ impl PartitionLog {
         .await
         .map_err(Error::io(format!("reading segment {segment_base}")))?;
         if let Some((position, size)) = found {
-            let bytes = sio::read_at(&file, position, size)
+            let bytes = Source::Buffered(&file)
+                .read_at(position, size)
                 .await
                 .map_err(Error::io(format!("reading segment {segment_base}")))?;
             let view = RecordBatch::parse_prefix(&bytes, usize::MAX)?;

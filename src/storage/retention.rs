@@ -5,6 +5,7 @@
 use tracing::info;
 
 use super::error::Error;
+use super::file_cache::FileKind;
 use super::log::{PartitionLog, remove_segment_files, write_log_start};
 use super::segment::Segment;
 use crate::model::{Offset, Timestamp};
@@ -27,8 +28,10 @@ fn segment_age_from(segment: &Segment) -> Option<Timestamp> {
     if segment.max_timestamp != Timestamp::NONE {
         return Some(segment.max_timestamp);
     }
-    // fstat of an open descriptor: no disk I/O, so fine on the shard's thread.
-    let modified = segment.reader.as_ref()?.metadata().ok()?.modified().ok()?;
+    // stat(2) of a file whose inode is cached: no disk I/O, so fine on the shard's thread (and
+    // no descriptor needed).
+    let path = segment.files.path(FileKind::Log);
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
     let ms = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
     Some(Timestamp(i64::try_from(ms).ok()?))
 }
@@ -68,6 +71,7 @@ impl PartitionLog {
         }
         let mut report = RetentionReport { log_start_offset: state.log_start, ..RetentionReport::default() };
         let Some(&(_, new_start, ..)) = doomed.last() else { return Ok(report) };
+        state.note_changed();
         for &(base, _, size, expired, oversize) in &doomed {
             state.segments.remove(&base);
             remove_segment_files(&state.dir, base);
@@ -107,6 +111,7 @@ impl PartitionLog {
             if offset <= state.log_start {
                 return Ok(state.log_start);
             }
+            state.note_changed();
             write_log_start(&state.dir, offset).map_err(Error::io("writing the log start offset"))?;
             state.log_start = offset;
             state.cache.drop_before(offset);
@@ -127,6 +132,7 @@ impl PartitionLog {
             if next > state.log_start || !sealed {
                 break;
             }
+            state.note_changed();
             state.segments.remove(&base);
             remove_segment_files(&state.dir, base);
         }

@@ -10,9 +10,10 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 
-use super::io::{self as sio, SharedFile};
+use super::file_cache::SegmentFiles;
+use super::io::{SharedFile, Source};
 use super::offset_index::{IndexEntry, OffsetIndex};
 use super::time_index::{TimeEntry, TimeIndex};
 use crate::limits::{BATCH_HEADER_BYTES, SCAN_READ_BYTES};
@@ -48,11 +49,9 @@ pub(crate) struct Segment {
     pub(crate) flushed_size: u64,
     /// Offset after the last batch in the file.
     pub(crate) flushed_next_offset: Offset,
-    /// The log file; `None` until the flusher creates it.
-    pub(crate) file: Option<SharedFile>,
-    /// The same file opened for buffered reads, for sendfile (which cannot read an O_DIRECT
-    /// descriptor); `Arc` so other shards may hold it while they send.
-    pub(crate) reader: Option<Arc<std::fs::File>>,
+    /// Its files, opened on demand through the shard's descriptor cache (the `.log` file does
+    /// not exist until the flusher first writes to it).
+    pub(crate) files: Rc<SegmentFiles>,
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
     /// Log bytes since the last offset index entry.
@@ -66,16 +65,15 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// A new, empty segment.
-    pub(crate) fn new(base_offset: Offset, now_ms: i64) -> Self {
+    /// A new, empty segment whose files are `files`.
+    pub(crate) fn new(base_offset: Offset, now_ms: i64, files: Rc<SegmentFiles>) -> Self {
         Self {
             base_offset,
             next_offset: base_offset,
             size: 0,
             flushed_size: 0,
             flushed_next_offset: base_offset,
-            file: None,
-            reader: None,
+            files,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
@@ -212,7 +210,7 @@ impl BatchMeta {
 /// window, not the batch); a full scan reads every batch whole, one at a time when it is larger
 /// than the window (bounded by `size_max`).
 pub(crate) async fn scan(
-    file: &SharedFile,
+    file: Source<'_>,
     segment_base: Offset,
     from: u64,
     to: u64,
@@ -224,7 +222,7 @@ pub(crate) async fn scan(
     let mut checker = Checker { segment_base, check, last_epoch: LeaderEpoch::UNKNOWN };
     while position < to {
         let want = usize::try_from((to - position).min(SCAN_READ_BYTES as u64)).unwrap_or(SCAN_READ_BYTES);
-        let window = sio::read_at(file, position, want).await?;
+        let window = file.read_at(position, want).await?;
         let mut at = 0usize;
         while position + (at as u64) < to {
             let here = position + at as u64;
@@ -257,7 +255,7 @@ pub(crate) async fn scan(
                 }
                 ScanCheck::Full { .. } if at == 0 => {
                     // A batch larger than the window: read exactly it.
-                    let whole = sio::read_at(file, here, size).await?;
+                    let whole = file.read_at(here, size).await?;
                     checker.check_and_visit(&whole, size_max, here, &mut visit)
                 }
                 ScanCheck::Full { .. } => break, // read it from its start in a fresh window
@@ -332,8 +330,6 @@ pub(crate) struct Recovered {
     pub(crate) valid_size: u64,
     /// Why the scan stopped before the end of the file, if it did at a non-zero header.
     pub(crate) damage: Option<(u64, ScanEnd)>,
-    /// The index files on disk disagreed with the log and must be rewritten.
-    pub(crate) index_rewrite: bool,
 }
 
 /// What recovery may assume about a log.
@@ -355,9 +351,12 @@ pub(crate) struct RecoveryRules {
 /// Rebuilds the in-memory state of a segment from its files: unless `rules.full_scan`, trusting
 /// the offset index up to its last entry that still points at a batch with the right offset,
 /// then validating every batch after it (which proves the segment ends at a batch boundary).
-/// `file_size` is the log file's size on disk (which may include a preallocated tail).
+/// `file` is the `.log` file of `files` opened for direct I/O, and `file_size` its size on disk
+/// (which may include a preallocated tail).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn recover(
-    file: SharedFile,
+    files: Rc<SegmentFiles>,
+    file: &SharedFile,
     base: Offset,
     file_size: u64,
     index_bytes: &[u8],
@@ -368,9 +367,10 @@ pub(crate) async fn recover(
     let index_interval_bytes = rules.index_interval_bytes;
     let full =
         |expected: Offset| ScanCheck::Full { expected, contiguous: rules.contiguous, epoch_max: rules.epoch_max };
-    let (mut index, index_clean) = OffsetIndex::parse(index_bytes, file_size);
+    // Whether the files were damaged does not matter here: what recovery rebuilt is the index,
+    // and the caller rewrites a sealed segment's files when they differ from it.
+    let (mut index, _) = OffsetIndex::parse(index_bytes, file_size);
     let mut start = IndexEntry { relative_offset: 0, position: 0 };
-    let mut index_rewrite = !index_clean;
     if rules.full_scan {
         index.truncate_to_position(0);
     }
@@ -378,7 +378,7 @@ pub(crate) async fn recover(
     while let Some(&entry) = index.entries().last() {
         let mut found = None;
         let expected = base.plus(i64::from(entry.relative_offset));
-        scan(&file, base, u64::from(entry.position), file_size, size_max, full(expected), |_, batch| {
+        scan(Source::Direct(file), base, u64::from(entry.position), file_size, size_max, full(expected), |_, batch| {
             found = Some(batch.base_offset);
             ControlFlow::Break(())
         })
@@ -388,15 +388,13 @@ pub(crate) async fn recover(
             break;
         }
         index.truncate_to_position(u64::from(entry.position));
-        index_rewrite = true;
     }
     // Keep the time index only for what lies before the scan's start.
     let start_offset = base.plus(i64::from(start.relative_offset));
-    let (mut time_index, time_clean) = TimeIndex::parse(time_index_bytes, u64::from(start.relative_offset) + 1);
+    let (mut time_index, _) = TimeIndex::parse(time_index_bytes, u64::from(start.relative_offset) + 1);
     time_index.truncate_to(start.relative_offset);
-    index_rewrite |= !time_clean;
 
-    let mut segment = Segment::new(base, 0);
+    let mut segment = Segment::new(base, 0, files);
     segment.index = index;
     segment.time_index = time_index;
     segment.size = u64::from(start.position);
@@ -405,13 +403,18 @@ pub(crate) async fn recover(
         segment.max_timestamp = last.timestamp;
         segment.offset_of_max_timestamp = base.plus(i64::from(last.relative_offset));
     }
-    let entries_before = segment.index.entries().len();
     // The entry at `start` is re-created by the scan below, so drop it first.
     segment.index.truncate_to_position(u64::from(start.position));
     let interval = index_interval_bytes;
     let mut first_timestamp = None;
-    let (valid_size, end) =
-        scan(&file, base, u64::from(start.position), file_size, size_max, full(start_offset), |position, batch| {
+    let (valid_size, end) = scan(
+        Source::Direct(file),
+        base,
+        u64::from(start.position),
+        file_size,
+        size_max,
+        full(start_offset),
+        |position, batch| {
             if segment.size == 0 {
                 first_timestamp = Some(batch.base_timestamp);
             }
@@ -421,14 +424,11 @@ pub(crate) async fn recover(
             }
             segment.track_batch(position, batch, interval);
             ControlFlow::Continue(())
-        })
-        .await?;
-    if segment.index.entries().len() < entries_before {
-        index_rewrite = true;
-    }
+        },
+    )
+    .await?;
     segment.flushed_size = segment.size;
     segment.flushed_next_offset = segment.next_offset;
-    segment.file = Some(file);
     if let Some(ts) = first_timestamp {
         segment.rolled_at_ms = ts.0;
     }
@@ -438,10 +438,7 @@ pub(crate) async fn recover(
         ScanEnd::Invalid(BatchError::InvalidLength(0)) => None, // preallocated, never written
         other => Some((valid_size, other)),
     };
-    if valid_size < file_size {
-        index_rewrite = true;
-    }
-    Ok(Recovered { segment, valid_size, damage, index_rewrite })
+    Ok(Recovered { segment, valid_size, damage })
 }
 
 #[cfg(test)]

@@ -453,3 +453,16 @@ impl Cluster {
         }
     }
 }
+
+/// Sets the soft and hard limit on open descriptors of process `pid`.
+pub(crate) fn limit_open_files(pid: u32, limit: u64) {
+    let value = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+    // SAFETY: prlimit(2) on our own child, with a valid new limit and no old one asked for.
+    let done = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &value, std::ptr::null_mut()) };
+    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// Descriptors process `pid` holds open.
+pub(crate) fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0)
+}

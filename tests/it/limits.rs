@@ -4,20 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::Broker;
+use crate::harness::{Broker, limit_open_files, open_files};
 use crate::raw::{batch, connect_to, create_topic, produce_to, read_frame, request, still_serves};
-
-/// Sets the soft and hard limit on open descriptors of process `pid`.
-fn limit_open_files(pid: u32, limit: u64) {
-    let value = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-    // SAFETY: prlimit(2) on our own child, with a valid new limit and no old one asked for.
-    let done = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &value, std::ptr::null_mut()) };
-    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
-}
-
-fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0)
-}
 
 /// CPU time (user + system) the process has used.
 fn cpu_time(pid: u32) -> Duration {

@@ -29,6 +29,7 @@ mod limits;
 mod long_poll;
 mod malformed_frames;
 mod metrics;
+mod partitions;
 mod raw;
 mod read_committed;
 mod replication;

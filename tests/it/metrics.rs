@@ -156,6 +156,17 @@ fn metrics_parse_with_prometheus_parsers_and_move_with_load() {
                 .any(|s| s["name"] == "sluice_partitions" && s["labels"]["shard"] == shard)
         }));
     }
+    // Memory by budget line: the batch cache's line is its gauge; both listeners have a budget.
+    let batch_cache = sum(&after, "sluice_memory_bytes", &[("line", "batch_cache")]);
+    assert_eq!(batch_cache, sum(&after, "sluice_batch_cache_bytes", &[]));
+    assert!(batch_cache > 0.0, "produced records are cached");
+    for line in ["requests", "replication_requests"] {
+        let budget = sum(&after, "sluice_memory_budget_bytes", &[("line", line)]);
+        assert!(budget >= 1e6, "{line}: {budget}");
+        assert!(sum(&after, "sluice_memory_bytes", &[("line", line)]) <= budget, "{line}");
+    }
+    let open_segments = sum(&after, "sluice_open_segment_files", &[]);
+    assert!(open_segments >= 1.0 && open_segments <= sum(&after, "sluice_open_segment_files_max", &[]));
     assert_eq!(sum(&after, "sluice_consumer_group_lag_records", &[("group", "crew")]), 30.0);
     assert!(sum(&after, "process_open_fds", &[]) > 10.0);
     assert!(sum(&after, "process_resident_memory_bytes", &[]) > 1e6);

@@ -347,3 +347,51 @@ fn a_crashed_leader_is_replaced_before_its_session_expires() {
     assert!(moved[0].1 >= 0 && moved[0].1 as usize != leader, "leadership moved off node {leader}: {moved:?}");
     assert!(!moved[0].3.contains(&(leader as i64)), "the crashed node left the ISR: {moved:?}");
 }
+
+#[test]
+fn a_last_in_sync_replica_back_with_an_empty_data_dir_does_not_lead_from_it() {
+    // Three voters and a broker-only node 4, so two replicas can be down with a quorum left.
+    let mut cluster = Cluster::start(4, FLAGS);
+    let addr = cluster.nodes[0].addr.clone();
+    create(&addr, "lone", 6, 2, &["min.insync.replicas=1"]);
+    let metadata = wait_isr(&cluster, 1, "lone", 6, 2);
+    // A partition with a replica on node 4: of it and the other replica, at most one is a voter.
+    let (partition, leader, replicas, _) =
+        partitions(&metadata, "lone").into_iter().find(|p| p.2.contains(&4)).expect("a partition on node 4");
+    let (leader, follower) = (leader as usize, replicas.iter().copied().find(|&r| r != leader).unwrap() as usize);
+    let witness = (1..=3).find(|&n| n != leader && n != follower).unwrap();
+    let part = |m: &Value| partitions(m, "lone").into_iter().find(|p| p.0 == partition);
+
+    // The follower dies and leaves the ISR: the leader alone holds what it acknowledges next.
+    cluster.node(follower).kill9();
+    let alone = cluster.wait_metadata(witness, RECOVERY, |m| part(m).is_some_and(|p| p.3 == [leader as i64]));
+    assert_eq!(part(&alone).unwrap().3, [leader as i64], "{alone}");
+    let (code, _) = produce_to(&cluster.nodes[leader - 1].addr, "lone", partition as i32, &batch(3, 10));
+    assert_eq!(code, 0, "acknowledged by the last in-sync replica");
+
+    // It loses its whole data dir and comes back: it must not lead the partition from nothing.
+    cluster.node(leader).kill9();
+    std::fs::remove_dir_all(&cluster.nodes[leader - 1].data_dir).expect("wipe the data dir");
+    cluster.node(leader).restart();
+    let offline = cluster.wait_metadata(witness, RECOVERY, |m| {
+        let back = m["brokers"].as_array().is_some_and(|bs| bs.iter().any(|b| b["id"] == leader as i64));
+        back && part(m).is_some_and(|p| p.3.is_empty())
+    });
+    let p = part(&offline).unwrap();
+    assert_eq!((p.1, p.3.clone()), (-1, vec![]), "offline, with no in-sync replica: {offline}");
+    // Partitions not on both of them stay led, and in sync.
+    let pair = |p: &(i64, i64, Vec<i64>, Vec<i64>)| p.2.contains(&(leader as i64)) && p.2.contains(&(follower as i64));
+    let healed = cluster.wait_metadata(witness, RECOVERY, |m| {
+        partitions(m, "lone").iter().all(|p| if pair(p) { p.1 == -1 } else { p.1 >= 0 && p.3.len() == 2 })
+    });
+    for p in partitions(&healed, "lone") {
+        assert!(if pair(&p) { p.1 == -1 } else { p.1 >= 0 && p.3.len() == 2 }, "{p:?}: {healed}");
+    }
+    let (code, _) = produce_to(&cluster.nodes[leader - 1].addr, "lone", partition as i32, &batch(1, 5));
+    assert_ne!(code, 0, "the wiped replica leads nothing");
+    // The old follower returns, out of sync: still offline (unclean election is off).
+    cluster.node(follower).restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let still = cluster.metadata(witness);
+    assert_eq!(part(&still).map(|p| p.1), Some(-1), "{still}");
+}

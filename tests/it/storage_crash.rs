@@ -66,6 +66,7 @@ fn verify(dir: PathBuf, acks: Vec<Ack>) -> Offset {
             topic_partition: TopicPartition::new("crash", 0),
             config: LogConfig::default(),
             cache: &cache,
+            files: &sluice::storage::FileCache::new(sluice::storage::FileCacheConfig::default()),
             high_watermark: HighWatermark::FollowsAcks,
         })
         .await

@@ -175,6 +175,11 @@ pub enum ControllerRequest {
         partition_epoch: i32,
         /// The new ISR.
         isr: Vec<NodeId>,
+        /// For replicas the new ISR adds: the broker epoch under which the leader saw each catch
+        /// up. One that has registered since is refused (Kafka's KIP-903: a restarted replica,
+        /// maybe on an empty disk, must catch up again).
+        #[serde(default)]
+        broker_epochs: Vec<(NodeId, u64)>,
     },
 }
 
@@ -398,8 +403,18 @@ pub fn decide(current: &MetadataImage, config: &BrokerConfig, request: Controlle
             image = next;
             (false, ControllerResponse::ElectUnclean(results))
         }
-        ControllerRequest::AlterPartition { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
-            let altered = alter_partition(&image, &topic, partition, leader, leader_epoch, partition_epoch, &isr);
+        ControllerRequest::AlterPartition {
+            topic,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr,
+            broker_epochs,
+        } => {
+            let change =
+                IsrChangeRequest { leader, leader_epoch, partition_epoch, isr: &isr, broker_epochs: &broker_epochs };
+            let altered = alter_partition(&image, &topic, partition, change);
             let response = altered.map(|(next, altered)| {
                 image = next;
                 altered
@@ -596,15 +611,22 @@ fn partition_at<'a>(image: &'a MetadataImage, topic: &str, index: i32) -> Option
 
 /// AlterPartition, decided by [`crate::cluster::brokers::alter_isr`]: the new image and the
 /// partition's state in it.
+/// What a leader's AlterPartition asks (see [`ControllerRequest::AlterPartition`]).
+struct IsrChangeRequest<'a> {
+    leader: NodeId,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: &'a [NodeId],
+    broker_epochs: &'a [(NodeId, u64)],
+}
+
 fn alter_partition(
     image: &MetadataImage,
     topic: &str,
     partition: i32,
-    leader: NodeId,
-    leader_epoch: i32,
-    partition_epoch: i32,
-    isr: &[NodeId],
+    change: IsrChangeRequest<'_>,
 ) -> Result<(MetadataImage, AlteredPartition), TopicError> {
+    let IsrChangeRequest { leader, leader_epoch, partition_epoch, isr, broker_epochs } = change;
     let next = alter_isr(image, topic, partition, leader, leader_epoch, partition_epoch, isr).map_err(|e| match e {
         IsrChangeError::UnknownPartition => TopicError::Unknown,
         IsrChangeError::FencedLeaderEpoch(why) => TopicError::FencedLeaderEpoch(why),
@@ -612,6 +634,17 @@ fn alter_partition(
         IsrChangeError::InvalidIsr(why) => TopicError::InvalidRequest(why),
         IsrChangeError::IneligibleReplica(why) => TopicError::IneligibleReplica(why),
     })?;
+    // KIP-903: a replica added on the strength of fetches its broker made before it registered
+    // again (a restart, maybe on an empty disk) has not caught up; it must do so anew.
+    let before = partition_at(image, topic, partition).map(|p| p.isr.clone()).unwrap_or_default();
+    for &(replica, seen) in broker_epochs.iter().filter(|(r, _)| !before.contains(r)) {
+        let current = image.brokers.get(&replica).map(|b| b.epoch);
+        if current != Some(seen) {
+            return Err(TopicError::IneligibleReplica(format!(
+                "broker {replica} caught up on {topic}-{partition} at broker epoch {seen}, but it is at {current:?} now"
+            )));
+        }
+    }
     let now = partition_at(&next, topic, partition).ok_or(TopicError::Unknown)?;
     let altered =
         AlteredPartition { isr: now.isr.clone(), leader_epoch: now.leader_epoch, partition_epoch: now.partition_epoch };
@@ -1051,6 +1084,44 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_that_registered_again_since_it_caught_up_is_not_added_to_the_isr() {
+        let (image, config) = image_with_topic();
+        let shrink = ControllerRequest::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1],
+            broker_epochs: Vec::new(),
+        };
+        let image = decide(&image, &config, shrink).image.unwrap();
+        let grow = |image: &MetadataImage, seen: u64| {
+            let request = ControllerRequest::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 1,
+                isr: vec![1, 2],
+                broker_epochs: vec![(2, seen)],
+            };
+            match decide(image, &config, request).response {
+                ControllerResponse::AlterPartition(r) => r.map_err(|e| ErrorCode::from(&e)),
+                other => panic!("{other:?}"),
+            }
+        };
+        let current = image.brokers[&2].epoch;
+        assert!(grow(&image, current).is_ok());
+        // Broker 2 restarted (a new registration, a new broker epoch) after the leader counted
+        // its fetches: refused, it must catch up again (KIP-903).
+        let mut restarted = image.clone();
+        restarted.brokers.get_mut(&2).unwrap().epoch = current + 7;
+        assert_eq!(grow(&restarted, current), Err(ErrorCode::IneligibleReplica));
+        assert!(grow(&restarted, current + 7).is_ok());
+    }
+
+    #[test]
     fn alter_partition_answers_the_new_state_or_kafkas_code() {
         let (image, config) = image_with_topic();
         let alter = |image: &MetadataImage, leader, leader_epoch, partition_epoch, isr: Vec<NodeId>| {
@@ -1061,6 +1132,7 @@ mod tests {
                 leader_epoch,
                 partition_epoch,
                 isr,
+                broker_epochs: Vec::new(),
             };
             let request: ControllerRequest = serde_json::from_slice(&serde_json::to_vec(&request).unwrap()).unwrap();
             let decided = decide(image, &config, request);

@@ -123,6 +123,9 @@ pub struct Metadata {
     controller: Cell<Option<NodeId>>,
     /// Whether shard 0 said the broker may serve.
     serving: Cell<bool>,
+    /// The image the last [`Self::open_partitions`] pass opened every log of (a log that
+    /// failed to open clears it, so the next pass tries everything again).
+    opened: RefCell<Option<Arc<MetadataImage>>>,
 }
 
 impl Metadata {
@@ -138,6 +141,7 @@ impl Metadata {
             node: OnceCell::new(),
             controller: Cell::new(None),
             serving: Cell::new(false),
+            opened: RefCell::new(None),
         }
     }
 
@@ -156,6 +160,7 @@ impl Metadata {
         replication: Vec<String>,
     ) -> Result<(), NodeError> {
         let incarnation = crate::model::TopicId::random().map_err(NodeError::Transport)?.hex();
+        let log_dir_id = crate::storage::io::directory_id(&self.config.data_dir).map_err(NodeError::Transport)?;
         let me = BrokerMeta {
             id: self.config.node_id,
             incarnation,
@@ -167,6 +172,7 @@ impl Metadata {
             shards: self.shard_count(),
             fenced: true,
             max_partitions: Some(self.config.max_partitions),
+            log_dir_id,
         };
         let node =
             ClusterNode::start(self.config.cluster.clone(), me, initial, self.image_sink(), self.decider()).await?;
@@ -476,12 +482,20 @@ impl Metadata {
 
     /// Opens the logs of partitions this shard owns in `image` and does not have open yet;
     /// open ones take the topic's config from the image.
-    async fn open_partitions(&self, image: &MetadataImage) {
+    async fn open_partitions(&self, image: &Arc<MetadataImage>) {
         let me = self.shard_id();
         // The dynamic broker configs of the image under each topic's overrides: a change of
         // either reaches the open partitions here.
         let defaults = self.config.topic_defaults_in(image);
-        for topic in image.topics.values() {
+        // A topic the image shares (the same `Arc`) with the last pass, under the same broker
+        // configs, has nothing new to open or configure: the pass visits only changed topics,
+        // so creating the thousandth topic does not walk the other 999's partitions.
+        let previous = self.opened.borrow_mut().take().filter(|p| p.broker_configs == image.broker_configs);
+        let unchanged = |topic: &Arc<crate::cluster::image::TopicMeta>| {
+            previous.as_ref().and_then(|p| p.topics.get(&topic.name)).is_some_and(|old| Arc::ptr_eq(old, topic))
+        };
+        let mut all_opened = true;
+        for topic in image.topics.values().filter(|t| !unchanged(t)) {
             let config = match TopicConfig::resolve(&defaults, &topic.configs) {
                 Ok(config) => config,
                 Err(e) => {
@@ -498,8 +512,11 @@ impl Metadata {
                     continue;
                 }
                 let tp = TopicPartition::new(topic.name.as_str(), partition);
-                self.partitions.open(tp, topic.id, config.clone(), LeaderEpoch(meta.leader_epoch)).await;
+                all_opened &= self.partitions.open(tp, topic.id, config.clone(), LeaderEpoch(meta.leader_epoch)).await;
             }
+        }
+        if all_opened {
+            *self.opened.borrow_mut() = Some(image.clone());
         }
     }
 

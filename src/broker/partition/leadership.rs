@@ -35,6 +35,9 @@ struct Follower {
     /// The last time it was caught up with the leader's log end (Kafka's
     /// `lastCaughtUpTimeMs`): it leaves the ISR when this is older than `replica.lag.time.max.ms`.
     caught_up_at: Instant,
+    /// The broker epoch (registration) of the follower's broker that the fetches above came
+    /// from, as the images showed it (see [`LeaderState::follower_incarnations`]).
+    broker_epoch: Option<u64>,
 }
 
 /// A leader's view of its partition's replication.
@@ -75,7 +78,7 @@ impl LeaderState {
         let followers = replicas
             .iter()
             .filter(|&&r| r != me)
-            .map(|&r| (r, Follower { log_end: None, last_fetch: None, caught_up_at: now }))
+            .map(|&r| (r, Follower { log_end: None, last_fetch: None, caught_up_at: now, broker_epoch: None }))
             .collect();
         LeaderState { me, replicas, isr, partition_epoch, pending: None, followers, epoch_start, min_insync }
     }
@@ -130,11 +133,42 @@ impl LeaderState {
             self.partition_epoch = partition_epoch;
         }
         for &r in replicas.iter().filter(|&&r| r != self.me) {
-            self.followers.entry(r).or_insert(Follower { log_end: None, last_fetch: None, caught_up_at: now });
+            self.followers.entry(r).or_insert(Follower {
+                log_end: None,
+                last_fetch: None,
+                caught_up_at: now,
+                broker_epoch: None,
+            });
         }
         self.followers.retain(|r, _| replicas.contains(r));
         self.replicas = replicas;
         self.min_insync = min_insync;
+    }
+
+    /// Takes each follower broker's current epoch (registration) from the installed image. A
+    /// follower whose broker registered again since its fetches were counted is a new process,
+    /// maybe on an empty disk: what its predecessor fetched says nothing of what it holds, so
+    /// its fetch state starts afresh. Without this a replica restarted on a wiped disk was put
+    /// back into the ISR on the strength of its predecessor's fetches, then elected with almost
+    /// nothing (Kafka's KAFKA-14139, fixed by KIP-903).
+    pub fn follower_incarnations(&mut self, broker_epoch: impl Fn(NodeId) -> Option<u64>) {
+        for (&r, follower) in &mut self.followers {
+            let current = broker_epoch(r);
+            if follower.broker_epoch.is_some() && follower.broker_epoch != current {
+                follower.log_end = None;
+                follower.last_fetch = None;
+            }
+            follower.broker_epoch = current;
+        }
+    }
+
+    /// The broker epochs under which the replicas `isr` adds to the committed ISR caught up:
+    /// the controller refuses the change if one of them has registered again since (KIP-903).
+    pub fn added_broker_epochs(&self, isr: &[NodeId]) -> Vec<(NodeId, u64)> {
+        isr.iter()
+            .filter(|r| !self.isr.contains(r))
+            .filter_map(|&r| Some((r, self.followers.get(&r)?.broker_epoch?)))
+            .collect()
     }
 
     /// Whether the committed ISR is at least `min.insync.replicas`: acks=all produces need it,
@@ -331,6 +365,27 @@ mod tests {
         s.on_fetch(2, Offset(10), Offset(12), t2);
         assert_eq!(s.wanted_isr(Offset(10), Duration::from_secs(30), t2, |_| true), None);
         assert!(!s.on_fetch(9, Offset(1), Offset(12), t2), "not a replica");
+    }
+
+    #[test]
+    fn a_follower_that_registered_again_must_catch_up_again_before_it_rejoins() {
+        let now = Instant::now();
+        let mut s = state(&[1, 3], 1, now);
+        s.follower_incarnations(|r| Some(u64::try_from(r).unwrap() * 10));
+        s.on_fetch(2, Offset(40), Offset(40), now);
+        let lag = Duration::from_secs(30);
+        let wanted = s.wanted_isr(Offset(40), lag, now, |_| true).unwrap();
+        assert_eq!(wanted, vec![1, 3, 2]);
+        assert_eq!(s.added_broker_epochs(&wanted), vec![(2, 20)]);
+        // Broker 2 comes back as a new process (maybe on an empty disk): its old fetches count
+        // for nothing until it fetches again.
+        s.follower_incarnations(|r| Some(if r == 2 { 21 } else { u64::try_from(r).unwrap() * 10 }));
+        assert_eq!(s.wanted_isr(Offset(40), lag, now, |_| true), None);
+        s.on_fetch(2, Offset(0), Offset(40), now);
+        assert_eq!(s.wanted_isr(Offset(40), lag, now, |_| true), None, "an empty log is not caught up");
+        s.on_fetch(2, Offset(40), Offset(40), now);
+        let wanted = s.wanted_isr(Offset(40), lag, now, |_| true).unwrap();
+        assert_eq!(s.added_broker_epochs(&wanted), vec![(2, 21)]);
     }
 
     #[test]

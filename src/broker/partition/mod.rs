@@ -28,6 +28,7 @@ pub use messages::{
     FetchOrder, FetchWait, FetchWork, PartitionRequest, PartitionResponse, PartitionResults, ProduceOutcome, Progress,
 };
 pub use registry::{PartitionPeers, ShardPartitions};
+pub(crate) use replica::IsrProposal;
 pub use replica::{
     Acks, Appended, DeleteTo, Fetched, IsolationLevel, LeaderHealth, LogDirDescription, OffsetSpec, Partition,
     PartitionError, ProducerDescription,

@@ -799,18 +799,23 @@ impl Partition {
 
     /// The ISR this leader should propose to the controller now, with the leadership's epoch and
     /// partition epoch; marks it pending. `None` if nothing should change (or one is pending).
-    pub(crate) fn propose_isr(
-        &self,
-        lag: Duration,
-        eligible: impl Fn(NodeId) -> bool,
-    ) -> Option<(Vec<NodeId>, LeaderEpoch, i32)> {
+    pub(crate) fn propose_isr(&self, lag: Duration, eligible: impl Fn(NodeId) -> bool) -> Option<IsrProposal> {
         let high_watermark = self.log.high_watermark();
         let mut leadership = self.leadership.borrow_mut();
         let epoch = leadership.epoch;
         let leader = leadership.leader.as_mut()?;
         let wanted = leader.wanted_isr(high_watermark, lag, Instant::now(), eligible)?;
+        let added = leader.added_broker_epochs(&wanted);
         leader.propose(wanted.clone());
-        Some((wanted, epoch, leader.partition_epoch()))
+        Some(IsrProposal { isr: wanted, epoch, partition_epoch: leader.partition_epoch(), added })
+    }
+
+    /// A leader takes its followers' broker epochs from the installed image (see
+    /// `LeaderState::follower_incarnations`); nothing for a follower.
+    pub(crate) fn follower_incarnations(&self, broker_epoch: impl Fn(NodeId) -> Option<u64>) {
+        if let Some(leader) = self.leadership.borrow_mut().leader.as_mut() {
+            leader.follower_incarnations(broker_epoch);
+        }
     }
 
     /// The controller's answer to a proposal made under `epoch`.
@@ -1222,4 +1227,17 @@ mod timestamp_tests {
         assert!(check_timestamps(&at(now.0 + 60_001), window, now).is_err());
         assert!(check_timestamps(&at(0), (i64::MAX, i64::MAX), now).is_ok(), "Kafka's defaults never overflow");
     }
+}
+
+/// An ISR change a leader proposes to the controller (see [`Partition::propose_isr`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IsrProposal {
+    /// The ISR wanted.
+    pub(crate) isr: Vec<NodeId>,
+    /// The leadership's epoch.
+    pub(crate) epoch: LeaderEpoch,
+    /// The partition epoch of the committed ISR it changes.
+    pub(crate) partition_epoch: i32,
+    /// The broker epochs under which the replicas it adds caught up.
+    pub(crate) added: Vec<(NodeId, u64)>,
 }

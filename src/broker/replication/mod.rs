@@ -38,7 +38,7 @@ use crate::broker::inter_broker::InterBroker;
 use crate::broker::metadata::Metadata;
 use crate::broker::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::broker::metadata::image::{MetadataImage, NO_LEADER, PartitionMeta};
-use crate::broker::partition::{Partition, ShardPartitions};
+use crate::broker::partition::{IsrProposal, Partition, ShardPartitions};
 use crate::model::{LeaderEpoch, TopicPartition};
 
 /// How often led partitions are checked for an ISR change (a lagging follower to drop, a
@@ -111,6 +111,7 @@ impl Replication {
                 if let Err(e) = led {
                     error!(%tp, error = %e, "cannot take the leadership");
                 }
+                partition.follower_incarnations(|r| image.brokers.get(&r).map(|b| b.epoch));
                 continue;
             }
             partition.become_follower(meta.leader, epoch, meta.replicas.len());
@@ -167,24 +168,19 @@ impl Replication {
         let lag = Duration::from_millis(self.config.replication.replica_lag_time_max_ms);
         let image = self.metadata.image();
         for partition in self.partitions.all() {
-            if let Some((isr, epoch, partition_epoch)) = partition.propose_isr(lag, |r| image.is_live(r)) {
+            if let Some(change) = partition.propose_isr(lag, |r| image.is_live(r)) {
                 let me = Rc::downgrade(self);
-                glommio::spawn_local(alter_isr(me, partition, isr, epoch, partition_epoch)).detach();
+                glommio::spawn_local(alter_isr(me, partition, change)).detach();
             }
         }
     }
 }
 
 /// Sends one ISR change to the controller and tells the partition how it went.
-async fn alter_isr(
-    me: Weak<Replication>,
-    partition: Rc<Partition>,
-    isr: Vec<i32>,
-    epoch: LeaderEpoch,
-    partition_epoch: i32,
-) {
+async fn alter_isr(me: Weak<Replication>, partition: Rc<Partition>, change: IsrProposal) {
     let Some(me) = me.upgrade() else { return };
     let tp = partition.topic_partition().clone();
+    let IsrProposal { isr, epoch, partition_epoch, added } = change;
     let request = ControllerRequest::AlterPartition {
         topic: tp.topic.to_string(),
         partition: tp.partition,
@@ -192,6 +188,7 @@ async fn alter_isr(
         leader_epoch: epoch.0,
         partition_epoch,
         isr: isr.clone(),
+        broker_epochs: added,
     };
     let outcome = match me.metadata.control(request).await {
         Ok(ControllerResponse::AlterPartition(Ok(altered))) => Some((altered.isr, altered.partition_epoch)),

@@ -21,7 +21,7 @@
 //! which also checks that retention left the group's segments in place.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,17 +33,18 @@ use super::io_budget::IoBudget;
 use super::report::{CleanReport, Cleanable};
 use super::txn::TxnTracker;
 use crate::limits::{
-    BATCH_BYTES_MAX, CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, INDEX_PREALLOCATE_BYTES,
-    OFFSET_INDEX_ENTRY_BYTES, PREALLOCATE_BYTES, TIME_INDEX_ENTRY_BYTES,
+    BATCH_BYTES_MAX, CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, OFFSET_INDEX_ENTRY_BYTES,
+    PREALLOCATE_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::model::filter::{FilterOptions, Filtered, Keep, delete_horizon, filter_batch};
 use crate::model::{
     BatchError, ControlType, Offset, ProducerId, Record, RecordBatch, RecordIter, Timestamp, batch_size_from_prefix,
     parse_marker,
 };
-use crate::storage::appender::SegmentAppender;
+use crate::storage::appender::{self, Extent, SegmentAppender, Target};
 use crate::storage::error::Error;
-use crate::storage::io::{self as sio, SharedFile};
+use crate::storage::file_cache::{Create, DirectFile, FileKind, SegmentFiles};
+use crate::storage::io as sio;
 use crate::storage::log::{LogState, PartitionLog, mark_sparse};
 use crate::storage::segment::{BatchMeta, Segment, segment_file};
 
@@ -51,7 +52,8 @@ use crate::storage::segment::{BatchMeta, Segment, segment_file};
 #[derive(Clone)]
 struct OldSegment {
     base: Offset,
-    file: SharedFile,
+    /// Opened when the clean reads it (see `BatchReader`).
+    files: Rc<SegmentFiles>,
     size: u64,
     next_offset: Offset,
     /// Entries in its offset and time indexes (the most the cleaned part can need).
@@ -123,7 +125,13 @@ impl PartitionLog {
             aborted_removed: 0,
             took: started.elapsed(),
         };
-        let Some(end) = self.build_map(&plan, map, budget, &mut report).await? else {
+        let built = self.build_map(&plan, map, budget, &mut report).await;
+        if let Err(e) = &built
+            && self.retention_raced(&plan, e)
+        {
+            return Ok(None);
+        }
+        let Some(end) = built? else {
             warn!(tp = %self.state.borrow().topic_partition, capacity = map.capacity(),
                 "the cleaner's map cannot hold the keys of one batch; not cleaning");
             return Ok(None);
@@ -144,7 +152,13 @@ impl PartitionLog {
         mark_sparse(&mut self.state.borrow_mut())?;
         let mut rest = &to_clean[..];
         while !rest.is_empty() {
-            let (segment, taken) = self.clean_group(&plan, rest, &mut cleaning, budget, &mut report).await?;
+            let cleaned = self.clean_group(&plan, rest, &mut cleaning, budget, &mut report).await;
+            if let Err(e) = &cleaned
+                && self.retention_raced(&plan, e)
+            {
+                return Ok(None);
+            }
+            let (segment, taken) = cleaned?;
             let (group, later) = rest.split_at(taken);
             if !self.swap(&plan, group, segment)? {
                 debug!(tp = %plan.tp, "retention deleted segments under the clean; it stops here");
@@ -185,12 +199,13 @@ impl PartitionLog {
         let segments: Vec<OldSegment> = state
             .segments
             .range(..cleanable.first_uncleanable)
-            // Consecutive segments only: a group never spans one it cannot read.
+            // Consecutive segments only: a group never spans one it cannot read (all below the
+            // first uncleanable offset are sealed, so in their files).
             .map_while(|(&base, s)| {
-                let file = s.file.clone()?;
+                s.sealed.then_some(())?;
                 Some(OldSegment {
                     base,
-                    file,
+                    files: s.files.clone(),
                     size: s.flushed_size,
                     next_offset: s.flushed_next_offset,
                     index_entries: s.index.entries().len(),
@@ -238,6 +253,19 @@ impl PartitionLog {
             return Some(Error::Closed);
         }
         (state.truncating || state.truncations != truncations).then_some(Error::Truncated)
+    }
+
+    /// Whether `error` is a read of a segment file retention deleted since the plan (the clean
+    /// opens each segment when it comes to it): then the clean stops, as a swap that finds its
+    /// group gone does.
+    fn retention_raced(&self, plan: &Plan, error: &Error) -> bool {
+        let missing = matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        let state = self.state.borrow();
+        let gone = missing && plan.segments.iter().any(|s| !state.segments.contains_key(&s.base));
+        if gone {
+            debug!(tp = %plan.tp, "retention deleted a segment under the clean; it stops here");
+        }
+        gone
     }
 
     fn check(&self, truncations: u64) -> Result<(), Error> {
@@ -327,9 +355,12 @@ impl PartitionLog {
             let context = || format!("writing {}", path.display());
             let file = std::rc::Rc::new(sio::open_rw(&path, true).await.map_err(Error::io(context()))?);
             sio::truncate(&file, 0).await.map_err(Error::io(context()))?;
-            let mut appender =
-                SegmentAppender::resume(file, 0, PREALLOCATE_BYTES).await.map_err(Error::io(context()))?;
-            let mut segment = Segment::new(base, cleaning.now.0);
+            let mut appender = SegmentAppender::resume(Target::File(file), 0, Extent::Fixed(PREALLOCATE_BYTES))
+                .await
+                .map_err(Error::io(context()))?;
+            // Its files by the name they take at the swap (nothing opens them before).
+            let files = self.state.borrow().files.segment(segment_file(dir, base, "log"));
+            let mut segment = Segment::new(base, cleaning.now.0, files);
             let mut pending: Vec<Bytes> = Vec::new();
             let mut pending_bytes = 0usize;
             let mut first_timestamp = None;
@@ -375,7 +406,7 @@ impl PartitionLog {
             }
             appender.write(&pending).await.map_err(Error::io(context()))?;
             budget.spend(pending_bytes as u64).await;
-            let file = appender.seal().await.map_err(Error::io(context()))?;
+            appender.seal().await.map_err(Error::io(context()))?;
             segment.push_time_entry();
             for (extension, bytes) in
                 [("index", segment.index.encode_all()), ("timeindex", segment.time_index.encode_all())]
@@ -387,11 +418,8 @@ impl PartitionLog {
             if let Some(last) = segments.get(taken.saturating_sub(1)) {
                 keep_modified(&segment_file(dir, last.base, "log"), &path);
             }
-            let reader = std::fs::File::open(&path).map_err(Error::io(context()))?;
             segment.flushed_size = segment.size;
             segment.flushed_next_offset = segment.next_offset;
-            segment.file = Some(file);
-            segment.reader = Some(Arc::new(reader));
             segment.sealed = true;
             if let Some(ts) = first_timestamp.filter(|ts| ts.0 > 0) {
                 segment.rolled_at_ms = ts.0;
@@ -654,19 +682,15 @@ fn keep_modified(from: &std::path::Path, to: &std::path::Path) {
 async fn write_index(path: &std::path::Path, bytes: Vec<u8>) -> Result<(), Error> {
     let context = || format!("writing {}", path.display());
     let file = sio::open_rw(path, true).await.map_err(Error::io(context()))?;
-    sio::truncate(&file, 0).await.map_err(Error::io(context()))?;
-    let mut appender = SegmentAppender::resume(std::rc::Rc::new(file), 0, INDEX_PREALLOCATE_BYTES)
-        .await
-        .map_err(Error::io(context()))?;
-    appender.write(&[Bytes::from(bytes)]).await.map_err(Error::io(context()))?;
-    appender.seal().await.map_err(Error::io(context()))?;
-    Ok(())
+    appender::write_whole(Rc::new(file), bytes).await.map_err(Error::io(context()))
 }
 
 /// Reads one segment's batches in order, [`CLEANER_READ_BYTES`] at a time (a larger batch in
-/// one read of its own), spending the budget for each read.
+/// one read of its own), spending the budget for each read. It takes the segment's direct
+/// descriptor from the shard's cache at its first read and holds it (in use) until dropped.
 struct BatchReader {
-    file: SharedFile,
+    files: Rc<SegmentFiles>,
+    file: Option<DirectFile>,
     end: u64,
     window: Bytes,
     window_start: u64,
@@ -678,7 +702,8 @@ struct BatchReader {
 impl BatchReader {
     fn new(segment: &OldSegment) -> BatchReader {
         BatchReader {
-            file: segment.file.clone(),
+            files: segment.files.clone(),
+            file: None,
             end: segment.size,
             window: Bytes::new(),
             window_start: 0,
@@ -712,9 +737,13 @@ impl BatchReader {
                 return Err(BatchError::Truncated { have: rest.len(), need }.into());
             }
             let want = usize::try_from((self.end - here).min(need.max(CLEANER_READ_BYTES) as u64)).unwrap_or(need);
-            let read = sio::read_at(&self.file, here, want)
-                .await
-                .map_err(Error::io(format!("reading a segment at {here} for the cleaner")))?;
+            let context =
+                || format!("reading segment {} at {here} for the cleaner", self.files.path(FileKind::Log).display());
+            if self.file.is_none() {
+                self.file = Some(self.files.direct(FileKind::Log, Create::No).await.map_err(Error::io(context()))?);
+            }
+            let Some(file) = &self.file else { unreachable!("the file was just opened") };
+            let read = sio::read_at(file, here, want).await.map_err(Error::io(context()))?;
             budget.spend(read.len() as u64).await;
             self.read += read.len() as u64;
             if read.len() <= rest.len() {

@@ -540,6 +540,7 @@ fn a_follower_copies_a_cleaned_leaders_gaps_and_keeps_them_under_any_policy() {
                 config
             },
             cache: &cache,
+            files: &crate::storage::FileCache::new(crate::storage::FileCacheConfig::default()),
             high_watermark: HighWatermark::SetByReplication,
         })
         .await

@@ -2,6 +2,7 @@
 //! and retention, each on a real glommio shard with real files under a temp dir.
 
 mod cleaner_test;
+mod file_cache_test;
 mod log_test;
 mod producer_test;
 mod recovery_test;
@@ -14,7 +15,8 @@ use std::path::Path;
 use bytes::BytesMut;
 
 use super::{
-    BatchCache, Error, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog, PendingAppend, ReadLimits,
+    BatchCache, Error, FileCache, FileCacheConfig, FlushMode, HighWatermark, LogConfig, OpenOptions, PartitionLog,
+    PendingAppend, ReadLimits,
 };
 use crate::model::{BatchIter, LeaderEpoch, Offset, Timestamp, TopicPartition, ValidBatches};
 
@@ -27,11 +29,17 @@ pub(super) fn small_config(segment_bytes: u32) -> LogConfig {
 }
 
 pub(super) async fn open(dir: &Path, config: LogConfig, cache: &BatchCache) -> PartitionLog {
+    open_in(dir, config, cache, &FileCache::new(FileCacheConfig::default())).await
+}
+
+/// [`open`] with the shard's descriptor cache `files`.
+pub(super) async fn open_in(dir: &Path, config: LogConfig, cache: &BatchCache, files: &FileCache) -> PartitionLog {
     PartitionLog::open(OpenOptions {
         dir: dir.to_path_buf(),
         topic_partition: TopicPartition::new("t", 0),
         config,
         cache,
+        files,
         high_watermark: HighWatermark::FollowsAcks,
     })
     .await

@@ -29,6 +29,7 @@ async fn open_as(dir: &Path, cache: &BatchCache, high_watermark: HighWatermark) 
         topic_partition: TopicPartition::new("t", 0),
         config: small_config(4096),
         cache,
+        files: &crate::storage::FileCache::new(crate::storage::FileCacheConfig::default()),
         high_watermark,
     })
     .await

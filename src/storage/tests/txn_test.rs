@@ -76,6 +76,7 @@ fn a_marker_settles_only_once_the_high_watermark_passes_it() {
             topic_partition: TopicPartition::new("t", 0),
             config: small_config(1 << 20),
             cache: &cache,
+            files: &crate::storage::FileCache::new(crate::storage::FileCacheConfig::default()),
             high_watermark: HighWatermark::SetByReplication,
         })
         .await
