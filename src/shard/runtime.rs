@@ -28,6 +28,12 @@ use super::nudge::{NUDGE_INTERVAL, Nudged, Nudger};
 /// References to a mesh builder kept for the life of the process (see [`mesh_handles`]).
 const MESH_SPARE_REFERENCES: usize = 64;
 
+/// Blocking threads each shard hands file-system calls to (`storage::io::off_shard`: the
+/// fsyncs of small metadata files and directories before a segment write). Several, because a
+/// broker writing the first batch of many partitions at once has that many such fsyncs waiting,
+/// and the filesystem's journal commits concurrent ones together; the threads sleep otherwise.
+const BLOCKING_THREADS_PER_SHARD: usize = 4;
+
 /// How the shards' executors are set up.
 #[derive(Debug, Clone)]
 pub struct ShardsConfig {
@@ -180,6 +186,7 @@ impl ShardPool {
         let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
             .name(config.name)
             .spin_before_park(config.spin_before_park)
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
             .on_all_shards(move || {
                 let value = per_shard.lock().ok().and_then(|mut values| values.pop());
                 let nudged = nudged.lock().ok().and_then(|mut nudged| nudged.pop());

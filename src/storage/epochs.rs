@@ -3,15 +3,17 @@
 //! Persisted as `leader-epoch-checkpoint` in Kafka's text format: a version line (0), a count
 //! line, then `epoch start_offset` per line.
 //!
-//! When: an append under a new epoch writes the file first ([`EpochCache::assign`]; if that
-//! fails, the append fails and the epoch is not kept, so no batch reaches a segment file under
-//! an epoch the checkpoint lacks, which recovery would cut as damage). The epoch a new leader
-//! begins before any append ([`EpochCache::note`]) is only noted: the first append under it, or
-//! the flusher before it writes, or the close, writes it. An epoch with no batch lost in a crash
+//! When: every change is made in memory first and marked unwritten; the partition's flusher
+//! writes the file (off the shard, see `io::DirChange`) before it writes any batch to a segment
+//! file, so no batch reaches a segment under an epoch the checkpoint lacks (recovery would cut
+//! it as damage). If that write fails, the flusher fails and takes the log offline, as a failed
+//! segment write does: the batches that needed the epoch are never written. Writing from the
+//! flusher rather than in the append keeps two fsyncs (the file's and its directory's) off the
+//! shard: a broker writing the first batch of 100,000 partitions stalled its shards for
+//! minutes when each append wrote the file itself. Epochs noted with no batch after them (a
+//! leadership that appended nothing) are lost in a crash, which is harmless: such an epoch
 //! answers divergence checks as its absence does (the epoch before it ends where the next one
-//! begins), and two fsyncs per partition at every leadership change (all of a broker's
-//! partitions at once when it registers) would make a broker of many partitions slow to start.
-//! A follower's epochs and cuts are written at once.
+//! begins). A cut writes the file at once, with the flusher stopped (`cut_files`).
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +28,24 @@ pub(crate) const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 pub(crate) struct EpochCache {
     path: PathBuf,
     entries: Vec<(LeaderEpoch, Offset)>,
-    /// `entries` has an epoch the file does not have yet.
-    pending: bool,
+    /// Bumped at every change of `entries`.
+    version: u64,
+    /// The `version` the file holds.
+    written: u64,
+}
+
+/// The checkpoint's contents at one version, to be written by the flusher (see the module docs).
+pub(crate) struct Unwritten {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: Vec<u8>,
+    version: u64,
+}
+
+impl Unwritten {
+    /// Which change of the cache this is.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
 }
 
 impl EpochCache {
@@ -49,58 +67,33 @@ impl EpochCache {
                 entries.push((LeaderEpoch(epoch), Offset(offset)));
             }
         }
-        Self { path, entries, pending: false }
+        Self { path, entries, version: 0, written: 0 }
     }
 
-    /// Notes that `epoch` began at `start` (a leadership, before any append), if it is newer
-    /// than the latest; the file follows at the next [`Self::assign`] or
-    /// [`Self::persist_pending`] (see the module docs).
+    /// Notes that `epoch` began at `start` (a leadership, or the first batch of the epoch about
+    /// to be appended), if it is newer than the latest.
     pub(crate) fn note(&mut self, epoch: LeaderEpoch, start: Offset) {
         if epoch.0 < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
             return;
         }
         self.entries.push((epoch, start));
-        self.pending = true;
+        self.version += 1;
     }
 
-    /// Records that `epoch` began at `start` before a batch of it is appended, if it is newer
-    /// than the latest, and writes the file (with any epoch only noted so far); if the write
-    /// fails, the memory goes back to what the disk has, less a noted epoch, which stays noted.
-    pub(crate) fn assign(&mut self, epoch: LeaderEpoch, start: Offset) -> std::io::Result<()> {
-        if epoch.0 < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
-            return self.persist_pending().map(drop);
-        }
-        self.entries.push((epoch, start));
-        self.persist_or_undo(|entries| {
-            entries.pop();
-        })
-    }
-
-    /// Writes the file if [`Self::assign`] noted an epoch since it was last written: before a
-    /// batch reaches a segment file. Returns whether it wrote (and so fsynced the directory).
-    pub(crate) fn persist_pending(&mut self) -> std::io::Result<bool> {
-        if self.pending { self.persist().map(|()| true) } else { Ok(false) }
-    }
-
-    /// A follower's [`Self::assign`] of the epoch its leader stamped on a batch at `start` (the
+    /// A follower's [`Self::note`] of the epoch its leader stamped on a batch at `start` (the
     /// log end): epochs begun at or after `start` with no batch yet (a leadership that appended
     /// nothing) give way to an older epoch the leader's batches carry, as in Kafka's cache; any
     /// other older epoch is no news. The caller checked [`Self::latest_below`] first.
-    pub(crate) fn assign_replicated(&mut self, epoch: LeaderEpoch, start: Offset) -> std::io::Result<()> {
+    pub(crate) fn note_replicated(&mut self, epoch: LeaderEpoch, start: Offset) {
         if epoch.0 < 0 {
-            return Ok(());
+            return;
         }
-        let before = self.entries.clone();
+        let before = self.entries.len();
         self.entries.retain(|&(e, s)| s < start || e <= epoch);
-        if self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
-            return if self.entries.len() != before.len() {
-                self.persist_or_undo(|entries| *entries = before)
-            } else {
-                Ok(())
-            };
+        if self.entries.len() != before {
+            self.version += 1;
         }
-        self.entries.push((epoch, start));
-        self.persist_or_undo(|entries| *entries = before)
+        self.note(epoch, start);
     }
 
     /// The latest epoch that began below `offset`: the epoch of the batches just below it (a
@@ -109,11 +102,14 @@ impl EpochCache {
         self.entries.iter().rev().find(|&&(_, start)| start < offset).map(|&(e, _)| e)
     }
 
-    /// Forgets epochs that start at or after `end` (the log was cut there).
-    pub(crate) fn truncate_from(&mut self, end: Offset) -> std::io::Result<()> {
+    /// Forgets epochs that start at or after `end` (the log was cut there), in memory: the file
+    /// follows at the next [`Self::unwritten`] or [`Self::write_now`].
+    pub(crate) fn truncate_from(&mut self, end: Offset) {
         let before = self.entries.len();
         self.entries.retain(|&(_, start)| start < end);
-        if self.entries.len() != before { self.persist() } else { Ok(()) }
+        if self.entries.len() != before {
+            self.version += 1;
+        }
     }
 
     /// The latest epoch.
@@ -133,25 +129,42 @@ impl EpochCache {
         Some((found, end))
     }
 
-    /// Persists the entries (a follower's, written at once); if that fails, `undo` puts the
-    /// memory back as the disk has it, so a batch is never appended under an epoch the
-    /// checkpoint lacks (the next append tries the write again, and fails as the disk does).
-    fn persist_or_undo(&mut self, undo: impl FnOnce(&mut Vec<(LeaderEpoch, Offset)>)) -> std::io::Result<()> {
-        let result = self.persist();
-        if result.is_err() {
-            undo(&mut self.entries);
-        }
-        result
+    /// What the file lacks, if anything: the flusher writes it off the shard and then calls
+    /// [`Self::written`].
+    pub(crate) fn unwritten(&self) -> Option<Unwritten> {
+        (self.version != self.written).then(|| Unwritten {
+            path: self.path.clone(),
+            contents: self.encode(),
+            version: self.version,
+        })
     }
 
-    fn persist(&mut self) -> std::io::Result<()> {
+    /// `unwritten` is on disk (and its directory synced).
+    pub(crate) fn written(&mut self, unwritten: &Unwritten) {
+        self.written_version(unwritten.version);
+    }
+
+    /// [`Self::written`] of an [`Unwritten`] given away, by its [`Unwritten::version`].
+    pub(crate) fn written_version(&mut self, version: u64) {
+        self.written = self.written.max(version);
+    }
+
+    /// Writes the file now, blocking the shard, if it lacks anything: only where no flusher
+    /// runs (open, a cut, close, a failed flush).
+    pub(crate) fn write_now(&mut self) -> std::io::Result<()> {
+        if let Some(unwritten) = self.unwritten() {
+            write_atomically(&unwritten.path, &unwritten.contents)?;
+            self.written(&unwritten);
+        }
+        Ok(())
+    }
+
+    fn encode(&self) -> Vec<u8> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (epoch, start) in &self.entries {
             text.push_str(&format!("{} {}\n", epoch.0, start.0));
         }
-        write_atomically(&self.path, text.as_bytes())?;
-        self.pending = false;
-        Ok(())
+        text.into_bytes()
     }
 }
 
@@ -160,55 +173,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn epochs_persist_truncate_and_answer_end_offsets() {
+    fn epochs_are_written_when_asked_and_answer_end_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EpochCache::load(dir.path());
-        cache.assign(LeaderEpoch(0), Offset(0)).unwrap();
-        cache.assign(LeaderEpoch(0), Offset(5)).unwrap();
-        cache.assign(LeaderEpoch(3), Offset(10)).unwrap();
+        assert!(cache.unwritten().is_none(), "nothing to write");
+        cache.note(LeaderEpoch(0), Offset(0));
+        cache.note(LeaderEpoch(0), Offset(5));
+        cache.note(LeaderEpoch(3), Offset(10));
+        cache.write_now().unwrap();
         cache.note(LeaderEpoch(5), Offset(20));
         assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)), "a noted epoch waits");
-        cache.assign(LeaderEpoch(5), Offset(20)).unwrap();
+        cache.write_now().unwrap();
+        assert!(cache.unwritten().is_none());
         let reloaded = EpochCache::load(dir.path());
         assert_eq!(reloaded.entries, cache.entries);
         assert_eq!(cache.end_offset_for(LeaderEpoch(0), Offset(30)), Some((LeaderEpoch(0), Offset(10))));
         assert_eq!(cache.end_offset_for(LeaderEpoch(4), Offset(30)), Some((LeaderEpoch(3), Offset(20))));
         assert_eq!(cache.end_offset_for(LeaderEpoch(9), Offset(30)), Some((LeaderEpoch(5), Offset(30))));
-        cache.truncate_from(Offset(15)).unwrap();
+        cache.truncate_from(Offset(15));
         assert_eq!(cache.latest(), Some(LeaderEpoch(3)));
+        cache.write_now().unwrap();
         assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(3)));
     }
 
+    /// The flusher takes what is unwritten, writes it while appends may note more, then says
+    /// what it wrote: a change made meanwhile stays unwritten.
     #[test]
-    fn a_failed_persist_leaves_memory_as_the_disk_has_it() {
+    fn a_change_made_while_the_file_is_written_stays_unwritten() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EpochCache::load(dir.path());
-        cache.assign(LeaderEpoch(1), Offset(0)).unwrap();
-        // The checkpoint can no longer be written (as on a full disk).
-        cache.path = dir.path().join("missing").join(CHECKPOINT_FILE);
-        assert!(cache.assign(LeaderEpoch(2), Offset(10)).is_err());
-        assert_eq!(cache.latest(), Some(LeaderEpoch(1)), "not noted, so the next append tries again");
-        assert!(cache.assign_replicated(LeaderEpoch(3), Offset(10)).is_err());
-        assert_eq!(cache.entries, [(LeaderEpoch(1), Offset(0))]);
-        // A leadership's epoch is only noted; the append under it fails as its write does.
+        cache.note(LeaderEpoch(1), Offset(0));
+        let first = cache.unwritten().unwrap();
         cache.note(LeaderEpoch(2), Offset(10));
-        assert!(cache.assign(LeaderEpoch(2), Offset(10)).is_err());
-        cache.path = dir.path().join(CHECKPOINT_FILE);
-        cache.assign(LeaderEpoch(2), Offset(10)).unwrap();
-        assert_eq!(EpochCache::load(dir.path()).latest(), Some(LeaderEpoch(2)));
+        write_atomically(&first.path, &first.contents).unwrap();
+        cache.written(&first);
+        let second = cache.unwritten().expect("epoch 2 is not on disk yet");
+        assert_eq!(EpochCache::load(dir.path()).entries, [(LeaderEpoch(1), Offset(0))]);
+        write_atomically(&second.path, &second.contents).unwrap();
+        cache.written(&second);
+        cache.written(&first); // late news of an older write changes nothing
+        assert!(cache.unwritten().is_none());
+        assert_eq!(EpochCache::load(dir.path()).entries, cache.entries);
     }
 
     #[test]
     fn a_replicated_older_epoch_replaces_only_an_epoch_with_no_batches() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EpochCache::load(dir.path());
-        cache.assign(LeaderEpoch(2), Offset(0)).unwrap();
+        cache.note(LeaderEpoch(2), Offset(0));
         cache.note(LeaderEpoch(5), Offset(10)); // begun at the log end, nothing appended
         assert_eq!(cache.latest_below(Offset(10)), Some(LeaderEpoch(2)));
-        cache.assign_replicated(LeaderEpoch(4), Offset(10)).unwrap();
+        cache.note_replicated(LeaderEpoch(4), Offset(10));
         assert_eq!(cache.entries, [(LeaderEpoch(2), Offset(0)), (LeaderEpoch(4), Offset(10))]);
-        cache.assign_replicated(LeaderEpoch(4), Offset(12)).unwrap();
-        cache.assign_replicated(LeaderEpoch(6), Offset(20)).unwrap();
+        cache.note_replicated(LeaderEpoch(4), Offset(12));
+        cache.note_replicated(LeaderEpoch(6), Offset(20));
+        cache.write_now().unwrap();
         assert_eq!(EpochCache::load(dir.path()).entries, cache.entries);
         assert_eq!(cache.latest_below(Offset(20)), Some(LeaderEpoch(4)));
     }

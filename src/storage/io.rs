@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
@@ -203,19 +203,72 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Blocking std I/O, acceptable because these files change rarely (an epoch change, a
 /// DeleteRecords call), never per append.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::io::Write;
     check_write_fault(contents.len() as u64)?;
+    replace_file(path, contents)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a temporary file beside `path`, fsyncs it and renames it over `path`:
+/// the name is durable only once the directory is synced.
+fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(contents)?;
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Runs blocking file-system calls (an fsync, a rename) on the shard's blocking threads
+/// (glommio's pool; `shard::runtime` sizes it), so the shard keeps serving while the disk works.
+pub async fn off_shard<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(work).await
+}
+
+/// Changes to one directory made durable together, off the shard: files replaced atomically
+/// (as [`write_atomically`]), files removed, then one fsync of the directory for all of them
+/// (a segment file created before is made durable by name by the same fsync).
+#[derive(Debug, Default)]
+pub struct DirChange {
+    /// `(path, contents)` of each file to replace.
+    pub replace: Vec<(PathBuf, Vec<u8>)>,
+    /// Files to remove (already gone is fine).
+    pub remove: Vec<PathBuf>,
+    /// Sync the directory even if nothing above changes.
+    pub sync: bool,
+}
+
+impl DirChange {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.replace.is_empty() && self.remove.is_empty() && !self.sync
     }
-    Ok(())
+
+    /// Makes the change in `dir` on a blocking thread. Injected faults are checked here, on the
+    /// shard's thread, where tests arm them.
+    pub async fn apply(self, dir: PathBuf) -> io::Result<()> {
+        for (_, contents) in &self.replace {
+            check_write_fault(contents.len() as u64)?;
+        }
+        off_shard(move || {
+            for (path, contents) in &self.replace {
+                replace_file(path, contents)?;
+            }
+            for path in &self.remove {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            sync_dir(&dir)
+        })
+        .await
+    }
 }
 
 /// The size of a filesystem and the room left on it, as Java's `FileStore` reports them (what

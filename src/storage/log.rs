@@ -51,7 +51,7 @@ use super::config::{FlushMode, LogConfig};
 use super::epochs::EpochCache;
 use super::error::Error;
 use super::file_cache::{Access, Create, FileCache, FileKind, LogSlot, SegmentFiles};
-use super::io::{self as sio, Source};
+use super::io::{self as sio, DirChange, Source};
 use super::notify::Notify;
 use super::producer_state::{self, Admission, CompletedTxn, Origin, ProducerAppend, ProducerStateTable};
 use super::segment::{self, BatchMeta, RecoveryRules, Segment, parse_segment_name, segment_file};
@@ -232,29 +232,6 @@ pub struct LogStats {
 }
 
 impl LogState {
-    /// Before the first write to a segment file since open (or a cut of one): removes the
-    /// clean-shutdown marker, durably, so a crash from now on recovers the tail segment whole.
-    /// Also writes the leader epochs noted since the checkpoint was last written, which the
-    /// batches about to be written may carry (see `epochs.rs`). Returns whether it fsynced the
-    /// directory (which makes a segment file created before durable by name too).
-    pub(crate) fn before_segment_change(&mut self) -> Result<bool, Error> {
-        let mut dir_synced = self.epochs.persist_pending().map_err(Error::io("writing the leader epoch checkpoint"))?;
-        self.changed = true;
-        if self.clean_marker {
-            let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-            match std::fs::remove_file(&marker) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(format!("removing {}", marker.display()))(e));
-                }
-                _ => {}
-            }
-            sio::sync_dir(&self.dir).map_err(Error::io(format!("syncing {}", self.dir.display())))?;
-            self.clean_marker = false;
-            dir_synced = true;
-        }
-        Ok(dir_synced)
-    }
-
     /// Notes a change the marker does not vouch for (segments deleted, the log start moved), so
     /// the close writes its snapshot and marker.
     pub(crate) fn note_changed(&mut self) {
@@ -409,7 +386,8 @@ impl LogState {
         self.aborted.truncate_from(ack);
         self.unreplicated.retain(|t| t.last_offset < ack);
         self.cache.truncate_from(ack);
-        if let Err(e) = self.epochs.truncate_from(ack) {
+        self.epochs.truncate_from(ack);
+        if let Err(e) = self.epochs.write_now() {
             warn!(tp = %self.topic_partition, error = %e, "could not rewrite the leader epoch checkpoint");
         }
         self.acks.notify_all();
@@ -610,7 +588,7 @@ impl PartitionLog {
                 offset = offset.plus(i64::from(batch.last_offset_delta) + 1);
             }
         }
-        state.epochs.assign(epoch, base_offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
+        state.epochs.note(epoch, base_offset);
         let now = Timestamp::now();
         for (mut bytes, batch) in batches.into_batches() {
             let offset = state.log_end;
@@ -638,7 +616,7 @@ impl PartitionLog {
         let mut state = self.state.borrow_mut();
         state.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
         let offset = state.log_end;
-        state.epochs.assign(epoch, offset).map_err(Error::io("writing the leader epoch checkpoint"))?;
+        state.epochs.note(epoch, offset);
         let now = Timestamp::now();
         let mut bytes = marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now);
         let meta = match RecordBatch::parse_prefix(&bytes, usize::MAX) {
@@ -695,14 +673,9 @@ impl PartitionLog {
             last_offset: last.meta.next_offset.plus(-1),
             log_start_offset: state.log_start,
         };
-        // Every epoch goes to the checkpoint before any batch is queued, so that a failure here
-        // appends nothing (an epoch noted at or past the log end with no batch is harmless: the
-        // next replicated batch replaces it) and recovery never meets an epoch it does not know.
+        // The flusher writes the checkpoint before these batches (see `epochs.rs`).
         for batch in &kept {
-            state
-                .epochs
-                .assign_replicated(batch.epoch, batch.meta.base_offset)
-                .map_err(Error::io("writing the leader epoch checkpoint"))?;
+            state.epochs.note_replicated(batch.epoch, batch.meta.base_offset);
         }
         let now = Timestamp::now();
         for batch in kept {
@@ -784,8 +757,10 @@ impl PartitionLog {
         let whole_log = {
             let mut state = self.state.borrow_mut();
             if offset >= state.log_end {
+                // Only epochs with no batch go, so the file may follow later (see `epochs.rs`).
                 let log_end = state.log_end;
-                return state.epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"));
+                state.epochs.truncate_from(log_end);
+                return Ok(());
             }
             state.segments.keys().next().is_some_and(|&first| offset <= first)
         };
@@ -1084,26 +1059,72 @@ impl PartitionLog {
         if let Some(flusher) = flusher {
             flusher.await;
         }
+        let (dir, tail) = {
+            let state = self.state.borrow();
+            if let Some(reason) = &state.failed {
+                return Err(Error::Offline(reason.clone()));
+            }
+            let unchanged = !state.changed && (state.clean_marker || state.fresh);
+            let tail = CloseTail {
+                epochs: state.epochs.unwritten(),
+                snapshot: (!unchanged)
+                    .then(|| (state.log_end, state.aborted.unwritten(), state.producers.encode_snapshot())),
+            };
+            (state.dir.clone(), tail)
+        };
+        let (epochs, snapshot) = (tail.epochs.as_ref().map(|u| u.version()), tail.snapshot.is_some());
+        let tp = self.state.borrow().topic_partition.clone();
+        sio::off_shard(move || tail.write(&dir)).await?;
         let mut state = self.state.borrow_mut();
-        if let Some(reason) = &state.failed {
-            return Err(Error::Offline(reason.clone()));
+        if let Some(version) = epochs {
+            state.epochs.written_version(version);
         }
-        state.epochs.persist_pending().map_err(Error::io("writing the leader epoch checkpoint"))?;
-        if !state.changed && (state.clean_marker || state.fresh) {
+        if !snapshot {
             // The directory is as the open found it: its marker (or its emptiness) still holds.
-            info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly (unchanged)");
+            info!(tp = %tp, log_end = %state.log_end, "log closed cleanly (unchanged)");
             return Ok(());
         }
-        state.snapshot_producers();
-        // An empty file has nothing to tear: no temporary file and no fsync of its own, only the
-        // directory's (which also makes the snapshot renamed just before durable). Every segment
-        // file was synced at its seal.
-        let marker = state.dir.join(CLEAN_SHUTDOWN_FILE);
-        std::fs::File::create(&marker).map_err(Error::io(format!("writing {}", marker.display())))?;
-        sio::sync_dir(&state.dir).map_err(Error::io(format!("syncing {}", state.dir.display())))?;
+        state.aborted.written();
         state.clean_marker = true;
-        info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
+        info!(tp = %tp, log_end = %state.log_end, "log closed cleanly");
         Ok(())
+    }
+}
+
+/// What a close writes once the flusher has stopped, on a blocking thread (`io::off_shard`):
+/// a shard closing thousands of logs at shutdown would otherwise wait on each one's fsyncs in
+/// turn.
+struct CloseTail {
+    /// The leader-epoch checkpoint, if it lacks an epoch noted since the last write.
+    epochs: Option<super::epochs::Unwritten>,
+    /// Unless the directory is as the open found it: the log end, the aborted-transaction
+    /// index if it changed, and the producer-state snapshot at the log end.
+    snapshot: Option<(Offset, Option<Vec<u8>>, Vec<u8>)>,
+}
+
+impl CloseTail {
+    /// The epochs; then the index and the snapshot (which is not written if the index could
+    /// not be) and the clean-shutdown marker. An empty marker has nothing to tear: no
+    /// temporary file and no fsync of its own, only the directory's, which also makes the
+    /// snapshot's name durable. Every segment file was synced at its seal.
+    fn write(self, dir: &Path) -> Result<(), Error> {
+        if let Some(epochs) = &self.epochs {
+            sio::write_atomically(&epochs.path, &epochs.contents)
+                .map_err(Error::io("writing the leader epoch checkpoint"))?;
+        }
+        let Some((log_end, aborted, snapshot)) = self.snapshot else { return Ok(()) };
+        let snapshot_written = match aborted.map_or(Ok(()), |contents| super::txn_index::write_file(dir, &contents)) {
+            Err(e) => Err(format!("could not write the aborted-transaction index; no producer-state snapshot either: {e}")),
+            Ok(()) => producer_state::write_snapshot(dir, log_end, &snapshot)
+                .map_err(|e| format!("could not write the producer-state snapshot: {e}")),
+        };
+        if let Err(e) = snapshot_written {
+            // The next open replays the log instead.
+            warn!(dir = %dir.display(), "{e}");
+        }
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker).map_err(Error::io(format!("writing {}", marker.display())))?;
+        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))
     }
 }
 
@@ -1213,7 +1234,7 @@ enum Cut {
 ///    epoch the checkpoint no longer knows, and recovery, which checks epochs only past each
 ///    segment's last index entry, would keep some of them.
 async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error> {
-    state.borrow_mut().before_segment_change()?;
+    prepare_segment_write(state, false).await?;
     let (dir, new_end, keep) = match cut {
         Cut::Reset(offset) => (state.borrow().dir.clone(), offset, None),
         Cut::To(offset) => {
@@ -1259,7 +1280,9 @@ async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error>
     crash_point(4)?;
     // 4. Epochs.
     let epochs_from = if keep.is_some() { new_end } else { Offset(i64::MIN) };
-    state.borrow_mut().epochs.truncate_from(epochs_from).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+    let mut state = state.borrow_mut();
+    state.epochs.truncate_from(epochs_from);
+    state.epochs.write_now().map_err(Error::io("rewriting the leader epoch checkpoint"))?;
     Ok(new_end)
 }
 
@@ -1443,7 +1466,8 @@ async fn load(dir: &Path, tp: &TopicPartition, config: &LogConfig, files: &FileC
         let last = segments.values().next_back().map_or(log_start, |s| s.next_offset);
         (last, log_start.min(last))
     };
-    epochs.truncate_from(log_end).map_err(Error::io("rewriting the leader epoch checkpoint"))?;
+    epochs.truncate_from(log_end);
+    epochs.write_now().map_err(Error::io("rewriting the leader epoch checkpoint"))?;
     let (producers, aborted) = rebuild_producer_state(dir, tp, &segments, log_start, log_end).await?;
     Ok(Loaded { segments, log_start, log_end, epochs, producers, aborted, clean, fresh, cleaner_checkpoint })
 }
@@ -1666,6 +1690,40 @@ async fn run_flusher(state: Rc<RefCell<LogState>>) {
     }
 }
 
+/// Before a write to a segment file: the leader epochs its batches may carry go to the
+/// checkpoint (see `epochs.rs`); before the first write since open (or a cut), the
+/// clean-shutdown marker goes, so a crash from now on recovers the tail segment whole; and a
+/// segment file created since the directory was last synced (`name_unsynced`) gets a durable
+/// name. One directory fsync covers all three, off the shard (`DirChange`).
+async fn prepare_segment_write(state: &RefCell<LogState>, name_unsynced: bool) -> Result<(), Error> {
+    let (dir, change, epochs) = {
+        let mut state = state.borrow_mut();
+        state.changed = true;
+        let epochs = state.epochs.unwritten();
+        let mut change = DirChange { sync: name_unsynced, ..DirChange::default() };
+        if let Some(unwritten) = &epochs {
+            change.replace.push((unwritten.path.clone(), unwritten.contents.clone()));
+        }
+        if state.clean_marker {
+            change.remove.push(state.dir.join(CLEAN_SHUTDOWN_FILE));
+        }
+        (state.dir.clone(), change, epochs)
+    };
+    if change.is_empty() {
+        return Ok(());
+    }
+    let marker = !change.remove.is_empty();
+    change.apply(dir.clone()).await.map_err(Error::io(format!("updating {} before a segment write", dir.display())))?;
+    let mut state = state.borrow_mut();
+    if let Some(unwritten) = &epochs {
+        state.epochs.written(unwritten);
+    }
+    if marker {
+        state.clean_marker = false;
+    }
+    Ok(())
+}
+
 async fn sync_active(state: &RefCell<LogState>, active: Option<&ActiveFiles>) -> Result<(), Error> {
     if let Some(files) = active {
         files.log.sync().await.map_err(Error::io("fdatasync of segment"))?;
@@ -1705,14 +1763,7 @@ async fn flush(
             *active = Some(ActiveFiles::open(state, segment_base).await?);
         }
         let Some(files) = active.as_mut() else { unreachable!("active segment files were just set") };
-        // Before the write: the marker goes and the epochs its batches carry are written, and a
-        // new segment's name must survive a crash with its first batch (one directory fsync
-        // does for all three).
-        let dir_synced = state.borrow_mut().before_segment_change()?;
-        if files.name_unsynced && !dir_synced {
-            let dir = state.borrow().dir.clone();
-            sio::sync_dir(&dir).map_err(Error::io(format!("syncing {}", dir.display())))?;
-        }
+        prepare_segment_write(state, files.name_unsynced).await?;
         files.name_unsynced = false;
         let chunks: Vec<Bytes> = now.iter().map(|w| w.bytes.clone()).collect();
         files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;

@@ -321,30 +321,38 @@ fn a_truncation_cut_short_by_a_crash_recovers_to_a_valid_log() {
     });
 }
 
-/// A full disk that fails the leader-epoch checkpoint's write fails the append that needed the
-/// new epoch, and the epoch is not kept in memory either: the next append tries the write
-/// again. (The memory kept it once and the following batch went to disk under an epoch the
-/// checkpoint lacked, which recovery then cut as damage: a chaos run lost acknowledged data.)
+/// A full disk that fails the leader-epoch checkpoint's write (the flusher's, before the batch
+/// that needed the new epoch) fails that append and takes the log offline, as a failed segment
+/// write does: the batch never reaches a segment file under an epoch the checkpoint lacks. (The
+/// memory once kept such an epoch and the next batch went to disk under it; recovery then cut
+/// it as damage, and a chaos run lost acknowledged data.) Reopened, the log has everything
+/// acknowledged and takes the epoch.
 #[test]
-fn a_failed_epoch_checkpoint_write_fails_the_append_and_is_tried_again() {
+fn a_failed_epoch_checkpoint_write_takes_the_log_offline_before_its_batch_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run_on_shard(move || async move {
         let cache = BatchCache::new(u64::MAX);
         let log = open(&path, small_config(4096), &cache).await;
         durable(&log, batch(1, 2, 100), LeaderEpoch(1)).await;
+        let acknowledged = log.log_end_offset();
         crate::storage::io::inject_fault(Some(crate::storage::io::Fault::DiskFullAfterBytes(0)));
-        assert!(append(&log, batch(2, 2, 100), LeaderEpoch(2)).is_err(), "the epoch's checkpoint write failed");
+        let pending = append(&log, batch(2, 2, 100), LeaderEpoch(2)).unwrap();
+        let failed = pending.durable().await;
         crate::storage::io::inject_fault(None);
-        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(1)), "not noted without its checkpoint");
-        let before = read_all(&log, Offset::ZERO, log.log_end_offset()).await;
-        assert_eq!(durable(&log, batch(3, 2, 100), LeaderEpoch(2)).await, Offset(2));
-        let end = log.log_end_offset();
+        assert!(failed.is_err_and(|e| e.is_storage_failure()), "the epoch's checkpoint write failed");
+        assert!(append(&log, batch(3, 2, 100), LeaderEpoch(2)).is_err(), "offline");
+        assert_eq!(log.log_end_offset(), acknowledged, "what was not written is dropped");
+        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(1)), "the epoch went with its batch");
         drop(log); // no clean shutdown: recovery checks every batch's epoch against the checkpoint
         let log = open(&path, small_config(4096), &cache).await;
-        assert_eq!(log.log_end_offset(), end, "nothing was cut");
+        assert_eq!(log.log_end_offset(), acknowledged, "nothing acknowledged was cut");
+        assert_eq!(durable(&log, batch(3, 2, 100), LeaderEpoch(2)).await, acknowledged);
+        let end = log.log_end_offset();
+        drop(log);
+        let log = open(&path, small_config(4096), &cache).await;
+        assert_eq!(log.log_end_offset(), end);
         assert_eq!(log.latest_epoch(), Some(LeaderEpoch(2)));
-        assert_eq!(read_all(&log, Offset::ZERO, end).await.len(), before.len() + 1);
         log.close().await.unwrap();
     });
 }
