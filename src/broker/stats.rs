@@ -135,6 +135,8 @@ impl Stats {
         let mut sample = ShardSample {
             batch_cache_bytes: to_i64(self.partitions.batch_cache_bytes()),
             batch_cache_budget_bytes: to_i64(self.config.batch_cache_bytes),
+            cleaner_buffer_bytes: to_i64(self.partitions.cleaner_buffer_bytes()),
+            cleaner_buffer_budget_bytes: to_i64(self.config.cleaner.dedupe_buffer_bytes),
             ..ShardSample::default()
         };
         if let Some([client, replication]) = self.request_memory.get() {

@@ -176,6 +176,10 @@ pub struct ShardSample {
     pub replication_request_memory_bytes: i64,
     /// That budget (the same size as the client listener's).
     pub replication_request_memory_budget_bytes: i64,
+    /// Bytes of the shard's cleaner key map (0 until its first clean).
+    pub cleaner_buffer_bytes: i64,
+    /// Its size as configured (`--log-cleaner-dedupe-buffer-bytes`).
+    pub cleaner_buffer_budget_bytes: i64,
     /// Segment file descriptors the shard's descriptor cache holds.
     pub open_segment_files: i64,
     /// Its bound (`--max-open-files` over the shards).
@@ -421,6 +425,7 @@ impl ShardMetrics {
                 sample.replication_request_memory_bytes,
                 sample.replication_request_memory_budget_bytes,
             ),
+            ("cleaner", sample.cleaner_buffer_bytes, sample.cleaner_buffer_budget_bytes),
         ];
         for (line, bytes, budget) in lines {
             let labels = MemoryLabels { shard: self.shard, line };

@@ -160,7 +160,7 @@ fn metrics_parse_with_prometheus_parsers_and_move_with_load() {
     let batch_cache = sum(&after, "sluice_memory_bytes", &[("line", "batch_cache")]);
     assert_eq!(batch_cache, sum(&after, "sluice_batch_cache_bytes", &[]));
     assert!(batch_cache > 0.0, "produced records are cached");
-    for line in ["requests", "replication_requests"] {
+    for line in ["requests", "replication_requests", "cleaner"] {
         let budget = sum(&after, "sluice_memory_budget_bytes", &[("line", line)]);
         assert!(budget >= 1e6, "{line}: {budget}");
         assert!(sum(&after, "sluice_memory_bytes", &[("line", line)]) <= budget, "{line}");

@@ -104,13 +104,15 @@ impl ShardPartitions {
         );
         let cleaner = async move {
             let mut config = settings();
-            let mut map = DedupeMap::new(usize::try_from(config.dedupe_buffer_bytes).unwrap_or(usize::MAX));
+            // Made at the first clean, not before: a core with no log to compact never holds
+            // the buffer (64 MiB by default, each slot written at creation, so all resident).
+            let mut map: Option<DedupeMap> = None;
             let budget = IoBudget::new(config.io_bytes_per_sec);
             let mut resting: HashMap<TopicPartition, Instant> = HashMap::new();
             loop {
                 let now = settings();
                 if now.dedupe_buffer_bytes != config.dedupe_buffer_bytes {
-                    map = DedupeMap::new(usize::try_from(now.dedupe_buffer_bytes).unwrap_or(usize::MAX));
+                    map = None;
                 }
                 budget.set_rate(now.io_bytes_per_sec);
                 config = now;
@@ -125,7 +127,13 @@ impl ShardPartitions {
                     continue;
                 };
                 let tp = partition.topic_partition().clone();
-                match partition.clean(&mut map, &budget, Timestamp::now()).await {
+                let map = map.get_or_insert_with(|| {
+                    DedupeMap::new(usize::try_from(config.dedupe_buffer_bytes).unwrap_or(usize::MAX))
+                });
+                if let Some(partitions) = me.upgrade() {
+                    partitions.set_cleaner_buffer_bytes(map.bytes() as u64);
+                }
+                match partition.clean(map, &budget, Timestamp::now()).await {
                     Ok(Some(report)) => {
                         let mb_per_sec = report.bytes_read as f64 / report.took.as_secs_f64().max(1e-6) / 1e6;
                         info!(

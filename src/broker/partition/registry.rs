@@ -32,6 +32,8 @@ pub struct ShardPartitions {
     /// The shard's descriptor cache, through which every log opens its segment files.
     files: FileCache,
     peers: PeersSlot<PartitionRequest, PartitionResponse>,
+    /// Bytes of the cleaner's key map, once its first clean made it (`cleaning.rs`).
+    cleaner_buffer_bytes: std::cell::Cell<u64>,
 }
 
 impl ShardPartitions {
@@ -39,7 +41,14 @@ impl ShardPartitions {
     pub fn new(config: Arc<BrokerConfig>) -> Self {
         let cache = BatchCache::new(config.batch_cache_bytes);
         let files = FileCache::new(config.segment_files);
-        ShardPartitions { config, partitions: RefCell::new(HashMap::new()), cache, files, peers: PeersSlot::default() }
+        ShardPartitions {
+            config,
+            partitions: RefCell::new(HashMap::new()),
+            cache,
+            files,
+            peers: PeersSlot::default(),
+            cleaner_buffer_bytes: std::cell::Cell::new(0),
+        }
     }
 
     /// The shard's descriptor cache (its counts, for tools and metrics).
@@ -65,6 +74,15 @@ impl ShardPartitions {
     /// Bytes held in this shard's batch cache.
     pub fn batch_cache_bytes(&self) -> u64 {
         self.cache.used_bytes()
+    }
+
+    /// Bytes of this shard's cleaner key map (0 until its first clean).
+    pub fn cleaner_buffer_bytes(&self) -> u64 {
+        self.cleaner_buffer_bytes.get()
+    }
+
+    pub(super) fn set_cleaner_buffer_bytes(&self, bytes: u64) {
+        self.cleaner_buffer_bytes.set(bytes);
     }
 
     /// The broker's configuration.

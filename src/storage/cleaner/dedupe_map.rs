@@ -95,6 +95,11 @@ impl DedupeMap {
         self.len == 0
     }
 
+    /// The bytes its slots take.
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
     /// How many keys the map takes.
     pub fn capacity(&self) -> usize {
         self.len_max
