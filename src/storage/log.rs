@@ -1114,7 +1114,9 @@ impl CloseTail {
         }
         let Some((log_end, aborted, snapshot)) = self.snapshot else { return Ok(()) };
         let snapshot_written = match aborted.map_or(Ok(()), |contents| super::txn_index::write_file(dir, &contents)) {
-            Err(e) => Err(format!("could not write the aborted-transaction index; no producer-state snapshot either: {e}")),
+            Err(e) => {
+                Err(format!("could not write the aborted-transaction index; no producer-state snapshot either: {e}"))
+            }
             Ok(()) => producer_state::write_snapshot(dir, log_end, &snapshot)
                 .map_err(|e| format!("could not write the producer-state snapshot: {e}")),
         };

@@ -162,11 +162,7 @@ impl AbortedTxnIndex {
 /// the snapshot it loads).
 pub(crate) fn write_file(dir: &Path, contents: &[u8]) -> std::io::Result<()> {
     let path = dir.join(TXN_INDEX_FILE);
-    if contents.is_empty() {
-        std::fs::File::create(path).map(drop)
-    } else {
-        sio::write_atomically(&path, contents)
-    }
+    if contents.is_empty() { std::fs::File::create(path).map(drop) } else { sio::write_atomically(&path, contents) }
 }
 
 fn encode(entries: &VecDeque<AbortedTxn>) -> Vec<u8> {
