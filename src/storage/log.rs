@@ -1074,7 +1074,7 @@ impl PartitionLog {
         };
         let (epochs, snapshot) = (tail.epochs.as_ref().map(|u| u.version()), tail.snapshot.is_some());
         let tp = self.state.borrow().topic_partition.clone();
-        sio::off_shard(move || tail.write(&dir)).await?;
+        tail.write(&dir)?;
         let mut state = self.state.borrow_mut();
         if let Some(version) = epochs {
             state.epochs.written_version(version);
@@ -1091,9 +1091,7 @@ impl PartitionLog {
     }
 }
 
-/// What a close writes once the flusher has stopped, on a blocking thread (`io::off_shard`):
-/// a shard closing thousands of logs at shutdown would otherwise wait on each one's fsyncs in
-/// turn.
+/// What a close writes once the flusher has stopped.
 struct CloseTail {
     /// The leader-epoch checkpoint, if it lacks an epoch noted since the last write.
     epochs: Option<super::epochs::Unwritten>,
@@ -1236,7 +1234,7 @@ enum Cut {
 ///    epoch the checkpoint no longer knows, and recovery, which checks epochs only past each
 ///    segment's last index entry, would keep some of them.
 async fn cut_files(state: &RefCell<LogState>, cut: Cut) -> Result<Offset, Error> {
-    prepare_segment_write(state, false).await?;
+    prepare_segment_write(state, false)?;
     let (dir, new_end, keep) = match cut {
         Cut::Reset(offset) => (state.borrow().dir.clone(), offset, None),
         Cut::To(offset) => {
@@ -1696,8 +1694,8 @@ async fn run_flusher(state: Rc<RefCell<LogState>>) {
 /// checkpoint (see `epochs.rs`); before the first write since open (or a cut), the
 /// clean-shutdown marker goes, so a crash from now on recovers the tail segment whole; and a
 /// segment file created since the directory was last synced (`name_unsynced`) gets a durable
-/// name. One directory fsync covers all three, off the shard (`DirChange`).
-async fn prepare_segment_write(state: &RefCell<LogState>, name_unsynced: bool) -> Result<(), Error> {
+/// name. One directory fsync covers all three (`DirChange`).
+fn prepare_segment_write(state: &RefCell<LogState>, name_unsynced: bool) -> Result<(), Error> {
     let (dir, change, epochs) = {
         let mut state = state.borrow_mut();
         state.changed = true;
@@ -1715,7 +1713,7 @@ async fn prepare_segment_write(state: &RefCell<LogState>, name_unsynced: bool) -
         return Ok(());
     }
     let marker = !change.remove.is_empty();
-    change.apply(dir.clone()).await.map_err(Error::io(format!("updating {} before a segment write", dir.display())))?;
+    change.apply(&dir).map_err(Error::io(format!("updating {} before a segment write", dir.display())))?;
     let mut state = state.borrow_mut();
     if let Some(unwritten) = &epochs {
         state.epochs.written(unwritten);
@@ -1765,7 +1763,7 @@ async fn flush(
             *active = Some(ActiveFiles::open(state, segment_base).await?);
         }
         let Some(files) = active.as_mut() else { unreachable!("active segment files were just set") };
-        prepare_segment_write(state, files.name_unsynced).await?;
+        prepare_segment_write(state, files.name_unsynced)?;
         files.name_unsynced = false;
         let chunks: Vec<Bytes> = now.iter().map(|w| w.bytes.clone()).collect();
         files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;
