@@ -4,16 +4,16 @@
 //! line, then `epoch start_offset` per line.
 //!
 //! When: every change is made in memory first and marked unwritten; the partition's flusher
-//! writes the file (off the shard, see `io::DirChange`) before it writes any batch to a segment
-//! file, so no batch reaches a segment under an epoch the checkpoint lacks (recovery would cut
-//! it as damage). If that write fails, the flusher fails and takes the log offline, as a failed
-//! segment write does: the batches that needed the epoch are never written. Writing from the
-//! flusher rather than in the append keeps two fsyncs (the file's and its directory's) off the
-//! shard: a broker writing the first batch of 100,000 partitions stalled its shards for
-//! minutes when each append wrote the file itself. Epochs noted with no batch after them (a
-//! leadership that appended nothing) are lost in a crash, which is harmless: such an epoch
-//! answers divergence checks as its absence does (the epoch before it ends where the next one
-//! begins). A cut writes the file at once, with the flusher stopped (`cut_files`).
+//! writes the file before it writes any batch to a segment file (in one directory change with
+//! the segment's own, `io::DirChange`), so no batch reaches a segment under an epoch the
+//! checkpoint lacks (recovery would cut it as damage). If that write fails, the flusher fails
+//! and takes the log offline, as a failed segment write does: the batches that needed the epoch
+//! are never written. Written in the append instead, the file cost its own directory fsync on
+//! top of the flusher's for a new segment's name, with every first write of a partition.
+//! Epochs noted with no batch after them (a leadership that appended nothing) are lost in a
+//! crash, which is harmless: such an epoch answers divergence checks as its absence does (the
+//! epoch before it ends where the next one begins). A cut writes the file at once, with the
+//! flusher stopped (`cut_files`); so do open, close and a failed flush.
 
 use std::path::{Path, PathBuf};
 
@@ -39,13 +39,6 @@ pub(crate) struct Unwritten {
     pub(crate) path: PathBuf,
     pub(crate) contents: Vec<u8>,
     version: u64,
-}
-
-impl Unwritten {
-    /// Which change of the cache this is.
-    pub(crate) fn version(&self) -> u64 {
-        self.version
-    }
 }
 
 impl EpochCache {
@@ -129,7 +122,7 @@ impl EpochCache {
         Some((found, end))
     }
 
-    /// What the file lacks, if anything: the flusher writes it off the shard and then calls
+    /// What the file lacks, if anything: the flusher writes it and then calls
     /// [`Self::written`].
     pub(crate) fn unwritten(&self) -> Option<Unwritten> {
         (self.version != self.written).then(|| Unwritten {
@@ -141,12 +134,7 @@ impl EpochCache {
 
     /// `unwritten` is on disk (and its directory synced).
     pub(crate) fn written(&mut self, unwritten: &Unwritten) {
-        self.written_version(unwritten.version);
-    }
-
-    /// [`Self::written`] of an [`Unwritten`] given away, by its [`Unwritten::version`].
-    pub(crate) fn written_version(&mut self, version: u64) {
-        self.written = self.written.max(version);
+        self.written = self.written.max(unwritten.version);
     }
 
     /// Writes the file now, blocking the shard, if it lacks anything: only where no flusher

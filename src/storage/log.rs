@@ -1059,72 +1059,26 @@ impl PartitionLog {
         if let Some(flusher) = flusher {
             flusher.await;
         }
-        let (dir, tail) = {
-            let state = self.state.borrow();
-            if let Some(reason) = &state.failed {
-                return Err(Error::Offline(reason.clone()));
-            }
-            let unchanged = !state.changed && (state.clean_marker || state.fresh);
-            let tail = CloseTail {
-                epochs: state.epochs.unwritten(),
-                snapshot: (!unchanged)
-                    .then(|| (state.log_end, state.aborted.unwritten(), state.producers.encode_snapshot())),
-            };
-            (state.dir.clone(), tail)
-        };
-        let (epochs, snapshot) = (tail.epochs.as_ref().map(|u| u.version()), tail.snapshot.is_some());
-        let tp = self.state.borrow().topic_partition.clone();
-        tail.write(&dir)?;
         let mut state = self.state.borrow_mut();
-        if let Some(version) = epochs {
-            state.epochs.written_version(version);
+        if let Some(reason) = &state.failed {
+            return Err(Error::Offline(reason.clone()));
         }
-        if !snapshot {
+        state.epochs.write_now().map_err(Error::io("writing the leader epoch checkpoint"))?;
+        if !state.changed && (state.clean_marker || state.fresh) {
             // The directory is as the open found it: its marker (or its emptiness) still holds.
-            info!(tp = %tp, log_end = %state.log_end, "log closed cleanly (unchanged)");
+            info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly (unchanged)");
             return Ok(());
         }
-        state.aborted.written();
-        state.clean_marker = true;
-        info!(tp = %tp, log_end = %state.log_end, "log closed cleanly");
-        Ok(())
-    }
-}
-
-/// What a close writes once the flusher has stopped.
-struct CloseTail {
-    /// The leader-epoch checkpoint, if it lacks an epoch noted since the last write.
-    epochs: Option<super::epochs::Unwritten>,
-    /// Unless the directory is as the open found it: the log end, the aborted-transaction
-    /// index if it changed, and the producer-state snapshot at the log end.
-    snapshot: Option<(Offset, Option<Vec<u8>>, Vec<u8>)>,
-}
-
-impl CloseTail {
-    /// The epochs; then the index and the snapshot (which is not written if the index could
-    /// not be) and the clean-shutdown marker. An empty marker has nothing to tear: no
-    /// temporary file and no fsync of its own, only the directory's, which also makes the
-    /// snapshot's name durable. Every segment file was synced at its seal.
-    fn write(self, dir: &Path) -> Result<(), Error> {
-        if let Some(epochs) = &self.epochs {
-            sio::write_atomically(&epochs.path, &epochs.contents)
-                .map_err(Error::io("writing the leader epoch checkpoint"))?;
-        }
-        let Some((log_end, aborted, snapshot)) = self.snapshot else { return Ok(()) };
-        let snapshot_written = match aborted.map_or(Ok(()), |contents| super::txn_index::write_file(dir, &contents)) {
-            Err(e) => {
-                Err(format!("could not write the aborted-transaction index; no producer-state snapshot either: {e}"))
-            }
-            Ok(()) => producer_state::write_snapshot(dir, log_end, &snapshot)
-                .map_err(|e| format!("could not write the producer-state snapshot: {e}")),
-        };
-        if let Err(e) = snapshot_written {
-            // The next open replays the log instead.
-            warn!(dir = %dir.display(), "{e}");
-        }
-        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        state.snapshot_producers();
+        // An empty file has nothing to tear: no temporary file and no fsync of its own, only the
+        // directory's (which also makes the snapshot renamed just before durable). Every segment
+        // file was synced at its seal.
+        let marker = state.dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::File::create(&marker).map_err(Error::io(format!("writing {}", marker.display())))?;
-        sio::sync_dir(dir).map_err(Error::io(format!("syncing {}", dir.display())))
+        sio::sync_dir(&state.dir).map_err(Error::io(format!("syncing {}", state.dir.display())))?;
+        state.clean_marker = true;
+        info!(tp = %state.topic_partition, log_end = %state.log_end, "log closed cleanly");
+        Ok(())
     }
 }
 

@@ -136,22 +136,11 @@ impl AbortedTxnIndex {
     /// Writes the file if it differs from the entries: before every producer-state snapshot,
     /// which must not be written if this fails.
     pub(crate) fn persist(&mut self, dir: &Path) -> std::io::Result<()> {
-        if let Some(contents) = self.unwritten() {
-            write_file(dir, &contents)?;
-            self.written();
+        if self.dirty {
+            write_file(dir, &encode(&self.entries))?;
+            self.dirty = false;
         }
         Ok(())
-    }
-
-    /// The file's new contents, if it differs from the entries (for a write off the shard:
-    /// [`write_file`], then [`Self::written`]).
-    pub(crate) fn unwritten(&self) -> Option<Vec<u8>> {
-        self.dirty.then(|| encode(&self.entries))
-    }
-
-    /// What [`Self::unwritten`] gave is on disk.
-    pub(crate) fn written(&mut self) {
-        self.dirty = false;
     }
 }
 
@@ -160,7 +149,7 @@ impl AbortedTxnIndex {
 /// crash before the directory's next fsync leaves no file, which costs a full replay, or the
 /// old one, whose entries recovery drops anyway (they are below the log start, or at or past
 /// the snapshot it loads).
-pub(crate) fn write_file(dir: &Path, contents: &[u8]) -> std::io::Result<()> {
+fn write_file(dir: &Path, contents: &[u8]) -> std::io::Result<()> {
     let path = dir.join(TXN_INDEX_FILE);
     if contents.is_empty() { std::fs::File::create(path).map(drop) } else { sio::write_atomically(&path, contents) }
 }
