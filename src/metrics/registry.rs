@@ -289,7 +289,7 @@ fn register(root: &mut Registry, f: &Families) {
     r.register_with_unit(
         "memory",
         "Memory held by each budgeted line of a shard: batch_cache, requests (the client listener's frames), \
-         replication_requests",
+         replication_requests, cleaner (the compaction key map)",
         Unit::Bytes,
         f.memory_bytes.clone(),
     );

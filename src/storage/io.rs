@@ -235,16 +235,9 @@ pub struct DirChange {
     pub replace: Vec<(PathBuf, Vec<u8>)>,
     /// Files to remove (already gone is fine).
     pub remove: Vec<PathBuf>,
-    /// Sync the directory even if nothing above changes.
-    pub sync: bool,
 }
 
 impl DirChange {
-    /// Whether there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.replace.is_empty() && self.remove.is_empty() && !self.sync
-    }
-
     /// Makes the change in `dir`.
     pub fn apply(self, dir: &Path) -> io::Result<()> {
         for (path, contents) in &self.replace {

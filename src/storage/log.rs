@@ -1650,31 +1650,24 @@ async fn run_flusher(state: Rc<RefCell<LogState>>) {
 /// segment file created since the directory was last synced (`name_unsynced`) gets a durable
 /// name. One directory fsync covers all three (`DirChange`).
 fn prepare_segment_write(state: &RefCell<LogState>, name_unsynced: bool) -> Result<(), Error> {
-    let (dir, change, epochs) = {
-        let mut state = state.borrow_mut();
-        state.changed = true;
-        let epochs = state.epochs.unwritten();
-        let mut change = DirChange { sync: name_unsynced, ..DirChange::default() };
-        if let Some(unwritten) = &epochs {
-            change.replace.push((unwritten.path.clone(), unwritten.contents.clone()));
-        }
-        if state.clean_marker {
-            change.remove.push(state.dir.join(CLEAN_SHUTDOWN_FILE));
-        }
-        (state.dir.clone(), change, epochs)
-    };
-    if change.is_empty() {
+    let mut state = state.borrow_mut();
+    state.changed = true;
+    let mut epochs = state.epochs.unwritten();
+    if epochs.is_none() && !state.clean_marker && !name_unsynced {
         return Ok(());
     }
-    let marker = !change.remove.is_empty();
-    change.apply(&dir).map_err(Error::io(format!("updating {} before a segment write", dir.display())))?;
-    let mut state = state.borrow_mut();
+    let mut change = DirChange::default();
+    if let Some(unwritten) = &mut epochs {
+        change.replace.push((unwritten.path.clone(), std::mem::take(&mut unwritten.contents)));
+    }
+    if state.clean_marker {
+        change.remove.push(state.dir.join(CLEAN_SHUTDOWN_FILE));
+    }
+    change.apply(&state.dir).map_err(Error::io(format!("updating {} before a segment write", state.dir.display())))?;
     if let Some(unwritten) = &epochs {
         state.epochs.written(unwritten);
     }
-    if marker {
-        state.clean_marker = false;
-    }
+    state.clean_marker = false;
     Ok(())
 }
 
