@@ -285,6 +285,9 @@ pub const BROKER_HEARTBEAT_INTERVAL_DEFAULT: std::time::Duration = std::time::Du
 pub const BROKER_SESSION_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_millis(9000);
 /// Metadata log entries kept before they are compacted into a snapshot of the image.
 pub const METADATA_SNAPSHOT_AFTER_ENTRIES: u64 = 1000;
+/// The largest metadata snapshot a node decompresses (see `cluster/records.rs`): about 50 times
+/// the JSON of 100,000 partitions, so only a damaged or hostile snapshot reaches it.
+pub const METADATA_SNAPSHOT_BYTES_MAX: usize = 512 * 1024 * 1024;
 
 /// One entry of the cleaner's key → offset map: a 16-byte hash of the key (collisions must be
 /// negligible, since two keys sharing a hash would make the cleaner drop one key's latest
