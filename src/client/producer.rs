@@ -265,6 +265,9 @@ struct OpenBatch {
     reserved: usize,
     /// Tells a linger timer whether the batch it was started for is still the open one.
     generation: u64,
+    /// Its linger ran out while it could not go (see [`Producer::linger_over`]): it closes as
+    /// soon as it can, and takes records until then.
+    lingered: bool,
 }
 
 /// A batch ready to go (or going, or waiting to be retried).
@@ -448,6 +451,8 @@ struct ProducerInner {
     buffer: Semaphore,
     /// Produce requests in flight per leader.
     in_flight: RefCell<HashMap<i32, usize>>,
+    /// Partitions whose open batch lingered (see [`Producer::linger_over`]).
+    lingered: RefCell<Vec<Key>>,
     /// Wakes the sender task; one pending wake-up is enough.
     wake: LocalSender<()>,
     /// The idempotent producer's id and epoch; `None` before the first InitProducerId answers
@@ -503,6 +508,7 @@ impl Producer {
             outstanding: Cell::new(0),
             idle_waiters: RefCell::new(Vec::new()),
             in_flight: RefCell::new(HashMap::new()),
+            lingered: RefCell::new(Vec::new()),
             wake,
             identity: Cell::new(None),
             leaving: Cell::new(None),
@@ -591,6 +597,7 @@ impl Producer {
                     waiters: Vec::with_capacity(state.last_count),
                     reserved: 0,
                     generation,
+                    lingered: false,
                 }
             });
             batch.builder.push(record.key.as_deref(), record.value.as_deref(), Timestamp(timestamp), &headers);
@@ -605,7 +612,7 @@ impl Producer {
             let linger = self.inner.config.linger;
             glommio::spawn_local(async move {
                 Timer::new(linger).await;
-                producer.close(&key, Some(generation));
+                producer.linger_over(&key, generation);
             })
             .detach();
         }
@@ -889,6 +896,57 @@ impl Producer {
         self.wake();
     }
 
+    /// The linger of `key`'s open batch `generation` ran out. It closes now if it could go now.
+    /// If batches of its partition are still queued, or its leader has every request slot in
+    /// use, it stays open and takes more records until the sender has room for it
+    /// ([`Self::close_lingered`]), as a batch in Kafka's producer stays appendable until the
+    /// sender drains it. So with `linger = 0`, records that come while requests are in flight
+    /// go out together in the next request, instead of one request (and one round trip in five
+    /// slots) each.
+    fn linger_over(&self, key: &Key, generation: u64) {
+        let busy = self.cannot_go(key);
+        if busy == Some(true) {
+            if let Some(batch) = self.inner.partitions.borrow_mut().get_mut(key).and_then(|s| s.open.as_mut())
+                && batch.generation == generation
+            {
+                batch.lingered = true;
+                self.inner.lingered.borrow_mut().push(key.clone());
+            }
+            return;
+        }
+        self.close(key, Some(generation));
+    }
+
+    /// Closes the lingered batches that can go now (called by the sender before it picks).
+    fn close_lingered(&self) {
+        let keys = std::mem::take(&mut *self.inner.lingered.borrow_mut());
+        let mut still = Vec::new();
+        for key in keys {
+            let lingered =
+                self.inner.partitions.borrow().get(&key).and_then(|s| s.open.as_ref()).is_some_and(|b| b.lingered);
+            if !lingered {
+                continue; // closed meanwhile: it filled, or a flush closed it
+            }
+            match self.cannot_go(&key) {
+                Some(true) => still.push(key),
+                _ => self.close(&key, None),
+            }
+        }
+        self.inner.lingered.borrow_mut().extend(still);
+    }
+
+    /// Whether a batch of `key` closed now would have to wait: batches of the partition are
+    /// queued before it, or its leader has every request slot in use. `None` for a partition
+    /// without state or a known leader (closing sends it down the usual paths).
+    fn cannot_go(&self, key: &Key) -> Option<bool> {
+        if !self.inner.partitions.borrow().get(key)?.closed.is_empty() {
+            return Some(true);
+        }
+        let leader = self.inner.client.metadata().leader(&key.0, key.1)?;
+        let max_in_flight = self.inner.client.config().connection.max_in_flight.max(1);
+        Some(self.inner.in_flight.borrow().get(&leader).copied().unwrap_or(0) >= max_in_flight)
+    }
+
     /// Moves the topic's sticky partition on if it was `key`'s, whose batch just closed.
     fn unstick(&self, key: &Key) {
         let mut sticky = self.inner.sticky.borrow_mut();
@@ -923,6 +981,7 @@ impl Producer {
         self.maybe_init();
         self.add_partitions_to_txn();
         loop {
+            self.close_lingered();
             let picks = self.pick();
             if picks.is_empty() {
                 return;

@@ -241,6 +241,38 @@ fn keyless_records_stick_to_one_partition_per_batch() {
     });
 }
 
+/// With `linger = 0`, records that come while every request slot is in use wait in one open
+/// batch and go together in the next request (as in Kafka's producer), instead of one request
+/// (and one round trip) each.
+#[test]
+fn records_sent_while_requests_are_in_flight_join_one_batch_at_linger_zero() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let mut config = config(&addr);
+        config.connection.max_in_flight = 1;
+        let client = Client::connect(config).await.unwrap();
+        Admin::new(client.clone()).create_topic(NewTopic::new("linger0", 1)).await.unwrap();
+        let producer =
+            Producer::new(client.clone(), ProducerConfig { linger: Duration::ZERO, ..Default::default() }).unwrap();
+        const RECORDS: usize = 500;
+        let mut deliveries = Vec::new();
+        for i in 0..RECORDS {
+            let record = ProducerRecord::new("linger0", None, Some(i.to_string().into_bytes()));
+            deliveries.push(producer.send(record).await.unwrap());
+            // Each record's linger runs out before the next comes.
+            glommio::timer::sleep(Duration::from_micros(100)).await;
+        }
+        for (i, delivery) in deliveries.into_iter().enumerate() {
+            assert_eq!(delivery.await.unwrap().offset, Some(i as i64));
+        }
+        let batches = stored_batches(&client, "linger0").await;
+        // One request at a time of about a millisecond (acks=all, fdatasync) while a record comes
+        // every 0.1 ms or more: batches of several records. One batch a record was the old way.
+        assert!(batches.len() < RECORDS / 2, "{} batches for {RECORDS} records", batches.len());
+    });
+}
+
 #[test]
 fn acks_zero_and_one() {
     let broker = Broker::start(BROKER_FLAGS);
