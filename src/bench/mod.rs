@@ -42,6 +42,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Returns the report (also when the run failed or was interrupted: then `Report::error` or
 /// `Report::interrupted` says so).
 pub fn run(config: BenchConfig, interrupted: Arc<AtomicBool>, progress: &mut dyn FnMut(&report::Progress)) -> Report {
+    let (cpu_at_start, _) = report::ProcessCost::sample();
     let partitions = match prepare(&config) {
         Ok(partitions) => partitions,
         Err(e) => return Report::failed(config, e),
@@ -128,7 +129,11 @@ pub fn run(config: BenchConfig, interrupted: Arc<AtomicBool>, progress: &mut dyn
         progress(&line);
     }
     let elapsed = shared.start.get().map_or(Duration::ZERO, |start| end.saturating_duration_since(*start));
-    collector.into_report(config, elapsed, error)
+    let moved =
+        collector.timeline.iter().map(|(_, second)| second.stats.produced.bytes + second.stats.consumed.bytes).sum();
+    let mut report = collector.into_report(config, elapsed, error);
+    report.generator = Some(report::ProcessCost::since(cpu_at_start, moved));
+    report
 }
 
 /// Connects once, creates the topic if needed (not in consume mode), and returns its partition

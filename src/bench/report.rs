@@ -139,6 +139,8 @@ pub struct Report {
     pub interrupted: bool,
     /// Why the run failed, if it did.
     pub error: Option<String>,
+    /// What the generator itself cost over the whole run (filled in by [`super::run`]).
+    pub generator: Option<ProcessCost>,
     /// Latency histograms, for `--hdr` and `--plot`.
     #[serde(skip)]
     pub histograms: Histograms,
@@ -184,6 +186,7 @@ impl Report {
                 .collect(),
             interrupted,
             error,
+            generator: None,
             histograms: Histograms { produce: totals.produce_latency.clone(), e2e: totals.e2e_latency.clone() },
             config,
         }
@@ -251,7 +254,51 @@ impl Report {
         if self.interrupted {
             let _ = writeln!(out, "interrupted: the figures cover the run up to Ctrl-C");
         }
+        if let Some(cost) = &self.generator {
+            let per_gb = cost.cpu_s_per_gb.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"));
+            let _ = writeln!(
+                out,
+                "generator: {:.2} CPU-s ({per_gb} per GB moved), peak resident {:.0} MiB",
+                cost.cpu_s, cost.peak_rss_mib
+            );
+        }
         out
+    }
+}
+
+/// What a process cost over a whole run, warm-up included: so that `perf/run` can set the
+/// generator's CPU per GB beside the broker's (issue 16 sets goals for both).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCost {
+    /// CPU seconds, user and system, of every thread.
+    pub cpu_s: f64,
+    /// Record payload bytes produced plus consumed over the same time (warm-up included).
+    pub bytes: u64,
+    /// `cpu_s` per 10^9 of `bytes`; absent when nothing moved.
+    pub cpu_s_per_gb: Option<f64>,
+    /// The process's peak resident memory (getrusage's `ru_maxrss`).
+    pub peak_rss_mib: f64,
+}
+
+impl ProcessCost {
+    /// This process's CPU seconds so far and its peak resident memory in MiB.
+    pub fn sample() -> (f64, f64) {
+        // SAFETY: all-zero bytes are a valid `rusage` (integers only), which the call overwrites.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable struct; RUSAGE_SELF needs nothing else.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return (0.0, 0.0);
+        }
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        (seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_maxrss as f64 / 1024.0)
+    }
+
+    /// The cost since `cpu_at_start` (a [`Self::sample`]) of moving `bytes`.
+    pub fn since(cpu_at_start: f64, bytes: u64) -> ProcessCost {
+        let (cpu_now, peak_rss_mib) = Self::sample();
+        let cpu_s = (cpu_now - cpu_at_start).max(0.0);
+        let cpu_s_per_gb = (bytes > 0).then(|| cpu_s / (bytes as f64 / 1e9));
+        ProcessCost { cpu_s, bytes, cpu_s_per_gb, peak_rss_mib }
     }
 }
 

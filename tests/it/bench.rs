@@ -123,6 +123,14 @@ fn e2e_run_reports_every_documented_field_and_counts_every_record() {
     assert!(!timeline.is_empty());
     let produced: u64 = timeline.iter().map(|s| s["produced"]["records"].as_u64().unwrap()).sum();
     assert_eq!(produced, 3000);
+    // The generator's own cost, over everything it moved (produced and consumed).
+    let generator = &report["generator"];
+    let bytes = generator["bytes"].as_u64().unwrap();
+    assert_eq!(bytes, report["produce"]["bytes"].as_u64().unwrap() + report["consume"]["bytes"].as_u64().unwrap());
+    assert!(generator["cpu_s"].as_f64().unwrap() > 0.0, "{generator}");
+    assert!(generator["cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{generator}");
+    assert!(generator["peak_rss_mib"].as_f64().unwrap() > 1.0, "{generator}");
+    assert!(summary.contains("generator:"), "{summary}");
 
     let hgrm = std::fs::read_to_string(&hdr).unwrap();
     assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"), "{hgrm}");
