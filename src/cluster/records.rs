@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::image::{BrokerMeta, MetadataImage, NodeId, PartitionMeta, TopicMeta};
 use crate::limits::METADATA_SNAPSHOT_BYTES_MAX;
-use crate::model::TopicId;
+use crate::model::{CompressionType, TopicId, compress, decompress};
 
 /// One record of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,17 +213,16 @@ struct Snapshot {
     pending: PendingChange,
 }
 
-/// zstd level of a snapshot (libzstd's default). The JSON of an image repeats itself (field
-/// names, replica lists), so it compresses well: 200,000 partitions with varied epochs are
-/// 19.8 MB of JSON and 1.4 MB compressed (test below). One transport frame (16 MiB) carries a
-/// snapshot to a lagging voter or an observer whole; plain JSON stopped fitting at about
-/// 150,000 partitions, compressed it fits about two million.
-const SNAPSHOT_ZSTD_LEVEL: i32 = 3;
 /// A zstd frame's first bytes (RFC 8878). A snapshot starting with them is compressed; one
 /// starting with `{` is plain JSON, as snapshots were written before compression.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
-/// Encodes an image, and the split change it is gathering, as a snapshot: JSON, compressed.
+/// Encodes an image, and the split change it is gathering, as a snapshot: JSON, compressed with
+/// zstd as Kafka batches are (`model::compress`). The JSON repeats itself (field names, replica
+/// lists), so it compresses well: 200,000 partitions with varied epochs are 19.8 MB of JSON and
+/// 1.4 MB compressed (test below). One transport frame (16 MiB) carries a snapshot to a lagging
+/// voter or an observer whole; plain JSON stopped fitting at about 150,000 partitions,
+/// compressed it fits about two million.
 pub fn encode_image(image: &MetadataImage, pending: &Option<PendingChange>) -> Vec<u8> {
     let json = match pending {
         None => serde_json::to_vec(image),
@@ -231,7 +230,11 @@ pub fn encode_image(image: &MetadataImage, pending: &Option<PendingChange>) -> V
     }
     .unwrap_or_default();
     // Compressing into memory cannot fail short of allocation failure; plain JSON decodes too.
-    zstd::stream::encode_all(&json[..], SNAPSHOT_ZSTD_LEVEL).unwrap_or(json)
+    let mut compressed = bytes::BytesMut::new();
+    match compress(CompressionType::Zstd, &json, &mut compressed) {
+        Ok(()) => Vec::from(compressed),
+        Err(_) => json,
+    }
 }
 
 /// Decodes a snapshot (compressed or plain).
@@ -252,18 +255,11 @@ pub fn decode_image(data: &[u8]) -> Result<(MetadataImage, Option<PendingChange>
     }
 }
 
-/// Decompresses a snapshot into a buffer that grows as output comes (a frame's declared size
-/// reserves nothing), stopping past `limit` bytes ([`METADATA_SNAPSHOT_BYTES_MAX`]).
+/// Decompresses a snapshot with the batches' bounded decoder (`model::decompress`: the output
+/// grows as it comes, and a frame stating a size over `limit` is refused before decoding),
+/// refusing more than `limit` bytes ([`METADATA_SNAPSHOT_BYTES_MAX`]).
 fn decompress_snapshot(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordError> {
-    use std::io::Read;
-    let failed = |e: std::io::Error| RecordError::Snapshot(e.to_string());
-    let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(failed)?;
-    let mut plain = Vec::new();
-    decoder.take(limit as u64 + 1).read_to_end(&mut plain).map_err(failed)?;
-    if plain.len() > limit {
-        return Err(RecordError::Snapshot(format!("larger than {limit} bytes decompressed")));
-    }
-    Ok(plain)
+    decompress(CompressionType::Zstd, data, limit).map_err(|e| RecordError::Snapshot(e.to_string()))
 }
 
 impl MetadataImage {
