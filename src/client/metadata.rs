@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::FastMap;
 use super::connection::{Connection, ConnectionConfig};
 use super::error::ClientError;
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
@@ -88,7 +89,7 @@ pub struct ClusterMetadata {
     /// The controller's broker id, -1 if unknown.
     pub controller_id: i32,
     /// Topics known so far, by name.
-    pub topics: HashMap<String, TopicMetadata>,
+    pub topics: FastMap<String, TopicMetadata>,
 }
 
 impl ClusterMetadata {

@@ -37,7 +37,7 @@
 //! retry after a lost answer may write a batch twice.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -50,6 +50,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 
+use super::FastMap;
 use super::connection::Connection;
 use super::error::ClientError;
 use super::metadata::{Client, ClientConfig};
@@ -436,12 +437,12 @@ type Key = (String, i32);
 struct ProducerInner {
     client: Client,
     config: ProducerConfig,
-    partitions: RefCell<HashMap<Key, PartitionState>>,
+    partitions: RefCell<FastMap<Key, PartitionState>>,
     next_generation: Cell<u64>,
     /// For keyless records without a partition: the partition each topic sticks to until its
     /// batch closes (Kafka's sticky partitioner, KIP-480), so records fill a few large batches
     /// instead of spreading over every partition's tiny ones.
-    sticky: RefCell<HashMap<String, i32>>,
+    sticky: RefCell<FastMap<String, i32>>,
     /// Rotates the sticky partitions.
     round_robin: Cell<u32>,
     /// Batches closed but not yet acknowledged (or failed).
@@ -450,7 +451,7 @@ struct ProducerInner {
     /// Buffer bytes free for records ([`ProducerConfig::buffer_memory`]).
     buffer: Semaphore,
     /// Produce requests in flight per leader.
-    in_flight: RefCell<HashMap<i32, usize>>,
+    in_flight: RefCell<FastMap<i32, usize>>,
     /// Partitions whose open batch lingered (see [`Producer::linger_over`]).
     lingered: RefCell<Vec<Key>>,
     /// Wakes the sender task; one pending wake-up is enough.
@@ -501,13 +502,13 @@ impl Producer {
             client,
             buffer: Semaphore::new(config.buffer_memory.max(1) as u64),
             config,
-            partitions: RefCell::new(HashMap::new()),
+            partitions: RefCell::default(),
             next_generation: Cell::new(0),
-            sticky: RefCell::new(HashMap::new()),
+            sticky: RefCell::default(),
             round_robin: Cell::new(0),
             outstanding: Cell::new(0),
             idle_waiters: RefCell::new(Vec::new()),
-            in_flight: RefCell::new(HashMap::new()),
+            in_flight: RefCell::default(),
             lingered: RefCell::new(Vec::new()),
             wake,
             identity: Cell::new(None),
@@ -569,24 +570,34 @@ impl Producer {
             .await
             .map_err(|_| ClientError::InvalidArgument("the producer was closed".into()))?;
         let timestamp = record.timestamp.unwrap_or_else(|| Timestamp::now().0);
-        let key = (record.topic, partition);
+        // Keyless records without a partition go where the sticky partitioner put them.
+        let sticky = record.partition.is_none() && record.key.is_none();
+        let mut key = (record.topic, partition);
         let headers: Vec<(&str, &[u8])> = record.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         // Like Kafka's producer, a record that would take the open batch past `batch_size`
         // starts a new one (so batches stay under the broker's max.message.bytes); only a
-        // record larger than that on its own makes a larger batch.
-        let overflows = self
-            .inner
-            .partitions
-            .borrow()
-            .get(&key)
-            .and_then(|s| s.open.as_ref())
-            .is_some_and(|b| !b.builder.is_empty() && b.builder.size() + reserve > self.inner.config.batch_size);
-        if overflows {
-            self.close(&key, None);
+        // record larger than that on its own makes a larger batch. A sticky record that does
+        // not fit moves with the sticky partition, which the closing batch moved on, as in
+        // Kafka's producer (KIP-794): it would otherwise open a batch of one record on the old
+        // partition, to linger there alone, and every full batch would be followed by one.
+        let mut known = self.close_if_overflowing(&key, reserve);
+        if known == Some(true)
+            && sticky
+            && let Some(next) = self.inner.sticky.borrow().get(&key.0).copied()
+            && next != key.1
+        {
+            key.1 = next;
+            known = self.close_if_overflowing(&key, reserve);
+        }
+        if known.is_none() {
+            // The key is cloned only for a partition's first record (`entry` would clone the
+            // topic name for every record).
+            self.inner.partitions.borrow_mut().insert(key.clone(), PartitionState::default());
         }
         let (full, new_generation) = {
             let mut partitions = self.inner.partitions.borrow_mut();
-            let state = partitions.entry(key.clone()).or_default();
+            // Entries are never removed, and one was found or inserted above.
+            let Some(state) = partitions.get_mut(&key) else { unreachable!("a partition's state was inserted above") };
             let mut new_generation = None;
             let batch = state.open.get_or_insert_with(|| {
                 let generation = self.inner.next_generation.get();
@@ -1311,6 +1322,20 @@ impl Producer {
             }
         }
     }
+
+    /// Closes `key`'s open batch if a record of `reserve` bytes would take it past the batch
+    /// size: `Some(true)` if it did, `Some(false)` if not, `None` if the partition has no state
+    /// yet.
+    fn close_if_overflowing(&self, key: &Key, reserve: usize) -> Option<bool> {
+        let batch_size = self.inner.config.batch_size;
+        let overflows = self.inner.partitions.borrow().get(key).map(|state| {
+            state.open.as_ref().is_some_and(|b| !b.builder.is_empty() && b.builder.size() + reserve > batch_size)
+        })?;
+        if overflows {
+            self.close(key, None);
+        }
+        Some(overflows)
+    }
 }
 
 /// Runs [`Producer::dispatch`] on every wake-up until the producer is dropped.
@@ -1369,7 +1394,7 @@ mod tests {
     //! that keeps Kafka's producer state: records must land exactly once and in order through
     //! lost answers, refusals and gaps.
 
-    use std::collections::VecDeque;
+    use std::collections::{HashMap, VecDeque};
 
     use super::*;
     use crate::model::{RecordBatch, RecordIter};

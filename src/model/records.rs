@@ -266,8 +266,7 @@ impl BatchBuilder {
         Self::with_capacity(base_timestamp, 0)
     }
 
-    /// An empty batch with room for `bytes` of records before it reallocates (the producer
-    /// passes its batch size, so a batch is filled without copying it to grow).
+    /// An empty batch with room for `bytes` of records before it reallocates.
     pub fn with_capacity(base_timestamp: Timestamp, bytes: usize) -> Self {
         let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + bytes);
         buf.resize(BATCH_HEADER_BYTES, 0);

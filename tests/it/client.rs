@@ -241,6 +241,40 @@ fn keyless_records_stick_to_one_partition_per_batch() {
     });
 }
 
+/// A keyless record that does not fit its sticky partition's open batch closes it and goes to
+/// the next sticky partition with the records after it (as in Kafka's producer, KIP-794), rather
+/// than opening a batch of one record on the old partition.
+#[test]
+fn a_keyless_record_that_does_not_fit_moves_on_with_the_sticky_partition() {
+    let broker = Broker::start(BROKER_FLAGS);
+    let addr = broker.addr.clone();
+    run_on_shard(move || async move {
+        let client = Client::connect(config(&addr)).await.unwrap();
+        const PARTITIONS: i32 = 8;
+        Admin::new(client.clone()).create_topic(NewTopic::new("overflow", PARTITIONS)).await.unwrap();
+        // Batches of a few 300-byte records that close when the next record does not fit; a
+        // linger long enough that only size and the final flush close them.
+        let config = ProducerConfig { batch_size: 2000, linger: Duration::from_secs(30), ..Default::default() };
+        let producer = Producer::new(client.clone(), config).unwrap();
+        let mut deliveries = Vec::new();
+        for _ in 0..30 {
+            deliveries.push(producer.send(ProducerRecord::new("overflow", None, Some(vec![b'x'; 300]))).await.unwrap());
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap();
+        }
+        let mut counts = Vec::new();
+        for partition in 0..PARTITIONS {
+            counts.push(stored_batch_counts(&client, "overflow", partition).await);
+        }
+        assert_eq!(counts.iter().flatten().sum::<i32>(), 30, "{counts:?}");
+        // Only the flush's last batch may hold a single record.
+        let singles = counts.iter().flatten().filter(|&&n| n == 1).count();
+        assert!(singles <= 1, "batches of one record: {counts:?}");
+    });
+}
+
 /// With `linger = 0`, records that come while every request slot is in use wait in one open
 /// batch and go together in the next request (as in Kafka's producer), instead of one request
 /// (and one round trip) each.
@@ -464,7 +498,24 @@ async fn produce_native(client: &Client, topic: &str, codec: CompressionType, co
 /// The codec and the records area of every batch in partition 0 of `topic`, read with a raw
 /// Fetch: what the producers actually wrote.
 async fn stored_batches(client: &Client, topic: &str) -> Vec<(CompressionType, Vec<u8>)> {
-    let connection = client.leader_connection(topic, 0).await.unwrap();
+    let bytes = stored_bytes(client, topic, 0).await;
+    BatchIter::new(&bytes, bytes.len())
+        .map(|batch| {
+            let batch = batch.unwrap();
+            (batch.compression().unwrap(), batch.records_bytes().to_vec())
+        })
+        .collect()
+}
+
+/// The record count of each batch stored in `topic`-`partition`.
+async fn stored_batch_counts(client: &Client, topic: &str, partition: i32) -> Vec<i32> {
+    let bytes = stored_bytes(client, topic, partition).await;
+    BatchIter::new(&bytes, bytes.len()).map(|batch| batch.unwrap().records_count()).collect()
+}
+
+/// The stored batches of `topic`-`partition`, as one Fetch from offset 0 returns them.
+async fn stored_bytes(client: &Client, topic: &str, partition: i32) -> bytes::Bytes {
+    let connection = client.leader_connection(topic, partition).await.unwrap();
     let request = FetchRequest {
         replica_id: -1,
         max_wait_ms: 0,
@@ -473,7 +524,7 @@ async fn stored_batches(client: &Client, topic: &str) -> Vec<(CompressionType, V
         topics: vec![FetchRequestTopic {
             topic: topic.to_string(),
             partitions: vec![FetchRequestPartition {
-                partition: 0,
+                partition,
                 fetch_offset: 0,
                 partition_max_bytes: 64 * 1024 * 1024,
                 ..Default::default()
@@ -482,17 +533,12 @@ async fn stored_batches(client: &Client, topic: &str) -> Vec<(CompressionType, V
         ..Default::default()
     };
     let response = connection.send(&request).await.unwrap();
-    let bytes = match response.responses[0].partitions[0].records.clone() {
+    match response.responses[0].partitions[0].records.clone() {
         Some(RecordSet::Owned(bytes)) => bytes.freeze(),
         Some(RecordSet::Shared(bytes)) => bytes,
-        other => panic!("no records: {other:?}"),
-    };
-    BatchIter::new(&bytes, bytes.len())
-        .map(|batch| {
-            let batch = batch.unwrap();
-            (batch.compression().unwrap(), batch.records_bytes().to_vec())
-        })
-        .collect()
+        None => bytes::Bytes::new(),
+        Some(other) => panic!("records as {other:?}"),
+    }
 }
 
 #[test]
