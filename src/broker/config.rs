@@ -57,6 +57,8 @@ pub struct BrokerConfig {
     pub fetch_sessions_max: usize,
     /// How long a shard spins before parking its thread when idle, in microseconds.
     pub spin_before_park_us: u64,
+    /// The CPUs the shards are pinned to (`--cpuset`); `None`: any online CPU.
+    pub cpuset: Option<Vec<usize>>,
     /// How often retention runs on each shard, in milliseconds.
     pub retention_check_interval_ms: u64,
     /// Partitions of `__consumer_offsets` when the broker creates it.
@@ -314,6 +316,7 @@ impl BrokerConfig {
             fetch_session_idle_ms: crate::limits::FETCH_SESSION_IDLE_MS_DEFAULT,
             fetch_sessions_max: crate::limits::FETCH_SESSIONS_PER_SHARD_MAX,
             spin_before_park_us: 0,
+            cpuset: None,
             retention_check_interval_ms: crate::limits::RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             offsets_topic_partitions: crate::limits::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             group: GroupConfig::default(),

@@ -33,9 +33,14 @@ pub(super) struct BrokerArgs {
     /// Directory for partition logs and metadata.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
     data_dir: PathBuf,
-    /// Shards (one per core, pinned). Default: all online CPUs.
+    /// Shards (one per core, pinned). Default: all online CPUs (all of --cpuset's).
     #[arg(long, env = "SLUICE_CORES")]
     cores: Option<usize>,
+    /// The CPUs the shards are pinned to, as a list like `0-3,6` (Linux's cpuset format).
+    /// Default: any online CPU. For several brokers on one machine: without it, each one's
+    /// shards start at the same first CPUs.
+    #[arg(long, env = "SLUICE_CPUSET")]
+    cpuset: Option<String>,
     /// This broker's node id.
     #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 0)]
     node_id: i32,
@@ -290,9 +295,14 @@ impl BrokerArgs {
             None => (listen.ip().to_string(), listen.port()),
         };
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = self.cores.unwrap_or(online);
-        if shards == 0 || shards > online {
-            bail!("--cores must be in 1..={online}");
+        let cpuset = self.cpuset.as_deref().map(|text| parse_cpuset(text, online)).transpose()?;
+        let usable = cpuset.as_ref().map_or(online, Vec::len);
+        let shards = self.cores.unwrap_or(usable);
+        if shards == 0 || shards > usable {
+            bail!(
+                "--cores must be in 1..={usable} (one shard per core{})",
+                if cpuset.is_some() { " of --cpuset" } else { "" }
+            );
         }
         let mut log = LogConfig {
             flush_mode: FlushMode::parse(&self.flush_mode, self.flush_interval_ms)?,
@@ -432,6 +442,7 @@ impl BrokerArgs {
             fetch_session_idle_ms: self.fetch_session_idle_ms,
             fetch_sessions_max: self.fetch_sessions_per_core,
             spin_before_park_us: self.spin_before_park_us,
+            cpuset,
             retention_check_interval_ms: self.retention_check_interval_ms,
             offsets_topic_partitions: self.offsets_topic_partitions,
             group: crate::group::GroupConfig {
@@ -668,6 +679,7 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         shards: config.shards,
         name: "sluice-shard",
         spin_before_park: Duration::from_micros(config.spin_before_park_us),
+        cpus: config.cpuset.clone(),
     });
     stop_on_signals(pool.shutdown())?;
     let meshes = broker_meshes(config.shards);
@@ -889,9 +901,39 @@ fn physical_memory_bytes() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// `--cpuset`: CPU numbers and ranges, `0-3,6`, each below `online`; sorted, without repeats.
+fn parse_cpuset(text: &str, online: usize) -> anyhow::Result<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (first, last) = match part.split_once('-') {
+            Some((first, last)) => (first.trim(), last.trim()),
+            None => (part, part),
+        };
+        let number =
+            |n: &str| n.parse::<usize>().with_context(|| format!("--cpuset: `{part}` is not a CPU or a range"));
+        let (first, last) = (number(first)?, number(last)?);
+        if first > last || last >= online {
+            bail!("--cpuset: `{part}` is not within the online CPUs 0-{}", online - 1);
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpuset_is_cpus_and_ranges_of_online_cpus() {
+        assert_eq!(parse_cpuset("1", 4).unwrap(), vec![1]);
+        assert_eq!(parse_cpuset("3, 0-1,1", 4).unwrap(), vec![0, 1, 3]);
+        for bad in ["4", "2-1", "", "a", "0-", "-1", "1,,2"] {
+            assert!(parse_cpuset(bad, 4).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn the_default_max_open_files_leaves_room_for_the_connections_and_a_reserve() {

@@ -7,7 +7,7 @@
 //! [`mesh_handles`] must run for glommio's meshes to be safe.
 //!
 //! ```text
-//! let pool = ShardPool::new(ShardsConfig { shards, name: "sluice-shard", spin_before_park });
+//! let pool = ShardPool::new(ShardsConfig { shards, name: "sluice-shard", spin_before_park, cpus: None });
 //! let stop = pool.shutdown();              // e.g. for a signal thread
 //! let running = pool.start(mesh_handles::<Req, Resp>(shards), |mesh, ctx| async move {
 //!     /* join the mesh, bind, … */ ctx.ready.ready();  /* serve until ctx.shutdown fires */
@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use tracing::{error, info};
 
 use super::mesh::{Mesh, mesh};
@@ -43,6 +43,8 @@ pub struct ShardsConfig {
     pub name: &'static str,
     /// How long an idle executor spins before parking (lower cross-core latency, more CPU).
     pub spin_before_park: Duration,
+    /// The CPUs to place the executors on; `None`: any online CPU.
+    pub cpus: Option<Vec<usize>>,
 }
 
 /// Why the shards did not all start. When this is returned, no shard is running.
@@ -183,7 +185,15 @@ impl ShardPool {
         let (nudger, nudged) = Nudger::start(config.shards, NUDGE_INTERVAL);
         let nudged: Arc<Mutex<Vec<Nudged>>> = Arc::new(Mutex::new(nudged));
         let (ready_sender, ready_receiver) = flume::unbounded::<Result<(), String>>();
-        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
+        let cpus = match &config.cpus {
+            None => None,
+            Some(list) => Some(
+                CpuSet::online()
+                    .map_err(|e| StartError::Pool(format!("reading the CPU topology: {e}")))?
+                    .filter(|l| list.contains(&l.cpu)),
+            ),
+        };
+        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, cpus))
             .name(config.name)
             .spin_before_park(config.spin_before_park)
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
