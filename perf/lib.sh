@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by perf/run and perf/vs-kafka (sourced, not run): logging, the machine's limits, and
-# starting and stopping the brokers under test (Sluice, and Apache Kafka from tests/java's jars).
-# Expects: $repo, $scratch, $sluice; sets $machine, $bootstrap, $broker_pid.
+# starting and stopping the brokers under test (Sluice, and Apache Kafka from tests/java's jars;
+# a loopback Sluice cluster for perf/run --cluster).
+# Expects: $repo, $scratch, $sluice; sets $machine, $bootstrap, $broker_pid (or $cluster_pids).
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -128,6 +129,75 @@ stop_broker() {
     broker_pid=
 }
 
-# The broker's CPU time so far (user + system, seconds) and its peak resident memory (MB).
-broker_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$broker_pid/stat"; }
-broker_rss_peak_mb() { awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$broker_pid/status"; }
+# A loopback cluster of Sluice nodes (scripts/cluster): `start_cluster N [broker flags...]` starts
+# the nodes that are not running (on the data dirs already under $SLUICE_CLUSTER_DIR, if any) and
+# waits until every one listens; sets $bootstrap (every node) and $cluster_pids. Expects
+# SLUICE_CLUSTER_DIR and SLUICE_CLUSTER_BASE_PORT exported. Node i serves clients on
+# 127.0.0.1:$((SLUICE_CLUSTER_BASE_PORT + i)); its log is $SLUICE_CLUSTER_DIR/node-i/log.
+cluster_pids=()
+cluster_started=0
+start_cluster() {
+    local n=$1 out i
+    cluster_started=1
+    out=$(SLUICE_BIN=$sluice "$repo/scripts/cluster" start "$@" 2>&1) || die "the cluster did not start: $out"
+    bootstrap=
+    for ((i = 1; i <= n; i++)); do
+        bootstrap+="${bootstrap:+,}127.0.0.1:$((SLUICE_CLUSTER_BASE_PORT + i))"
+    done
+    mapfile -t cluster_pids < <(cat "$SLUICE_CLUSTER_DIR"/node-*/pid)
+}
+
+# SIGTERM every node start_cluster started (also after a start that failed half-way) and wait
+# until each has exited; the data dirs stay.
+stop_cluster() {
+    [ "$cluster_started" = 1 ] || return 0
+    "$repo/scripts/cluster" stop >/dev/null 2>&1 || true
+    cluster_pids=()
+    cluster_started=0
+}
+
+# Topic $1's partitions as the cluster reports them, one JSON array:
+# [{"partition": 0, "leader": 2, "replicas": [...], "isr": [...]}, ...] (empty if it cannot tell).
+topic_partitions() {
+    "$sluice" topic describe "$1" --json --bootstrap "$bootstrap" 2>/dev/null \
+        | jq -c '[.partitions[] | {partition, leader, replicas: (.replicas | sort), isr: (.isr | sort)}]' 2>/dev/null \
+        || echo '[]'
+}
+
+# A jq filter: whether topic_partitions' answer has partitions, each with a leader and all its
+# replicas in sync.
+isr_full_filter='length > 0 and all(.[]; .leader >= 0 and .isr == .replicas)'
+isr_full() { jq -e "$isr_full_filter" <<<"$(topic_partitions "$1")" >/dev/null; }
+
+# Wait (at most ${2:-180} s) until every partition of topic $1 has a leader and a full ISR; fails
+# (and says so) if it does not come to that.
+wait_isr_full() {
+    local topic=$1 deadline=$((SECONDS + ${2:-180}))
+    until isr_full "$topic"; do
+        if [ $SECONDS -ge $deadline ]; then
+            log "topic $topic: ISR not full after ${2:-180} s: $(topic_partitions "$topic")"
+            return 1
+        fi
+        # Each poll costs a `sluice topic describe` and a jq (a few ms of CPU).
+        sleep 0.1
+    done
+}
+
+# The broker's CPU time so far (user + system, seconds) and its peak resident memory (MB); with a
+# cluster (start_cluster), both summed over its nodes' processes.
+broker_procs() { # FILE: /proc/<pid>/FILE of each broker process, one a line
+    local pid
+    for pid in ${broker_pid:-} "${cluster_pids[@]}"; do echo "/proc/$pid/$1"; done
+}
+broker_cpu_s() {
+    local files
+    mapfile -t files < <(broker_procs stat)
+    [ "${#files[@]}" -gt 0 ] || return 1
+    awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { print t / hz }' "${files[@]}"
+}
+broker_rss_peak_mb() {
+    local files
+    mapfile -t files < <(broker_procs status)
+    [ "${#files[@]}" -gt 0 ] || return 1
+    awk '/^VmHWM:/ { m += $2 } END { print m / 1024 }' "${files[@]}"
+}
