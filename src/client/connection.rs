@@ -329,7 +329,8 @@ async fn read_loop(addr: String, mut stream: TcpStream, max_bytes: u32, state: R
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 let start = buf.len();
-                let want = buf.capacity().saturating_sub(start).max(READ_CHUNK_BYTES);
+                let want =
+                    buf.capacity().saturating_sub(start).clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
                 buf.resize(start + want, 0);
                 let read = stream.read(&mut buf[start..]).await;
                 match read {

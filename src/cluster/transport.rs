@@ -315,7 +315,7 @@ impl FrameReader {
                 Some(&prefix) => (LENGTH_PREFIX_BYTES + checked_length(prefix)?).saturating_sub(start),
                 None => 0,
             };
-            self.buf.resize(start + rest_of_frame.max(READ_CHUNK_BYTES), 0);
+            self.buf.resize(start + rest_of_frame.clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX), 0);
             let read = read.read(&mut self.buf[start..]).await;
             let n = *read.as_ref().unwrap_or(&0);
             self.buf.truncate(start + n);
