@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::FastMap;
 use super::connection::{Connection, ConnectionConfig};
 use super::error::ClientError;
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
@@ -80,6 +79,11 @@ impl TopicMetadata {
         ClientError::from_code(self.error_code, || format!("topic {}", self.name), None)
     }
 }
+
+/// The client's maps looked up once or more per record (partition state, topic metadata), with
+/// hashbrown's own fast hasher: their keys are topic names the application and its cluster chose,
+/// and SipHash on each lookup was a visible share of a producer's CPU.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What the client knows of the cluster: an immutable snapshot, replaced on each refresh.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

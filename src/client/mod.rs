@@ -54,9 +54,4 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, See
 pub use error::ClientError;
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener, Subscribe};
 pub use metadata::{Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata};
-/// The client's maps looked up once or more per record (partition state, topic metadata), with
-/// hashbrown's own fast hasher: their keys are topic names the application and its cluster chose,
-/// and SipHash on each lookup was a visible share of a producer's CPU.
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, RecordMetadata};

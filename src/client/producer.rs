@@ -50,10 +50,9 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 
-use super::FastMap;
 use super::connection::Connection;
 use super::error::ClientError;
-use super::metadata::{Client, ClientConfig};
+use super::metadata::{Client, ClientConfig, FastMap};
 use super::partitioner::partition_for_key;
 use super::sequencing::{self, INIT_TRANSACTION_TIMEOUT_MS, Next, PartitionSequences, Stamp, Verdict};
 pub use super::sequencing::{IDEMPOTENT_IN_FLIGHT_MAX, ProducerIdentity};
