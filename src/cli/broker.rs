@@ -295,7 +295,20 @@ impl BrokerArgs {
             None => (listen.ip().to_string(), listen.port()),
         };
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let cpuset = self.cpuset.as_deref().map(|text| parse_cpuset(text, online)).transpose()?;
+        let cpuset = match self.cpuset.as_deref() {
+            None => None,
+            Some(text) => {
+                // The shards are placed among the machine's online CPUs (glommio's view), which
+                // need not be numbered 0..online.
+                let mut online_cpus: Vec<usize> = glommio::CpuSet::online()
+                    .map_err(|e| anyhow::anyhow!("reading the CPU topology: {e}"))?
+                    .iter()
+                    .map(|l| l.cpu)
+                    .collect();
+                online_cpus.sort_unstable();
+                Some(parse_cpuset(text, &online_cpus)?)
+            }
+        };
         let usable = cpuset.as_ref().map_or(online, Vec::len);
         let shards = self.cores.unwrap_or(usable);
         if shards == 0 || shards > usable {
@@ -901,8 +914,9 @@ fn physical_memory_bytes() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// `--cpuset`: CPU numbers and ranges, `0-3,6`, each below `online`; sorted, without repeats.
-fn parse_cpuset(text: &str, online: usize) -> anyhow::Result<Vec<usize>> {
+/// `--cpuset`: CPU numbers and ranges, `0-3,6`, each one of the `online` CPUs; sorted, without
+/// repeats.
+fn parse_cpuset(text: &str, online: &[usize]) -> anyhow::Result<Vec<usize>> {
     let mut cpus = Vec::new();
     for part in text.split(',').map(str::trim) {
         let (first, last) = match part.split_once('-') {
@@ -912,8 +926,11 @@ fn parse_cpuset(text: &str, online: usize) -> anyhow::Result<Vec<usize>> {
         let number =
             |n: &str| n.parse::<usize>().with_context(|| format!("--cpuset: `{part}` is not a CPU or a range"));
         let (first, last) = (number(first)?, number(last)?);
-        if first > last || last >= online {
-            bail!("--cpuset: `{part}` is not within the online CPUs 0-{}", online - 1);
+        if first > last {
+            bail!("--cpuset: `{part}` is not a CPU or a range");
+        }
+        if let Some(offline) = (first..=last).find(|cpu| !online.contains(cpu)) {
+            bail!("--cpuset: CPU {offline} is not online (online: {online:?})");
         }
         cpus.extend(first..=last);
     }
@@ -928,10 +945,11 @@ mod tests {
 
     #[test]
     fn a_cpuset_is_cpus_and_ranges_of_online_cpus() {
-        assert_eq!(parse_cpuset("1", 4).unwrap(), vec![1]);
-        assert_eq!(parse_cpuset("3, 0-1,1", 4).unwrap(), vec![0, 1, 3]);
-        for bad in ["4", "2-1", "", "a", "0-", "-1", "1,,2"] {
-            assert!(parse_cpuset(bad, 4).is_err(), "{bad:?} accepted");
+        let online = [0, 1, 2, 3, 6];
+        assert_eq!(parse_cpuset("1", &online).unwrap(), vec![1]);
+        assert_eq!(parse_cpuset("3, 0-1,1,6", &online).unwrap(), vec![0, 1, 3, 6]);
+        for bad in ["4", "5-6", "2-1", "", "a", "0-", "-1", "1,,2"] {
+            assert!(parse_cpuset(bad, &online).is_err(), "{bad:?} accepted");
         }
     }
 
