@@ -11,9 +11,10 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The machine's limits into $machine (JSON): fio sequential O_DIRECT write (median of $fio_runs
-# runs of $fio_size), fdatasync latency after 4 KiB writes, iperf3 loopback (one stream).
+# runs of $fio_size), the same file read back (O_DIRECT, and buffered from a cold page cache),
+# fdatasync latency after 4 KiB writes, iperf3 loopback (one stream).
 machine_limits() {
-    local engine= candidate port iperf_pid fio_write_runs fio_write fsync_json iperf
+    local engine= candidate port iperf_pid fio_write_runs fio_write fio_read cold_read cold_read_runs fsync_json iperf
     for candidate in io_uring libaio psync; do
         if fio --name=probe --filename="$scratch/probe" --rw=write --bs=4k --size=64k --direct=1 \
             --ioengine="$candidate" --output-format=json >/dev/null 2>&1; then
@@ -30,8 +31,29 @@ machine_limits() {
         fio --name=seqwrite --filename="$scratch/fio.dat" --rw=write --bs=1M --size="$fio_size" --direct=1 \
             --ioengine="$engine" --iodepth=8 --end_fsync=1 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
     done | jq -s -c .)
-    rm -f "$scratch/fio.dat"
     fio_write=$(jq '.[]' <<<"$fio_write_runs" | median)
+
+    # What a cold catch-up read (W5) can get from this disk: the last write's file read back
+    # sequentially, once O_DIRECT (the device's own read rate, as the write above) and once
+    # through a dropped page cache with the kernel's readahead, which is how the broker's
+    # sendfile reads a cold segment. Where the disk reads slower than loopback carries, the
+    # disk, not the network, bounds W5.
+    # O_DIRECT at iodepth 1 and 8, the better of the two: this VM's disk has read slower with
+    # the deeper queue (1.3 against 2.2 GB/s in one sitting).
+    log "fio: sequential read of $fio_size, O_DIRECT (iodepth 1 and 8, $engine) and buffered from a cold page cache"
+    fio_read=$(for depth in 1 8; do
+        fio --name=seqread --filename="$scratch/fio.dat" --rw=read --bs=1M --size="$fio_size" --direct=1 \
+            --ioengine="$engine" --iodepth="$depth" --output-format=json | jq '.jobs[0].read.bw_bytes / 1e6'
+    done | jq -s 'max')
+    # Buffered cold reads of this disk have ranged from 0.6 to 2.5 GB/s within minutes: the median
+    # of $fio_runs, with every run in the report.
+    cold_read_runs=$(for _ in $(seq 1 "$fio_runs"); do
+        drop_caches
+        fio --name=coldread --filename="$scratch/fio.dat" --rw=read --bs=1M --size="$fio_size" --direct=0 \
+            --ioengine=psync --output-format=json | jq '.jobs[0].read.bw_bytes / 1e6'
+    done | jq -s -c .)
+    cold_read=$(jq '.[]' <<<"$cold_read_runs" | median)
+    rm -f "$scratch/fio.dat"
 
     log "fio: fdatasync after each 4 KiB write"
     fsync_json=$(fio --name=fsync --filename="$scratch/fsync.dat" --rw=write --bs=4k --size=64M --fdatasync=1 \
@@ -55,8 +77,9 @@ machine_limits() {
 
     machine=$(jq -n -c --argjson w "$fio_write" --argjson runs "$fio_write_runs" --argjson fsync "$fsync_json" \
         --argjson net "$iperf" --arg engine "$engine" --arg cpus "$(nproc)" \
+        --argjson read "$fio_read" --argjson cold "$cold_read" --argjson cold_runs "$cold_read_runs" \
         '{fio_write_mb_s: $w, fio_write_runs_mb_s: $runs, fio_engine: $engine, fdatasync: $fsync,
-          loopback_mb_s: $net, cpus: ($cpus | tonumber)}')
+          fio_read_mb_s: $read, cold_read_mb_s: $cold, cold_read_runs_mb_s: $cold_runs, loopback_mb_s: $net, cpus: ($cpus | tonumber)}')
     log "machine: $machine"
 }
 
