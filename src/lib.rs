@@ -33,6 +33,7 @@ pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+pub mod socket;
 pub mod storage;
 #[doc(hidden)]
 pub mod testing;

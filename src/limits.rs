@@ -167,10 +167,11 @@ pub const CONNECTION_READ_AHEAD_BYTES: usize = 4096;
 /// a connection that declares 100 MB and sends 1 KB holds 16 KiB; it then doubles with the
 /// bytes that arrive.
 pub const REQUEST_BUFFER_MIN_BYTES: usize = 16 * 1024;
-/// The most one read of a client's or an inter-broker connection asks the socket for. A read
-/// zero-fills what it asks for first (safe Rust reads only into initialised memory), so asking
-/// for a large frame's whole room at once zero-filled megabytes to receive a few hundred KiB:
-/// 31 % of a fan-out consumer's CPU.
+/// The most one read of a client's or an inter-broker connection asks the socket for. These
+/// reads once zero-filled what they asked for (safe Rust reads only into initialised memory), and
+/// asking for a large frame's whole room at once zero-filled megabytes to receive a few hundred
+/// KiB: 31 % of a fan-out consumer's CPU. They now receive into spare capacity (`crate::socket`);
+/// the controller transport's reads, generic over any `AsyncRead`, still zero-fill this much.
 pub const SOCKET_READ_BYTES_MAX: usize = 256 * 1024;
 /// Default `connections.max.idle.ms` (Kafka's, 10 minutes): a connection with no request for
 /// this long is closed.

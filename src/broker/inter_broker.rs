@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -348,24 +348,24 @@ async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
 }
 
-async fn read_loop(addr: String, mut stream: TcpStream, shared: Rc<Shared>, response_max: u32) {
+async fn read_loop(addr: String, stream: TcpStream, shared: Rc<Shared>, response_max: u32) {
     let protocol = |reason: String| InterBrokerError::Protocol { addr: addr.clone(), reason };
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         let frame = match split_frame(&mut buf, FrameLimits::responses(response_max)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                let start = buf.len();
-                let want =
-                    buf.capacity().saturating_sub(start).clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
-                buf.resize(start + want, 0);
-                let read = stream.read(&mut buf[start..]).await;
+                // Room for the rest of the frame `split_frame` reserved, read at most
+                // SOCKET_READ_BYTES_MAX at a time, into spare capacity (no zero-filling).
+                let want = buf
+                    .capacity()
+                    .saturating_sub(buf.len())
+                    .clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
+                buf.reserve(want);
+                let read = crate::socket::read_into(&stream, &mut buf, want).await;
                 let failed = match read {
                     Ok(0) => "closed by the broker".to_string(),
-                    Ok(n) => {
-                        buf.truncate(start + n);
-                        continue;
-                    }
+                    Ok(_) => continue,
                     Err(e) => format!("read failed: {e}"),
                 };
                 shared.fail(InterBrokerError::Network { addr: addr.clone(), reason: failed });

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -322,29 +322,27 @@ async fn write_loop(addr: String, mut stream: TcpStream, jobs: LocalReceiver<Job
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
 }
 
-async fn read_loop(addr: String, mut stream: TcpStream, max_bytes: u32, state: Rc<Shared>) {
+async fn read_loop(addr: String, stream: TcpStream, max_bytes: u32, state: Rc<Shared>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         let frame = match split_frame(&mut buf, FrameLimits::responses(max_bytes)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                let start = buf.len();
-                let want =
-                    buf.capacity().saturating_sub(start).clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
-                buf.resize(start + want, 0);
-                let read = stream.read(&mut buf[start..]).await;
+                // Room for the rest of the frame `split_frame` reserved, read at most
+                // SOCKET_READ_BYTES_MAX at a time, into spare capacity (no zero-filling).
+                let want = buf
+                    .capacity()
+                    .saturating_sub(buf.len())
+                    .clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
+                buf.reserve(want);
+                let read = crate::socket::read_into(&stream, &mut buf, want).await;
                 match read {
                     Ok(0) => {
-                        buf.truncate(start);
                         state.fail(network(&addr, "closed by the broker"));
                         return;
                     }
-                    Ok(n) => {
-                        buf.truncate(start + n);
-                        continue;
-                    }
+                    Ok(_) => continue,
                     Err(e) => {
-                        buf.truncate(start);
                         state.fail(network(&addr, format!("read failed: {e}")));
                         return;
                     }

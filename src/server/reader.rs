@@ -13,7 +13,7 @@
 //! client and the fuzz target) before anything is allocated for it. Nothing is zero-filled:
 //! the socket is read with `recv(2)` into spare capacity. When there is nothing to read, the
 //! reader waits for the socket with a one-byte peek and holds no buffer at all, so an idle
-//! connection costs no read-ahead memory.
+//! connection costs no read-ahead memory. (`crate::socket` does the reads.)
 //!
 //! **Small requests flow while the budget is spent.** A connection with nothing in flight may
 //! always take one new request; only a connection with requests in flight waits for the budget
@@ -33,6 +33,7 @@ use super::memory::{Charge, RequestMemory};
 use super::sweep::ConnectionState;
 use crate::limits::{CONNECTION_READ_AHEAD_BYTES, REQUEST_BUFFER_MIN_BYTES};
 use crate::protocol::{FrameError, FrameLimits, LENGTH_PREFIX_BYTES, frame_length};
+use crate::socket::recv_into;
 
 /// Why reading a frame stopped the connection.
 #[derive(Debug, thiserror::Error)]
@@ -228,21 +229,6 @@ fn ready_bytes(fd: RawFd) -> usize {
     // SAFETY: FIONREAD writes one int through the pointer, which is valid for the call.
     let done = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut ready as *mut libc::c_int) };
     if done < 0 { 0 } else { usize::try_from(ready).unwrap_or(0) }
-}
-
-/// Reads at most `max` bytes from `fd` into the spare capacity of `buf`, without waiting.
-fn recv_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    let spare = buf.spare_capacity_mut();
-    let len = spare.len().min(max);
-    // SAFETY: recv writes at most `len` bytes to the spare capacity, allocated and owned by `buf`.
-    let got = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = usize::try_from(got).unwrap_or(0).min(len);
-    // SAFETY: the kernel initialised the first `got` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + got) };
-    Ok(got)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("model", &["limits"]),
     // The runtime (executors, shard ids, the mesh): knows no Kafka concept.
     ("shard", &["limits"]),
+    // Socket reads into uninitialised memory, for every read loop: knows no Kafka concept.
+    ("socket", &[]),
     // The wire codec: encodes model types; knows nothing of disks or serving.
     ("protocol", &["model", "limits"]),
     // The log on disk: stores model batches on a shard's executor; never speaks the protocol.
@@ -33,19 +35,22 @@ const LAYERS: &[(&str, &[&str])] = &[
     // disk) and the node-to-node transport. Knows nothing of Kafka's APIs or the broker above it.
     ("cluster", &["storage", "model", "shard", "limits"]),
     // Frames and connections: calls a dispatch trait and never names the broker that implements it.
-    ("server", &["protocol", "shard", "model", "limits", "metrics"]),
+    ("server", &["protocol", "shard", "socket", "model", "limits", "metrics"]),
     // Handlers, partitions and coordinators: the glue over everything below; implements server's trait.
-    ("broker", &["server", "cluster", "group", "txn", "storage", "protocol", "shard", "model", "limits", "metrics"]),
+    (
+        "broker",
+        &["server", "cluster", "group", "txn", "storage", "protocol", "shard", "socket", "model", "limits", "metrics"],
+    ),
     // The client library: speaks the protocol to any broker, so it shares no broker code.
-    ("client", &["protocol", "model", "limits"]),
+    ("client", &["protocol", "socket", "model", "limits"]),
     // Load generators: drive a broker only through the client.
     ("bench", &["client", "protocol", "model", "limits"]),
     // The executable's commands: the top, wires everything together (but not the test helpers).
     (
         "cli",
         &[
-            "bench", "client", "broker", "cluster", "server", "group", "txn", "storage", "protocol", "shard", "model",
-            "limits", "metrics",
+            "bench", "client", "broker", "cluster", "server", "group", "txn", "storage", "protocol", "shard", "socket",
+            "model", "limits", "metrics",
         ],
     ),
     // Test helpers, built on the bottom layers; only test code uses them (`TEST_ONLY`).
