@@ -11,10 +11,11 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The machine's limits into $machine (JSON): fio sequential O_DIRECT write (median of $fio_runs
-# runs of $fio_size), the same file read back (O_DIRECT, and buffered from a cold page cache),
+# runs of $fio_size), the same with an fdatasync after every 4 MiB, the file read back (O_DIRECT,
+# and buffered from a cold page cache),
 # fdatasync latency after 4 KiB writes, iperf3 loopback (one stream).
 machine_limits() {
-    local engine= candidate port iperf_pid fio_write_runs fio_write fio_read cold_read cold_read_runs fsync_json iperf
+    local engine= candidate port iperf_pid fio_write_runs fio_write fio_sync fio_sync_runs fio_read cold_read cold_read_runs fsync_json iperf
     for candidate in io_uring libaio psync; do
         if fio --name=probe --filename="$scratch/probe" --rw=write --bs=4k --size=64k --direct=1 \
             --ioengine="$candidate" --output-format=json >/dev/null 2>&1; then
@@ -32,6 +33,19 @@ machine_limits() {
             --ioengine="$engine" --iodepth=8 --end_fsync=1 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
     done | jq -s -c .)
     fio_write=$(jq '.[]' <<<"$fio_write_runs" | median)
+
+    # What a durable produce stream asks of the disk: the same writes, 4 in flight, with an
+    # fdatasync after every 4 MiB (a partition's flusher writes a group of batches, then syncs
+    # before it acknowledges them). The device's cache flushes cost what the sequential write
+    # above does not pay; produce workloads are given against both.
+    log "fio: sequential write, O_DIRECT, bs=1M, iodepth 4, fdatasync every 4 MiB, x$fio_runs"
+    fio_sync_runs=$(for _ in $(seq 1 "$fio_runs"); do
+        rm -f "$scratch/fio-sync.dat"
+        fio --name=syncwrite --filename="$scratch/fio-sync.dat" --rw=write --bs=1M --size="$fio_size" --direct=1 \
+            --ioengine="$engine" --iodepth=4 --fdatasync=4 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
+    done | jq -s -c .)
+    rm -f "$scratch/fio-sync.dat"
+    fio_sync=$(jq '.[]' <<<"$fio_sync_runs" | median)
 
     # What a cold catch-up read (W5) can get from this disk: the last write's file read back
     # sequentially, once O_DIRECT (the device's own read rate, as the write above) and once
@@ -78,7 +92,9 @@ machine_limits() {
     machine=$(jq -n -c --argjson w "$fio_write" --argjson runs "$fio_write_runs" --argjson fsync "$fsync_json" \
         --argjson net "$iperf" --arg engine "$engine" --arg cpus "$(nproc)" \
         --argjson read "$fio_read" --argjson cold "$cold_read" --argjson cold_runs "$cold_read_runs" \
-        '{fio_write_mb_s: $w, fio_write_runs_mb_s: $runs, fio_engine: $engine, fdatasync: $fsync,
+        --argjson sync "$fio_sync" --argjson sync_runs "$fio_sync_runs" \
+        '{fio_write_mb_s: $w, fio_write_runs_mb_s: $runs, fio_sync_write_mb_s: $sync, fio_sync_write_runs_mb_s: $sync_runs,
+          fio_engine: $engine, fdatasync: $fsync,
           fio_read_mb_s: $read, cold_read_mb_s: $cold, cold_read_runs_mb_s: $cold_runs, loopback_mb_s: $net, cpus: ($cpus | tonumber)}')
     log "machine: $machine"
 }
