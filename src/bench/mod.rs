@@ -12,7 +12,10 @@
 //! With `--rate`, send times are fixed in advance (open loop): a producer that falls behind
 //! sends late but still counts from when the record should have gone, so a stall shows in the
 //! percentiles instead of slowing the load (no coordinated omission). Produce latency is that
-//! time to the acknowledgement; end-to-end latency is that time to a consumer's receipt.
+//! time to the acknowledgement (the batch's `RecordMetadata::acknowledged_at`, one clock read per
+//! batch); end-to-end latency is that time to a consumer's receipt. A producer reads the clock
+//! once per few sends (`SENDS_PER_CLOCK_READ`) and after any wait: at 100-byte records two clock
+//! reads a record were 14 % of the generator's CPU samples.
 
 mod config;
 pub mod group;

@@ -34,6 +34,12 @@ const PACING_SLEEP_MIN: Duration = Duration::from_micros(200);
 /// same shard get their turn when the producer runs flat out.
 const SENDS_PER_YIELD: u64 = 64;
 
+/// A producer reads the clock for at most this many sends in a row, and again after anything
+/// that may have suspended it. Sends in a row follow each other within microseconds, so each
+/// record's send time is exact to a few of them, and at 100-byte records the clock reads were
+/// 14 % of the generator's CPU.
+const SENDS_PER_CLOCK_READ: u32 = 16;
+
 /// How long e2e consumers keep reading after the producers stop, for records still in flight.
 const E2E_DRAIN_MAX: Duration = Duration::from_secs(10);
 
@@ -222,11 +228,24 @@ async fn produce_until_done(
         producer.init_transactions().await.map_err(|e| format!("init_transactions failed: {e}"))?;
         producer.begin_transaction().map_err(|e| format!("begin_transaction failed: {e}"))?;
     }
+    // The last clock reading and the sends that used it (`SENDS_PER_CLOCK_READ`); `None` after
+    // anything that may have suspended this task.
+    let mut clock: Option<(Instant, u32)> = None;
     loop {
         if shared.stop.load(Ordering::Relaxed) || failure.borrow().is_some() || quota.is_some_and(|q| sent >= q) {
             break;
         }
-        let now = Instant::now();
+        let now = match clock {
+            Some((at, uses)) if uses < SENDS_PER_CLOCK_READ => {
+                clock = Some((at, uses + 1));
+                at
+            }
+            _ => {
+                let at = Instant::now();
+                clock = Some((at, 1));
+                at
+            }
+        };
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
@@ -235,6 +254,7 @@ async fn produce_until_done(
                 let wait = next.saturating_duration_since(now);
                 if wait >= PACING_SLEEP_MIN {
                     sleep(wait).await;
+                    clock = None;
                     continue;
                 }
                 let intended = next;
@@ -254,10 +274,12 @@ async fn produce_until_done(
         message.timestamp = Some(wall_start_ms + i64::try_from(send_time / 1000).unwrap_or(0));
         let (record_stats, failure, acked) = (stats.clone(), failure.clone(), acked.clone());
         let callback = Box::new(move |result: crate::client::producer::DeliveryResult| match result {
-            Ok(_) => {
+            Ok(metadata) => {
                 let mut stats = record_stats.borrow_mut();
                 stats.produced.add(bytes);
-                let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
+                // The batch's acknowledgement time, read once for all its records.
+                let latency = metadata.acknowledged_at.saturating_duration_since(intended);
+                let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                 record(&mut stats.produce_latency, micros);
                 acked.set(acked.get() + 1);
             }
@@ -266,7 +288,16 @@ async fn produce_until_done(
                 failure.borrow_mut().get_or_insert_with(|| format!("produce failed: {e}"));
             }
         });
-        producer.send_with(message, callback).await.map_err(|e| format!("produce failed: {e}"))?;
+        let mut send = std::pin::pin!(producer.send_with(message, callback));
+        let queued = match futures_lite::future::poll_once(&mut send).await {
+            Some(queued) => queued,
+            None => {
+                // Waiting for buffer room: the clock moves on meanwhile.
+                clock = None;
+                send.await
+            }
+        };
+        queued.map_err(|e| format!("produce failed: {e}"))?;
         sent += 1;
         if let Some(per_txn) = per_txn
             && sent.is_multiple_of(per_txn)
@@ -274,9 +305,11 @@ async fn produce_until_done(
             producer.commit_transaction().await.map_err(|e| format!("commit failed: {e}"))?;
             stats.borrow_mut().commits += 1;
             producer.begin_transaction().map_err(|e| format!("begin_transaction failed: {e}"))?;
+            clock = None;
         }
         if sent.is_multiple_of(SENDS_PER_YIELD) {
             glommio::yield_if_needed().await;
+            clock = None;
         }
     }
     if per_txn.is_some() {

@@ -293,17 +293,25 @@ fn records_sent_while_requests_are_in_flight_join_one_batch_at_linger_zero() {
         let mut deliveries = Vec::new();
         for i in 0..RECORDS {
             let record = ProducerRecord::new("linger0", None, Some(i.to_string().into_bytes()));
-            deliveries.push(producer.send(record).await.unwrap());
+            deliveries.push((std::time::Instant::now(), producer.send(record).await.unwrap()));
             // Each record's linger runs out before the next comes.
             glommio::timer::sleep(Duration::from_micros(100)).await;
         }
-        for (i, delivery) in deliveries.into_iter().enumerate() {
-            assert_eq!(delivery.await.unwrap().offset, Some(i as i64));
+        let mut acknowledged = Vec::new();
+        for (i, (sent, delivery)) in deliveries.into_iter().enumerate() {
+            let report = delivery.await.unwrap();
+            assert_eq!(report.offset, Some(i as i64));
+            assert!(report.acknowledged_at > sent, "record {i} acknowledged before it was sent");
+            acknowledged.push(report.acknowledged_at);
         }
+        assert!(acknowledged.is_sorted(), "batches are acknowledged in order");
         let batches = stored_batches(&client, "linger0").await;
         // One request at a time of about a millisecond (acks=all, fdatasync) while a record comes
         // every 0.1 ms or more: batches of several records. One batch a record was the old way.
         assert!(batches.len() < RECORDS / 2, "{} batches for {RECORDS} records", batches.len());
+        // The acknowledgement time is the batch's: one clock reading for all its records.
+        acknowledged.dedup();
+        assert_eq!(acknowledged.len(), batches.len(), "one acknowledgement time per batch");
     });
 }
 
