@@ -26,12 +26,19 @@ machine_limits() {
     rm -f "$scratch/probe"
     [ -n "$engine" ] || die "fio cannot do O_DIRECT writes in $scratch"
 
+    # MB/s of $fio_runs sequential O_DIRECT writes of $fio_size in 1 MiB blocks to file $1, each
+    # with fio's further arguments; the last run's file is left for the reads below.
+    fio_writes() {
+        local file=$1
+        shift
+        for _ in $(seq 1 "$fio_runs"); do
+            rm -f "$file"
+            fio --name=seqwrite --filename="$file" --rw=write --bs=1M --size="$fio_size" --direct=1 \
+                --ioengine="$engine" --output-format=json "$@" | jq '.jobs[0].write.bw_bytes / 1e6'
+        done | jq -s -c .
+    }
     log "fio: sequential write, O_DIRECT, bs=1M, size=$fio_size, iodepth 8, $engine, x$fio_runs"
-    fio_write_runs=$(for _ in $(seq 1 "$fio_runs"); do
-        rm -f "$scratch/fio.dat"
-        fio --name=seqwrite --filename="$scratch/fio.dat" --rw=write --bs=1M --size="$fio_size" --direct=1 \
-            --ioengine="$engine" --iodepth=8 --end_fsync=1 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
-    done | jq -s -c .)
+    fio_write_runs=$(fio_writes "$scratch/fio.dat" --iodepth=8 --end_fsync=1)
     fio_write=$(jq '.[]' <<<"$fio_write_runs" | median)
 
     # What a durable produce stream asks of the disk: the same writes, 4 in flight, with an
@@ -39,11 +46,7 @@ machine_limits() {
     # before it acknowledges them). The device's cache flushes cost what the sequential write
     # above does not pay; produce workloads are given against both.
     log "fio: sequential write, O_DIRECT, bs=1M, iodepth 4, fdatasync every 4 MiB, x$fio_runs"
-    fio_sync_runs=$(for _ in $(seq 1 "$fio_runs"); do
-        rm -f "$scratch/fio-sync.dat"
-        fio --name=syncwrite --filename="$scratch/fio-sync.dat" --rw=write --bs=1M --size="$fio_size" --direct=1 \
-            --ioengine="$engine" --iodepth=4 --fdatasync=4 --output-format=json | jq '.jobs[0].write.bw_bytes / 1e6'
-    done | jq -s -c .)
+    fio_sync_runs=$(fio_writes "$scratch/fio-sync.dat" --iodepth=4 --fdatasync=4)
     rm -f "$scratch/fio-sync.dat"
     fio_sync=$(jq '.[]' <<<"$fio_sync_runs" | median)
 

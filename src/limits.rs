@@ -170,8 +170,9 @@ pub const REQUEST_BUFFER_MIN_BYTES: usize = 16 * 1024;
 /// The most one read of a client's or an inter-broker connection asks the socket for. These
 /// reads once zero-filled what they asked for (safe Rust reads only into initialised memory), and
 /// asking for a large frame's whole room at once zero-filled megabytes to receive a few hundred
-/// KiB: 31 % of a fan-out consumer's CPU. They now receive into spare capacity (`crate::socket`);
-/// the controller transport's reads, generic over any `AsyncRead`, still zero-fill this much.
+/// KiB: 31 % of a fan-out consumer's CPU. They now receive into spare capacity
+/// (`crate::socket::read_more`); the controller transport's reads, generic over any
+/// `AsyncRead`, still zero-fill this much.
 pub const SOCKET_READ_BYTES_MAX: usize = 256 * 1024;
 /// Default `connections.max.idle.ms` (Kafka's, 10 minutes): a connection with no request for
 /// this long is closed.

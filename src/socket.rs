@@ -5,8 +5,8 @@
 //! consumer of megabyte fetch responses that memset was 5 % of its CPU, and the first touch of
 //! each fresh page faulted inside it. The broker's request reader, the client's response reader
 //! and the inter-broker pool's reader all receive here instead, so the one `unsafe` read of
-//! uninitialised memory is written once. A leaf beside `limits`: it knows sockets and buffers,
-//! nothing of Kafka.
+//! uninitialised memory is written once. It knows sockets and buffers (and `limits`), nothing of
+//! Kafka.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -14,6 +14,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use bytes::BytesMut;
 use glommio::net::TcpStream;
+
+use crate::limits::SOCKET_READ_BYTES_MAX;
 
 /// A byte buffer whose spare capacity a read may fill.
 pub trait SpareCapacity {
@@ -90,6 +92,15 @@ pub async fn read_into(stream: &TcpStream, buf: &mut impl SpareCapacity, max: us
             done => return done,
         }
     }
+}
+
+/// Reads more of a response frame into `buf`: up to the room `split_frame` reserved for it, at
+/// least `min` and at most [`SOCKET_READ_BYTES_MAX`] bytes (the client's and the inter-broker
+/// pool's read loops). `Ok(0)` at the end of the stream.
+pub async fn read_more(stream: &TcpStream, buf: &mut BytesMut, min: usize) -> io::Result<usize> {
+    let want = buf.capacity().saturating_sub(buf.len()).clamp(min.max(1), SOCKET_READ_BYTES_MAX.max(min));
+    buf.reserve(want);
+    read_into(stream, buf, want).await
 }
 
 #[cfg(test)]

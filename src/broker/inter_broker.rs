@@ -355,14 +355,7 @@ async fn read_loop(addr: String, stream: TcpStream, shared: Rc<Shared>, response
         let frame = match split_frame(&mut buf, FrameLimits::responses(response_max)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                // Room for the rest of the frame `split_frame` reserved, read at most
-                // SOCKET_READ_BYTES_MAX at a time, into spare capacity (no zero-filling).
-                let want = buf
-                    .capacity()
-                    .saturating_sub(buf.len())
-                    .clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
-                buf.reserve(want);
-                let read = crate::socket::read_into(&stream, &mut buf, want).await;
+                let read = crate::socket::read_more(&stream, &mut buf, READ_CHUNK_BYTES).await;
                 let failed = match read {
                     Ok(0) => "closed by the broker".to_string(),
                     Ok(_) => continue,

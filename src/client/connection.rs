@@ -328,14 +328,7 @@ async fn read_loop(addr: String, stream: TcpStream, max_bytes: u32, state: Rc<Sh
         let frame = match split_frame(&mut buf, FrameLimits::responses(max_bytes)) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                // Room for the rest of the frame `split_frame` reserved, read at most
-                // SOCKET_READ_BYTES_MAX at a time, into spare capacity (no zero-filling).
-                let want = buf
-                    .capacity()
-                    .saturating_sub(buf.len())
-                    .clamp(READ_CHUNK_BYTES, crate::limits::SOCKET_READ_BYTES_MAX);
-                buf.reserve(want);
-                let read = crate::socket::read_into(&stream, &mut buf, want).await;
+                let read = crate::socket::read_more(&stream, &mut buf, READ_CHUNK_BYTES).await;
                 match read {
                     Ok(0) => {
                         state.fail(network(&addr, "closed by the broker"));

@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The runtime (executors, shard ids, the mesh): knows no Kafka concept.
     ("shard", &["limits"]),
     // Socket reads into uninitialised memory, for every read loop: knows no Kafka concept.
-    ("socket", &[]),
+    ("socket", &["limits"]),
     // The wire codec: encodes model types; knows nothing of disks or serving.
     ("protocol", &["model", "limits"]),
     // The log on disk: stores model batches on a shard's executor; never speaks the protocol.
