@@ -2,8 +2,9 @@
 //!
 //! Safe Rust reads only into initialised memory, so a read loop that asks for room with
 //! `resize(len + n, 0)` writes every byte twice: zeroes, then what the socket gave. For a
-//! consumer of megabyte fetch responses that memset was 5 % of its CPU, and the first touch of
-//! each fresh page faulted inside it. The broker's request reader, the client's response reader
+//! consumer of megabyte fetch responses that memset was 5 % of its CPU samples (mostly cache
+//! misses on memory not recently touched, which the kernel's copy now takes instead; see
+//! perf/README.md). The broker's request reader, the client's response reader
 //! and the inter-broker pool's reader all receive here instead, so the one `unsafe` read of
 //! uninitialised memory is written once. It knows sockets and buffers (and `limits`), nothing of
 //! Kafka.
