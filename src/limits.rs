@@ -167,6 +167,15 @@ pub const CONNECTION_READ_AHEAD_BYTES: usize = 4096;
 /// a connection that declares 100 MB and sends 1 KB holds 16 KiB; it then doubles with the
 /// bytes that arrive.
 pub const REQUEST_BUFFER_MIN_BYTES: usize = 16 * 1024;
+/// A request frame at most this large is given its whole buffer as soon as its first bytes
+/// arrive, while the shard's request memory is at most half charged by it (`server::reader`):
+/// grown from [`REQUEST_BUFFER_MIN_BYTES`] by doubling, a 1 MiB produce frame was copied once
+/// more in its growth steps (15 % of the broker's CPU producing 4 MiB requests). 8 MiB holds
+/// twice the requests of Sluice's producer (`request_max_bytes`, 4 MiB) and eight of Kafka's
+/// default `max.request.size`. Kafka allocates every frame whole; the half-budget rule keeps
+/// connections that declare large frames and send little from holding more than half the
+/// budget between them.
+pub const REQUEST_BUFFER_WHOLE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// The most one read of a client's or an inter-broker connection asks the socket for. These
 /// reads once zero-filled what they asked for (safe Rust reads only into initialised memory), and
 /// asking for a large frame's whole room at once zero-filled megabytes to receive a few hundred
@@ -231,6 +240,7 @@ pub const SENDFILE_CHUNK_BYTES: usize = 1024 * 1024;
 const _: () = assert!(REQUEST_BYTES_MIN < REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT as u64 <= QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT);
 const _: () = assert!((REQUEST_BUFFER_MIN_BYTES as u64) < QUEUED_MAX_REQUEST_BYTES_PER_SHARD_MIN);
+const _: () = assert!(REQUEST_BUFFER_MIN_BYTES < REQUEST_BUFFER_WHOLE_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX < REQUEST_BYTES_MAX_DEFAULT);
 
 /// Batches remembered per producer per partition for deduplication (Kafka's

@@ -95,6 +95,13 @@ impl RequestMemory {
         self.state.borrow().charged_bytes >= self.budget_bytes
     }
 
+    /// Whether `bytes` more would leave at most half the budget charged, with nobody waiting:
+    /// room to spare for a frame taken whole before its bytes arrive (see `reader.rs`).
+    pub(super) fn has_room_to_spare(&self, bytes: u64) -> bool {
+        let state = self.state.borrow();
+        state.queue.is_empty() && state.charged_bytes.saturating_add(bytes) <= self.budget_bytes / 2
+    }
+
     /// Growths waiting for memory.
     pub fn waiting(&self) -> usize {
         self.state.borrow().queue.len()

@@ -4,10 +4,13 @@
 //! what is charged is exactly that buffer's capacity):
 //! - A small frame that arrives whole within one read of the connection's read-ahead buffer
 //!   ([`CONNECTION_READ_AHEAD_BYTES`]) is copied out into an exactly sized buffer.
-//! - A larger one moves to a buffer of its own, which the socket fills directly. It grows as
-//!   bytes arrive: to at most twice what arrived, or to what the kernel already holds for it
-//!   (`FIONREAD`), never to the declared length up front. Each growth waits for the memory
-//!   budget (`memory.rs`); while it waits the socket is not read, which is the backpressure.
+//! - A larger one moves to a buffer of its own, which the socket fills directly. A frame of at
+//!   most [`REQUEST_BUFFER_WHOLE_BYTES_MAX`] gets its whole buffer at once while that leaves
+//!   the budget at most half charged, so the usual produce frame is never copied as it grows.
+//!   Otherwise the buffer grows as bytes arrive: to at most twice what arrived, or to what the
+//!   kernel already holds for it (`FIONREAD`), never to the declared length up front. Each
+//!   growth waits for the memory budget (`memory.rs`); while it waits the socket is not read,
+//!   which is the backpressure.
 //!
 //! A frame's length is checked (`protocol::frame_length`, the check `split_frame` makes for the
 //! client and the fuzz target) before anything is allocated for it. Nothing is zero-filled:
@@ -31,7 +34,7 @@ use glommio::net::TcpStream;
 
 use super::memory::{Charge, RequestMemory};
 use super::sweep::ConnectionState;
-use crate::limits::{CONNECTION_READ_AHEAD_BYTES, REQUEST_BUFFER_MIN_BYTES};
+use crate::limits::{CONNECTION_READ_AHEAD_BYTES, REQUEST_BUFFER_MIN_BYTES, REQUEST_BUFFER_WHOLE_BYTES_MAX};
 use crate::protocol::{FrameError, FrameLimits, LENGTH_PREFIX_BYTES, frame_length};
 use crate::socket::recv_into;
 
@@ -155,7 +158,10 @@ impl FrameReader {
                     state.request_received(!self.pending().is_empty());
                     return Ok(Some(Frame { bytes, charge }));
                 }
-                let target = next_capacity(len, arrived, ready_bytes(fd));
+                let mut target = next_capacity(len, arrived, ready_bytes(fd));
+                if len <= REQUEST_BUFFER_WHOLE_BYTES_MAX && self.memory.has_room_to_spare(len as u64) {
+                    target = len;
+                }
                 let mut charge = Charge::new(&self.memory);
                 state.paused(charge.grow(target as u64)).await;
                 let mut buf = Vec::with_capacity(target);
@@ -250,6 +256,57 @@ mod tests {
         assert_eq!(next_capacity(50_000_000, 1 << 20, 5 << 20), 6 << 20);
         assert_eq!(next_capacity(3 << 20, 2 << 20, 0), 3 << 20);
         assert_eq!(next_capacity(100, 10, 0), 100);
+    }
+
+    /// A frame of 1 MiB whose first KiB arrives gets its whole buffer at once while the budget
+    /// has room to spare (so it is never copied as it grows), and grows with what arrives when
+    /// taking it whole would charge more than half the budget.
+    #[test]
+    fn a_frame_up_to_the_whole_size_is_taken_whole_while_half_the_budget_is_free() {
+        run_on_shard(|| async {
+            const LEN: usize = 1 << 20;
+            for (budget, whole) in [(1u64 << 30, true), (3 * LEN as u64 / 2, false)] {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (go_on, wait) = futures_channel::oneshot::channel::<()>();
+                let client = glommio::spawn_local(async move {
+                    let mut client = glommio::net::TcpStream::connect(addr).await.unwrap();
+                    client.write_all(&(LEN as i32).to_be_bytes()).await.unwrap();
+                    client.write_all(&[7u8; 1024]).await.unwrap();
+                    client.flush().await.unwrap();
+                    let _ = wait.await;
+                    client.write_all(&vec![7u8; LEN - 1024]).await.unwrap();
+                    client.flush().await.unwrap();
+                    client
+                });
+                let memory = RequestMemory::new(budget);
+                let server = listener.accept().await.unwrap();
+                let state = ConnectionState::new(server.as_raw_fd(), addr);
+                let mut frames = FrameReader::new(FrameLimits::requests(MAX), memory.clone());
+                let waited = futures_lite::future::or(async { Some(frames.next(&server, &state).await) }, async {
+                    glommio::timer::sleep(Duration::from_millis(200)).await;
+                    None
+                })
+                .await;
+                assert!(waited.is_none(), "the frame is not complete");
+                let (held, capacity) = frames.buffered();
+                assert_eq!(held, 1024);
+                if whole {
+                    assert_eq!(capacity, LEN, "budget {budget}: the whole frame's buffer at once");
+                } else {
+                    assert!(capacity <= REQUEST_BUFFER_MIN_BYTES, "budget {budget}: {capacity} bytes for 1 KiB");
+                }
+                assert_eq!(memory.charged_bytes(), capacity as u64);
+                go_on.send(()).unwrap();
+                let frame = frames.next(&server, &state).await.unwrap().unwrap();
+                assert_eq!(frame.bytes.len(), LEN);
+                assert_eq!(frame.bytes.capacity(), LEN, "an exactly sized buffer");
+                assert!(frame.bytes.iter().all(|&b| b == 7));
+                drop(frame);
+                assert_eq!(memory.charged_bytes(), 0, "the charge given back");
+                drop(client.await);
+            }
+        });
     }
 
     /// A frame declared at 50 MB of which 1 KiB arrives: the reader holds and charges about what
