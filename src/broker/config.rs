@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Connections accepted at once per shard; past it new ones are closed.
     pub max_connections_per_shard: u32,
+    /// Whether a client connection moves to the shard its requests work on
+    /// (`--move-connections`, see `server::placement`).
+    pub move_connections: bool,
     /// The most partition replicas this broker accepts (`--max-partitions`), advertised at
     /// registration; the controller refuses what would place more on it.
     pub max_partitions: u64,
@@ -308,6 +311,7 @@ impl BrokerConfig {
             auto_create_topics: false,
             default_partitions: 1,
             max_connections_per_shard: crate::limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT,
+            move_connections: true,
             max_partitions: crate::limits::MAX_PARTITIONS_FALLBACK,
             max_in_flight_per_connection: crate::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION,
             queued_max_request_bytes: crate::limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT,

@@ -15,12 +15,17 @@ use crate::metrics;
 use crate::protocol::{
     ApiKey, HeaderError, LENGTH_PREFIX_BYTES, Reply, RequestBody, RequestHeader, decode_request_body,
 };
-use crate::server::Dispatch;
+use crate::server::{Dispatch, Placement};
 
 impl Dispatch for ShardBroker {
-    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
+    fn dispatch(
+        self: Rc<Self>,
+        frame: BytesMut,
+        peer: SocketAddr,
+        placement: Placement,
+    ) -> Pin<Box<dyn Future<Output = Reply>>> {
         let probe = request_probe(&frame, false);
-        Box::pin(measured(probe, handle(self, frame, peer, false)))
+        Box::pin(measured(probe, handle(self, frame, peer, false, placement)))
     }
 }
 
@@ -31,9 +36,14 @@ impl Dispatch for ShardBroker {
 pub struct ReplicationListener(pub Rc<ShardBroker>);
 
 impl Dispatch for ReplicationListener {
-    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>> {
+    fn dispatch(
+        self: Rc<Self>,
+        frame: BytesMut,
+        peer: SocketAddr,
+        placement: Placement,
+    ) -> Pin<Box<dyn Future<Output = Reply>>> {
         let probe = request_probe(&frame, true);
-        Box::pin(measured(probe, handle(self.0.clone(), frame, peer, true)))
+        Box::pin(measured(probe, handle(self.0.clone(), frame, peer, true, placement)))
     }
 }
 
@@ -69,7 +79,13 @@ async fn measured(probe: Option<metrics::RequestProbe>, handling: impl Future<Ou
 }
 
 /// Handles one request frame; `replication` if it came to the replication listener.
-async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr, replication: bool) -> Reply {
+async fn handle(
+    broker: Rc<ShardBroker>,
+    mut frame: BytesMut,
+    peer: SocketAddr,
+    replication: bool,
+    placement: Placement,
+) -> Reply {
     let header = match RequestHeader::decode(&mut frame) {
         Ok(header) => header,
         Err(HeaderError::Unsupported { api_key, api_version, correlation_id })
@@ -100,8 +116,11 @@ async fn handle(broker: Rc<ShardBroker>, mut frame: BytesMut, peer: SocketAddr, 
             return Reply::Close;
         }
     };
+    let worked_on = |shard| placement.worked_on(shard);
     match body {
-        RequestBody::Fetch(request) if replication => handlers::fetch::handle(&broker, &header, request, true).await,
-        body => handlers::run(&broker, &header, body, peer).await,
+        RequestBody::Fetch(request) if replication => {
+            handlers::fetch::handle(&broker, &header, request, true, &worked_on).await
+        }
+        body => handlers::run(&broker, &header, body, peer, &worked_on).await,
     }
 }

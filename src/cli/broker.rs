@@ -115,6 +115,10 @@ pub(super) struct BrokerArgs {
     /// Connections per core.
     #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_MAX_DEFAULT)]
     max_connections_per_core: u32,
+    /// Move a client connection to the core that leads the partitions its produce and fetch
+    /// requests keep working on, so they are served without a hop between cores.
+    #[arg(long, env = "SLUICE_MOVE_CONNECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    move_connections: bool,
     /// Descriptors the broker's segment files may hold open, split evenly over the cores: past
     /// it, idle files are closed and reopened when next used (a file being read or written is
     /// never closed). Default: the open files limit less a reserve and the descriptors of
@@ -444,6 +448,7 @@ impl BrokerArgs {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_connections_per_shard: self.max_connections_per_core,
+            move_connections: self.move_connections,
             max_partitions: match self.max_partitions {
                 0 => limits::default_max_partitions(physical_memory_bytes()),
                 n => n,
@@ -697,7 +702,9 @@ pub(super) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     stop_on_signals(pool.shutdown())?;
     let meshes = broker_meshes(config.shards);
     let shard_config = config.clone();
+    let handoff = crate::server::Handoff::new(config.shards);
     let shared = Arc::new(Shared {
+        handoff,
         metrics: metrics_listener.as_ref().map(|_| Arc::new(crate::metrics::Metrics::new())),
         metrics_listener: std::sync::Mutex::new(metrics_listener),
         replication_listeners: std::sync::Mutex::new(vec![None; config.shards]),
@@ -730,6 +737,8 @@ fn stop_on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
 
 /// What the shards of one broker tell each other while starting and stopping.
 struct Shared {
+    /// The client listeners' handoff: connections move to the shard their requests work on.
+    handoff: Arc<crate::server::Handoff>,
     /// The metrics every shard counts into, with `--metrics-listen`.
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The metrics endpoint's socket, bound at start; shard 0 takes it and serves it.
@@ -860,9 +869,11 @@ async fn run_shard(
         replication_memory,
         replication_listener,
         replication_stopped,
+        None,
     ))
     .detach();
-    crate::server::serve(broker.clone(), limits, client_memory, listener, shutdown).await;
+    let handoff = config.move_connections.then(|| shared.handoff.end(shard));
+    crate::server::serve(broker.clone(), limits, client_memory, listener, shutdown, handoff).await;
     let _ = stop_replication.send(());
     let _ = replication.await;
     let _ = stop_metrics.send(());

@@ -26,7 +26,8 @@ mod registry;
 pub use http::{HttpLimits, Scrape, adopt, serve};
 pub use parse::{ParseError, Sample, parse};
 pub use probe::{
-    RequestKind, RequestProbe, accept_failed, batch_cache_hit, batch_cache_miss, connection_closed, connection_opened,
-    connection_refused, install, isr_changed, log_flushed, set_group_lags, set_shard_sample, start_request,
+    RequestKind, RequestProbe, accept_failed, batch_cache_hit, batch_cache_miss, connection_closed,
+    connection_moved_in, connection_moved_out, connection_opened, connection_refused, install, isr_changed,
+    log_flushed, set_group_lags, set_shard_sample, start_request,
 };
 pub use registry::{Format, GroupLag, Metrics, ShardSample};

@@ -109,6 +109,21 @@ pub fn connection_closed() {
     });
 }
 
+/// A client connection moved here from another shard (the one its requests work on).
+pub fn connection_moved_in() {
+    with(|m| {
+        m.connections_moved_in.inc();
+        m.connections.inc();
+    });
+}
+
+/// A client connection moved from here to another shard.
+pub fn connection_moved_out() {
+    with(|m| {
+        m.connections.dec();
+    });
+}
+
 /// A connection was closed as it arrived: the shard has `--max-connections-per-core` open.
 pub fn connection_refused() {
     with(|m| {

@@ -105,6 +105,7 @@ pub(super) struct Families {
     connections: Family<ShardLabels, Gauge>,
     connections_accepted: Family<ShardLabels, Counter>,
     connections_refused: Family<ShardLabels, Counter>,
+    connections_moved_in: Family<ShardLabels, Counter>,
     accept_errors: Family<ShardLabels, Counter>,
     group_lag: Family<GroupLabels, Gauge>,
     group_lag_max: Family<GroupLabels, Gauge>,
@@ -212,6 +213,7 @@ impl Metrics {
             connections: Family::default(),
             connections_accepted: Family::default(),
             connections_refused: Family::default(),
+            connections_moved_in: Family::default(),
             accept_errors: Family::default(),
             group_lag: Family::default(),
             group_lag_max: Family::default(),
@@ -326,6 +328,11 @@ fn register(root: &mut Registry, f: &Families) {
         "Connections closed at once: --max-connections-per-core reached",
         f.connections_refused.clone(),
     );
+    r.register(
+        "connections_moved_in",
+        "Client connections moved here from another shard, the one their requests' partitions are on",
+        f.connections_moved_in.clone(),
+    );
     r.register("accept_errors", "Failed accepts (out of descriptors or memory)", f.accept_errors.clone());
     r.register(
         "consumer_group_lag_records",
@@ -365,6 +372,7 @@ pub(super) struct ShardMetrics {
     pub(super) connections: Gauge,
     pub(super) connections_accepted: Counter,
     pub(super) connections_refused: Counter,
+    pub(super) connections_moved_in: Counter,
     pub(super) accept_errors: Counter,
 }
 
@@ -385,6 +393,7 @@ impl ShardMetrics {
             connections: f.connections.get_or_create_owned(&labels),
             connections_accepted: f.connections_accepted.get_or_create_owned(&labels),
             connections_refused: f.connections_refused.get_or_create_owned(&labels),
+            connections_moved_in: f.connections_moved_in.get_or_create_owned(&labels),
             accept_errors: f.accept_errors.get_or_create_owned(&labels),
         }
     }

@@ -8,10 +8,15 @@
 //! `max_in_flight_per_connection` are in flight before reading pauses. A request's memory is
 //! given back when its handler returns. The sweep (`sweep.rs`) closes the connection when it is
 //! idle too long or a request trickles in too slowly.
+//!
+//! A client connection whose requests keep working on one other shard moves there
+//! (`placement.rs`): the reader stops taking requests, the writer answers those in flight, and
+//! the socket goes to the other shard's listener with the bytes read ahead.
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use glommio::channels::local_channel;
@@ -19,6 +24,7 @@ use glommio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::memory::RequestMemory;
+use super::placement::{Affinity, HandoffEnd, Moved, Placement};
 use super::reader::{Frame, FrameReader, ReadError};
 use super::sweep::{ConnectionState, Connections};
 use super::writer::{set_nonblocking, write_pieces};
@@ -37,6 +43,28 @@ pub(super) struct Listener<D> {
     /// Connections closed for a bad frame or a failed socket (a flood of bad clients logs once
     /// a second).
     pub(super) closed_log: LogThrottle,
+    /// This shard's end of the handoff between shards, which also counts its open connections.
+    pub(super) handoff: HandoffEnd,
+    /// Whether connections move to the shard their requests work on (`placement.rs`).
+    pub(super) moves: bool,
+}
+
+/// How a connection arrives at [`serve`].
+#[derive(Debug, Default)]
+pub(super) struct Arrival {
+    /// Bytes already read from it (by the shard it moved from).
+    pub(super) read_ahead: Vec<u8>,
+    /// Moves it has made.
+    pub(super) moves: u32,
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The connection is closed.
+    Closed,
+    /// It moved to another shard, which serves it now.
+    Moved,
 }
 
 /// Readies an accepted socket for [`serve`]: non-blocking, TCP_NODELAY, and a second descriptor
@@ -57,22 +85,29 @@ pub fn prepare(stream: &TcpStream, peer: SocketAddr) -> io::Result<TcpStream> {
     Ok(unsafe { TcpStream::from_raw_fd(dup) })
 }
 
-/// Serves one connection until the client closes it, sends something that forces a close, or
-/// the sweep closes it. `write_stream` is the writer's descriptor for the same socket, from
-/// [`prepare`].
+/// Serves one connection until the client closes it, sends something that forces a close, the
+/// sweep closes it, or it moves to another shard. `write_stream` is the writer's descriptor for
+/// the same socket, from [`prepare`].
 pub(super) async fn serve<D: Dispatch>(
     listener: Rc<Listener<D>>,
     stream: TcpStream,
     mut write_stream: TcpStream,
     peer: SocketAddr,
-) {
+    arrival: Arrival,
+) -> Ended {
     let state = ConnectionState::new(stream.as_raw_fd(), peer);
     // Dropped before `stream` (a parameter, dropped last), so the sweep never shuts down a
     // descriptor number that was closed and reused.
     let registration = listener.connections.register(state.clone());
+    let affinity = listener.moves.then(|| Affinity::new(listener.handoff.shard(), arrival.moves));
+    // Set before the reader closes the writer's channel to move: the writer then answers what
+    // is in flight and leaves the socket open.
+    let moving = Rc::new(Cell::new(false));
     let (tx, rx) = local_channel::new_bounded(listener.limits.in_flight_per_connection.max(1));
     let writer_state = state.clone();
+    let writer_moving = moving.clone();
     let writer = glommio::spawn_local(async move {
+        let mut answered_all = true;
         while let Some(task) = rx.recv().await {
             let task: glommio::task::JoinHandle<Reply> = task;
             let written = match task.await {
@@ -83,21 +118,38 @@ pub(super) async fn serve<D: Dispatch>(
             writer_state.request_answered();
             match written {
                 Ok(true) => {}
-                Ok(false) => break,
+                Ok(false) => {
+                    answered_all = false;
+                    break;
+                }
                 Err(e) => {
                     debug!(%peer, error = %e, "write failed; closing");
+                    answered_all = false;
                     break;
                 }
             }
         }
-        // Wake the reader, which may be waiting for a frame the client will never send.
-        // SAFETY: shutdown(2) on the descriptor this task owns.
-        unsafe { libc::shutdown(write_stream.as_raw_fd(), libc::SHUT_RDWR) };
+        if !(answered_all && writer_moving.get()) {
+            // Wake the reader, which may be waiting for a frame the client will never send.
+            // SAFETY: shutdown(2) on the descriptor this task owns.
+            unsafe { libc::shutdown(write_stream.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        answered_all
     })
     .detach();
     let limits = FrameLimits::requests(listener.limits.request_bytes_max);
-    let mut frames = FrameReader::new(limits, listener.memory.clone());
+    let mut frames = FrameReader::with_read_ahead(limits, listener.memory.clone(), arrival.read_ahead);
+    let mut move_to = None;
     loop {
+        if let Some(affinity) = &affinity
+            && let Some(to) = affinity.wants_move()
+        {
+            if listener.handoff.reserve(to, listener.limits.connections_per_shard) {
+                move_to = Some(to);
+                break;
+            }
+            affinity.start_over();
+        }
         let Frame { bytes, charge } = match frames.next(&stream, &state).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -122,8 +174,9 @@ pub(super) async fn serve<D: Dispatch>(
         };
         state.request_started();
         let dispatch = listener.dispatch.clone();
+        let placement = affinity.as_ref().map_or_else(Placement::detached, |a| a.placement());
         let task = glommio::spawn_local(async move {
-            let reply = dispatch.dispatch(bytes, peer).await;
+            let reply = dispatch.dispatch(bytes, peer, placement).await;
             // The handler has returned and dropped the frame: its memory is free for others.
             drop(charge);
             reply
@@ -134,10 +187,37 @@ pub(super) async fn serve<D: Dispatch>(
             break;
         }
     }
+    if let Some(to) = move_to {
+        moving.set(true);
+        drop(tx);
+        let answered_all = writer.await.unwrap_or(false);
+        let socket = answered_all.then(|| frames.take_read_ahead()).flatten().and_then(|read_ahead| {
+            // SAFETY: dup gives a new descriptor for the socket, owned by the `OwnedFd`; the
+            // streams' own descriptors close when they drop (no shutdown, so the socket lives).
+            let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            (fd >= 0).then(|| (unsafe { OwnedFd::from_raw_fd(fd) }, read_ahead))
+        });
+        drop(registration);
+        let moves = affinity.as_ref().map_or(0, |a| a.moves()).saturating_add(1);
+        match socket {
+            Some((socket, read_ahead)) => {
+                debug!(%peer, to, moves, "connection moves to the shard its requests work on");
+                listener.handoff.send(to, Moved { socket, peer, read_ahead, moves });
+                return Ended::Moved;
+            }
+            None => {
+                listener.handoff.give_place_on(to);
+                let _ = stream.shutdown(std::net::Shutdown::Both).await;
+                return Ended::Closed;
+            }
+        }
+    }
     // Whatever was half received is given back now, not when the writer is done.
     drop(frames);
     drop(tx);
-    writer.await;
+    let _ = writer.await;
     drop(registration);
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    Ended::Closed
 }

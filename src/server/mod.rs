@@ -3,17 +3,20 @@
 //! sends record bytes without copying them.
 //!
 //! The server knows nothing of Kafka's APIs: each request frame goes to a [`Dispatch`], which
-//! the broker implements, and comes back as a [`Reply`].
+//! the broker implements, and comes back as a [`Reply`]. The dispatcher also reports which
+//! shards each request worked on ([`Placement`]), and a client connection whose requests keep
+//! working on one other shard moves there (`placement.rs`).
 
 pub mod connection;
 pub mod memory;
+mod placement;
 pub mod reader;
 mod sweep;
 pub mod writer;
 
-use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -27,11 +30,18 @@ use crate::protocol::Reply;
 /// What answers the requests of a connection: given one request frame (without its length
 /// prefix), the future of its reply.
 pub trait Dispatch: 'static {
-    /// Handles one request frame from `peer`.
-    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr) -> Pin<Box<dyn Future<Output = Reply>>>;
+    /// Handles one request frame from `peer`, telling `placement` which shards its work went to
+    /// (the future holds it until the request is done).
+    fn dispatch(
+        self: Rc<Self>,
+        frame: BytesMut,
+        peer: SocketAddr,
+        placement: Placement,
+    ) -> Pin<Box<dyn Future<Output = Reply>>>;
 }
 
 pub use memory::RequestMemory;
+pub use placement::{Handoff, HandoffEnd, MOVE_AFTER_REQUESTS, Placement};
 
 /// The first wait after `accept` fails (out of descriptors or memory: EMFILE, ENFILE, ENOMEM);
 /// it doubles while the failures go on, up to [`ACCEPT_RETRY_MAX`]. Retrying at once would spin
@@ -65,25 +75,35 @@ pub struct ServerLimits {
 
 /// Accepts connections on this shard until `shutdown` fires, handing their requests to
 /// `dispatch`, with their frames charged to `memory` (this listener's budget on this shard).
+/// With `handoff` (the client listener), connections move between the shards' listeners to the
+/// shard their requests work on, and this one serves the connections moved to it.
 pub async fn serve<D: Dispatch>(
     dispatch: Rc<D>,
     limits: ServerLimits,
     memory: Rc<RequestMemory>,
     listener: TcpListener,
     shutdown: flume::Receiver<()>,
+    handoff: Option<HandoffEnd>,
 ) {
     let connections = Rc::new(sweep::Connections::default());
     let timeouts = sweep::Timeouts { idle: limits.connections_max_idle, receive: limits.request_receive_timeout };
     let sweeper = glommio::spawn_local(sweep::sweep(connections.clone(), timeouts));
+    let moves = handoff.is_some();
+    // Without a handoff, a handoff of one shard: it only counts this listener's connections.
+    let handoff = handoff.unwrap_or_else(|| Handoff::new(1).end(0));
     let shared = Rc::new(connection::Listener {
         dispatch,
         limits,
         memory,
         connections,
         closed_log: crate::limits::LogThrottle::new(),
+        handoff: handoff.clone(),
+        moves,
     });
-    let open = Rc::new(Cell::new(0u32));
     let limit = limits.connections_per_shard;
+    handoff.set_serving(true);
+    let (stop_moved_in, moved_in_stopped) = futures_channel::oneshot::channel::<()>();
+    let moved_in = moves.then(|| glommio::spawn_local(serve_moved(shared.clone(), moved_in_stopped)).detach());
     let (failed_log, refused_log) = (crate::limits::LogThrottle::new(), crate::limits::LogThrottle::new());
     let mut retry = ACCEPT_RETRY_MIN;
     loop {
@@ -109,7 +129,7 @@ pub async fn serve<D: Dispatch>(
             Err(e) => {
                 crate::metrics::accept_failed();
                 if let Some(suppressed) = failed_log.allow() {
-                    warn!(error = %e, open_files_limit = ?open_files_limit(), connections = open.get(),
+                    warn!(error = %e, open_files_limit = ?open_files_limit(), connections = handoff.open_here(),
                         retry_ms = retry.as_millis(), failed_since_last_line = suppressed,
                         "accept failed; new connections wait until descriptors or memory free up");
                 }
@@ -131,24 +151,80 @@ pub async fn serve<D: Dispatch>(
                 continue;
             }
         };
-        if open.get() >= limit {
+        if !handoff.take_place(limit) {
             crate::metrics::connection_refused();
             if let Some(suppressed) = refused_log.allow() {
-                warn!(%peer, limit, refused_since_last_line = suppressed,
+                warn!(%peer, limit, connections = handoff.open_here(), refused_since_last_line = suppressed,
                     "--max-connections-per-core reached; closing new connection");
             }
             continue;
         }
-        open.set(open.get() + 1);
-        let (shared, open) = (shared.clone(), open.clone());
         crate::metrics::connection_opened();
-        glommio::spawn_local(async move {
-            connection::serve(shared, stream, write_stream, peer).await;
-            open.set(open.get() - 1);
-            crate::metrics::connection_closed();
-        })
-        .detach();
+        spawn_connection(shared.clone(), stream, write_stream, peer, connection::Arrival::default());
+    }
+    handoff.set_serving(false);
+    drop(stop_moved_in);
+    if let Some(moved_in) = moved_in {
+        moved_in.await;
     }
     sweeper.cancel().await;
     info!("listener stopped");
+}
+
+/// Serves a connection whose place under the shard's limit is taken, until it closes (giving
+/// the place back) or moves (its new shard took a place there).
+fn spawn_connection<D: Dispatch>(
+    shared: Rc<connection::Listener<D>>,
+    stream: glommio::net::TcpStream,
+    write_stream: glommio::net::TcpStream,
+    peer: SocketAddr,
+    arrival: connection::Arrival,
+) {
+    glommio::spawn_local(async move {
+        let ended = connection::serve(shared.clone(), stream, write_stream, peer, arrival).await;
+        shared.handoff.give_place();
+        match ended {
+            connection::Ended::Closed => crate::metrics::connection_closed(),
+            connection::Ended::Moved => crate::metrics::connection_moved_out(),
+        }
+    })
+    .detach();
+}
+
+/// Serves the connections other shards move here, until the listener stops (`stopped` ends);
+/// those that arrive after are closed (their places given back).
+async fn serve_moved<D: Dispatch>(
+    shared: Rc<connection::Listener<D>>,
+    stopped: futures_channel::oneshot::Receiver<()>,
+) {
+    let Some(inbox) = shared.handoff.inbox() else { return };
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let moved = futures_lite::future::or(async { inbox.recv_async().await.ok() }, async {
+            let _ = stopped.as_mut().await;
+            None
+        })
+        .await;
+        let Some(placement::Moved { socket, peer, read_ahead, moves }) = moved else { break };
+        // SAFETY: the moved descriptor is owned by `socket` and handed over whole.
+        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(socket.into_raw_fd()) };
+        match connection::prepare(&stream, peer) {
+            Ok(write_stream) => {
+                crate::metrics::connection_moved_in();
+                spawn_connection(shared.clone(), stream, write_stream, peer, connection::Arrival { read_ahead, moves });
+            }
+            Err(e) => {
+                shared.handoff.give_place();
+                if let Some(suppressed) = shared.closed_log.allow() {
+                    warn!(%peer, error = %e, closed_since_last_line = suppressed,
+                        "cannot serve a connection moved here; closing it");
+                }
+            }
+        }
+    }
+    // Moves sent before this shard stopped serving: close them and give their places back.
+    while let Ok(moved) = inbox.try_recv() {
+        drop(moved);
+        shared.handoff.give_place();
+    }
 }

@@ -88,6 +88,28 @@ impl FrameReader {
         FrameReader { limits, memory, head: Vec::new(), head_start: 0, partial: None }
     }
 
+    /// A reader that starts with `read_ahead`, bytes another shard read from the connection
+    /// before it moved here (`placement.rs`).
+    pub(super) fn with_read_ahead(limits: FrameLimits, memory: Rc<RequestMemory>, mut read_ahead: Vec<u8>) -> Self {
+        if !read_ahead.is_empty() {
+            // The room a read ahead has when it is not empty (see `next`).
+            read_ahead.reserve(CONNECTION_READ_AHEAD_BYTES.saturating_sub(read_ahead.len()));
+        }
+        FrameReader { limits, memory, head: read_ahead, head_start: 0, partial: None }
+    }
+
+    /// The bytes read ahead that no frame has taken, for the shard the connection moves to;
+    /// `None` while a frame is half received in a buffer of its own (then it cannot move).
+    pub(super) fn take_read_ahead(&mut self) -> Option<Vec<u8>> {
+        if self.partial.is_some() {
+            return None;
+        }
+        let mut head = std::mem::take(&mut self.head);
+        head.drain(..self.head_start.min(head.len()));
+        self.head_start = 0;
+        Some(head)
+    }
+
     /// Bytes buffered for frames not yet complete, and the capacity holding them.
     pub fn buffered(&self) -> (usize, usize) {
         let head = (self.head.len() - self.head_start, self.head.capacity());

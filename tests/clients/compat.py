@@ -347,6 +347,59 @@ def scenario_order_100k(b):
     assert len(seen) == n
 
 
+def scenario_connection_moves(b):
+    """Each client's one producer connection writes to partition 0, then 1, then 0 and 1 again,
+    in pipelined requests, while the broker (two cores, the partitions on different cores; the
+    test checks the moves in its metrics) moves the connection to the core that leads the
+    partition it writes. Every record arrives once and in order, whichever core served it, and
+    the consumers, whose fetches move too, read them all."""
+    topic = unique("moves")
+    create_topic(b, topic, partitions=2)
+    phases = [0, 1, 0, 1]
+    per_phase = 300
+    kp = kafka.KafkaProducer(bootstrap_servers=b, linger_ms=0)
+    ck = Producer({"bootstrap.servers": b, "linger.ms": 0})
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+
+    sent = {("kp", 0): [], ("kp", 1): [], ("ck", 0): [], ("ck", 1): []}
+    futures = []
+    n = 0
+    for partition in phases:
+        for i in range(per_phase):
+            value = f"kp-{n}".encode()
+            futures.append(kp.send(topic, value=value, partition=partition))
+            sent[("kp", partition)].append(value)
+            value = f"ck-{n}".encode()
+            ck.produce(topic, value=value, partition=partition, on_delivery=on_delivery)
+            sent[("ck", partition)].append(value)
+            n += 1
+            # A few requests in flight at a time, many requests per phase.
+            if i % 10 == 9:
+                kp.flush(TIMEOUT)
+                assert ck.flush(TIMEOUT) == 0
+    kp.flush(TIMEOUT)
+    for f in futures:
+        f.get(timeout=TIMEOUT)
+    kp.close()
+    assert ck.flush(TIMEOUT) == 0
+    assert not errors, errors[:5]
+    for partition in (0, 1):
+        count = len(sent[("kp", partition)]) + len(sent[("ck", partition)])
+        for name, read in (("kafka-python", kp_consume), ("confluent-kafka", ck_consume)):
+            got = [r["value"] for r in read(b, topic, [partition], count)]
+            for client in ("kp", "ck"):
+                mine = [v for v in got if v.startswith(client.encode() + b"-")]
+                want = sent[(client, partition)]
+                assert mine == want, (
+                    f"{name} read {len(mine)} of {client}'s {len(want)} records of partition {partition}, "
+                    f"first difference at {next((i for i, (x, y) in enumerate(zip(mine, want)) if x != y), None)}"
+                )
+
+
 def scenario_acks(b):
     """acks=0, 1 and all from both clients. Idempotence needs acks=all, so the acks=0/1 producers
     turn it off explicitly (librdkafka's default is off anyway; kafka-python 3.x's is on, and it

@@ -3,7 +3,7 @@
 //! on its own broker). The clients are current releases used with their defaults, so
 //! kafka-python 3.x produces idempotently; tests/it/idempotence.rs covers idempotence itself.
 
-use crate::harness::{Broker, compat_scenario};
+use crate::harness::{Broker, compat_scenario, free_port};
 
 fn run_scenario(scenario: &str, broker_flags: &[&str]) {
     compat_scenario(&Broker::start(broker_flags), scenario, &[]);
@@ -32,6 +32,25 @@ fn every_compression_codec_round_trips() {
 #[test]
 fn hundred_thousand_keyed_records_keep_per_partition_order() {
     run_scenario("order_100k", &["--cores", "2"]);
+}
+
+/// kafka-python's and librdkafka's connections move to the core that leads the partition they
+/// write (and their consumers' to the one they read), with nothing lost, doubled or reordered
+/// (`server::placement`); the broker's metrics count the moves.
+#[test]
+fn connections_move_to_their_partitions_core_without_losing_order() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let broker = Broker::start(&["--cores", "2", "--metrics-listen", &metrics]);
+    compat_scenario(&broker, "connection_moves", &[]);
+    let (_, text) = crate::metrics::scrape(&metrics, "text/plain");
+    let moved: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("sluice_connections_moved_in_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    // Two producers, each writing the partitions of both cores in turn, 30 requests or more at a
+    // time: each starts on the core of one and moves at least once, for the other.
+    assert!(moved >= 2.0, "{moved} connections moved:\n{text}");
 }
 
 #[test]

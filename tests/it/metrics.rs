@@ -25,7 +25,7 @@ fn http(addr: &str, request: &str) -> String {
 }
 
 /// `GET /metrics` with `accept`; returns (Content-Type, body).
-fn scrape(addr: &str, accept: &str) -> (String, String) {
+pub(crate) fn scrape(addr: &str, accept: &str) -> (String, String) {
     let answer = http(addr, &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n"));
     let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");

@@ -180,6 +180,7 @@ pub async fn handle(
     header: &RequestHeader,
     request: FetchRequest,
     replication: bool,
+    worked_on: &dyn Fn(ShardId),
 ) -> Reply {
     let mut requested = Vec::new();
     for topic in &request.topics {
@@ -213,6 +214,7 @@ pub async fn handle(
             return respond(header, &response);
         }
     };
+    super::note_placement(broker, worked_on, plan.partitions.iter().map(|p| &p.topic_partition));
     let max_wait =
         Duration::from_millis(u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_MAX_WAIT_MS_MAX));
     let deadline = Instant::now() + max_wait;

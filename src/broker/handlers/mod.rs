@@ -54,16 +54,20 @@ use crate::shard::ShardId;
 /// `versions=` in `src/protocol/schema/*.msg`) and [`run`] (the dispatch), so an API is added in
 /// one place.
 macro_rules! handler_table {
-    (|$broker:ident, $header:ident, $request:ident, $peer:ident| { $($api:ident => $call:expr,)* }) => {
+    (|$broker:ident, $header:ident, $request:ident, $peer:ident, $worked_on:ident| {
+        $($api:ident => $call:expr,)*
+    }) => {
         /// The APIs the broker serves.
         pub const HANDLED: &[ApiKey] = &[$(ApiKey::$api),*];
 
-        /// Runs the handler for `body`.
+        /// Runs the handler for `body`; produce and fetch call `worked_on` with each shard they
+        /// work on (the server moves a connection to the one its requests keep working on).
         pub async fn run(
             $broker: &Rc<ShardBroker>,
             $header: &RequestHeader,
             body: RequestBody,
             $peer: SocketAddr,
+            $worked_on: &dyn Fn(ShardId),
         ) -> Reply {
             // Unreachable when every message the codec knows is served.
             #[allow(unreachable_patterns)]
@@ -75,9 +79,9 @@ macro_rules! handler_table {
     };
 }
 
-handler_table!(|broker, header, request, peer| {
-    Produce => produce::handle(broker, header, request).await,
-    Fetch => fetch::handle(broker, header, request, false).await,
+handler_table!(|broker, header, request, peer, worked_on| {
+    Produce => produce::handle(broker, header, request, worked_on).await,
+    Fetch => fetch::handle(broker, header, request, false, worked_on).await,
     ListOffsets => list_offsets::handle(broker, header, request).await,
     Metadata => metadata::handle(broker, header, request).await,
     ApiVersions => api_versions::handle(header, request),
@@ -129,6 +133,21 @@ pub fn served_versions(api: ApiKey) -> Option<(i16, i16)> {
 /// Whether the broker serves `version` of `api`.
 pub fn serves(api: ApiKey, version: i16) -> bool {
     served_versions(api).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+/// Calls `worked_on` with the shard that leads each of `partitions` here (a client connection
+/// moves to the one shard its requests keep working on, see `server::placement`); partitions not
+/// led here count for nothing.
+pub(crate) fn note_placement<'a>(
+    broker: &ShardBroker,
+    worked_on: &dyn Fn(ShardId),
+    partitions: impl IntoIterator<Item = &'a TopicPartition>,
+) {
+    for tp in partitions {
+        if let Ok(shard) = broker.metadata.route(&tp.topic, tp.partition) {
+            worked_on(shard);
+        }
+    }
 }
 
 /// Sends each shard its part of a partition-wise request (one message per shard, concurrently)

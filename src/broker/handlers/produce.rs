@@ -17,12 +17,18 @@ use crate::model::{ProducerId, TopicPartition, validate_topic_name};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, ProduceResponsePartition, ProduceResponseTopic};
 use crate::protocol::{ErrorCode, RecordSet, RequestHeader};
 use crate::protocol::{Reply, respond};
+use crate::shard::ShardId;
 
 /// The longest a produce request may wait for acknowledgements.
 const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
 
 /// Produce.
-pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: ProduceRequest) -> Reply {
+pub async fn handle(
+    broker: &Rc<ShardBroker>,
+    header: &RequestHeader,
+    request: ProduceRequest,
+    worked_on: &dyn Fn(ShardId),
+) -> Reply {
     let acks = Acks::try_from(request.acks);
     if broker.config.auto_create_topics && acks.is_ok() {
         let image = broker.metadata.image();
@@ -50,6 +56,7 @@ pub async fn handle(broker: &Rc<ShardBroker>, header: &RequestHeader, request: P
         }
         order.push((topic.name, indexes));
     }
+    super::note_placement(broker, worked_on, work.iter().map(|(tp, _)| tp));
     let timeout =
         Duration::from_millis(u64::try_from(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX)).unwrap_or(0));
     // A transactional producer's first write to a partition in a transaction comes back asking
