@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -15,17 +14,11 @@ use crate::metrics;
 use crate::protocol::{
     ApiKey, HeaderError, LENGTH_PREFIX_BYTES, Reply, RequestBody, RequestHeader, decode_request_body,
 };
-use crate::server::{Dispatch, Placement};
+use crate::server::{Dispatch, Placement, ReplyFuture};
 
 impl Dispatch for ShardBroker {
-    fn dispatch(
-        self: Rc<Self>,
-        frame: BytesMut,
-        peer: SocketAddr,
-        placement: Placement,
-    ) -> Pin<Box<dyn Future<Output = Reply>>> {
-        let probe = request_probe(&frame, false);
-        Box::pin(measured(probe, handle(self, frame, peer, false, placement)))
+    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr, placement: Placement) -> ReplyFuture {
+        handled(self, frame, peer, false, placement)
     }
 }
 
@@ -36,15 +29,21 @@ impl Dispatch for ShardBroker {
 pub struct ReplicationListener(pub Rc<ShardBroker>);
 
 impl Dispatch for ReplicationListener {
-    fn dispatch(
-        self: Rc<Self>,
-        frame: BytesMut,
-        peer: SocketAddr,
-        placement: Placement,
-    ) -> Pin<Box<dyn Future<Output = Reply>>> {
-        let probe = request_probe(&frame, true);
-        Box::pin(measured(probe, handle(self.0.clone(), frame, peer, true, placement)))
+    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr, placement: Placement) -> ReplyFuture {
+        handled(self.0.clone(), frame, peer, true, placement)
     }
+}
+
+/// The future of one request's reply, counted and timed (see [`request_probe`]).
+fn handled(
+    broker: Rc<ShardBroker>,
+    frame: BytesMut,
+    peer: SocketAddr,
+    replication: bool,
+    placement: Placement,
+) -> ReplyFuture {
+    let probe = request_probe(&frame, replication);
+    Box::pin(measured(probe, handle(broker, frame, peer, replication, placement)))
 }
 
 /// Counts a request by its API (`crate::metrics`; nothing while metrics are off), read from the

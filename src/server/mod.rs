@@ -27,17 +27,15 @@ use tracing::{info, warn};
 
 use crate::protocol::Reply;
 
+/// The future of one request's reply.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply>>>;
+
 /// What answers the requests of a connection: given one request frame (without its length
 /// prefix), the future of its reply.
 pub trait Dispatch: 'static {
     /// Handles one request frame from `peer`, telling `placement` which shards its work went to
     /// (the future holds it until the request is done).
-    fn dispatch(
-        self: Rc<Self>,
-        frame: BytesMut,
-        peer: SocketAddr,
-        placement: Placement,
-    ) -> Pin<Box<dyn Future<Output = Reply>>>;
+    fn dispatch(self: Rc<Self>, frame: BytesMut, peer: SocketAddr, placement: Placement) -> ReplyFuture;
 }
 
 pub use memory::RequestMemory;

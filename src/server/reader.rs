@@ -271,6 +271,22 @@ mod tests {
 
     const MAX: u32 = 100 * 1024 * 1024;
 
+    /// Reads `server` for 200 ms, in which no frame may complete; returns what `frames` then
+    /// holds (bytes, capacity).
+    async fn held_by_an_incomplete_frame(
+        frames: &mut FrameReader,
+        server: &TcpStream,
+        state: &ConnectionState,
+    ) -> (usize, usize) {
+        let waited = futures_lite::future::or(async { Some(frames.next(server, state).await) }, async {
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+            None
+        })
+        .await;
+        assert!(waited.is_none(), "the frame is not complete");
+        frames.buffered()
+    }
+
     #[test]
     fn a_frame_grows_with_what_arrived_never_to_its_declared_length() {
         assert_eq!(next_capacity(50_000_000, 1024, 0), REQUEST_BUFFER_MIN_BYTES);
@@ -305,13 +321,7 @@ mod tests {
                 let server = listener.accept().await.unwrap();
                 let state = ConnectionState::new(server.as_raw_fd(), addr);
                 let mut frames = FrameReader::new(FrameLimits::requests(MAX), memory.clone());
-                let waited = futures_lite::future::or(async { Some(frames.next(&server, &state).await) }, async {
-                    glommio::timer::sleep(Duration::from_millis(200)).await;
-                    None
-                })
-                .await;
-                assert!(waited.is_none(), "the frame is not complete");
-                let (held, capacity) = frames.buffered();
+                let (held, capacity) = held_by_an_incomplete_frame(&mut frames, &server, &state).await;
                 assert_eq!(held, 1024);
                 if whole {
                     assert_eq!(capacity, LEN, "budget {budget}: the whole frame's buffer at once");
@@ -359,13 +369,7 @@ mod tests {
             let server = listener.accept().await.unwrap();
             let state = ConnectionState::new(server.as_raw_fd(), addr);
             let mut frames = FrameReader::new(FrameLimits::requests(MAX), memory.clone());
-            let waited = futures_lite::future::or(async { Some(frames.next(&server, &state).await) }, async {
-                glommio::timer::sleep(Duration::from_millis(200)).await;
-                None
-            })
-            .await;
-            assert!(waited.is_none(), "the frame is not complete");
-            let (held, capacity) = frames.buffered();
+            let (held, capacity) = held_by_an_incomplete_frame(&mut frames, &server, &state).await;
             assert_eq!(held, 1024);
             assert!(capacity <= REQUEST_BUFFER_MIN_BYTES, "{capacity} bytes held for 1 KiB received");
             assert_eq!(memory.charged_bytes(), capacity as u64);
