@@ -13,7 +13,6 @@
 //! (`placement.rs`): the reader stops taking requests, the writer answers those in flight, and
 //! the socket goes to the other shard's listener with the bytes read ahead.
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -100,12 +99,8 @@ pub(super) async fn serve<D: Dispatch>(
     // descriptor number that was closed and reused.
     let registration = listener.connections.register(state.clone());
     let affinity = listener.moves.then(|| Affinity::new(listener.handoff.shard(), arrival.moves));
-    // Set before the reader closes the writer's channel to move: the writer then answers what
-    // is in flight and leaves the socket open.
-    let moving = Rc::new(Cell::new(false));
     let (tx, rx) = local_channel::new_bounded(listener.limits.in_flight_per_connection.max(1));
     let writer_state = state.clone();
-    let writer_moving = moving.clone();
     let writer = glommio::spawn_local(async move {
         let mut answered_all = true;
         while let Some(task) = rx.recv().await {
@@ -129,7 +124,9 @@ pub(super) async fn serve<D: Dispatch>(
                 }
             }
         }
-        if !(answered_all && writer_moving.get()) {
+        // A writer that answered everything stopped because the reader closed the channel: the
+        // reader closes the socket itself, or moves it to another shard.
+        if !answered_all {
             // Wake the reader, which may be waiting for a frame the client will never send.
             // SAFETY: shutdown(2) on the descriptor this task owns.
             unsafe { libc::shutdown(write_stream.as_raw_fd(), libc::SHUT_RDWR) };
@@ -188,7 +185,6 @@ pub(super) async fn serve<D: Dispatch>(
         }
     }
     if let Some(to) = move_to {
-        moving.set(true);
         drop(tx);
         let answered_all = writer.await.unwrap_or(false);
         let socket = answered_all.then(|| frames.take_read_ahead()).flatten().and_then(|read_ahead| {
