@@ -668,7 +668,7 @@ mod tests {
         // Damage the compressed payload and fix the CRC up, so only decompression can notice.
         let last = bytes.len() - 3;
         bytes[last] ^= 0x5a;
-        let crc = crc32c::crc32c(&bytes[21..]);
+        let crc = crate::model::crc32c(&bytes[21..]);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
         let mut out = Vec::new();
         let result = decode_records(&Rc::from("t"), 0, 0, &Bytes::from(bytes), &[], &mut out);

@@ -113,8 +113,7 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> RaftLogError {
 
 fn encode_record(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     let len = payload.len() + 1;
-    let mut crc = crc32c::crc32c(&[kind]);
-    crc = crc32c::crc32c_append(crc, payload);
+    let crc = crate::model::crc32c_of_parts(&[&[kind], payload]);
     // A record longer than u32 cannot be built: entries are capped by the quorum far below.
     out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(&crc.to_le_bytes());
@@ -179,7 +178,7 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, RaftLogError> {
             torn("a record length past the end or out of bounds");
             break;
         };
-        if crc32c::crc32c(body) != crc {
+        if crate::model::crc32c(body) != crc {
             torn("a record whose crc32c does not match");
             break;
         }
@@ -234,7 +233,7 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, RaftLogError> {
     if magic != SNAPSHOT_MAGIC {
         return Err(corrupt(path, "not a snapshot file (bad magic)"));
     }
-    if crc32c::crc32c(body) != crc {
+    if crate::model::crc32c(body) != crc {
         return Err(corrupt(path, "crc32c mismatch"));
     }
     let snapshot = Snapshot::parse_from_bytes(body).map_err(|e| corrupt(path, format!("does not decode: {e}")))?;
@@ -248,7 +247,7 @@ fn write_snapshot(path: &Path, snapshot: &Snapshot) -> Result<(), RaftLogError> 
     let body = snapshot.write_to_bytes().map_err(|e| RaftLogError::Misuse(format!("snapshot encode: {e}")))?;
     let mut bytes = Vec::with_capacity(12 + body.len());
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
-    bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    bytes.extend_from_slice(&crate::model::crc32c(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
     // write_atomically: temp file + fsync (sync_all), rename, fsync of the directory.
     crate::storage::io::write_atomically(path, &bytes).map_err(io_err(path))

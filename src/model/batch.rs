@@ -278,7 +278,7 @@ impl<'a> RecordBatch<'a> {
 
     /// The CRC-32C of the covered bytes, computed now.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[CRC_START..])
+        super::crc32c(&self.bytes[CRC_START..])
     }
 
     /// Checks everything a stored batch must satisfy: magic 2, the CRC, a known codec, and a
@@ -355,7 +355,7 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) else { return };
     header.attributes = I16::new(header.attributes.get() | 0x08);
     header.max_timestamp = I64::new(now.0);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    let crc = super::crc32c(&batch[CRC_START..]);
     if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
         header.crc = U32::new(crc);
     }
@@ -383,7 +383,7 @@ pub fn set_producer(batch: &mut [u8], producer_id: ProducerId, epoch: i16, base_
     header.producer_id = I64::new(producer_id.0);
     header.producer_epoch = I16::new(epoch);
     header.base_sequence = I32::new(base_sequence);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    let crc = super::crc32c(&batch[CRC_START..]);
     if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
         header.crc = U32::new(crc);
     }
@@ -450,7 +450,7 @@ mod tests {
         // A count that disagrees with lastOffsetDelta, with the CRC fixed up so only that is wrong.
         let mut miscounted = bytes.clone();
         miscounted[57..61].copy_from_slice(&3i32.to_be_bytes());
-        let crc = crc32c::crc32c(&miscounted[CRC_START..]);
+        let crc = crate::model::crc32c(&miscounted[CRC_START..]);
         miscounted[17..21].copy_from_slice(&crc.to_be_bytes());
         let batch = RecordBatch::parse_prefix(&miscounted, usize::MAX).unwrap();
         assert!(matches!(batch.validate(), Err(BatchError::CountMismatch { .. })));
@@ -460,7 +460,7 @@ mod tests {
         let mut inflated = bytes.clone();
         inflated[23..27].copy_from_slice(&999_999i32.to_be_bytes());
         inflated[57..61].copy_from_slice(&1_000_000i32.to_be_bytes());
-        let crc = crc32c::crc32c(&inflated[CRC_START..]);
+        let crc = crate::model::crc32c(&inflated[CRC_START..]);
         inflated[17..21].copy_from_slice(&crc.to_be_bytes());
         let batch = RecordBatch::parse_prefix(&inflated, usize::MAX).unwrap();
         assert!(matches!(batch.validate(), Err(BatchError::CountMismatch { .. })));

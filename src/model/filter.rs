@@ -324,7 +324,7 @@ mod tests {
         // Claim more records than there are, with a valid CRC: reading runs out.
         let count_at = BATCH_HEADER_BYTES - 4;
         bytes[count_at..BATCH_HEADER_BYTES].copy_from_slice(&9i32.to_be_bytes());
-        let crc = crc32c::crc32c(&bytes[21..]);
+        let crc = crate::model::crc32c(&bytes[21..]);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
         let batch = RecordBatch::parse_prefix(&bytes, usize::MAX).unwrap();
         assert!(matches!(filter_batch(&batch, &FilterOptions::default(), |_| Keep::Keep), Err(BatchError::Records(_))));

@@ -6,6 +6,7 @@ mod batch;
 mod chunk;
 mod compression;
 mod control;
+mod crc;
 pub mod filter;
 mod offset;
 pub mod recompress;
@@ -22,6 +23,7 @@ pub use batch::{
 pub use chunk::{Chunk, FileRange};
 pub use compression::{CompressionError, CompressionType, compress, decompress};
 pub use control::{ControlType, marker_batch, parse_marker};
+pub use crc::{crc32c, crc32c_of_parts};
 pub use offset::{LeaderEpoch, Offset, ProducerId, Timestamp};
 pub use records::{
     BatchBuilder, BatchIter, ProducerStamp, Record, RecordError, RecordIter, put_varint, put_varlong, read_varint,

@@ -323,7 +323,7 @@ impl ProducerStateTable {
         body.extend_from_slice(&entries);
         let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + entries.len());
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&crate::model::crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
         out
     }
@@ -334,7 +334,7 @@ impl ProducerStateTable {
         let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
         let crc = u32::from_be_bytes(bytes.get(2..6)?.try_into().ok()?);
         let body = bytes.get(6..)?;
-        if version != SNAPSHOT_VERSION || crc32c::crc32c(body) != crc {
+        if version != SNAPSHOT_VERSION || crate::model::crc32c(body) != crc {
             return None;
         }
         let count = usize::try_from(i32::from_be_bytes(body.get(0..4)?.try_into().ok()?)).ok()?;

@@ -151,6 +151,6 @@ pub(crate) fn batch(records: usize, value_bytes: usize) -> Vec<u8> {
 }
 
 pub(crate) fn fix_crc(batch: &mut [u8]) {
-    let crc = crc32c::crc32c(&batch[21..]);
+    let crc = sluice::model::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
