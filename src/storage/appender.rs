@@ -9,7 +9,8 @@
 //! be closed and reopened later; its position and tail block live here and survive that.
 //!
 //! Durability contract: after [`SegmentAppender::write`] returns, the bytes are in the file (a
-//! process crash keeps them); after [`SegmentAppender::sync`] returns they survive power loss.
+//! process crash keeps them); after [`SegmentAppender::sync`] or [`SegmentAppender::write_synced`]
+//! returns they survive power loss.
 //!
 //! glommio's `DmaStreamWriter` is not used because it cannot resume an existing file and
 //! rewrites its whole buffer on every sync.
@@ -115,9 +116,28 @@ impl SegmentAppender {
     /// logical size is unchanged (a failed write may have left bytes past it, which the next
     /// write or recovery overwrites or cuts).
     pub(crate) async fn write(&mut self, chunks: &[Bytes]) -> io::Result<()> {
+        self.write_maybe_synced(chunks, false).await.map(|_| ())
+    }
+
+    /// [`Self::write`] and then [`Self::sync`], for every byte written so far. When the bytes go
+    /// out in one write (a group of at most [`WRITE_CHUNK_BYTES`], what low rates make), that
+    /// write carries `RWF_DSYNC` and no separate fdatasync follows: the shard is woken once,
+    /// when they are durable. Every earlier write of this file must have been synced already
+    /// (the flusher's `--flush-mode sync` syncs every group), since a write's own sync covers
+    /// only its bytes.
+    pub(crate) async fn write_synced(&mut self, chunks: &[Bytes]) -> io::Result<()> {
+        if !self.write_maybe_synced(chunks, true).await? {
+            self.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::write`]; with `durable`, a write that fits in one chunk is made durable by itself.
+    /// Returns whether the bytes are durable.
+    async fn write_maybe_synced(&mut self, chunks: &[Bytes], durable: bool) -> io::Result<bool> {
         let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         if total == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let file = self.target.file().await?;
         let start = align_down(self.written);
@@ -128,6 +148,8 @@ impl SegmentAppender {
         let mut position = start;
         let mut new_tail = Vec::new();
         let mut writes = std::collections::VecDeque::new();
+        // One write covers it all: it can carry its own sync.
+        let synced = durable && logical_end - start <= WRITE_CHUNK_BYTES as u64;
         while position < logical_end {
             let take = usize::try_from((logical_end - position).min(WRITE_CHUNK_BYTES as u64)).unwrap_or(0);
             let len = usize::try_from(align_up(take as u64)).unwrap_or(usize::MAX);
@@ -152,7 +174,13 @@ impl SegmentAppender {
             }
             let file = file.shared().clone();
             let at = position;
-            writes.push_back(glommio::spawn_local(async move { sio::write_all_at(&file, buf, at).await }).detach());
+            if synced {
+                writes.push_back(
+                    glommio::spawn_local(async move { sio::write_all_at_synced(&file, buf, at).await }).detach(),
+                );
+            } else {
+                writes.push_back(glommio::spawn_local(async move { sio::write_all_at(&file, buf, at).await }).detach());
+            }
             if writes.len() >= WRITES_IN_FLIGHT_MAX
                 && let Some(oldest) = writes.pop_front()
             {
@@ -165,7 +193,7 @@ impl SegmentAppender {
         }
         self.written = logical_end;
         self.tail = new_tail;
-        Ok(())
+        Ok(synced)
     }
 
     async fn ensure_allocated(&mut self, file: &DmaFile, end: u64) -> io::Result<()> {
@@ -283,6 +311,38 @@ mod tests {
             appender.seal().await.unwrap();
             assert!(cache.stats().evictions >= 20);
             assert_eq!(std::fs::read(files.path(FileKind::Log)).unwrap(), expected);
+        });
+    }
+
+    #[test]
+    fn synced_writes_keep_every_byte_whether_they_fit_one_write_or_not_and_fail_when_the_sync_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("synced.log");
+        crate::testing::run_on_shard(move || async move {
+            let file = Rc::new(sio::open_rw(&path, true).await.unwrap());
+            let mut appender =
+                SegmentAppender::resume(Target::File(file.clone()), 0, Extent::Fixed(1024 * 1024)).await.unwrap();
+            let mut expected = Vec::new();
+            // Small groups (one RWF_DSYNC write each, rewriting the tail block), then one that
+            // needs several writes and an fdatasync after them.
+            for i in 0..5u8 {
+                let chunk = vec![i; 700 + usize::from(i) * 1000];
+                expected.extend_from_slice(&chunk);
+                appender.write_synced(&[Bytes::from(chunk)]).await.unwrap();
+            }
+            let big: Vec<u8> = (0..WRITE_CHUNK_BYTES * 2 + 777).map(|b| (b % 241) as u8).collect();
+            expected.extend_from_slice(&big);
+            appender.write_synced(&[Bytes::from(big)]).await.unwrap();
+            assert_eq!(appender.written(), expected.len() as u64);
+            let read = sio::read_at(&file, 0, expected.len()).await.unwrap();
+            assert!(read[..] == expected[..]);
+
+            sio::inject_fault(Some(sio::Fault::SyncFails));
+            let small = appender.write_synced(&[Bytes::from(vec![9u8; 100])]).await;
+            let large = appender.write_synced(&[Bytes::from(vec![9u8; WRITE_CHUNK_BYTES + 1])]).await;
+            sio::inject_fault(None);
+            assert_eq!(small.unwrap_err().raw_os_error(), Some(libc::EIO));
+            assert_eq!(large.unwrap_err().raw_os_error(), Some(libc::EIO));
         });
     }
 

@@ -98,6 +98,23 @@ pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Resul
     Ok(())
 }
 
+/// [`write_all_at`] that returns once the bytes are durable, as [`sync`] would make them: one
+/// io_uring write with `RWF_DSYNC` (see `DmaFile::write_at_dsync`), so the shard is woken once,
+/// when the data is on stable storage, not once for the write and again for the fdatasync. Counts
+/// as an fdatasync for fault injection and in `sluice_log_flush_duration_seconds`.
+pub async fn write_all_at_synced(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Result<()> {
+    let len = buf.len();
+    check_write_fault(len as u64)?;
+    check_sync_fault()?;
+    let started = std::time::Instant::now();
+    let written = file.write_at_dsync(buf, pos).await?;
+    crate::metrics::log_flushed(started.elapsed());
+    if written != len {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short direct write: {written} of {len} bytes")));
+    }
+    Ok(())
+}
+
 /// fdatasync.
 pub async fn sync(file: &DmaFile) -> io::Result<()> {
     check_sync_fault()?;

@@ -308,6 +308,33 @@ impl DmaFile {
             DmaSource::Owned(buf),
             pos,
             self.pollable,
+            0,
+        );
+        enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
+    }
+
+    /// Sluice patch. [`DmaFile::write_at`], durable when it completes: the bytes written, and the metadata
+    /// needed to read them back, are on stable storage as after [`DmaFile::fdatasync`]. One
+    /// io_uring operation (`RWF_DSYNC`) instead of a write and then an fdatasync: the kernel
+    /// runs the sync from the write's completion (in its direct-I/O completion worker), so the
+    /// task is not woken in between and io_uring does not hand an fdatasync to one of its worker
+    /// threads. A file on a polled device (whose ring cannot sync) gets the write and then an
+    /// fdatasync.
+    ///
+    /// Bytes written earlier and not yet synced are not covered unless the device's cache flush
+    /// happens to take them too: call [`DmaFile::fdatasync`] for those.
+    pub async fn write_at_dsync(&self, buf: DmaBuffer, pos: u64) -> Result<usize> {
+        if matches!(self.pollable, PollableStatus::Pollable) {
+            let written = self.write_at(buf, pos).await?;
+            self.fdatasync().await?;
+            return Ok(written);
+        }
+        let source = self.file.reactor.upgrade().unwrap().write_dma(
+            self.as_raw_fd(),
+            DmaSource::Owned(buf),
+            pos,
+            self.pollable,
+            libc::RWF_DSYNC,
         );
         enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
     }
@@ -368,6 +395,7 @@ impl DmaFile {
             DmaSource::Shared(buf),
             pos,
             self.pollable,
+            0,
         );
         enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
     }
