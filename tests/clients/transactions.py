@@ -57,8 +57,13 @@ TIMEOUT = 30
 NO_REBOOTSTRAP = {"metadata.recovery.strategy": "none"}
 # How long the app at least holds each transaction open once its records are written.
 HOLD_S = 0.03
-# The app gives up after this many aborted transactions without a commit between them.
+# The app gives up after this many aborted transactions without a commit between them, once
+# they have gone on for ABORTING_S_MAX: a consumer whose membership the coordinator dropped learns
+# it only at its next heartbeat (librdkafka's heartbeat.interval.ms, 3 s), or after a session
+# timeout, and rejoins then; until then every transaction aborts at send_offsets
+# (UNKNOWN_MEMBER_ID), ten of them in about a second.
 ABORTS_IN_A_ROW_MAX = 10
+ABORTING_S_MAX = 15
 
 
 class Failed(Exception):
@@ -267,6 +272,7 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn, rate):
 
     done = None
     aborted_in_a_row = 0
+    aborting_since = None
     started, processed = time.monotonic(), 0
     while True:
         msgs = consumer.consume(per_txn, 0.5)
@@ -321,9 +327,15 @@ def app(b, input_topic, output, partitions, group, txn_id, per_txn, rate):
             attempt("abort", lambda: producer.abort_transaction(TIMEOUT))
             rewind()
             aborted_in_a_row += 1
-            check(aborted_in_a_row < ABORTS_IN_A_ROW_MAX, f"{aborted_in_a_row} transactions in a row aborted, the last {last_abortable[0]}")
+            aborting_since = aborting_since or time.monotonic()
+            check(
+                aborted_in_a_row < ABORTS_IN_A_ROW_MAX or time.monotonic() - aborting_since < ABORTING_S_MAX,
+                f"{aborted_in_a_row} transactions in a row aborted in {time.monotonic() - aborting_since:.1f} s, "
+                f"the last {last_abortable[0]}",
+            )
             continue
         aborted_in_a_row = 0
+        aborting_since = None
         print(f"committed {sum(group_committed(consumer, input_topic, partitions).values())}", flush=True)
     check(done == total, f"committed {done} of {total}")
     print(f"committed {done}", flush=True)
