@@ -174,13 +174,9 @@ impl SegmentAppender {
             }
             let file = file.shared().clone();
             let at = position;
-            if synced {
-                writes.push_back(
-                    glommio::spawn_local(async move { sio::write_all_at_synced(&file, buf, at).await }).detach(),
-                );
-            } else {
-                writes.push_back(glommio::spawn_local(async move { sio::write_all_at(&file, buf, at).await }).detach());
-            }
+            writes.push_back(
+                glommio::spawn_local(async move { sio::write_all_at(&file, buf, at, synced).await }).detach(),
+            );
             if writes.len() >= WRITES_IN_FLIGHT_MAX
                 && let Some(oldest) = writes.pop_front()
             {

@@ -88,27 +88,23 @@ pub async fn open_rw(path: &Path, create: bool) -> io::Result<DmaFile> {
 
 /// Writes all of `buf` at `pos` (both block-aligned). A short write is reported as an error: with
 /// O_DIRECT into a preallocated extent it only happens when the device is failing.
-pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Result<()> {
-    let len = buf.len();
-    check_write_fault(len as u64)?;
-    let written = file.write_at(buf, pos).await?;
-    if written != len {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short direct write: {written} of {len} bytes")));
-    }
-    Ok(())
-}
-
-/// [`write_all_at`] that returns once the bytes are durable, as [`sync`] would make them: one
+///
+/// `synced`: the write returns once the bytes are durable, as [`sync`] would make them: one
 /// io_uring write with `RWF_DSYNC` (see `DmaFile::write_at_dsync`), so the shard is woken once,
-/// when the data is on stable storage, not once for the write and again for the fdatasync. Counts
-/// as an fdatasync for fault injection and in `sluice_log_flush_duration_seconds`.
-pub async fn write_all_at_synced(file: &DmaFile, buf: DmaBuffer, pos: u64) -> io::Result<()> {
+/// when the data is on stable storage, not once for the write and again for the fdatasync. It
+/// counts as an fdatasync for fault injection and in `sluice_log_flush_duration_seconds`.
+pub async fn write_all_at(file: &DmaFile, buf: DmaBuffer, pos: u64, synced: bool) -> io::Result<()> {
     let len = buf.len();
     check_write_fault(len as u64)?;
-    check_sync_fault()?;
-    let started = std::time::Instant::now();
-    let written = file.write_at_dsync(buf, pos).await?;
-    crate::metrics::log_flushed(started.elapsed());
+    let written = if synced {
+        check_sync_fault()?;
+        let started = std::time::Instant::now();
+        let written = file.write_at_dsync(buf, pos).await?;
+        crate::metrics::log_flushed(started.elapsed());
+        written
+    } else {
+        file.write_at(buf, pos).await?
+    };
     if written != len {
         return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short direct write: {written} of {len} bytes")));
     }

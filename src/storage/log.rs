@@ -1716,13 +1716,11 @@ async fn flush(
         if mode == FlushMode::Sync {
             // One write with its own sync where the group fits one (see `write_synced`).
             files.log.write_synced(&chunks).await.map_err(Error::io("writing and syncing segment"))?;
-            let mut state = state.borrow_mut();
-            state.stats.writes += 1;
-            state.stats.syncs += 1;
+            state.borrow_mut().stats.syncs += 1;
         } else {
             files.log.write(&chunks).await.map_err(Error::io("writing segment"))?;
-            state.borrow_mut().stats.writes += 1;
         }
+        state.borrow_mut().stats.writes += 1;
         let next = now.last().map_or(segment_base, |w| w.next_offset);
         {
             let mut state = state.borrow_mut();
